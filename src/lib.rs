@@ -1,0 +1,1 @@
+//! relgate: a policy-as-code release gate for ML model and LLM prompt releases.
