@@ -1,1 +1,19 @@
 //! relgate: a policy-as-code release gate for ML model and LLM prompt releases.
+//!
+//! The library holds everything; `main.rs` only calls [`cli::main`]. See `ARCHITECTURE.md` for
+//! the module map and the data flow.
+
+pub mod cli;
+pub mod config;
+pub mod embedded;
+pub mod error;
+pub mod field_path;
+pub mod gate;
+pub mod init;
+pub mod line_index;
+pub mod manifest;
+pub mod output;
+pub mod policy;
+pub mod report;
+pub mod schema;
+pub mod workspace;

@@ -1,0 +1,372 @@
+//! The command line: clap definitions (their doc comments are the `--help` text), resolution of
+//! arguments and environment into the library's settings, and the exit code. This is the only
+//! module that reads the environment or prints.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::gate::{self, CheckSettings};
+use crate::output::{self, Format};
+use crate::policy::testing::{self, Outcome, TestOptions};
+use crate::policy::{self, PolicySource};
+use crate::{init, schema};
+
+/// relgate: a release gate for ML model and LLM prompt releases.
+///
+/// Evaluates release manifests (YAML in git) against Rego policies: production readiness,
+/// evaluation thresholds, error budgets and PII logging. Exit codes: 0 pass, 1 blocked by
+/// policy, 2 could not decide (usage, input, policy or internal error).
+#[derive(Debug, Parser)]
+#[command(name = "relgate", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// When to colour text output: auto (a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide on release manifests: pass (exit 0), blocked (exit 1) or could not decide (exit 2).
+    Check(CheckArgs),
+    /// Run Rego unit tests (`test_*` rules), like `opa test`.
+    Test(TestArgs),
+    /// Print the JSON Schema of a kind (ModelRelease, PromptRelease, GateConfig, Input).
+    Schema {
+        /// The kind; without it, lists the kinds.
+        kind: Option<String>,
+    },
+    /// Scaffold relgate.yaml, a sample release and a GitHub workflow in a repository.
+    Init {
+        /// Directory to scaffold (default: the current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Overwrite files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Arguments of `relgate check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Manifest files or directories (directories are searched for *.yaml and *.yml).
+    /// Default: the `manifests` globs of relgate.yaml.
+    pub paths: Vec<PathBuf>,
+    /// A directory of team Rego policies, loaded beside the built-in bundle (repeatable).
+    #[arg(long = "policy", short = 'p', value_name = "DIR")]
+    pub policies: Vec<PathBuf>,
+    /// A YAML or JSON data document added under `data` (repeatable).
+    #[arg(long = "data", short = 'd', value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// The gate configuration (default: relgate.yaml found from the first path upward).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format (repeatable; pair each with an --output, the last may go to stdout).
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: Vec<Format>,
+    /// File for the matching --format (repeatable, in the same order).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Vec<PathBuf>,
+    /// Treat warnings as blocking (exit 1).
+    #[arg(long)]
+    pub fail_on_warn: bool,
+    /// Evaluate this package too, besides `main` and the built-in bundle (repeatable).
+    #[arg(long = "namespace", short = 'n', value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// Largest input file accepted, in bytes (default: max_file_bytes of relgate.yaml, 4 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// Wall-clock limit of one policy evaluation, in seconds; a policy that runs longer is an
+    /// error (exit 2).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub timeout: f64,
+}
+
+/// Arguments of `relgate test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Directories (or .rego files) holding policies and their *_test.rego tests.
+    /// Default: the `policies` directories of relgate.yaml.
+    pub paths: Vec<PathBuf>,
+    /// Run the built-in bundle's own tests too.
+    #[arg(long)]
+    pub builtin: bool,
+    /// A YAML or JSON data document added under `data` (repeatable).
+    #[arg(long = "data", short = 'd', value_name = "FILE")]
+    pub data: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = TestFormat::Text)]
+    pub format: TestFormat,
+    /// Only run tests whose name (data.<package>.<rule>) contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub run: Option<String>,
+    /// Report per-file line coverage of the policies (not of the tests).
+    #[arg(long)]
+    pub coverage: bool,
+    /// With --coverage: fail (exit 1) when total coverage is below this percentage.
+    #[arg(long, value_name = "PCT", requires = "coverage")]
+    pub threshold: Option<f64>,
+    /// Wall-clock limit of one test, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestFormat {
+    Text,
+    Json,
+}
+
+/// Parses arguments and runs; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // Help and version are successes; every other parse problem is a usage error.
+            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "relgate: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn color_enabled(when: ColorWhen) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never,
+    }
+}
+
+fn timeout(secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--timeout must be a positive number of seconds")
+}
+
+/// `context.now`: `RELGATE_NOW` (RFC 3339, for reproducible runs and tests) or the clock.
+fn now() -> anyhow::Result<String> {
+    match std::env::var("RELGATE_NOW") {
+        Ok(text) => {
+            let parsed = chrono::DateTime::parse_from_rfc3339(&text)
+                .with_context(|| format!("RELGATE_NOW={text} is not an RFC 3339 time (e.g. 2026-11-27T12:00:00Z)"))?;
+            Ok(parsed
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        }
+        Err(_) => Ok(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let color = color_enabled(cli.color);
+    match cli.command {
+        Command::Check(args) => check(args, color),
+        Command::Test(args) => test(args, color),
+        Command::Schema { kind } => {
+            let mut stdout = std::io::stdout().lock();
+            match kind {
+                None => {
+                    for (kind, _) in schema::KINDS {
+                        writeln!(stdout, "{kind}")?;
+                    }
+                    Ok(0)
+                }
+                Some(kind) => match schema::schema_text(&kind) {
+                    Some(text) => {
+                        write!(stdout, "{text}")?;
+                        Ok(0)
+                    }
+                    None => anyhow::bail!(
+                        "unknown kind `{kind}`; known kinds: {}",
+                        schema::KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                    ),
+                },
+            }
+        }
+        Command::Init { dir, force } => {
+            let written = init::scaffold(&dir, force)?;
+            let mut stdout = std::io::stdout().lock();
+            for file in written {
+                writeln!(stdout, "created {}", file.display())?;
+            }
+            writeln!(stdout, "next: relgate check  (from {})", dir.display())?;
+            Ok(0)
+        }
+    }
+}
+
+fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
+    if args.output.len() > args.format.len() {
+        anyhow::bail!("{} --output given for {} --format; pair each output with a format", args.output.len(), args.format.len());
+    }
+    if args.format.len() > args.output.len() + 1 {
+        anyhow::bail!("only one --format can go to stdout; give an --output for each of the others");
+    }
+    let settings = CheckSettings {
+        paths: args.paths,
+        cwd: std::env::current_dir().context("cannot read the current directory")?,
+        config: args.config,
+        policy_dirs: args.policies,
+        data_files: args.data,
+        namespaces: args.namespaces,
+        fail_on_warn: args.fail_on_warn,
+        max_file_bytes: args.max_file_bytes,
+        eval_timeout: Some(timeout(args.timeout)?),
+        now: now()?,
+    };
+    let report = gate::check(&settings)?;
+    for (index, format) in args.format.iter().enumerate() {
+        match args.output.get(index) {
+            Some(path) => {
+                let text = output::render(&report, *format, false);
+                std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            None => {
+                let text = output::render(&report, *format, color);
+                std::io::stdout().lock().write_all(text.as_bytes())?;
+            }
+        }
+    }
+    Ok(report.decision.exit_code())
+}
+
+fn read_test_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySource>> {
+    let cwd = std::env::current_dir()?;
+    let shown = |p: &Path| {
+        p.strip_prefix(&cwd)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .replace('\\', "/")
+    };
+    let mut sources = Vec::new();
+    for path in paths {
+        if path.is_file() {
+            sources.push(PolicySource {
+                path: shown(path),
+                text: std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+                builtin: false,
+            });
+        } else {
+            sources.extend(policy::read_dir_sources(path, &shown)?);
+        }
+    }
+    Ok(sources)
+}
+
+fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
+    let cwd = std::env::current_dir()?;
+    let root = crate::workspace::GateRoot::discover(args.paths.first().unwrap_or(&cwd))?;
+    let config = crate::config::GateConfig::load(&root, None, None)?;
+    let mut paths = args.paths.clone();
+    if paths.is_empty() && !args.builtin {
+        paths = policy::resolve_dirs(&root.dir, &config.policies)
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .collect();
+        if paths.is_empty() {
+            anyhow::bail!(
+                "no policy directories to test: give a DIR, use --builtin, or create {}",
+                config.policies.join(", ")
+            );
+        }
+    }
+    let mut sources = read_test_sources(&paths)?;
+    if args.builtin {
+        sources.extend(policy::builtin_sources());
+    }
+    let mut data = Vec::new();
+    for file in &args.data {
+        data.push(policy::read_data_file(file, &file.display().to_string(), config.max_file_bytes)?);
+    }
+    let report = testing::run(&TestOptions {
+        sources,
+        config: config.merged,
+        data,
+        coverage: args.coverage,
+        filter: args.run,
+        timeout: Some(timeout(args.timeout)?),
+    })?;
+    let below_threshold = match (&report.coverage, args.threshold) {
+        (Some(coverage), Some(threshold)) => coverage.percent < threshold,
+        _ => false,
+    };
+    let mut out = String::new();
+    match args.format {
+        TestFormat::Json => {
+            out = serde_json::to_string_pretty(&report)?;
+            out.push('\n');
+        }
+        TestFormat::Text => {
+            use std::fmt::Write as _;
+            let (red, green, reset) = if color { ("\x1b[31;1m", "\x1b[32;1m", "\x1b[0m") } else { ("", "", "") };
+            for error in &report.load_errors {
+                let _ = writeln!(out, "{red}LOAD ERROR{reset} {}: {}", error.file, error.message);
+            }
+            for test in &report.tests {
+                let (style, word) = match test.outcome {
+                    Outcome::Pass => (green, "PASS"),
+                    Outcome::Fail => (red, "FAIL"),
+                    Outcome::Error => (red, "ERROR"),
+                };
+                let _ = writeln!(out, "{style}{word}{reset} {}:{} {}", test.file, test.line, test.name);
+                if let Some(message) = &test.message {
+                    let _ = writeln!(out, "      {message}");
+                }
+            }
+            if let Some(coverage) = &report.coverage {
+                let _ = writeln!(out, "coverage:");
+                for file in &coverage.files {
+                    let _ = writeln!(
+                        out,
+                        "  {:>6.2}%  {}  ({} of {} lines; not covered: {})",
+                        file.percent,
+                        file.file,
+                        file.covered,
+                        file.covered + file.not_covered,
+                        file.not_covered_lines.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                    );
+                }
+                let _ = writeln!(out, "  {:>6.2}%  total", coverage.percent);
+                if let Some(threshold) = args.threshold {
+                    if below_threshold {
+                        let _ = writeln!(out, "{red}coverage {:.2}% is below the threshold {threshold}%{reset}", coverage.percent);
+                    }
+                }
+            }
+            if report.tests.is_empty() {
+                let _ = writeln!(out, "no tests found");
+            }
+            let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failed + report.errors);
+        }
+    }
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(if !report.load_errors.is_empty() || report.tests.is_empty() {
+        2
+    } else if report.failed + report.errors > 0 || below_threshold {
+        1
+    } else {
+        0
+    })
+}

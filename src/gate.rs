@@ -1,0 +1,370 @@
+//! `relgate check`: from paths to a [`Report`]. Owns the pipeline of DESIGN §2 for the gate
+//! core: discover files, load documents, validate them against their schema, build each
+//! policy input, evaluate the compiled policy set in parallel (one engine clone per worker),
+//! and decide.
+//!
+//! Invariant: every discovered file appears in the report, as results or as an error; nothing
+//! is skipped silently.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rayon::prelude::*;
+use serde_json::{json, Value};
+
+use crate::config::GateConfig;
+use crate::error::{Error, Result};
+use crate::field_path;
+use crate::manifest::{self, Document, SourceFile};
+use crate::policy::{self, PolicyOptions, PolicySet, PolicySource};
+use crate::report::{Decision, Exception, Finding, ManifestResult, Report, Waiver};
+use crate::schema;
+use crate::workspace::{self, Discovered, GateRoot};
+
+/// Everything `check` needs, resolved from the command line and the environment by the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct CheckSettings {
+    /// Manifest files or directories; empty: the config's `manifests` globs.
+    pub paths: Vec<PathBuf>,
+    /// Directory the gate root is searched from when no path is given.
+    pub cwd: PathBuf,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--policy` directories (added to the config's `policies`).
+    pub policy_dirs: Vec<PathBuf>,
+    /// `--data` files.
+    pub data_files: Vec<PathBuf>,
+    /// `--namespace` packages.
+    pub namespaces: Vec<String>,
+    pub fail_on_warn: bool,
+    /// `--max-file-bytes` (overrides config).
+    pub max_file_bytes: Option<u64>,
+    /// Limit of one policy evaluation.
+    pub eval_timeout: Option<Duration>,
+    /// `context.now` (RFC 3339 UTC).
+    pub now: String,
+}
+
+/// Everything loaded once per run: root, config, compiled policies, git facts.
+pub struct Gate {
+    pub root: GateRoot,
+    pub config: GateConfig,
+    pub policies: PolicySet,
+    git: Value,
+    now: String,
+    fail_on_warn: bool,
+}
+
+impl Gate {
+    /// Resolves the gate root, loads the config and compiles the policies.
+    pub fn open(settings: &CheckSettings) -> Result<Self> {
+        let start = match (&settings.config, settings.paths.first()) {
+            (Some(config), _) => config.parent().map(PathBuf::from).unwrap_or_default(),
+            (None, Some(path)) => path.clone(),
+            (None, None) => settings.cwd.clone(),
+        };
+        let start = if start.as_os_str().is_empty() { settings.cwd.clone() } else { start };
+        let root = match &settings.config {
+            Some(_) => GateRoot::at(&start),
+            None => GateRoot::discover(&start),
+        }
+        .map_err(|source| Error::Io { path: start.clone(), source })?;
+        let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
+
+        let mut sources: Vec<PolicySource> = Vec::new();
+        let config_dirs = policy::resolve_dirs(&root.dir, &config.policies);
+        for dir in &config_dirs {
+            // Config directories are optional (the default names `.relgate/policies`).
+            if dir.is_dir() {
+                let confined = root.confine_existing(dir, &root.relative(dir))?;
+                sources.extend(policy::read_dir_sources(&confined, &|p| root.relative(p))?);
+            }
+        }
+        for dir in &settings.policy_dirs {
+            sources.extend(policy::read_dir_sources(dir, &|p| root.relative(p))?);
+        }
+        let mut data = Vec::new();
+        for file in &settings.data_files {
+            data.push(policy::read_data_file(file, &root.relative(file), config.max_file_bytes)?);
+        }
+        let mut namespaces = config.namespaces.clone();
+        namespaces.extend(settings.namespaces.iter().cloned());
+        namespaces.sort();
+        namespaces.dedup();
+        let policies = PolicySet::load(&PolicyOptions {
+            sources,
+            data,
+            config: config.merged.clone(),
+            namespaces,
+            timeout: settings.eval_timeout,
+            include_tests: false,
+        })?;
+        Ok(Self {
+            git: git_context(&root),
+            root,
+            config,
+            policies,
+            now: settings.now.clone(),
+            fail_on_warn: settings.fail_on_warn,
+        })
+    }
+
+    /// Files to check: the given paths, or the config's globs.
+    pub fn discover(&self, paths: &[PathBuf]) -> Result<Vec<Discovered>> {
+        let mut found = if paths.is_empty() {
+            workspace::discover_globs(&self.root, &self.config.manifests)?
+        } else {
+            workspace::discover_paths(&self.root, paths)
+        };
+        // The gate's own config is not a manifest, even when a walked directory holds it.
+        found.retain(|d| d.shown() != workspace::CONFIG_FILE);
+        Ok(found)
+    }
+
+    /// Checks the discovered files, in parallel.
+    pub fn check_files(&self, files: &[Discovered]) -> Vec<ManifestResult> {
+        let loaded: Vec<(String, std::result::Result<(SourceFile, Vec<Document>), manifest::InputError>)> = files
+            .par_iter()
+            .map(|found| (found.shown().to_string(), self.load(found)))
+            .collect();
+        let mut results = Vec::new();
+        let mut work: Vec<(&SourceFile, &Document)> = Vec::new();
+        for (shown, outcome) in &loaded {
+            match outcome {
+                Ok((source, documents)) => work.extend(documents.iter().map(|d| (source, d))),
+                Err(error) => results.push(ManifestResult::error(
+                    shown,
+                    error.document.unwrap_or(0),
+                    error.line.unwrap_or(1),
+                    None,
+                    error.to_string(),
+                )),
+            }
+        }
+        let checked: Vec<ManifestResult> = work
+            .par_iter()
+            .map_init(
+                || self.policies.clone(),
+                |policies, (source, document)| self.check_document(policies, source, document),
+            )
+            .collect();
+        results.extend(checked);
+        results
+    }
+
+    fn load(&self, found: &Discovered) -> std::result::Result<(SourceFile, Vec<Document>), manifest::InputError> {
+        match found {
+            Discovered::Problem { shown, error } => Err(manifest::InputError::new(shown, None, error.to_string())),
+            Discovered::File { path, shown } => {
+                let source = manifest::read_limited(path, shown, self.config.max_file_bytes)?;
+                let documents = manifest::parse_documents(&source)?;
+                Ok((source, documents))
+            }
+        }
+    }
+
+    /// Validates and evaluates one document.
+    fn check_document(&self, policies: &mut PolicySet, source: &SourceFile, document: &Document) -> ManifestResult {
+        let manifest = &document.value;
+        let text = |pointer: &str| manifest.pointer(pointer).map(value_text);
+        let mut result = ManifestResult::error(
+            &source.path,
+            document.index,
+            document.lines.start_line.max(1),
+            Some(source.digest.clone()),
+            String::new(),
+        );
+        result.kind = text("/kind");
+        result.name = text("/metadata/name");
+        result.version = text("/metadata/version");
+        result.error = None;
+
+        let kind = match identify(manifest) {
+            Ok(kind) => kind,
+            Err(message) => {
+                result.error = Some(format!("{}:{}: {message}", source.path, result.line));
+                result.decide(self.fail_on_warn);
+                return result;
+            }
+        };
+        match schema::validate(kind, manifest, &document.lines) {
+            Ok(violations) if !violations.is_empty() => {
+                result.findings = violations
+                    .into_iter()
+                    .map(|v| Finding {
+                        rule: "SCHEMA".to_string(),
+                        severity: "deny".to_string(),
+                        policy: "relgate.schema".to_string(),
+                        message: v.message,
+                        path: Some(v.path).filter(|p| !p.is_empty()),
+                        line: v.line,
+                        item: None,
+                        remediation: Some(format!(
+                            "fix the field as the message says; `relgate schema {kind}` prints the full schema"
+                        )),
+                    })
+                    .collect();
+                result.notes.push(
+                    "policies were not evaluated: the manifest does not match its schema; fix the SCHEMA findings first"
+                        .to_string(),
+                );
+            }
+            Ok(_) => {
+                let input = self.input(source, document);
+                match policies.evaluate(regorus::Value::from(input)) {
+                    Ok(evaluation) => {
+                        let to_finding = |f: policy::PolicyFinding| {
+                            let path = f
+                                .path
+                                .as_deref()
+                                .map(|p| field_path::parse(p).map(|s| field_path::render(&s)).unwrap_or_else(|| p.to_string()));
+                            Finding {
+                                line: path
+                                    .as_deref()
+                                    .map_or(result.line, |p| document.lines.line_of(p)),
+                                rule: f.rule,
+                                severity: f.severity.to_string(),
+                                policy: f.policy,
+                                message: f.message,
+                                path,
+                                item: f.item,
+                                remediation: f.remediation,
+                            }
+                        };
+                        result.findings = evaluation.findings.into_iter().map(to_finding).collect();
+                        result.exceptions = evaluation
+                            .suppressed
+                            .into_iter()
+                            .map(|s| Exception {
+                                finding: to_finding(s.finding),
+                                exception: s.exception,
+                                exception_policy: s.exception_policy,
+                            })
+                            .collect();
+                    }
+                    Err(message) => result.error = Some(message),
+                }
+            }
+            Err(message) => result.error = Some(format!("internal schema error: {message}")),
+        }
+        result.waivers = waivers(manifest, document);
+        result.decide(self.fail_on_warn);
+        result
+    }
+
+    /// The policy input document (docs/policy-contract.md).
+    pub fn input(&self, source: &SourceFile, document: &Document) -> Value {
+        let manifest = &document.value;
+        let mut artifacts = Vec::new();
+        if manifest.get("kind").and_then(Value::as_str) == Some("PromptRelease") {
+            let prompt = manifest.pointer("/spec/prompt");
+            let registry = prompt.and_then(|p| p.get("registry")).and_then(Value::as_str);
+            if registry == Some("git") {
+                let written = prompt.and_then(|p| p.get("path")).and_then(Value::as_str).unwrap_or_default();
+                let declared = prompt.and_then(|p| p.get("digest")).cloned().unwrap_or(Value::Null);
+                let (digest, error) = match self.root.confine(written) {
+                    Ok(path) => match manifest::read_limited(&path, written, self.config.max_file_bytes) {
+                        Ok(file) => (Value::String(file.digest), Value::Null),
+                        Err(err) => (Value::Null, Value::String(err.to_string())),
+                    },
+                    Err(err) => (Value::Null, Value::String(err.to_string())),
+                };
+                artifacts.push(json!({
+                    "role": "prompt",
+                    "path": written,
+                    "declared_digest": declared,
+                    "digest": digest,
+                    "error": error,
+                }));
+            }
+        }
+        json!({
+            "manifest": manifest,
+            "file": {"path": source.path, "digest": source.digest, "document": document.index},
+            "evidence": {"artifacts": artifacts, "evaluations": [], "slo": []},
+            "context": {
+                "now": self.now,
+                "today": self.now.get(..10).unwrap_or_default(),
+                "git": self.git,
+                "pull_request": Value::Null,
+            },
+        })
+    }
+}
+
+/// The schema kind of a document, or why it is not a relgate manifest.
+fn identify(manifest: &Value) -> std::result::Result<&'static str, String> {
+    let api_version = manifest.get("apiVersion");
+    if api_version.and_then(Value::as_str) != Some(schema::API_VERSION) {
+        return Err(match api_version {
+            None => format!("missing `apiVersion`; a release manifest starts with `apiVersion: {}`", schema::API_VERSION),
+            Some(v) => format!("apiVersion {v} is not supported; expected `{}`", schema::API_VERSION),
+        });
+    }
+    match manifest.get("kind").and_then(Value::as_str) {
+        Some("ModelRelease") => Ok("ModelRelease"),
+        Some("PromptRelease") => Ok("PromptRelease"),
+        Some("GateConfig") => Err("kind GateConfig is a gate configuration, not a release manifest; keep it in relgate.yaml or leave it out of the checked paths".to_string()),
+        Some(other) => Err(format!("unknown kind `{other}`; expected ModelRelease or PromptRelease")),
+        None => Err("missing `kind`; expected ModelRelease or PromptRelease".to_string()),
+    }
+}
+
+/// A scalar as report text (a version written as a number still shows as written).
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn waivers(manifest: &Value, document: &Document) -> Vec<Waiver> {
+    let Some(items) = manifest.pointer("/spec/prr").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter(|(_, entry)| entry.get("status").and_then(Value::as_str) == Some("waived"))
+        .map(|(item, entry)| {
+            let waiver = entry.get("waiver");
+            let field = |name: &str| waiver.and_then(|w| w.get(name)).map(value_text);
+            Waiver {
+                item: item.clone(),
+                approver: field("approver"),
+                expires: field("expires"),
+                reason: field("reason"),
+                line: document.lines.line_of_segments(&[
+                    field_path::Segment::Key("spec".into()),
+                    field_path::Segment::Key("prr".into()),
+                    field_path::Segment::Key(item.clone()),
+                ]),
+            }
+        })
+        .collect()
+}
+
+/// `{commit, ref}` of the repository holding the gate root, or null outside git.
+fn git_context(root: &GateRoot) -> Value {
+    let Ok(repo) = git2::Repository::discover(&root.dir) else {
+        return Value::Null;
+    };
+    let head = repo.head().ok();
+    json!({
+        "commit": head.as_ref().and_then(|h| h.target()).map(|oid| oid.to_string()),
+        "ref": head.as_ref().and_then(|h| h.name().ok().map(str::to_string)),
+    })
+}
+
+/// Runs a whole check.
+pub fn check(settings: &CheckSettings) -> Result<Report> {
+    let gate = Gate::open(settings)?;
+    let files = gate.discover(&settings.paths)?;
+    let results = gate.check_files(&files);
+    let mut notes = Vec::new();
+    if settings.paths.is_empty() {
+        notes.push(format!("manifests selected by {}", gate.config.manifests.join(", ")));
+    }
+    let report = Report::new(gate.policies.digest.clone(), results, notes);
+    debug_assert!(report.decision != Decision::Pass || report.summary.manifests > 0);
+    Ok(report)
+}

@@ -1,0 +1,533 @@
+//! Policies: the built-in bundle plus the team's Rego, compiled once into a regorus engine and
+//! evaluated per manifest under the conftest contract (`deny`/`violation`/`warn` rules and their
+//! `_suffix` forms, string or object messages, `exception` rules).
+//!
+//! Invariants: policy crashes (parse errors, runtime errors, panics inside regorus, execution
+//! past the time limit) are errors, never an empty set of findings; the set of evaluated
+//! packages is fixed at load time, and asking for a package that does not exist is an error.
+
+pub mod testing;
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::embedded::POLICY_FILES;
+use crate::error::{Error, Result};
+use crate::manifest;
+
+/// Prefix of the built-in packages.
+pub const BUILTIN_PREFIX: &str = "relgate.";
+
+/// Default wall-clock limit of one policy evaluation.
+pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Rego source file.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    /// Path as reported: `policies/prr.rego` for built-ins, relative to the gate root (or as
+    /// given) for team files.
+    pub path: String,
+    pub text: String,
+    pub builtin: bool,
+}
+
+impl PolicySource {
+    pub fn is_test(&self) -> bool {
+        self.path.ends_with("_test.rego")
+    }
+}
+
+/// The built-in bundle's Rego files (tests included).
+pub fn builtin_sources() -> Vec<PolicySource> {
+    POLICY_FILES
+        .iter()
+        .filter(|(path, _)| path.ends_with(".rego"))
+        .map(|(path, text)| PolicySource {
+            path: (*path).to_string(),
+            text: (*text).to_string(),
+            builtin: true,
+        })
+        .collect()
+}
+
+/// Reads every `*.rego` file under `dir` (recursively, sorted). `shown` maps a file to the name
+/// used in reports.
+pub fn read_dir_sources(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Result<Vec<PolicySource>> {
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: policy directory not found",
+            shown(dir)
+        )));
+    }
+    let mut sources = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|err| Error::Usage(format!("{}: {err}", shown(dir))))?;
+        let path = entry.path();
+        if entry.file_type().is_file() && path.extension().is_some_and(|e| e == "rego") {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            sources.push(PolicySource {
+                path: shown(path),
+                text,
+                builtin: false,
+            });
+        }
+    }
+    Ok(sources)
+}
+
+/// What kind of result a rule produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RuleKind {
+    Deny,
+    Warn,
+    Exception,
+}
+
+/// Names of the rules of one package that relgate evaluates.
+#[derive(Debug, Clone)]
+struct PackageRules {
+    package: String,
+    rules: BTreeSet<(String, RuleKind)>,
+}
+
+/// A finding as a policy produced it (before lines are resolved).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyFinding {
+    pub rule: String,
+    pub severity: &'static str,
+    pub message: String,
+    /// Package, without `data.`.
+    pub policy: String,
+    pub path: Option<String>,
+    pub item: Option<String>,
+    pub remediation: Option<String>,
+    /// The Rego rule that produced it (`deny`, `deny_latest`…).
+    pub source_rule: String,
+}
+
+/// A finding an `exception` rule suppressed, with the exception that did it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuppressedFinding {
+    pub finding: PolicyFinding,
+    pub exception: String,
+    pub exception_policy: String,
+}
+
+/// The outcome of evaluating one input.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    pub findings: Vec<PolicyFinding>,
+    pub suppressed: Vec<SuppressedFinding>,
+}
+
+/// Options that decide which policies are loaded.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyOptions {
+    /// Team sources (already read).
+    pub sources: Vec<PolicySource>,
+    /// Data documents (`--data`), as (shown path, value).
+    pub data: Vec<(String, Value)>,
+    /// `data.relgate.config`.
+    pub config: Value,
+    /// Packages named with `--namespace` or in config (besides `main` and the bundle).
+    pub namespaces: Vec<String>,
+    /// Wall-clock limit per evaluation.
+    pub timeout: Option<Duration>,
+    /// Include `*_test.rego` files (for `relgate test`).
+    pub include_tests: bool,
+}
+
+/// The compiled policy set. Cloning is cheap (regorus shares the compiled modules); each worker
+/// thread evaluates with its own clone.
+#[derive(Clone)]
+pub struct PolicySet {
+    engine: regorus::Engine,
+    packages: Vec<PackageRules>,
+    /// `sha256:` over every policy source (path and text), the merged config and data.
+    pub digest: String,
+    /// Files loaded, in order.
+    pub files: Vec<String>,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("digest", &self.digest)
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Adds one policy file to an engine; a regorus panic is caught and reported as a load error.
+pub(crate) fn add_source(engine: &mut regorus::Engine, source: &PolicySource) -> std::result::Result<String, String> {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        engine.add_policy(source.path.clone(), source.text.clone())
+    }));
+    match outcome {
+        Ok(Ok(package)) => Ok(package.strip_prefix("data.").unwrap_or(&package).to_string()),
+        Ok(Err(err)) => Err(format!("{err}")),
+        Err(panic) => Err(format!(
+            "{}: the Rego parser crashed on this file ({}); this is a regorus bug, please simplify the file around the construct it names",
+            source.path,
+            panic_message(&panic)
+        )),
+    }
+}
+
+/// Text of a caught panic.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+/// A new engine with relgate's limits.
+pub(crate) fn new_engine(timeout: Option<Duration>) -> regorus::Engine {
+    let mut engine = regorus::Engine::new();
+    engine.set_strict_builtin_errors(false);
+    engine.set_gather_prints(true);
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: timeout.unwrap_or(DEFAULT_EVAL_TIMEOUT),
+        // Check the clock every 1,000 work units: cheap, and a runaway policy stops within
+        // milliseconds of the limit.
+        check_interval: NonZeroU32::new(1000).unwrap_or(NonZeroU32::MIN),
+    });
+    engine
+}
+
+/// Rule heads declared in a source whose names start with one of `prefixes` (followed by
+/// nothing or `_suffix`). A textual scan proposes names; the engine confirms each one is a
+/// declared rule, so a local variable that happens to be called `deny_x` is never taken.
+pub(crate) fn declared_rules(
+    engine: &regorus::Engine,
+    source: &PolicySource,
+    prefixes: &[&str],
+) -> BTreeSet<(String, u32)> {
+    let mut names = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for (number, line) in source.text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let end = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(trimmed.len());
+        let name = &trimmed[..end];
+        let matches = prefixes.iter().any(|prefix| {
+            name == *prefix
+                || name
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('_') && rest.len() > 1)
+        });
+        if !matches || !seen.insert(name.to_string()) {
+            continue;
+        }
+        if engine
+            .has_declared_rule_rooted_at(&source.path, name)
+            .unwrap_or(false)
+        {
+            names.insert((name.to_string(), u32::try_from(number + 1).unwrap_or(u32::MAX)));
+        }
+    }
+    names
+}
+
+/// sha256 over length-prefixed parts, so no two different inputs share a digest.
+fn digest_parts<'a>(parts: impl Iterator<Item = &'a [u8]>) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// Adds `data.relgate.config` and the `--data` documents to an engine.
+pub(crate) fn add_data(engine: &mut regorus::Engine, config: &Value, data: &[(String, Value)]) -> Result<()> {
+    let config_doc = serde_json::json!({"relgate": {"config": config}});
+    engine
+        .add_data(regorus::Value::from(config_doc))
+        .map_err(|e| Error::Policy(format!("cannot add the gate config as data: {e}")))?;
+    for (shown, value) in data {
+        if !value.is_object() {
+            return Err(Error::Usage(format!(
+                "{shown}: a data document must be a mapping at the top level"
+            )));
+        }
+        engine
+            .add_data(regorus::Value::from(value.clone()))
+            .map_err(|e| Error::Usage(format!("{shown}: cannot add data document: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Reads a `--data` file (YAML or JSON) within the size limit.
+pub fn read_data_file(path: &Path, shown: &str, max_bytes: u64) -> Result<(String, Value)> {
+    let source = manifest::read_limited(path, shown, max_bytes)?;
+    let mut documents = manifest::parse_documents(&source)?;
+    if documents.len() != 1 {
+        return Err(Error::Usage(format!("{shown}: a data file must hold exactly one document")));
+    }
+    Ok((shown.to_string(), documents.swap_remove(0).value))
+}
+
+impl PolicySet {
+    /// Compiles the bundle and the team's sources. Parse errors name file and line.
+    pub fn load(options: &PolicyOptions) -> Result<Self> {
+        let mut engine = new_engine(options.timeout);
+        let mut sources = builtin_sources();
+        sources.extend(options.sources.iter().cloned());
+        sources.retain(|s| options.include_tests || !s.is_test());
+        sources.sort_by(|a, b| (!a.builtin, &a.path).cmp(&(!b.builtin, &b.path)));
+
+        let mut errors = Vec::new();
+        let mut loaded = Vec::new();
+        for source in &sources {
+            match add_source(&mut engine, source) {
+                Ok(package) => loaded.push((source, package)),
+                Err(message) => errors.push(message),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Policy(format!(
+                "policies failed to load:\n{}",
+                errors.join("\n")
+            )));
+        }
+        add_data(&mut engine, &options.config, &options.data)?;
+
+        // Packages to evaluate: the bundle, `main`, and the requested namespaces.
+        let mut wanted: BTreeSet<String> = loaded
+            .iter()
+            .filter(|(source, package)| source.builtin && package.starts_with(BUILTIN_PREFIX))
+            .map(|(_, package)| package.clone())
+            .collect();
+        wanted.insert("main".to_string());
+        let present: BTreeSet<&String> = loaded.iter().map(|(_, package)| package).collect();
+        for namespace in &options.namespaces {
+            if !present.contains(namespace) {
+                return Err(Error::Usage(format!(
+                    "--namespace {namespace}: no loaded policy declares `package {namespace}` (loaded packages: {})",
+                    present.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            wanted.insert(namespace.clone());
+        }
+        let mut packages: Vec<PackageRules> = Vec::new();
+        for (source, package) in &loaded {
+            if !wanted.contains(package) || source.is_test() {
+                continue;
+            }
+            let rules = declared_rules(&engine, source, &["deny", "violation", "warn", "exception"])
+                .into_iter()
+                .map(|(name, _)| {
+                    let kind = if name.starts_with("warn") {
+                        RuleKind::Warn
+                    } else if name.starts_with("exception") {
+                        RuleKind::Exception
+                    } else {
+                        RuleKind::Deny
+                    };
+                    (name, kind)
+                });
+            match packages.iter_mut().find(|p| &p.package == package) {
+                Some(existing) => existing.rules.extend(rules),
+                None => packages.push(PackageRules {
+                    package: package.clone(),
+                    rules: rules.collect(),
+                }),
+            }
+        }
+        packages.sort_by(|a, b| a.package.cmp(&b.package));
+
+        let config_bytes = serde_json::to_vec(&options.config).unwrap_or_default();
+        let data_bytes: Vec<Vec<u8>> = options
+            .data
+            .iter()
+            .map(|(_, v)| serde_json::to_vec(v).unwrap_or_default())
+            .collect();
+        let digest = digest_parts(
+            sources
+                .iter()
+                .flat_map(|s| [s.path.as_bytes(), s.text.as_bytes()])
+                .chain(std::iter::once(config_bytes.as_slice()))
+                .chain(data_bytes.iter().map(Vec::as_slice)),
+        );
+        Ok(Self {
+            engine,
+            packages,
+            digest,
+            files: sources.iter().map(|s| s.path.clone()).collect(),
+        })
+    }
+
+    /// Packages this set evaluates, with their rule names (for `--help`-style listings and tests).
+    pub fn evaluated_rules(&self) -> Vec<(String, Vec<String>)> {
+        self.packages
+            .iter()
+            .map(|p| (p.package.clone(), p.rules.iter().map(|(n, _)| n.clone()).collect()))
+            .collect()
+    }
+
+    /// Evaluates every deny/violation/warn rule of every evaluated package against `input`,
+    /// then applies exceptions. Any policy error fails the whole evaluation.
+    pub fn evaluate(&mut self, input: regorus::Value) -> std::result::Result<Evaluation, String> {
+        self.engine.set_input(input);
+        let mut findings = Vec::new();
+        // (package, name) of every exception that holds.
+        let mut exceptions: Vec<(String, String)> = Vec::new();
+        for package in &self.packages {
+            for (rule, kind) in &package.rules {
+                let query = format!("data.{}.{}", package.package, rule);
+                let engine = &mut self.engine;
+                let value = match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(query.clone()))) {
+                    Ok(Ok(value)) => value,
+                    Ok(Err(err)) => return Err(format!("policy {query} failed: {err}")),
+                    Err(panic) => {
+                        return Err(format!(
+                            "policy {query} crashed the evaluator: {}",
+                            panic_message(&panic)
+                        ))
+                    }
+                };
+                if value == regorus::Value::Undefined {
+                    continue;
+                }
+                let json = serde_json::to_value(&value)
+                    .map_err(|e| format!("policy {query} returned a value that is not JSON: {e}"))?;
+                match kind {
+                    RuleKind::Exception => collect_exceptions(&package.package, &query, json, &mut exceptions)?,
+                    RuleKind::Deny | RuleKind::Warn => {
+                        let severity = if *kind == RuleKind::Warn { "warn" } else { "deny" };
+                        collect_findings(&package.package, rule, severity, &query, json, &mut findings)?;
+                    }
+                }
+            }
+        }
+        let mut evaluation = Evaluation::default();
+        for finding in findings {
+            let suffix = finding
+                .source_rule
+                .split_once('_')
+                .map(|(_, suffix)| suffix.to_string());
+            let matched = exceptions.iter().find(|(package, name)| {
+                (package == &finding.policy && suffix.as_deref() == Some(name.as_str()))
+                    || name == &finding.rule
+            });
+            match matched {
+                Some((package, name)) => evaluation.suppressed.push(SuppressedFinding {
+                    finding,
+                    exception: name.clone(),
+                    exception_policy: package.clone(),
+                }),
+                None => evaluation.findings.push(finding),
+            }
+        }
+        Ok(evaluation)
+    }
+}
+
+fn collect_exceptions(
+    package: &str,
+    query: &str,
+    value: Value,
+    out: &mut Vec<(String, String)>,
+) -> std::result::Result<(), String> {
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Bool(false) => return Ok(()),
+        other => return Err(format!("{query} must be a set of rule names, got {other}")),
+    };
+    for item in items {
+        match item {
+            Value::String(name) => out.push((package.to_string(), name)),
+            // conftest style: `exception contains rules if { rules := ["a", "b"] }`.
+            Value::Array(names) => {
+                for name in names {
+                    match name {
+                        Value::String(name) => out.push((package.to_string(), name)),
+                        other => return Err(format!("{query}: exception names must be strings, got {other}")),
+                    }
+                }
+            }
+            other => return Err(format!("{query}: exception names must be strings, got {other}")),
+        }
+    }
+    Ok(())
+}
+
+fn collect_findings(
+    package: &str,
+    rule: &str,
+    severity: &'static str,
+    query: &str,
+    value: Value,
+    out: &mut Vec<PolicyFinding>,
+) -> std::result::Result<(), String> {
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Bool(true) => vec![Value::String(format!("{rule} is true"))],
+        Value::Bool(false) => Vec::new(),
+        Value::String(message) => vec![Value::String(message)],
+        other => {
+            return Err(format!(
+                "{query} must be a set of messages (strings or objects with `msg`), got {other}"
+            ))
+        }
+    };
+    for item in items {
+        let finding = match item {
+            Value::String(message) => PolicyFinding {
+                rule: rule.to_string(),
+                severity,
+                message,
+                policy: package.to_string(),
+                path: None,
+                item: None,
+                remediation: None,
+                source_rule: rule.to_string(),
+            },
+            Value::Object(map) => {
+                let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
+                let message = text("msg").or_else(|| text("message")).ok_or_else(|| {
+                    format!(
+                        "{query} returned an object without a string `msg`: {}",
+                        Value::Object(map.clone())
+                    )
+                })?;
+                PolicyFinding {
+                    rule: text("rule").unwrap_or_else(|| rule.to_string()),
+                    severity,
+                    message,
+                    policy: package.to_string(),
+                    path: text("path"),
+                    item: text("item"),
+                    remediation: text("remediation"),
+                    source_rule: rule.to_string(),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "{query} must contain strings or objects with `msg`, got {other}"
+                ))
+            }
+        };
+        out.push(finding);
+    }
+    Ok(())
+}
+
+/// Paths of team policy directories resolved against the gate root (or as given).
+pub fn resolve_dirs(root: &Path, dirs: &[String]) -> Vec<PathBuf> {
+    dirs.iter().map(|d| root.join(d)).collect()
+}

@@ -1,0 +1,220 @@
+//! The decision model every printer reads: a [`Report`] of [`ManifestResult`]s, each with its
+//! [`Finding`]s. Field order here is the JSON field order (DESIGN §7), and every list is sorted
+//! before a report leaves the library, so the same inputs always give the same bytes.
+
+use serde::Serialize;
+
+/// pass, fail or error, at manifest and at run level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Pass,
+    Fail,
+    Error,
+}
+
+impl Decision {
+    /// Exit code of a run with this decision: 0 pass, 1 blocked by policy, 2 could not decide.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Pass => 0,
+            Self::Fail => 1,
+            Self::Error => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One thing a policy (or the schema) found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Catalogue id (`PRR-MISSING`) or, for team policies without one, the Rego rule name.
+    pub rule: String,
+    /// `deny` or `warn`.
+    pub severity: String,
+    /// Package that produced it (`relgate.pii`, `main`, `relgate.schema` for SCHEMA).
+    pub policy: String,
+    pub message: String,
+    /// Manifest field in dot/bracket form.
+    pub path: Option<String>,
+    /// Line of `path` (or of its nearest existing parent, or of the document).
+    pub line: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
+}
+
+impl Finding {
+    fn sort_key(&self) -> (u32, &str, &Option<String>, &str) {
+        (self.line, &self.rule, &self.path, &self.message)
+    }
+}
+
+/// A finding an `exception` rule suppressed. Reported, never dropped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exception {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// The exception name that matched and the package that declared it.
+    pub exception: String,
+    pub exception_policy: String,
+}
+
+/// A PRR item the manifest waives (reported so waivers stay visible).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Waiver {
+    pub item: String,
+    pub approver: Option<String>,
+    pub expires: Option<String>,
+    pub reason: Option<String>,
+    pub line: u32,
+}
+
+/// The decision on one manifest document (or on a file that could not be read).
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestResult {
+    pub file: String,
+    pub document: usize,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    /// `sha256:` of the file's bytes.
+    pub digest: Option<String>,
+    /// Line where the document starts.
+    pub line: u32,
+    pub decision: Decision,
+    /// Why no decision could be made (decision `error`).
+    pub error: Option<String>,
+    pub findings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exceptions: Vec<Exception>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waivers: Vec<Waiver>,
+    /// Things a reader should know (e.g. policies skipped because the schema failed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl ManifestResult {
+    /// A result for a file or document that could not be evaluated.
+    pub fn error(file: &str, document: usize, line: u32, digest: Option<String>, error: String) -> Self {
+        Self {
+            file: file.to_string(),
+            document,
+            kind: None,
+            name: None,
+            version: None,
+            digest,
+            line,
+            decision: Decision::Error,
+            error: Some(error),
+            findings: Vec::new(),
+            exceptions: Vec::new(),
+            waivers: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.findings.iter().filter(|f| f.severity == "warn").count()
+    }
+
+    pub fn denials(&self) -> usize {
+        self.findings.iter().filter(|f| f.severity != "warn").count()
+    }
+
+    /// Sets the decision from the findings. `fail_on_warn` turns warnings into a failure.
+    pub fn decide(&mut self, fail_on_warn: bool) {
+        self.findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.findings.dedup();
+        self.exceptions
+            .sort_by(|a, b| a.finding.sort_key().cmp(&b.finding.sort_key()));
+        if self.error.is_some() {
+            self.decision = Decision::Error;
+        } else if self.denials() > 0 || (fail_on_warn && self.warnings() > 0) {
+            self.decision = Decision::Fail;
+        } else {
+            self.decision = Decision::Pass;
+        }
+    }
+}
+
+/// Tool identity in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl Default for Tool {
+    fn default() -> Self {
+        Self {
+            name: "relgate",
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// Counts over the results.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub manifests: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub tool: Tool,
+    pub decision: Decision,
+    pub policy_digest: String,
+    pub summary: Summary,
+    pub results: Vec<ManifestResult>,
+    /// Run-level remarks (e.g. no manifests matched).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Builds a report from results: sorts them, counts, and decides. A run with no manifest
+    /// at all is an error: a gate that checked nothing must not pass.
+    pub fn new(policy_digest: String, mut results: Vec<ManifestResult>, mut notes: Vec<String>) -> Self {
+        results.sort_by(|a, b| (&a.file, a.document).cmp(&(&b.file, b.document)));
+        let summary = Summary {
+            manifests: results.len(),
+            passed: results.iter().filter(|r| r.decision == Decision::Pass).count(),
+            failed: results.iter().filter(|r| r.decision == Decision::Fail).count(),
+            errors: results.iter().filter(|r| r.decision == Decision::Error).count(),
+            warnings: results.iter().map(ManifestResult::warnings).sum(),
+        };
+        let decision = if results.is_empty() {
+            notes.push("no manifests found: nothing was checked, so nothing passes".to_string());
+            Decision::Error
+        } else {
+            results
+                .iter()
+                .map(|r| r.decision)
+                .max()
+                .unwrap_or(Decision::Error)
+        };
+        Self {
+            tool: Tool::default(),
+            decision,
+            policy_digest,
+            summary,
+            results,
+            notes,
+        }
+    }
+}

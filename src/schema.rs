@@ -1,0 +1,192 @@
+//! JSON Schema validation of manifests and `relgate.yaml` against the schemas in `schemas/`
+//! (draft 2020-12, embedded in the binary). Violations become findings that name the field
+//! path, its line, what was expected and, for a misspelt field, the nearest valid name.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::embedded::{self, SCHEMA_FILES};
+use crate::field_path::{self, Segment};
+use crate::line_index::LineIndex;
+
+/// The kinds relgate knows, with their schema files.
+pub const KINDS: &[(&str, &str)] = &[
+    ("ModelRelease", "schemas/model-release.schema.json"),
+    ("PromptRelease", "schemas/prompt-release.schema.json"),
+    ("GateConfig", "schemas/gate-config.schema.json"),
+    ("Input", "schemas/input.schema.json"),
+];
+
+/// The API version of every relgate document.
+pub const API_VERSION: &str = "relgate.dev/v1";
+
+/// One schema violation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    /// Field path in canonical dot/bracket form (empty for the document itself).
+    pub path: String,
+    pub line: u32,
+    pub message: String,
+}
+
+struct Compiled {
+    schema: Value,
+    validator: jsonschema::Validator,
+}
+
+/// The schema text of a kind (case-insensitive), for `relgate schema`.
+pub fn schema_text(kind: &str) -> Option<&'static str> {
+    KINDS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(kind))
+        .and_then(|(_, file)| embedded::file(SCHEMA_FILES, file))
+}
+
+fn compiled(kind: &str) -> Option<&'static Result<Compiled, String>> {
+    static CACHE: OnceLock<Vec<(&'static str, Result<Compiled, String>)>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        KINDS
+            .iter()
+            .map(|(name, file)| {
+                let compiled = embedded::file(SCHEMA_FILES, file)
+                    .ok_or_else(|| format!("schema {file} is not embedded"))
+                    .and_then(|text| serde_json::from_str::<Value>(text).map_err(|e| e.to_string()))
+                    .and_then(|schema| {
+                        jsonschema::draft202012::new(&schema)
+                            .map(|validator| Compiled { schema: schema.clone(), validator })
+                            .map_err(|e| format!("schema {file} does not compile: {e}"))
+                    });
+                (*name, compiled)
+            })
+            .collect()
+    });
+    cache.iter().find(|(name, _)| *name == kind).map(|(_, c)| c)
+}
+
+/// Validates `value` as `kind`. Violations are sorted by line, then path. An internal schema
+/// problem (which a test guards against) is returned as `Err`.
+pub fn validate(kind: &str, value: &Value, lines: &LineIndex) -> Result<Vec<Violation>, String> {
+    let compiled = match compiled(kind) {
+        Some(Ok(compiled)) => compiled,
+        Some(Err(message)) => return Err(message.clone()),
+        None => return Err(format!("no schema for kind {kind}")),
+    };
+    let mut violations = Vec::new();
+    for error in compiled.validator.iter_errors(value) {
+        let segments = field_path::from_json_pointer(error.instance_path().as_str(), value);
+        violations.extend(describe(&error, &segments, compiled, lines));
+    }
+    violations.sort_by(|a, b| (a.line, &a.path, &a.message).cmp(&(b.line, &b.path, &b.message)));
+    violations.dedup();
+    Ok(violations)
+}
+
+/// Turns one validator error into violations phrased for a person.
+fn describe(
+    error: &jsonschema::ValidationError<'_>,
+    segments: &[Segment],
+    compiled: &Compiled,
+    lines: &LineIndex,
+) -> Vec<Violation> {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let path = field_path::render(segments);
+    let at = |path: &str| lines.line_of(path);
+    let field = if path.is_empty() { "the document".to_string() } else { format!("`{path}`") };
+    match error.kind() {
+        Kind::AdditionalProperties { unexpected } => {
+            // Point at each unexpected key, suggesting the closest allowed name.
+            let allowed = allowed_properties(&compiled.schema, error.schema_path().as_str());
+            unexpected
+                .iter()
+                .map(|key| {
+                    let mut child = segments.to_vec();
+                    child.push(Segment::Key(key.clone()));
+                    let child_path = field_path::render(&child);
+                    let suggestion = nearest(key, &allowed)
+                        .map(|best| format!("; did you mean `{best}`?"))
+                        .unwrap_or_default();
+                    let expected = if allowed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (allowed here: {})", allowed.join(", "))
+                    };
+                    Violation {
+                        line: at(&child_path),
+                        message: format!("unknown field `{key}` in {field}{suggestion}{expected}"),
+                        path: child_path,
+                    }
+                })
+                .collect()
+        }
+        Kind::Required { property } => {
+            let name = property.as_str().unwrap_or_default().to_string();
+            let mut child = segments.to_vec();
+            child.push(Segment::Key(name.clone()));
+            vec![Violation {
+                line: at(&path),
+                message: format!("missing required field `{name}` in {field}"),
+                path: field_path::render(&child),
+            }]
+        }
+        Kind::Type { .. } => {
+            let instance = error.instance();
+            let mut message = format!("{field}: {error}");
+            if instance.is_number() && segments.last() == Some(&Segment::Key("version".into())) {
+                message.push_str(&format!(
+                    "; write the version as a quoted string, e.g. version: \"{instance}\""
+                ));
+            }
+            vec![Violation { line: at(&path), message, path }]
+        }
+        _ => vec![Violation {
+            line: at(&path),
+            message: format!("{field}: {error}"),
+            path,
+        }],
+    }
+}
+
+/// Property names the schema allows at the object whose `additionalProperties` failed.
+fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
+    let parent = schema_path
+        .strip_suffix("/additionalProperties")
+        .unwrap_or(schema_path);
+    let mut names: Vec<String> = schema
+        .pointer(parent)
+        .and_then(|node| node.get("properties"))
+        .and_then(Value::as_object)
+        .map(|props| props.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The allowed name closest to `key`, if it is close enough to be a typo.
+fn nearest<'a>(key: &str, allowed: &'a [String]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|name| (strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()), name))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
+        .map(|(_, name)| name.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_compiles() {
+        for (kind, _) in KINDS {
+            assert!(matches!(compiled(kind), Some(Ok(_))), "{kind}");
+        }
+    }
+
+    #[test]
+    fn suggests_nearest_field() {
+        let allowed = vec!["rollback".to_string(), "rollout".to_string(), "owner".to_string()];
+        assert_eq!(nearest("rollbak", &allowed), Some("rollback"));
+        assert_eq!(nearest("zzz", &allowed), None);
+    }
+}
