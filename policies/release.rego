@@ -1,0 +1,364 @@
+# relgate.release: artifact integrity, rollout and rollback plans.
+#
+# Rules: ARTIFACT-DIGEST, ROLLOUT-PLAN, ROLLBACK-PLAN.
+#
+# Semantics (decisions beyond DESIGN §6):
+# - ARTIFACT-DIGEST applies to a PromptRelease with spec.prompt.registry "git" (other registries
+#   and ModelRelease artifacts are not resolved locally). It fails closed. Using the
+#   input.evidence.artifacts entries with role "prompt", it denies when:
+#   no such entry exists (relgate could not resolve the file; path spec.prompt.path);
+#   an entry's digest is null (missing, unreadable or outside the gate root; the message carries
+#   the entry's `error`; path spec.prompt.path);
+#   spec.prompt.digest is missing (path spec.prompt.digest; the message gives the file's digest);
+#   an entry's digest differs from spec.prompt.digest (compared case-insensitively; path
+#   spec.prompt.digest).
+# - ROLLOUT-PLAN applies when the manifest's tier (as a string) is listed in
+#   config rollout.progressive_required[environment] (default production: ["0", "1"]) and its
+#   change_type is not in rollout.exempt_change_types (default [rollback]: an incident rollback
+#   should not be canaried). Strategies:
+#     canary, percentage  progressive only with steps: a non-empty list of numbers in (0, 100],
+#                         strictly ascending, the last one 100 (one finding per bad step);
+#     blue_green, shadow  count as progressive without steps (traffic is switched or mirrored
+#                         as a whole after verification; steps are not checked);
+#     all_at_once, a missing or an unknown strategy  deny.
+# - ROLLBACK-PLAN applies in config rollback.environments (default staging and production) and
+#   not to change types in rollback.exempt_change_types (default [rollback]: a rollback release
+#   is itself the way back; rolling it back means re-releasing the bad version). It denies a
+#   missing or empty spec.rollback.to_version, a to_version equal to metadata.version, and, when
+#   config rollback.max_minutes has a limit for the tier, a missing or non-numeric
+#   spec.rollback.max_minutes or one above the limit.
+package relgate.release
+
+# ---------------------------------------------------------------------------------------------
+# Inputs, with safe defaults (a runtime error in a policy would block every release).
+
+cfg := c if {
+	c := data.relgate.config
+	is_object(c)
+} else := {}
+
+manifest := m if {
+	m := input.manifest
+	is_object(m)
+} else := {}
+
+kind := object.get(manifest, "kind", "")
+
+environment := e if {
+	e := object.get(manifest, ["metadata", "environment"], "")
+	is_string(e)
+} else := ""
+
+change_type := object.get(manifest, ["metadata", "change_type"], "")
+
+# The tier as the string key used in the config ("0".."3").
+tier_key := format_int(t, 10) if {
+	t := object.get(manifest, ["metadata", "tier"], null)
+	is_number(t)
+} else := t if {
+	t := object.get(manifest, ["metadata", "tier"], null)
+	is_string(t)
+} else := ""
+
+spec_obj(key) := v if {
+	v := object.get(manifest, ["spec", key], {})
+	is_object(v)
+} else := {}
+
+prompt := spec_obj("prompt")
+
+rollout := spec_obj("rollout")
+
+rollback := spec_obj("rollback")
+
+# A config list (array or set), else an empty array. (regorus raises an error for `some .. in`
+# over a non-collection, e.g. a YAML key left empty, which is null.)
+cfg_list(path) := l if {
+	l := object.get(cfg, path, [])
+	is_array(l)
+} else := l if {
+	l := object.get(cfg, path, [])
+	is_set(l)
+} else := []
+
+non_empty_string(x) if {
+	is_string(x)
+	trim_space(x) != ""
+}
+
+# A scalar as text for messages and comparisons (YAML may give versions as numbers).
+text(x) := x if {
+	is_string(x)
+} else := format_int(x, 10) if {
+	is_number(x)
+	x == floor(x)
+} else := sprintf("%v", [x])
+
+# ---------------------------------------------------------------------------------------------
+# ARTIFACT-DIGEST
+
+git_prompt if {
+	kind == "PromptRelease"
+	prompt.registry == "git"
+}
+
+artifacts := a if {
+	a := input.evidence.artifacts
+	is_array(a)
+} else := []
+
+prompt_artifacts := [a |
+	some a in artifacts
+	is_object(a)
+	a.role == "prompt"
+]
+
+prompt_file := p if {
+	p := prompt.path
+	is_string(p)
+} else := "(no spec.prompt.path)"
+
+declared_digest := d if {
+	d := prompt.digest
+	non_empty_string(d)
+}
+
+artifact_error(a) := e if {
+	e := a.error
+	non_empty_string(e)
+} else := "no error given"
+
+deny contains f if {
+	git_prompt
+	count(prompt_artifacts) == 0
+	f := {
+		"rule": "ARTIFACT-DIGEST",
+		"path": "spec.prompt.path",
+		"msg": sprintf("prompt file %s could not be verified: relgate recorded no artifact for it, so its sha256 cannot be compared with spec.prompt.digest", [prompt_file]),
+		"remediation": "make sure spec.prompt.path names a file inside the gate root that is committed with the release",
+	}
+}
+
+deny contains f if {
+	git_prompt
+	some a in prompt_artifacts
+	not is_string(a.digest)
+	f := {
+		"rule": "ARTIFACT-DIGEST",
+		"path": "spec.prompt.path",
+		"msg": sprintf("prompt file %s could not be read to check its digest: %s", [prompt_file, artifact_error(a)]),
+		"remediation": "fix spec.prompt.path so it names a readable file inside the gate root, then set spec.prompt.digest to its sha256",
+	}
+}
+
+deny contains f if {
+	git_prompt
+	not declared_digest
+	some a in prompt_artifacts
+	is_string(a.digest)
+	f := {
+		"rule": "ARTIFACT-DIGEST",
+		"path": "spec.prompt.digest",
+		"msg": sprintf("spec.prompt.digest is missing; prompt file %s has digest %s", [prompt_file, a.digest]),
+		"remediation": sprintf("pin the prompt: set spec.prompt.digest: %s (after reviewing the file)", [a.digest]),
+	}
+}
+
+deny contains f if {
+	git_prompt
+	declared := declared_digest
+	some a in prompt_artifacts
+	is_string(a.digest)
+	lower(trim_space(a.digest)) != lower(trim_space(declared))
+	f := {
+		"rule": "ARTIFACT-DIGEST",
+		"path": "spec.prompt.digest",
+		"msg": sprintf("prompt file %s has digest %s but spec.prompt.digest is %s", [prompt_file, a.digest, declared]),
+		"remediation": sprintf("if the prompt change is intended, set spec.prompt.digest: %s and re-run the evaluations; otherwise restore the reviewed prompt file", [a.digest]),
+	}
+}
+
+# ---------------------------------------------------------------------------------------------
+# ROLLOUT-PLAN
+
+progressive_required if {
+	tier_key in cfg_list(["rollout", "progressive_required", environment])
+	not change_type in cfg_list(["rollout", "exempt_change_types"])
+}
+
+stepped_strategies := {"canary", "percentage"}
+
+stepless_strategies := {"blue_green", "shadow"}
+
+strategy := s if {
+	s := rollout.strategy
+	is_string(s)
+} else := ""
+
+steps := s if {
+	s := rollout.steps
+	is_array(s)
+} else := []
+
+why_progressive := sprintf("%s tier %s releases must roll out progressively (rollout.progressive_required)", [environment, tier_key])
+
+rollout_remediation := "use strategy canary (or percentage) with ascending steps ending at 100, e.g. steps: [5, 25, 50, 100], or blue_green"
+
+deny contains f if {
+	progressive_required
+	strategy == ""
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": "spec.rollout.strategy",
+		"msg": sprintf("no rollout strategy is given; %s", [why_progressive]),
+		"remediation": rollout_remediation,
+	}
+}
+
+deny contains f if {
+	progressive_required
+	strategy != ""
+	not strategy in stepped_strategies
+	not strategy in stepless_strategies
+	reason := strategy_problem(strategy)
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": "spec.rollout.strategy",
+		"msg": sprintf("rollout strategy %s: %s; %s", [strategy, reason, why_progressive]),
+		"remediation": rollout_remediation,
+	}
+}
+
+deny contains f if {
+	progressive_required
+	strategy in stepped_strategies
+	count(steps) == 0
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": "spec.rollout.steps",
+		"msg": sprintf("rollout strategy %s has no steps; %s", [strategy, why_progressive]),
+		"remediation": "add steps: traffic percentages ascending to 100, e.g. [5, 25, 50, 100]",
+	}
+}
+
+deny contains f if {
+	progressive_required
+	strategy in stepped_strategies
+	some i, s in steps
+	not valid_step(s)
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": sprintf("spec.rollout.steps[%d]", [i]),
+		"msg": sprintf("rollout step %d is %v; steps are traffic percentages greater than 0 and at most 100", [i, s]),
+		"remediation": "use percentages in (0, 100], ascending to 100",
+	}
+}
+
+deny contains f if {
+	progressive_required
+	strategy in stepped_strategies
+	some i, s in steps
+	i > 0
+	valid_step(s)
+	valid_step(steps[i - 1])
+	s <= steps[i - 1]
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": sprintf("spec.rollout.steps[%d]", [i]),
+		"msg": sprintf("rollout steps are not strictly ascending: step %d is %v after %v", [i, s, steps[i - 1]]),
+		"remediation": "order the steps so each one sends more traffic than the one before, ending at 100",
+	}
+}
+
+deny contains f if {
+	progressive_required
+	strategy in stepped_strategies
+	count(steps) > 0
+	last := steps[count(steps) - 1]
+	last != 100
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": sprintf("spec.rollout.steps[%d]", [count(steps) - 1]),
+		"msg": sprintf("the last rollout step is %v; expected 100 (the rollout must end at full traffic)", [last]),
+		"remediation": "end the steps with 100",
+	}
+}
+
+strategy_problem("all_at_once") := "all_at_once sends all traffic at once"
+
+strategy_problem(s) := sprintf("unknown strategy (expected one of: %s)", [concat(", ", sort(stepped_strategies | stepless_strategies))]) if {
+	s != "all_at_once"
+}
+
+valid_step(s) if {
+	is_number(s)
+	s > 0
+	s <= 100
+}
+
+# ---------------------------------------------------------------------------------------------
+# ROLLBACK-PLAN
+
+rollback_required if {
+	environment in cfg_list(["rollback", "environments"])
+	not change_type in cfg_list(["rollback", "exempt_change_types"])
+}
+
+to_version := text(v) if {
+	v := rollback.to_version
+	v != null
+	non_empty_string(text(v))
+}
+
+max_minutes_limit := l if {
+	l := object.get(cfg, ["rollback", "max_minutes", tier_key], null)
+	is_number(l)
+}
+
+deny contains f if {
+	rollback_required
+	not to_version
+	f := {
+		"rule": "ROLLBACK-PLAN",
+		"path": "spec.rollback.to_version",
+		"msg": sprintf("no rollback target: spec.rollback.to_version is missing; %s releases need a version to roll back to", [environment]),
+		"remediation": "set spec.rollback.to_version to the currently released (baseline) version",
+	}
+}
+
+deny contains f if {
+	rollback_required
+	to_version == text(object.get(manifest, ["metadata", "version"], null))
+	f := {
+		"rule": "ROLLBACK-PLAN",
+		"path": "spec.rollback.to_version",
+		"msg": sprintf("spec.rollback.to_version %s is the version being released; a rollback target must be an earlier version", [to_version]),
+		"remediation": "set spec.rollback.to_version to the currently released (baseline) version",
+	}
+}
+
+deny contains f if {
+	rollback_required
+	limit := max_minutes_limit
+	not is_number(rollback.max_minutes)
+	f := {
+		"rule": "ROLLBACK-PLAN",
+		"path": "spec.rollback.max_minutes",
+		"msg": sprintf("spec.rollback.max_minutes is missing; tier %s rollbacks must complete within %v minutes", [tier_key, limit]),
+		"remediation": sprintf("set spec.rollback.max_minutes (at most %v) to the measured rollback time", [limit]),
+	}
+}
+
+deny contains f if {
+	rollback_required
+	limit := max_minutes_limit
+	minutes := rollback.max_minutes
+	is_number(minutes)
+	minutes > limit
+	f := {
+		"rule": "ROLLBACK-PLAN",
+		"path": "spec.rollback.max_minutes",
+		"msg": sprintf("spec.rollback.max_minutes is %v; tier %s rollbacks must complete within %v minutes", [minutes, tier_key, limit]),
+		"remediation": sprintf("make the rollback faster (e.g. automated: true, pre-warmed previous version) and set max_minutes to at most %v", [limit]),
+	}
+}
