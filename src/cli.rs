@@ -277,7 +277,7 @@ fn read_test_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySource>> {
 
 fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir()?;
-    let root = crate::workspace::GateRoot::discover(args.paths.first().unwrap_or(&cwd))?;
+    let root = crate::workspace::GateRoot::discover(args.paths.first().unwrap_or(&cwd), &cwd)?;
     let config = crate::config::GateConfig::load(&root, None, None)?;
     let mut paths = args.paths.clone();
     if paths.is_empty() && !args.builtin {

@@ -66,7 +66,7 @@ impl Gate {
         let start = if start.as_os_str().is_empty() { settings.cwd.clone() } else { start };
         let root = match &settings.config {
             Some(_) => GateRoot::at(&start),
-            None => GateRoot::discover(&start),
+            None => GateRoot::discover(&start, &settings.cwd),
         }
         .map_err(|source| Error::Io { path: start.clone(), source })?;
         let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;

@@ -196,7 +196,12 @@ fn yaml_error(file: &str, err: &serde_yaml::Error) -> InputError {
     let line = err
         .location()
         .map(|loc| u32::try_from(loc.line()).unwrap_or(u32::MAX));
-    let text = err.to_string();
+    // serde_yaml appends " at line L column C"; the line is already in front of the message.
+    let full = err.to_string();
+    let text = full
+        .rfind(" at line ")
+        .map_or(full.as_str(), |at| &full[..at])
+        .to_string();
     let hint = if text.contains("duplicate entry") {
         "; each key may appear once in a mapping: remove or merge the duplicate"
     } else if text.contains("recursion limit exceeded") {

@@ -38,8 +38,9 @@ pub struct GateRoot {
 impl GateRoot {
     /// Finds the gate root for `start` (a file or directory): the nearest directory at or above
     /// it that holds `relgate.yaml`, not looking past the git work-tree root; without one, the
-    /// work-tree root; outside git, `start` itself (or its directory).
-    pub fn discover(start: &Path) -> std::io::Result<Self> {
+    /// work-tree root; outside git, the current directory `cwd` when `start` is inside it,
+    /// else `start` itself (or its directory).
+    pub fn discover(start: &Path, cwd: &Path) -> std::io::Result<Self> {
         let start = std::fs::canonicalize(start)?;
         let start = if start.is_dir() {
             start
@@ -56,8 +57,10 @@ impl GateRoot {
                 break;
             }
         }
+        let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+        let fallback = if start.starts_with(&cwd) { cwd } else { start };
         Ok(Self {
-            dir: work_tree.unwrap_or(start),
+            dir: work_tree.unwrap_or(fallback),
         })
     }
 

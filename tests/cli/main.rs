@@ -1,0 +1,8 @@
+//! Whole-binary tests of `relgate`: one test binary, one module per command or concern, all
+//! written with the small DSL in `support.rs`.
+
+mod check;
+mod hostile;
+mod rego_test;
+mod scenarios;
+mod support;

@@ -1,0 +1,180 @@
+//! A small DSL for whole-binary tests: a temporary repository ([`Repo`]) that files are
+//! written into, a `relgate` run in it ([`Repo::run`]), and assertions on the outcome
+//! ([`Run`]). Every run has a fixed clock (`RELGATE_NOW`) and no colour, so outputs are
+//! reproducible.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The fixed time of every test run.
+pub const NOW: &str = "2026-11-27T12:00:00Z";
+
+/// A temporary repository.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// An empty directory (not a git repository).
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("create temp dir"),
+        }
+    }
+
+    /// A directory that is a real git repository (`git init`).
+    pub fn git() -> Self {
+        let repo = Self::new();
+        git2::Repository::init(repo.path()).expect("git init");
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (parents created).
+    pub fn file(&self, rel: &str, contents: impl AsRef<[u8]>) -> &Self {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("file has a parent")).expect("mkdir");
+        std::fs::write(&path, contents).expect("write file");
+        self
+    }
+
+    /// Copies a directory tree into the repository.
+    pub fn copy_dir(&self, from: &Path, to: &str) -> &Self {
+        for entry in walkdir::WalkDir::new(from) {
+            let entry = entry.expect("walk");
+            let rel = entry.path().strip_prefix(from).expect("inside");
+            let target = self.path().join(to).join(rel);
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target).expect("mkdir");
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+        self
+    }
+
+    /// Runs `relgate ARGS` in the repository.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(".", args)
+    }
+
+    /// Runs `relgate ARGS` in a subdirectory of the repository.
+    pub fn run_in(&self, subdir: &str, args: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+            .args(args)
+            .current_dir(self.path().join(subdir))
+            .env("RELGATE_NOW", NOW)
+            .env("NO_COLOR", "1")
+            .env_remove("RELGATE_SIGNING_KEY")
+            .output()
+            .expect("run relgate");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+        }
+    }
+}
+
+/// The outcome of one run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    args: Vec<String>,
+}
+
+impl Run {
+    fn context(&self) -> String {
+        format!(
+            "relgate {}\n--- exit: {:?}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    pub fn exit(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "unexpected exit code\n{}", self.context());
+        self
+    }
+
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(self.stdout.contains(text), "stdout lacks {text:?}\n{}", self.context());
+        self
+    }
+
+    pub fn stdout_lacks(&self, text: &str) -> &Self {
+        assert!(!self.stdout.contains(text), "stdout has {text:?}\n{}", self.context());
+        self
+    }
+
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}\n{}", self.context());
+        self
+    }
+
+    /// Output (stdout then stderr) contains the text.
+    pub fn says(&self, text: &str) -> &Self {
+        assert!(
+            self.stdout.contains(text) || self.stderr.contains(text),
+            "output lacks {text:?}\n{}",
+            self.context()
+        );
+        self
+    }
+
+    /// No panic message, whatever the outcome.
+    pub fn no_panic(&self) -> &Self {
+        assert!(!self.stderr.contains("panicked"), "relgate panicked\n{}", self.context());
+        assert_ne!(self.code, Some(101), "relgate panicked\n{}", self.context());
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.context()))
+    }
+}
+
+/// The project's root directory.
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A minimal valid dev release that the built-in policies pass.
+pub fn dev_release(name: &str) -> String {
+    format!(
+        "\
+apiVersion: relgate.dev/v1
+kind: PromptRelease
+metadata:
+  name: {name}
+  version: \"2\"
+  service: support-bot
+  environment: dev
+  tier: 3
+  change_type: feature
+spec:
+  owner: {{team: assistants, contact: dana@example.com}}
+  prompt:
+    registry: langfuse
+    path: prompts/{name}
+    digest: sha256:{}
+  rollout: {{strategy: canary, steps: [10, 50, 100], bake_minutes: 30}}
+  rollback: {{to_version: \"1\", max_minutes: 30, automated: true}}
+  logging:
+    content_capture: false
+    sinks:
+      - {{name: prometheus, region: eu-west-1, data_classes: [metrics], retention_days: 30}}
+",
+        "a".repeat(64)
+    )
+}
