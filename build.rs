@@ -20,7 +20,10 @@ fn embed(dir: &str, exts: &[&str], out: &mut String, name: &str) {
     files.sort();
     let _ = writeln!(out, "pub static {name}: &[(&str, &str)] = &[");
     for path in files {
-        let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default();
         println!("cargo:rerun-if-changed={dir}/{file_name}");
         let _ = writeln!(
             out,

@@ -22,7 +22,12 @@ use crate::{init, schema};
 /// evaluation thresholds, error budgets and PII logging. Exit codes: 0 pass, 1 blocked by
 /// policy, 2 could not decide (usage, input, policy or internal error).
 #[derive(Debug, Parser)]
-#[command(name = "relgate", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "relgate",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// When to colour text output: auto (a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
@@ -138,7 +143,11 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let _ = err.print();
             // Help and version are successes; every other parse problem is a usage error.
-            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli) {
@@ -154,7 +163,9 @@ fn color_enabled(when: ColorWhen) -> bool {
     match when {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
-        ColorWhen::Auto => anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never,
+        ColorWhen::Auto => {
+            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+        }
     }
 }
 
@@ -169,8 +180,9 @@ fn timeout(secs: f64) -> anyhow::Result<Duration> {
 fn now() -> anyhow::Result<String> {
     match std::env::var("RELGATE_NOW") {
         Ok(text) => {
-            let parsed = chrono::DateTime::parse_from_rfc3339(&text)
-                .with_context(|| format!("RELGATE_NOW={text} is not an RFC 3339 time (e.g. 2026-11-27T12:00:00Z)"))?;
+            let parsed = chrono::DateTime::parse_from_rfc3339(&text).with_context(|| {
+                format!("RELGATE_NOW={text} is not an RFC 3339 time (e.g. 2026-11-27T12:00:00Z)")
+            })?;
             Ok(parsed
                 .with_timezone(&chrono::Utc)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -200,7 +212,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     }
                     None => anyhow::bail!(
                         "unknown kind `{kind}`; known kinds: {}",
-                        schema::KINDS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                        schema::KINDS
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 },
             }
@@ -219,10 +235,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 
 fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
     if args.output.len() > args.format.len() {
-        anyhow::bail!("{} --output given for {} --format; pair each output with a format", args.output.len(), args.format.len());
+        anyhow::bail!(
+            "{} --output given for {} --format; pair each output with a format",
+            args.output.len(),
+            args.format.len()
+        );
     }
     if args.format.len() > args.output.len() + 1 {
-        anyhow::bail!("only one --format can go to stdout; give an --output for each of the others");
+        anyhow::bail!(
+            "only one --format can go to stdout; give an --output for each of the others"
+        );
     }
     let settings = CheckSettings {
         paths: args.paths,
@@ -241,7 +263,8 @@ fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
         match args.output.get(index) {
             Some(path) => {
                 let text = output::render(&report, *format, false);
-                std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
             None => {
                 let text = output::render(&report, *format, color);
@@ -265,7 +288,8 @@ fn read_test_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySource>> {
         if path.is_file() {
             sources.push(PolicySource {
                 path: shown(path),
-                text: std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+                text: std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
                 builtin: false,
             });
         } else {
@@ -298,7 +322,11 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
     }
     let mut data = Vec::new();
     for file in &args.data {
-        data.push(policy::read_data_file(file, &file.display().to_string(), config.max_file_bytes)?);
+        data.push(policy::read_data_file(
+            file,
+            &file.display().to_string(),
+            config.max_file_bytes,
+        )?);
     }
     let report = testing::run(&TestOptions {
         sources,
@@ -320,9 +348,17 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
         }
         TestFormat::Text => {
             use std::fmt::Write as _;
-            let (red, green, reset) = if color { ("\x1b[31;1m", "\x1b[32;1m", "\x1b[0m") } else { ("", "", "") };
+            let (red, green, reset) = if color {
+                ("\x1b[31;1m", "\x1b[32;1m", "\x1b[0m")
+            } else {
+                ("", "", "")
+            };
             for error in &report.load_errors {
-                let _ = writeln!(out, "{red}LOAD ERROR{reset} {}: {}", error.file, error.message);
+                let _ = writeln!(
+                    out,
+                    "{red}LOAD ERROR{reset} {}: {}",
+                    error.file, error.message
+                );
             }
             for test in &report.tests {
                 let (style, word) = match test.outcome {
@@ -330,7 +366,11 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
                     Outcome::Fail => (red, "FAIL"),
                     Outcome::Error => (red, "ERROR"),
                 };
-                let _ = writeln!(out, "{style}{word}{reset} {}:{} {}", test.file, test.line, test.name);
+                let _ = writeln!(
+                    out,
+                    "{style}{word}{reset} {}:{} {}",
+                    test.file, test.line, test.name
+                );
                 if let Some(message) = &test.message {
                     let _ = writeln!(out, "      {message}");
                 }
@@ -345,28 +385,43 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
                         file.file,
                         file.covered,
                         file.covered + file.not_covered,
-                        file.not_covered_lines.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+                        file.not_covered_lines
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
                     );
                 }
                 let _ = writeln!(out, "  {:>6.2}%  total", coverage.percent);
                 if let Some(threshold) = args.threshold {
                     if below_threshold {
-                        let _ = writeln!(out, "{red}coverage {:.2}% is below the threshold {threshold}%{reset}", coverage.percent);
+                        let _ = writeln!(
+                            out,
+                            "{red}coverage {:.2}% is below the threshold {threshold}%{reset}",
+                            coverage.percent
+                        );
                     }
                 }
             }
             if report.tests.is_empty() {
                 let _ = writeln!(out, "no tests found");
             }
-            let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failed + report.errors);
+            let _ = writeln!(
+                out,
+                "{} passed, {} failed",
+                report.passed,
+                report.failed + report.errors
+            );
         }
     }
     std::io::stdout().lock().write_all(out.as_bytes())?;
-    Ok(if !report.load_errors.is_empty() || report.tests.is_empty() {
-        2
-    } else if report.failed + report.errors > 0 || below_threshold {
-        1
-    } else {
-        0
-    })
+    Ok(
+        if !report.load_errors.is_empty() || report.tests.is_empty() {
+            2
+        } else if report.failed + report.errors > 0 || below_threshold {
+            1
+        } else {
+            0
+        },
+    )
 }

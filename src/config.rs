@@ -65,7 +65,11 @@ pub fn merge(base: &mut Value, overlay: Value) {
 impl GateConfig {
     /// Loads the config of `root`: `explicit` when given (`--config`), else `relgate.yaml` in
     /// the root when present, else the defaults.
-    pub fn load(root: &GateRoot, explicit: Option<&Path>, max_file_bytes: Option<u64>) -> Result<Self> {
+    pub fn load(
+        root: &GateRoot,
+        explicit: Option<&Path>,
+        max_file_bytes: Option<u64>,
+    ) -> Result<Self> {
         let mut merged = defaults()?;
         let file: Option<PathBuf> = match explicit {
             Some(path) => Some(path.to_path_buf()),
@@ -80,7 +84,10 @@ impl GateConfig {
             if documents.len() != 1 {
                 return Err(Error::Config {
                     path: name,
-                    details: format!("  holds {} YAML documents; write exactly one GateConfig", documents.len()),
+                    details: format!(
+                        "  holds {} YAML documents; write exactly one GateConfig",
+                        documents.len()
+                    ),
                 });
             }
             let document = documents.swap_remove(0);
@@ -92,7 +99,10 @@ impl GateConfig {
                     .map(|v| format!("  {name}:{}: {}", v.line, v.message))
                     .collect::<Vec<_>>()
                     .join("\n");
-                return Err(Error::Config { path: name, details });
+                return Err(Error::Config {
+                    path: name,
+                    details,
+                });
             }
             merge(&mut merged, document.value);
             shown = Some(name);
@@ -101,7 +111,12 @@ impl GateConfig {
             merged
                 .get(key)
                 .and_then(Value::as_array)
-                .map(|items| items.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let max_file_bytes = max_file_bytes
@@ -126,6 +141,9 @@ mod tests {
     fn merge_replaces_arrays_and_merges_objects() {
         let mut base = serde_json::json!({"a": {"b": 1, "c": [1, 2]}, "d": 1});
         merge(&mut base, serde_json::json!({"a": {"c": [3]}, "e": 2}));
-        assert_eq!(base, serde_json::json!({"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}));
+        assert_eq!(
+            base,
+            serde_json::json!({"a": {"b": 1, "c": [3]}, "d": 1, "e": 2})
+        );
     }
 }

@@ -131,11 +131,23 @@ mod tests {
     #[test]
     fn parses_and_renders_canonical_paths() {
         for (written, canonical) in [
-            ("spec.logging.sinks[0].retention_days", "spec.logging.sinks[0].retention_days"),
-            ("spec.prr[\"PRR-OWN-01\"].evidence", "spec.prr.PRR-OWN-01.evidence"),
+            (
+                "spec.logging.sinks[0].retention_days",
+                "spec.logging.sinks[0].retention_days",
+            ),
+            (
+                "spec.prr[\"PRR-OWN-01\"].evidence",
+                "spec.prr.PRR-OWN-01.evidence",
+            ),
             ("spec.prr['PRR-OWN-01']", "spec.prr.PRR-OWN-01"),
-            ("metadata.labels[\"app.kubernetes.io/name\"]", "metadata.labels[\"app.kubernetes.io/name\"]"),
-            ("spec.evaluations[1].thresholds[\"namedScores.tone\"].min", "spec.evaluations[1].thresholds[\"namedScores.tone\"].min"),
+            (
+                "metadata.labels[\"app.kubernetes.io/name\"]",
+                "metadata.labels[\"app.kubernetes.io/name\"]",
+            ),
+            (
+                "spec.evaluations[1].thresholds[\"namedScores.tone\"].min",
+                "spec.evaluations[1].thresholds[\"namedScores.tone\"].min",
+            ),
         ] {
             let segments = parse(written).expect(written);
             assert_eq!(render(&segments), canonical, "{written}");
@@ -151,7 +163,10 @@ mod tests {
     #[test]
     fn json_pointer_distinguishes_indexes_from_numeric_keys() {
         let instance = serde_json::json!({"a": [{"0": 1}], "b": {"1": true}});
-        assert_eq!(render(&from_json_pointer("/a/0/0", &instance)), "a[0][\"0\"]");
+        assert_eq!(
+            render(&from_json_pointer("/a/0/0", &instance)),
+            "a[0][\"0\"]"
+        );
         assert_eq!(render(&from_json_pointer("/b/1", &instance)), "b[\"1\"]");
     }
 }

@@ -45,6 +45,9 @@ pub struct CheckSettings {
     pub now: String,
 }
 
+/// A file read and split into documents, or why it could not be.
+type LoadOutcome = std::result::Result<(SourceFile, Vec<Document>), manifest::InputError>;
+
 /// Everything loaded once per run: root, config, compiled policies, git facts.
 pub struct Gate {
     pub root: GateRoot,
@@ -63,12 +66,19 @@ impl Gate {
             (None, Some(path)) => path.clone(),
             (None, None) => settings.cwd.clone(),
         };
-        let start = if start.as_os_str().is_empty() { settings.cwd.clone() } else { start };
+        let start = if start.as_os_str().is_empty() {
+            settings.cwd.clone()
+        } else {
+            start
+        };
         let root = match &settings.config {
             Some(_) => GateRoot::at(&start),
             None => GateRoot::discover(&start, &settings.cwd),
         }
-        .map_err(|source| Error::Io { path: start.clone(), source })?;
+        .map_err(|source| Error::Io {
+            path: start.clone(),
+            source,
+        })?;
         let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
 
         let mut sources: Vec<PolicySource> = Vec::new();
@@ -85,7 +95,11 @@ impl Gate {
         }
         let mut data = Vec::new();
         for file in &settings.data_files {
-            data.push(policy::read_data_file(file, &root.relative(file), config.max_file_bytes)?);
+            data.push(policy::read_data_file(
+                file,
+                &root.relative(file),
+                config.max_file_bytes,
+            )?);
         }
         let mut namespaces = config.namespaces.clone();
         namespaces.extend(settings.namespaces.iter().cloned());
@@ -123,7 +137,7 @@ impl Gate {
 
     /// Checks the discovered files, in parallel.
     pub fn check_files(&self, files: &[Discovered]) -> Vec<ManifestResult> {
-        let loaded: Vec<(String, std::result::Result<(SourceFile, Vec<Document>), manifest::InputError>)> = files
+        let loaded: Vec<(String, LoadOutcome)> = files
             .par_iter()
             .map(|found| (found.shown().to_string(), self.load(found)))
             .collect();
@@ -152,9 +166,11 @@ impl Gate {
         results
     }
 
-    fn load(&self, found: &Discovered) -> std::result::Result<(SourceFile, Vec<Document>), manifest::InputError> {
+    fn load(&self, found: &Discovered) -> LoadOutcome {
         match found {
-            Discovered::Problem { shown, error } => Err(manifest::InputError::new(shown, None, error.to_string())),
+            Discovered::Problem { shown, error } => {
+                Err(manifest::InputError::new(shown, None, error.to_string()))
+            }
             Discovered::File { path, shown } => {
                 let source = manifest::read_limited(path, shown, self.config.max_file_bytes)?;
                 let documents = manifest::parse_documents(&source)?;
@@ -164,7 +180,12 @@ impl Gate {
     }
 
     /// Validates and evaluates one document.
-    fn check_document(&self, policies: &mut PolicySet, source: &SourceFile, document: &Document) -> ManifestResult {
+    fn check_document(
+        &self,
+        policies: &mut PolicySet,
+        source: &SourceFile,
+        document: &Document,
+    ) -> ManifestResult {
         let manifest = &document.value;
         let text = |pointer: &str| manifest.pointer(pointer).map(value_text);
         let mut result = ManifestResult::error(
@@ -214,10 +235,11 @@ impl Gate {
                 match policies.evaluate(regorus::Value::from(input)) {
                     Ok(evaluation) => {
                         let to_finding = |f: policy::PolicyFinding| {
-                            let path = f
-                                .path
-                                .as_deref()
-                                .map(|p| field_path::parse(p).map(|s| field_path::render(&s)).unwrap_or_else(|| p.to_string()));
+                            let path = f.path.as_deref().map(|p| {
+                                field_path::parse(p)
+                                    .map(|s| field_path::render(&s))
+                                    .unwrap_or_else(|| p.to_string())
+                            });
                             Finding {
                                 line: path
                                     .as_deref()
@@ -258,15 +280,25 @@ impl Gate {
         let mut artifacts = Vec::new();
         if manifest.get("kind").and_then(Value::as_str) == Some("PromptRelease") {
             let prompt = manifest.pointer("/spec/prompt");
-            let registry = prompt.and_then(|p| p.get("registry")).and_then(Value::as_str);
+            let registry = prompt
+                .and_then(|p| p.get("registry"))
+                .and_then(Value::as_str);
             if registry == Some("git") {
-                let written = prompt.and_then(|p| p.get("path")).and_then(Value::as_str).unwrap_or_default();
-                let declared = prompt.and_then(|p| p.get("digest")).cloned().unwrap_or(Value::Null);
+                let written = prompt
+                    .and_then(|p| p.get("path"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let declared = prompt
+                    .and_then(|p| p.get("digest"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let (digest, error) = match self.root.confine(written) {
-                    Ok(path) => match manifest::read_limited(&path, written, self.config.max_file_bytes) {
-                        Ok(file) => (Value::String(file.digest), Value::Null),
-                        Err(err) => (Value::Null, Value::String(err.to_string())),
-                    },
+                    Ok(path) => {
+                        match manifest::read_limited(&path, written, self.config.max_file_bytes) {
+                            Ok(file) => (Value::String(file.digest), Value::Null),
+                            Err(err) => (Value::Null, Value::String(err.to_string())),
+                        }
+                    }
                     Err(err) => (Value::Null, Value::String(err.to_string())),
                 };
                 artifacts.push(json!({
@@ -297,8 +329,14 @@ fn identify(manifest: &Value) -> std::result::Result<&'static str, String> {
     let api_version = manifest.get("apiVersion");
     if api_version.and_then(Value::as_str) != Some(schema::API_VERSION) {
         return Err(match api_version {
-            None => format!("missing `apiVersion`; a release manifest starts with `apiVersion: {}`", schema::API_VERSION),
-            Some(v) => format!("apiVersion {v} is not supported; expected `{}`", schema::API_VERSION),
+            None => format!(
+                "missing `apiVersion`; a release manifest starts with `apiVersion: {}`",
+                schema::API_VERSION
+            ),
+            Some(v) => format!(
+                "apiVersion {v} is not supported; expected `{}`",
+                schema::API_VERSION
+            ),
         });
     }
     match manifest.get("kind").and_then(Value::as_str) {
@@ -362,7 +400,10 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
     let results = gate.check_files(&files);
     let mut notes = Vec::new();
     if settings.paths.is_empty() {
-        notes.push(format!("manifests selected by {}", gate.config.manifests.join(", ")));
+        notes.push(format!(
+            "manifests selected by {}",
+            gate.config.manifests.join(", ")
+        ));
     }
     let report = Report::new(gate.policies.digest.clone(), results, notes);
     debug_assert!(report.decision != Decision::Pass || report.summary.manifests > 0);

@@ -90,7 +90,10 @@ pub fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>> {
             dir.join("releases/example-answer.yaml"),
             sample_release(&sha256_digest(PROMPT.as_bytes())),
         ),
-        (dir.join(".github/workflows/relgate.yml"), WORKFLOW.to_string()),
+        (
+            dir.join(".github/workflows/relgate.yml"),
+            WORKFLOW.to_string(),
+        ),
     ];
     if !force {
         let existing: Vec<String> = files

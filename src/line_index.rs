@@ -48,8 +48,12 @@ impl LineIndex {
 /// One open collection while walking the events.
 enum Frame {
     /// A mapping; `pending_key` is set between a key and its value.
-    Mapping { pending_key: Option<String> },
-    Sequence { next_index: usize },
+    Mapping {
+        pending_key: Option<String>,
+    },
+    Sequence {
+        next_index: usize,
+    },
 }
 
 /// Builds one [`LineIndex`] per document of `text`. Returns fewer indexes than documents only if
@@ -61,10 +65,7 @@ pub fn index_documents(text: &str) -> Vec<LineIndex> {
     let mut current = LineIndex::default();
     let mut stack: Vec<Frame> = Vec::new();
     let mut path: Vec<Segment> = Vec::new();
-    loop {
-        let Ok((event, marker)) = parser.next_token() else {
-            break;
-        };
+    while let Ok((event, marker)) = parser.next_token() {
         // yaml-rust2 markers count lines from 1.
         let line = u32::try_from(marker.line()).unwrap_or(u32::MAX).max(1);
         match event {
@@ -189,7 +190,10 @@ pub fn first_duplicate_key(text: &str) -> Option<(String, u32)> {
             _ => {}
         }
         // A value finished (scalar, alias, or a collection closed): pop its key.
-        if matches!(event, Event::Scalar(..) | Event::Alias(_) | Event::MappingEnd | Event::SequenceEnd) {
+        if matches!(
+            event,
+            Event::Scalar(..) | Event::Alias(_) | Event::MappingEnd | Event::SequenceEnd
+        ) {
             if let Some((Some(_), pending)) = stack.last_mut() {
                 if *pending {
                     *pending = false;

@@ -68,7 +68,8 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 /// Reads a file, refusing one larger than `max_bytes`. `shown` is the name used in errors.
 pub fn read_limited(path: &Path, shown: &str, max_bytes: u64) -> Result<SourceFile, InputError> {
-    let io_error = |err: std::io::Error| InputError::new(shown, None, format!("cannot read: {err}"));
+    let io_error =
+        |err: std::io::Error| InputError::new(shown, None, format!("cannot read: {err}"));
     let file = std::fs::File::open(path).map_err(io_error)?;
     let too_large = || {
         InputError::new(
@@ -174,7 +175,11 @@ pub fn parse_documents(source: &SourceFile) -> Result<Vec<Document>, InputError>
                 ),
             });
         }
-        documents.push(Document { index, value, lines });
+        documents.push(Document {
+            index,
+            value,
+            lines,
+        });
     }
     Ok(documents)
 }
@@ -303,13 +308,28 @@ mod tests {
         let err = parse("a: 1\na: 2\n").expect_err("duplicate");
         assert!(err.message.contains("`a` appears twice"), "{err}");
         assert_eq!(err.line, Some(2));
-        assert!(parse("").expect_err("empty").message.contains("no YAML document"));
+        assert!(parse("")
+            .expect_err("empty")
+            .message
+            .contains("no YAML document"));
         assert!(parse("# only a comment\n").is_err());
-        assert!(parse("- a\n- b\n").expect_err("seq").message.contains("a sequence"));
-        assert!(parse("a: !custom 1\n").expect_err("tag").message.contains("tag"));
-        assert!(parse("a: .nan\n").expect_err("nan").message.contains("not finite"));
+        assert!(parse("- a\n- b\n")
+            .expect_err("seq")
+            .message
+            .contains("a sequence"));
+        assert!(parse("a: !custom 1\n")
+            .expect_err("tag")
+            .message
+            .contains("tag"));
+        assert!(parse("a: .nan\n")
+            .expect_err("nan")
+            .message
+            .contains("not finite"));
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        assert!(parse(&deep).expect_err("deep").message.contains("recursion limit"));
+        assert!(parse(&deep)
+            .expect_err("deep")
+            .message
+            .contains("recursion limit"));
     }
 
     #[test]

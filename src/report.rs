@@ -105,7 +105,13 @@ pub struct ManifestResult {
 
 impl ManifestResult {
     /// A result for a file or document that could not be evaluated.
-    pub fn error(file: &str, document: usize, line: u32, digest: Option<String>, error: String) -> Self {
+    pub fn error(
+        file: &str,
+        document: usize,
+        line: u32,
+        digest: Option<String>,
+        error: String,
+    ) -> Self {
         Self {
             file: file.to_string(),
             document,
@@ -124,16 +130,23 @@ impl ManifestResult {
     }
 
     pub fn warnings(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity == "warn").count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity == "warn")
+            .count()
     }
 
     pub fn denials(&self) -> usize {
-        self.findings.iter().filter(|f| f.severity != "warn").count()
+        self.findings
+            .iter()
+            .filter(|f| f.severity != "warn")
+            .count()
     }
 
     /// Sets the decision from the findings. `fail_on_warn` turns warnings into a failure.
     pub fn decide(&mut self, fail_on_warn: bool) {
-        self.findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.findings
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         self.findings.dedup();
         self.exceptions
             .sort_by(|a, b| a.finding.sort_key().cmp(&b.finding.sort_key()));
@@ -189,13 +202,26 @@ pub struct Report {
 impl Report {
     /// Builds a report from results: sorts them, counts, and decides. A run with no manifest
     /// at all is an error: a gate that checked nothing must not pass.
-    pub fn new(policy_digest: String, mut results: Vec<ManifestResult>, mut notes: Vec<String>) -> Self {
+    pub fn new(
+        policy_digest: String,
+        mut results: Vec<ManifestResult>,
+        mut notes: Vec<String>,
+    ) -> Self {
         results.sort_by(|a, b| (&a.file, a.document).cmp(&(&b.file, b.document)));
         let summary = Summary {
             manifests: results.len(),
-            passed: results.iter().filter(|r| r.decision == Decision::Pass).count(),
-            failed: results.iter().filter(|r| r.decision == Decision::Fail).count(),
-            errors: results.iter().filter(|r| r.decision == Decision::Error).count(),
+            passed: results
+                .iter()
+                .filter(|r| r.decision == Decision::Pass)
+                .count(),
+            failed: results
+                .iter()
+                .filter(|r| r.decision == Decision::Fail)
+                .count(),
+            errors: results
+                .iter()
+                .filter(|r| r.decision == Decision::Error)
+                .count(),
             warnings: results.iter().map(ManifestResult::warnings).sum(),
         };
         let decision = if results.is_empty() {

@@ -54,7 +54,10 @@ fn compiled(kind: &str) -> Option<&'static Result<Compiled, String>> {
                     .and_then(|text| serde_json::from_str::<Value>(text).map_err(|e| e.to_string()))
                     .and_then(|schema| {
                         jsonschema::draft202012::new(&schema)
-                            .map(|validator| Compiled { schema: schema.clone(), validator })
+                            .map(|validator| Compiled {
+                                schema: schema.clone(),
+                                validator,
+                            })
                             .map_err(|e| format!("schema {file} does not compile: {e}"))
                     });
                 (*name, compiled)
@@ -82,6 +85,54 @@ pub fn validate(kind: &str, value: &Value, lines: &LineIndex) -> Result<Vec<Viol
     Ok(violations)
 }
 
+/// The schema node holding the keyword that failed. The absolute keyword location has `$ref`s
+/// resolved (its fragment is a JSON pointer into the schema document); the plain schema path
+/// is the fallback.
+fn failing_node<'s>(
+    error: &jsonschema::ValidationError<'_>,
+    schema: &'s Value,
+) -> Option<&'s Value> {
+    let pointer = error
+        .absolute_keyword_location()
+        .and_then(|uri| uri.fragment().map(|f| percent_decode(f.as_str())))
+        .unwrap_or_else(|| error.schema_path().as_str().to_string());
+    // The pointer ends at the keyword (`…/type`); its parent is the schema node.
+    let parent = pointer.rsplit_once('/').map_or("", |(parent, _)| parent);
+    schema.pointer(parent)
+}
+
+/// Decodes `%XX` escapes of a URI fragment (e.g. `%24defs` for `$defs`).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A value as shown in a message: short, on one line.
+fn shown_value(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    } else {
+        text
+    }
+}
+
 /// Turns one validator error into violations phrased for a person.
 fn describe(
     error: &jsonschema::ValidationError<'_>,
@@ -92,11 +143,16 @@ fn describe(
     use jsonschema::error::ValidationErrorKind as Kind;
     let path = field_path::render(segments);
     let at = |path: &str| lines.line_of(path);
-    let field = if path.is_empty() { "the document".to_string() } else { format!("`{path}`") };
+    let field = if path.is_empty() {
+        "the document".to_string()
+    } else {
+        format!("`{path}`")
+    };
+    let node = failing_node(error, &compiled.schema);
     match error.kind() {
-        Kind::AdditionalProperties { unexpected } => {
+        Kind::AdditionalProperties { unexpected } | Kind::UnevaluatedProperties { unexpected } => {
             // Point at each unexpected key, suggesting the closest allowed name.
-            let allowed = allowed_properties(&compiled.schema, error.schema_path().as_str());
+            let allowed = allowed_properties(node);
             unexpected
                 .iter()
                 .map(|key| {
@@ -129,31 +185,31 @@ fn describe(
                 path: field_path::render(&child),
             }]
         }
-        Kind::Type { .. } => {
-            let instance = error.instance();
-            let mut message = format!("{field}: {error}");
-            if instance.is_number() && segments.last() == Some(&Segment::Key("version".into())) {
-                message.push_str(&format!(
-                    "; write the version as a quoted string, e.g. version: \"{instance}\""
-                ));
-            }
-            vec![Violation { line: at(&path), message, path }]
+        _ => {
+            // The schema's own `errorMessage` (the ajv-errors / editor convention) says what is
+            // expected in words; the validator's text is the fallback.
+            let custom = node
+                .and_then(|n| n.get("errorMessage"))
+                .and_then(Value::as_str);
+            let message = match custom {
+                Some(expected) => format!(
+                    "{field} {expected} (found {})",
+                    shown_value(error.instance())
+                ),
+                None => format!("{field}: {error}"),
+            };
+            vec![Violation {
+                line: at(&path),
+                message,
+                path,
+            }]
         }
-        _ => vec![Violation {
-            line: at(&path),
-            message: format!("{field}: {error}"),
-            path,
-        }],
     }
 }
 
 /// Property names the schema allows at the object whose `additionalProperties` failed.
-fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
-    let parent = schema_path
-        .strip_suffix("/additionalProperties")
-        .unwrap_or(schema_path);
-    let mut names: Vec<String> = schema
-        .pointer(parent)
+fn allowed_properties(node: Option<&Value>) -> Vec<String> {
+    let mut names: Vec<String> = node
         .and_then(|node| node.get("properties"))
         .and_then(Value::as_object)
         .map(|props| props.keys().cloned().collect())
@@ -166,7 +222,12 @@ fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
 fn nearest<'a>(key: &str, allowed: &'a [String]) -> Option<&'a str> {
     allowed
         .iter()
-        .map(|name| (strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()), name))
+        .map(|name| {
+            (
+                strsim::jaro_winkler(&key.to_lowercase(), &name.to_lowercase()),
+                name,
+            )
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0).then_with(|| b.1.cmp(a.1)))
         .map(|(_, name)| name.as_str())
@@ -185,7 +246,11 @@ mod tests {
 
     #[test]
     fn suggests_nearest_field() {
-        let allowed = vec!["rollback".to_string(), "rollout".to_string(), "owner".to_string()];
+        let allowed = vec![
+            "rollback".to_string(),
+            "rollout".to_string(),
+            "owner".to_string(),
+        ];
         assert_eq!(nearest("rollbak", &allowed), Some("rollback"));
         assert_eq!(nearest("zzz", &allowed), None);
     }

@@ -16,7 +16,9 @@ pub const CONFIG_FILE: &str = "relgate.yaml";
 /// A path problem, phrased for the person who wrote the path.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PathError {
-    #[error("{shown}: absolute paths are not allowed here; write it relative to the gate root {root}")]
+    #[error(
+        "{shown}: absolute paths are not allowed here; write it relative to the gate root {root}"
+    )]
     Absolute { shown: String, root: String },
     #[error("{shown}: the path leaves the gate root {root} (through `..` or a symlink); keep referenced files inside the repository")]
     Escapes { shown: String, root: String },
@@ -50,7 +52,9 @@ impl GateRoot {
         let mut work_tree = None;
         for dir in start.ancestors() {
             if dir.join(CONFIG_FILE).is_file() {
-                return Ok(Self { dir: dir.to_path_buf() });
+                return Ok(Self {
+                    dir: dir.to_path_buf(),
+                });
             }
             if dir.join(".git").exists() {
                 work_tree = Some(dir.to_path_buf());
@@ -183,7 +187,9 @@ pub fn discover_paths(root: &GateRoot, paths: &[PathBuf]) -> Vec<Discovered> {
     for path in paths {
         let shown = root.relative(path);
         if path.is_dir() {
-            walk(root, path, &mut found, &|p: &Path, _rel: &str| is_manifest_name(p));
+            walk(root, path, &mut found, &|p: &Path, _rel: &str| {
+                is_manifest_name(p)
+            });
         } else {
             found.push(match root.confine_existing(path, &shown) {
                 Ok(canonical) => Discovered::File {
@@ -202,7 +208,9 @@ pub fn discover_globs(root: &GateRoot, globs: &[String]) -> Result<Vec<Discovere
     let set = build_globset(globs)?;
     let mut found = Vec::new();
     let root_dir = root.dir.clone();
-    walk(root, &root_dir, &mut found, &|_p: &Path, rel: &str| set.is_match(rel));
+    walk(root, &root_dir, &mut found, &|_p: &Path, rel: &str| {
+        set.is_match(rel)
+    });
     Ok(sort_dedup(found))
 }
 
@@ -241,10 +249,9 @@ fn walk(
         .filter_entry(|entry| {
             entry.depth() == 0
                 || !(entry.file_type().is_dir()
-                    && entry
-                        .file_name()
-                        .to_str()
-                        .is_some_and(|n| n.starts_with('.') || n == "target" || n == "node_modules"))
+                    && entry.file_name().to_str().is_some_and(|n| {
+                        n.starts_with('.') || n == "target" || n == "node_modules"
+                    }))
         });
     for entry in walker {
         let entry = match entry {
@@ -300,13 +307,25 @@ mod tests {
         std::fs::write(dir.path().join("ok.txt"), "x").expect("write");
         let root = GateRoot::at(dir.path()).expect("root");
         assert!(root.confine("ok.txt").is_ok());
-        assert!(matches!(root.confine("../x"), Err(PathError::Escapes { .. })));
-        assert!(matches!(root.confine("/etc/passwd"), Err(PathError::Absolute { .. })));
-        assert!(matches!(root.confine("missing"), Err(PathError::NotFound { .. })));
+        assert!(matches!(
+            root.confine("../x"),
+            Err(PathError::Escapes { .. })
+        ));
+        assert!(matches!(
+            root.confine("/etc/passwd"),
+            Err(PathError::Absolute { .. })
+        ));
+        assert!(matches!(
+            root.confine("missing"),
+            Err(PathError::NotFound { .. })
+        ));
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/etc/hostname", dir.path().join("link")).expect("symlink");
-            assert!(matches!(root.confine("link"), Err(PathError::Escapes { .. })));
+            assert!(matches!(
+                root.confine("link"),
+                Err(PathError::Escapes { .. })
+            ));
         }
     }
 }

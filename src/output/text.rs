@@ -46,7 +46,12 @@ pub fn render(report: &Report, color: bool) -> String {
         manifest(&mut out, result, &p);
     }
     for note in &report.notes {
-        let _ = writeln!(out, "{}note:{} {note}", p.dim.render(), p.dim.render_reset());
+        let _ = writeln!(
+            out,
+            "{}note:{} {note}",
+            p.dim.render(),
+            p.dim.render_reset()
+        );
     }
     let s = &report.summary;
     let (style, word) = p.decision(report.decision);
@@ -102,7 +107,11 @@ fn manifest(out: &mut String, result: &ManifestResult, p: &Palette) {
         let _ = writeln!(out, "      {error}");
     }
     for finding in &result.findings {
-        let style = if finding.severity == "warn" { p.warn } else { p.fail };
+        let style = if finding.severity == "warn" {
+            p.warn
+        } else {
+            p.fail
+        };
         let _ = writeln!(
             out,
             "      {}:{}  {}{}{}  {}",
@@ -114,10 +123,20 @@ fn manifest(out: &mut String, result: &ManifestResult, p: &Palette) {
             finding.message
         );
         if let Some(path) = &finding.path {
-            let _ = writeln!(out, "          {}field:{} {path}", p.dim.render(), p.dim.render_reset());
+            let _ = writeln!(
+                out,
+                "          {}field:{} {path}",
+                p.dim.render(),
+                p.dim.render_reset()
+            );
         }
         if let Some(fix) = &finding.remediation {
-            let _ = writeln!(out, "          {}fix:{} {fix}", p.dim.render(), p.dim.render_reset());
+            let _ = writeln!(
+                out,
+                "          {}fix:{} {fix}",
+                p.dim.render(),
+                p.dim.render_reset()
+            );
         }
     }
     for exception in &result.exceptions {
@@ -148,6 +167,11 @@ fn manifest(out: &mut String, result: &ManifestResult, p: &Palette) {
         );
     }
     for note in &result.notes {
-        let _ = writeln!(out, "      {}note:{} {note}", p.dim.render(), p.dim.render_reset());
+        let _ = writeln!(
+            out,
+            "      {}note:{} {note}",
+            p.dim.render(),
+            p.dim.render_reset()
+        );
     }
 }

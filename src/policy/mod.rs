@@ -168,8 +168,75 @@ impl std::fmt::Debug for PolicySet {
     }
 }
 
+/// Deepest nesting of `[` and `{` a policy may use. regorus 0.14's parser backtracks on nested
+/// array, set and object literals and takes time exponential in their depth (about 2x per
+/// level: 16 levels take seconds, 24 never finish), and parsing has no time limit. Real
+/// policies nest a handful of levels; refusing deeper ones keeps a hostile or generated
+/// policy from hanging the gate.
+pub const MAX_POLICY_NESTING: usize = 12;
+
+/// Deepest `[`/`{` nesting of a Rego source and the line where it is reached, ignoring strings,
+/// raw strings and comments.
+fn literal_nesting(text: &str) -> (usize, u32) {
+    let (mut depth, mut deepest, mut deepest_line, mut line) = (0usize, 0usize, 1u32, 1u32);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' => line += 1,
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        line += 1;
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    match c {
+                        '`' => break,
+                        '\n' => line += 1,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > deepest {
+                    deepest = depth;
+                    deepest_line = line;
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (deepest, deepest_line)
+}
+
 /// Adds one policy file to an engine; a regorus panic is caught and reported as a load error.
-pub(crate) fn add_source(engine: &mut regorus::Engine, source: &PolicySource) -> std::result::Result<String, String> {
+pub(crate) fn add_source(
+    engine: &mut regorus::Engine,
+    source: &PolicySource,
+) -> std::result::Result<String, String> {
+    let (depth, line) = literal_nesting(&source.text);
+    if depth > MAX_POLICY_NESTING {
+        return Err(format!(
+            "{}:{line}: brackets nest {depth} levels deep here (limit {MAX_POLICY_NESTING}); the Rego parser slows down exponentially with nesting: flatten the literal or move the value into a data file (--data)",
+            source.path
+        ));
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         engine.add_policy(source.path.clone(), source.text.clone())
     }));
@@ -236,7 +303,10 @@ pub(crate) fn declared_rules(
             .has_declared_rule_rooted_at(&source.path, name)
             .unwrap_or(false)
         {
-            names.insert((name.to_string(), u32::try_from(number + 1).unwrap_or(u32::MAX)));
+            names.insert((
+                name.to_string(),
+                u32::try_from(number + 1).unwrap_or(u32::MAX),
+            ));
         }
     }
     names
@@ -253,7 +323,11 @@ fn digest_parts<'a>(parts: impl Iterator<Item = &'a [u8]>) -> String {
 }
 
 /// Adds `data.relgate.config` and the `--data` documents to an engine.
-pub(crate) fn add_data(engine: &mut regorus::Engine, config: &Value, data: &[(String, Value)]) -> Result<()> {
+pub(crate) fn add_data(
+    engine: &mut regorus::Engine,
+    config: &Value,
+    data: &[(String, Value)],
+) -> Result<()> {
     let config_doc = serde_json::json!({"relgate": {"config": config}});
     engine
         .add_data(regorus::Value::from(config_doc))
@@ -276,7 +350,9 @@ pub fn read_data_file(path: &Path, shown: &str, max_bytes: u64) -> Result<(Strin
     let source = manifest::read_limited(path, shown, max_bytes)?;
     let mut documents = manifest::parse_documents(&source)?;
     if documents.len() != 1 {
-        return Err(Error::Usage(format!("{shown}: a data file must hold exactly one document")));
+        return Err(Error::Usage(format!(
+            "{shown}: a data file must hold exactly one document"
+        )));
     }
     Ok((shown.to_string(), documents.swap_remove(0).value))
 }
@@ -328,18 +404,19 @@ impl PolicySet {
             if !wanted.contains(package) || source.is_test() {
                 continue;
             }
-            let rules = declared_rules(&engine, source, &["deny", "violation", "warn", "exception"])
-                .into_iter()
-                .map(|(name, _)| {
-                    let kind = if name.starts_with("warn") {
-                        RuleKind::Warn
-                    } else if name.starts_with("exception") {
-                        RuleKind::Exception
-                    } else {
-                        RuleKind::Deny
-                    };
-                    (name, kind)
-                });
+            let rules =
+                declared_rules(&engine, source, &["deny", "violation", "warn", "exception"])
+                    .into_iter()
+                    .map(|(name, _)| {
+                        let kind = if name.starts_with("warn") {
+                            RuleKind::Warn
+                        } else if name.starts_with("exception") {
+                            RuleKind::Exception
+                        } else {
+                            RuleKind::Deny
+                        };
+                        (name, kind)
+                    });
             match packages.iter_mut().find(|p| &p.package == package) {
                 Some(existing) => existing.rules.extend(rules),
                 None => packages.push(PackageRules {
@@ -375,7 +452,12 @@ impl PolicySet {
     pub fn evaluated_rules(&self) -> Vec<(String, Vec<String>)> {
         self.packages
             .iter()
-            .map(|p| (p.package.clone(), p.rules.iter().map(|(n, _)| n.clone()).collect()))
+            .map(|p| {
+                (
+                    p.package.clone(),
+                    p.rules.iter().map(|(n, _)| n.clone()).collect(),
+                )
+            })
             .collect()
     }
 
@@ -390,7 +472,8 @@ impl PolicySet {
             for (rule, kind) in &package.rules {
                 let query = format!("data.{}.{}", package.package, rule);
                 let engine = &mut self.engine;
-                let value = match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(query.clone()))) {
+                let value = match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(query.clone())))
+                {
                     Ok(Ok(value)) => value,
                     Ok(Err(err)) => return Err(format!("policy {query} failed: {err}")),
                     Err(panic) => {
@@ -403,13 +486,27 @@ impl PolicySet {
                 if value == regorus::Value::Undefined {
                     continue;
                 }
-                let json = serde_json::to_value(&value)
-                    .map_err(|e| format!("policy {query} returned a value that is not JSON: {e}"))?;
+                let json = serde_json::to_value(&value).map_err(|e| {
+                    format!("policy {query} returned a value that is not JSON: {e}")
+                })?;
                 match kind {
-                    RuleKind::Exception => collect_exceptions(&package.package, &query, json, &mut exceptions)?,
+                    RuleKind::Exception => {
+                        collect_exceptions(&package.package, &query, json, &mut exceptions)?
+                    }
                     RuleKind::Deny | RuleKind::Warn => {
-                        let severity = if *kind == RuleKind::Warn { "warn" } else { "deny" };
-                        collect_findings(&package.package, rule, severity, &query, json, &mut findings)?;
+                        let severity = if *kind == RuleKind::Warn {
+                            "warn"
+                        } else {
+                            "deny"
+                        };
+                        collect_findings(
+                            &package.package,
+                            rule,
+                            severity,
+                            &query,
+                            json,
+                            &mut findings,
+                        )?;
                     }
                 }
             }
@@ -456,11 +553,19 @@ fn collect_exceptions(
                 for name in names {
                     match name {
                         Value::String(name) => out.push((package.to_string(), name)),
-                        other => return Err(format!("{query}: exception names must be strings, got {other}")),
+                        other => {
+                            return Err(format!(
+                                "{query}: exception names must be strings, got {other}"
+                            ))
+                        }
                     }
                 }
             }
-            other => return Err(format!("{query}: exception names must be strings, got {other}")),
+            other => {
+                return Err(format!(
+                    "{query}: exception names must be strings, got {other}"
+                ))
+            }
         }
     }
     Ok(())
@@ -530,4 +635,70 @@ fn collect_findings(
 /// Paths of team policy directories resolved against the gate root (or as given).
 pub fn resolve_dirs(root: &Path, dirs: &[String]) -> Vec<PathBuf> {
     dirs.iter().map(|d| root.join(d)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> PolicySource {
+        PolicySource {
+            path: "p.rego".into(),
+            text: text.into(),
+            builtin: false,
+        }
+    }
+
+    #[test]
+    fn nesting_ignores_strings_and_comments() {
+        assert_eq!(
+            literal_nesting("x := [[1]]\n# [[[[[[\ny := \"[[[[\"\nz := `{{{{`\n"),
+            (2, 1)
+        );
+        assert_eq!(literal_nesting("a := 1\nb := {\"k\": [{}]}\n"), (3, 2));
+    }
+
+    #[test]
+    fn deep_literals_are_refused_before_parsing() {
+        let deep = format!("package p\n\nx := {}{}\n", "[".repeat(40), "]".repeat(40));
+        let mut engine = new_engine(None);
+        let err = add_source(&mut engine, &source(&deep)).expect_err("refused");
+        assert!(
+            err.starts_with("p.rego:3: brackets nest 40 levels deep"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let mut engine = new_engine(None);
+        let err = add_source(
+            &mut engine,
+            &source("package p\n\ndeny contains x if {\n  x := \n}\n"),
+        )
+        .expect_err("syntax");
+        assert!(
+            err.contains("p.rego:4:5") && err.contains("expecting `}`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn hostile_sources_never_escape_as_panics() {
+        // Truncations of a real policy at every byte: each is loaded or refused, never a crash.
+        let text = builtin_sources()
+            .into_iter()
+            .find(|s| s.path == "policies/pii.rego")
+            .map(|s| s.text)
+            .unwrap_or_default();
+        let mut boundaries: Vec<usize> = (0..text.len())
+            .step_by(7)
+            .filter(|i| text.is_char_boundary(*i))
+            .collect();
+        boundaries.push(text.len());
+        for end in boundaries {
+            let mut engine = new_engine(None);
+            let _ = add_source(&mut engine, &source(&text[..end]));
+        }
+    }
 }

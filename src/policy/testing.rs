@@ -121,10 +121,19 @@ pub fn run(options: &TestOptions) -> Result<TestReport> {
         let outcome = catch_unwind(AssertUnwindSafe(|| engine.eval_rule(query)));
         let (outcome, message) = match outcome {
             Ok(Ok(regorus::Value::Bool(true))) => (Outcome::Pass, None),
-            Ok(Ok(regorus::Value::Undefined)) => (Outcome::Fail, Some("the test body is not true (undefined)".to_string())),
-            Ok(Ok(other)) => (Outcome::Fail, Some(format!("the test evaluated to {other}, not true"))),
+            Ok(Ok(regorus::Value::Undefined)) => (
+                Outcome::Fail,
+                Some("the test body is not true (undefined)".to_string()),
+            ),
+            Ok(Ok(other)) => (
+                Outcome::Fail,
+                Some(format!("the test evaluated to {other}, not true")),
+            ),
             Ok(Err(err)) => (Outcome::Error, Some(err.to_string())),
-            Err(panic) => (Outcome::Error, Some(format!("the evaluator crashed: {}", panic_message(&panic)))),
+            Err(panic) => (
+                Outcome::Error,
+                Some(format!("the evaluator crashed: {}", panic_message(&panic))),
+            ),
         };
         results.push(TestResult {
             name,
@@ -143,9 +152,18 @@ pub fn run(options: &TestOptions) -> Result<TestReport> {
         None
     };
     Ok(TestReport {
-        passed: results.iter().filter(|r| r.outcome == Outcome::Pass).count(),
-        failed: results.iter().filter(|r| r.outcome == Outcome::Fail).count(),
-        errors: results.iter().filter(|r| r.outcome == Outcome::Error).count(),
+        passed: results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Pass)
+            .count(),
+        failed: results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Fail)
+            .count(),
+        errors: results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Error)
+            .count(),
         tests: results,
         load_errors,
         coverage,
@@ -159,9 +177,7 @@ fn coverage_report(engine: &regorus::Engine, sources: &[PolicySource]) -> Result
     let mut files = Vec::new();
     let (mut covered_total, mut lines_total) = (0usize, 0usize);
     for file in &report.files {
-        let is_test = sources
-            .iter()
-            .any(|s| s.path == file.path && s.is_test());
+        let is_test = sources.iter().any(|s| s.path == file.path && s.is_test());
         if is_test || file.path.ends_with("_test.rego") {
             continue;
         }

@@ -102,22 +102,39 @@ impl Run {
     }
 
     pub fn exit(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit code\n{}", self.context());
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code\n{}",
+            self.context()
+        );
         self
     }
 
     pub fn stdout_has(&self, text: &str) -> &Self {
-        assert!(self.stdout.contains(text), "stdout lacks {text:?}\n{}", self.context());
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}\n{}",
+            self.context()
+        );
         self
     }
 
     pub fn stdout_lacks(&self, text: &str) -> &Self {
-        assert!(!self.stdout.contains(text), "stdout has {text:?}\n{}", self.context());
+        assert!(
+            !self.stdout.contains(text),
+            "stdout has {text:?}\n{}",
+            self.context()
+        );
         self
     }
 
     pub fn stderr_has(&self, text: &str) -> &Self {
-        assert!(self.stderr.contains(text), "stderr lacks {text:?}\n{}", self.context());
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n{}",
+            self.context()
+        );
         self
     }
 
@@ -133,7 +150,11 @@ impl Run {
 
     /// No panic message, whatever the outcome.
     pub fn no_panic(&self) -> &Self {
-        assert!(!self.stderr.contains("panicked"), "relgate panicked\n{}", self.context());
+        assert!(
+            !self.stderr.contains("panicked"),
+            "relgate panicked\n{}",
+            self.context()
+        );
         assert_ne!(self.code, Some(101), "relgate panicked\n{}", self.context());
         self
     }
