@@ -98,6 +98,8 @@ pub enum RuleKind {
 struct PackageRules {
     package: String,
     rules: BTreeSet<(String, RuleKind)>,
+    /// Evaluated on the RVM (built-in packages that no team file extends).
+    on_rvm: bool,
 }
 
 /// A finding as a policy produced it (before lines are resolved).
@@ -147,16 +149,49 @@ pub struct PolicyOptions {
     pub include_tests: bool,
 }
 
-/// The compiled policy set. Cloning is cheap (regorus shares the compiled modules); each worker
-/// thread evaluates with its own clone.
-#[derive(Clone)]
+/// The compiled policy set. Cloning is cheap (regorus shares the compiled modules and the
+/// bytecode program); each worker thread evaluates with its own clone.
+///
+/// The built-in bundle runs on regorus' register VM (RVM), compiled once: it is 3–5x faster
+/// than the tree-walking interpreter. Team packages (and built-in packages a team file
+/// extends) run on the interpreter: the RVM compiler recurses without bound on some inputs
+/// (a recursive rule overflows its stack, which no `catch_unwind` can catch), so it only ever
+/// sees the bundle, which is ours and tested. The interpreter stays the reference: a rule on
+/// which the RVM reports an error (other than the time limit) is evaluated again by the
+/// interpreter, whose answer is final, and a differential test holds the two to the same
+/// results on every demo and scenario manifest.
 pub struct PolicySet {
     engine: regorus::Engine,
     packages: Vec<PackageRules>,
+    /// Bytecode for every evaluated rule; `None` when the RVM cannot compile the set.
+    program: Option<std::sync::Arc<regorus::rvm::Program>>,
+    /// `data` as the RVM sees it (config and `--data` documents).
+    data: regorus::Value,
+    timer: ExecutionTimerConfig,
+    /// This clone's VM, created on first use (VMs are not shared between threads).
+    vm: Option<regorus::rvm::RegoVM>,
+    /// Why the RVM is not used, when it is not.
+    pub rvm_unavailable: Option<String>,
     /// `sha256:` over every policy source (path and text), the merged config and data.
     pub digest: String,
     /// Files loaded, in order.
     pub files: Vec<String>,
+}
+
+impl Clone for PolicySet {
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            packages: self.packages.clone(),
+            program: self.program.clone(),
+            data: self.data.clone(),
+            timer: self.timer,
+            vm: None,
+            rvm_unavailable: self.rvm_unavailable.clone(),
+            digest: self.digest.clone(),
+            files: self.files.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for PolicySet {
@@ -260,18 +295,50 @@ pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".to_string())
 }
 
+/// The wall-clock limit of one evaluation.
+fn timer_config(timeout: Option<Duration>) -> ExecutionTimerConfig {
+    ExecutionTimerConfig {
+        limit: timeout.unwrap_or(DEFAULT_EVAL_TIMEOUT),
+        // Check the clock every 1,000 work units: cheap, and a runaway policy stops within
+        // milliseconds of the limit.
+        check_interval: NonZeroU32::new(1000).unwrap_or(NonZeroU32::MIN),
+    }
+}
+
 /// A new engine with relgate's limits.
 pub(crate) fn new_engine(timeout: Option<Duration>) -> regorus::Engine {
     let mut engine = regorus::Engine::new();
     engine.set_strict_builtin_errors(false);
     engine.set_gather_prints(true);
-    engine.set_execution_timer_config(ExecutionTimerConfig {
-        limit: timeout.unwrap_or(DEFAULT_EVAL_TIMEOUT),
-        // Check the clock every 1,000 work units: cheap, and a runaway policy stops within
-        // milliseconds of the limit.
-        check_interval: NonZeroU32::new(1000).unwrap_or(NonZeroU32::MIN),
-    });
+    engine.set_execution_timer_config(timer_config(timeout));
     engine
+}
+
+/// Compiles the evaluated rules to RVM bytecode. Any failure (a construct or builtin the RVM
+/// does not support yet, or a panic inside the compiler) is returned as text and the set runs
+/// on the interpreter.
+fn compile_program(
+    engine: &mut regorus::Engine,
+    entry_points: &[String],
+) -> std::result::Result<std::sync::Arc<regorus::rvm::Program>, String> {
+    let Some(first) = entry_points.first() else {
+        return Err("no rules to compile".to_string());
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let compiled = engine
+            .compile_with_entrypoint(&first.as_str().into())
+            .map_err(|e| e.to_string())?;
+        let names: Vec<&str> = entry_points.iter().map(String::as_str).collect();
+        regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &names)
+            .map_err(|e| e.to_string())
+    }));
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => Err(format!(
+            "the RVM compiler crashed: {}",
+            panic_message(&panic)
+        )),
+    }
 }
 
 /// Rule heads declared in a source whose names start with one of `prefixes` (followed by
@@ -381,6 +448,7 @@ impl PolicySet {
             )));
         }
         add_data(&mut engine, &options.config, &options.data)?;
+        let data = engine.get_data();
 
         // Packages to evaluate: the bundle, `main`, and the requested namespaces.
         let mut wanted: BTreeSet<String> = loaded
@@ -422,10 +490,56 @@ impl PolicySet {
                 None => packages.push(PackageRules {
                     package: package.clone(),
                     rules: rules.collect(),
+                    on_rvm: false,
                 }),
             }
         }
         packages.sort_by(|a, b| a.package.cmp(&b.package));
+        // Built-in packages that no team file extends run on the RVM, compiled from a separate
+        // engine that holds only the bundle.
+        let team_packages: BTreeSet<&String> = loaded
+            .iter()
+            .filter(|(source, _)| !source.builtin)
+            .map(|(_, package)| package)
+            .collect();
+        let builtin_packages: BTreeSet<&String> = loaded
+            .iter()
+            .filter(|(source, _)| source.builtin)
+            .map(|(_, package)| package)
+            .collect();
+        for package in &mut packages {
+            package.on_rvm = builtin_packages.contains(&package.package)
+                && !team_packages.contains(&package.package);
+        }
+        let entry_points: Vec<String> = packages
+            .iter()
+            .filter(|p| p.on_rvm)
+            .flat_map(|p| {
+                p.rules
+                    .iter()
+                    .map(move |(rule, _)| format!("data.{}.{rule}", p.package))
+            })
+            .collect();
+        let mut bundle_engine = new_engine(options.timeout);
+        let bundle_loaded = loaded
+            .iter()
+            .filter(|(source, _)| source.builtin && !source.is_test())
+            .try_for_each(|(source, _)| add_source(&mut bundle_engine, source).map(|_| ()));
+        let compiled = bundle_loaded
+            .and_then(|()| {
+                add_data(&mut bundle_engine, &options.config, &options.data)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|()| compile_program(&mut bundle_engine, &entry_points));
+        let (program, rvm_unavailable) = match compiled {
+            Ok(program) => (Some(program), None),
+            Err(reason) => {
+                for package in &mut packages {
+                    package.on_rvm = false;
+                }
+                (None, Some(reason))
+            }
+        };
 
         let config_bytes = serde_json::to_vec(&options.config).unwrap_or_default();
         let data_bytes: Vec<Vec<u8>> = options
@@ -443,6 +557,11 @@ impl PolicySet {
         Ok(Self {
             engine,
             packages,
+            program,
+            data,
+            timer: timer_config(options.timeout),
+            vm: None,
+            rvm_unavailable,
             digest,
             files: sources.iter().map(|s| s.path.clone()).collect(),
         })
@@ -461,53 +580,92 @@ impl PolicySet {
             .collect()
     }
 
+    /// This clone's VM, created on first use.
+    fn vm(&mut self) -> Option<&mut regorus::rvm::RegoVM> {
+        if self.vm.is_none() {
+            let program = self.program.clone()?;
+            let mut vm = regorus::rvm::RegoVM::new();
+            vm.load_program(program);
+            vm.set_execution_timer_config(Some(self.timer));
+            if vm.set_data(self.data.clone()).is_err() {
+                self.program = None;
+                return None;
+            }
+            self.vm = Some(vm);
+        }
+        self.vm.as_mut()
+    }
+
+    /// Evaluates one rule: on the RVM when it can, else (or when the RVM reports an error) on
+    /// the interpreter, whose answer is final.
+    fn eval_rule(
+        &mut self,
+        query: &str,
+        on_rvm: bool,
+        input: &regorus::Value,
+        interpreter_has_input: &mut bool,
+    ) -> std::result::Result<regorus::Value, String> {
+        if on_rvm {
+            if let Some(vm) = self.vm() {
+                vm.set_input(input.clone());
+                match catch_unwind(AssertUnwindSafe(|| vm.execute_entry_point_by_name(query))) {
+                    Ok(Ok(value)) => return Ok(value),
+                    // Running the same work again on the interpreter would only double the wait.
+                    Ok(Err(err @ regorus::rvm::vm::VmError::TimeLimitExceeded { .. })) => {
+                        return Err(format!("policy {query} failed: {err}"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !*interpreter_has_input {
+            self.engine.set_input(input.clone());
+            *interpreter_has_input = true;
+        }
+        let engine = &mut self.engine;
+        match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(query.to_string()))) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(format!("policy {query} failed: {err}")),
+            Err(panic) => Err(format!(
+                "policy {query} crashed the evaluator: {}",
+                panic_message(&panic)
+            )),
+        }
+    }
+
     /// Evaluates every deny/violation/warn rule of every evaluated package against `input`,
     /// then applies exceptions. Any policy error fails the whole evaluation.
     pub fn evaluate(&mut self, input: regorus::Value) -> std::result::Result<Evaluation, String> {
-        self.engine.set_input(input);
         let mut findings = Vec::new();
         // (package, name) of every exception that holds.
         let mut exceptions: Vec<(String, String)> = Vec::new();
-        for package in &self.packages {
-            for (rule, kind) in &package.rules {
-                let query = format!("data.{}.{}", package.package, rule);
-                let engine = &mut self.engine;
-                let value = match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(query.clone())))
-                {
-                    Ok(Ok(value)) => value,
-                    Ok(Err(err)) => return Err(format!("policy {query} failed: {err}")),
-                    Err(panic) => {
-                        return Err(format!(
-                            "policy {query} crashed the evaluator: {}",
-                            panic_message(&panic)
-                        ))
-                    }
-                };
-                if value == regorus::Value::Undefined {
-                    continue;
-                }
-                let json = serde_json::to_value(&value).map_err(|e| {
-                    format!("policy {query} returned a value that is not JSON: {e}")
-                })?;
-                match kind {
-                    RuleKind::Exception => {
-                        collect_exceptions(&package.package, &query, json, &mut exceptions)?
-                    }
-                    RuleKind::Deny | RuleKind::Warn => {
-                        let severity = if *kind == RuleKind::Warn {
-                            "warn"
-                        } else {
-                            "deny"
-                        };
-                        collect_findings(
-                            &package.package,
-                            rule,
-                            severity,
-                            &query,
-                            json,
-                            &mut findings,
-                        )?;
-                    }
+        let mut interpreter_has_input = false;
+        let rules: Vec<(String, String, RuleKind, bool)> = self
+            .packages
+            .iter()
+            .flat_map(|p| {
+                p.rules
+                    .iter()
+                    .map(move |(rule, kind)| (p.package.clone(), rule.clone(), *kind, p.on_rvm))
+            })
+            .collect();
+        for (package, rule, kind, on_rvm) in rules {
+            let query = format!("data.{package}.{rule}");
+            let value = self.eval_rule(&query, on_rvm, &input, &mut interpreter_has_input)?;
+            if value == regorus::Value::Undefined {
+                continue;
+            }
+            let json = serde_json::to_value(&value)
+                .map_err(|e| format!("policy {query} returned a value that is not JSON: {e}"))?;
+            match kind {
+                RuleKind::Exception => collect_exceptions(&package, &query, json, &mut exceptions)?,
+                RuleKind::Deny | RuleKind::Warn => {
+                    let severity = if kind == RuleKind::Warn {
+                        "warn"
+                    } else {
+                        "deny"
+                    };
+                    collect_findings(&package, &rule, severity, &query, json, &mut findings)?;
                 }
             }
         }
