@@ -483,6 +483,9 @@ test_malformed_input_does_not_error if {
 	ev := {"artifacts": "x", "evaluations": [null, {"index": 3, "candidate": {"metrics": "x", "error": 5, "digest": 7}}, {"index": "2"}]}
 	rules(findings(m, ev)) == {"EVIDENCE-UNREADABLE"}
 	paths(findings(m, ev), "EVIDENCE-UNREADABLE") == {"spec.evaluations[2]"}
+	# a candidate written as a string: object.get through it must not raise
+	odd := patch(base_manifest, "/spec/evaluations/0/candidate", "evals/answer-v17.json")
+	paths(findings(odd, base_evidence), "EVIDENCE-DIGEST") == {"spec.evaluations[0].candidate.digest"}
 	bad_records := cand_metric(base_evidence, "pass_rate", {"value": "0.99"})
 	paths(findings(base_manifest, bad_records), "EVAL-MISSING") == {"spec.evaluations[0].thresholds.pass_rate"}
 }
