@@ -164,6 +164,30 @@ mod tests {
     }
 
     #[test]
+    fn export_import_run_json_shapes() {
+        // The layout of mlflow-export-import's run.json (current: under `mlflow`; older: top
+        // level), with made-up values. Params and tags are not metrics.
+        let current = br#"{"system": {"mlflow_version": "2.0.1"},
+            "mlflow": {"info": {"run_id": "r", "status": "FINISHED"}, "params": {"max_depth": "5"},
+                       "metrics": {"accuracy_score": [{"value": 0.93, "timestamp": 1670301595838, "step": 0}],
+                                   "zero_one_loss": [{"value": 0.07, "timestamp": 1670301595847, "step": 0}]},
+                       "tags": {"mlflow.runName": "silent-dog"}}}"#;
+        let imported = parse(current).expect("parses");
+        assert_eq!(
+            imported.metrics.keys().collect::<Vec<_>>(),
+            ["accuracy_score", "zero_one_loss"]
+        );
+        assert_eq!(
+            imported.metrics["accuracy_score"],
+            MetricRecord::new("accuracy_score", 0.93)
+        );
+        let older = br#"{"export_info": {"mlflow_version": "1.26.0"}, "info": {"run_id": "r"},
+            "params": {"max_depth": "1"}, "metrics": {"rmse": [{"value": 0.85, "timestamp": 1, "step": 0}]},
+            "tags": {"mlflow.runName": "reg_test"}}"#;
+        assert_eq!(parse(older).expect("parses").metrics["rmse"].value, 0.85);
+    }
+
+    #[test]
     fn rest_run_shape() {
         let file = br#"{"run": {"info": {}, "data": {"metrics": [
             {"key": "rmse", "value": 0.9, "timestamp": 1, "step": 0},
