@@ -310,10 +310,12 @@ impl Gate {
                 }));
             }
         }
+        let evaluations =
+            crate::evidence::gather_evaluations(&self.root, manifest, self.config.max_file_bytes);
         json!({
             "manifest": manifest,
             "file": {"path": source.path, "digest": source.digest, "document": document.index},
-            "evidence": {"artifacts": artifacts, "evaluations": [], "slo": []},
+            "evidence": {"artifacts": artifacts, "evaluations": evaluations, "slo": []},
             "context": {
                 "now": self.now,
                 "today": self.now.get(..10).unwrap_or_default(),
