@@ -204,8 +204,14 @@ pub fn parse_public_key_pem(pem: &str) -> Result<VerifyingKey, RecordError> {
                 .into(),
         ));
     }
-    VerifyingKey::from_public_key_pem(pem)
-        .map_err(|e| RecordError::Key(format!("not an Ed25519 SPKI PEM public key: {e}")))
+    let key = VerifyingKey::from_public_key_pem(pem)
+        .map_err(|e| RecordError::Key(format!("not an Ed25519 SPKI PEM public key: {e}")))?;
+    if key.is_weak() {
+        return Err(RecordError::Key(
+            "weak (small-order) Ed25519 public key; it cannot be trusted".into(),
+        ));
+    }
+    Ok(key)
 }
 
 /// The set of public keys an auditor trusts, by key id.
