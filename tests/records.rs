@@ -441,6 +441,27 @@ fn intact_dir_ledger_verifies() {
     assert_eq!(report.verified_signatures, N);
     assert!(report.problems.is_empty(), "{}", describe(&report));
     assert!(report.consistency.as_ref().is_some_and(|c| c.verified));
+    // For export: the parsed payloads in ledger order.
+    let with_payloads = relgate::record::verify::verify_ledger_with(
+        &fx.source(),
+        &trusted(),
+        None,
+        &relgate::record::verify::VerifyOptions {
+            keep_payloads: true,
+            strict_signatures: true,
+            ..Default::default()
+        },
+    );
+    assert!(with_payloads.is_intact());
+    assert_eq!(with_payloads.payloads.len(), N as usize);
+    for (i, p) in with_payloads.payloads.iter().enumerate() {
+        assert!(p.signature_ok);
+        assert_eq!(p.record.seq, Some(i as u64 + 1));
+        assert_eq!(
+            p.payload["predicate"]["https://relgate.dev/change/v1"]["seq"],
+            i as u64 + 1
+        );
+    }
 }
 
 #[test]

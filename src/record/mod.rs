@@ -12,6 +12,10 @@
 //!   [`ledger::Ledger::append`] with one [`statement::RecordInput`] per manifest.
 //! - `relgate verify`: [`keys::TrustedKeys::load_dir`], then [`verify::verify_ledger`];
 //!   [`verify::VerifyReport::exit_code`] gives 0 intact, 1 tampering, 2 could not verify.
+//! - `relgate export`: [`verify::verify_ledger_with`] with `keep_payloads`, then
+//!   [`verify::VerifyReport::payloads`].
+//!
+//! Formats, layout and what verification can and cannot detect: `docs/records.md`.
 
 pub mod checkpoint;
 pub mod dsse;

@@ -315,9 +315,20 @@ pub struct VerifyReport {
     pub commits_checked: u64,
     /// Problems, in detection order.
     pub problems: Vec<Problem>,
-    /// Parsed payloads by ledger order, when [`VerifyOptions::keep_payloads`].
+    /// Parsed payloads in ledger order, when [`VerifyOptions::keep_payloads`].
     #[serde(skip)]
-    pub payloads: Vec<(RecordRef, serde_json::Value)>,
+    pub payloads: Vec<RecordPayload>,
+}
+
+/// A record's parsed payload (Statement JSON), kept for export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPayload {
+    /// Which record.
+    pub record: RecordRef,
+    /// Whether its signature verified under a trusted key (problems name the rest).
+    pub signature_ok: bool,
+    /// The Statement.
+    pub payload: serde_json::Value,
 }
 
 impl VerifyReport {
@@ -924,9 +935,11 @@ fn check_ledger(
     });
     report.problems.extend(foreign);
     // Ledger order: by the seq in the file name, then by name.
-    entries.sort_by(|a, b| {
-        (parse_record_file_name(&a.name).unwrap_or(u64::MAX), &a.name)
-            .cmp(&(parse_record_file_name(&b.name).unwrap_or(u64::MAX), &b.name))
+    entries.sort_by_cached_key(|e| {
+        (
+            parse_record_file_name(&e.name).unwrap_or(u64::MAX),
+            e.name.clone(),
+        )
     });
     let mut infos = read_and_examine(reader, &entries, keys, options);
     drop(entries);
@@ -936,15 +949,16 @@ fn check_ledger(
             report.verified_signatures += 1;
         }
         report.problems.append(&mut info.problems);
-        if let Some(p) = info.payload.take() {
-            report.payloads.push((
-                RecordRef {
+        if let Some(payload) = info.payload.take() {
+            report.payloads.push(RecordPayload {
+                record: RecordRef {
                     seq: info.seq,
                     file: Some(info.file.clone()),
                     commit: None,
                 },
-                p,
-            ));
+                signature_ok: info.signature_ok,
+                payload,
+            });
         }
     }
     // Foreign files take no part in the sequence.
