@@ -1448,7 +1448,8 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
         .into_iter()
         .collect();
     let mut reported_top: BTreeSet<String> = BTreeSet::new();
-    let mut prev_records: Option<Tree<'_>> = None;
+    let mut prev_records_oid: Option<Oid> = None;
+    let mut prev_raw: Option<Vec<u8>> = None;
     let mut next_seq: u64 = 1;
     for commit in &chain {
         report.commits_checked += 1;
@@ -1474,7 +1475,43 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
                 );
             }
         }
-        let records = records_tree(repo, &tree);
+        let records_oid = tree
+            .get_name(RECORDS_DIR)
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .map(|e| e.id());
+        if records_oid.is_some() && records_oid == prev_records_oid {
+            continue;
+        }
+        let raw = records_oid.and_then(|o| raw_object(repo, o));
+        // Fast path: a record-only append leaves the previous records tree as a byte prefix
+        // of the new one (entries are sorted by zero-padded seq), so no diff is needed.
+        let appended = match (&prev_raw, &raw) {
+            (Some(p), Some(r)) => appended_entries(p, r),
+            (None, Some(r)) if prev_records_oid.is_none() => appended_entries(&[], r),
+            (None, None) if prev_records_oid.is_none() => Some(Vec::new()),
+            _ => None,
+        };
+        if let Some(entries) = appended {
+            let mut added: Vec<(u64, String)> = Vec::new();
+            for (blob, name) in entries {
+                match parse_record_file_name(&name).filter(|_| blob) {
+                    Some(s) => added.push((s, name)),
+                    None => report.push(
+                        ProblemKind::HistoryUnexpectedFile,
+                        commit_ref(None, Some(format!("{RECORDS_DIR}/{name}")), id),
+                        format!(
+                            "commit {id} added {RECORDS_DIR}/{name}, which is not a record file"
+                        ),
+                    ),
+                }
+            }
+            check_added(added, &mut next_seq, id, report);
+            prev_records_oid = records_oid;
+            prev_raw = raw;
+            continue;
+        }
+        let records = records_oid.and_then(|o| repo.find_tree(o).ok());
+        let prev_records = prev_records_oid.and_then(|o| repo.find_tree(o).ok());
         let diff = match repo.diff_tree_to_tree(prev_records.as_ref(), records.as_ref(), None) {
             Ok(d) => d,
             Err(e) => {
@@ -1483,7 +1520,8 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
                     commit_ref(None, None, id),
                     format!("commit {id}: {e}"),
                 );
-                prev_records = records;
+                prev_records_oid = records_oid;
+                prev_raw = raw;
                 continue;
             }
         };
@@ -1534,21 +1572,58 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
                 }
             }
         }
-        added.sort();
-        for (s, name) in added {
-            if s != next_seq {
-                report.push(
-                    ProblemKind::HistoryOutOfOrder,
-                    commit_ref(Some(s), Some(format!("{RECORDS_DIR}/{name}")), id),
-                    format!(
-                        "commit {id} added record {s} ({name}) where record {next_seq} was due"
-                    ),
-                );
-            }
-            next_seq = next_seq.max(s + 1);
-        }
-        prev_records = records;
+        check_added(added, &mut next_seq, id, report);
+        prev_records_oid = records_oid;
+        prev_raw = raw;
     }
+}
+
+/// Records added by one commit must continue the sequence.
+fn check_added(
+    mut added: Vec<(u64, String)>,
+    next_seq: &mut u64,
+    id: Oid,
+    report: &mut VerifyReport,
+) {
+    added.sort();
+    for (s, name) in added {
+        if s != *next_seq {
+            report.push(
+                ProblemKind::HistoryOutOfOrder,
+                commit_ref(Some(s), Some(format!("{RECORDS_DIR}/{name}")), id),
+                format!("commit {id} added record {s} ({name}) where record {next_seq} was due"),
+            );
+        }
+        *next_seq = (*next_seq).max(s + 1);
+    }
+}
+
+/// The raw (inflated) bytes of an object.
+fn raw_object(repo: &Repository, oid: Oid) -> Option<Vec<u8>> {
+    let odb = repo.odb().ok()?;
+    let obj = odb.read(oid).ok()?;
+    Some(obj.data().to_vec())
+}
+
+/// When `new` is `old` followed by whole tree entries, those entries as (is a regular file,
+/// name); `None` when it is not (then the caller diffs) or the bytes do not parse.
+fn appended_entries(old: &[u8], new: &[u8]) -> Option<Vec<(bool, String)>> {
+    let mut rest = new.strip_prefix(old)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let mode = &rest[..space];
+        let nul = rest[space..].iter().position(|&b| b == 0)? + space;
+        let name = std::str::from_utf8(&rest[space + 1..nul]).ok()?.to_owned();
+        // SHA-1 object ids (20 bytes); other object formats take the diff path.
+        let end = nul + 1 + 20;
+        if rest.len() < end {
+            return None;
+        }
+        out.push((mode == b"100644" || mode == b"100755", name));
+        rest = &rest[end..];
+    }
+    Some(out)
 }
 
 fn is_fast_forward(repo: &Repository, old: Oid, new: Oid) -> bool {
