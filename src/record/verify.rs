@@ -33,8 +33,9 @@
 //! Cost: records are read, hashed and their signatures checked in parallel (rayon), 64 at a
 //! time with Ed25519 batch verification (see [`VerifyOptions::strict_signatures`]), streaming
 //! (payloads are dropped after hashing); sequence, chain and Merkle checks are linear. The git
-//! history walk diffs each commit's `records/` tree against its parent's, which is linear in the
-//! size of that (flat) tree per commit.
+//! history walk reads each commit's `records/` tree once (only the new entries are parsed when
+//! the commit merely appended; otherwise the trees are diffed), which is linear in the size of
+//! that flat tree per commit.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
