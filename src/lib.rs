@@ -15,6 +15,7 @@ pub mod line_index;
 pub mod manifest;
 pub mod output;
 pub mod policy;
+pub mod record;
 pub mod report;
 pub mod schema;
 pub mod workspace;

@@ -1,0 +1,892 @@
+//! The append-only ledger of change records and its two backends.
+//!
+//! Layout (same in both): `records/NNNNNN-<name>-<version>.dsse.json` (one DSSE envelope per
+//! record, zero-padded seq), `CHECKPOINT` (signed note with size and RFC 6962 root) and
+//! `ledger-state.json` (the head: size, origin, last payload hash and Merkle frontier, so an
+//! append reads O(1) state instead of every record).
+//!
+//! - [`GitLedger`] writes into a branch (`relgate/records` by default) of an existing repository
+//!   with git2, straight into the object database: blobs, trees, one commit per record, then a
+//!   compare-and-swap of the branch ref. No checkout; the work tree and index are never touched.
+//!   A writer that loses the race re-reads the new head, recomputes seq and prev, and retries.
+//! - [`DirLedger`] writes the same files into a plain directory under an exclusive advisory
+//!   lock (`flock`), with a pending marker in the state file so an interrupted append is
+//!   completed or discarded by the next one.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use git2::{ErrorCode, ObjectType, Oid, Repository, Tree};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::checkpoint::{default_origin, validate_origin, Checkpoint};
+use super::dsse::{self, Envelope};
+use super::keys::Signer;
+use super::merkle::{Frontier, FrontierState};
+use super::statement::{build_statement, PayloadHead, RecordInput, GENESIS_PREV};
+use super::RecordError;
+
+/// Default ledger branch.
+pub const DEFAULT_BRANCH: &str = "relgate/records";
+/// Directory of record files.
+pub const RECORDS_DIR: &str = "records";
+/// Signed checkpoint file.
+pub const CHECKPOINT_FILE: &str = "CHECKPOINT";
+/// Head state file.
+pub const STATE_FILE: &str = "ledger-state.json";
+/// Lock file of a [`DirLedger`].
+pub const LOCK_FILE: &str = ".relgate-ledger.lock";
+/// Suffix of record files.
+pub const RECORD_SUFFIX: &str = ".dsse.json";
+/// Longest sanitized name or version in a file name.
+const MAX_COMPONENT: usize = 64;
+
+/// Where a ledger lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerSource {
+    /// A branch of a git repository.
+    Git {
+        /// Repository path (work tree or bare).
+        repo: PathBuf,
+        /// Branch name (`relgate/records`), or a full ref name (`refs/remotes/origin/relgate/records`).
+        branch: String,
+    },
+    /// A plain directory.
+    Dir(PathBuf),
+}
+
+impl LedgerSource {
+    /// The default: branch [`DEFAULT_BRANCH`] of the repository at `repo`.
+    pub fn git_default(repo: &Path) -> LedgerSource {
+        LedgerSource::Git {
+            repo: repo.to_owned(),
+            branch: DEFAULT_BRANCH.to_owned(),
+        }
+    }
+
+    /// Interprets the CLI's `--ledger REF|DIR` relative to the repository `repo`: absent means
+    /// the default branch; an existing directory (that is not a git repository) is a
+    /// directory ledger; anything else is a branch or ref of `repo`.
+    pub fn from_cli(arg: Option<&str>, repo: &Path) -> LedgerSource {
+        match arg {
+            None => LedgerSource::git_default(repo),
+            Some(a) => {
+                let p = Path::new(a);
+                if p.is_dir() && Repository::open(p).is_err() {
+                    LedgerSource::Dir(p.to_owned())
+                } else {
+                    LedgerSource::Git {
+                        repo: repo.to_owned(),
+                        branch: a.to_owned(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Human-readable description.
+    pub fn describe(&self) -> String {
+        match self {
+            LedgerSource::Git { repo, branch } => format!("{}@{}", repo.display(), branch),
+            LedgerSource::Dir(d) => d.display().to_string(),
+        }
+    }
+}
+
+/// Options of a ledger writer.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// Checkpoint origin for a NEW ledger; default `relgate.dev/ledger/<16 hex of the first
+    /// record's payload hash>`. An existing ledger keeps its origin.
+    pub origin: Option<String>,
+    /// Compare-and-swap attempts before [`RecordError::Contention`] (git backend).
+    pub max_attempts: u32,
+    /// Committer of ledger commits; default the repository's `user.name`/`user.email`, else
+    /// `relgate <relgate@localhost>`.
+    pub committer: Option<(String, String)>,
+    /// fsync record, checkpoint and state files (directory backend).
+    pub fsync: bool,
+}
+
+impl Default for LedgerOptions {
+    fn default() -> Self {
+        LedgerOptions {
+            origin: None,
+            max_attempts: 64,
+            committer: None,
+            fsync: true,
+        }
+    }
+}
+
+/// The head of a ledger, stored in [`STATE_FILE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerState {
+    /// Format version (1).
+    pub format: u32,
+    /// Checkpoint origin.
+    pub origin: String,
+    /// Number of records (= seq of the head record).
+    pub size: u64,
+    /// Path of the head record (`records/...`), null when empty.
+    pub head_file: Option<String>,
+    /// Hex SHA-256 of the head record's payload ([`GENESIS_PREV`] when empty).
+    pub head_sha256: String,
+    /// Merkle frontier over all record payloads.
+    pub frontier: FrontierState,
+    /// Directory backend: an append that wrote its record but may not have finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingAppend>,
+}
+
+/// An append in progress (directory backend).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAppend {
+    /// Its seq.
+    pub seq: u64,
+    /// Its file.
+    pub file: String,
+    /// Its payload hash.
+    pub payload_sha256: String,
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendReceipt {
+    /// Sequence number of the new record.
+    pub seq: u64,
+    /// Its path in the ledger (`records/000042-support-answer-17.dsse.json`).
+    pub file: String,
+    /// Hex SHA-256 of its payload (the next record's `prev`).
+    pub payload_sha256: String,
+    /// The new signed checkpoint text.
+    pub checkpoint: String,
+    /// The ledger's origin.
+    pub origin: String,
+    /// The ledger commit (git backend).
+    pub commit: Option<String>,
+    /// Attempts needed (1 without contention).
+    pub attempts: u32,
+}
+
+/// A ledger that records can be appended to.
+pub trait Ledger {
+    /// Signs `input` as the next record and appends it, with a new checkpoint. Cost is O(1)
+    /// in the number of records (plus O(log n) for the checkpoint), except that the git
+    /// backend rewrites the flat `records/` tree object.
+    fn append(
+        &mut self,
+        input: &RecordInput,
+        signer: &Signer,
+    ) -> Result<AppendReceipt, RecordError>;
+    /// The current head state, `None` for an empty ledger.
+    fn state(&self) -> Result<Option<LedgerState>, RecordError>;
+    /// Where the ledger lives (for [`super::verify::verify_ledger`]).
+    fn source(&self) -> LedgerSource;
+}
+
+/// Opens the writer for `source`.
+pub fn open_ledger(
+    source: &LedgerSource,
+    options: LedgerOptions,
+) -> Result<Box<dyn Ledger>, RecordError> {
+    Ok(match source {
+        LedgerSource::Git { repo, branch } => {
+            Box::new(GitLedger::open_with(repo, branch, options)?)
+        }
+        LedgerSource::Dir(dir) => Box::new(DirLedger::open_with(dir, options)?),
+    })
+}
+
+/// Sanitizes a manifest name or version for a file name: ASCII letters, digits, `.`, `_`
+/// and `-` are kept, anything else becomes `_`; at most 64 characters; never empty, never
+/// starting with `.`.
+pub fn sanitize_component(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_COMPONENT)
+        .collect();
+    if out.is_empty() {
+        out.push('_');
+    }
+    if out.starts_with('.') {
+        out.replace_range(0..1, "_");
+    }
+    out
+}
+
+/// The file name (without directory) of record `seq` for manifest `name`/`version`.
+pub fn record_file_name(seq: u64, name: &str, version: &str) -> String {
+    format!(
+        "{seq:06}-{}-{}{RECORD_SUFFIX}",
+        sanitize_component(name),
+        sanitize_component(version)
+    )
+}
+
+/// The seq encoded in a record file name (`000042-...dsse.json` -> 42), if it has that shape.
+pub fn parse_record_file_name(name: &str) -> Option<u64> {
+    if !name.ends_with(RECORD_SUFFIX) {
+        return None;
+    }
+    let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+    if digits < 6 || name.as_bytes().get(digits) != Some(&b'-') {
+        return None;
+    }
+    name[..digits].parse().ok()
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Everything one append writes, computed from the head state.
+struct Prepared {
+    seq: u64,
+    file: String,
+    envelope: Vec<u8>,
+    payload_sha256: String,
+    checkpoint: String,
+    state: LedgerState,
+}
+
+fn prepare(
+    state: Option<&LedgerState>,
+    input: &RecordInput,
+    signer: &Signer,
+    origin: Option<&str>,
+) -> Result<Prepared, RecordError> {
+    let (seq, prev, mut frontier, existing_origin) = match state {
+        None => (1, GENESIS_PREV.to_owned(), Frontier::new(), None),
+        Some(s) => {
+            let frontier = Frontier::from_state(&s.frontier)
+                .map_err(|e| RecordError::Inconsistent(format!("{STATE_FILE}: {e}")))?;
+            if frontier.size() != s.size {
+                return Err(RecordError::Inconsistent(format!(
+                    "{STATE_FILE}: frontier covers {} records, size is {}",
+                    frontier.size(),
+                    s.size
+                )));
+            }
+            (
+                s.size + 1,
+                s.head_sha256.clone(),
+                frontier,
+                Some(s.origin.clone()),
+            )
+        }
+    };
+    let statement = build_statement(input, seq, &prev)?;
+    let payload = statement.to_payload()?;
+    let payload_hash = sha256(&payload);
+    let envelope = dsse::sign_payload(&payload, signer).to_json();
+    frontier.append(&payload);
+    let origin = match (existing_origin, origin) {
+        (Some(o), _) => o,
+        (None, Some(o)) => o.to_owned(),
+        (None, None) => default_origin(&payload_hash),
+    };
+    validate_origin(&origin).map_err(|e| RecordError::Input(e.to_string()))?;
+    let checkpoint = Checkpoint {
+        origin: origin.clone(),
+        size: seq,
+        root: frontier.root(),
+        extensions: Vec::new(),
+    }
+    .sign(signer);
+    let file = format!(
+        "{RECORDS_DIR}/{}",
+        record_file_name(seq, &input.manifest.name, &input.manifest.version)
+    );
+    let payload_sha256 = hex::encode(payload_hash);
+    Ok(Prepared {
+        seq,
+        file: file.clone(),
+        envelope,
+        payload_sha256: payload_sha256.clone(),
+        checkpoint,
+        state: LedgerState {
+            format: 1,
+            origin,
+            size: seq,
+            head_file: Some(file),
+            head_sha256: payload_sha256,
+            frontier: frontier.to_state(),
+            pending: None,
+        },
+    })
+}
+
+fn state_bytes(state: &LedgerState) -> Vec<u8> {
+    // A struct of strings and integers always serializes.
+    let mut out = serde_json::to_vec_pretty(state).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+fn parse_state(bytes: &[u8]) -> Result<LedgerState, RecordError> {
+    let state: LedgerState = serde_json::from_slice(bytes)
+        .map_err(|e| RecordError::Inconsistent(format!("{STATE_FILE} is unreadable: {e}")))?;
+    if state.format != 1 {
+        return Err(RecordError::Inconsistent(format!(
+            "{STATE_FILE} has unknown format {}",
+            state.format
+        )));
+    }
+    Ok(state)
+}
+
+/// Checks that the head record named by the state really hashes to `head_sha256` (O(1)).
+fn check_head(state: &LedgerState, head_bytes: Option<Vec<u8>>) -> Result<(), RecordError> {
+    let Some(file) = &state.head_file else {
+        if state.size == 0 {
+            return Ok(());
+        }
+        return Err(RecordError::Inconsistent(format!(
+            "{STATE_FILE} has size {} but no head file",
+            state.size
+        )));
+    };
+    let bytes = head_bytes.ok_or_else(|| {
+        RecordError::Inconsistent(format!(
+            "head record {file} named by {STATE_FILE} is missing"
+        ))
+    })?;
+    let payload = Envelope::from_slice(&bytes)
+        .and_then(|e| e.decode_payload())
+        .map_err(|e| RecordError::Inconsistent(format!("head record {file}: {e}")))?;
+    if hex::encode(sha256(&payload)) != state.head_sha256 {
+        return Err(RecordError::Inconsistent(format!(
+            "head record {file} does not match {STATE_FILE} (edited?)"
+        )));
+    }
+    let head = PayloadHead::parse(&payload)
+        .map_err(|e| RecordError::Inconsistent(format!("head record {file}: {e}")))?;
+    if head.predicate.change.seq != state.size {
+        return Err(RecordError::Inconsistent(format!(
+            "head record {file} has seq {}, {STATE_FILE} says {}",
+            head.predicate.change.seq, state.size
+        )));
+    }
+    Ok(())
+}
+
+/// Rebuilds the head state from all records (only when the state file is missing, e.g. a
+/// ledger written by hand or by an older version). O(n).
+fn rebuild_state(
+    mut records: Vec<(String, Vec<u8>)>,
+    checkpoint: Option<&str>,
+) -> Result<Option<LedgerState>, RecordError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    records.sort_by(|a, b| {
+        let sa = parse_record_file_name(a.0.rsplit('/').next().unwrap_or_default());
+        let sb = parse_record_file_name(b.0.rsplit('/').next().unwrap_or_default());
+        (sa, &a.0).cmp(&(sb, &b.0))
+    });
+    let mut frontier = Frontier::new();
+    let mut head = (GENESIS_PREV.to_owned(), None);
+    let mut genesis = None;
+    for (i, (file, bytes)) in records.iter().enumerate() {
+        let payload = Envelope::from_slice(bytes)
+            .and_then(|e| e.decode_payload())
+            .map_err(|e| RecordError::Inconsistent(format!("{file}: {e}")))?;
+        let parsed = PayloadHead::parse(&payload)
+            .map_err(|e| RecordError::Inconsistent(format!("{file}: {e}")))?;
+        let want = i as u64 + 1;
+        if parsed.predicate.change.seq != want || parsed.predicate.change.prev != head.0 {
+            return Err(RecordError::Inconsistent(format!(
+                "{file}: seq/prev chain broken while rebuilding {STATE_FILE}"
+            )));
+        }
+        let h = sha256(&payload);
+        genesis.get_or_insert(h);
+        frontier.append(&payload);
+        head = (hex::encode(h), Some(file.clone()));
+    }
+    let origin = checkpoint
+        .and_then(|t| t.lines().next())
+        .map(str::to_owned)
+        .or_else(|| genesis.as_ref().map(default_origin))
+        .unwrap_or_default();
+    Ok(Some(LedgerState {
+        format: 1,
+        origin,
+        size: frontier.size(),
+        head_file: head.1,
+        head_sha256: head.0,
+        frontier: frontier.to_state(),
+        pending: None,
+    }))
+}
+
+fn backoff(attempt: u32) {
+    let mut jitter = [0u8; 2];
+    let _ = getrandom::fill(&mut jitter);
+    let micros = u64::from(u16::from_le_bytes(jitter)) % 2000 + u64::from(attempt.min(20)) * 500;
+    std::thread::sleep(Duration::from_micros(micros));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Git backend
+// ---------------------------------------------------------------------------------------------
+
+/// A ledger on a branch of a git repository, written without checkout.
+pub struct GitLedger {
+    repo: Repository,
+    repo_path: PathBuf,
+    refname: String,
+    options: LedgerOptions,
+}
+
+impl std::fmt::Debug for GitLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitLedger")
+            .field("repo", &self.repo_path)
+            .field("ref", &self.refname)
+            .finish()
+    }
+}
+
+/// Full ref name of a ledger branch given as `relgate/records` or `refs/...`.
+pub fn ledger_refname(branch: &str) -> String {
+    if branch.starts_with("refs/") {
+        branch.to_owned()
+    } else {
+        format!("refs/heads/{branch}")
+    }
+}
+
+impl GitLedger {
+    /// Opens the ledger on branch [`DEFAULT_BRANCH`] of the repository at `repo`.
+    pub fn open(repo: &Path) -> Result<GitLedger, RecordError> {
+        GitLedger::open_with(repo, DEFAULT_BRANCH, LedgerOptions::default())
+    }
+
+    /// Opens the ledger on `branch` of the repository at `repo`.
+    pub fn open_with(
+        repo: &Path,
+        branch: &str,
+        options: LedgerOptions,
+    ) -> Result<GitLedger, RecordError> {
+        let refname = ledger_refname(branch);
+        if !git2::Reference::is_valid_name(&refname) {
+            return Err(RecordError::Input(format!(
+                "{branch:?} is not a valid branch name"
+            )));
+        }
+        Ok(GitLedger {
+            repo: Repository::open(repo)?,
+            repo_path: repo.to_owned(),
+            refname,
+            options,
+        })
+    }
+
+    /// The full ref name written.
+    pub fn refname(&self) -> &str {
+        &self.refname
+    }
+
+    fn head_commit(&self) -> Result<Option<git2::Commit<'_>>, RecordError> {
+        match self.repo.find_reference(&self.refname) {
+            Ok(r) => Ok(Some(r.peel_to_commit()?)),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn blob_at(&self, tree: &Tree<'_>, path: &str) -> Result<Option<Vec<u8>>, RecordError> {
+        match tree.get_path(Path::new(path)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
+                Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec()))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn state_of(&self, tree: &Tree<'_>) -> Result<Option<LedgerState>, RecordError> {
+        if let Some(bytes) = self.blob_at(tree, STATE_FILE)? {
+            let state = parse_state(&bytes)?;
+            let head = match &state.head_file {
+                Some(f) => self.blob_at(tree, f)?,
+                None => None,
+            };
+            check_head(&state, head)?;
+            return Ok(Some(state));
+        }
+        // No state file: rebuild from the records (recovery path, O(n)).
+        let mut records = Vec::new();
+        if let Ok(entry) = tree.get_path(Path::new(RECORDS_DIR)) {
+            let sub = self.repo.find_tree(entry.id())?;
+            for e in sub.iter() {
+                let name = e.name().unwrap_or_default().to_owned();
+                let blob = self.repo.find_blob(e.id())?;
+                records.push((format!("{RECORDS_DIR}/{name}"), blob.content().to_vec()));
+            }
+        }
+        let checkpoint = self.blob_at(tree, CHECKPOINT_FILE)?;
+        let cp_text = checkpoint
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok());
+        rebuild_state(records, cp_text)
+    }
+
+    fn signature(&self) -> Result<git2::Signature<'static>, RecordError> {
+        if let Some((name, email)) = &self.options.committer {
+            return Ok(git2::Signature::now(name, email)?);
+        }
+        match self.repo.signature() {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Ok(git2::Signature::now("relgate", "relgate@localhost")?),
+        }
+    }
+
+    fn write_commit(
+        &self,
+        parent: Option<&git2::Commit<'_>>,
+        prepared: &Prepared,
+        input: &RecordInput,
+    ) -> Result<Oid, RecordError> {
+        let repo = &self.repo;
+        let base_tree = parent.map(|c| c.tree()).transpose()?;
+        let records_tree = match &base_tree {
+            Some(t) => match t.get_name(RECORDS_DIR) {
+                Some(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
+                _ => None,
+            },
+            None => None,
+        };
+        let file_name = prepared
+            .file
+            .strip_prefix(&format!("{RECORDS_DIR}/"))
+            .unwrap_or(&prepared.file);
+        let mut records = repo.treebuilder(records_tree.as_ref())?;
+        if records.get(file_name)?.is_some() {
+            return Err(RecordError::Inconsistent(format!(
+                "{} already exists",
+                prepared.file
+            )));
+        }
+        records.insert(file_name, repo.blob(&prepared.envelope)?, 0o100_644)?;
+        let records_oid = records.write()?;
+        let mut top = repo.treebuilder(base_tree.as_ref())?;
+        top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
+        top.insert(
+            CHECKPOINT_FILE,
+            repo.blob(prepared.checkpoint.as_bytes())?,
+            0o100_644,
+        )?;
+        top.insert(
+            STATE_FILE,
+            repo.blob(&state_bytes(&prepared.state))?,
+            0o100_644,
+        )?;
+        let tree = repo.find_tree(top.write()?)?;
+        let sig = self.signature()?;
+        let message = format!(
+            "relgate: record {:06} {} {} ({})\n",
+            prepared.seq,
+            input.manifest.name,
+            input.manifest.version,
+            input.decision.as_str()
+        );
+        let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
+        Ok(repo.commit(None, &sig, &sig, &message, &tree, &parents)?)
+    }
+}
+
+impl Ledger for GitLedger {
+    fn append(
+        &mut self,
+        input: &RecordInput,
+        signer: &Signer,
+    ) -> Result<AppendReceipt, RecordError> {
+        let attempts = self.options.max_attempts.max(1);
+        for attempt in 1..=attempts {
+            let head = self.head_commit()?;
+            let state = match &head {
+                Some(c) => self.state_of(&c.tree()?)?,
+                None => None,
+            };
+            let prepared = prepare(
+                state.as_ref(),
+                input,
+                signer,
+                self.options.origin.as_deref(),
+            )?;
+            let commit = self.write_commit(head.as_ref(), &prepared, input)?;
+            let log = format!("relgate record {:06}", prepared.seq);
+            // Compare-and-swap: only move the ref if it still points where we read it.
+            let result = match &head {
+                Some(h) => self
+                    .repo
+                    .reference_matching(&self.refname, commit, true, h.id(), &log),
+                None => self.repo.reference(&self.refname, commit, false, &log),
+            };
+            match result {
+                Ok(_) => {
+                    return Ok(AppendReceipt {
+                        seq: prepared.seq,
+                        file: prepared.file,
+                        payload_sha256: prepared.payload_sha256,
+                        checkpoint: prepared.checkpoint,
+                        origin: prepared.state.origin,
+                        commit: Some(commit.to_string()),
+                        attempts: attempt,
+                    })
+                }
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                    ) =>
+                {
+                    backoff(attempt);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RecordError::Contention { attempts })
+    }
+
+    fn state(&self) -> Result<Option<LedgerState>, RecordError> {
+        match self.head_commit()? {
+            Some(c) => self.state_of(&c.tree()?),
+            None => Ok(None),
+        }
+    }
+
+    fn source(&self) -> LedgerSource {
+        LedgerSource::Git {
+            repo: self.repo_path.clone(),
+            branch: self.refname.clone(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directory backend
+// ---------------------------------------------------------------------------------------------
+
+/// A ledger in a plain directory, serialized by an exclusive `flock` on [`LOCK_FILE`].
+#[derive(Debug, Clone)]
+pub struct DirLedger {
+    dir: PathBuf,
+    options: LedgerOptions,
+}
+
+impl DirLedger {
+    /// Opens (creating if needed) a directory ledger.
+    pub fn open(dir: &Path) -> Result<DirLedger, RecordError> {
+        DirLedger::open_with(dir, LedgerOptions::default())
+    }
+
+    /// Opens (creating if needed) a directory ledger with options.
+    pub fn open_with(dir: &Path, options: LedgerOptions) -> Result<DirLedger, RecordError> {
+        let records = dir.join(RECORDS_DIR);
+        fs::create_dir_all(&records).map_err(|e| RecordError::io(&records, e))?;
+        Ok(DirLedger {
+            dir: dir.to_owned(),
+            options,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read_opt(&self, rel: &str) -> Result<Option<Vec<u8>>, RecordError> {
+        let path = self.dir.join(rel);
+        match fs::File::open(&path) {
+            Ok(f) => {
+                let mut buf = Vec::new();
+                f.take(dsse::MAX_ENVELOPE_BYTES + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| RecordError::io(&path, e))?;
+                Ok(Some(buf))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RecordError::io(&path, e)),
+        }
+    }
+
+    /// Writes `bytes` to `rel` atomically (temporary file + rename).
+    fn write_atomic(&self, rel: &str, bytes: &[u8]) -> Result<(), RecordError> {
+        let path = self.dir.join(rel);
+        // The temporary file lives beside (not inside) records/, so a crash never leaves a
+        // stray file among the records.
+        let tmp = self.dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            rel.replace('/', "_")
+        ));
+        let mut f = fs::File::create(&tmp).map_err(|e| RecordError::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| RecordError::io(&tmp, e))?;
+        if self.options.fsync {
+            f.sync_all().map_err(|e| RecordError::io(&tmp, e))?;
+        }
+        drop(f);
+        fs::rename(&tmp, &path).map_err(|e| RecordError::io(&path, e))
+    }
+
+    fn load_state(&self) -> Result<Option<LedgerState>, RecordError> {
+        let Some(bytes) = self.read_opt(STATE_FILE)? else {
+            // No state file: rebuild from the records (recovery path, O(n)).
+            let records_dir = self.dir.join(RECORDS_DIR);
+            let mut records = Vec::new();
+            for entry in fs::read_dir(&records_dir).map_err(|e| RecordError::io(&records_dir, e))? {
+                let entry = entry.map_err(|e| RecordError::io(&records_dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if parse_record_file_name(&name).is_none() {
+                    continue;
+                }
+                let rel = format!("{RECORDS_DIR}/{name}");
+                if let Some(b) = self.read_opt(&rel)? {
+                    records.push((rel, b));
+                }
+            }
+            let cp = self.read_opt(CHECKPOINT_FILE)?;
+            let cp_text = cp.as_deref().and_then(|b| std::str::from_utf8(b).ok());
+            return rebuild_state(records, cp_text);
+        };
+        let mut state = parse_state(&bytes)?;
+        if let Some(p) = state.pending.take() {
+            // An earlier append stopped after announcing its record: adopt the record if it
+            // was fully written, else forget it.
+            if let Some(b) = self.read_opt(&p.file)? {
+                {
+                    let payload = Envelope::from_slice(&b)
+                        .and_then(|e| e.decode_payload())
+                        .map_err(|e| {
+                            RecordError::Inconsistent(format!("pending {}: {e}", p.file))
+                        })?;
+                    if hex::encode(sha256(&payload)) != p.payload_sha256 || p.seq != state.size + 1
+                    {
+                        return Err(RecordError::Inconsistent(format!(
+                            "pending record {} does not match {STATE_FILE}",
+                            p.file
+                        )));
+                    }
+                    let mut frontier = Frontier::from_state(&state.frontier)
+                        .map_err(|e| RecordError::Inconsistent(e.to_string()))?;
+                    frontier.append(&payload);
+                    state.frontier = frontier.to_state();
+                    state.size = p.seq;
+                    state.head_file = Some(p.file);
+                    state.head_sha256 = p.payload_sha256;
+                }
+            }
+        }
+        let head = match &state.head_file {
+            Some(f) => self.read_opt(f)?,
+            None => None,
+        };
+        check_head(&state, head)?;
+        Ok(Some(state))
+    }
+}
+
+impl Ledger for DirLedger {
+    fn append(
+        &mut self,
+        input: &RecordInput,
+        signer: &Signer,
+    ) -> Result<AppendReceipt, RecordError> {
+        let lock_path = self.dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| RecordError::io(&lock_path, e))?;
+        fs4::FileExt::lock(&lock).map_err(|e| RecordError::io(&lock_path, e))?;
+
+        let state = self.load_state()?;
+        let prepared = prepare(
+            state.as_ref(),
+            input,
+            signer,
+            self.options.origin.as_deref(),
+        )?;
+        let record_path = self.dir.join(&prepared.file);
+        if record_path.exists() {
+            return Err(RecordError::Inconsistent(format!(
+                "{} already exists",
+                prepared.file
+            )));
+        }
+        // 1. Announce the record, 2. write it, 3. checkpoint, 4. final state. A crash after 1
+        // or 2 is resolved by the next append (see `load_state`).
+        if let Some(mut announced) = state.clone() {
+            announced.pending = Some(PendingAppend {
+                seq: prepared.seq,
+                file: prepared.file.clone(),
+                payload_sha256: prepared.payload_sha256.clone(),
+            });
+            self.write_atomic(STATE_FILE, &state_bytes(&announced))?;
+        }
+        self.write_atomic(&prepared.file, &prepared.envelope)?;
+        self.write_atomic(CHECKPOINT_FILE, prepared.checkpoint.as_bytes())?;
+        self.write_atomic(STATE_FILE, &state_bytes(&prepared.state))?;
+        drop(lock);
+        Ok(AppendReceipt {
+            seq: prepared.seq,
+            file: prepared.file,
+            payload_sha256: prepared.payload_sha256,
+            checkpoint: prepared.checkpoint,
+            origin: prepared.state.origin,
+            commit: None,
+            attempts: 1,
+        })
+    }
+
+    fn state(&self) -> Result<Option<LedgerState>, RecordError> {
+        self.load_state()
+    }
+
+    fn source(&self) -> LedgerSource {
+        LedgerSource::Dir(self.dir.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_sanitized_and_parse_back() {
+        assert_eq!(
+            record_file_name(42, "support-answer", "17"),
+            "000042-support-answer-17.dsse.json"
+        );
+        assert_eq!(
+            record_file_name(1, "../../etc/passwd", "v 1/2"),
+            "000001-_._.._etc_passwd-v_1_2.dsse.json"
+        );
+        assert_eq!(sanitize_component(""), "_");
+        assert_eq!(sanitize_component(".hidden"), "_hidden");
+        assert_eq!(parse_record_file_name("000042-a-1.dsse.json"), Some(42));
+        assert_eq!(
+            parse_record_file_name("1234567-a-1.dsse.json"),
+            Some(1_234_567)
+        );
+        assert_eq!(parse_record_file_name("42-a-1.dsse.json"), None);
+        assert_eq!(parse_record_file_name("000042-a-1.json"), None);
+    }
+}

@@ -1,0 +1,1735 @@
+//! Offline verification of a ledger (`relgate verify`): every check of DESIGN §8, each
+//! failure a named [`Problem`] with the record it concerns, classified as tampering (exit 1) or
+//! could-not-verify (exit 2).
+//!
+//! Checks, in order:
+//! 1. Every file under `records/` is a record file (`NNNNNN-<name>-<version>.dsse.json`, a
+//!    regular file) no larger than [`MAX_ENVELOPE_BYTES`], UTF-8 JSON, a DSSE envelope with
+//!    payload type `application/vnd.in-toto+json`, standard base64, signed by a TRUSTED key
+//!    (an unknown key is named), and its payload an in-toto Statement v1 / SLSA VSA v1 with
+//!    relgate's change extension. Hostile bytes are problems, never panics.
+//! 2. The seq in the file name equals the payload seq; seqs run 1..n without gap, duplicate or
+//!    reordering (each named); every `prev` equals the SHA-256 of the payload of seq-1
+//!    (64 zeros for seq 1).
+//! 3. `CHECKPOINT` is a signed note by a trusted key, its origin is this ledger's, and its size
+//!    and RFC 6962 root equal those of the records (a rolled-back or foreign checkpoint, or
+//!    records removed from the end, are detected here).
+//! 4. With an older checkpoint the auditor kept: same origin, not larger than now, and an RFC
+//!    6962 consistency proof from it to the current tree verifies (rollback, rewrite or a
+//!    different ledger is detected).
+//! 5. Git ledgers: the first-parent history of the branch is walked from its first commit;
+//!    every commit may only ADD records, in seq order (a record changed or removed in any
+//!    commit, a merge (fork) or an unexpected file is named with its commit); the branch
+//!    reflog, where the repository has one, must show only fast-forwards, and for a forced
+//!    update the records that vanished are named.
+//!
+//! What cannot be detected: a rewrite of the whole branch by someone holding a trusted signing
+//! key, done in another clone and force-pushed, leaves a self-consistent ledger; it is caught
+//! only by an older checkpoint the auditor kept (step 4) or by the reflog of a clone that saw
+//! the old branch (step 5). Keep checkpoints: `VerifyReport::checkpoint_text` is the one to
+//! store. Records removed from the END together with a re-signed checkpoint likewise need an
+//! older checkpoint. Without trusted keys nothing can be verified.
+//!
+//! Cost: records are read, hashed and their signatures checked in parallel (rayon), 64 at a
+//! time with Ed25519 batch verification (see [`VerifyOptions::strict_signatures`]), streaming
+//! (payloads are dropped after hashing); sequence, chain and Merkle checks are linear. The git
+//! history walk reads each commit's `records/` tree once (only the new entries are parsed when
+//! the commit merely appended; otherwise the trees are diffed), which is linear in the size of
+//! that flat tree per commit.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, VerifyingKey};
+use git2::{ObjectType, Oid, Repository, Tree};
+use rayon::prelude::*;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::checkpoint::{default_origin, open_checkpoint, CheckpointError, ORIGIN_PREFIX};
+use super::dsse::{self, DsseError, Envelope, MAX_ENVELOPE_BYTES};
+use super::keys::TrustedKeys;
+use super::ledger::{
+    ledger_refname, parse_record_file_name, LedgerSource, LedgerState, CHECKPOINT_FILE,
+    DEFAULT_BRANCH, RECORDS_DIR, STATE_FILE,
+};
+use super::merkle::{self, Frontier, Hash};
+use super::statement::{PayloadHead, GENESIS_PREV};
+
+/// Options of [`verify_ledger_with`].
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Walk the git branch history (git ledgers).
+    pub check_history: bool,
+    /// Check the branch reflog for forced updates (git ledgers).
+    pub check_reflog: bool,
+    /// The origin the checkpoint must carry; default: the one in the ledger state, else the
+    /// default origin derived from the first record.
+    pub expected_origin: Option<String>,
+    /// Keep each record's parsed payload in [`VerifyReport::payloads`] (for export).
+    pub keep_payloads: bool,
+    /// Check every signature on its own with `verify_strict` instead of in batches of 64.
+    /// Batch verification (the default, about 2.5x faster) accepts exactly the honestly
+    /// produced signatures single verification accepts; a failing batch is re-checked one by
+    /// one, so every bad record is named either way. The two can differ only on signatures a
+    /// holder of a trusted private key deliberately crafts with small-order components.
+    pub strict_signatures: bool,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            check_history: true,
+            check_reflog: true,
+            expected_origin: None,
+            keep_payloads: false,
+            strict_signatures: false,
+        }
+    }
+}
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The ledger was altered: exit 1.
+    Tampering,
+    /// The ledger could not be checked: exit 2.
+    Unverifiable,
+    /// Worth knowing, not a failure.
+    Warning,
+}
+
+/// What is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A record file is above the size cap; not read.
+    TooLarge,
+    /// A record file is not UTF-8.
+    NotUtf8,
+    /// A record file is not a DSSE JSON envelope (truncated, malformed).
+    InvalidJson,
+    /// `payloadType` is not `application/vnd.in-toto+json`.
+    WrongPayloadType,
+    /// `payload` or `sig` is not standard base64.
+    BadBase64,
+    /// The envelope has no signature.
+    NoSignature,
+    /// A trusted key's signature does not verify: payload or signature edited.
+    BadSignature,
+    /// Signed only by keys that are not trusted.
+    UntrustedKey,
+    /// The payload is not a relgate change Statement.
+    InvalidStatement,
+    /// A file or directory under `records/` that is not a record file.
+    ForeignFile,
+    /// The seq in the file name differs from the payload's.
+    FileSeqMismatch,
+    /// Records are missing from the sequence.
+    SeqGap,
+    /// A seq appears twice.
+    SeqDuplicate,
+    /// Records are out of order (swapped, moved).
+    SeqOutOfOrder,
+    /// `prev` is not the hash of the previous record's payload.
+    PrevMismatch,
+    /// No `CHECKPOINT`.
+    CheckpointMissing,
+    /// `CHECKPOINT` is not a well-formed signed checkpoint.
+    CheckpointMalformed,
+    /// `CHECKPOINT` is not signed by a trusted key.
+    CheckpointUntrusted,
+    /// `CHECKPOINT` signature does not verify.
+    CheckpointBadSignature,
+    /// `CHECKPOINT` names another ledger.
+    CheckpointOriginMismatch,
+    /// `CHECKPOINT` covers more records than exist: records removed from the end.
+    CheckpointSizeMismatch,
+    /// `CHECKPOINT` covers fewer records than exist: rolled back.
+    CheckpointStale,
+    /// `CHECKPOINT` root differs from the records' Merkle root.
+    CheckpointRootMismatch,
+    /// The auditor's older checkpoint is larger than the ledger: rolled back.
+    Rollback,
+    /// The auditor's older checkpoint is not a prefix of the ledger: history rewritten.
+    ConsistencyFailed,
+    /// The auditor's older checkpoint belongs to another ledger.
+    LedgerMismatch,
+    /// A commit removed a record.
+    HistoryRecordRemoved,
+    /// A commit changed a record.
+    HistoryRecordChanged,
+    /// A commit added records out of seq order.
+    HistoryOutOfOrder,
+    /// The ledger branch has a merge commit (fork).
+    HistoryFork,
+    /// A commit added a file that is not part of the ledger layout.
+    HistoryUnexpectedFile,
+    /// The reflog shows a forced (non-fast-forward) update of the ledger branch.
+    HistoryRewritten,
+    /// The ledger could not be opened or read.
+    SourceUnavailable,
+    /// No trusted keys were given.
+    NoTrustedKeys,
+    /// The auditor's older checkpoint could not be read or verified.
+    OldCheckpointInvalid,
+    /// A record could not be read (I/O error).
+    ReadError,
+    /// `ledger-state.json` disagrees with the records (next append will refuse).
+    StateMismatch,
+    /// History before a shallow-clone boundary was not checked.
+    ShallowHistory,
+    /// The repository keeps no reflog for the ledger branch.
+    NoReflog,
+}
+
+impl ProblemKind {
+    /// Severity of this kind.
+    pub fn severity(self) -> Severity {
+        use ProblemKind::*;
+        match self {
+            SourceUnavailable | NoTrustedKeys | OldCheckpointInvalid | ReadError => {
+                Severity::Unverifiable
+            }
+            StateMismatch | ShallowHistory | NoReflog => Severity::Warning,
+            _ => Severity::Tampering,
+        }
+    }
+}
+
+/// The record (or file, or commit) a problem is about.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RecordRef {
+    /// Sequence number, when known.
+    pub seq: Option<u64>,
+    /// Path in the ledger (`records/000042-...dsse.json`, `CHECKPOINT`).
+    pub file: Option<String>,
+    /// Ledger commit (history checks).
+    pub commit: Option<String>,
+}
+
+/// One finding of verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What it concerns; `None` for the ledger as a whole.
+    pub record: Option<RecordRef>,
+    /// What is wrong.
+    pub kind: ProblemKind,
+    /// Severity (derived from `kind`).
+    pub severity: Severity,
+    /// Human explanation.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(kind: ProblemKind, record: Option<RecordRef>, message: impl Into<String>) -> Problem {
+        Problem {
+            record,
+            kind,
+            severity: kind.severity(),
+            message: message.into(),
+        }
+    }
+
+    /// The seq named, if any.
+    pub fn seq(&self) -> Option<u64> {
+        self.record.as_ref().and_then(|r| r.seq)
+    }
+
+    /// The file named, if any.
+    pub fn file(&self) -> Option<&str> {
+        self.record.as_ref().and_then(|r| r.file.as_deref())
+    }
+}
+
+fn at(seq: Option<u64>, file: Option<&str>) -> Option<RecordRef> {
+    Some(RecordRef {
+        seq,
+        file: file.map(str::to_owned),
+        commit: None,
+    })
+}
+
+/// Overall result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyStatus {
+    /// Everything verified.
+    Intact,
+    /// Tampering found.
+    Tampered,
+    /// Could not verify (and no tampering found).
+    Unverifiable,
+}
+
+/// The checkpoint found in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointInfo {
+    /// Origin.
+    pub origin: String,
+    /// Size.
+    pub size: u64,
+    /// Base64 root.
+    pub root: String,
+    /// Key that signed it, when trusted.
+    pub key_id: Option<String>,
+}
+
+/// Result of the consistency check against an older checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsistencyInfo {
+    /// Old size.
+    pub old_size: u64,
+    /// Current size.
+    pub new_size: u64,
+    /// RFC 6962 proof, hex.
+    pub proof: Vec<String>,
+    /// Whether it verified.
+    pub verified: bool,
+}
+
+/// Everything verification found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// The ledger checked.
+    pub source: String,
+    /// Overall status.
+    pub status: VerifyStatus,
+    /// Record files examined.
+    pub records: u64,
+    /// Records whose signature verified under a trusted key.
+    pub verified_signatures: u64,
+    /// The ledger's checkpoint.
+    pub checkpoint: Option<CheckpointInfo>,
+    /// The ledger's `CHECKPOINT` text when it verified (store it for the next audit).
+    pub checkpoint_text: Option<String>,
+    /// Base64 RFC 6962 root computed from the records.
+    pub computed_root: Option<String>,
+    /// Consistency with the auditor's older checkpoint.
+    pub consistency: Option<ConsistencyInfo>,
+    /// Ledger commits walked (git).
+    pub commits_checked: u64,
+    /// Problems, in detection order.
+    pub problems: Vec<Problem>,
+    /// Parsed payloads in ledger order, when [`VerifyOptions::keep_payloads`].
+    #[serde(skip)]
+    pub payloads: Vec<RecordPayload>,
+}
+
+/// A record's parsed payload (Statement JSON), kept for export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPayload {
+    /// Which record.
+    pub record: RecordRef,
+    /// Whether its signature verified under a trusted key (problems name the rest).
+    pub signature_ok: bool,
+    /// The Statement.
+    pub payload: serde_json::Value,
+}
+
+impl VerifyReport {
+    fn new(source: String) -> VerifyReport {
+        VerifyReport {
+            source,
+            status: VerifyStatus::Intact,
+            records: 0,
+            verified_signatures: 0,
+            checkpoint: None,
+            checkpoint_text: None,
+            computed_root: None,
+            consistency: None,
+            commits_checked: 0,
+            problems: Vec::new(),
+            payloads: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, kind: ProblemKind, record: Option<RecordRef>, message: impl Into<String>) {
+        self.problems.push(Problem::new(kind, record, message));
+    }
+
+    fn finish(mut self) -> VerifyReport {
+        self.status = if self
+            .problems
+            .iter()
+            .any(|p| p.severity == Severity::Tampering)
+        {
+            VerifyStatus::Tampered
+        } else if self
+            .problems
+            .iter()
+            .any(|p| p.severity == Severity::Unverifiable)
+        {
+            VerifyStatus::Unverifiable
+        } else {
+            VerifyStatus::Intact
+        };
+        self
+    }
+
+    /// 0 intact, 1 tampering found, 2 could not verify.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            VerifyStatus::Intact => 0,
+            VerifyStatus::Tampered => 1,
+            VerifyStatus::Unverifiable => 2,
+        }
+    }
+
+    /// True when nothing is wrong (warnings allowed).
+    pub fn is_intact(&self) -> bool {
+        self.status == VerifyStatus::Intact
+    }
+
+    /// Problems of one kind.
+    pub fn problems_of(&self, kind: ProblemKind) -> impl Iterator<Item = &Problem> {
+        self.problems.iter().filter(move |p| p.kind == kind)
+    }
+}
+
+/// Verifies the ledger at `source` against `keys`, optionally against an older checkpoint the
+/// auditor kept (the text of a `CHECKPOINT`). Never panics on hostile input; problems are in
+/// the report.
+pub fn verify_ledger(
+    source: &LedgerSource,
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+) -> VerifyReport {
+    verify_ledger_with(source, keys, old_checkpoint, &VerifyOptions::default())
+}
+
+/// [`verify_ledger`] with options.
+pub fn verify_ledger_with(
+    source: &LedgerSource,
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+    options: &VerifyOptions,
+) -> VerifyReport {
+    let mut report = VerifyReport::new(source.describe());
+    if keys.is_empty() {
+        report.push(
+            ProblemKind::NoTrustedKeys,
+            None,
+            "no trusted public keys: nothing can be verified (pass --keys DIR with *.pem)",
+        );
+        return report.finish();
+    }
+    let reader = match Reader::open(source) {
+        Ok(r) => r,
+        Err(msg) => {
+            report.push(ProblemKind::SourceUnavailable, None, msg);
+            return report.finish();
+        }
+    };
+    check_ledger(&reader, keys, old_checkpoint, options, &mut report);
+    if let Reader::Git {
+        repo_path, refname, ..
+    } = &reader
+    {
+        if options.check_history || options.check_reflog {
+            match Repository::open(repo_path) {
+                Ok(repo) => {
+                    if options.check_history {
+                        check_history(&repo, refname, &mut report);
+                    }
+                    if options.check_reflog {
+                        check_reflog(&repo, refname, &mut report);
+                    }
+                }
+                Err(e) => report.push(
+                    ProblemKind::SourceUnavailable,
+                    None,
+                    format!("cannot open repository: {e}"),
+                ),
+            }
+        }
+    }
+    report.finish()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------------
+
+enum Reader {
+    Dir(PathBuf),
+    Git {
+        repo_path: PathBuf,
+        refname: String,
+        tree: Oid,
+    },
+}
+
+enum Loc {
+    Path(PathBuf),
+    Blob(Oid),
+    /// Not a regular file (directory, symlink, submodule).
+    Foreign(&'static str),
+}
+
+struct Entry {
+    file: String,
+    name: String,
+    loc: Loc,
+}
+
+enum ReadFail {
+    TooLarge(u64),
+    Io(String),
+}
+
+/// Resolves a ledger branch to an existing ref: `refs/...` as given, else `refs/heads/<b>`,
+/// else `refs/remotes/<b>` (a fresh clone only has `origin/relgate/records`).
+fn resolve_ref(repo: &Repository, branch: &str) -> Result<String, String> {
+    let mut candidates = vec![ledger_refname(branch)];
+    if !branch.starts_with("refs/") {
+        candidates.push(format!("refs/remotes/{branch}"));
+        if branch == DEFAULT_BRANCH {
+            candidates.push(format!("refs/remotes/origin/{branch}"));
+        }
+    }
+    for c in &candidates {
+        if repo.find_reference(c).is_ok() {
+            return Ok(c.clone());
+        }
+    }
+    Err(format!(
+        "ledger branch {branch:?} not found (looked for {})",
+        candidates.join(", ")
+    ))
+}
+
+impl Reader {
+    fn open(source: &LedgerSource) -> Result<Reader, String> {
+        match source {
+            LedgerSource::Dir(dir) => {
+                if !dir.join(RECORDS_DIR).is_dir() {
+                    return Err(format!("{} has no {RECORDS_DIR}/ directory", dir.display()));
+                }
+                Ok(Reader::Dir(dir.clone()))
+            }
+            LedgerSource::Git { repo, branch } => {
+                let r = Repository::open(repo)
+                    .map_err(|e| format!("cannot open repository {}: {e}", repo.display()))?;
+                let refname = resolve_ref(&r, branch)?;
+                let commit = r
+                    .find_reference(&refname)
+                    .and_then(|x| x.peel_to_commit())
+                    .map_err(|e| format!("{refname}: {e}"))?;
+                Ok(Reader::Git {
+                    repo_path: repo.clone(),
+                    refname,
+                    tree: commit.tree_id(),
+                })
+            }
+        }
+    }
+
+    fn list(&self) -> Result<Vec<Entry>, String> {
+        let mut out = Vec::new();
+        match self {
+            Reader::Dir(dir) => {
+                let rd = dir.join(RECORDS_DIR);
+                for e in fs::read_dir(&rd).map_err(|e| format!("{}: {e}", rd.display()))? {
+                    let e = e.map_err(|e| format!("{}: {e}", rd.display()))?;
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let ft = e.file_type().map_err(|e| format!("{name}: {e}"))?;
+                    let loc = if ft.is_file() {
+                        Loc::Path(e.path())
+                    } else if ft.is_dir() {
+                        Loc::Foreign("a directory")
+                    } else {
+                        Loc::Foreign("not a regular file")
+                    };
+                    out.push(Entry {
+                        file: format!("{RECORDS_DIR}/{name}"),
+                        name,
+                        loc,
+                    });
+                }
+            }
+            Reader::Git {
+                repo_path, tree, ..
+            } => {
+                let repo = Repository::open(repo_path).map_err(|e| e.to_string())?;
+                let top = repo.find_tree(*tree).map_err(|e| e.to_string())?;
+                let Some(entry) = top.get_name(RECORDS_DIR) else {
+                    return Ok(out);
+                };
+                if entry.kind() != Some(ObjectType::Tree) {
+                    return Err(format!("{RECORDS_DIR} is not a directory"));
+                }
+                let sub = repo.find_tree(entry.id()).map_err(|e| e.to_string())?;
+                for e in sub.iter() {
+                    let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+                    let loc = match (e.kind(), e.filemode()) {
+                        (Some(ObjectType::Blob), 0o100_644 | 0o100_755) => Loc::Blob(e.id()),
+                        (Some(ObjectType::Tree), _) => Loc::Foreign("a directory"),
+                        _ => Loc::Foreign("not a regular file"),
+                    };
+                    out.push(Entry {
+                        file: format!("{RECORDS_DIR}/{name}"),
+                        name,
+                        loc,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_top(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            Reader::Dir(dir) => {
+                let p = dir.join(name);
+                match fs::File::open(&p) {
+                    Ok(f) => {
+                        let mut buf = Vec::new();
+                        f.take(MAX_ENVELOPE_BYTES)
+                            .read_to_end(&mut buf)
+                            .map_err(|e| format!("{}: {e}", p.display()))?;
+                        Ok(Some(buf))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(format!("{}: {e}", p.display())),
+                }
+            }
+            Reader::Git {
+                repo_path, tree, ..
+            } => {
+                let repo = Repository::open(repo_path).map_err(|e| e.to_string())?;
+                let top = repo.find_tree(*tree).map_err(|e| e.to_string())?;
+                let Some(entry) = top.get_name(name) else {
+                    return Ok(None);
+                };
+                let blob = repo
+                    .find_blob(entry.id())
+                    .map_err(|e| format!("{name}: {e}"))?;
+                Ok(Some(blob.content().to_vec()))
+            }
+        }
+    }
+}
+
+fn read_path(path: &Path) -> Result<Vec<u8>, ReadFail> {
+    let f = fs::File::open(path).map_err(|e| ReadFail::Io(e.to_string()))?;
+    let size = f.metadata().map_err(|e| ReadFail::Io(e.to_string()))?.len();
+    if size > MAX_ENVELOPE_BYTES {
+        return Err(ReadFail::TooLarge(size));
+    }
+    let mut buf = Vec::with_capacity(size as usize);
+    f.take(MAX_ENVELOPE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ReadFail::Io(e.to_string()))?;
+    if buf.len() as u64 > MAX_ENVELOPE_BYTES {
+        return Err(ReadFail::TooLarge(buf.len() as u64));
+    }
+    Ok(buf)
+}
+
+fn read_blob(repo: Option<&Repository>, oid: Oid) -> Result<Vec<u8>, ReadFail> {
+    let repo = repo.ok_or_else(|| ReadFail::Io("cannot open repository".into()))?;
+    let odb = repo.odb().map_err(|e| ReadFail::Io(e.to_string()))?;
+    let (size, _) = odb
+        .read_header(oid)
+        .map_err(|e| ReadFail::Io(e.to_string()))?;
+    if size as u64 > MAX_ENVELOPE_BYTES {
+        return Err(ReadFail::TooLarge(size as u64));
+    }
+    let obj = odb.read(oid).map_err(|e| ReadFail::Io(e.to_string()))?;
+    Ok(obj.data().to_vec())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-record checks (parallel)
+// ---------------------------------------------------------------------------------------------
+
+struct RecordInfo {
+    file: String,
+    file_seq: Option<u64>,
+    seq: Option<u64>,
+    prev: Option<String>,
+    payload_sha: Option<Hash>,
+    leaf: Option<Hash>,
+    signature_ok: bool,
+    problems: Vec<Problem>,
+    payload: Option<serde_json::Value>,
+}
+
+/// A signature check left for batch verification: one signature by a trusted key.
+struct Deferred {
+    key: VerifyingKey,
+    key_id: String,
+    signature: Signature,
+    message: Vec<u8>,
+}
+
+fn examine(
+    entry: &Entry,
+    bytes: Result<Vec<u8>, ReadFail>,
+    keys: &TrustedKeys,
+    keep: bool,
+    batch: bool,
+) -> (RecordInfo, Option<Deferred>) {
+    let file_seq = parse_record_file_name(&entry.name);
+    let mut info = RecordInfo {
+        file: entry.file.clone(),
+        file_seq,
+        seq: None,
+        prev: None,
+        payload_sha: None,
+        leaf: None,
+        signature_ok: false,
+        problems: Vec::new(),
+        payload: None,
+    };
+    let here = |seq: Option<u64>| at(seq, Some(&entry.file));
+    if file_seq.is_none() {
+        info.problems.push(Problem::new(
+            ProblemKind::ForeignFile,
+            here(None),
+            format!(
+                "{} is not a record file (expected NNNNNN-<name>-<version>.dsse.json)",
+                entry.file
+            ),
+        ));
+        return (info, None);
+    }
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(ReadFail::TooLarge(size)) => {
+            info.problems.push(Problem::new(
+                ProblemKind::TooLarge,
+                here(file_seq),
+                format!("{} is {size} bytes, above the {MAX_ENVELOPE_BYTES}-byte record limit; not read", entry.file),
+            ));
+            return (info, None);
+        }
+        Err(ReadFail::Io(e)) => {
+            info.problems.push(Problem::new(
+                ProblemKind::ReadError,
+                here(file_seq),
+                format!("cannot read {}: {e}", entry.file),
+            ));
+            return (info, None);
+        }
+    };
+    let envelope = match Envelope::from_slice(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let kind = match e {
+                DsseError::TooLarge { .. } => ProblemKind::TooLarge,
+                DsseError::NotUtf8 { .. } => ProblemKind::NotUtf8,
+                DsseError::WrongPayloadType(_) => ProblemKind::WrongPayloadType,
+                _ => ProblemKind::InvalidJson,
+            };
+            info.problems.push(Problem::new(
+                kind,
+                here(file_seq),
+                format!("{}: {e}", entry.file),
+            ));
+            return (info, None);
+        }
+    };
+    let payload = match envelope.decode_payload() {
+        Ok(p) => p,
+        Err(e) => {
+            info.problems.push(Problem::new(
+                ProblemKind::BadBase64,
+                here(file_seq),
+                format!("{}: {e}", entry.file),
+            ));
+            return (info, None);
+        }
+    };
+    let sha: Hash = Sha256::digest(&payload).into();
+    info.payload_sha = Some(sha);
+    info.leaf = Some(merkle::leaf_hash(&payload));
+    let head = PayloadHead::parse(&payload);
+    if let Ok(h) = &head {
+        info.seq = Some(h.predicate.change.seq);
+        info.prev = Some(h.predicate.change.prev.clone());
+    }
+    let seq = info.seq.or(file_seq);
+    let deferred = if batch {
+        defer_signature(&envelope, &payload, keys)
+    } else {
+        None
+    };
+    let verified = if deferred.is_some() {
+        Ok(())
+    } else {
+        envelope.verify(keys).map(|_| ())
+    };
+    match verified {
+        Ok(()) => info.signature_ok = deferred.is_none(),
+        Err(e) => {
+            let kind = match &e {
+                DsseError::BadBase64 { .. } => ProblemKind::BadBase64,
+                DsseError::NoSignatures => ProblemKind::NoSignature,
+                DsseError::UntrustedKey(_) => ProblemKind::UntrustedKey,
+                DsseError::WrongPayloadType(_) => ProblemKind::WrongPayloadType,
+                _ => ProblemKind::BadSignature,
+            };
+            info.problems.push(Problem::new(
+                kind,
+                here(seq),
+                format!("{}: {e}", entry.file),
+            ));
+        }
+    }
+    if let Err(e) = head {
+        info.problems.push(Problem::new(
+            ProblemKind::InvalidStatement,
+            here(seq),
+            format!(
+                "{}: payload is not a relgate change Statement: {e}",
+                entry.file
+            ),
+        ));
+    } else if keep {
+        info.payload = serde_json::from_slice(&payload).ok();
+    }
+    (info, deferred)
+}
+
+/// Records examined per batch signature verification.
+const BATCH: usize = 64;
+
+/// The fast path: exactly one signature, by a trusted (non-weak) key, well-formed.
+fn defer_signature(envelope: &Envelope, payload: &[u8], keys: &TrustedKeys) -> Option<Deferred> {
+    let [sig] = envelope.signatures.as_slice() else {
+        return None;
+    };
+    let key = keys.get(&sig.keyid)?;
+    if key.is_weak() {
+        return None;
+    }
+    let raw = B64.decode(sig.sig.as_bytes()).ok()?;
+    let signature = Signature::from_slice(&raw).ok()?;
+    Some(Deferred {
+        key: *key,
+        key_id: sig.keyid.clone(),
+        signature,
+        message: dsse::pae(&envelope.payload_type, payload),
+    })
+}
+
+/// Examines a chunk of records; their deferred signatures are checked with one batch
+/// verification, and only if the batch fails, one by one (strictly) to name the bad ones.
+fn examine_chunk(
+    chunk: &[Entry],
+    mut read: impl FnMut(&Entry) -> Result<Vec<u8>, ReadFail>,
+    keys: &TrustedKeys,
+    options: &VerifyOptions,
+) -> Vec<RecordInfo> {
+    let batch = !options.strict_signatures;
+    let mut infos = Vec::with_capacity(chunk.len());
+    let mut pending: Vec<(usize, Deferred)> = Vec::new();
+    for entry in chunk {
+        let (info, deferred) = examine(entry, read(entry), keys, options.keep_payloads, batch);
+        if let Some(d) = deferred {
+            pending.push((infos.len(), d));
+        }
+        infos.push(info);
+    }
+    if pending.is_empty() {
+        return infos;
+    }
+    let messages: Vec<&[u8]> = pending.iter().map(|(_, d)| d.message.as_slice()).collect();
+    let signatures: Vec<Signature> = pending.iter().map(|(_, d)| d.signature).collect();
+    let verifying_keys: Vec<VerifyingKey> = pending.iter().map(|(_, d)| d.key).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &verifying_keys).is_ok() {
+        for (i, _) in &pending {
+            infos[*i].signature_ok = true;
+        }
+        return infos;
+    }
+    for (i, d) in &pending {
+        let info = &mut infos[*i];
+        if d.key.verify_strict(&d.message, &d.signature).is_ok() {
+            info.signature_ok = true;
+        } else {
+            let seq = info.seq.or(info.file_seq);
+            let message = format!(
+                "{}: signature by trusted key {} does not verify (payload or signature altered)",
+                info.file, d.key_id
+            );
+            info.problems.push(Problem::new(
+                ProblemKind::BadSignature,
+                at(seq, Some(&info.file)),
+                message,
+            ));
+        }
+    }
+    infos
+}
+
+fn read_and_examine(
+    reader: &Reader,
+    entries: &[Entry],
+    keys: &TrustedKeys,
+    options: &VerifyOptions,
+) -> Vec<RecordInfo> {
+    let chunks: Vec<Vec<RecordInfo>> = match reader {
+        Reader::Dir(_) => entries
+            .par_chunks(BATCH)
+            .map(|chunk| {
+                let read = |e: &Entry| match &e.loc {
+                    Loc::Path(p) => read_path(p),
+                    Loc::Blob(_) | Loc::Foreign(_) => Err(ReadFail::Io(String::new())),
+                };
+                examine_chunk(chunk, read, keys, options)
+            })
+            .collect(),
+        Reader::Git { repo_path, .. } => entries
+            .par_chunks(BATCH)
+            .map_init(
+                || Repository::open(repo_path).ok(),
+                |repo, chunk| {
+                    let read = |e: &Entry| match &e.loc {
+                        Loc::Blob(oid) => read_blob(repo.as_ref(), *oid),
+                        Loc::Path(_) | Loc::Foreign(_) => Err(ReadFail::Io(String::new())),
+                    };
+                    examine_chunk(chunk, read, keys, options)
+                },
+            )
+            .collect(),
+    };
+    chunks.into_iter().flatten().collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger-wide checks
+// ---------------------------------------------------------------------------------------------
+
+fn check_ledger(
+    reader: &Reader,
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+    options: &VerifyOptions,
+    report: &mut VerifyReport,
+) {
+    let mut entries = match reader.list() {
+        Ok(e) => e,
+        Err(msg) => {
+            report.push(ProblemKind::SourceUnavailable, None, msg);
+            return;
+        }
+    };
+    let mut foreign = Vec::new();
+    entries.retain(|e| match &e.loc {
+        Loc::Foreign(what) => {
+            foreign.push(Problem::new(
+                ProblemKind::ForeignFile,
+                at(parse_record_file_name(&e.name), Some(&e.file)),
+                format!("{} is {what}, not a record file", e.file),
+            ));
+            false
+        }
+        _ => true,
+    });
+    report.problems.extend(foreign);
+    // Ledger order: by the seq in the file name, then by name.
+    entries.sort_by_cached_key(|e| {
+        (
+            parse_record_file_name(&e.name).unwrap_or(u64::MAX),
+            e.name.clone(),
+        )
+    });
+    let mut infos = read_and_examine(reader, &entries, keys, options);
+    drop(entries);
+    report.records = infos.len() as u64;
+    for info in &mut infos {
+        if info.signature_ok {
+            report.verified_signatures += 1;
+        }
+        report.problems.append(&mut info.problems);
+        if let Some(payload) = info.payload.take() {
+            report.payloads.push(RecordPayload {
+                record: RecordRef {
+                    seq: info.seq,
+                    file: Some(info.file.clone()),
+                    commit: None,
+                },
+                signature_ok: info.signature_ok,
+                payload,
+            });
+        }
+    }
+    // Foreign files take no part in the sequence.
+    infos.retain(|i| i.file_seq.is_some());
+
+    check_sequence(&infos, report);
+    check_chain(&infos, report);
+
+    // Merkle tree over the records in ledger order.
+    let leaves: Vec<Hash> = infos.iter().filter_map(|i| i.leaf).collect();
+    let mut frontier = Frontier::new();
+    for l in &leaves {
+        frontier.append_leaf_hash(*l);
+    }
+    let root = frontier.root();
+    report.computed_root = Some(B64.encode(root));
+    let n = leaves.len() as u64;
+
+    let genesis_origin = infos
+        .iter()
+        .find(|i| i.seq == Some(1))
+        .and_then(|i| i.payload_sha)
+        .map(|h| default_origin(&h));
+    let state = match reader.read_top(STATE_FILE) {
+        Ok(Some(b)) => serde_json::from_slice::<LedgerState>(&b).ok(),
+        _ => None,
+    };
+    let expected_origin = options
+        .expected_origin
+        .clone()
+        .or_else(|| state.as_ref().map(|s| s.origin.clone()))
+        .or_else(|| genesis_origin.clone());
+
+    let current = check_checkpoint(
+        reader,
+        keys,
+        &leaves,
+        root,
+        expected_origin.as_deref(),
+        genesis_origin.as_deref(),
+        report,
+    );
+    if let Some(old) = old_checkpoint {
+        check_old_checkpoint(
+            old,
+            keys,
+            &leaves,
+            root,
+            current.as_ref(),
+            expected_origin.as_deref(),
+            report,
+        );
+    }
+    check_state(state.as_ref(), &frontier, n, &infos, report);
+}
+
+fn check_sequence(infos: &[RecordInfo], report: &mut VerifyReport) {
+    for i in infos {
+        if let (Some(fs), Some(ps)) = (i.file_seq, i.seq) {
+            if fs != ps {
+                report.push(
+                    ProblemKind::FileSeqMismatch,
+                    at(Some(ps), Some(&i.file)),
+                    format!("{} holds record seq {ps}, but its name says {fs}", i.file),
+                );
+            }
+        }
+    }
+    let effective: Vec<(u64, &str)> = infos
+        .iter()
+        .filter_map(|i| i.seq.or(i.file_seq).map(|s| (s, i.file.as_str())))
+        .collect();
+    let mut all: Vec<u64> = effective.iter().map(|(s, _)| *s).collect();
+    all.sort_unstable();
+    all.dedup();
+    let present_in = |lo: u64, hi: u64| -> bool {
+        // Any seq in [lo, hi) present anywhere in the ledger?
+        let idx = all.partition_point(|&s| s < lo);
+        idx < all.len() && all[idx] < hi
+    };
+    let mut first_file: HashMap<u64, &str> = HashMap::with_capacity(effective.len());
+    let mut expected: u64 = 1;
+    for &(s, file) in &effective {
+        if let Some(first) = first_file.get(&s) {
+            report.push(
+                ProblemKind::SeqDuplicate,
+                at(Some(s), Some(file)),
+                format!("record seq {s} appears again in {file} (first in {first})"),
+            );
+            continue;
+        }
+        first_file.insert(s, file);
+        if s == expected {
+            expected = s + 1;
+        } else if s > expected {
+            if present_in(expected, s) {
+                report.push(
+                    ProblemKind::SeqOutOfOrder,
+                    at(Some(s), Some(file)),
+                    format!(
+                        "record seq {s} ({file}) comes before seq {expected}: records reordered"
+                    ),
+                );
+            } else {
+                let last = s - 1;
+                let range = if last == expected {
+                    format!("record {expected} is")
+                } else {
+                    format!("records {expected}..={last} are")
+                };
+                report.push(
+                    ProblemKind::SeqGap,
+                    at(Some(expected), None),
+                    format!("{range} missing: the sequence jumps to {s} at {file}"),
+                );
+            }
+            expected = s + 1;
+        } else {
+            report.push(
+                ProblemKind::SeqOutOfOrder,
+                at(Some(s), Some(file)),
+                format!(
+                    "record seq {s} ({file}) comes after seq {}: records reordered",
+                    expected - 1
+                ),
+            );
+        }
+    }
+}
+
+fn check_chain(infos: &[RecordInfo], report: &mut VerifyReport) {
+    let mut by_seq: HashMap<u64, Hash> = HashMap::with_capacity(infos.len());
+    for i in infos {
+        if let (Some(s), Some(h)) = (i.seq, i.payload_sha) {
+            by_seq.entry(s).or_insert(h);
+        }
+    }
+    for i in infos {
+        let (Some(s), Some(prev)) = (i.seq, &i.prev) else {
+            continue;
+        };
+        let want = if s == 1 {
+            Some(GENESIS_PREV.to_owned())
+        } else {
+            by_seq.get(&(s - 1)).map(hex::encode)
+        };
+        match want {
+            Some(w) if &w != prev => report.push(
+                ProblemKind::PrevMismatch,
+                at(Some(s), Some(&i.file)),
+                format!(
+                    "record {s} ({}) has prev {}, but the payload of record {} hashes to {}",
+                    i.file,
+                    short(prev),
+                    s.saturating_sub(1),
+                    short(&w)
+                ),
+            ),
+            // The predecessor is missing: reported as a gap.
+            _ => {}
+        }
+    }
+}
+
+fn short(h: &str) -> String {
+    h.chars().take(16).collect::<String>() + "…"
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_checkpoint(
+    reader: &Reader,
+    keys: &TrustedKeys,
+    leaves: &[Hash],
+    root: Hash,
+    expected_origin: Option<&str>,
+    genesis_origin: Option<&str>,
+    report: &mut VerifyReport,
+) -> Option<super::checkpoint::Checkpoint> {
+    let cp_ref = || at(None, Some(CHECKPOINT_FILE));
+    let text = match reader.read_top(CHECKPOINT_FILE) {
+        Ok(Some(b)) => match String::from_utf8(b) {
+            Ok(t) => t,
+            Err(_) => {
+                report.push(
+                    ProblemKind::CheckpointMalformed,
+                    cp_ref(),
+                    "CHECKPOINT is not UTF-8",
+                );
+                return None;
+            }
+        },
+        Ok(None) => {
+            if !leaves.is_empty() {
+                report.push(
+                    ProblemKind::CheckpointMissing,
+                    cp_ref(),
+                    "the ledger has records but no CHECKPOINT",
+                );
+            }
+            return None;
+        }
+        Err(e) => {
+            report.push(
+                ProblemKind::ReadError,
+                cp_ref(),
+                format!("cannot read CHECKPOINT: {e}"),
+            );
+            return None;
+        }
+    };
+    let verified = match open_checkpoint(&text, keys) {
+        Ok(v) => v,
+        Err(e) => {
+            let kind = match e {
+                CheckpointError::Malformed(_) => ProblemKind::CheckpointMalformed,
+                CheckpointError::Untrusted(_) => ProblemKind::CheckpointUntrusted,
+                CheckpointError::BadSignature(_) => ProblemKind::CheckpointBadSignature,
+            };
+            report.push(kind, cp_ref(), format!("CHECKPOINT: {e}"));
+            return None;
+        }
+    };
+    let cp = verified.checkpoint;
+    report.checkpoint = Some(CheckpointInfo {
+        origin: cp.origin.clone(),
+        size: cp.size,
+        root: B64.encode(cp.root),
+        key_id: Some(verified.key_id.to_string()),
+    });
+    let n = leaves.len() as u64;
+    let mut ok = true;
+    if let Some(want) = expected_origin {
+        if cp.origin != want {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointOriginMismatch,
+                cp_ref(),
+                format!("CHECKPOINT is for ledger {:?}, this ledger is {want:?}: copied from another ledger", cp.origin),
+            );
+        }
+    }
+    if let Some(g) = genesis_origin {
+        let default_shape = cp
+            .origin
+            .strip_prefix(ORIGIN_PREFIX)
+            .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        if ok && default_shape && cp.origin != g {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointOriginMismatch,
+                cp_ref(),
+                format!(
+                    "CHECKPOINT origin {:?} does not match this ledger's first record ({g:?})",
+                    cp.origin
+                ),
+            );
+        }
+    }
+    if cp.size > n {
+        ok = false;
+        report.push(
+            ProblemKind::CheckpointSizeMismatch,
+            at(Some(n + 1), Some(CHECKPOINT_FILE)),
+            format!(
+                "CHECKPOINT covers {} records but the ledger has {n}: record(s) {}..={} removed",
+                cp.size,
+                n + 1,
+                cp.size
+            ),
+        );
+    } else {
+        let prefix_root = if cp.size == n {
+            root
+        } else {
+            merkle::root_from_leaf_hashes(&leaves[..cp.size as usize])
+        };
+        if prefix_root != cp.root {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointRootMismatch,
+                cp_ref(),
+                format!("CHECKPOINT root for {} records does not match the records: a record was changed", cp.size),
+            );
+        } else if cp.size < n {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointStale,
+                at(Some(cp.size + 1), Some(CHECKPOINT_FILE)),
+                format!(
+                    "CHECKPOINT covers only {} of {n} records: it was rolled back (records from {} on are not covered)",
+                    cp.size,
+                    cp.size + 1
+                ),
+            );
+        }
+    }
+    if ok {
+        report.checkpoint_text = Some(text);
+    }
+    Some(cp)
+}
+
+fn check_old_checkpoint(
+    old: &str,
+    keys: &TrustedKeys,
+    leaves: &[Hash],
+    root: Hash,
+    current: Option<&super::checkpoint::Checkpoint>,
+    expected_origin: Option<&str>,
+    report: &mut VerifyReport,
+) {
+    let old_ref = || at(None, Some("old checkpoint"));
+    let old = match open_checkpoint(old, keys) {
+        Ok(v) => v.checkpoint,
+        Err(e) => {
+            report.push(
+                ProblemKind::OldCheckpointInvalid,
+                old_ref(),
+                format!("the older checkpoint cannot be used: {e}"),
+            );
+            return;
+        }
+    };
+    let this_origin = current.map(|c| c.origin.as_str()).or(expected_origin);
+    if let Some(o) = this_origin {
+        if old.origin != o {
+            report.push(
+                ProblemKind::LedgerMismatch,
+                old_ref(),
+                format!("the older checkpoint is for ledger {:?}, this ledger is {o:?}: a different ledger", old.origin),
+            );
+            return;
+        }
+    }
+    let n = leaves.len() as u64;
+    if old.size > n {
+        report.push(
+            ProblemKind::Rollback,
+            at(Some(n + 1), Some("old checkpoint")),
+            format!(
+                "the older checkpoint covers {} records, the ledger now has {n}: rolled back (records {}..={} gone)",
+                old.size,
+                n + 1,
+                old.size
+            ),
+        );
+        return;
+    }
+    // The same proof a remote auditor would be sent: verify it against the computed root.
+    let proof = merkle::consistency_proof(old.size, leaves).unwrap_or_default();
+    let verified = merkle::verify_consistency(old.size, n, &old.root, &root, &proof).is_ok();
+    report.consistency = Some(ConsistencyInfo {
+        old_size: old.size,
+        new_size: n,
+        proof: proof.iter().map(hex::encode).collect(),
+        verified,
+    });
+    if !verified {
+        report.push(
+            ProblemKind::ConsistencyFailed,
+            old_ref(),
+            format!(
+                "the first {} records are not the ones the older checkpoint covered: the ledger history was rewritten",
+                old.size
+            ),
+        );
+    }
+}
+
+fn check_state(
+    state: Option<&LedgerState>,
+    frontier: &Frontier,
+    n: u64,
+    infos: &[RecordInfo],
+    report: &mut VerifyReport,
+) {
+    let Some(state) = state else {
+        if n > 0 {
+            report.push(
+                ProblemKind::StateMismatch,
+                at(None, Some(STATE_FILE)),
+                format!("{STATE_FILE} is missing or unreadable; the next append rebuilds it from the records"),
+            );
+        }
+        return;
+    };
+    let head_sha = infos.last().and_then(|i| i.payload_sha).map(hex::encode);
+    let frontier_ok = Frontier::from_state(&state.frontier)
+        .map(|f| f.root() == frontier.root())
+        .unwrap_or(false);
+    if state.size != n
+        || head_sha.as_deref().unwrap_or(GENESIS_PREV) != state.head_sha256
+        || !frontier_ok
+    {
+        report.push(
+            ProblemKind::StateMismatch,
+            at(None, Some(STATE_FILE)),
+            format!(
+                "{STATE_FILE} (size {}, head {}) does not describe the records (size {n}, head {}); \
+                 the next append will refuse",
+                state.size,
+                short(&state.head_sha256),
+                short(head_sha.as_deref().unwrap_or(GENESIS_PREV))
+            ),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Git history
+// ---------------------------------------------------------------------------------------------
+
+fn records_tree<'r>(repo: &'r Repository, tree: &Tree<'_>) -> Option<Tree<'r>> {
+    tree.get_name(RECORDS_DIR)
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .and_then(|e| repo.find_tree(e.id()).ok())
+}
+
+fn commit_ref(seq: Option<u64>, file: Option<String>, commit: Oid) -> Option<RecordRef> {
+    Some(RecordRef {
+        seq,
+        file,
+        commit: Some(commit.to_string()),
+    })
+}
+
+fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
+    let head = match repo
+        .find_reference(refname)
+        .and_then(|r| r.peel_to_commit())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report.push(
+                ProblemKind::SourceUnavailable,
+                None,
+                format!("{refname}: {e}"),
+            );
+            return;
+        }
+    };
+    // First-parent chain, newest first.
+    let mut chain = Vec::new();
+    let mut cur = Some(head);
+    while let Some(c) = cur {
+        if c.parent_count() > 1 {
+            report.push(
+                ProblemKind::HistoryFork,
+                commit_ref(None, None, c.id()),
+                format!(
+                    "ledger commit {} is a merge of {} branches: the ledger was forked",
+                    c.id(),
+                    c.parent_count()
+                ),
+            );
+        }
+        let next = if c.parent_count() > 0 {
+            match c.parent(0) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    report.push(
+                        ProblemKind::ShallowHistory,
+                        commit_ref(None, None, c.id()),
+                        format!(
+                            "history before {} is not available ({e}); not checked",
+                            c.id()
+                        ),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        chain.push(c);
+        cur = next;
+    }
+    chain.reverse();
+    if repo.is_shallow() {
+        report.push(
+            ProblemKind::ShallowHistory,
+            None,
+            "shallow clone: the ledger history before the shallow boundary was not checked",
+        );
+    }
+    let allowed_top: HashSet<&str> = [RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE]
+        .into_iter()
+        .collect();
+    let mut reported_top: BTreeSet<String> = BTreeSet::new();
+    let mut prev_records_oid: Option<Oid> = None;
+    let mut prev_raw: Option<Vec<u8>> = None;
+    let mut next_seq: u64 = 1;
+    for commit in &chain {
+        report.commits_checked += 1;
+        let id = commit.id();
+        let tree = match commit.tree() {
+            Ok(t) => t,
+            Err(e) => {
+                report.push(
+                    ProblemKind::ReadError,
+                    commit_ref(None, None, id),
+                    format!("commit {id}: {e}"),
+                );
+                continue;
+            }
+        };
+        for e in tree.iter() {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            if !allowed_top.contains(name.as_str()) && reported_top.insert(name.clone()) {
+                report.push(
+                    ProblemKind::HistoryUnexpectedFile,
+                    commit_ref(None, Some(name.clone()), id),
+                    format!("commit {id} added {name}, which is not part of a ledger"),
+                );
+            }
+        }
+        let records_oid = tree
+            .get_name(RECORDS_DIR)
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .map(|e| e.id());
+        if records_oid.is_some() && records_oid == prev_records_oid {
+            continue;
+        }
+        let raw = records_oid.and_then(|o| raw_object(repo, o));
+        // Fast path: a record-only append leaves the previous records tree as a byte prefix
+        // of the new one (entries are sorted by zero-padded seq), so no diff is needed.
+        let appended = match (&prev_raw, &raw) {
+            (Some(p), Some(r)) => appended_entries(p, r),
+            (None, Some(r)) if prev_records_oid.is_none() => appended_entries(&[], r),
+            (None, None) if prev_records_oid.is_none() => Some(Vec::new()),
+            _ => None,
+        };
+        if let Some(entries) = appended {
+            let mut added: Vec<(u64, String)> = Vec::new();
+            for (blob, name) in entries {
+                match parse_record_file_name(&name).filter(|_| blob) {
+                    Some(s) => added.push((s, name)),
+                    None => report.push(
+                        ProblemKind::HistoryUnexpectedFile,
+                        commit_ref(None, Some(format!("{RECORDS_DIR}/{name}")), id),
+                        format!(
+                            "commit {id} added {RECORDS_DIR}/{name}, which is not a record file"
+                        ),
+                    ),
+                }
+            }
+            check_added(added, &mut next_seq, id, report);
+            prev_records_oid = records_oid;
+            prev_raw = raw;
+            continue;
+        }
+        let records = records_oid.and_then(|o| repo.find_tree(o).ok());
+        let prev_records = prev_records_oid.and_then(|o| repo.find_tree(o).ok());
+        let diff = match repo.diff_tree_to_tree(prev_records.as_ref(), records.as_ref(), None) {
+            Ok(d) => d,
+            Err(e) => {
+                report.push(
+                    ProblemKind::ReadError,
+                    commit_ref(None, None, id),
+                    format!("commit {id}: {e}"),
+                );
+                prev_records_oid = records_oid;
+                prev_raw = raw;
+                continue;
+            }
+        };
+        let mut added: Vec<(u64, String)> = Vec::new();
+        for delta in diff.deltas() {
+            let old_name = delta
+                .old_file()
+                .path()
+                .map(|p| p.to_string_lossy().into_owned());
+            let new_name = delta
+                .new_file()
+                .path()
+                .map(|p| p.to_string_lossy().into_owned());
+            let file_of = |n: &Option<String>| n.as_ref().map(|n| format!("{RECORDS_DIR}/{n}"));
+            match delta.status() {
+                git2::Delta::Added => {
+                    let name = new_name.unwrap_or_default();
+                    match parse_record_file_name(&name) {
+                        Some(s) => added.push((s, name)),
+                        None => report.push(
+                            ProblemKind::HistoryUnexpectedFile,
+                            commit_ref(None, Some(format!("{RECORDS_DIR}/{name}")), id),
+                            format!("commit {id} added {RECORDS_DIR}/{name}, which is not a record file"),
+                        ),
+                    }
+                }
+                git2::Delta::Deleted => {
+                    let seq = old_name.as_deref().and_then(parse_record_file_name);
+                    report.push(
+                        ProblemKind::HistoryRecordRemoved,
+                        commit_ref(seq, file_of(&old_name), id),
+                        format!(
+                            "commit {id} removed {}",
+                            file_of(&old_name).unwrap_or_default()
+                        ),
+                    );
+                }
+                _ => {
+                    let seq = old_name.as_deref().and_then(parse_record_file_name);
+                    report.push(
+                        ProblemKind::HistoryRecordChanged,
+                        commit_ref(seq, file_of(&old_name), id),
+                        format!(
+                            "commit {id} changed {}",
+                            file_of(&old_name).unwrap_or_default()
+                        ),
+                    );
+                }
+            }
+        }
+        check_added(added, &mut next_seq, id, report);
+        prev_records_oid = records_oid;
+        prev_raw = raw;
+    }
+}
+
+/// Records added by one commit must continue the sequence.
+fn check_added(
+    mut added: Vec<(u64, String)>,
+    next_seq: &mut u64,
+    id: Oid,
+    report: &mut VerifyReport,
+) {
+    added.sort();
+    for (s, name) in added {
+        if s != *next_seq {
+            report.push(
+                ProblemKind::HistoryOutOfOrder,
+                commit_ref(Some(s), Some(format!("{RECORDS_DIR}/{name}")), id),
+                format!("commit {id} added record {s} ({name}) where record {next_seq} was due"),
+            );
+        }
+        *next_seq = (*next_seq).max(s + 1);
+    }
+}
+
+/// The raw (inflated) bytes of an object.
+fn raw_object(repo: &Repository, oid: Oid) -> Option<Vec<u8>> {
+    let odb = repo.odb().ok()?;
+    let obj = odb.read(oid).ok()?;
+    Some(obj.data().to_vec())
+}
+
+/// When `new` is `old` followed by whole tree entries, those entries as (is a regular file,
+/// name); `None` when it is not (then the caller diffs) or the bytes do not parse.
+fn appended_entries(old: &[u8], new: &[u8]) -> Option<Vec<(bool, String)>> {
+    let mut rest = new.strip_prefix(old)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let mode = &rest[..space];
+        let nul = rest[space..].iter().position(|&b| b == 0)? + space;
+        let name = std::str::from_utf8(&rest[space + 1..nul]).ok()?.to_owned();
+        // SHA-1 object ids (20 bytes); other object formats take the diff path.
+        let end = nul + 1 + 20;
+        if rest.len() < end {
+            return None;
+        }
+        out.push((mode == b"100644" || mode == b"100755", name));
+        rest = &rest[end..];
+    }
+    Some(out)
+}
+
+fn is_fast_forward(repo: &Repository, old: Oid, new: Oid) -> bool {
+    if old == new {
+        return true;
+    }
+    // Ledger appends make `new` a child of `old`: check that in O(1) before a graph search.
+    if let Ok(c) = repo.find_commit(new) {
+        if c.parent_id(0).ok() == Some(old) {
+            return true;
+        }
+    }
+    repo.graph_descendant_of(new, old).unwrap_or(false)
+}
+
+fn check_reflog(repo: &Repository, refname: &str, report: &mut VerifyReport) {
+    let log = match repo.reflog(refname) {
+        Ok(l) => l,
+        Err(_) => return,
+    };
+    if log.is_empty() {
+        if refname.starts_with("refs/heads/") {
+            report.push(
+                ProblemKind::NoReflog,
+                None,
+                format!("no reflog for {refname}: forced updates in this clone cannot be detected from it"),
+            );
+        }
+        return;
+    }
+    let head_tree = repo
+        .find_reference(refname)
+        .and_then(|r| r.peel_to_commit())
+        .and_then(|c| c.tree())
+        .ok();
+    let current = head_tree.as_ref().and_then(|t| records_tree(repo, t));
+    // Reflog entries are newest first; report oldest first.
+    let entries: Vec<(Oid, Oid, String)> = log
+        .iter()
+        .map(|e| {
+            let msg = String::from_utf8_lossy(e.message_bytes().unwrap_or_default()).into_owned();
+            (e.id_old(), e.id_new(), msg)
+        })
+        .collect();
+    for (old, new, message) in entries.into_iter().rev() {
+        if old.is_zero() || is_fast_forward(repo, old, new) {
+            continue;
+        }
+        // A forced update: which records of the old head are not in the current ledger?
+        let old_records = repo
+            .find_commit(old)
+            .and_then(|c| c.tree())
+            .ok()
+            .and_then(|t| records_tree(repo, &t));
+        let mut vanished: Vec<(u64, String)> = Vec::new();
+        if let Some(old_tree) = &old_records {
+            for e in old_tree.iter() {
+                let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+                let still = current
+                    .as_ref()
+                    .and_then(|c| c.get_name(&name))
+                    .map(|c| c.id())
+                    == Some(e.id());
+                if !still {
+                    if let Some(s) = parse_record_file_name(&name) {
+                        vanished.push((s, name));
+                    }
+                }
+            }
+        }
+        vanished.sort();
+        let what = if old_records.is_none() {
+            "the old head is no longer available".to_owned()
+        } else if let Some((s, name)) = vanished.first() {
+            format!(
+                "{} record(s) of the old head are missing or different now, from record {s} ({name})",
+                vanished.len()
+            )
+        } else {
+            "no record of the old head was lost".to_owned()
+        };
+        let first = vanished.first();
+        report.push(
+            ProblemKind::HistoryRewritten,
+            Some(RecordRef {
+                seq: first.map(|(s, _)| *s),
+                file: first.map(|(_, n)| format!("{RECORDS_DIR}/{n}")),
+                commit: Some(old.to_string()),
+            }),
+            format!("{refname} was force-updated from {old} to {new} ({message:?}): {what}"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities() {
+        assert_eq!(ProblemKind::BadSignature.severity(), Severity::Tampering);
+        assert_eq!(
+            ProblemKind::NoTrustedKeys.severity(),
+            Severity::Unverifiable
+        );
+        assert_eq!(ProblemKind::StateMismatch.severity(), Severity::Warning);
+    }
+}
