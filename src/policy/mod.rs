@@ -567,6 +567,19 @@ impl PolicySet {
         })
     }
 
+    /// The same set evaluated on the interpreter only: the reference the RVM is tested against.
+    pub fn interpreter_only(mut self) -> Self {
+        for package in &mut self.packages {
+            package.on_rvm = false;
+        }
+        self
+    }
+
+    /// Whether any package is evaluated on the RVM.
+    pub fn uses_rvm(&self) -> bool {
+        self.program.is_some() && self.packages.iter().any(|p| p.on_rvm)
+    }
+
     /// Packages this set evaluates, with their rule names (for `--help`-style listings and tests).
     pub fn evaluated_rules(&self) -> Vec<(String, Vec<String>)> {
         self.packages

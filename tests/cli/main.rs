@@ -2,6 +2,7 @@
 //! written with the small DSL in `support.rs`.
 
 mod check;
+mod demo;
 mod evals;
 mod hostile;
 mod rego_test;
