@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod evidence;
 pub mod field_path;
 pub mod gate;
 pub mod init;
