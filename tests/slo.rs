@@ -27,9 +27,11 @@ fn page_query(service: &str) -> String {
     format!(r#"ALERTS{{alertstate="firing",sloth_service="{service}",sloth_severity="page"}}"#)
 }
 
-/// The Pyrra convention: remaining = 1 - (1 - availability) / (1 - objective).
+/// The Pyrra convention (docs/error-budget.md): remaining = 1 - (1 - availability) / (1 - objective).
 fn pyrra_query(slo: &str) -> String {
-    format!(r#"1 - (1 - pyrra_availability{{slo="{slo}"}}) / (1 - pyrra_objective{{slo="{slo}"}})"#)
+    format!(
+        r#"1 - (1 - pyrra_availability{{slo="{slo}"}}) / on (slo) (1 - pyrra_objective{{slo="{slo}"}})"#
+    )
 }
 
 /// One Prometheus for the whole file (its watchdog stops it when the test process exits).
@@ -822,6 +824,18 @@ fn bodies_that_are_not_a_usable_answer() {
         );
         assert_eq!(server.hits(), 1, "{expected}: a bad body is not retried");
     }
+}
+
+#[test]
+fn oversized_answer_is_refused() {
+    let server =
+        FakeServer::start(|_, _| Reply::json(format!("{{\"padding\": \"{}\"}}", "x".repeat(5000))));
+    let options = Options {
+        max_body_bytes: 1000,
+        ..fast()
+    };
+    let error = remaining_error(&read_one(&server.url, &options));
+    assert!(error.contains("larger than 1000 bytes"), "{error}");
 }
 
 #[test]

@@ -1049,8 +1049,11 @@ fn finish(
 struct Plan {
     entries: Vec<Vec<Entry>>,
     requests: Vec<Request>,
-    /// (shown url, query) -> request index, or why the URL is unusable.
+    /// (url as written, query) -> request index, or why the URL is unusable.
     index: HashMap<(String, String), Result<usize, ReadingError>>,
+    /// (endpoint, query) -> request index: two spellings of one endpoint (a trailing `/`) are
+    /// asked once.
+    by_endpoint: HashMap<(String, String), usize>,
 }
 
 impl Plan {
@@ -1060,6 +1063,7 @@ impl Plan {
             entries: Vec::new(),
             requests: Vec::new(),
             index: HashMap::new(),
+            by_endpoint: HashMap::new(),
         };
         if !options.offline {
             for entry in entries.iter().flatten() {
@@ -1081,19 +1085,19 @@ impl Plan {
             return;
         }
         let slot = endpoint(url).map(|(endpoint, shown_url)| {
-            // Two spellings of one endpoint (a trailing `/`) are still asked once.
-            let existing = self
-                .requests
-                .iter()
-                .position(|r| r.endpoint == endpoint && r.query == query);
-            existing.unwrap_or_else(|| {
+            let next = self.requests.len();
+            let slot = *self
+                .by_endpoint
+                .entry((endpoint.to_string(), query.to_string()))
+                .or_insert(next);
+            if slot == next {
                 self.requests.push(Request {
                     endpoint,
                     shown_url,
                     query: query.to_string(),
                 });
-                self.requests.len() - 1
-            })
+            }
+            slot
         });
         self.index.insert(key, slot);
     }
