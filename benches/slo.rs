@@ -8,9 +8,15 @@
 //! - `gather/1000x2_distinct`: 2,000 distinct queries (every manifest its own service).
 //! - `gather/1000x2_shared_10_services`: the same 2,000 queries over 10 services (20 distinct
 //!   after deduplication).
+//! - `gather/1000x2_offline`: the same manifests with `--offline`: planning and assembling
+//!   2,000 readings without any request (relgate's own overhead).
+//! - `gather/1000x2_shared_10_services_20ms`: the shared case against a server that answers
+//!   every query after 20 ms, as a remote Prometheus would: the cost is rounds of latency.
 //! - `check/1000_manifests` and `check/1000_manifests_offline`: the whole `relgate check` of
 //!   1,000 manifest files (load, schema, gather, policies), with and without Prometheus.
 
+#[path = "../tests/support/fake_http.rs"]
+mod fake_http;
 #[path = "../tests/support/prometheus.rs"]
 mod prometheus;
 
@@ -149,6 +155,34 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("1000x2_shared_10_services", |b| {
         b.iter(|| gather_blocking(&root, &shared_refs, &options))
+    });
+    let offline = Options {
+        offline: true,
+        ..options.clone()
+    };
+    group.bench_function("1000x2_offline", |b| {
+        b.iter(|| gather_blocking(&root, &distinct_refs, &offline))
+    });
+    let slow = fake_http::FakeServer::start(|_, _| fake_http::Reply::Respond {
+        status: 200,
+        content_type: "application/json",
+        body: fake_http::vector(&["0.5"]),
+        delay: Duration::from_millis(20),
+    });
+    let slow_shared: Vec<Value> = (0..MANIFESTS)
+        .map(|i| slo_manifest(&slow.url, &services[i % 10], true))
+        .collect();
+    let slow_refs: Vec<&Value> = slow_shared.iter().collect();
+    let started = std::time::Instant::now();
+    let readings = gather_blocking(&root, &slow_refs, &options);
+    println!(
+        "one gather of 1000x2 shared queries at 20 ms each: {:?}",
+        started.elapsed()
+    );
+    // The ALERTS queries get a one-series answer too: firing, but read fine.
+    assert!(readings.iter().all(|r| r[0]["remaining"]["value"] == 0.5));
+    group.bench_function("1000x2_shared_10_services_20ms", |b| {
+        b.iter(|| gather_blocking(&root, &slow_refs, &options))
     });
     group.finish();
 
