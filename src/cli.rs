@@ -99,6 +99,14 @@ pub struct CheckArgs {
     /// error (exit 2).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub timeout: f64,
+    /// Query no Prometheus: SLOs read from Prometheus become SLO-UNKNOWN (file sources are
+    /// still read).
+    #[arg(long)]
+    pub offline: bool,
+    /// Limit of one Prometheus request, in seconds (failed requests are retried within an
+    /// overall deadline).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub prometheus_timeout: f64,
 }
 
 /// Arguments of `relgate test`.
@@ -257,6 +265,13 @@ fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
         max_file_bytes: args.max_file_bytes,
         eval_timeout: Some(timeout(args.timeout)?),
         now: now()?,
+        offline: args.offline,
+        prometheus_timeout: Some(
+            Duration::try_from_secs_f64(args.prometheus_timeout)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("--prometheus-timeout must be a positive number of seconds")?,
+        ),
     };
     let report = gate::check(&settings)?;
     for (index, format) in args.format.iter().enumerate() {

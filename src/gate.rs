@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::config::GateConfig;
 use crate::error::{Error, Result};
+use crate::evidence::slo;
 use crate::field_path;
 use crate::manifest::{self, Document, SourceFile};
 use crate::policy::{self, PolicyOptions, PolicySet, PolicySource};
@@ -43,6 +44,10 @@ pub struct CheckSettings {
     pub eval_timeout: Option<Duration>,
     /// `context.now` (RFC 3339 UTC).
     pub now: String,
+    /// `--offline`: query no Prometheus; those SLOs become unknown.
+    pub offline: bool,
+    /// `--prometheus-timeout`: limit of one Prometheus request (default 5 s).
+    pub prometheus_timeout: Option<Duration>,
 }
 
 /// A file read and split into documents, or why it could not be.
@@ -56,6 +61,7 @@ pub struct Gate {
     git: Value,
     now: String,
     fail_on_warn: bool,
+    slo: slo::Options,
 }
 
 impl Gate {
@@ -113,6 +119,15 @@ impl Gate {
             timeout: settings.eval_timeout,
             include_tests: false,
         })?;
+        let slo_options = slo::Options {
+            offline: settings.offline,
+            request_timeout: settings
+                .prometheus_timeout
+                .unwrap_or(slo::DEFAULT_REQUEST_TIMEOUT),
+            time: Some(settings.now.clone()).filter(|now| !now.is_empty()),
+            max_body_bytes: config.max_file_bytes,
+            ..slo::Options::default()
+        };
         Ok(Self {
             git: git_context(&root),
             root,
@@ -120,6 +135,7 @@ impl Gate {
             policies,
             now: settings.now.clone(),
             fail_on_warn: settings.fail_on_warn,
+            slo: slo_options,
         })
     }
 
@@ -155,11 +171,17 @@ impl Gate {
                 )),
             }
         }
+        // Evidence that needs I/O is gathered for all documents at once, before evaluation.
+        let manifests: Vec<&Value> = work.iter().map(|(_, document)| &document.value).collect();
+        let slo_readings = slo::gather_blocking(&self.root, &manifests, &self.slo);
         let checked: Vec<ManifestResult> = work
             .par_iter()
+            .zip(slo_readings)
             .map_init(
                 || self.policies.clone(),
-                |policies, (source, document)| self.check_document(policies, source, document),
+                |policies, ((source, document), slo)| {
+                    self.check_document(policies, source, document, slo)
+                },
             )
             .collect();
         results.extend(checked);
@@ -185,6 +207,7 @@ impl Gate {
         policies: &mut PolicySet,
         source: &SourceFile,
         document: &Document,
+        slo: Value,
     ) -> ManifestResult {
         let manifest = &document.value;
         let text = |pointer: &str| manifest.pointer(pointer).map(value_text);
@@ -231,7 +254,7 @@ impl Gate {
                 );
             }
             Ok(_) => {
-                let input = self.input(source, document);
+                let input = self.input(source, document, slo);
                 match policies.evaluate(regorus::Value::from(input)) {
                     Ok(evaluation) => {
                         let to_finding = |f: policy::PolicyFinding| {
@@ -274,8 +297,9 @@ impl Gate {
         result
     }
 
-    /// The policy input document (docs/policy-contract.md).
-    pub fn input(&self, source: &SourceFile, document: &Document) -> Value {
+    /// The policy input document (docs/policy-contract.md). `slo` is the document's
+    /// `evidence.slo` (from [`slo::gather`]).
+    pub fn input(&self, source: &SourceFile, document: &Document, slo: Value) -> Value {
         let manifest = &document.value;
         let mut artifacts = Vec::new();
         if manifest.get("kind").and_then(Value::as_str) == Some("PromptRelease") {
@@ -312,7 +336,7 @@ impl Gate {
         }
         let evaluations =
             crate::evidence::gather_evaluations(&self.root, manifest, self.config.max_file_bytes);
-        json!({
+        let mut input = json!({
             "manifest": manifest,
             "file": {"path": source.path, "digest": source.digest, "document": document.index},
             "evidence": {"artifacts": artifacts, "evaluations": evaluations, "slo": []},
@@ -322,7 +346,9 @@ impl Gate {
                 "git": self.git,
                 "pull_request": Value::Null,
             },
-        })
+        });
+        input["evidence"]["slo"] = slo;
+        input
     }
 }
 

@@ -49,7 +49,8 @@ fn rvm_and_interpreter_agree_on_every_sample_manifest() {
                 continue;
             };
             for document in &documents {
-                let input = regorus::Value::from(gate.input(&source, document));
+                let input =
+                    regorus::Value::from(gate.input(&source, document, serde_json::json!([])));
                 let on_rvm = rvm.evaluate(input.clone());
                 let on_interpreter = interpreter.evaluate(input);
                 match (&on_rvm, &on_interpreter) {

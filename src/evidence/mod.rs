@@ -22,6 +22,7 @@ pub mod lm_eval;
 pub mod metrics;
 pub mod mlflow;
 pub mod promptfoo;
+pub mod slo;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,936 @@
+//! Error-budget gate end to end: `relgate check` on temporary repositories against a real
+//! Prometheus (TSDB built with promtool), plus failure modes against local servers the tests
+//! script (refused connections, silence, 5xx then success, bodies that are not what Prometheus
+//! sends).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use relgate::evidence::slo::{self, Options};
+use relgate::workspace::GateRoot;
+use support::fake_http::{self, FakeServer, Reply};
+use support::prometheus::{family, Prometheus, SAMPLE_NOW};
+
+const BUDGET: &str = "slo:period_error_budget_remaining:ratio";
+
+fn budget_query(service: &str) -> String {
+    format!(r#"{BUDGET}{{sloth_service="{service}",sloth_slo="requests-availability"}}"#)
+}
+
+fn page_query(service: &str) -> String {
+    format!(r#"ALERTS{{alertstate="firing",sloth_service="{service}",sloth_severity="page"}}"#)
+}
+
+/// The Pyrra convention (docs/error-budget.md): remaining = 1 - (1 - availability) / (1 - objective).
+fn pyrra_query(slo: &str) -> String {
+    format!(
+        r#"1 - (1 - pyrra_availability{{slo="{slo}"}}) / on (slo) (1 - pyrra_objective{{slo="{slo}"}})"#
+    )
+}
+
+/// One Prometheus for the whole file (its watchdog stops it when the test process exits).
+fn prometheus() -> &'static Prometheus {
+    static SERVER: OnceLock<Prometheus> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let slo = r#"sloth_slo="requests-availability""#;
+        let budget = |service: &str, value: &'static str| (format!(r#"sloth_service="{service}",{slo}"#), value);
+        let budgets = [
+            budget("healthy", "0.6"),
+            budget("exhausted", "-0.2"),
+            budget("low", "0.1"),
+            budget("paging", "0.7"),
+            budget("nan", "NaN"),
+        ];
+        let mut budget_series: Vec<(String, String)> =
+            budgets.iter().map(|(l, v)| (l.clone(), (*v).to_string())).collect();
+        // Two series for one service: a query naming only the service matches both.
+        budget_series.push((r#"sloth_service="twin",sloth_slo="a""#.to_string(), "0.5".to_string()));
+        budget_series.push((r#"sloth_service="twin",sloth_slo="b""#.to_string(), "0.4".to_string()));
+        let mut budget_family = family(BUDGET, &[]);
+        budget_family.series = budget_series;
+        Prometheus::start(&[
+            budget_family,
+            family(
+                "ALERTS",
+                &[
+                    (
+                        r#"alertname="PagingHighErrorRate",alertstate="firing",sloth_service="paging",sloth_severity="page",sloth_slo="requests-availability""#,
+                        "1",
+                    ),
+                    // Pending and ticket alerts of the healthy service must not block.
+                    (
+                        r#"alertname="HealthyHighErrorRate",alertstate="pending",sloth_service="healthy",sloth_severity="page",sloth_slo="requests-availability""#,
+                        "1",
+                    ),
+                    (
+                        r#"alertname="HealthyHighErrorRate",alertstate="firing",sloth_service="healthy",sloth_severity="ticket",sloth_slo="requests-availability""#,
+                        "1",
+                    ),
+                ],
+            ),
+            family(
+                "pyrra_availability",
+                &[(r#"slo="pyrra-ok""#, "0.9995"), (r#"slo="pyrra-burnt""#, "0.998")],
+            ),
+            family("pyrra_objective", &[(r#"slo="pyrra-ok""#, "0.999"), (r#"slo="pyrra-burnt""#, "0.999")]),
+        ])
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporary repositories and `relgate check`.
+
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("relgate.yaml"),
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+        )
+        .expect("write relgate.yaml");
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.path().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// `relgate check --format json ARGS` in the repo: (exit code, report).
+    fn check(&self, args: &[&str]) -> (i32, Value) {
+        let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+            .arg("check")
+            .args(["--format", "json"])
+            .args(args)
+            .current_dir(self.path())
+            .env("RELGATE_NOW", SAMPLE_NOW)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run relgate");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let report = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+            panic!(
+                "relgate printed no JSON report ({err}):\nstdout: {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        (output.status.code().unwrap_or(-1), report)
+    }
+}
+
+/// A production tier-1 PromptRelease that passes every other built-in rule, with `slo` (YAML
+/// list items, indented by 4) as its spec.slo.
+fn manifest(name: &str, change_type: &str, slo: &str) -> String {
+    let slo_block = if slo.trim().is_empty() {
+        String::new()
+    } else {
+        format!("  slo:\n{slo}")
+    };
+    format!(
+        r#"apiVersion: relgate.dev/v1
+kind: PromptRelease
+metadata:
+  name: {name}
+  version: "17"
+  service: support-bot
+  environment: production
+  tier: 1
+  change_type: {change_type}
+spec:
+  owner: {{team: assistants, contact: dana@example.com, oncall: https://pagerduty.example.com/schedules/P1}}
+  prompt:
+    registry: langfuse
+    path: prompts/answer.prompt
+    digest: sha256:5d41402abc4b2a76b9719d911017c592aaf8c9e2d9c3a1f2b6a41c4bd7e8f0a1
+    baseline: {{version: "15"}}
+  rollout: {{strategy: canary, steps: [5, 25, 50, 100], bake_minutes: 30}}
+  rollback: {{to_version: "15", max_minutes: 5, automated: true}}
+  prr:
+    PRR-OWN-01: {{status: done, evidence: https://wiki.example.com/owners}}
+    PRR-OPS-01: {{status: done, evidence: https://wiki.example.com/runbook}}
+    PRR-OPS-02: {{status: done, evidence: https://wiki.example.com/rollback-drill}}
+    PRR-MON-01: {{status: done, evidence: https://grafana.example.com/d/slo}}
+    PRR-EVAL-01: {{status: done, evidence: https://ci.example.com/evals/17}}
+    PRR-EVAL-02: {{status: done, evidence: https://ci.example.com/evals/17/slices}}
+    PRR-SEC-01: {{status: done, evidence: https://wiki.example.com/redteam}}
+    PRR-PRIV-01: {{status: done, evidence: https://wiki.example.com/dpia}}
+  logging:
+    content_capture: false
+    redaction: {{enabled: true, engine: presidio, entities: [PERSON, EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD]}}
+    sinks:
+      - {{name: langfuse, region: eu-west-1, data_classes: [trace_metadata], retention_days: 30}}
+{slo_block}"#
+    )
+}
+
+/// A `spec.slo` item reading Prometheus at `url`.
+fn prom_slo(name: &str, url: &str, query: &str, alerts: &[String], extra: &str) -> String {
+    let alerts: Vec<String> = alerts.iter().map(|a| format!("'{a}'")).collect();
+    format!(
+        "    - name: {name}\n      source:\n        prometheus: {{url: \"{url}\", query: '{query}'}}\n      min_remaining: 0.05\n      warn_below: 0.25\n      block_on_alerts: [{}]\n{extra}",
+        alerts.join(", ")
+    )
+}
+
+fn results(report: &Value) -> &Vec<Value> {
+    report["results"].as_array().expect("results")
+}
+
+fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
+    results(report)
+        .iter()
+        .flat_map(|r| r["findings"].as_array().into_iter().flatten())
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+fn only<'a>(report: &'a Value, rule: &str) -> &'a Value {
+    let found = findings(report, rule);
+    assert_eq!(found.len(), 1, "expected one {rule} finding in {report:#}");
+    found[0]
+}
+
+fn assert_contains(text: &Value, parts: &[&str]) {
+    let text = text.as_str().expect("text");
+    for part in parts {
+        assert!(text.contains(part), "`{part}` not in: {text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against a real Prometheus.
+
+#[test]
+fn healthy_budget_and_quiet_alerts_pass() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let slo = prom_slo(
+        "availability",
+        &prom.url,
+        &budget_query("healthy"),
+        &[page_query("healthy")],
+        "",
+    );
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["decision"], "pass");
+    assert_eq!(results(&report)[0]["findings"], json!([]), "{report:#}");
+}
+
+#[test]
+fn exhausted_budget_blocks_a_feature_release() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let query = budget_query("exhausted");
+    let slo = prom_slo("availability", &prom.url, &query, &[], "");
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 1, "{report:#}");
+    let finding = only(&report, "SLO-BUDGET-EXHAUSTED");
+    assert_eq!(finding["severity"], "deny");
+    assert_eq!(finding["path"], "spec.slo[0].min_remaining");
+    assert_contains(
+        &finding["message"],
+        &[
+            "remaining -0.2",
+            "min_remaining 0.05",
+            &query,
+            "at 2026-01-01T00:00:00Z",
+        ],
+    );
+    // the line of min_remaining in the manifest
+    let text = manifest("support-answer", "feature", &slo);
+    let line = text
+        .lines()
+        .position(|l| l.contains("min_remaining"))
+        .expect("line")
+        + 1;
+    assert_eq!(finding["line"], json!(line));
+}
+
+#[test]
+fn exhausted_budget_warns_for_an_exempt_change() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let slo = prom_slo(
+        "availability",
+        &prom.url,
+        &budget_query("exhausted"),
+        &[],
+        "",
+    );
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "security_fix", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 0, "{report:#}");
+    let finding = only(&report, "SLO-BUDGET-EXHAUSTED");
+    assert_eq!(finding["severity"], "warn");
+    assert_contains(
+        &finding["message"],
+        &["change_type security_fix is exempt", "-0.2"],
+    );
+}
+
+#[test]
+fn low_budget_warns_and_fails_with_fail_on_warn() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let query = budget_query("low");
+    let slo = prom_slo("availability", &prom.url, &query, &[], "");
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 0, "{report:#}");
+    let finding = only(&report, "SLO-BUDGET-LOW");
+    assert_eq!(finding["severity"], "warn");
+    assert_eq!(finding["path"], "spec.slo[0].warn_below");
+    assert_contains(
+        &finding["message"],
+        &["remaining 0.1", "warn_below 0.25", &query],
+    );
+    let (code, _) = repo.check(&["--fail-on-warn", "releases/answer.yaml"]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn firing_page_alert_blocks() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let alert = page_query("paging");
+    let slo = prom_slo(
+        "availability",
+        &prom.url,
+        &budget_query("paging"),
+        &[page_query("healthy"), alert.clone()],
+        "",
+    );
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 1, "{report:#}");
+    let finding = only(&report, "SLO-ALERT-FIRING");
+    assert_eq!(finding["severity"], "deny");
+    assert_eq!(finding["path"], "spec.slo[0].block_on_alerts[1]");
+    assert_contains(
+        &finding["message"],
+        &[&alert, "1 firing series", "2026-01-01T00:00:00Z"],
+    );
+
+    // The rollback for that incident is not blocked by it, and says so.
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "rollback", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(only(&report, "SLO-ALERT-FIRING")["severity"], "warn");
+}
+
+#[test]
+fn unusable_answers_are_unknown() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let slo = [
+        prom_slo(
+            "empty",
+            &prom.url,
+            &budget_query("no-such-service"),
+            &[],
+            "",
+        ),
+        prom_slo("nan", &prom.url, &budget_query("nan"), &[], ""),
+        prom_slo(
+            "twins",
+            &prom.url,
+            &format!(r#"{BUDGET}{{sloth_service="twin"}}"#),
+            &[],
+            "",
+        ),
+        prom_slo("scalar", &prom.url, "scalar(vector(0.5))", &[], ""),
+        prom_slo("bad-promql", &prom.url, "sum(", &[], ""),
+        prom_slo(
+            "range",
+            &prom.url,
+            &format!("{}[5m]", budget_query("healthy")),
+            &[],
+            "",
+        ),
+    ]
+    .concat();
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 1, "{report:#}");
+    let unknown = findings(&report, "SLO-UNKNOWN");
+    assert_eq!(unknown.len(), 6, "{report:#}");
+    let message = |i: usize| {
+        let path = format!("spec.slo[{i}].source");
+        let f = unknown
+            .iter()
+            .find(|f| f["path"] == path.as_str())
+            .expect("finding for entry");
+        assert_eq!(f["severity"], "deny");
+        f["message"].as_str().expect("message").to_string()
+    };
+    assert!(message(0).contains("no series"), "{}", message(0));
+    assert!(
+        message(1).contains("NaN, not a finite number"),
+        "{}",
+        message(1)
+    );
+    assert!(
+        message(2).contains("2 series where one was expected"),
+        "{}",
+        message(2)
+    );
+    assert!(message(3).contains("got a scalar"), "{}", message(3));
+    assert!(
+        message(4).contains("HTTP 400") && message(4).contains("bad_data"),
+        "{}",
+        message(4)
+    );
+    assert!(message(5).contains("got a matrix"), "{}", message(5));
+}
+
+#[test]
+fn on_unknown_warn_releases_with_a_warning() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let slo = prom_slo(
+        "nan",
+        &prom.url,
+        &budget_query("nan"),
+        &[],
+        "      on_unknown: warn\n",
+    );
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 0, "{report:#}");
+    let finding = only(&report, "SLO-UNKNOWN");
+    assert_eq!(finding["severity"], "warn");
+    assert_contains(&finding["message"], &["NaN", "on_unknown is warn"]);
+}
+
+#[test]
+fn offline_makes_prometheus_slos_unknown() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let slo = prom_slo(
+        "availability",
+        &prom.url,
+        &budget_query("healthy"),
+        &[page_query("healthy")],
+        "",
+    );
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["--offline", "releases/answer.yaml"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_contains(
+        &only(&report, "SLO-UNKNOWN")["message"],
+        &["--offline", &budget_query("healthy")],
+    );
+}
+
+#[test]
+fn missing_slo_blocks_production_tier_1_only() {
+    let repo = Repo::new();
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", ""),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 1, "{report:#}");
+    let finding = only(&report, "SLO-MISSING");
+    assert_eq!(finding["path"], "spec.slo");
+    assert_contains(&finding["message"], &["production tier 1"]);
+
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", "").replace("  tier: 1\n", "  tier: 2\n"),
+    );
+    let (_, report) = repo.check(&["releases/answer.yaml"]);
+    assert!(findings(&report, "SLO-MISSING").is_empty(), "{report:#}");
+}
+
+#[test]
+fn pyrra_remaining_budget_expression() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let ok = prom_slo("pyrra-ok", &prom.url, &pyrra_query("pyrra-ok"), &[], "");
+    repo.write("releases/ok.yaml", &manifest("ok", "feature", &ok));
+    let burnt = prom_slo(
+        "pyrra-burnt",
+        &prom.url,
+        &pyrra_query("pyrra-burnt"),
+        &[],
+        "",
+    );
+    repo.write("releases/burnt.yaml", &manifest("burnt", "feature", &burnt));
+    let (code, report) = repo.check(&["releases"]);
+    assert_eq!(code, 1, "{report:#}");
+    let by_name = |name: &str| {
+        results(&report)
+            .iter()
+            .find(|r| r["name"] == name)
+            .expect("result")
+            .clone()
+    };
+    assert_eq!(by_name("ok")["decision"], "pass", "{report:#}");
+    let finding = only(&report, "SLO-BUDGET-EXHAUSTED");
+    // 1 - (1 - 0.998) / (1 - 0.999) = -1 (up to rounding)
+    assert_contains(&finding["message"], &["remaining -1", "pyrra_availability"]);
+    assert_eq!(by_name("burnt")["decision"], "fail");
+}
+
+#[test]
+fn file_source_reads_a_saved_api_response() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    // What `curl .../api/v1/query?query=...&time=... > file.json` saves.
+    repo.write(
+        "slo/healthy.json",
+        &prom.query_body(&budget_query("healthy")),
+    );
+    repo.write(
+        "slo/exhausted.json",
+        &prom.query_body(&budget_query("exhausted")),
+    );
+    let file_slo = |name: &str, path: &str| {
+        format!("    - name: {name}\n      source:\n        file: {{path: {path}}}\n      min_remaining: 0.05\n")
+    };
+    repo.write(
+        "releases/healthy.yaml",
+        &manifest("healthy", "feature", &file_slo("a", "slo/healthy.json")),
+    );
+    repo.write(
+        "releases/exhausted.yaml",
+        &manifest("exhausted", "feature", &file_slo("b", "slo/exhausted.json")),
+    );
+    repo.write(
+        "releases/absent.yaml",
+        &manifest("absent", "feature", &file_slo("c", "slo/absent.json")),
+    );
+    repo.write(
+        "releases/outside.yaml",
+        &manifest("outside", "feature", &file_slo("d", "../outside.json")),
+    );
+    let (code, report) = repo.check(&["releases"]);
+    assert_eq!(code, 1, "{report:#}");
+    let of = |name: &str| {
+        results(&report)
+            .iter()
+            .find(|r| r["name"] == name)
+            .expect("result")
+            .clone()
+    };
+    assert_eq!(of("healthy")["decision"], "pass", "{report:#}");
+    let exhausted = of("exhausted");
+    assert_eq!(exhausted["findings"][0]["rule"], "SLO-BUDGET-EXHAUSTED");
+    assert_contains(
+        &exhausted["findings"][0]["message"],
+        &["-0.2", "2026-01-01T00:00:00Z"],
+    );
+    let absent = of("absent");
+    assert_eq!(absent["findings"][0]["rule"], "SLO-UNKNOWN");
+    assert_contains(
+        &absent["findings"][0]["message"],
+        &["slo/absent.json: no such file"],
+    );
+    let outside = of("outside");
+    assert_contains(
+        &outside["findings"][0]["message"],
+        &["leaves the gate root"],
+    );
+}
+
+#[test]
+fn file_source_relgate_reading_with_alerts() {
+    let prom = prometheus();
+    let repo = Repo::new();
+    let alert = page_query("paging");
+    let reading = json!({
+        "time": SAMPLE_NOW,
+        "remaining": {"query": budget_query("paging"), "value": 0.7},
+        "alerts": [{"query": alert, "response": serde_json::from_str::<Value>(&prom.query_body(&alert)).expect("json")}],
+    });
+    repo.write("slo/paging.json", &reading.to_string());
+    let slo = format!(
+        "    - name: availability\n      source:\n        file: {{path: slo/paging.json}}\n      block_on_alerts: ['{alert}']\n"
+    );
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+    let (code, report) = repo.check(&["releases/answer.yaml"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_contains(
+        &only(&report, "SLO-ALERT-FIRING")["message"],
+        &[&alert, "1 firing series"],
+    );
+}
+
+#[test]
+fn readings_have_the_documented_shape() {
+    let prom = prometheus();
+    let root = GateRoot::at(&std::env::temp_dir()).expect("root");
+    let manifest = json!({"spec": {"slo": [{
+        "name": "availability",
+        "source": {"prometheus": {"url": prom.url, "query": budget_query("healthy")}},
+        "block_on_alerts": [page_query("healthy"), page_query("paging")],
+    }]}});
+    let options = Options {
+        time: Some(SAMPLE_NOW.to_string()),
+        ..Options::default()
+    };
+    let readings = slo::gather_blocking(&root, &[&manifest], &options);
+    assert_eq!(
+        readings,
+        vec![json!([{
+            "name": "availability",
+            "index": 0,
+            "source": "prometheus",
+            "remaining": {"query": budget_query("healthy"), "url": prom.url, "time": SAMPLE_NOW, "value": 0.6, "error": null},
+            "alerts": [
+                {"query": page_query("healthy"), "url": prom.url, "time": SAMPLE_NOW, "firing": false, "series": 0, "error": null},
+                {"query": page_query("paging"), "url": prom.url, "time": SAMPLE_NOW, "firing": true, "series": 1, "error": null},
+            ],
+            "status": "ok",
+        }])]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure modes, against servers the tests control.
+
+fn fast() -> Options {
+    Options {
+        request_timeout: Duration::from_secs(2),
+        retries: 2,
+        backoff: Duration::from_millis(20),
+        time: Some(SAMPLE_NOW.to_string()),
+        ..Options::default()
+    }
+}
+
+fn entry(url: &str, query: &str, alerts: &[&str]) -> Value {
+    json!({"spec": {"slo": [{
+        "name": "availability",
+        "source": {"prometheus": {"url": url, "query": query}},
+        "block_on_alerts": alerts,
+    }]}})
+}
+
+/// The reading of one manifest with one SLO entry.
+fn read_one(url: &str, options: &Options) -> Value {
+    let root = GateRoot::at(&std::env::temp_dir()).expect("root");
+    let manifest = entry(url, "budget", &[]);
+    let mut readings = slo::gather_blocking(&root, &[&manifest], options);
+    readings.remove(0)[0].clone()
+}
+
+fn remaining_error(reading: &Value) -> String {
+    assert_eq!(reading["status"], "unknown", "{reading:#}");
+    assert_eq!(reading["remaining"]["value"], Value::Null);
+    reading["remaining"]["error"]
+        .as_str()
+        .expect("error")
+        .to_string()
+}
+
+#[test]
+fn connection_refused_is_retried_then_unknown() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let reading = read_one(&format!("http://127.0.0.1:{port}"), &fast());
+    let error = remaining_error(&reading);
+    assert!(
+        error.contains("cannot connect to http://127.0.0.1:"),
+        "{error}"
+    );
+    assert!(error.contains("after 3 attempts"), "{error}");
+    assert_eq!(reading["reason"], format!("remaining budget: {error}"));
+}
+
+#[test]
+fn silent_server_times_out() {
+    let server = FakeServer::start(|_, _| Reply::Hang);
+    let options = Options {
+        request_timeout: Duration::from_millis(300),
+        retries: 1,
+        ..fast()
+    };
+    let started = Instant::now();
+    let error = remaining_error(&read_one(&server.url, &options));
+    assert!(error.contains("no complete answer from"), "{error}");
+    assert!(error.contains("within 0.3s (after 2 attempts)"), "{error}");
+    assert_eq!(server.hits(), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn overall_deadline_stops_waiting() {
+    let server = FakeServer::start(|_, _| Reply::Hang);
+    let options = Options {
+        request_timeout: Duration::from_secs(30),
+        deadline: Some(Duration::from_millis(400)),
+        ..fast()
+    };
+    let started = Instant::now();
+    let error = remaining_error(&read_one(&server.url, &options));
+    assert!(
+        error.contains("overall Prometheus deadline of 0.4s"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn service_unavailable_then_success_is_retried() {
+    let server = FakeServer::start(|n, _| {
+        if n == 0 {
+            Reply::status(503, "text/plain", "overloaded")
+        } else {
+            Reply::json(fake_http::vector(&["0.42"]))
+        }
+    });
+    let reading = read_one(&server.url, &fast());
+    assert_eq!(reading["status"], "ok", "{reading:#}");
+    assert_eq!(reading["remaining"]["value"], json!(0.42));
+    assert_eq!(reading["remaining"]["time"], SAMPLE_NOW);
+    assert_eq!(server.hits(), 2);
+}
+
+#[test]
+fn persistent_5xx_gives_up_after_the_retries() {
+    let server = FakeServer::start(|_, _| Reply::status(502, "text/plain", "bad gateway"));
+    let error = remaining_error(&read_one(&server.url, &fast()));
+    assert!(error.contains("HTTP 502"), "{error}");
+    assert!(error.contains("after 3 attempts"), "{error}");
+    assert_eq!(server.hits(), 3);
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    let server = FakeServer::start(|_, _| {
+        Reply::status(
+            400,
+            "application/json",
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": parse error"}"#,
+        )
+    });
+    let error = remaining_error(&read_one(&server.url, &fast()));
+    assert!(
+        error.contains("HTTP 400") && error.contains("bad_data: invalid parameter"),
+        "{error}"
+    );
+    assert!(!error.contains("attempts"), "{error}");
+    assert_eq!(server.hits(), 1);
+}
+
+#[test]
+fn bodies_that_are_not_a_usable_answer() {
+    let cases: [(Reply, &str); 7] = [
+        (
+            Reply::json("upstream connect error or disconnect/reset before headers"),
+            "not JSON",
+        ),
+        (
+            Reply::status(
+                200,
+                "text/html",
+                "<html><body><form>Sign in to continue</form></body></html>",
+            ),
+            "HTML",
+        ),
+        (Reply::json(fake_http::vector(&["NaN"])), "the value is NaN"),
+        (
+            Reply::json(fake_http::vector(&["+Inf"])),
+            "the value is +Inf",
+        ),
+        (
+            Reply::json(fake_http::vector(&["0.5", "0.6"])),
+            "2 series where one was expected",
+        ),
+        (Reply::json(fake_http::vector(&[])), "no series"),
+        (
+            Reply::json(r#"{"status":"error","errorType":"timeout","error":"query timed out"}"#),
+            r#"status "error" (timeout): query timed out"#,
+        ),
+    ];
+    for (reply, expected) in cases {
+        let reply = std::sync::Mutex::new(Some(reply));
+        let server = FakeServer::start(move |_, _| {
+            reply
+                .lock()
+                .ok()
+                .and_then(|mut r| r.take())
+                .unwrap_or(Reply::status(500, "text/plain", "answered twice"))
+        });
+        let error = remaining_error(&read_one(&server.url, &fast()));
+        assert!(
+            error.contains(expected),
+            "expected `{expected}` in: {error}"
+        );
+        assert_eq!(server.hits(), 1, "{expected}: a bad body is not retried");
+    }
+}
+
+#[test]
+fn oversized_answer_is_refused() {
+    let server =
+        FakeServer::start(|_, _| Reply::json(format!("{{\"padding\": \"{}\"}}", "x".repeat(5000))));
+    let options = Options {
+        max_body_bytes: 1000,
+        ..fast()
+    };
+    let error = remaining_error(&read_one(&server.url, &options));
+    assert!(error.contains("larger than 1000 bytes"), "{error}");
+}
+
+#[test]
+fn identical_queries_are_asked_once() {
+    let server = FakeServer::start(|_, query| {
+        if query.starts_with("ALERTS") {
+            Reply::json(fake_http::vector(&[]))
+        } else {
+            Reply::json(fake_http::vector(&["0.9"]))
+        }
+    });
+    let root = GateRoot::at(&std::env::temp_dir()).expect("root");
+    let with_slash = format!("{}/", server.url);
+    let manifests: Vec<Value> = vec![
+        entry(&server.url, "budget", &["ALERTS{a=\"1\"}"]),
+        entry(&with_slash, "budget", &["ALERTS{a=\"1\"}"]),
+        entry(
+            &server.url,
+            "budget",
+            &["ALERTS{a=\"1\"}", "ALERTS{a=\"2\"}"],
+        ),
+    ];
+    let refs: Vec<&Value> = manifests.iter().collect();
+    let readings = slo::gather_blocking(&root, &refs, &fast());
+    assert!(
+        readings.iter().all(|r| r[0]["status"] == "ok"),
+        "{readings:#?}"
+    );
+    let mut queries = server.queries();
+    queries.sort();
+    assert_eq!(
+        queries,
+        vec!["ALERTS{a=\"1\"}", "ALERTS{a=\"2\"}", "budget"]
+    );
+}
+
+#[test]
+fn queries_run_concurrently() {
+    let server = FakeServer::start(|_, _| Reply::Respond {
+        status: 200,
+        content_type: "application/json",
+        body: fake_http::vector(&["0.5"]),
+        delay: Duration::from_millis(300),
+    });
+    let root = GateRoot::at(&std::env::temp_dir()).expect("root");
+    let manifests: Vec<Value> = (0..24)
+        .map(|i| entry(&server.url, &format!("budget{i}"), &[]))
+        .collect();
+    let refs: Vec<&Value> = manifests.iter().collect();
+    let started = Instant::now();
+    let readings = slo::gather_blocking(&root, &refs, &fast());
+    let elapsed = started.elapsed();
+    assert!(readings.iter().all(|r| r[0]["status"] == "ok"));
+    assert_eq!(server.hits(), 24);
+    // 24 x 300 ms one after the other would take 7.2 s; 16 at a time takes two rounds.
+    assert!(elapsed < Duration::from_millis(2000), "{elapsed:?}");
+}
+
+#[test]
+fn check_flags_offline_and_prometheus_timeout() {
+    let server = FakeServer::start(|_, _| Reply::Hang);
+    let repo = Repo::new();
+    let slo = prom_slo("availability", &server.url, "budget", &[], "");
+    repo.write(
+        "releases/answer.yaml",
+        &manifest("support-answer", "feature", &slo),
+    );
+
+    let (code, report) = repo.check(&["--offline", "releases/answer.yaml"]);
+    assert_eq!(code, 1);
+    assert_contains(
+        &only(&report, "SLO-UNKNOWN")["message"],
+        &["not queried: --offline"],
+    );
+    assert_eq!(server.hits(), 0, "--offline sends no request");
+
+    let started = Instant::now();
+    let (code, report) = repo.check(&["--prometheus-timeout", "0.2", "releases/answer.yaml"]);
+    assert_eq!(code, 1);
+    assert_contains(
+        &only(&report, "SLO-UNKNOWN")["message"],
+        &["within 0.2s (after 3 attempts)"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        .args(["check", "--prometheus-timeout", "0", "releases/answer.yaml"])
+        .current_dir(repo.path())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr)
+        .contains("--prometheus-timeout must be a positive number"));
+}

@@ -1,0 +1,2 @@
+pub mod fake_http;
+pub mod prometheus;
