@@ -99,6 +99,9 @@ pub struct CheckArgs {
     /// error (exit 2).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub timeout: f64,
+    /// Parse team policies as Rego v0 (OPA's --v0-compatible: `deny[msg] { … }` without `if`).
+    #[arg(long)]
+    pub v0_compatible: bool,
     /// Query no Prometheus: SLOs read from Prometheus become SLO-UNKNOWN (file sources are
     /// still read).
     #[arg(long)]
@@ -136,6 +139,9 @@ pub struct TestArgs {
     /// Wall-clock limit of one test, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub timeout: f64,
+    /// Parse team policies as Rego v0 (OPA's --v0-compatible: `deny[msg] { … }` without `if`).
+    #[arg(long)]
+    pub v0_compatible: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -264,6 +270,7 @@ fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
         fail_on_warn: args.fail_on_warn,
         max_file_bytes: args.max_file_bytes,
         eval_timeout: Some(timeout(args.timeout)?),
+        rego_v0: args.v0_compatible,
         now: now()?,
         offline: args.offline,
         prometheus_timeout: Some(
@@ -293,10 +300,9 @@ fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
 fn read_test_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySource>> {
     let cwd = std::env::current_dir()?;
     let shown = |p: &Path| {
-        p.strip_prefix(&cwd)
-            .unwrap_or(p)
-            .to_string_lossy()
-            .replace('\\', "/")
+        let relative = p.strip_prefix(&cwd).unwrap_or(p);
+        let relative = relative.strip_prefix(".").unwrap_or(relative);
+        relative.to_string_lossy().replace('\\', "/")
     };
     let mut sources = Vec::new();
     for path in paths {
@@ -306,6 +312,7 @@ fn read_test_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySource>> {
                 text: std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?,
                 builtin: false,
+                v0: false,
             });
         } else {
             sources.extend(policy::read_dir_sources(path, &shown)?);
@@ -332,6 +339,9 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
         }
     }
     let mut sources = read_test_sources(&paths)?;
+    for source in &mut sources {
+        source.v0 = args.v0_compatible;
+    }
     if args.builtin {
         sources.extend(policy::builtin_sources());
     }

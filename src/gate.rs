@@ -44,6 +44,8 @@ pub struct CheckSettings {
     pub eval_timeout: Option<Duration>,
     /// `context.now` (RFC 3339 UTC).
     pub now: String,
+    /// Parse team policies as Rego v0.
+    pub rego_v0: bool,
     /// `--offline`: query no Prometheus; those SLOs become unknown.
     pub offline: bool,
     /// `--prometheus-timeout`: limit of one Prometheus request (default 5 s).
@@ -98,6 +100,9 @@ impl Gate {
         }
         for dir in &settings.policy_dirs {
             sources.extend(policy::read_dir_sources(dir, &|p| root.relative(p))?);
+        }
+        for source in &mut sources {
+            source.v0 = settings.rego_v0;
         }
         let mut data = Vec::new();
         for file in &settings.data_files {

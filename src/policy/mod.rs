@@ -36,6 +36,9 @@ pub struct PolicySource {
     pub path: String,
     pub text: String,
     pub builtin: bool,
+    /// Parse as Rego v0 (OPA's `--v0-compatible`: rule bodies without `if`, `deny[msg] { … }`).
+    /// Files that `import rego.v1` are v1 either way; the bundle is always v1.
+    pub v0: bool,
 }
 
 impl PolicySource {
@@ -53,6 +56,7 @@ pub fn builtin_sources() -> Vec<PolicySource> {
             path: (*path).to_string(),
             text: (*text).to_string(),
             builtin: true,
+            v0: false,
         })
         .collect()
 }
@@ -79,6 +83,7 @@ pub fn read_dir_sources(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Result<V
                 path: shown(path),
                 text,
                 builtin: false,
+                v0: false,
             });
         }
     }
@@ -272,6 +277,8 @@ pub(crate) fn add_source(
             source.path
         ));
     }
+    // The syntax version applies to the files added after it is set.
+    engine.set_rego_v0(source.v0);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         engine.add_policy(source.path.clone(), source.text.clone())
     }));
@@ -817,6 +824,7 @@ mod tests {
             path: "p.rego".into(),
             text: text.into(),
             builtin: false,
+            v0: false,
         }
     }
 

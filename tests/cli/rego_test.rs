@@ -85,3 +85,26 @@ fn no_tests_is_not_a_pass() {
         .exit(2)
         .stderr_has("no policy directories to test");
 }
+
+#[test]
+fn v0_policies_run_with_v0_compatible() {
+    let repo = Repo::new();
+    repo.file(
+        "p/old.rego",
+        "package main\n\ndeny[msg] {\n  not input.owner\n  msg := \"no owner\"\n}\n",
+    )
+    .file(
+        "p/old_test.rego",
+        "package main\n\ntest_denied {\n  deny[\"no owner\"] with input as {}\n}\n",
+    );
+    repo.run(&["test", "p"])
+        .exit(2)
+        .stdout_has("`if` keyword is required");
+    repo.run(&["test", "p", "--v0-compatible"])
+        .exit(0)
+        .stdout_has("1 passed, 0 failed");
+    repo.file("releases/a.yaml", crate::support::dev_release("a"));
+    repo.run(&["check", "releases", "-p", "p", "--v0-compatible"])
+        .exit(1)
+        .stdout_has("deny  no owner");
+}
