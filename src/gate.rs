@@ -179,17 +179,26 @@ impl Gate {
         // Evidence that needs I/O is gathered for all documents at once, before evaluation.
         let manifests: Vec<&Value> = work.iter().map(|(_, document)| &document.value).collect();
         let slo_readings = slo::gather_blocking(&self.root, &manifests, &self.slo);
-        let checked: Vec<ManifestResult> = work
-            .par_iter()
-            .zip(slo_readings)
-            .map_init(
-                || self.policies.clone(),
-                |policies, ((source, document), slo)| {
-                    self.check_document(policies, source, document, slo)
-                },
-            )
+        let jobs: Vec<_> = work.into_iter().zip(slo_readings).collect();
+        // A few chunks per thread, each evaluated with one clone of the policy set: rayon's
+        // `map_init` would clone (and build a VM) once per split job, far more often.
+        let chunk = jobs
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1) * 4)
+            .max(1);
+        let checked: Vec<Vec<ManifestResult>> = jobs
+            .par_chunks(chunk)
+            .map(|chunk| {
+                let mut policies = self.policies.clone();
+                chunk
+                    .iter()
+                    .map(|((source, document), slo)| {
+                        self.check_document(&mut policies, source, document, slo.clone())
+                    })
+                    .collect()
+            })
             .collect();
-        results.extend(checked);
+        results.extend(checked.into_iter().flatten());
         results
     }
 
@@ -199,8 +208,11 @@ impl Gate {
                 Err(manifest::InputError::new(shown, None, error.to_string()))
             }
             Discovered::File { path, shown } => {
-                let source = manifest::read_limited(path, shown, self.config.max_file_bytes)?;
+                let mut source = manifest::read_limited(path, shown, self.config.max_file_bytes)?;
                 let documents = manifest::parse_documents(&source)?;
+                // The digest is taken; the bytes are not needed any more and would otherwise
+                // stay in memory for every file of the run.
+                source.bytes = Vec::new();
                 Ok((source, documents))
             }
         }
