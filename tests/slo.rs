@@ -553,6 +553,15 @@ fn file_source_reads_a_saved_api_response() {
         "releases/outside.yaml",
         &manifest("outside", "feature", &file_slo("d", "../outside.json")),
     );
+    // A symlink out of the gate root: the schema cannot see it, the reader refuses it.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let target = elsewhere.path().join("status.json");
+    std::fs::write(&target, prom.query_body(&budget_query("healthy"))).expect("write");
+    std::os::unix::fs::symlink(&target, repo.path().join("slo/escape.json")).expect("symlink");
+    repo.write(
+        "releases/escape.yaml",
+        &manifest("escape", "feature", &file_slo("e", "slo/escape.json")),
+    );
     let (code, report) = repo.check(&["releases"]);
     assert_eq!(code, 1, "{report:#}");
     let of = |name: &str| {
@@ -575,11 +584,17 @@ fn file_source_reads_a_saved_api_response() {
         &absent["findings"][0]["message"],
         &["slo/absent.json: no such file"],
     );
+    // `..` is refused by the manifest schema before anything is read...
     let outside = of("outside");
-    assert_contains(
-        &outside["findings"][0]["message"],
-        &["leaves the gate root"],
+    assert_eq!(outside["findings"][0]["rule"], "SCHEMA", "{report:#}");
+    assert_eq!(
+        outside["findings"][0]["path"],
+        "spec.slo[0].source.file.path"
     );
+    // ...and a symlink that leaves the gate root by the reader.
+    let escape = of("escape");
+    assert_eq!(escape["findings"][0]["rule"], "SLO-UNKNOWN", "{report:#}");
+    assert_contains(&escape["findings"][0]["message"], &["leaves the gate root"]);
 }
 
 #[test]
@@ -605,6 +620,55 @@ fn file_source_relgate_reading_with_alerts() {
     assert_contains(
         &only(&report, "SLO-ALERT-FIRING")["message"],
         &[&alert, "1 firing series"],
+    );
+}
+
+#[test]
+fn file_source_names_its_query() {
+    // `source.file.query` (docs/error-budget.md) is accepted by the schema, reported in the
+    // finding, and must equal the query the file names when it names one.
+    let repo = Repo::new();
+    let saved = budget_query("exhausted");
+    repo.write(
+        "slo/status.json",
+        &json!({"remaining": {"query": saved, "value": -0.2, "time": SAMPLE_NOW}}).to_string(),
+    );
+    let slo = |query: &str| {
+        format!("    - name: availability\n      source:\n        file:\n          path: slo/status.json\n          query: '{query}'\n      min_remaining: 0.05\n")
+    };
+    repo.write(
+        "releases/same.yaml",
+        &manifest("same", "feature", &slo(&saved)),
+    );
+    let other = budget_query("healthy");
+    repo.write(
+        "releases/other.yaml",
+        &manifest("other", "feature", &slo(&other)),
+    );
+    let (code, report) = repo.check(&["releases"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(findings(&report, "SCHEMA").is_empty(), "{report:#}");
+    let of = |name: &str| {
+        results(&report)
+            .iter()
+            .find(|r| r["name"] == name)
+            .expect("result")
+            .clone()
+    };
+    let same = of("same");
+    assert_eq!(
+        same["findings"][0]["rule"], "SLO-BUDGET-EXHAUSTED",
+        "{report:#}"
+    );
+    assert_contains(&same["findings"][0]["message"], &[&saved, "-0.2"]);
+    let other_result = of("other");
+    assert_eq!(
+        other_result["findings"][0]["rule"], "SLO-UNKNOWN",
+        "{report:#}"
+    );
+    assert_contains(
+        &other_result["findings"][0]["message"],
+        &["the file's reading is for query", &saved, &other],
     );
 }
 
