@@ -38,7 +38,10 @@ fn rvm_and_interpreter_agree_on_every_sample_manifest() {
         assert!(gate.policies.uses_rvm(), "the bundle should run on the RVM");
         let mut rvm = gate.policies.clone();
         let mut interpreter = gate.policies.clone().interpreter_only();
-        for found in gate.discover(&[root.clone()]).expect("discover") {
+        for found in gate
+            .discover(std::slice::from_ref(&root))
+            .expect("discover")
+        {
             let Discovered::File { path, shown } = found else {
                 continue;
             };
