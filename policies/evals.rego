@@ -381,9 +381,18 @@ deny contains f if {
 # ---------------------------------------------------------------------------------------------
 # EVAL-REGRESSION
 
+# Two definitions rather than `r := metric(...)` `else := {}`: regorus' RVM (0.14) does not take
+# an `else` when the body before it ends with an assignment whose value is undefined, so the
+# missing record came out undefined and the direction finding below fired for every metric
+# whose baseline (or candidate) record is absent. tests/rvm_differential.rs covers it through
+# examples/demo/releases/models/assist-llm.yaml.
 record_or_empty(i, role, name) := r if {
 	r := metric(i, role, name)
-} else := {}
+}
+
+record_or_empty(i, role, name) := {} if {
+	not metric(i, role, name)
+}
 
 direction(t, c, b) := d if {
 	d := t.higher_is_better

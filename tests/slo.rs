@@ -553,6 +553,15 @@ fn file_source_reads_a_saved_api_response() {
         "releases/outside.yaml",
         &manifest("outside", "feature", &file_slo("d", "../outside.json")),
     );
+    // A symlink out of the gate root: the schema cannot see it, the reader refuses it.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let target = elsewhere.path().join("status.json");
+    std::fs::write(&target, prom.query_body(&budget_query("healthy"))).expect("write");
+    std::os::unix::fs::symlink(&target, repo.path().join("slo/escape.json")).expect("symlink");
+    repo.write(
+        "releases/escape.yaml",
+        &manifest("escape", "feature", &file_slo("e", "slo/escape.json")),
+    );
     let (code, report) = repo.check(&["releases"]);
     assert_eq!(code, 1, "{report:#}");
     let of = |name: &str| {
@@ -575,14 +584,17 @@ fn file_source_reads_a_saved_api_response() {
         &absent["findings"][0]["message"],
         &["slo/absent.json: no such file"],
     );
-    // A path out of the gate root is refused by the manifest schema already (and would be by
-    // the confinement of the file source if the schema allowed it).
+    // `..` is refused by the manifest schema before anything is read...
     let outside = of("outside");
-    assert_eq!(outside["findings"][0]["rule"], "SCHEMA");
-    assert_contains(
-        &outside["findings"][0]["message"],
-        &["spec.slo[0].source.file.path", "no '..' segment"],
+    assert_eq!(outside["findings"][0]["rule"], "SCHEMA", "{report:#}");
+    assert_eq!(
+        outside["findings"][0]["path"],
+        "spec.slo[0].source.file.path"
     );
+    // ...and a symlink that leaves the gate root by the reader.
+    let escape = of("escape");
+    assert_eq!(escape["findings"][0]["rule"], "SLO-UNKNOWN", "{report:#}");
+    assert_contains(&escape["findings"][0]["message"], &["leaves the gate root"]);
 }
 
 #[test]
@@ -608,6 +620,55 @@ fn file_source_relgate_reading_with_alerts() {
     assert_contains(
         &only(&report, "SLO-ALERT-FIRING")["message"],
         &[&alert, "1 firing series"],
+    );
+}
+
+#[test]
+fn file_source_names_its_query() {
+    // `source.file.query` (docs/error-budget.md) is accepted by the schema, reported in the
+    // finding, and must equal the query the file names when it names one.
+    let repo = Repo::new();
+    let saved = budget_query("exhausted");
+    repo.write(
+        "slo/status.json",
+        &json!({"remaining": {"query": saved, "value": -0.2, "time": SAMPLE_NOW}}).to_string(),
+    );
+    let slo = |query: &str| {
+        format!("    - name: availability\n      source:\n        file:\n          path: slo/status.json\n          query: '{query}'\n      min_remaining: 0.05\n")
+    };
+    repo.write(
+        "releases/same.yaml",
+        &manifest("same", "feature", &slo(&saved)),
+    );
+    let other = budget_query("healthy");
+    repo.write(
+        "releases/other.yaml",
+        &manifest("other", "feature", &slo(&other)),
+    );
+    let (code, report) = repo.check(&["releases"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(findings(&report, "SCHEMA").is_empty(), "{report:#}");
+    let of = |name: &str| {
+        results(&report)
+            .iter()
+            .find(|r| r["name"] == name)
+            .expect("result")
+            .clone()
+    };
+    let same = of("same");
+    assert_eq!(
+        same["findings"][0]["rule"], "SLO-BUDGET-EXHAUSTED",
+        "{report:#}"
+    );
+    assert_contains(&same["findings"][0]["message"], &[&saved, "-0.2"]);
+    let other_result = of("other");
+    assert_eq!(
+        other_result["findings"][0]["rule"], "SLO-UNKNOWN",
+        "{report:#}"
+    );
+    assert_contains(
+        &other_result["findings"][0]["message"],
+        &["the file's reading is for query", &saved, &other],
     );
 }
 
@@ -639,6 +700,341 @@ fn readings_have_the_documented_shape() {
             "status": "ok",
         }])]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo (examples/demo) against a real Prometheus.
+//
+// The demo's SLOs read saved Prometheus answers (`source.file`, files under `slo/`) so that its
+// quick start needs no server. Here the demo is copied, every file source is rewritten to
+// `source.prometheus` with the same query, Prometheus is seeded with the series the saved
+// answers hold (plus alerts the queries must not match), and both copies are checked at the
+// time the answers were saved: the decisions, the findings and the SLO readings must be the same.
+
+/// Alerts in the demo's Prometheus that the demo's `block_on_alerts` queries must not match: a
+/// ticket-severity burn alert of hotel-search, and a page of a service no release names.
+const DEMO_OTHER_ALERTS: [&str; 2] = [
+    r#"alertname="RankingLatencyBudgetBurn",alertstate="firing",sloth_id="hotel-search-ranking-latency",sloth_service="hotel-search",sloth_severity="ticket",sloth_slo="ranking-latency""#,
+    r#"alertname="PointsAccrualAvailabilityBudgetBurn",alertstate="firing",sloth_id="loyalty-points-accrual-availability",sloth_service="loyalty-points",sloth_severity="page",sloth_slo="accrual-availability""#,
+];
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.expect("walk");
+        let target = to.join(entry.path().strip_prefix(from).expect("inside"));
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The manifest files under `releases/`, sorted.
+fn demo_manifests(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root.join("releases"))
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.expect("walk").into_path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("yaml"))
+        .collect()
+}
+
+/// An SLO entry of the demo that reads a file: the file and the query it answers.
+struct SavedSource {
+    path: String,
+    query: String,
+}
+
+/// Rewrites every `file: {path, query}` SLO source of the manifests under `root/releases` into
+/// `prometheus: {url, query}`, line for line (so findings keep their lines).
+fn rewrite_file_sources(root: &Path, url: &str) -> Vec<SavedSource> {
+    let mut found = Vec::new();
+    for manifest in demo_manifests(root) {
+        let text = std::fs::read_to_string(&manifest).expect("read manifest");
+        let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+        for i in 0..lines.len().saturating_sub(2) {
+            if lines[i].trim() != "file:" {
+                continue;
+            }
+            let (path_line, query_line) = (lines[i + 1].clone(), lines[i + 2].clone());
+            let path = path_line
+                .trim()
+                .strip_prefix("path: ")
+                .expect("`path:` follows `file:`");
+            let query = query_line
+                .trim()
+                .strip_prefix("query: '")
+                .and_then(|q| q.strip_suffix('\''))
+                .expect("`query: '...'` follows the path");
+            let indent = |line: &str| line[..line.len() - line.trim_start().len()].to_string();
+            lines[i] = format!("{}prometheus:", indent(&lines[i]));
+            lines[i + 1] = format!("{}url: {url}", indent(&path_line));
+            found.push(SavedSource {
+                path: path.to_string(),
+                query: query.to_string(),
+            });
+        }
+        std::fs::write(&manifest, lines.join("\n")).expect("write manifest");
+    }
+    found
+}
+
+/// The series of a saved `/api/v1/query` vector answer, as (metric name, labels, value), and
+/// the time of each sample into `times`.
+fn saved_series(answer: &Value, series: &mut Vec<(String, String, String)>, times: &mut Vec<i64>) {
+    assert_eq!(answer["status"], "success", "{answer}");
+    for one in answer["data"]["result"].as_array().expect("a vector") {
+        let metric = one["metric"].as_object().expect("metric labels");
+        let name = metric["__name__"].as_str().expect("__name__");
+        let labels: Vec<String> = metric
+            .iter()
+            .filter(|(k, _)| *k != "__name__")
+            .map(|(k, v)| format!("{k}=\"{}\"", v.as_str().expect("label value")))
+            .collect();
+        let value = one["value"][1].as_str().expect("sample value");
+        times.push(one["value"][0].as_i64().expect("whole-second sample time"));
+        series.push((name.to_string(), labels.join(","), value.to_string()));
+    }
+}
+
+/// `relgate check --format json ARGS` in `dir` at `now`: (exit code, report).
+fn check_at(dir: &Path, now: &str, args: &[&str]) -> (i32, Value) {
+    let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        .arg("check")
+        .args(["--format", "json"])
+        .args(args)
+        .current_dir(dir)
+        .env("RELGATE_NOW", now)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run relgate");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "relgate printed no JSON report ({err}):\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), report)
+}
+
+/// The SLO readings relgate gathers for every manifest document of the demo copy at `root`.
+fn demo_readings(root: &Path, now: &str) -> Vec<Value> {
+    let gate_root = GateRoot::at(root).expect("gate root");
+    let mut documents = Vec::new();
+    for manifest in demo_manifests(root) {
+        let shown = manifest
+            .strip_prefix(root)
+            .expect("inside")
+            .display()
+            .to_string();
+        let source = relgate::manifest::read_limited(&manifest, &shown, 1 << 22).expect("read");
+        let parsed = relgate::manifest::parse_documents(&source).expect("parse");
+        documents.extend(parsed.into_iter().map(|d| d.value));
+    }
+    let refs: Vec<&Value> = documents.iter().collect();
+    let options = Options {
+        time: Some(now.to_string()),
+        ..Options::default()
+    };
+    slo::gather_blocking(&gate_root, &refs, &options)
+}
+
+/// A reading without what says where it came from (`source`, and `url` or `file` of each part).
+fn reading_content(reading: &Value) -> Value {
+    let mut out = reading.clone();
+    let object = out.as_object_mut().expect("reading");
+    object.remove("source");
+    let strip = |part: &mut Value| {
+        if let Some(part) = part.as_object_mut() {
+            part.remove("url");
+            part.remove("file");
+        }
+    };
+    if let Some(remaining) = object.get_mut("remaining") {
+        strip(remaining);
+    }
+    if let Some(Value::Array(alerts)) = object.get_mut("alerts") {
+        alerts.iter_mut().for_each(strip);
+    }
+    out
+}
+
+/// A report without the manifests' digests (the two copies' manifests differ in their sources)
+/// and with the gate root's absolute path (which some messages show) replaced by `<root>`.
+fn comparable(report: &Value, root: &Path) -> Value {
+    let mut text = report.to_string();
+    let canonical = root.canonicalize().expect("canonical root");
+    for path in [canonical.as_path(), root] {
+        let shown = serde_json::to_string(&path.display().to_string()).expect("JSON string");
+        text = text.replace(shown.trim_matches('"'), "<root>");
+    }
+    let mut out: Value = serde_json::from_str(&text).expect("JSON");
+    for result in out["results"].as_array_mut().expect("results") {
+        result.as_object_mut().expect("result").remove("digest");
+    }
+    out
+}
+
+#[test]
+fn demo_decides_alike_on_saved_answers_and_on_a_real_prometheus() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo");
+    let saved = tempfile::tempdir().expect("temp dir");
+    let live = tempfile::tempdir().expect("temp dir");
+    copy_tree(&demo, saved.path());
+    copy_tree(&demo, live.path());
+
+    // What the saved answers hold: the series to seed, and when they were read.
+    let mut series = Vec::new();
+    let mut times = Vec::new();
+    let mut saved_at = Vec::new();
+    let files: Vec<PathBuf> = walkdir::WalkDir::new(demo.join("slo"))
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.expect("walk").into_path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("json"))
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "no saved answers under examples/demo/slo"
+    );
+    for file in &files {
+        let reading: Value =
+            serde_json::from_slice(&std::fs::read(file).expect("read")).expect("JSON");
+        saved_at.push(reading["time"].as_str().expect("time").to_string());
+        saved_series(&reading["remaining"], &mut series, &mut times);
+        for alert in reading["alerts"].as_array().expect("alerts") {
+            saved_series(&alert["response"], &mut series, &mut times);
+        }
+    }
+    saved_at.dedup();
+    assert_eq!(
+        saved_at.len(),
+        1,
+        "the answers were saved at different times: {saved_at:?}"
+    );
+    let now = saved_at[0].clone();
+    let last = chrono::DateTime::parse_from_rfc3339(&now)
+        .expect("RFC 3339")
+        .timestamp();
+    assert!(times.iter().all(|t| *t == last), "{times:?} vs {now}");
+
+    let mut families: Vec<support::prometheus::Family<'_>> = Vec::new();
+    for (name, labels, value) in &series {
+        match families.iter_mut().find(|f| f.name == name.as_str()) {
+            Some(family) => family.series.push((labels.clone(), value.clone())),
+            None => families.push(support::prometheus::Family {
+                name: name.as_str(),
+                series: vec![(labels.clone(), value.clone())],
+            }),
+        }
+    }
+    let alerts = match families.iter().position(|f| f.name == "ALERTS") {
+        Some(i) => i,
+        None => {
+            families.push(family("ALERTS", &[]));
+            families.len() - 1
+        }
+    };
+    for labels in DEMO_OTHER_ALERTS {
+        families[alerts]
+            .series
+            .push((labels.to_string(), "1".to_string()));
+    }
+    let prom = Prometheus::start_at(&families, last);
+
+    let sources = rewrite_file_sources(live.path(), &prom.url);
+    assert_eq!(sources.len(), files.len(), "one SLO entry per saved answer");
+
+    // The saved files are what this Prometheus answers to the manifests' queries.
+    for source in &sources {
+        let reading: Value = serde_json::from_slice(
+            &std::fs::read(demo.join(&source.path)).expect("read saved answer"),
+        )
+        .expect("JSON");
+        let asked = |query: &str| -> Value {
+            serde_json::from_str(&prom.query_body_at(query, &now)).expect("JSON answer")
+        };
+        assert_eq!(
+            asked(&source.query),
+            reading["remaining"],
+            "{}",
+            source.path
+        );
+        for alert in reading["alerts"].as_array().expect("alerts") {
+            let query = alert["query"].as_str().expect("query");
+            assert_eq!(asked(query), alert["response"], "{}: {query}", source.path);
+        }
+    }
+
+    // The same SLO readings, from a file and from Prometheus.
+    let from_files = demo_readings(saved.path(), &now);
+    let from_prometheus = demo_readings(live.path(), &now);
+    assert_eq!(from_files.len(), from_prometheus.len());
+    let mut entries = 0;
+    for (file_doc, prom_doc) in from_files.iter().zip(&from_prometheus) {
+        let (file_doc, prom_doc) = (
+            file_doc.as_array().expect("list"),
+            prom_doc.as_array().expect("list"),
+        );
+        assert_eq!(file_doc.len(), prom_doc.len());
+        for (a, b) in file_doc.iter().zip(prom_doc) {
+            assert_eq!(a["source"], "file", "{a:#}");
+            assert_eq!(b["source"], "prometheus", "{b:#}");
+            assert_eq!(a["status"], "ok", "{a:#}");
+            assert_eq!(reading_content(a), reading_content(b));
+            assert_eq!(b["remaining"]["url"], json!(prom.url));
+            entries += 1;
+        }
+    }
+    assert_eq!(entries, files.len());
+
+    // The same decisions and findings.
+    let (saved_code, saved_report) = check_at(saved.path(), &now, &["releases"]);
+    let (live_code, live_report) = check_at(live.path(), &now, &["releases"]);
+    assert_eq!(saved_code, live_code);
+    assert_eq!(
+        comparable(&saved_report, saved.path()),
+        comparable(&live_report, live.path())
+    );
+    assert!(
+        findings(&live_report, "SLO-UNKNOWN").is_empty(),
+        "{live_report:#}"
+    );
+    let rules_of = |name: &str| -> (Value, Vec<Value>) {
+        let result = results(&live_report)
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no result for {name}"));
+        let rules = result["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| f["rule"].clone())
+            .collect();
+        (result["decision"].clone(), rules)
+    };
+    assert_eq!(
+        rules_of("rebooking-assistant"),
+        (json!("fail"), vec![json!("SLO-BUDGET-EXHAUSTED")])
+    );
+    assert_eq!(
+        rules_of("search-ranker"),
+        (json!("pass"), vec![json!("SLO-BUDGET-LOW")])
+    );
+    assert_eq!(
+        rules_of("fraud-scorer"),
+        (json!("fail"), vec![json!("ROLLOUT-PLAN")])
+    );
+
+    // --offline asks nothing: every SLO read from Prometheus is unknown.
+    let (_, offline) = check_at(live.path(), &now, &["--offline", "releases"]);
+    let unknown = findings(&offline, "SLO-UNKNOWN");
+    assert_eq!(unknown.len(), files.len(), "{offline:#}");
+    for finding in unknown {
+        assert_contains(&finding["message"], &["not queried: --offline"]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

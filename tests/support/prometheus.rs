@@ -8,7 +8,8 @@
 //! also when the test process exits or dies without dropping (a server kept in a `static`).
 //!
 //! Samples are written every minute for the ten minutes up to [`SAMPLE_TIME`]; query at that
-//! time (`RELGATE_NOW` = [`SAMPLE_NOW`]) so the instant query finds them.
+//! time (`RELGATE_NOW` = [`SAMPLE_NOW`]) so the instant query finds them. [`Prometheus::start_at`]
+//! and [`Prometheus::query_body_at`] do the same for another time.
 #![allow(dead_code)] // each test crate uses a different part
 
 use std::fmt::Write as _;
@@ -42,12 +43,17 @@ pub fn family<'a>(name: &'a str, series: &[(&str, &str)]) -> Family<'a> {
 
 /// OpenMetrics text: each series sampled every 60 s from SAMPLE_TIME - 600 to SAMPLE_TIME.
 pub fn openmetrics(families: &[Family<'_>]) -> String {
+    openmetrics_at(families, SAMPLE_TIME)
+}
+
+/// OpenMetrics text: each series sampled every 60 s from `last` - 600 to `last` (unix seconds).
+pub fn openmetrics_at(families: &[Family<'_>], last: i64) -> String {
     let mut out = String::new();
     for family in families {
         let _ = writeln!(out, "# TYPE {} gauge", family.name);
         for (labels, value) in &family.series {
             for step in 0..=10 {
-                let time = SAMPLE_TIME - 600 + step * 60;
+                let time = last - 600 + step * 60;
                 let _ = writeln!(out, "{}{{{labels}}} {value} {time}", family.name);
             }
         }
@@ -119,9 +125,15 @@ impl Prometheus {
     /// Builds a TSDB from `families` and serves it. Panics with Prometheus' log when it does
     /// not come up.
     pub fn start(families: &[Family<'_>]) -> Self {
+        Self::start_at(families, SAMPLE_TIME)
+    }
+
+    /// [`Prometheus::start`] with the last sample of every series at `last` (unix seconds)
+    /// instead of [`SAMPLE_TIME`].
+    pub fn start_at(families: &[Family<'_>], last: i64) -> Self {
         need("prometheus");
         need("promtool");
-        let text = openmetrics(families);
+        let text = openmetrics_at(families, last);
         let mut last_log = String::new();
         // A port found free may be taken before prometheus binds it: try a few.
         for _ in 0..5 {
@@ -230,10 +242,15 @@ impl Prometheus {
 
     /// The raw `/api/v1/query` response body for `query` at [`SAMPLE_NOW`].
     pub fn query_body(&self, query: &str) -> String {
+        self.query_body_at(query, SAMPLE_NOW)
+    }
+
+    /// The raw `/api/v1/query` response body for `query` at `time` (RFC 3339 or unix seconds).
+    pub fn query_body_at(&self, query: &str, time: &str) -> String {
         let path = format!(
             "/api/v1/query?query={}&time={}",
             encode(query),
-            encode(SAMPLE_NOW)
+            encode(time)
         );
         match http_get(self.port, &path) {
             Some((200, body)) => body,
