@@ -20,9 +20,9 @@ pub enum PathError {
         "{shown}: absolute paths are not allowed here; write it relative to the gate root {root}"
     )]
     Absolute { shown: String, root: String },
-    #[error("{shown}: the path leaves the gate root {root} (through `..` or a symlink); keep referenced files inside the repository")]
+    #[error("{shown}: the path leaves the gate root (through `..` or a symlink); keep referenced files inside the repository")]
     Escapes { shown: String, root: String },
-    #[error("{shown}: no such file (looked in the gate root {root})")]
+    #[error("{shown}: no such file in the gate root")]
     NotFound { shown: String, root: String },
     #[error("{shown}: cannot read: {message}")]
     Unreadable { shown: String, message: String },
