@@ -44,27 +44,28 @@ pub fn schema_text(kind: &str) -> Option<&'static str> {
 }
 
 fn compiled(kind: &str) -> Option<&'static Result<Compiled, String>> {
-    static CACHE: OnceLock<Vec<(&'static str, Result<Compiled, String>)>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| {
-        KINDS
-            .iter()
-            .map(|(name, file)| {
-                let compiled = embedded::file(SCHEMA_FILES, file)
-                    .ok_or_else(|| format!("schema {file} is not embedded"))
-                    .and_then(|text| serde_json::from_str::<Value>(text).map_err(|e| e.to_string()))
-                    .and_then(|schema| {
-                        jsonschema::draft202012::new(&schema)
-                            .map(|validator| Compiled {
-                                schema: schema.clone(),
-                                validator,
-                            })
-                            .map_err(|e| format!("schema {file} does not compile: {e}"))
-                    });
-                (*name, compiled)
+    // One cache cell per kind: a run compiles only the schemas it uses.
+    static CACHE: [OnceLock<Result<Compiled, String>>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    let index = KINDS.iter().position(|(name, _)| *name == kind)?;
+    let file = KINDS[index].1;
+    Some(CACHE.get(index)?.get_or_init(|| {
+        embedded::file(SCHEMA_FILES, file)
+            .ok_or_else(|| format!("schema {file} is not embedded"))
+            .and_then(|text| serde_json::from_str::<Value>(text).map_err(|e| e.to_string()))
+            .and_then(|schema| {
+                jsonschema::draft202012::new(&schema)
+                    .map(|validator| Compiled {
+                        schema: schema.clone(),
+                        validator,
+                    })
+                    .map_err(|e| format!("schema {file} does not compile: {e}"))
             })
-            .collect()
-    });
-    cache.iter().find(|(name, _)| *name == kind).map(|(_, c)| c)
+    }))
 }
 
 /// Validates `value` as `kind`. Violations are sorted by line, then path. An internal schema

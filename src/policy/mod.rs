@@ -168,8 +168,11 @@ pub struct PolicyOptions {
 pub struct PolicySet {
     engine: regorus::Engine,
     packages: Vec<PackageRules>,
-    /// Bytecode for every evaluated rule; `None` when the RVM cannot compile the set.
+    /// Bytecode for the rules evaluated on the RVM; `None` until [`PolicySet::compile_rvm`]
+    /// (or when the RVM cannot compile the bundle).
     program: Option<std::sync::Arc<regorus::rvm::Program>>,
+    /// What `compile_rvm` compiles; taken when it has run.
+    rvm_plan: Option<std::sync::Arc<RvmPlan>>,
     /// `data` as the RVM sees it (config and `--data` documents).
     data: regorus::Value,
     timer: ExecutionTimerConfig,
@@ -183,12 +186,23 @@ pub struct PolicySet {
     pub files: Vec<String>,
 }
 
+/// Everything needed to compile the bundle for the RVM.
+#[derive(Debug)]
+struct RvmPlan {
+    sources: Vec<PolicySource>,
+    config: Value,
+    data: Vec<(String, Value)>,
+    entry_points: Vec<String>,
+    timeout: Option<Duration>,
+}
+
 impl Clone for PolicySet {
     fn clone(&self) -> Self {
         Self {
             engine: self.engine.clone(),
             packages: self.packages.clone(),
             program: self.program.clone(),
+            rvm_plan: self.rvm_plan.clone(),
             data: self.data.clone(),
             timer: self.timer,
             vm: None,
@@ -527,25 +541,18 @@ impl PolicySet {
                     .map(move |(rule, _)| format!("data.{}.{rule}", p.package))
             })
             .collect();
-        let mut bundle_engine = new_engine(options.timeout);
-        let bundle_loaded = loaded
-            .iter()
-            .filter(|(source, _)| source.builtin && !source.is_test())
-            .try_for_each(|(source, _)| add_source(&mut bundle_engine, source).map(|_| ()));
-        let compiled = bundle_loaded
-            .and_then(|()| {
-                add_data(&mut bundle_engine, &options.config, &options.data)
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|()| compile_program(&mut bundle_engine, &entry_points));
-        let (program, rvm_unavailable) = match compiled {
-            Ok(program) => (Some(program), None),
-            Err(reason) => {
-                for package in &mut packages {
-                    package.on_rvm = false;
-                }
-                (None, Some(reason))
-            }
+        // Compiled on demand (`compile_rvm`): it costs a few milliseconds, more than a small
+        // run's whole evaluation.
+        let rvm_plan = RvmPlan {
+            sources: loaded
+                .iter()
+                .filter(|(source, _)| source.builtin && !source.is_test())
+                .map(|(source, _)| (*source).clone())
+                .collect(),
+            config: options.config.clone(),
+            data: options.data.clone(),
+            entry_points,
+            timeout: options.timeout,
         };
 
         let config_bytes = serde_json::to_vec(&options.config).unwrap_or_default();
@@ -564,11 +571,12 @@ impl PolicySet {
         Ok(Self {
             engine,
             packages,
-            program,
+            program: None,
+            rvm_plan: Some(std::sync::Arc::new(rvm_plan)),
             data,
             timer: timer_config(options.timeout),
             vm: None,
-            rvm_unavailable,
+            rvm_unavailable: None,
             digest,
             files: sources.iter().map(|s| s.path.clone()).collect(),
         })
@@ -580,6 +588,32 @@ impl PolicySet {
             package.on_rvm = false;
         }
         self
+    }
+
+    /// Compiles the bundle for the RVM (once; later calls do nothing). When the RVM cannot
+    /// compile it, everything stays on the interpreter and `rvm_unavailable` says why.
+    pub fn compile_rvm(&mut self) {
+        let Some(plan) = self.rvm_plan.take() else {
+            return;
+        };
+        let mut engine = new_engine(plan.timeout);
+        let compiled = plan
+            .sources
+            .iter()
+            .try_for_each(|source| add_source(&mut engine, source).map(|_| ()))
+            .and_then(|()| {
+                add_data(&mut engine, &plan.config, &plan.data).map_err(|e| e.to_string())
+            })
+            .and_then(|()| compile_program(&mut engine, &plan.entry_points));
+        match compiled {
+            Ok(program) => self.program = Some(program),
+            Err(reason) => {
+                for package in &mut self.packages {
+                    package.on_rvm = false;
+                }
+                self.rvm_unavailable = Some(reason);
+            }
+        }
     }
 
     /// Whether any package is evaluated on the RVM.
