@@ -247,3 +247,30 @@ fn check_text(text: &str) {
         );
     }
 }
+
+#[test]
+fn github_escapes_the_file_property() {
+    let repo = Repo::git();
+    repo.file(
+        "releases/a,b:c%.yaml",
+        dev_release("leaky").replace("retention_days: 30", "retention_days: 900"),
+    );
+    repo.run(&["check", "releases", "-f", "github"])
+        .exit(1)
+        .stdout_has("::error file=releases/a%2Cb%3Ac%25.yaml,line=21,title=PII-RETENTION::");
+}
+
+#[test]
+fn junit_skips_policy_areas_when_the_schema_fails() {
+    let repo = Repo::git();
+    repo.file(
+        "releases/a.yaml",
+        dev_release("answer").replace("tier: 3", "tier: nine"),
+    );
+    let run = repo.run(&["check", "releases", "-f", "junit"]);
+    run.exit(1)
+        .stdout_has("type=\"SCHEMA\"")
+        .stdout_has("<skipped message=\"not evaluated: the manifest does not match its schema\"/>")
+        .stdout_has("tests=\"6\" failures=\"1\" errors=\"0\" skipped=\"5\"");
+    well_formed(&run.stdout);
+}
