@@ -1,7 +1,11 @@
 //! Printers: one file per output format, each a pure function from a [`Report`] to text.
 //! The CLI picks one per `--format` and sends it to stdout or its `--output` file.
 
+pub mod github;
 pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod sarif;
 pub mod text;
 
 use crate::report::Report;
@@ -13,6 +17,14 @@ pub enum Format {
     Text,
     /// One JSON object (DESIGN §7), stable field order.
     Json,
+    /// A pull-request comment or job summary (GitHub-flavoured Markdown, sticky-comment marker).
+    Markdown,
+    /// JUnit XML: a test suite per manifest, a test case per policy area.
+    Junit,
+    /// SARIF 2.1.0 for code scanning, stable fingerprints per finding.
+    Sarif,
+    /// GitHub Actions workflow commands: an annotation per finding at file:line.
+    Github,
 }
 
 /// Renders `report` in `format`. `color` applies to text only.
@@ -20,5 +32,9 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {
         Format::Text => text::render(report, color),
         Format::Json => json::render(report),
+        Format::Markdown => markdown::render(report),
+        Format::Junit => junit::render(report),
+        Format::Sarif => sarif::render(report),
+        Format::Github => github::render(report),
     }
 }

@@ -4,6 +4,7 @@
 mod check;
 mod demo;
 mod evals;
+mod formats;
 mod hostile;
 mod rego_test;
 mod scenarios;

@@ -1,0 +1,210 @@
+//! `--format markdown`: a pull-request comment or job summary. The first line is a hidden
+//! marker (`<!-- relgate-report -->`) so the GitHub Action can find and update its one sticky
+//! comment. Then the verdict, a summary table, one section per failing or erroring manifest
+//! (a table of rule, severity, `file:line`, message and fix, then exceptions, waivers and notes),
+//! and the passing manifests collapsed in a `<details>` block. Locations are plain `file:line`
+//! text, relative to the gate root.
+
+use std::fmt::Write as _;
+
+use crate::report::{Decision, ManifestResult, Report};
+
+/// The hidden marker on the first line.
+pub const MARKER: &str = "<!-- relgate-report -->";
+
+pub fn render(report: &Report) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "{MARKER}");
+    let releases = |n: usize| if n == 1 { "release" } else { "releases" };
+    let verdict = match report.decision {
+        Decision::Pass if s.manifests == 1 => "### ✅ relgate: the release passes".to_string(),
+        Decision::Pass => format!("### ✅ relgate: all {} releases pass", s.manifests),
+        Decision::Fail => format!(
+            "### ❌ relgate: blocked — {} of {} {} {}",
+            s.failed,
+            s.manifests,
+            releases(s.manifests),
+            if s.failed == 1 { "fails" } else { "fail" }
+        ),
+        Decision::Error if s.manifests == 0 => {
+            "### ⚠️ relgate: error — no manifests were checked".to_string()
+        }
+        Decision::Error => {
+            let mut line = format!(
+                "### ⚠️ relgate: error — {} of {} {} could not be checked",
+                s.errors,
+                s.manifests,
+                releases(s.manifests)
+            );
+            if s.failed > 0 {
+                let _ = write!(line, ", {} blocked", s.failed);
+            }
+            line
+        }
+    };
+    let _ = writeln!(out, "{verdict}");
+    out.push('\n');
+    out.push_str("| manifests | passed | failed | errors | warnings |\n");
+    out.push_str("| ---: | ---: | ---: | ---: | ---: |\n");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |",
+        s.manifests, s.passed, s.failed, s.errors, s.warnings
+    );
+    out.push('\n');
+    let _ = writeln!(out, "Policy digest: `{}`", report.policy_digest);
+
+    for result in report
+        .results
+        .iter()
+        .filter(|r| r.decision != Decision::Pass)
+    {
+        out.push('\n');
+        manifest(&mut out, result);
+    }
+
+    let passing: Vec<&ManifestResult> = report
+        .results
+        .iter()
+        .filter(|r| r.decision == Decision::Pass)
+        .collect();
+    if !passing.is_empty() {
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "<details><summary>{} passing {}</summary>",
+            passing.len(),
+            releases(passing.len())
+        );
+        for result in passing {
+            out.push('\n');
+            manifest(&mut out, result);
+        }
+        out.push('\n');
+        out.push_str("</details>\n");
+    }
+
+    if !report.notes.is_empty() {
+        out.push('\n');
+        for note in &report.notes {
+            let _ = writeln!(out, "> {}", cell(note));
+        }
+    }
+    out
+}
+
+fn manifest(out: &mut String, result: &ManifestResult) {
+    let icon = match result.decision {
+        Decision::Pass => "✅",
+        Decision::Fail => "❌",
+        Decision::Error => "⚠️",
+    };
+    let mut title = format!("{}:{}", result.file, result.line);
+    if result.document > 0 {
+        let _ = write!(title, " (document {})", result.document);
+    }
+    match (&result.kind, &result.name, &result.version) {
+        (Some(kind), Some(name), Some(version)) => {
+            let _ = write!(title, " — {kind} {name}@{version}");
+        }
+        (Some(kind), Some(name), None) => {
+            let _ = write!(title, " — {kind} {name}");
+        }
+        _ => {}
+    }
+    let _ = writeln!(out, "#### {icon} {}", cell(&title));
+    if let Some(error) = &result.error {
+        out.push('\n');
+        let _ = writeln!(out, "**error:** {}", cell(error));
+    }
+    if !result.findings.is_empty() {
+        out.push('\n');
+        out.push_str("| rule | severity | location | message | fix |\n");
+        out.push_str("| --- | --- | --- | --- | --- |\n");
+        for f in &result.findings {
+            let mut message = f.message.clone();
+            if let Some(path) = &f.path {
+                let _ = write!(message, " (field `{path}`)");
+            }
+            let _ = writeln!(
+                out,
+                "| {} | {} | {}:{} | {} | {} |",
+                cell(&f.rule),
+                cell(&f.severity),
+                cell(&result.file),
+                f.line,
+                cell(&message),
+                cell(f.remediation.as_deref().unwrap_or("")),
+            );
+        }
+    }
+    if !result.exceptions.is_empty() {
+        out.push('\n');
+        out.push_str("Exceptions (suppressed findings):\n\n");
+        for e in &result.exceptions {
+            let _ = writeln!(
+                out,
+                "- {} at {}:{} by exception `{}` in {}: {}",
+                cell(&e.finding.rule),
+                cell(&result.file),
+                e.finding.line,
+                cell(&e.exception),
+                cell(&e.exception_policy),
+                cell(&e.finding.message),
+            );
+        }
+    }
+    if !result.waivers.is_empty() {
+        out.push('\n');
+        out.push_str("Waivers:\n\n");
+        for w in &result.waivers {
+            let mut line = format!(
+                "- {} at {}:{} waived by {} until {}",
+                cell(&w.item),
+                cell(&result.file),
+                w.line,
+                cell(w.approver.as_deref().unwrap_or("(no approver)")),
+                cell(w.expires.as_deref().unwrap_or("(no expiry)")),
+            );
+            if let Some(reason) = &w.reason {
+                let _ = write!(line, ": {}", cell(reason));
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if !result.notes.is_empty() {
+        out.push('\n');
+        for note in &result.notes {
+            let _ = writeln!(out, "> {}", cell(note));
+        }
+    }
+}
+
+/// Escapes text for a table cell (or any one-line spot): `|` cannot end the cell, `<`, `>` and
+/// `&` cannot open HTML, and a newline becomes `<br>` instead of ending the row.
+pub fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\n' => out.push_str("<br>"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn cells_escape_table_and_html_syntax() {
+        assert_eq!(cell("a|b<c>&\r\nd"), "a\\|b&lt;c&gt;&amp;<br>d");
+    }
+}
