@@ -3,6 +3,7 @@
 //! - `check/1`: one manifest end to end after `open`;
 //! - `check/1000`: 1,000 manifests (parallel evaluation);
 //! - `evaluate_one`: one policy evaluation of a built input (the per-manifest hot path).
+//!
 //! The whole-process timings (`relgate check` on 1 / 1,000 / 10,000 manifests) are in
 //! `scripts/bench-check`.
 
