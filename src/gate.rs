@@ -53,6 +53,8 @@ pub struct Gate {
     pub root: GateRoot,
     pub config: GateConfig,
     pub policies: PolicySet,
+    /// Keep each result's manifest and policy input ([`Gate::keep_evaluated`]).
+    keep_evaluated: bool,
     git: Value,
     now: String,
     fail_on_warn: bool,
@@ -115,12 +117,20 @@ impl Gate {
         })?;
         Ok(Self {
             git: git_context(&root),
+            keep_evaluated: false,
             root,
             config,
             policies,
             now: settings.now.clone(),
             fail_on_warn: settings.fail_on_warn,
         })
+    }
+
+    /// Makes every [`ManifestResult`] keep what was evaluated: the manifest document and the
+    /// policy input (evidence digests, SLO readings), for change records. Off by default: a
+    /// plain check does not hold every input in memory.
+    pub fn keep_evaluated(&mut self) {
+        self.keep_evaluated = true;
     }
 
     /// Files to check: the given paths, or the config's globs.
@@ -199,6 +209,9 @@ impl Gate {
         result.name = text("/metadata/name");
         result.version = text("/metadata/version");
         result.error = None;
+        if self.keep_evaluated {
+            result.manifest = Some(manifest.clone());
+        }
 
         let kind = match identify(manifest) {
             Ok(kind) => kind,
@@ -232,6 +245,7 @@ impl Gate {
             }
             Ok(_) => {
                 let input = self.input(source, document);
+                result.input = self.keep_evaluated.then(|| input.clone());
                 match policies.evaluate(regorus::Value::from(input)) {
                     Ok(evaluation) => {
                         let to_finding = |f: policy::PolicyFinding| {
@@ -393,6 +407,22 @@ fn git_context(root: &GateRoot) -> Value {
         "commit": head.as_ref().and_then(|h| h.target()).map(|oid| oid.to_string()),
         "ref": head.as_ref().and_then(|h| h.name().ok().map(str::to_string)),
     })
+}
+
+/// The steps of [`check`] after [`Gate::open`]: discover, check, report. For callers that
+/// need the opened gate before or after deciding (`relgate record` resolves its ledger first
+/// and builds records from the gate's root and policies afterwards).
+pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
+    let files = gate.discover(&settings.paths)?;
+    let results = gate.check_files(&files);
+    let mut notes = Vec::new();
+    if settings.paths.is_empty() {
+        notes.push(format!(
+            "manifests selected by {}",
+            gate.config.manifests.join(", ")
+        ));
+    }
+    Ok(Report::new(gate.policies.digest.clone(), results, notes))
 }
 
 /// Runs a whole check.

@@ -4,6 +4,7 @@
 mod check;
 mod evals;
 mod hostile;
+mod records;
 mod rego_test;
 mod scenarios;
 mod support;
