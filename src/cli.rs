@@ -65,12 +65,17 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Decide like `check`, then append one signed change record per manifest decision (pass,
-    /// fail or error) to the ledger. Exit codes as `check`; 2 also when a record cannot be
-    /// signed or appended.
+    /// Decide like `check`, then append a signed change record per decision to the ledger.
+    ///
+    /// One record per manifest decision (pass, fail or error), in report order, on the ledger
+    /// branch (written without checkout) or in a ledger directory. Exit codes as `check`; 2
+    /// also when a record cannot be signed or appended.
     Record(RecordArgs),
-    /// Verify the change-record ledger: signatures by trusted keys, the hash chain, the signed
-    /// checkpoint and the git history. Exit 0 intact, 1 tampering found, 2 could not verify.
+    /// Verify the change-record ledger: exit 0 intact, 1 tampering found, 2 could not verify.
+    ///
+    /// Checks every record's signature by a trusted key, the sequence and hash chain, the
+    /// signed checkpoint (and consistency with an older one), and the git history of the
+    /// ledger branch; every problem is named with the record it concerns.
     Verify(VerifyArgs),
     /// Generate an Ed25519 key pair for signing change records and print its key id.
     Keygen {

@@ -154,6 +154,51 @@ impl RepoFacts {
     }
 }
 
+/// How a git ledger branch was found before appending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerStart {
+    /// The local branch exists (or the ledger is not a git branch).
+    Existing,
+    /// There was no local branch, but `origin/<branch>`: the local branch now starts there,
+    /// so the records continue the published ledger.
+    FromRemote { remote_ref: String, commit: String },
+    /// Neither exists: the first append starts a new ledger.
+    New,
+}
+
+/// Before the first append in a fresh clone (CI): when the local ledger branch is missing but
+/// `refs/remotes/origin/<branch>` exists, creates the local branch at that commit (a ref
+/// write only; work tree, index and HEAD are untouched), so records continue the published
+/// ledger instead of starting a new one that could never be pushed.
+pub fn prepare_git_ledger(repo_dir: &Path, branch: &str) -> Result<LedgerStart, RecordError> {
+    let repo = git2::Repository::open(repo_dir)?;
+    let local = crate::record::ledger::ledger_refname(branch);
+    if repo.find_reference(&local).is_ok() {
+        return Ok(LedgerStart::Existing);
+    }
+    let Some(short) = local.strip_prefix("refs/heads/") else {
+        return Ok(LedgerStart::New);
+    };
+    let remote_ref = format!("refs/remotes/origin/{short}");
+    let Ok(commit) = repo
+        .find_reference(&remote_ref)
+        .and_then(|r| r.peel_to_commit())
+    else {
+        return Ok(LedgerStart::New);
+    };
+    let message = format!("relgate record: start from {remote_ref}");
+    match repo.reference(&local, commit.id(), false, &message) {
+        Ok(_) => {}
+        // Another writer created it meanwhile: use theirs.
+        Err(e) if e.code() == git2::ErrorCode::Exists => return Ok(LedgerStart::Existing),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(LedgerStart::FromRemote {
+        remote_ref,
+        commit: commit.id().to_string(),
+    })
+}
+
 /// Removes `user:password@` from a URL, so a token in a CI remote never lands in a record
 /// (`https://x-access-token:T@github.com/a/b` -> `https://github.com/a/b`). scp-like
 /// addresses (`git@github.com:a/b`) carry no secret and are kept.

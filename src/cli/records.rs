@@ -16,7 +16,7 @@ use crate::output;
 use crate::record::keys::{self, Signer, TrustedKeys};
 use crate::record::ledger::{open_ledger, AppendReceipt, LedgerOptions, LedgerSource};
 use crate::record::verify::{verify_ledger_with, Problem, Severity, VerifyOptions, VerifyReport};
-use crate::recording::{self, LedgerConfig, RepoFacts, RunEnvironment, RunFacts};
+use crate::recording::{self, LedgerConfig, LedgerStart, RepoFacts, RunEnvironment, RunFacts};
 use crate::workspace::GateRoot;
 
 /// Environment variable holding the PEM text of the private signing key.
@@ -210,6 +210,11 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
         &gate.root,
         repo.repo_dir.as_deref(),
     )?;
+    let start = match &source {
+        LedgerSource::Git { repo, branch } => recording::prepare_git_ledger(repo, branch)
+            .with_context(|| format!("cannot open the ledger {}", source.describe()))?,
+        LedgerSource::Dir(_) => LedgerStart::Existing,
+    };
     let mut ledger = open_ledger(&source, LedgerOptions::default())
         .with_context(|| format!("cannot open the ledger {}", source.describe()))?;
 
@@ -226,6 +231,22 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     );
     let where_to = ledger.source().describe();
     let mut err = std::io::stderr().lock();
+    match (&start, &source) {
+        (LedgerStart::FromRemote { remote_ref, commit }, _) => writeln!(
+            err,
+            "relgate record: continuing the ledger of {remote_ref} (commit {})",
+            commit.get(..12).unwrap_or(commit)
+        )?,
+        (LedgerStart::New, LedgerSource::Git { branch, .. }) if !report.results.is_empty() => {
+            writeln!(
+                err,
+                "relgate record: starting a new ledger on {branch}: neither {branch} nor \
+                 origin/{branch} exists here (if the ledger exists elsewhere, fetch it first: \
+                 git fetch origin {branch}:{branch})"
+            )?
+        }
+        _ => {}
+    }
     let mut receipts: Vec<AppendReceipt> = Vec::new();
     let mut failed = false;
     for result in &report.results {

@@ -686,6 +686,66 @@ fn ledger_branch_from_relgate_yaml_and_no_history() {
 }
 
 #[test]
+fn record_in_a_fresh_clone_continues_the_published_ledger() {
+    let (origin, keys) = gated_repo();
+    record(&origin, &keys, &["releases/greet-pass.yaml"])
+        .exit(0)
+        .stderr_has("starting a new ledger on relgate/records");
+    let clone = Repo::clone_of(&origin);
+    let r = Repository::open(clone.path()).expect("open");
+    assert!(r.find_reference(LEDGER_REF).is_err());
+    assert!(r
+        .find_reference("refs/remotes/origin/relgate/records")
+        .is_ok());
+    // verify reads origin/relgate/records when there is no local branch.
+    clone
+        .run_env(&["verify"], &[])
+        .exit(0)
+        .stdout_has("1 records");
+    let before = git_state(&clone);
+    record(&clone, &keys, &["releases/greet-pass.yaml"])
+        .exit(0)
+        .stderr_has("continuing the ledger of refs/remotes/origin/relgate/records")
+        .stderr_has("appended record 2 ");
+    assert_eq!(before, git_state(&clone));
+    clone
+        .run_env(&["verify"], &[])
+        .exit(0)
+        .stdout_has("2 records, 2 signatures verified, 2 ledger commits checked");
+}
+
+#[test]
+fn a_gate_root_below_the_repository_root_records_repository_paths() {
+    let repo = Repo::git();
+    repo.file("svc/releases/a.yaml", dev_release("answer"))
+        .file(
+            "svc/relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+        );
+    let keys = keygen(&repo);
+    repo.file(
+        &format!("svc/.relgate/keys/{}.pem", &keys.id[..12]),
+        std::fs::read(&keys.public).expect("public key"),
+    );
+    commit_all(&repo, "init");
+    repo.run_env(&["record", "svc/releases", "--key", keys.private()], &[])
+        .exit(0);
+    let files = ledger_files(&repo, LEDGER_REF);
+    let recs = records(&files);
+    assert_eq!(recs[0].0, "records/000/000001-answer-2.dsse.json");
+    let statement = &recs[0].1;
+    assert_eq!(statement["subject"][0]["name"], "svc/releases/a.yaml");
+    assert_eq!(change(statement)["manifest"]["path"], "svc/releases/a.yaml");
+    assert!(statement["predicate"]["resourceUri"]
+        .as_str()
+        .is_some_and(|u| u.contains("/svc/releases/a.yaml@")));
+    // verify from the gate root finds its keys in svc/.relgate/keys.
+    repo.run_in_env("svc", &["verify"], &[])
+        .exit(0)
+        .stdout_has("INTACT");
+}
+
+#[test]
 fn demo_round_trip() {
     let repo = Repo::git();
     repo.copy_dir(&project_root().join("examples/demo"), ".");
