@@ -1,8 +1,10 @@
-//! Ledger benchmarks: verification throughput of a 100,000-record directory ledger, and the
-//! latency of one append at 1,000 vs 100,000 records (directory and git backends).
+//! Ledger benchmarks: verification throughput of a ~100,000-record directory ledger, the
+//! latency of one append at ~1,000 vs ~100,000 records (directory and git backends), and the
+//! verification of a git ledger built by real appends, with and without the history walk.
 //!
 //! `cargo bench --bench records -- --warm-up-time 1 --measurement-time 5 --noplot`
-//! Set `RELGATE_BENCH_RECORDS` to use another ledger size for the verification bench.
+//! `RELGATE_BENCH_RECORDS` (default 99,998) and `RELGATE_BENCH_SMALL_RECORDS` (default 998) set
+//! the ledger sizes, `RELGATE_BENCH_GIT_COMMITS` (default 5,000) the git history bench.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use relgate::record::ledger::{
     STATE_FILE,
 };
 use relgate::record::statement::{Decision, GitInfo, ManifestSummary, PolicyRef, RecordInput};
-use relgate::record::verify::{verify_ledger, VerifyStatus};
+use relgate::record::verify::{verify_ledger, verify_ledger_with, VerifyOptions, VerifyStatus};
 use sha2::{Digest, Sha256};
 
 fn input(i: u64) -> RecordInput {
@@ -93,17 +95,28 @@ fn build_dir_ledger(dir: &Path, n: u64) {
 }
 
 /// A git ledger with the same files as the directory ledger, in a single commit (building it
-/// by n appends would rewrite the flat records tree n times).
+/// by n appends would take n commits).
 fn build_git_ledger_from_dir(dir: &Path, repo_path: &Path) {
     let repo = Repository::init(repo_path).expect("init");
     let mut records = repo.treebuilder(None).expect("tb");
-    for e in std::fs::read_dir(dir.join(RECORDS_DIR)).expect("ls") {
-        let e = e.expect("entry");
-        let blob = repo
-            .blob(&std::fs::read(e.path()).expect("read"))
-            .expect("blob");
+    for shard in std::fs::read_dir(dir.join(RECORDS_DIR)).expect("ls") {
+        let shard = shard.expect("entry");
+        let mut files = repo.treebuilder(None).expect("tb");
+        for e in std::fs::read_dir(shard.path()).expect("ls") {
+            let e = e.expect("entry");
+            let blob = repo
+                .blob(&std::fs::read(e.path()).expect("read"))
+                .expect("blob");
+            files
+                .insert(e.file_name().to_str().expect("utf8"), blob, 0o100_644)
+                .expect("insert");
+        }
         records
-            .insert(e.file_name().to_str().expect("utf8"), blob, 0o100_644)
+            .insert(
+                shard.file_name().to_str().expect("utf8"),
+                files.write().expect("write"),
+                0o040_000,
+            )
             .expect("insert");
     }
     let mut top = repo.treebuilder(None).expect("tb");
@@ -135,15 +148,22 @@ fn cpu_seconds() -> Option<f64> {
 }
 
 fn bench_records(c: &mut Criterion) {
+    // Sizes are 998 mod 1000 by default: the appended record then goes into a shard that
+    // already holds 998 records, the most expensive append for the git backend (it rewrites
+    // that shard's tree); an append that opens a new shard costs less.
     let n: u64 = std::env::var("RELGATE_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(99_998);
+    let small_n: u64 = std::env::var("RELGATE_BENCH_SMALL_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(998);
     let tmp = tempfile::TempDir::new().expect("tmp");
     let big = tmp.path().join("big");
     let small = tmp.path().join("small");
     build_dir_ledger(&big, n);
-    build_dir_ledger(&small, 1_000);
+    build_dir_ledger(&small, small_n);
     let mut keys = TrustedKeys::new();
     keys.insert(signer().verifying_key());
 
@@ -191,7 +211,7 @@ fn bench_records(c: &mut Criterion) {
     group.sample_size(30);
     let s = signer();
     let next = input(n + 1);
-    for (size, dir) in [(1_000u64, &small), (n, &big)] {
+    for (size, dir) in [(small_n, &small), (n, &big)] {
         for (label, options) in [("dir", no_fsync()), ("dir_fsync", LedgerOptions::default())] {
             let mut ledger = DirLedger::open_with(dir, options).expect("open");
             let state = std::fs::read(dir.join(STATE_FILE)).expect("state");
@@ -223,7 +243,7 @@ fn bench_records(c: &mut Criterion) {
         }
     }
     group.sample_size(10);
-    for (size, dir) in [(1_000u64, &small), (n, &big)] {
+    for (size, dir) in [(small_n, &small), (n, &big)] {
         let repo_path = tmp.path().join(format!("git-{size}"));
         build_git_ledger_from_dir(dir, &repo_path);
         let repo = Repository::open(&repo_path).expect("open");
@@ -241,6 +261,46 @@ fn bench_records(c: &mut Criterion) {
                 },
                 BatchSize::PerIteration,
             )
+        });
+    }
+    group.finish();
+
+    // Verification of a git ledger built by real appends (one commit per record), with and
+    // without the history walk.
+    let commits: u64 = std::env::var("RELGATE_BENCH_GIT_COMMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let repo_path = tmp.path().join("git-history");
+    Repository::init(&repo_path).expect("init");
+    let started = Instant::now();
+    {
+        let mut ledger =
+            GitLedger::open_with(&repo_path, "relgate/records", no_fsync()).expect("open");
+        for i in 1..=commits {
+            ledger.append(&input(i), &s).expect("append");
+        }
+    }
+    eprintln!(
+        "built {commits}-commit git ledger in {:.1?}",
+        started.elapsed()
+    );
+    let source = LedgerSource::git_default(&repo_path);
+    let mut group = c.benchmark_group("verify_git");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(commits));
+    for (label, history) in [("with_history", true), ("records_only", false)] {
+        let options = VerifyOptions {
+            check_history: history,
+            check_reflog: history,
+            ..Default::default()
+        };
+        group.bench_function(BenchmarkId::new(label, commits), |b| {
+            b.iter(|| {
+                let r = verify_ledger_with(&source, &keys, None, &options);
+                assert!(r.is_intact(), "{:?}", r.problems.first());
+                assert_eq!(r.records, commits);
+            })
         });
     }
     group.finish();

@@ -16,6 +16,8 @@ use crate::policy::testing::{self, Outcome, TestOptions};
 use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
+mod records;
+
 /// relgate: a release gate for ML model and LLM prompt releases.
 ///
 /// Evaluates release manifests (YAML in git) against Rego policies: production readiness,
@@ -63,6 +65,92 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Decide like `check`, then append a signed change record per decision to the ledger.
+    ///
+    /// One record per manifest decision (pass, fail or error), in report order, on the ledger
+    /// branch (written without checkout) or in a ledger directory. Exit codes as `check`; 2
+    /// also when a record cannot be signed or appended.
+    Record(RecordArgs),
+    /// Verify the change-record ledger: exit 0 intact, 1 tampering found, 2 could not verify.
+    ///
+    /// Checks every record's signature by a trusted key, the sequence and hash chain, the
+    /// signed checkpoint (and consistency with an older one), and the git history of the
+    /// ledger branch; every problem is named with the record it concerns.
+    Verify(VerifyArgs),
+    /// Generate an Ed25519 key pair for signing change records and print its key id.
+    Keygen {
+        /// Directory for relgate-signing.pem (private) and relgate-signing.pub.pem (public);
+        /// an existing key is never overwritten.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// Arguments of `relgate record`: those of `check`, plus where records go and what they say
+/// about the run.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Private signing key (PKCS#8 PEM, from `relgate keygen` or `openssl genpkey -algorithm
+    /// ed25519`). Default: the PEM text in the environment variable RELGATE_SIGNING_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Git branch of the ledger in the gate root's repository. Default: `ledger.branch` of
+    /// relgate.yaml, else relgate/records.
+    #[arg(long, value_name = "REF", conflicts_with = "ledger_dir")]
+    pub ledger: Option<String>,
+    /// Keep the ledger in this directory instead of a git branch (`ledger.dir` of
+    /// relgate.yaml sets a default).
+    #[arg(long, value_name = "DIR")]
+    pub ledger_dir: Option<PathBuf>,
+    /// URL of the CI run, recorded with each decision. Default on GitHub Actions:
+    /// $GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID.
+    #[arg(long, value_name = "URL")]
+    pub ci_run_url: Option<String>,
+    /// Pull-request context to record: JSON {number, author, approvers, merged_by} (logins as
+    /// strings or {"login": ...}).
+    #[arg(long, value_name = "FILE")]
+    pub pr_json: Option<PathBuf>,
+}
+
+/// Arguments of `relgate verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Git branch (or full ref, e.g. refs/remotes/origin/relgate/records) of the ledger.
+    /// Default: `ledger.branch` of relgate.yaml, else relgate/records (or
+    /// origin/relgate/records in a fresh clone).
+    #[arg(long, value_name = "REF", conflicts_with = "ledger_dir")]
+    pub ledger: Option<String>,
+    /// Verify a ledger kept in this directory instead of a git branch.
+    #[arg(long, value_name = "DIR")]
+    pub ledger_dir: Option<PathBuf>,
+    /// Directory of trusted public keys (*.pem; a private key there is an error). Default:
+    /// .relgate/keys in the gate root.
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// A CHECKPOINT kept from an earlier verify: also prove that the ledger only grew since.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Write the verified CHECKPOINT to this file, to keep for the next --checkpoint.
+    #[arg(long, value_name = "FILE")]
+    pub save_checkpoint: Option<PathBuf>,
+    /// Output format: text, or json (the full verification report).
+    #[arg(long, short = 'f', value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
+    /// Skip the git history checks (the walk over every ledger commit and the reflog); the
+    /// records, their chain and the checkpoint are still verified.
+    #[arg(long)]
+    pub no_history: bool,
+    /// The gate configuration, read for `ledger:` (default: relgate.yaml of the gate root).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyFormat {
+    Text,
+    Json,
 }
 
 /// Arguments of `relgate check`.
@@ -244,10 +332,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             writeln!(stdout, "next: relgate check  (from {})", dir.display())?;
             Ok(0)
         }
+        Command::Record(args) => records::record(args, color),
+        Command::Verify(args) => records::verify(args, color),
+        Command::Keygen { out } => records::keygen(&out),
     }
 }
 
-fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
+/// `CheckSettings` from the `check` arguments (shared by `check` and `record`).
+fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
     if args.output.len() > args.format.len() {
         anyhow::bail!(
             "{} --output given for {} --format; pair each output with a format",
@@ -260,13 +352,13 @@ fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
             "only one --format can go to stdout; give an --output for each of the others"
         );
     }
-    let settings = CheckSettings {
-        paths: args.paths,
+    Ok(CheckSettings {
+        paths: args.paths.clone(),
         cwd: std::env::current_dir().context("cannot read the current directory")?,
-        config: args.config,
-        policy_dirs: args.policies,
-        data_files: args.data,
-        namespaces: args.namespaces,
+        config: args.config.clone(),
+        policy_dirs: args.policies.clone(),
+        data_files: args.data.clone(),
+        namespaces: args.namespaces.clone(),
         fail_on_warn: args.fail_on_warn,
         max_file_bytes: args.max_file_bytes,
         eval_timeout: Some(timeout(args.timeout)?),
@@ -279,21 +371,35 @@ fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
                 .filter(|d| !d.is_zero())
                 .context("--prometheus-timeout must be a positive number of seconds")?,
         ),
-    };
-    let report = gate::check(&settings)?;
+    })
+}
+
+/// Prints the report in every requested format (shared by `check` and `record`).
+fn print_report(
+    report: &crate::report::Report,
+    args: &CheckArgs,
+    color: bool,
+) -> anyhow::Result<()> {
     for (index, format) in args.format.iter().enumerate() {
         match args.output.get(index) {
             Some(path) => {
-                let text = output::render(&report, *format, false);
+                let text = output::render(report, *format, false);
                 std::fs::write(path, text)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             None => {
-                let text = output::render(&report, *format, color);
+                let text = output::render(report, *format, color);
                 std::io::stdout().lock().write_all(text.as_bytes())?;
             }
         }
     }
+    Ok(())
+}
+
+fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
+    let settings = check_settings(&args)?;
+    let report = gate::check(&settings)?;
+    print_report(&report, &args, color)?;
     Ok(report.decision.exit_code())
 }
 

@@ -18,7 +18,7 @@ use crate::evidence::slo;
 use crate::field_path;
 use crate::manifest::{self, Document, SourceFile};
 use crate::policy::{self, PolicyOptions, PolicySet, PolicySource};
-use crate::report::{Decision, Exception, Finding, ManifestResult, Report, Waiver};
+use crate::report::{Exception, Finding, ManifestResult, Report, Waiver};
 use crate::schema;
 use crate::workspace::{self, Discovered, GateRoot};
 
@@ -64,6 +64,8 @@ pub struct Gate {
     pub root: GateRoot,
     pub config: GateConfig,
     pub policies: PolicySet,
+    /// Keep each result's manifest and policy input ([`Gate::keep_evaluated`]).
+    keep_evaluated: bool,
     git: Value,
     now: String,
     fail_on_warn: bool,
@@ -139,6 +141,7 @@ impl Gate {
         };
         Ok(Self {
             git: git_context(&root),
+            keep_evaluated: false,
             root,
             config,
             policies,
@@ -146,6 +149,13 @@ impl Gate {
             fail_on_warn: settings.fail_on_warn,
             slo: slo_options,
         })
+    }
+
+    /// Makes every [`ManifestResult`] keep what was evaluated: the manifest document and the
+    /// policy input (evidence digests, SLO readings), for change records. Off by default: a
+    /// plain check does not hold every input in memory.
+    pub fn keep_evaluated(&mut self) {
+        self.keep_evaluated = true;
     }
 
     /// Files to check: the given paths, or the config's globs.
@@ -247,6 +257,9 @@ impl Gate {
         result.name = text("/metadata/name");
         result.version = text("/metadata/version");
         result.error = None;
+        if self.keep_evaluated {
+            result.manifest = Some(manifest.clone());
+        }
 
         let kind = match identify(manifest) {
             Ok(kind) => kind,
@@ -280,6 +293,7 @@ impl Gate {
             }
             Ok(_) => {
                 let input = self.input(source, document, slo);
+                result.input = self.keep_evaluated.then(|| input.clone());
                 match policies.evaluate(regorus::Value::from(input)) {
                     Ok(evaluation) => {
                         let to_finding = |f: policy::PolicyFinding| {
@@ -446,9 +460,10 @@ fn git_context(root: &GateRoot) -> Value {
     })
 }
 
-/// Runs a whole check.
-pub fn check(settings: &CheckSettings) -> Result<Report> {
-    let gate = Gate::open(settings)?;
+/// The steps of [`check`] after [`Gate::open`]: discover, check, report. For callers that
+/// need the opened gate before or after deciding (`relgate record` resolves its ledger first
+/// and builds records from the gate's root and policies afterwards).
+pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
     let files = gate.discover(&settings.paths)?;
     let results = gate.check_files(&files);
     let mut notes = Vec::new();
@@ -458,7 +473,11 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
             gate.config.manifests.join(", ")
         ));
     }
-    let report = Report::new(gate.policies.digest.clone(), results, notes);
-    debug_assert!(report.decision != Decision::Pass || report.summary.manifests > 0);
-    Ok(report)
+    Ok(Report::new(gate.policies.digest.clone(), results, notes))
+}
+
+/// Runs a whole check.
+pub fn check(settings: &CheckSettings) -> Result<Report> {
+    let gate = Gate::open(settings)?;
+    check_opened(&gate, settings)
 }

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod output;
 pub mod policy;
 pub mod record;
+pub mod recording;
 pub mod report;
 pub mod schema;
 pub mod workspace;

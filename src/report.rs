@@ -101,6 +101,14 @@ pub struct ManifestResult {
     /// Things a reader should know (e.g. policies skipped because the schema failed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The manifest document as parsed, when it could be read and the gate keeps it
+    /// (`Gate::keep_evaluated`, for change records; not part of the report).
+    #[serde(skip)]
+    pub manifest: Option<serde_json::Value>,
+    /// The policy input the decision was made on, when policies ran and the gate keeps it
+    /// (for change records: evidence digests and SLO readings; not part of the report).
+    #[serde(skip)]
+    pub input: Option<serde_json::Value>,
 }
 
 impl ManifestResult {
@@ -126,6 +134,8 @@ impl ManifestResult {
             exceptions: Vec::new(),
             waivers: Vec::new(),
             notes: Vec::new(),
+            manifest: None,
+            input: None,
         }
     }
 

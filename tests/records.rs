@@ -13,8 +13,8 @@ use git2::{Oid, Repository, Signature as GitSig};
 use relgate::record::dsse::{self, Envelope};
 use relgate::record::keys::{self, Signer, TrustedKeys};
 use relgate::record::ledger::{
-    DirLedger, GitLedger, Ledger, LedgerOptions, LedgerSource, CHECKPOINT_FILE, DEFAULT_BRANCH,
-    STATE_FILE,
+    shard_name, DirLedger, GitLedger, Ledger, LedgerOptions, LedgerSource, CHECKPOINT_FILE,
+    DEFAULT_BRANCH, STATE_FILE,
 };
 use relgate::record::statement::{
     ArtifactRef, Decision, EvidenceDigest, GitInfo, ManifestSummary, Owner, PolicyRef,
@@ -262,19 +262,33 @@ fn git_files(repo_path: &Path) -> Files {
     out
 }
 
-fn commit_files(repo: &Repository, files: &Files, parent: Option<Oid>) -> Oid {
-    let mut records = repo.treebuilder(None).expect("tb");
-    let mut top = repo.treebuilder(None).expect("tb");
-    for (path, bytes) in files {
-        let blob = repo.blob(bytes).expect("blob");
-        match path.strip_prefix("records/") {
-            Some(name) => records.insert(name, blob, 0o100_644).expect("insert"),
-            None => top.insert(path, blob, 0o100_644).expect("insert"),
-        };
+/// Writes the tree holding `files` (paths with `/`), nested directories included.
+fn write_tree(repo: &Repository, files: &[(&str, Oid)]) -> Oid {
+    let mut builder = repo.treebuilder(None).expect("tb");
+    let mut dirs: BTreeMap<&str, Vec<(&str, Oid)>> = BTreeMap::new();
+    for (path, oid) in files {
+        match path.split_once('/') {
+            Some((dir, rest)) => dirs.entry(dir).or_default().push((rest, *oid)),
+            None => {
+                builder.insert(path, *oid, 0o100_644).expect("insert");
+            }
+        }
     }
-    top.insert("records", records.write().expect("write"), 0o040_000)
-        .expect("insert");
-    let tree = repo.find_tree(top.write().expect("write")).expect("tree");
+    for (dir, entries) in dirs {
+        builder
+            .insert(dir, write_tree(repo, &entries), 0o040_000)
+            .expect("insert");
+    }
+    builder.write().expect("write")
+}
+
+fn commit_files(repo: &Repository, files: &Files, parent: Option<Oid>) -> Oid {
+    let blobs: Vec<(&str, Oid)> = files
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), repo.blob(bytes).expect("blob")))
+        .collect();
+    let top = write_tree(repo, &blobs);
+    let tree = repo.find_tree(top).expect("tree");
     let sig = GitSig::now("mallory", "mallory@example.com").expect("sig");
     let parents: Vec<git2::Commit<'_>> = parent
         .map(|p| repo.find_commit(p).expect("parent"))
@@ -292,32 +306,35 @@ fn dir_files(dir: &Path) -> Files {
             out.insert(name.to_owned(), b);
         }
     }
-    for e in std::fs::read_dir(dir.join("records")).expect("records dir") {
+    for e in walkdir::WalkDir::new(dir.join("records")) {
         let e = e.expect("entry");
-        let name = e.file_name().to_string_lossy().into_owned();
-        out.insert(
-            format!("records/{name}"),
-            std::fs::read(e.path()).expect("read"),
-        );
+        if e.file_type().is_file() {
+            let rel = e.path().strip_prefix(dir).expect("inside");
+            out.insert(
+                rel.to_string_lossy().replace('\\', "/"),
+                std::fs::read(e.path()).expect("read"),
+            );
+        }
     }
     out
 }
 
 fn set_dir_files(dir: &Path, files: &Files) {
-    for e in std::fs::read_dir(dir.join("records")).expect("records dir") {
-        std::fs::remove_file(e.expect("entry").path()).expect("rm");
-    }
+    std::fs::remove_dir_all(dir.join("records")).expect("rm records");
+    std::fs::create_dir(dir.join("records")).expect("mkdir records");
     for name in [CHECKPOINT_FILE, STATE_FILE] {
         let _ = std::fs::remove_file(dir.join(name));
     }
     for (path, bytes) in files {
-        std::fs::write(dir.join(path), bytes).expect("write");
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
     }
 }
 
 /// The record file holding seq `seq` (by file name).
 fn file_of(files: &Files, seq: u64) -> String {
-    let prefix = format!("records/{seq:06}-");
+    let prefix = format!("records/{}/{seq:06}-", shard_name(seq));
     files
         .keys()
         .find(|k| k.starts_with(&prefix))
@@ -469,7 +486,7 @@ fn record_has_the_documented_shape() {
     let fx = Fixture::new(Backend::Dir, 2);
     let files = fx.files();
     let first = file_of(&files, 1);
-    assert_eq!(first, "records/000001-support-ranker-101.dsse.json");
+    assert_eq!(first, "records/000/000001-support-ranker-101.dsse.json");
     let env = envelope(&files[&first]);
     assert_eq!(env.payload_type, "application/vnd.in-toto+json");
     assert_eq!(env.signatures.len(), 1);
@@ -530,11 +547,11 @@ fn record_has_the_documented_shape() {
     let fx = Fixture::with_inputs(Backend::Dir, vec![input(2), input(3)]);
     let names: Vec<String> = fx.files().keys().cloned().collect();
     assert!(
-        names.contains(&"records/000002-_berModel-103.dsse.json".to_owned()),
+        names.contains(&"records/000/000002-_berModel-103.dsse.json".to_owned()),
         "{names:?}"
     );
     assert!(
-        names.contains(&"records/000001-triage_prompt_v2-102.dsse.json".to_owned()),
+        names.contains(&"records/000/000001-triage_prompt_v2-102.dsse.json".to_owned()),
         "{names:?}"
     );
 }
@@ -698,7 +715,7 @@ tamper_case!(
     |fx, files| {
         let f = file_of(files, 30);
         let bytes = files[&f].clone();
-        files.insert("records/000030-zz-copy.dsse.json".into(), bytes);
+        files.insert("records/000/000030-zz-copy.dsse.json".into(), bytes);
     },
     |report, backend| {
         assert_problem(&report, ProblemKind::SeqDuplicate, Some(30));
@@ -737,7 +754,7 @@ tamper_case!(
             let name = f.split_once('-').map(|(_, rest)| rest).expect("dash");
             let env = resign(&v, &signer());
             prev = sha_hex(&envelope(&env).decode_payload().expect("p"));
-            files.insert(format!("records/{seq:06}-{name}"), env);
+            files.insert(format!("records/{}/{seq:06}-{name}", shard_name(seq)), env);
         }
     },
     |report, backend| {
@@ -782,7 +799,7 @@ tamper_case!(
         change_mut(&mut v)["prev"] = sha_hex(&p25).into();
         change_mut(&mut v)["decision"] = "pass".into();
         files.insert(
-            "records/000026-forged-1.dsse.json".into(),
+            "records/000/000026-forged-1.dsse.json".into(),
             resign(&v, &attacker()),
         );
     },
@@ -845,6 +862,158 @@ tamper_case!(
         }
     }
 );
+
+tamper_case!(
+    record_moved_to_another_shard,
+    |fx, files| {
+        let f = file_of(files, 20);
+        let bytes = files.remove(&f).expect("present");
+        let name = f.rsplit('/').next().expect("name").to_owned();
+        files.insert(format!("records/001/{name}"), bytes);
+    },
+    |report, backend| {
+        assert_problem(&report, ProblemKind::WrongShard, Some(20));
+        assert_problem_file(&report, ProblemKind::WrongShard, "records/001/000020-");
+        if backend == Backend::Git {
+            assert_problem(&report, ProblemKind::HistoryRecordRemoved, Some(20));
+            assert_problem(&report, ProblemKind::HistoryOutOfOrder, Some(20));
+        }
+    }
+);
+
+tamper_case!(
+    record_outside_any_shard,
+    |fx, files| {
+        // The flat layout of DESIGN §3: a record directly under records/.
+        let f = file_of(files, 7);
+        let bytes = files.remove(&f).expect("present");
+        let name = f.rsplit('/').next().expect("name").to_owned();
+        files.insert(format!("records/{name}"), bytes);
+    },
+    |report, backend| {
+        assert_problem(&report, ProblemKind::WrongShard, Some(7));
+        if backend == Backend::Git {
+            assert_problem_file(
+                &report,
+                ProblemKind::HistoryUnexpectedFile,
+                "records/000007-",
+            );
+            assert_problem(&report, ProblemKind::HistoryRecordRemoved, Some(7));
+        }
+    }
+);
+
+tamper_case!(
+    foreign_directory_in_records,
+    |fx, files| {
+        files.insert("records/misc/readme.txt".into(), b"hello".to_vec());
+        files.insert("records/000/sub/x.txt".into(), b"hello".to_vec());
+    },
+    |report, backend| {
+        assert_problem_file(&report, ProblemKind::ForeignFile, "records/misc");
+        assert_problem_file(&report, ProblemKind::ForeignFile, "records/000/sub");
+        if backend == Backend::Git {
+            assert_problem_file(&report, ProblemKind::HistoryUnexpectedFile, "records/misc");
+            assert_problem_file(
+                &report,
+                ProblemKind::HistoryUnexpectedFile,
+                "records/000/sub",
+            );
+        }
+    }
+);
+
+/// A ledger across the first shard boundary (records 999, 1000, 1001): records land in
+/// `records/000/` and `records/001/`, verify and the history walk agree, and a tampered record
+/// in the second shard is still named.
+fn across_shards(backend: Backend) {
+    let tmp = TempDir::new().expect("tmp");
+    let path = tmp.path().join("ledger");
+    let options = LedgerOptions {
+        fsync: false,
+        ..Default::default()
+    };
+    let (mut ledger, source): (Box<dyn Ledger>, LedgerSource) = match backend {
+        Backend::Git => {
+            init_repo(&path);
+            (
+                Box::new(GitLedger::open_with(&path, DEFAULT_BRANCH, options).expect("open")),
+                LedgerSource::git_default(&path),
+            )
+        }
+        Backend::Dir => (
+            Box::new(DirLedger::open_with(&path, options).expect("open")),
+            LedgerSource::Dir(path.clone()),
+        ),
+    };
+    let s = signer();
+    let mut last = None;
+    for i in 1..=1003 {
+        last = Some(ledger.append(&input(i), &s).expect("append"));
+    }
+    let last = last.expect("appended");
+    assert_eq!(last.seq, 1003);
+    assert!(
+        last.file.starts_with("records/001/001003-"),
+        "{}",
+        last.file
+    );
+    let report = verify_ledger(&source, &trusted(), None);
+    assert!(report.is_intact(), "{}", describe(&report));
+    assert_eq!(report.records, 1003);
+    let fx = Fixture {
+        _tmp: tmp,
+        path,
+        backend,
+        checkpoints: Vec::new(),
+    };
+    let files = fx.files();
+    assert!(file_of(&files, 999).starts_with("records/000/000999-"));
+    assert!(file_of(&files, 1000).starts_with("records/001/001000-"));
+    if backend == Backend::Git {
+        assert_eq!(report.commits_checked, 1003);
+        // The first shard's tree object is untouched by appends to the second.
+        let repo = Repository::open(&fx.path).expect("open");
+        let shard_at = |rev: &str| {
+            repo.revparse_single(&format!("{rev}:records/000"))
+                .expect("shard")
+                .id()
+        };
+        // REF~4 is record 999, the last one in records/000/; REF~5 is record 998.
+        assert_eq!(shard_at(REF), shard_at(&format!("{REF}~4")));
+        assert_ne!(shard_at(REF), shard_at(&format!("{REF}~5")));
+    }
+    fx.tamper(|files| {
+        let f = file_of(files, 1001);
+        let mut env = envelope(&files[&f]);
+        env.signatures[0].sig = B64.encode([7u8; 64]);
+        files.insert(f, env.to_json());
+    });
+    let report = verify_ledger(&source, &trusted(), None);
+    assert_tampered(&report);
+    assert_problem(&report, ProblemKind::BadSignature, Some(1001));
+    if backend == Backend::Git {
+        assert_problem(&report, ProblemKind::HistoryRecordChanged, Some(1001));
+        assert_eq!(
+            report
+                .problems_of(ProblemKind::HistoryRecordChanged)
+                .count(),
+            1,
+            "{}",
+            describe(&report)
+        );
+    }
+}
+
+#[test]
+fn ledger_across_shards_git() {
+    across_shards(Backend::Git);
+}
+
+#[test]
+fn ledger_across_shards_dir() {
+    across_shards(Backend::Dir);
+}
 
 #[test]
 fn git_branch_force_rewritten_without_a_record() {

@@ -1,9 +1,12 @@
 //! The append-only ledger of change records and its two backends.
 //!
-//! Layout (same in both): `records/NNNNNN-<name>-<version>.dsse.json` (one DSSE envelope per
-//! record, zero-padded seq), `CHECKPOINT` (signed note with size and RFC 6962 root) and
+//! Layout (same in both): `records/<shard>/NNNNNN-<name>-<version>.dsse.json` (one DSSE
+//! envelope per record, zero-padded seq, in the shard directory `seq / 1000` zero-padded to at
+//! least 3 digits: [`record_path`]), `CHECKPOINT` (signed note with size and RFC 6962 root) and
 //! `ledger-state.json` (the head: size, origin, last payload hash and Merkle frontier, so an
-//! append reads O(1) state instead of every record).
+//! append reads O(1) state instead of every record). Sharding keeps every directory (git tree)
+//! at most [`SHARD_SIZE`] entries, so a git append rewrites one small shard tree and the small
+//! `records/` tree instead of a tree of all records.
 //!
 //! - [`GitLedger`] writes into a branch (`relgate/records` by default) of an existing repository
 //!   with git2, straight into the object database: blobs, trees, one commit per record, then a
@@ -41,6 +44,8 @@ pub const STATE_FILE: &str = "ledger-state.json";
 pub const LOCK_FILE: &str = ".relgate-ledger.lock";
 /// Suffix of record files.
 pub const RECORD_SUFFIX: &str = ".dsse.json";
+/// Records per shard directory under [`RECORDS_DIR`].
+pub const SHARD_SIZE: u64 = 1000;
 /// Longest sanitized name or version in a file name.
 const MAX_COMPONENT: usize = 64;
 
@@ -175,8 +180,9 @@ pub struct AppendReceipt {
 /// A ledger that records can be appended to.
 pub trait Ledger {
     /// Signs `input` as the next record and appends it, with a new checkpoint. Cost is O(1)
-    /// in the number of records (plus O(log n) for the checkpoint), except that the git
-    /// backend rewrites the flat `records/` tree object.
+    /// in the number of records (plus O(log n) for the checkpoint); the git backend rewrites
+    /// the head shard's tree (at most [`SHARD_SIZE`] entries) and the `records/` tree (one
+    /// entry per shard).
     fn append(
         &mut self,
         input: &RecordInput,
@@ -231,6 +237,29 @@ pub fn record_file_name(seq: u64, name: &str, version: &str) -> String {
         "{seq:06}-{}-{}{RECORD_SUFFIX}",
         sanitize_component(name),
         sanitize_component(version)
+    )
+}
+
+/// The shard directory (under [`RECORDS_DIR`]) of record `seq`: `seq / 1000`, zero-padded to
+/// at least 3 digits (`000` holds seqs 1..=999, `001` holds 1000..=1999, `1234` holds
+/// 1,234,000..).
+pub fn shard_name(seq: u64) -> String {
+    format!("{:03}", seq / SHARD_SIZE)
+}
+
+/// True for a name that has the shape of a shard directory (3 or more ASCII digits). Whether a
+/// record sits in the RIGHT shard is `dir == shard_name(seq)`.
+pub fn is_shard_name(name: &str) -> bool {
+    name.len() >= 3 && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The path of record `seq` in the ledger: `records/<shard>/<file name>`
+/// (`records/000/000042-support-answer-17.dsse.json`).
+pub fn record_path(seq: u64, name: &str, version: &str) -> String {
+    format!(
+        "{RECORDS_DIR}/{}/{}",
+        shard_name(seq),
+        record_file_name(seq, name, version)
     )
 }
 
@@ -304,10 +333,7 @@ fn prepare(
         extensions: Vec::new(),
     }
     .sign(signer);
-    let file = format!(
-        "{RECORDS_DIR}/{}",
-        record_file_name(seq, &input.manifest.name, &input.manifest.version)
-    );
+    let file = record_path(seq, &input.manifest.name, &input.manifest.version);
     let payload_sha256 = hex::encode(payload_hash);
     Ok(Prepared {
         seq,
@@ -442,6 +468,18 @@ fn backoff(attempt: u32) {
 // Git backend
 // ---------------------------------------------------------------------------------------------
 
+/// The subtree `name` of `tree`, `None` when absent or not a directory.
+fn subtree<'r>(
+    repo: &'r Repository,
+    tree: &Tree<'_>,
+    name: &str,
+) -> Result<Option<Tree<'r>>, RecordError> {
+    match tree.get_name(name) {
+        Some(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(repo.find_tree(e.id())?)),
+        _ => Ok(None),
+    }
+}
+
 /// A ledger on a branch of a git repository, written without checkout.
 pub struct GitLedger {
     repo: Repository,
@@ -530,12 +568,24 @@ impl GitLedger {
         }
         // No state file: rebuild from the records (recovery path, O(n)).
         let mut records = Vec::new();
-        if let Ok(entry) = tree.get_path(Path::new(RECORDS_DIR)) {
-            let sub = self.repo.find_tree(entry.id())?;
-            for e in sub.iter() {
-                let name = e.name().unwrap_or_default().to_owned();
-                let blob = self.repo.find_blob(e.id())?;
-                records.push((format!("{RECORDS_DIR}/{name}"), blob.content().to_vec()));
+        if let Some(sub) = subtree(&self.repo, tree, RECORDS_DIR)? {
+            for shard in sub.iter() {
+                let shard_name = shard.name().unwrap_or_default().to_owned();
+                if shard.kind() != Some(ObjectType::Tree) || !is_shard_name(&shard_name) {
+                    continue;
+                }
+                for e in self.repo.find_tree(shard.id())?.iter() {
+                    let name = e.name().unwrap_or_default().to_owned();
+                    if e.kind() != Some(ObjectType::Blob) || parse_record_file_name(&name).is_none()
+                    {
+                        continue;
+                    }
+                    let blob = self.repo.find_blob(e.id())?;
+                    records.push((
+                        format!("{RECORDS_DIR}/{shard_name}/{name}"),
+                        blob.content().to_vec(),
+                    ));
+                }
             }
         }
         let checkpoint = self.blob_at(tree, CHECKPOINT_FILE)?;
@@ -564,24 +614,28 @@ impl GitLedger {
         let repo = &self.repo;
         let base_tree = parent.map(|c| c.tree()).transpose()?;
         let records_tree = match &base_tree {
-            Some(t) => match t.get_name(RECORDS_DIR) {
-                Some(e) if e.kind() == Some(ObjectType::Tree) => Some(repo.find_tree(e.id())?),
-                _ => None,
-            },
+            Some(t) => subtree(repo, t, RECORDS_DIR)?,
             None => None,
         };
-        let file_name = prepared
-            .file
-            .strip_prefix(&format!("{RECORDS_DIR}/"))
-            .unwrap_or(&prepared.file);
-        let mut records = repo.treebuilder(records_tree.as_ref())?;
-        if records.get(file_name)?.is_some() {
+        let shard = shard_name(prepared.seq);
+        let shard_tree = match &records_tree {
+            Some(t) => subtree(repo, t, &shard)?,
+            None => None,
+        };
+        let file_name = prepared.file.rsplit('/').next().unwrap_or(&prepared.file);
+        // Only the head shard (at most SHARD_SIZE entries) and the records tree (one entry per
+        // shard) are rewritten; every other shard keeps its tree object.
+        let mut shard_builder = repo.treebuilder(shard_tree.as_ref())?;
+        if shard_builder.get(file_name)?.is_some() {
             return Err(RecordError::Inconsistent(format!(
                 "{} already exists",
                 prepared.file
             )));
         }
-        records.insert(file_name, repo.blob(&prepared.envelope)?, 0o100_644)?;
+        shard_builder.insert(file_name, repo.blob(&prepared.envelope)?, 0o100_644)?;
+        let shard_oid = shard_builder.write()?;
+        let mut records = repo.treebuilder(records_tree.as_ref())?;
+        records.insert(&shard, shard_oid, 0o040_000)?;
         let records_oid = records.write()?;
         let mut top = repo.treebuilder(base_tree.as_ref())?;
         top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
@@ -749,15 +803,18 @@ impl DirLedger {
             // No state file: rebuild from the records (recovery path, O(n)).
             let records_dir = self.dir.join(RECORDS_DIR);
             let mut records = Vec::new();
-            for entry in fs::read_dir(&records_dir).map_err(|e| RecordError::io(&records_dir, e))? {
-                let entry = entry.map_err(|e| RecordError::io(&records_dir, e))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if parse_record_file_name(&name).is_none() {
+            for shard in list_dir(&records_dir)? {
+                if !is_shard_name(&shard) || !records_dir.join(&shard).is_dir() {
                     continue;
                 }
-                let rel = format!("{RECORDS_DIR}/{name}");
-                if let Some(b) = self.read_opt(&rel)? {
-                    records.push((rel, b));
+                for name in list_dir(&records_dir.join(&shard))? {
+                    if parse_record_file_name(&name).is_none() {
+                        continue;
+                    }
+                    let rel = format!("{RECORDS_DIR}/{shard}/{name}");
+                    if let Some(b) = self.read_opt(&rel)? {
+                        records.push((rel, b));
+                    }
                 }
             }
             let cp = self.read_opt(CHECKPOINT_FILE)?;
@@ -801,6 +858,16 @@ impl DirLedger {
     }
 }
 
+/// The names of the entries of a directory.
+fn list_dir(dir: &Path) -> Result<Vec<String>, RecordError> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| RecordError::io(dir, e))? {
+        let entry = entry.map_err(|e| RecordError::io(dir, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
 impl Ledger for DirLedger {
     fn append(
         &mut self,
@@ -830,6 +897,9 @@ impl Ledger for DirLedger {
                 "{} already exists",
                 prepared.file
             )));
+        }
+        if let Some(shard_dir) = record_path.parent() {
+            fs::create_dir_all(shard_dir).map_err(|e| RecordError::io(shard_dir, e))?;
         }
         // 1. Announce the record, 2. write it, 3. checkpoint, 4. final state. A crash after 1
         // or 2 is resolved by the next append (see `load_state`).
@@ -888,5 +958,24 @@ mod tests {
         );
         assert_eq!(parse_record_file_name("42-a-1.dsse.json"), None);
         assert_eq!(parse_record_file_name("000042-a-1.json"), None);
+    }
+
+    #[test]
+    fn records_are_sharded_by_thousands() {
+        assert_eq!(shard_name(1), "000");
+        assert_eq!(shard_name(999), "000");
+        assert_eq!(shard_name(1000), "001");
+        assert_eq!(shard_name(999_999), "999");
+        assert_eq!(shard_name(1_000_000), "1000");
+        assert_eq!(
+            record_path(42, "support-answer", "17"),
+            "records/000/000042-support-answer-17.dsse.json"
+        );
+        assert_eq!(
+            record_path(1_234_567, "a", "1"),
+            "records/1234/1234567-a-1.dsse.json"
+        );
+        assert!(is_shard_name("000") && is_shard_name("1234"));
+        assert!(!is_shard_name("00") && !is_shard_name("00a") && !is_shard_name(""));
     }
 }

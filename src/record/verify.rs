@@ -4,10 +4,12 @@
 //!
 //! Checks, in order:
 //! 1. Every file under `records/` is a record file (`NNNNNN-<name>-<version>.dsse.json`, a
-//!    regular file) no larger than [`MAX_ENVELOPE_BYTES`], UTF-8 JSON, a DSSE envelope with
-//!    payload type `application/vnd.in-toto+json`, standard base64, signed by a TRUSTED key
-//!    (an unknown key is named), and its payload an in-toto Statement v1 / SLSA VSA v1 with
-//!    relgate's change extension. Hostile bytes are problems, never panics.
+//!    regular file) in the shard directory of its seq (`records/<seq / 1000, 3+ digits>/`;
+//!    a record elsewhere is named as [`ProblemKind::WrongShard`], anything else under
+//!    `records/` as a foreign file), no larger than [`MAX_ENVELOPE_BYTES`], UTF-8 JSON, a
+//!    DSSE envelope with payload type `application/vnd.in-toto+json`, standard base64, signed
+//!    by a TRUSTED key (an unknown key is named), and its payload an in-toto Statement v1 /
+//!    SLSA VSA v1 with relgate's change extension. Hostile bytes are problems, never panics.
 //! 2. The seq in the file name equals the payload seq; seqs run 1..n without gap, duplicate or
 //!    reordering (each named); every `prev` equals the SHA-256 of the payload of seq-1
 //!    (64 zeros for seq 1).
@@ -33,11 +35,12 @@
 //! Cost: records are read, hashed and their signatures checked in parallel (rayon), 64 at a
 //! time with Ed25519 batch verification (see [`VerifyOptions::strict_signatures`]), streaming
 //! (payloads are dropped after hashing); sequence, chain and Merkle checks are linear. The git
-//! history walk reads each commit's `records/` tree once (only the new entries are parsed when
-//! the commit merely appended; otherwise the trees are diffed), which is linear in the size of
-//! that flat tree per commit.
-
-use std::collections::{BTreeSet, HashMap, HashSet};
+//! history walk compares each commit's `records/` tree with its parent's: one entry per shard,
+//! and shards whose tree oid did not change are skipped unread. A changed shard (at most 1000
+//! entries) is usually the previous one plus appended entries (a byte prefix, so only the new
+//! entries are parsed); otherwise its entries are diffed. So the walk costs about
+//! O(commits × (records / 1000)) for the shard lists, not O(commits × records).
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -54,8 +57,8 @@ use super::checkpoint::{default_origin, open_checkpoint, CheckpointError, ORIGIN
 use super::dsse::{self, DsseError, Envelope, MAX_ENVELOPE_BYTES};
 use super::keys::TrustedKeys;
 use super::ledger::{
-    ledger_refname, parse_record_file_name, LedgerSource, LedgerState, CHECKPOINT_FILE,
-    DEFAULT_BRANCH, RECORDS_DIR, STATE_FILE,
+    is_shard_name, ledger_refname, parse_record_file_name, shard_name, LedgerSource, LedgerState,
+    CHECKPOINT_FILE, DEFAULT_BRANCH, RECORDS_DIR, STATE_FILE,
 };
 use super::merkle::{self, Frontier, Hash};
 use super::statement::{PayloadHead, GENESIS_PREV};
@@ -128,6 +131,9 @@ pub enum ProblemKind {
     InvalidStatement,
     /// A file or directory under `records/` that is not a record file.
     ForeignFile,
+    /// A record file that is not in the shard directory of its seq
+    /// (`records/<seq / 1000, 3+ digits>/`): moved or inserted by hand.
+    WrongShard,
     /// The seq in the file name differs from the payload's.
     FileSeqMismatch,
     /// Records are missing from the sequence.
@@ -473,8 +479,12 @@ enum Loc {
 }
 
 struct Entry {
+    /// Path in the ledger (`records/000/000001-a-1.dsse.json`).
     file: String,
+    /// File name.
     name: String,
+    /// The shard directory it is in; `None` directly under `records/`.
+    dir: Option<String>,
     loc: Loc,
 }
 
@@ -530,27 +540,32 @@ impl Reader {
         }
     }
 
+    /// Every entry under `records/`: the files of each shard directory, plus anything else
+    /// found there (files directly under `records/`, directories that are not shards,
+    /// subdirectories of shards), so nothing is skipped unseen.
     fn list(&self) -> Result<Vec<Entry>, String> {
         let mut out = Vec::new();
         match self {
             Reader::Dir(dir) => {
                 let rd = dir.join(RECORDS_DIR);
-                for e in fs::read_dir(&rd).map_err(|e| format!("{}: {e}", rd.display()))? {
-                    let e = e.map_err(|e| format!("{}: {e}", rd.display()))?;
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let ft = e.file_type().map_err(|e| format!("{name}: {e}"))?;
-                    let loc = if ft.is_file() {
-                        Loc::Path(e.path())
-                    } else if ft.is_dir() {
-                        Loc::Foreign("a directory")
+                for (name, ft, path) in read_dir_entries(&rd)? {
+                    if ft.is_dir() && is_shard_name(&name) {
+                        for (file_name, ft, path) in read_dir_entries(&path)? {
+                            out.push(Entry {
+                                file: format!("{RECORDS_DIR}/{name}/{file_name}"),
+                                name: file_name,
+                                dir: Some(name.clone()),
+                                loc: dir_loc(&ft, path, "a directory inside a shard"),
+                            });
+                        }
                     } else {
-                        Loc::Foreign("not a regular file")
-                    };
-                    out.push(Entry {
-                        file: format!("{RECORDS_DIR}/{name}"),
-                        name,
-                        loc,
-                    });
+                        out.push(Entry {
+                            file: format!("{RECORDS_DIR}/{name}"),
+                            name,
+                            dir: None,
+                            loc: dir_loc(&ft, path, "a directory that is not a shard (NNN)"),
+                        });
+                    }
                 }
             }
             Reader::Git {
@@ -567,16 +582,25 @@ impl Reader {
                 let sub = repo.find_tree(entry.id()).map_err(|e| e.to_string())?;
                 for e in sub.iter() {
                     let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-                    let loc = match (e.kind(), e.filemode()) {
-                        (Some(ObjectType::Blob), 0o100_644 | 0o100_755) => Loc::Blob(e.id()),
-                        (Some(ObjectType::Tree), _) => Loc::Foreign("a directory"),
-                        _ => Loc::Foreign("not a regular file"),
-                    };
-                    out.push(Entry {
-                        file: format!("{RECORDS_DIR}/{name}"),
-                        name,
-                        loc,
-                    });
+                    if e.kind() == Some(ObjectType::Tree) && is_shard_name(&name) {
+                        let shard = repo.find_tree(e.id()).map_err(|e| e.to_string())?;
+                        for f in shard.iter() {
+                            let file_name = String::from_utf8_lossy(f.name_bytes()).into_owned();
+                            out.push(Entry {
+                                file: format!("{RECORDS_DIR}/{name}/{file_name}"),
+                                name: file_name,
+                                dir: Some(name.clone()),
+                                loc: git_loc(&f, "a directory inside a shard"),
+                            });
+                        }
+                    } else {
+                        out.push(Entry {
+                            file: format!("{RECORDS_DIR}/{name}"),
+                            name,
+                            dir: None,
+                            loc: git_loc(&e, "a directory that is not a shard (NNN)"),
+                        });
+                    }
                 }
             }
         }
@@ -613,6 +637,36 @@ impl Reader {
                 Ok(Some(blob.content().to_vec()))
             }
         }
+    }
+}
+
+/// The entries of a directory: name, type (not following symlinks), path.
+fn read_dir_entries(dir: &Path) -> Result<Vec<(String, fs::FileType, PathBuf)>, String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let e = e.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let ft = e.file_type().map_err(|e| format!("{name}: {e}"))?;
+        out.push((name, ft, e.path()));
+    }
+    Ok(out)
+}
+
+fn dir_loc(ft: &fs::FileType, path: PathBuf, what_dir: &'static str) -> Loc {
+    if ft.is_file() {
+        Loc::Path(path)
+    } else if ft.is_dir() {
+        Loc::Foreign(what_dir)
+    } else {
+        Loc::Foreign("not a regular file")
+    }
+}
+
+fn git_loc(e: &git2::TreeEntry<'_>, what_dir: &'static str) -> Loc {
+    match (e.kind(), e.filemode()) {
+        (Some(ObjectType::Blob), 0o100_644 | 0o100_755) => Loc::Blob(e.id()),
+        (Some(ObjectType::Tree), _) => Loc::Foreign(what_dir),
+        _ => Loc::Foreign("not a regular file"),
     }
 }
 
@@ -935,11 +989,29 @@ fn check_ledger(
         _ => true,
     });
     report.problems.extend(foreign);
-    // Ledger order: by the seq in the file name, then by name.
+    // Each record file lives in the shard directory of its seq.
+    for e in &entries {
+        let Some(seq) = parse_record_file_name(&e.name) else {
+            continue;
+        };
+        let want = shard_name(seq);
+        if e.dir.as_deref() != Some(want.as_str()) {
+            report.push(
+                ProblemKind::WrongShard,
+                at(Some(seq), Some(&e.file)),
+                format!(
+                    "{} is not in its shard directory: record {seq} belongs in {RECORDS_DIR}/{want}/",
+                    e.file
+                ),
+            );
+        }
+    }
+    // Ledger order: by the seq in the file name, then by path.
     entries.sort_by_cached_key(|e| {
         (
             parse_record_file_name(&e.name).unwrap_or(u64::MAX),
             e.name.clone(),
+            e.file.clone(),
         )
     });
     let mut infos = read_and_examine(reader, &entries, keys, options);
@@ -1386,6 +1458,159 @@ fn commit_ref(seq: Option<u64>, file: Option<String>, commit: Oid) -> Option<Rec
     })
 }
 
+/// One entry of a tree, as the history walk compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Item {
+    oid: Oid,
+    /// A subtree.
+    tree: bool,
+    /// A regular file (blob with mode 100644 or 100755).
+    file: bool,
+}
+
+/// The entries of tree `oid`, by name.
+fn tree_items(repo: &Repository, oid: Oid) -> Result<BTreeMap<String, Item>, git2::Error> {
+    let tree = repo.find_tree(oid)?;
+    Ok(tree
+        .iter()
+        .map(|e| {
+            let kind = e.kind();
+            (
+                String::from_utf8_lossy(e.name_bytes()).into_owned(),
+                Item {
+                    oid: e.id(),
+                    tree: kind == Some(ObjectType::Tree),
+                    file: kind == Some(ObjectType::Blob)
+                        && matches!(e.filemode(), 0o100_644 | 0o100_755),
+                },
+            )
+        })
+        .collect())
+}
+
+/// What the walk carries from one commit to the next.
+struct Walk<'a> {
+    repo: &'a Repository,
+    report: &'a mut VerifyReport,
+    /// The commit being checked.
+    id: Oid,
+    /// Records the commit added: (seq, path).
+    added: Vec<(u64, String)>,
+    /// Raw bytes of the shard tree read last (usually the head shard of the previous commit,
+    /// which the next append extends).
+    shard_cache: Option<(Oid, Vec<u8>)>,
+}
+
+impl Walk<'_> {
+    fn push(&mut self, kind: ProblemKind, seq: Option<u64>, path: &str, message: String) {
+        self.report.push(
+            kind,
+            commit_ref(seq, Some(path.to_owned()), self.id),
+            message,
+        );
+    }
+
+    /// An entry the commit added to shard `shard`.
+    fn added_entry(&mut self, shard: &str, file: bool, name: &str) {
+        let path = format!("{RECORDS_DIR}/{shard}/{name}");
+        match parse_record_file_name(name).filter(|_| file) {
+            Some(seq) => self.added.push((seq, path)),
+            None => {
+                let id = self.id;
+                self.push(
+                    ProblemKind::HistoryUnexpectedFile,
+                    None,
+                    &path,
+                    format!("commit {id} added {path}, which is not a record file"),
+                );
+            }
+        }
+    }
+
+    fn removed_entry(&mut self, shard: &str, name: &str) {
+        let path = format!("{RECORDS_DIR}/{shard}/{name}");
+        let id = self.id;
+        self.push(
+            ProblemKind::HistoryRecordRemoved,
+            parse_record_file_name(name),
+            &path,
+            format!("commit {id} removed {path}"),
+        );
+    }
+
+    fn read_error(&mut self, e: git2::Error) {
+        let id = self.id;
+        self.report.push(
+            ProblemKind::ReadError,
+            commit_ref(None, None, id),
+            format!("commit {id}: {e}"),
+        );
+    }
+
+    /// Compares shard `shard` before (`old`, absent when new) and after the commit. An append
+    /// leaves the old tree's bytes as a prefix of the new one's (entries sorted by zero-padded
+    /// seq), so usually only the new entries are parsed; otherwise the entries are diffed.
+    fn diff_shard(&mut self, shard: &str, old: Option<Oid>, new: Oid) {
+        let old_raw = match old {
+            None => Some(Vec::new()),
+            Some(o) => match self.shard_cache.take() {
+                Some((cached, raw)) if cached == o => Some(raw),
+                _ => raw_object(self.repo, o),
+            },
+        };
+        let new_raw = raw_object(self.repo, new);
+        let appended = match (&old_raw, &new_raw) {
+            (Some(o), Some(n)) => appended_entries(o, n),
+            _ => None,
+        };
+        if let Some(entries) = appended {
+            for (file, name) in entries {
+                self.added_entry(shard, file, &name);
+            }
+        } else {
+            let old_items = match old.map(|o| tree_items(self.repo, o)).transpose() {
+                Ok(items) => items.unwrap_or_default(),
+                Err(e) => return self.read_error(e),
+            };
+            let new_items = match tree_items(self.repo, new) {
+                Ok(items) => items,
+                Err(e) => return self.read_error(e),
+            };
+            let names: BTreeSet<&String> = old_items.keys().chain(new_items.keys()).collect();
+            for name in names {
+                match (old_items.get(name), new_items.get(name)) {
+                    (None, Some(n)) => self.added_entry(shard, n.file, name),
+                    (Some(_), None) => self.removed_entry(shard, name),
+                    (Some(a), Some(b)) if a != b => {
+                        let path = format!("{RECORDS_DIR}/{shard}/{name}");
+                        let id = self.id;
+                        self.push(
+                            ProblemKind::HistoryRecordChanged,
+                            parse_record_file_name(name),
+                            &path,
+                            format!("commit {id} changed {path}"),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.shard_cache = new_raw.map(|raw| (new, raw));
+    }
+
+    /// Shard `shard` (tree `old`) disappeared: every record in it was removed.
+    fn removed_shard(&mut self, shard: &str, old: Oid) {
+        match tree_items(self.repo, old) {
+            Ok(items) => {
+                for name in items.keys() {
+                    self.removed_entry(shard, name);
+                }
+            }
+            Err(e) => self.read_error(e),
+        }
+    }
+}
+
 fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
     let head = match repo
         .find_reference(refname)
@@ -1434,7 +1659,7 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
         } else {
             None
         };
-        chain.push(c);
+        chain.push(c.id());
         cur = next;
     }
     chain.reverse();
@@ -1450,26 +1675,31 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
         .collect();
     let mut reported_top: BTreeSet<String> = BTreeSet::new();
     let mut prev_records_oid: Option<Oid> = None;
-    let mut prev_raw: Option<Vec<u8>> = None;
+    // Entries of the previous commit's `records/` tree: one per shard, so unchanged shards
+    // (the same tree oid) are skipped without reading them.
+    let mut prev_items: BTreeMap<String, Item> = BTreeMap::new();
     let mut next_seq: u64 = 1;
-    for commit in &chain {
-        report.commits_checked += 1;
-        let id = commit.id();
-        let tree = match commit.tree() {
+    let mut walk = Walk {
+        repo,
+        report,
+        id: Oid::ZERO_SHA1,
+        added: Vec::new(),
+        shard_cache: None,
+    };
+    for id in chain {
+        walk.report.commits_checked += 1;
+        walk.id = id;
+        let tree = match repo.find_commit(id).and_then(|c| c.tree()) {
             Ok(t) => t,
             Err(e) => {
-                report.push(
-                    ProblemKind::ReadError,
-                    commit_ref(None, None, id),
-                    format!("commit {id}: {e}"),
-                );
+                walk.read_error(e);
                 continue;
             }
         };
         for e in tree.iter() {
             let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
             if !allowed_top.contains(name.as_str()) && reported_top.insert(name.clone()) {
-                report.push(
+                walk.report.push(
                     ProblemKind::HistoryUnexpectedFile,
                     commit_ref(None, Some(name.clone()), id),
                     format!("commit {id} added {name}, which is not part of a ledger"),
@@ -1480,102 +1710,52 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
             .get_name(RECORDS_DIR)
             .filter(|e| e.kind() == Some(ObjectType::Tree))
             .map(|e| e.id());
-        if records_oid.is_some() && records_oid == prev_records_oid {
+        if records_oid == prev_records_oid {
             continue;
         }
-        let raw = records_oid.and_then(|o| raw_object(repo, o));
-        // Fast path: a record-only append leaves the previous records tree as a byte prefix
-        // of the new one (entries are sorted by zero-padded seq), so no diff is needed.
-        let appended = match (&prev_raw, &raw) {
-            (Some(p), Some(r)) => appended_entries(p, r),
-            (None, Some(r)) if prev_records_oid.is_none() => appended_entries(&[], r),
-            (None, None) if prev_records_oid.is_none() => Some(Vec::new()),
-            _ => None,
-        };
-        if let Some(entries) = appended {
-            let mut added: Vec<(u64, String)> = Vec::new();
-            for (blob, name) in entries {
-                match parse_record_file_name(&name).filter(|_| blob) {
-                    Some(s) => added.push((s, name)),
-                    None => report.push(
-                        ProblemKind::HistoryUnexpectedFile,
-                        commit_ref(None, Some(format!("{RECORDS_DIR}/{name}")), id),
-                        format!(
-                            "commit {id} added {RECORDS_DIR}/{name}, which is not a record file"
-                        ),
-                    ),
-                }
-            }
-            check_added(added, &mut next_seq, id, report);
-            prev_records_oid = records_oid;
-            prev_raw = raw;
-            continue;
-        }
-        let records = records_oid.and_then(|o| repo.find_tree(o).ok());
-        let prev_records = prev_records_oid.and_then(|o| repo.find_tree(o).ok());
-        let diff = match repo.diff_tree_to_tree(prev_records.as_ref(), records.as_ref(), None) {
-            Ok(d) => d,
+        let items = match records_oid.map(|o| tree_items(repo, o)).transpose() {
+            Ok(items) => items.unwrap_or_default(),
             Err(e) => {
-                report.push(
-                    ProblemKind::ReadError,
-                    commit_ref(None, None, id),
-                    format!("commit {id}: {e}"),
-                );
-                prev_records_oid = records_oid;
-                prev_raw = raw;
+                walk.read_error(e);
                 continue;
             }
         };
-        let mut added: Vec<(u64, String)> = Vec::new();
-        for delta in diff.deltas() {
-            let old_name = delta
-                .old_file()
-                .path()
-                .map(|p| p.to_string_lossy().into_owned());
-            let new_name = delta
-                .new_file()
-                .path()
-                .map(|p| p.to_string_lossy().into_owned());
-            let file_of = |n: &Option<String>| n.as_ref().map(|n| format!("{RECORDS_DIR}/{n}"));
-            match delta.status() {
-                git2::Delta::Added => {
-                    let name = new_name.unwrap_or_default();
-                    match parse_record_file_name(&name) {
-                        Some(s) => added.push((s, name)),
-                        None => report.push(
-                            ProblemKind::HistoryUnexpectedFile,
-                            commit_ref(None, Some(format!("{RECORDS_DIR}/{name}")), id),
-                            format!("commit {id} added {RECORDS_DIR}/{name}, which is not a record file"),
+        let names: BTreeSet<&String> = prev_items.keys().chain(items.keys()).collect();
+        for name in names {
+            let old = prev_items.get(name).copied();
+            let new = items.get(name).copied();
+            if old == new {
+                continue;
+            }
+            let is_shard = |i: &Item| i.tree && is_shard_name(name);
+            let old_shard = old.filter(is_shard).map(|i| i.oid);
+            match new {
+                Some(n) if is_shard(&n) => walk.diff_shard(name, old_shard, n.oid),
+                Some(_) => {
+                    let path = format!("{RECORDS_DIR}/{name}");
+                    walk.push(
+                        ProblemKind::HistoryUnexpectedFile,
+                        parse_record_file_name(name),
+                        &path,
+                        format!(
+                            "commit {id} added {path}, which is not a shard directory ({RECORDS_DIR}/NNN/)"
                         ),
+                    );
+                    if let Some(o) = old_shard {
+                        walk.removed_shard(name, o);
                     }
                 }
-                git2::Delta::Deleted => {
-                    let seq = old_name.as_deref().and_then(parse_record_file_name);
-                    report.push(
-                        ProblemKind::HistoryRecordRemoved,
-                        commit_ref(seq, file_of(&old_name), id),
-                        format!(
-                            "commit {id} removed {}",
-                            file_of(&old_name).unwrap_or_default()
-                        ),
-                    );
-                }
-                _ => {
-                    let seq = old_name.as_deref().and_then(parse_record_file_name);
-                    report.push(
-                        ProblemKind::HistoryRecordChanged,
-                        commit_ref(seq, file_of(&old_name), id),
-                        format!(
-                            "commit {id} changed {}",
-                            file_of(&old_name).unwrap_or_default()
-                        ),
-                    );
+                None => {
+                    if let Some(o) = old_shard {
+                        walk.removed_shard(name, o);
+                    }
                 }
             }
         }
-        check_added(added, &mut next_seq, id, report);
+        let added = std::mem::take(&mut walk.added);
+        check_added(added, &mut next_seq, id, walk.report);
         prev_records_oid = records_oid;
-        prev_raw = raw;
+        prev_items = items;
     }
 }
 
@@ -1587,12 +1767,12 @@ fn check_added(
     report: &mut VerifyReport,
 ) {
     added.sort();
-    for (s, name) in added {
+    for (s, path) in added {
         if s != *next_seq {
             report.push(
                 ProblemKind::HistoryOutOfOrder,
-                commit_ref(Some(s), Some(format!("{RECORDS_DIR}/{name}")), id),
-                format!("commit {id} added record {s} ({name}) where record {next_seq} was due"),
+                commit_ref(Some(s), Some(path.clone()), id),
+                format!("commit {id} added record {s} ({path}) where record {next_seq} was due"),
             );
         }
         *next_seq = (*next_seq).max(s + 1);
@@ -1640,6 +1820,25 @@ fn is_fast_forward(repo: &Repository, old: Oid, new: Oid) -> bool {
     repo.graph_descendant_of(new, old).unwrap_or(false)
 }
 
+/// Every file under a `records/` tree (in shards or not): path -> blob id.
+fn record_files(repo: &Repository, records: &Tree<'_>) -> BTreeMap<String, Oid> {
+    let mut out = BTreeMap::new();
+    for e in records.iter() {
+        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+        if e.kind() == Some(ObjectType::Tree) {
+            if let Ok(shard) = repo.find_tree(e.id()) {
+                for f in shard.iter() {
+                    let file = String::from_utf8_lossy(f.name_bytes()).into_owned();
+                    out.insert(format!("{RECORDS_DIR}/{name}/{file}"), f.id());
+                }
+            }
+        } else {
+            out.insert(format!("{RECORDS_DIR}/{name}"), e.id());
+        }
+    }
+    out
+}
+
 fn check_reflog(repo: &Repository, refname: &str, report: &mut VerifyReport) {
     let log = match repo.reflog(refname) {
         Ok(l) => l,
@@ -1655,12 +1854,13 @@ fn check_reflog(repo: &Repository, refname: &str, report: &mut VerifyReport) {
         }
         return;
     }
-    let head_tree = repo
+    let current: Option<BTreeMap<String, Oid>> = repo
         .find_reference(refname)
         .and_then(|r| r.peel_to_commit())
         .and_then(|c| c.tree())
-        .ok();
-    let current = head_tree.as_ref().and_then(|t| records_tree(repo, t));
+        .ok()
+        .and_then(|t| records_tree(repo, &t))
+        .map(|t| record_files(repo, &t));
     // Reflog entries are newest first; report oldest first.
     let entries: Vec<(Oid, Oid, String)> = log
         .iter()
@@ -1678,29 +1878,24 @@ fn check_reflog(repo: &Repository, refname: &str, report: &mut VerifyReport) {
             .find_commit(old)
             .and_then(|c| c.tree())
             .ok()
-            .and_then(|t| records_tree(repo, &t));
+            .and_then(|t| records_tree(repo, &t))
+            .map(|t| record_files(repo, &t));
         let mut vanished: Vec<(u64, String)> = Vec::new();
-        if let Some(old_tree) = &old_records {
-            for e in old_tree.iter() {
-                let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-                let still = current
-                    .as_ref()
-                    .and_then(|c| c.get_name(&name))
-                    .map(|c| c.id())
-                    == Some(e.id());
-                if !still {
-                    if let Some(s) = parse_record_file_name(&name) {
-                        vanished.push((s, name));
-                    }
+        if let Some(old_files) = &old_records {
+            for (path, oid) in old_files {
+                let still = current.as_ref().and_then(|c| c.get(path)) == Some(oid);
+                let name = path.rsplit('/').next().unwrap_or_default();
+                if let (false, Some(s)) = (still, parse_record_file_name(name)) {
+                    vanished.push((s, path.clone()));
                 }
             }
         }
         vanished.sort();
         let what = if old_records.is_none() {
             "the old head is no longer available".to_owned()
-        } else if let Some((s, name)) = vanished.first() {
+        } else if let Some((s, path)) = vanished.first() {
             format!(
-                "{} record(s) of the old head are missing or different now, from record {s} ({name})",
+                "{} record(s) of the old head are missing or different now, from record {s} ({path})",
                 vanished.len()
             )
         } else {
@@ -1711,7 +1906,7 @@ fn check_reflog(repo: &Repository, refname: &str, report: &mut VerifyReport) {
             ProblemKind::HistoryRewritten,
             Some(RecordRef {
                 seq: first.map(|(s, _)| *s),
-                file: first.map(|(_, n)| format!("{RECORDS_DIR}/{n}")),
+                file: first.map(|(_, path)| path.clone()),
                 commit: Some(old.to_string()),
             }),
             format!("{refname} was force-updated from {old} to {new} ({message:?}): {what}"),

@@ -6,6 +6,7 @@ mod demo;
 mod evals;
 mod formats;
 mod hostile;
+mod records;
 mod rego_test;
 mod scenarios;
 mod support;

@@ -30,6 +30,15 @@ impl Repo {
         repo
     }
 
+    /// A clone of another git repository (`git clone`: remote-tracking branches, no local
+    /// branches besides the checked-out one).
+    pub fn clone_of(origin: &Repo) -> Self {
+        let repo = Self::new();
+        let url = origin.path().to_str().expect("utf8 path");
+        git2::Repository::clone(url, repo.path()).expect("git clone");
+        repo
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -72,6 +81,45 @@ impl Repo {
             .env_remove("RELGATE_SIGNING_KEY")
             .output()
             .expect("run relgate");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+        }
+    }
+}
+
+impl Repo {
+    /// Runs `relgate ARGS` in the repository with extra environment variables, and without
+    /// the ones a CI machine may set that `relgate record` reads (`RELGATE_SIGNING_KEY`,
+    /// `GITHUB_*`), so results do not depend on where the tests run.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.run_in_env(".", args, env)
+    }
+
+    /// [`Repo::run_env`] in a subdirectory of the repository.
+    pub fn run_in_env(&self, subdir: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relgate"));
+        command
+            .args(args)
+            .current_dir(self.path().join(subdir))
+            .env("RELGATE_NOW", NOW)
+            .env("NO_COLOR", "1")
+            .env_remove("RELGATE_SIGNING_KEY");
+        for name in [
+            "GITHUB_SERVER_URL",
+            "GITHUB_REPOSITORY",
+            "GITHUB_RUN_ID",
+            "GITHUB_REF",
+            "GITHUB_SHA",
+        ] {
+            command.env_remove(name);
+        }
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run relgate");
         Run {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -1,0 +1,464 @@
+//! `relgate record`, `relgate verify` and `relgate keygen`: the command-line side of the change
+//! records (docs/records.md). Part of the CLI module: it resolves arguments, relgate.yaml and
+//! the environment (`RELGATE_SIGNING_KEY`, `GITHUB_*`) into library calls, prints, and maps
+//! outcomes to exit codes. The records themselves are built by [`crate::recording`] and
+//! written and checked by [`crate::record`].
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::{check_settings, print_report, RecordArgs, VerifyArgs, VerifyFormat};
+use crate::config::GateConfig;
+use crate::gate::{self, Gate};
+use crate::record::keys::{self, Signer, TrustedKeys};
+use crate::record::ledger::{open_ledger, AppendReceipt, LedgerOptions, LedgerSource};
+use crate::record::verify::{verify_ledger_with, Problem, Severity, VerifyOptions, VerifyReport};
+use crate::recording::{self, LedgerConfig, LedgerStart, RepoFacts, RunEnvironment, RunFacts};
+use crate::workspace::GateRoot;
+
+/// Environment variable holding the PEM text of the private signing key.
+pub const SIGNING_KEY_ENV: &str = "RELGATE_SIGNING_KEY";
+/// Trusted public keys, relative to the gate root.
+pub const DEFAULT_KEYS_DIR: &str = ".relgate/keys";
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `relgate keygen --out DIR`.
+pub fn keygen(out: &Path) -> anyhow::Result<u8> {
+    let id = keys::keygen(out)
+        .with_context(|| format!("cannot create a signing key in {}", out.display()))?;
+    writeln!(std::io::stdout().lock(), "{id}")?;
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "wrote {} (private: keep it secret) and {} (public)",
+        out.join(keys::PRIVATE_KEY_FILE).display(),
+        out.join(keys::PUBLIC_KEY_FILE).display()
+    )?;
+    writeln!(
+        err,
+        "next: commit the public key as {DEFAULT_KEYS_DIR}/<name>.pem; store the private key's \
+         PEM as the CI secret {SIGNING_KEY_ENV} (or pass --key FILE) and delete this copy. \
+         `relgate verify` refuses a key directory that holds a private key."
+    )?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// record
+// ---------------------------------------------------------------------------------------------
+
+/// The signing key: `--key FILE`, else the PEM in `RELGATE_SIGNING_KEY`.
+fn signing_key(key: Option<&Path>) -> anyhow::Result<Signer> {
+    if let Some(path) = key {
+        return Signer::from_file(path).context("cannot load the signing key");
+    }
+    let Some(pem) = env(SIGNING_KEY_ENV) else {
+        anyhow::bail!(
+            "no signing key: pass --key FILE (a PKCS#8 PEM private key from `relgate keygen`) \
+             or set {SIGNING_KEY_ENV} to the key's PEM text"
+        );
+    };
+    if !pem.contains("-----BEGIN") {
+        // Never echo the value: it may be a secret in the wrong format.
+        anyhow::bail!(
+            "{SIGNING_KEY_ENV} must hold the PEM text of the private key \
+             (-----BEGIN PRIVATE KEY-----...), not a path; use --key FILE for a key file"
+        );
+    }
+    Signer::from_pem(&pem).with_context(|| format!("{SIGNING_KEY_ENV} is not a usable key"))
+}
+
+/// Where the ledger is: the command line, else `ledger:` of relgate.yaml, else the default
+/// branch of the gate root's repository.
+fn ledger_source(
+    ledger: Option<&str>,
+    ledger_dir: Option<&Path>,
+    config: &LedgerConfig,
+    root: &GateRoot,
+    repo_dir: Option<&Path>,
+) -> anyhow::Result<LedgerSource> {
+    if let Some(dir) = ledger_dir {
+        return Ok(LedgerSource::Dir(dir.to_path_buf()));
+    }
+    if ledger.is_none() {
+        if let Some(dir) = &config.dir {
+            return Ok(LedgerSource::Dir(dir.clone()));
+        }
+    }
+    let branch = ledger
+        .map(str::to_owned)
+        .or_else(|| config.branch.clone())
+        .unwrap_or_else(|| crate::record::ledger::DEFAULT_BRANCH.to_owned());
+    let Some(repo) = repo_dir else {
+        anyhow::bail!(
+            "the gate root {} is not in a git repository, so there is no branch {branch} to \
+             keep the ledger on; pass --ledger-dir DIR (or set ledger.dir in relgate.yaml)",
+            root.dir.display()
+        );
+    };
+    Ok(LedgerSource::Git {
+        repo: repo.to_path_buf(),
+        branch,
+    })
+}
+
+/// The run's facts that come from the environment.
+fn run_environment() -> RunEnvironment {
+    RunEnvironment {
+        repo_url: match (env("GITHUB_SERVER_URL"), env("GITHUB_REPOSITORY")) {
+            (Some(server), Some(repository)) => {
+                Some(format!("{}/{repository}", server.trim_end_matches('/')))
+            }
+            _ => None,
+        },
+        git_ref: env("GITHUB_REF"),
+        commit: env("GITHUB_SHA"),
+    }
+}
+
+fn seq_range(receipts: &[AppendReceipt]) -> String {
+    match (receipts.first(), receipts.last()) {
+        (Some(first), Some(last)) if first.seq == last.seq => format!("record {}", first.seq),
+        (Some(first), Some(last)) => format!("records {}..{}", first.seq, last.seq),
+        _ => "no records".to_owned(),
+    }
+}
+
+/// `relgate record`.
+pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
+    // Everything that can stop the records is checked before anything is decided or printed.
+    let settings = check_settings(&args.check)?;
+    let signer = signing_key(args.key.as_deref())?;
+    let pull_request = match &args.pr_json {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(recording::parse_pull_request(&bytes, path)?)
+        }
+        None => None,
+    };
+    let ci_run_url = args.ci_run_url.clone().or_else(|| {
+        recording::github_run_url(
+            env("GITHUB_SERVER_URL").as_deref(),
+            env("GITHUB_REPOSITORY").as_deref(),
+            env("GITHUB_RUN_ID").as_deref(),
+        )
+    });
+    let mut gate = Gate::open(&settings)?;
+    gate.keep_evaluated();
+    let repo = RepoFacts::discover(&gate.root, &run_environment());
+    let source = ledger_source(
+        args.ledger.as_deref(),
+        args.ledger_dir.as_deref(),
+        &LedgerConfig::from_config(&gate.config, &gate.root),
+        &gate.root,
+        repo.repo_dir.as_deref(),
+    )?;
+    let start = match &source {
+        LedgerSource::Git { repo, branch } => recording::prepare_git_ledger(repo, branch)
+            .with_context(|| format!("cannot open the ledger {}", source.describe()))?,
+        LedgerSource::Dir(_) => LedgerStart::Existing,
+    };
+    let mut ledger = open_ledger(&source, LedgerOptions::default())
+        .with_context(|| format!("cannot open the ledger {}", source.describe()))?;
+
+    let report = gate::check_opened(&gate, &settings)?;
+    print_report(&report, &args.check, color)?;
+
+    let run = RunFacts::new(
+        &gate,
+        &report,
+        repo,
+        pull_request,
+        ci_run_url,
+        settings.now.clone(),
+    );
+    let where_to = ledger.source().describe();
+    let mut err = std::io::stderr().lock();
+    match (&start, &source) {
+        (LedgerStart::FromRemote { remote_ref, commit }, _) => writeln!(
+            err,
+            "relgate record: continuing the ledger of {remote_ref} (commit {})",
+            commit.get(..12).unwrap_or(commit)
+        )?,
+        (LedgerStart::New, LedgerSource::Git { branch, .. }) if !report.results.is_empty() => {
+            writeln!(
+                err,
+                "relgate record: starting a new ledger on {branch}: neither {branch} nor \
+                 origin/{branch} exists here (if the ledger exists elsewhere, fetch it first: \
+                 git fetch origin {branch}:{branch})"
+            )?
+        }
+        _ => {}
+    }
+    let mut receipts: Vec<AppendReceipt> = Vec::new();
+    let mut failed = false;
+    for result in &report.results {
+        let input = match recording::record_input(result, &run) {
+            Ok(input) => input,
+            Err(not) => {
+                writeln!(
+                    err,
+                    "relgate record: not recorded: {} (document {}): {}",
+                    not.file, not.document, not.reason
+                )?;
+                continue;
+            }
+        };
+        match ledger.append(&input, &signer) {
+            Ok(receipt) => receipts.push(receipt),
+            Err(e) => {
+                writeln!(
+                    err,
+                    "relgate record: error: cannot append the record of {} to {where_to}: {e}",
+                    result.file
+                )?;
+                failed = true;
+                break;
+            }
+        }
+    }
+    match receipts.last() {
+        Some(last) => {
+            let commit = last
+                .commit
+                .as_deref()
+                .map(|c| format!(" (commit {})", c.get(..12).unwrap_or(c)))
+                .unwrap_or_default();
+            writeln!(
+                err,
+                "relgate record: appended {} signed by key {} to {where_to}{commit}",
+                seq_range(&receipts),
+                signer.key_id()
+            )?;
+            writeln!(
+                err,
+                "relgate record: checkpoint: {} records, ledger {}",
+                last.seq, last.origin
+            )?;
+            if let LedgerSource::Git { branch, .. } = &source {
+                writeln!(
+                    err,
+                    "relgate record: publish it with: git push origin {branch}"
+                )?;
+            }
+        }
+        None => writeln!(err, "relgate record: no records appended to {where_to}")?,
+    }
+    if failed {
+        writeln!(
+            err,
+            "relgate record: exit 2: not every decision was recorded (records already appended stay; run `relgate verify`)"
+        )?;
+        return Ok(2);
+    }
+    Ok(report.decision.exit_code())
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify
+// ---------------------------------------------------------------------------------------------
+
+/// The gate root for commands that do not evaluate: from `--config`, else found from the
+/// current directory.
+fn gate_root(config: Option<&Path>) -> anyhow::Result<GateRoot> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let root = match config.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => GateRoot::at(dir),
+        _ => GateRoot::discover(&cwd, &cwd),
+    };
+    root.with_context(|| format!("cannot find the gate root from {}", cwd.display()))
+}
+
+/// `relgate verify`.
+pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
+    let root = gate_root(args.config.as_deref())?;
+    let config = GateConfig::load(&root, args.config.as_deref(), None)?;
+    let repo_dir = git2::Repository::discover(&root.dir).ok().map(|r| {
+        let dir = r.workdir().unwrap_or_else(|| r.path());
+        std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+    });
+    let source = ledger_source(
+        args.ledger.as_deref(),
+        args.ledger_dir.as_deref(),
+        &LedgerConfig::from_config(&config, &root),
+        &root,
+        repo_dir.as_deref(),
+    )?;
+    let keys_dir = args
+        .keys
+        .clone()
+        .unwrap_or_else(|| root.dir.join(DEFAULT_KEYS_DIR));
+    if !keys_dir.is_dir() {
+        anyhow::bail!(
+            "no trusted keys: {} is not a directory; pass --keys DIR with the public keys \
+             (*.pem) whose records you trust",
+            keys_dir.display()
+        );
+    }
+    let keys = TrustedKeys::load_dir(&keys_dir).with_context(|| {
+        format!(
+            "cannot load the trusted keys of {} (it may hold only public keys)",
+            keys_dir.display()
+        )
+    })?;
+    let old_checkpoint = match &args.checkpoint {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the checkpoint {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let options = VerifyOptions {
+        check_history: !args.no_history,
+        check_reflog: !args.no_history,
+        ..VerifyOptions::default()
+    };
+    let report = verify_ledger_with(&source, &keys, old_checkpoint.as_deref(), &options);
+    let text = match args.format {
+        VerifyFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&report)?;
+            text.push('\n');
+            text
+        }
+        VerifyFormat::Text => verify_text(&report, &keys_dir, color),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    if let Some(path) = &args.save_checkpoint {
+        match &report.checkpoint_text {
+            Some(checkpoint) => std::fs::write(path, checkpoint)
+                .with_context(|| format!("cannot write {}", path.display()))?,
+            None => writeln!(
+                std::io::stderr().lock(),
+                "relgate verify: no verified checkpoint to save in {}",
+                path.display()
+            )?,
+        }
+    }
+    Ok(u8::try_from(report.exit_code()).unwrap_or(2))
+}
+
+fn kind_name(problem: &Problem) -> String {
+    serde_json::to_value(problem.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Where a problem is: `record 5, records/000/000005-a-1.dsse.json, commit 1a2b3c4d5e6f`.
+fn problem_place(problem: &Problem) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = &problem.record {
+        if let Some(seq) = r.seq {
+            parts.push(format!("record {seq}"));
+        }
+        if let Some(file) = &r.file {
+            parts.push(file.clone());
+        }
+        if let Some(commit) = &r.commit {
+            parts.push(format!("commit {}", commit.get(..12).unwrap_or(commit)));
+        }
+    }
+    if parts.is_empty() {
+        "ledger".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The human-readable verification report.
+fn verify_text(report: &VerifyReport, keys_dir: &Path, color: bool) -> String {
+    use std::fmt::Write as _;
+    let (red, yellow, green, bold, reset) = if color {
+        (
+            "\x1b[31;1m",
+            "\x1b[33;1m",
+            "\x1b[32;1m",
+            "\x1b[1m",
+            "\x1b[0m",
+        )
+    } else {
+        ("", "", "", "", "")
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "ledger {}", report.source);
+    let _ = writeln!(out, "trusted keys from {}", keys_dir.display());
+    for problem in &report.problems {
+        let (style, label) = match problem.severity {
+            Severity::Tampering => (red, "TAMPERED"),
+            Severity::Unverifiable => (red, "UNVERIFIABLE"),
+            Severity::Warning => (yellow, "WARNING"),
+        };
+        let _ = writeln!(
+            out,
+            "{style}{label}{reset} {}: {} [{}]",
+            problem_place(problem),
+            problem.message,
+            kind_name(problem)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{} records, {} signatures verified, {} ledger commits checked",
+        report.records, report.verified_signatures, report.commits_checked
+    );
+    if let Some(checkpoint) = &report.checkpoint {
+        let _ = writeln!(
+            out,
+            "checkpoint: {} records, ledger {}, signed by key {}",
+            checkpoint.size,
+            checkpoint.origin,
+            checkpoint.key_id.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(consistency) = &report.consistency {
+        let _ = writeln!(
+            out,
+            "the older checkpoint (size {}) {} the ledger (size {})",
+            consistency.old_size,
+            if consistency.verified {
+                "is a prefix of"
+            } else {
+                "is NOT a prefix of"
+            },
+            consistency.new_size
+        );
+    }
+    let count = |severity: Severity| {
+        report
+            .problems
+            .iter()
+            .filter(|p| p.severity == severity)
+            .count()
+    };
+    let _ = match report.exit_code() {
+        0 => writeln!(
+            out,
+            "{green}INTACT{reset}: every record verified ({} warnings)",
+            count(Severity::Warning)
+        ),
+        1 => writeln!(
+            out,
+            "{red}TAMPERED{reset}: {} problems show the ledger was altered",
+            count(Severity::Tampering)
+        ),
+        _ => writeln!(
+            out,
+            "{red}COULD NOT VERIFY{reset}: {} problems kept the ledger from being checked",
+            count(Severity::Unverifiable)
+        ),
+    };
+    if let Some(text) = &report.checkpoint_text {
+        let _ = writeln!(
+            out,
+            "\n{bold}checkpoint to keep{reset} (store it; next time pass it with --checkpoint FILE):\n{}",
+            text.trim_end()
+        );
+    }
+    out
+}
