@@ -16,11 +16,11 @@ use crate::config::GateConfig;
 use crate::gate::Gate;
 use crate::policy;
 use crate::record::statement::{
-    normalize_sha256, ArtifactRef, Decision as RecordDecision, EvidenceDigest, GitInfo,
-    ManifestSummary, Owner, PolicyRef, PullRequestInfo, RecordInput, SloReading,
+    normalize_sha256, ArtifactRef, EvidenceDigest, GitInfo, ManifestSummary, Owner, PolicyRef,
+    PullRequestInfo, RecordInput, SloReading,
 };
 use crate::record::RecordError;
-use crate::report::{Decision, ManifestResult, Report};
+use crate::report::{ManifestResult, Report};
 use crate::workspace::GateRoot;
 
 /// Where the change records go by default, from `ledger:` in relgate.yaml.
@@ -368,11 +368,7 @@ pub fn record_input(result: &ManifestResult, run: &RunFacts) -> Result<RecordInp
         manifest_path: run.repo.repo_path(&result.file),
         manifest_sha256: digest,
         artifact: artifact(manifest, input, &run.repo),
-        decision: match result.decision {
-            Decision::Pass => RecordDecision::Pass,
-            Decision::Fail => RecordDecision::Fail,
-            Decision::Error => RecordDecision::Error,
-        },
+        decision: result.decision,
         findings,
         manifest: summary(result, manifest),
         git: run.repo.git.clone(),

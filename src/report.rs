@@ -2,10 +2,10 @@
 //! [`Finding`]s. Field order here is the JSON field order (DESIGN §7), and every list is sorted
 //! before a report leaves the library, so the same inputs always give the same bytes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// pass, fail or error, at manifest and at run level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Pass,

@@ -26,17 +26,9 @@ pub const LEVEL_FAILED: &str = "FAILED";
 /// `prev` of the first record: 64 zeros.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The gate's decision for one manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Decision {
-    /// No deny findings.
-    Pass,
-    /// Blocked by policy.
-    Fail,
-    /// Could not decide (recorded as a failed verification).
-    Error,
-}
+/// The gate's decision for one manifest: the report's own type, so a record can never say
+/// something the report did not.
+pub use crate::report::Decision;
 
 impl Decision {
     /// `verificationResult` of the VSA.
@@ -52,15 +44,6 @@ impl Decision {
         match self {
             Decision::Pass => vec![LEVEL_APPROVED.to_owned()],
             Decision::Fail | Decision::Error => vec![LEVEL_FAILED.to_owned()],
-        }
-    }
-
-    /// Lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Pass => "pass",
-            Decision::Fail => "fail",
-            Decision::Error => "error",
         }
     }
 }
