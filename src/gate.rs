@@ -249,7 +249,7 @@ impl Gate {
         let mut result = ManifestResult::error(
             &source.path,
             document.index,
-            document.lines.start_line.max(1),
+            document.lines.start_line(),
             Some(source.digest.clone()),
             String::new(),
         );

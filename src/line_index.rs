@@ -45,6 +45,87 @@ impl LineIndex {
     }
 }
 
+/// The line indexes of one file's documents, built on first use: most documents of a run
+/// have no finding, and building an index costs a second parse of the text.
+#[derive(Debug)]
+pub struct FileLines {
+    text: String,
+    documents: usize,
+    indexes: std::sync::OnceLock<Vec<LineIndex>>,
+}
+
+/// Lines of one document of a file (cheap to clone; the index is shared and lazy).
+#[derive(Debug, Clone)]
+pub struct Lines {
+    file: std::sync::Arc<FileLines>,
+    document: usize,
+}
+
+impl Lines {
+    /// The lines of each of a file's `documents` documents.
+    pub fn for_file(text: String, documents: usize) -> Vec<Lines> {
+        let file = std::sync::Arc::new(FileLines {
+            text,
+            documents,
+            indexes: std::sync::OnceLock::new(),
+        });
+        (0..documents)
+            .map(|document| Lines {
+                file: file.clone(),
+                document,
+            })
+            .collect()
+    }
+
+    fn index(&self) -> Option<&LineIndex> {
+        self.file
+            .indexes
+            .get_or_init(|| index_documents(&self.file.text))
+            .get(self.document)
+    }
+
+    /// See [`LineIndex::line_of`].
+    pub fn line_of(&self, path: &str) -> u32 {
+        self.index().map_or(1, |index| index.line_of(path))
+    }
+
+    /// See [`LineIndex::line_of_segments`].
+    pub fn line_of_segments(&self, segments: &[Segment]) -> u32 {
+        self.index()
+            .map_or(1, |index| index.line_of_segments(segments))
+    }
+
+    /// Line where the document starts (1-based). A single-document file is read by a plain
+    /// scan (the first line that is not blank, a comment, a directive or a bare `---`), so no
+    /// index is built for it.
+    pub fn start_line(&self) -> u32 {
+        if self.file.documents == 1 {
+            return first_content_line(&self.file.text);
+        }
+        self.index().map_or(1, |index| index.start_line.max(1))
+    }
+}
+
+/// The first line holding YAML content.
+fn first_content_line(text: &str) -> u32 {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        let after_marker = trimmed.strip_prefix("---").map(str::trim_start);
+        let is_empty_marker =
+            after_marker.is_some_and(|rest| rest.is_empty() || rest.starts_with('#'));
+        if trimmed.is_empty()
+            || trimmed.starts_with('#')
+            || trimmed.starts_with('%')
+            || is_empty_marker
+        {
+            continue;
+        }
+        return u32::try_from(number + 1).unwrap_or(u32::MAX);
+    }
+    1
+}
+
 /// One open collection while walking the events.
 enum Frame {
     /// A mapping; `pending_key` is set between a key and its value.
@@ -254,6 +335,32 @@ spec:
             Some(("b.c".to_string(), 5))
         );
         assert_eq!(first_duplicate_key("a: 1\n---\na: 2\n"), None);
+    }
+
+    #[test]
+    fn lazy_lines_agree_with_the_index() {
+        for text in [
+            TEXT,
+            "# c\n\n---\napiVersion: x\n",
+            "{\n\"a\": 1}\n",
+            "--- # c\n\n  a: 1\n",
+        ] {
+            let documents = index_documents(text);
+            for (document, lines) in Lines::for_file(text.to_string(), documents.len())
+                .iter()
+                .enumerate()
+            {
+                assert_eq!(
+                    lines.start_line(),
+                    documents[document].start_line.max(1),
+                    "{text:?}"
+                );
+                assert_eq!(
+                    lines.line_of("spec.rollback"),
+                    documents[document].line_of("spec.rollback")
+                );
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::Deserialize as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::line_index::{self, LineIndex};
+use crate::line_index::{self, Lines};
 
 /// Default size limit of an input file: 4 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -58,7 +58,7 @@ pub struct Document {
     /// Position in the file, from 0.
     pub index: usize,
     pub value: serde_json::Value,
-    pub lines: LineIndex,
+    pub lines: Lines,
 }
 
 /// `sha256:<hex>` of some bytes.
@@ -154,20 +154,22 @@ pub fn parse_documents(source: &SourceFile) -> Result<Vec<Document>, InputError>
             "file holds no YAML document: expected a manifest starting with `apiVersion: relgate.dev/v1`",
         ));
     }
-    let mut indexes = line_index::index_documents(text).into_iter();
+    let mut all_lines = Lines::for_file(text.to_string(), values.len()).into_iter();
     let mut documents = Vec::with_capacity(values.len());
     for (index, yaml) in values {
-        let lines = indexes.next().unwrap_or_default();
+        let Some(lines) = all_lines.next() else {
+            break;
+        };
         let value = yaml_to_json(yaml).map_err(|message| InputError {
             file: file.to_string(),
-            line: Some(lines.start_line.max(1)),
+            line: Some(lines.start_line()),
             document: Some(index),
             message,
         })?;
         if !value.is_object() {
             return Err(InputError {
                 file: file.to_string(),
-                line: Some(lines.start_line.max(1)),
+                line: Some(lines.start_line()),
                 document: Some(index),
                 message: format!(
                     "document {index} is {}, expected a mapping (`apiVersion: relgate.dev/v1`, `kind: …`, `metadata: …`, `spec: …`)",

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::embedded::{self, SCHEMA_FILES};
 use crate::field_path::{self, Segment};
-use crate::line_index::LineIndex;
+use crate::line_index::Lines;
 
 /// The kinds relgate knows, with their schema files.
 pub const KINDS: &[(&str, &str)] = &[
@@ -70,7 +70,7 @@ fn compiled(kind: &str) -> Option<&'static Result<Compiled, String>> {
 
 /// Validates `value` as `kind`. Violations are sorted by line, then path. An internal schema
 /// problem (which a test guards against) is returned as `Err`.
-pub fn validate(kind: &str, value: &Value, lines: &LineIndex) -> Result<Vec<Violation>, String> {
+pub fn validate(kind: &str, value: &Value, lines: &Lines) -> Result<Vec<Violation>, String> {
     let compiled = match compiled(kind) {
         Some(Ok(compiled)) => compiled,
         Some(Err(message)) => return Err(message.clone()),
@@ -139,7 +139,7 @@ fn describe(
     error: &jsonschema::ValidationError<'_>,
     segments: &[Segment],
     compiled: &Compiled,
-    lines: &LineIndex,
+    lines: &Lines,
 ) -> Vec<Violation> {
     use jsonschema::error::ValidationErrorKind as Kind;
     let path = field_path::render(segments);
