@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::gate::{self, CheckSettings};
 use crate::output::{self, Format};
-use crate::policy::testing::{self, Outcome, TestOptions};
+use crate::policy::testing::{self, TestOptions};
 use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
@@ -471,80 +471,10 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
         (Some(coverage), Some(threshold)) => coverage.percent < threshold,
         _ => false,
     };
-    let mut out = String::new();
-    match args.format {
-        TestFormat::Json => {
-            out = serde_json::to_string_pretty(&report)?;
-            out.push('\n');
-        }
-        TestFormat::Text => {
-            use std::fmt::Write as _;
-            let (red, green, reset) = if color {
-                ("\x1b[31;1m", "\x1b[32;1m", "\x1b[0m")
-            } else {
-                ("", "", "")
-            };
-            for error in &report.load_errors {
-                let _ = writeln!(
-                    out,
-                    "{red}LOAD ERROR{reset} {}: {}",
-                    error.file, error.message
-                );
-            }
-            for test in &report.tests {
-                let (style, word) = match test.outcome {
-                    Outcome::Pass => (green, "PASS"),
-                    Outcome::Fail => (red, "FAIL"),
-                    Outcome::Error => (red, "ERROR"),
-                };
-                let _ = writeln!(
-                    out,
-                    "{style}{word}{reset} {}:{} {}",
-                    test.file, test.line, test.name
-                );
-                if let Some(message) = &test.message {
-                    let _ = writeln!(out, "      {message}");
-                }
-            }
-            if let Some(coverage) = &report.coverage {
-                let _ = writeln!(out, "coverage:");
-                for file in &coverage.files {
-                    let _ = writeln!(
-                        out,
-                        "  {:>6.2}%  {}  ({} of {} lines; not covered: {})",
-                        file.percent,
-                        file.file,
-                        file.covered,
-                        file.covered + file.not_covered,
-                        file.not_covered_lines
-                            .iter()
-                            .map(u32::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    );
-                }
-                let _ = writeln!(out, "  {:>6.2}%  total", coverage.percent);
-                if let Some(threshold) = args.threshold {
-                    if below_threshold {
-                        let _ = writeln!(
-                            out,
-                            "{red}coverage {:.2}% is below the threshold {threshold}%{reset}",
-                            coverage.percent
-                        );
-                    }
-                }
-            }
-            if report.tests.is_empty() {
-                let _ = writeln!(out, "no tests found");
-            }
-            let _ = writeln!(
-                out,
-                "{} passed, {} failed",
-                report.passed,
-                report.failed + report.errors
-            );
-        }
-    }
+    let out = match args.format {
+        TestFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        TestFormat::Text => output::test_report::render(&report, args.threshold, color),
+    };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(
         if !report.load_errors.is_empty() || report.tests.is_empty() {

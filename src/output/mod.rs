@@ -6,6 +6,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod sarif;
+pub mod test_report;
 pub mod text;
 
 use crate::report::Report;
