@@ -8,6 +8,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod evidence;
+pub mod export;
 pub mod field_path;
 pub mod gate;
 pub mod init;

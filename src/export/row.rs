@@ -1,0 +1,115 @@
+//! One export row per record: the columns of DESIGN §10, read from a record's Statement.
+//! The row is the single shape every export format (CSV, JSONL, HTML tables, KPIs) is built
+//! from, so the formats cannot disagree about what a record says.
+
+use serde::Serialize;
+
+use crate::record::statement::Statement;
+use crate::report::Decision;
+
+/// One record as an auditor sees it. Field order is the CSV column order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportRow {
+    /// Ledger sequence number (0-based).
+    pub seq: u64,
+    /// When the gate decided (`timeVerified`, RFC 3339 UTC).
+    pub time: String,
+    /// Service the release belongs to.
+    pub service: Option<String>,
+    /// Release name (`metadata.name`).
+    pub name: String,
+    /// Release version.
+    pub version: String,
+    /// `ModelRelease` or `PromptRelease`.
+    pub kind: String,
+    /// Target environment.
+    pub environment: Option<String>,
+    /// Service tier (0 = most critical).
+    pub tier: Option<u8>,
+    /// Change type (feature, security_fix, p0_fix, rollback, ...).
+    pub change_type: Option<String>,
+    /// The gate's decision.
+    pub decision: Decision,
+    /// Distinct rules of the deny findings, sorted.
+    pub failed_rules: Vec<String>,
+    /// Distinct rules of the warn findings, sorted.
+    pub warned_rules: Vec<String>,
+    /// Who approved the pull request, sorted.
+    pub approvers: Vec<String>,
+    /// Who asked for the change: the PR author, else the manifest owner's contact.
+    pub requester: Option<String>,
+    /// Pull request number.
+    pub pull_request: Option<u64>,
+    /// Who merged the pull request.
+    pub merged_by: Option<String>,
+    /// Git commit the manifest was evaluated at.
+    pub commit: String,
+    /// Change ticket.
+    pub ticket: Option<String>,
+    /// Digest of the evaluated policy bundle and config (`sha256:<hex>`).
+    pub policy_digest: String,
+    /// Repository path of the manifest.
+    pub manifest_path: String,
+    /// Whether this record's signature verified under a trusted key and no verification
+    /// problem names it.
+    pub verified: bool,
+}
+
+impl ExportRow {
+    /// The row of one record. `verified` comes from the ledger verification, never from the
+    /// record itself.
+    pub fn from_statement(statement: &Statement, verified: bool) -> ExportRow {
+        let predicate = &statement.predicate;
+        let change = &predicate.change;
+        let summary = &change.manifest.summary;
+        let rules_of = |severity: &str| -> Vec<String> {
+            let mut rules: Vec<String> = change
+                .findings
+                .iter()
+                .filter(|f| f.get("severity").and_then(|s| s.as_str()) == Some(severity))
+                .filter_map(|f| f.get("rule").and_then(|r| r.as_str()).map(str::to_owned))
+                .collect();
+            rules.sort();
+            rules.dedup();
+            rules
+        };
+        let mut approvers = change
+            .pull_request
+            .as_ref()
+            .map(|pr| pr.approvers.clone())
+            .unwrap_or_default();
+        approvers.sort();
+        approvers.dedup();
+        let requester = change
+            .pull_request
+            .as_ref()
+            .map(|pr| pr.author.clone())
+            .or_else(|| summary.owner.as_ref().and_then(|o| o.contact.clone()));
+        ExportRow {
+            seq: change.seq,
+            time: predicate.time_verified.clone(),
+            service: summary.service.clone(),
+            name: summary.name.clone(),
+            version: summary.version.clone(),
+            kind: summary.kind.clone(),
+            environment: summary.environment.clone(),
+            tier: summary.tier,
+            change_type: summary.change_type.clone(),
+            decision: change.decision,
+            failed_rules: rules_of("deny"),
+            warned_rules: rules_of("warn"),
+            approvers,
+            requester,
+            pull_request: change.pull_request.as_ref().map(|pr| pr.number),
+            merged_by: change
+                .pull_request
+                .as_ref()
+                .and_then(|pr| pr.merged_by.clone()),
+            commit: change.git.commit.clone(),
+            ticket: summary.ticket.clone(),
+            policy_digest: format!("sha256:{}", predicate.policy.digest.sha256),
+            manifest_path: change.manifest.path.clone(),
+            verified,
+        }
+    }
+}
