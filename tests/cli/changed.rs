@@ -511,3 +511,36 @@ fn changed_text_run() {
     run.exit(1);
     insta::assert_snapshot!("changed_text", run.stdout);
 }
+
+#[test]
+fn a_manifest_moved_out_of_the_manifest_set_is_removed() {
+    let repo = two_releases_on_main();
+    repo.rename("releases/b.yaml", "archive/b.yaml");
+    repo.commit("archive beta");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(json["summary"]["manifests"], 0);
+    assert_eq!(json["removed"][0]["file"], "releases/b.yaml");
+}
+
+#[test]
+fn an_unreadable_manifest_is_checked_rather_than_assumed_unaffected() {
+    let repo = two_releases_on_main();
+    repo.file("releases/broken.yaml", "apiVersion: [unclosed\n");
+    repo.commit("a broken file on the branch");
+    repo.branch("next");
+    repo.file("evals/x.json", "{}");
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "feature",
+        "--format",
+        "json",
+    ]);
+    run.exit(2);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/broken.yaml"]);
+    assert!(json["notes"].to_string().contains(
+        "releases/broken.yaml is checked because it cannot be read to see which files it references"
+    ));
+}
