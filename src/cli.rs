@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::changed::ChangedOptions;
 use crate::gate::{self, CheckSettings};
 use crate::output::{self, Format};
 use crate::policy::testing::{self, TestOptions};
@@ -198,6 +199,21 @@ pub struct CheckArgs {
     /// overall deadline).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub prometheus_timeout: f64,
+    /// Check only the manifests a git change touches: added, modified or renamed ones, those
+    /// referencing a changed evaluation, prompt, baseline or SLO file, and all of them when
+    /// relgate.yaml or a policy changed. The change is merge-base(base, head)..head; without
+    /// --head, uncommitted work-tree and index changes count too. Deleted manifests are listed
+    /// as removed. Nothing changed: exit 0. See docs/changed.md.
+    #[arg(long)]
+    pub changed: bool,
+    /// With --changed: the revision to compare with. Default: the upstream of the current
+    /// branch, else origin/HEAD, main, master, origin/main, origin/master.
+    #[arg(long, value_name = "REV", requires = "changed")]
+    pub base: Option<String>,
+    /// With --changed: the revision to check (default: HEAD and the work tree). Another
+    /// commit than HEAD is read from its own tree, not from the work tree.
+    #[arg(long, value_name = "REV", requires = "changed")]
+    pub head: Option<String>,
 }
 
 /// Arguments of `relgate test`.
@@ -371,6 +387,10 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
                 .filter(|d| !d.is_zero())
                 .context("--prometheus-timeout must be a positive number of seconds")?,
         ),
+        changed: args.changed.then(|| ChangedOptions {
+            base: args.base.clone(),
+            head: args.head.clone(),
+        }),
     })
 }
 

@@ -26,6 +26,9 @@ pub enum Error {
     /// A policy did not load or crashed while evaluating.
     #[error("{0}")]
     Policy(String),
+    /// `--changed` could not tell what changed (bad revision, no merge base, no repository).
+    #[error(transparent)]
+    Changed(#[from] crate::changed::ChangedError),
     /// The command line asks for something that cannot be done.
     #[error("{0}")]
     Usage(String),

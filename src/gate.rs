@@ -12,6 +12,7 @@ use std::time::Duration;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
+use crate::changed::{self, ChangeSet, ChangedOptions};
 use crate::config::GateConfig;
 use crate::error::{Error, Result};
 use crate::evidence::slo;
@@ -50,6 +51,9 @@ pub struct CheckSettings {
     pub offline: bool,
     /// `--prometheus-timeout`: limit of one Prometheus request (default 5 s).
     pub prometheus_timeout: Option<Duration>,
+    /// `--changed [--base REV] [--head REV]`: check only what the change touches
+    /// (docs/changed.md).
+    pub changed: Option<ChangedOptions>,
 }
 
 /// From this many documents on, the bundle is compiled for the RVM (a few milliseconds, paid
@@ -75,24 +79,11 @@ pub struct Gate {
 impl Gate {
     /// Resolves the gate root, loads the config and compiles the policies.
     pub fn open(settings: &CheckSettings) -> Result<Self> {
-        let start = match (&settings.config, settings.paths.first()) {
-            (Some(config), _) => config.parent().map(PathBuf::from).unwrap_or_default(),
-            (None, Some(path)) => path.clone(),
-            (None, None) => settings.cwd.clone(),
-        };
-        let start = if start.as_os_str().is_empty() {
-            settings.cwd.clone()
-        } else {
-            start
-        };
-        let root = match &settings.config {
-            Some(_) => GateRoot::at(&start),
-            None => GateRoot::discover(&start, &settings.cwd),
-        }
-        .map_err(|source| Error::Io {
-            path: start.clone(),
-            source,
-        })?;
+        Self::open_at(gate_root(settings)?, settings)
+    }
+
+    /// [`Gate::open`] at a known gate root.
+    fn open_at(root: GateRoot, settings: &CheckSettings) -> Result<Self> {
         let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
 
         let mut sources: Vec<PolicySource> = Vec::new();
@@ -149,6 +140,11 @@ impl Gate {
             fail_on_warn: settings.fail_on_warn,
             slo: slo_options,
         })
+    }
+
+    /// Sets `context.git` (a check of a commit's tree outside the repository).
+    pub(crate) fn set_git_context(&mut self, git: Value) {
+        self.git = git;
     }
 
     /// Makes every [`ManifestResult`] keep what was evaluated: the manifest document and the
@@ -391,6 +387,29 @@ impl Gate {
     }
 }
 
+/// The gate root of a run: the parent of `--config`, else found from the first path or the
+/// current directory.
+fn gate_root(settings: &CheckSettings) -> Result<GateRoot> {
+    let start = match (&settings.config, settings.paths.first()) {
+        (Some(config), _) => config.parent().map(PathBuf::from).unwrap_or_default(),
+        (None, Some(path)) => path.clone(),
+        (None, None) => settings.cwd.clone(),
+    };
+    let start = if start.as_os_str().is_empty() {
+        settings.cwd.clone()
+    } else {
+        start
+    };
+    match &settings.config {
+        Some(_) => GateRoot::at(&start),
+        None => GateRoot::discover(&start, &settings.cwd),
+    }
+    .map_err(|source| Error::Io {
+        path: start.clone(),
+        source,
+    })
+}
+
 /// The schema kind of a document, or why it is not a relgate manifest.
 fn identify(manifest: &Value) -> std::result::Result<&'static str, String> {
     let api_version = manifest.get("apiVersion");
@@ -463,7 +482,21 @@ fn git_context(root: &GateRoot) -> Value {
 /// The steps of [`check`] after [`Gate::open`]: discover, check, report. For callers that
 /// need the opened gate before or after deciding (`relgate record` resolves its ledger first
 /// and builds records from the gate's root and policies afterwards).
+///
+/// With `--changed`, the head must be what is checked out (the gate reads the work tree);
+/// [`check`] also handles another head commit.
 pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
+    if let Some(options) = &settings.changed {
+        let set = ChangeSet::compute(&gate.root, options)?;
+        if set.reads_commit {
+            return Err(Error::Usage(format!(
+                "--head {} is not the checked-out commit, and this command reads the work tree; \
+                 check it out first (`git checkout {}`), or leave out --head",
+                set.range.head, set.range.head
+            )));
+        }
+        return changed::check(gate, settings, &settings.paths, &set);
+    }
     let files = gate.discover(&settings.paths)?;
     let results = gate.check_files(&files);
     let mut notes = Vec::new();
@@ -478,6 +511,30 @@ pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
 
 /// Runs a whole check.
 pub fn check(settings: &CheckSettings) -> Result<Report> {
+    if let Some(options) = &settings.changed {
+        let work_root = gate_root(settings)?;
+        let set = ChangeSet::compute(&work_root, options)?;
+        if set.reads_commit {
+            // `--head` is another commit: the gate reads that commit's tree, written out.
+            let tree = set.materialize()?;
+            let paths: Vec<PathBuf> = settings
+                .paths
+                .iter()
+                .map(|p| set.map_to_tree(&tree, &settings.cwd, p))
+                .collect();
+            let mut gate = Gate::open_at(
+                GateRoot::at(&tree.root).map_err(|source| Error::Io {
+                    path: tree.root.clone(),
+                    source,
+                })?,
+                settings,
+            )?;
+            gate.set_git_context(set.git_context());
+            return changed::check(&gate, settings, &paths, &set);
+        }
+        let gate = Gate::open_at(work_root, settings)?;
+        return changed::check(&gate, settings, &settings.paths, &set);
+    }
     let gate = Gate::open(settings)?;
     check_opened(&gate, settings)
 }

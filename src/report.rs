@@ -204,9 +204,41 @@ pub struct Report {
     pub policy_digest: String,
     pub summary: Summary,
     pub results: Vec<ManifestResult>,
+    /// `--changed` only: the range that was compared (docs/changed.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<ChangedRange>,
+    /// `--changed` only: manifests deleted (or renamed out of the manifest set) by the change;
+    /// not checked, listed so a removal is never silent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Vec<Removed>>,
     /// Run-level remarks (e.g. no manifests matched).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+/// The git range of a `--changed` run: merge-base(base, head) .. head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangedRange {
+    /// The base as given (`--base`) or chosen (the upstream, `origin/HEAD`, `main`...).
+    pub base: String,
+    pub base_commit: String,
+    /// The commit the diff starts from.
+    pub merge_base: String,
+    /// The head as given (`--head`), or `HEAD`.
+    pub head: String,
+    pub head_commit: String,
+    /// Uncommitted work-tree and index changes were included (no `--head`).
+    pub work_tree: bool,
+}
+
+/// A manifest the change deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    /// Path relative to the gate root, as it was at the merge base.
+    pub file: String,
+    /// `sha256:` of the file's bytes at the merge base, when they could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_digest: Option<String>,
 }
 
 impl Report {
@@ -250,7 +282,32 @@ impl Report {
             policy_digest,
             summary,
             results,
+            changed: None,
+            removed: None,
             notes,
         }
+    }
+
+    /// A report of a `--changed` run. Unlike [`Report::new`], no manifest at all is a pass:
+    /// the change touched no release (the notes say so), and removed manifests are listed,
+    /// not decided.
+    pub fn changed(
+        policy_digest: String,
+        results: Vec<ManifestResult>,
+        notes: Vec<String>,
+        range: ChangedRange,
+        mut removed: Vec<Removed>,
+    ) -> Self {
+        let mut report = Self::new(policy_digest, results, notes.clone());
+        if report.results.is_empty() {
+            // Drops the "nothing was checked" note of `new`: here that is the expected answer.
+            report.decision = Decision::Pass;
+            report.notes = notes;
+        }
+        removed.sort_by(|a, b| a.file.cmp(&b.file));
+        removed.dedup_by(|a, b| a.file == b.file);
+        report.changed = Some(range);
+        report.removed = Some(removed);
+        report
     }
 }

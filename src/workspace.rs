@@ -214,7 +214,8 @@ pub fn discover_globs(root: &GateRoot, globs: &[String]) -> Result<Vec<Discovere
     Ok(sort_dedup(found))
 }
 
-fn build_globset(globs: &[String]) -> Result<GlobSet, PathError> {
+/// The config's `manifests` globs compiled as discovery matches them (relative to the root).
+pub(crate) fn build_globset(globs: &[String]) -> Result<GlobSet, PathError> {
     let mut builder = GlobSetBuilder::new();
     for glob in globs {
         let compiled = globset::GlobBuilder::new(glob)
@@ -233,6 +234,12 @@ fn build_globset(globs: &[String]) -> Result<GlobSet, PathError> {
     })
 }
 
+/// Directories discovery never walks into: hidden ones (`.git`, `.relgate`) and
+/// `target`/`node_modules`. They hold no manifests and can be huge.
+pub(crate) fn is_skipped_dir(name: &str) -> bool {
+    name.starts_with('.') || name == "target" || name == "node_modules"
+}
+
 /// Walks `dir` without following symlinked directories out of the root. Hidden directories
 /// (`.git`, `.relgate`) and `target`/`node_modules` are skipped: they hold no manifests and can
 /// be huge.
@@ -249,9 +256,7 @@ fn walk(
         .filter_entry(|entry| {
             entry.depth() == 0
                 || !(entry.file_type().is_dir()
-                    && entry.file_name().to_str().is_some_and(|n| {
-                        n.starts_with('.') || n == "target" || n == "node_modules"
-                    }))
+                    && entry.file_name().to_str().is_some_and(is_skipped_dir))
         });
     for entry in walker {
         let entry = match entry {

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::Report;
+use crate::report::{Decision, Report};
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -44,11 +44,22 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
-    let command = if report.results.is_empty() {
+    // Nothing checked is an error, except a `--changed` run that found nothing changed.
+    let command = if report.results.is_empty() && report.decision != Decision::Pass {
         "error"
     } else {
         "notice"
     };
+    for removed in report.removed.iter().flatten() {
+        let _ = writeln!(
+            out,
+            "::notice title=relgate::{}",
+            data(&format!(
+                "removed: {} (deleted by the change; not checked)",
+                removed.file
+            ))
+        );
+    }
     for note in &report.notes {
         let _ = writeln!(out, "::{command} title=relgate::{}", data(note));
     }

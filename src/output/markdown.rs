@@ -18,6 +18,9 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "{MARKER}");
     let releases = |n: usize| if n == 1 { "release" } else { "releases" };
     let verdict = match report.decision {
+        Decision::Pass if s.manifests == 0 => {
+            "### ✅ relgate: no release manifests changed".to_string()
+        }
         Decision::Pass if s.manifests == 1 => "### ✅ relgate: the release passes".to_string(),
         Decision::Pass => format!("### ✅ relgate: all {} releases pass", s.manifests),
         Decision::Fail => format!(
@@ -83,6 +86,15 @@ pub fn render(report: &Report) -> String {
         }
         out.push('\n');
         out.push_str("</details>\n");
+    }
+
+    let removed = report.removed.as_deref().unwrap_or_default();
+    if !removed.is_empty() {
+        out.push('\n');
+        out.push_str("Removed by the change (not checked):\n\n");
+        for r in removed {
+            let _ = writeln!(out, "- removed: {}", cell(&r.file));
+        }
     }
 
     if !report.notes.is_empty() {

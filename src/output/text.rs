@@ -45,6 +45,15 @@ pub fn render(report: &Report, color: bool) -> String {
     for result in &report.results {
         manifest(&mut out, result, &p);
     }
+    for removed in report.removed.iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{}removed:{} {} (deleted by the change; not checked)",
+            p.dim.render(),
+            p.dim.render_reset(),
+            removed.file
+        );
+    }
     for note in &report.notes {
         let _ = writeln!(
             out,

@@ -247,3 +247,94 @@ spec:
         "a".repeat(64)
     )
 }
+
+/// Git history for tests (`--changed`): commits with a fixed author and time, so the same
+/// steps give the same commit ids on every run.
+impl Repo {
+    fn repository(&self) -> git2::Repository {
+        git2::Repository::open(self.path()).expect("open repository")
+    }
+
+    fn signature() -> git2::Signature<'static> {
+        git2::Signature::new(
+            "relgate test",
+            "test@example.com",
+            &git2::Time::new(1_795_000_000, 0),
+        )
+        .expect("signature")
+    }
+
+    /// Stages everything (new, changed and deleted files) and commits it on the checked-out
+    /// branch, `main` for the first commit. The commit id.
+    pub fn commit(&self, message: &str) -> String {
+        let repo = self.repository();
+        if repo.head().is_err() && repo.is_empty().unwrap_or(false) {
+            repo.set_head("refs/heads/main").expect("HEAD -> main");
+        }
+        let mut index = repo.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("git add");
+        index.update_all(["*"], None).expect("git add -u");
+        index.write().expect("write index");
+        let tree = repo
+            .find_tree(index.write_tree().expect("write tree"))
+            .expect("tree");
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let sig = Self::signature();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .expect("commit")
+            .to_string()
+    }
+
+    /// Commits the staged-and-unstaged work tree as the first commit of a new branch with no
+    /// history in common with any other (`git checkout --orphan`), and checks it out.
+    pub fn commit_orphan(&self, branch: &str, message: &str) -> String {
+        let repo = self.repository();
+        repo.set_head(&format!("refs/heads/{branch}"))
+            .expect("HEAD -> orphan branch");
+        self.commit(message)
+    }
+
+    /// Creates a branch at HEAD and checks it out (`git checkout -b`).
+    pub fn branch(&self, name: &str) -> &Self {
+        let repo = self.repository();
+        let head = repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .expect("HEAD commit");
+        repo.branch(name, &head, false).expect("create branch");
+        repo.set_head(&format!("refs/heads/{name}"))
+            .expect("switch branch");
+        self
+    }
+
+    /// Checks out an existing branch; the work tree and index follow (`git checkout`).
+    pub fn checkout(&self, name: &str) -> &Self {
+        let repo = self.repository();
+        let target = repo
+            .revparse_single(&format!("refs/heads/{name}"))
+            .expect("branch");
+        repo.checkout_tree(&target, Some(git2::build::CheckoutBuilder::new().force()))
+            .expect("checkout");
+        repo.set_head(&format!("refs/heads/{name}"))
+            .expect("switch branch");
+        self
+    }
+
+    /// Deletes a file from the work tree (`rm`; [`Repo::commit`] stages the deletion).
+    pub fn remove(&self, rel: &str) -> &Self {
+        std::fs::remove_file(self.path().join(rel)).expect("remove file");
+        self
+    }
+
+    /// Moves a file (`mv`; [`Repo::commit`] stages it, git sees a rename when the contents
+    /// stay similar).
+    pub fn rename(&self, from: &str, to: &str) -> &Self {
+        let target = self.path().join(to);
+        std::fs::create_dir_all(target.parent().expect("file has a parent")).expect("mkdir");
+        std::fs::rename(self.path().join(from), target).expect("rename");
+        self
+    }
+}

@@ -1,0 +1,939 @@
+//! `--changed`: which release manifests a git change touches (DESIGN §7, docs/changed.md).
+//!
+//! [`ChangeSet::compute`] resolves `--base` and `--head`, finds their merge base and diffs it
+//! against head, like GitHub's three-dot pull-request diff, with renames followed. Without
+//! `--head` the diff goes to the work tree and index, so uncommitted (and untracked, not
+//! ignored) work counts: a developer runs this before committing, and the pre-commit hook runs
+//! before the commit exists. Paths outside the gate root are dropped.
+//!
+//! [`check`] then selects, among the manifests the normal discovery finds at head (the config's
+//! `manifests` globs, or the PATH arguments):
+//! - those added, modified or renamed by the change;
+//! - those that reference a changed file: evaluation outputs, baselines, the prompt template,
+//!   SLO `file` sources, the rollback runbook, repo-relative PRR evidence;
+//! - all of them when `relgate.yaml`, a `.rego` file of a policy directory, or a `--config`,
+//!   `--policy` or `--data` input changed (any decision can change).
+//!
+//! Deleted manifests are not checked; the report lists them as `removed`.
+//!
+//! Invariants. Fail closed: a revision that does not resolve, a missing merge base (unrelated
+//! histories, a shallow clone) or an unreadable repository is an error, never an empty or a
+//! full check; a manifest that cannot be parsed to see what it references is checked. Nothing
+//! outside the gate root is read: references are confined as the gate confines them, and the
+//! tree of a `--head` other than the checked-out commit is written into a private temporary
+//! directory with its symlinks kept as symlinks, so confinement still refuses those that lead
+//! out.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use git2::{Delta, DiffFindOptions, DiffOptions, ErrorCode, ObjectType, Oid, Repository};
+use serde_json::{json, Value};
+
+use crate::error::Result;
+use crate::gate::{CheckSettings, Gate};
+use crate::manifest;
+use crate::report::{ChangedRange, Removed, Report};
+use crate::workspace::{self, Discovered, GateRoot, CONFIG_FILE};
+
+/// `--changed` with its `--base` and `--head`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangedOptions {
+    /// Base revision; default: the upstream of HEAD, else `origin/HEAD`, `main`, `master`,
+    /// `origin/main`, `origin/master` (the first that resolves).
+    pub base: Option<String>,
+    /// Head revision; default: HEAD plus the uncommitted work-tree and index changes.
+    pub head: Option<String>,
+}
+
+/// Why the change set could not be computed. Each message names what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangedError {
+    #[error("--changed needs a git repository, and the gate root {root} is not in one ({message}); run it inside a clone, or name the manifests to check as PATH arguments")]
+    NotARepository { root: String, message: String },
+    #[error("--changed needs a work tree, and {0} is a bare repository")]
+    Bare(String),
+    #[error("{flag} {rev}: {message}; {hint}")]
+    BadRevision {
+        flag: &'static str,
+        rev: String,
+        message: String,
+        hint: String,
+    },
+    #[error("--changed: HEAD has no commit yet, so there is nothing to compare with; commit first, or pass --base and --head")]
+    UnbornHead,
+    #[error("--changed: no base revision to compare with: tried {tried}; pass --base REV (e.g. --base origin/main after `git fetch origin main`), or set an upstream with `git branch --set-upstream-to origin/main`")]
+    NoBase { tried: String },
+    #[error("--changed: {base} and {head} have no merge base: {hint}")]
+    NoMergeBase {
+        base: String,
+        head: String,
+        hint: String,
+    },
+    #[error("--changed: the gate root {prefix} does not exist in {head}; check out that revision, or run from a gate root it has")]
+    NoGateRootAtHead { prefix: String, head: String },
+    #[error("--changed: cannot write the tree of {head} to a temporary directory: {message}")]
+    Materialize { head: String, message: String },
+    #[error("--changed: git: {context}: {message}")]
+    Git { context: String, message: String },
+}
+
+impl ChangedError {
+    fn git(context: impl Into<String>) -> impl FnOnce(git2::Error) -> Self {
+        let context = context.into();
+        move |err| Self::Git {
+            context,
+            message: err.message().to_string(),
+        }
+    }
+}
+
+/// How a path changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Renamed,
+    Deleted,
+}
+
+/// One changed path, relative to the gate root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    /// The path at head; for a deletion, the deleted path.
+    pub path: String,
+    /// The path at the merge base, for a rename.
+    pub old_path: Option<String>,
+    /// The blob at the merge base (deletions and renames), for `removed[].previous_digest`.
+    old_blob: Option<Oid>,
+}
+
+/// The resolved range and the paths it changed inside the gate root.
+#[derive(Debug, Clone)]
+pub struct ChangeSet {
+    pub range: ChangedRange,
+    /// The head is not what is checked out: its files are read from its commit's tree
+    /// ([`ChangeSet::materialize`]), not from the work tree.
+    pub reads_commit: bool,
+    /// Sorted by path.
+    pub changes: Vec<Change>,
+    /// The full ref name `--head` names, when it names a ref (for `context.git.ref`).
+    head_ref: Option<String>,
+    /// The repository's git directory, to reopen it.
+    git_dir: PathBuf,
+    /// The gate root in the work tree (canonical).
+    work_root: PathBuf,
+    /// The top of the work tree (canonical).
+    work_top: PathBuf,
+    /// The gate root relative to the work-tree top, `/`-separated ("" at the top).
+    prefix: String,
+}
+
+/// The tree of a head commit, written out for the gate to read.
+pub struct HeadTree {
+    /// Removed (with the files) when dropped.
+    _dir: tempfile::TempDir,
+    /// The gate root inside it.
+    pub root: PathBuf,
+    /// The work-tree top inside it.
+    pub top: PathBuf,
+}
+
+fn short(oid: Oid) -> String {
+    oid.to_string().chars().take(12).collect()
+}
+
+fn to_slash(path: &Path) -> String {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A path written in a manifest or the config as a normalised gate-relative path (`.`
+/// segments dropped), or `None` for an absolute path or one with `..` (the gate refuses those
+/// anyway, whatever changed).
+fn normalize(written: &str) -> Option<String> {
+    let path = Path::new(written);
+    if path.is_absolute() || written.starts_with('\\') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str()?),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// A command-line path (relative to `cwd`) relative to `root`, `/`-separated; `None` when it
+/// is outside. Existing paths are canonicalised (symlinks, `..`); others are cleaned lexically
+/// (a deleted file has no canonical form).
+fn command_line_rel(root: &Path, cwd: &Path, path: &Path) -> Option<String> {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::fs::canonicalize(cwd)
+            .unwrap_or_else(|_| cwd.to_path_buf())
+            .join(path)
+    };
+    let absolute = std::fs::canonicalize(&absolute).unwrap_or_else(|_| {
+        let mut clean = PathBuf::new();
+        for component in absolute.components() {
+            match component {
+                Component::ParentDir => {
+                    clean.pop();
+                }
+                Component::CurDir => {}
+                other => clean.push(other),
+            }
+        }
+        clean
+    });
+    absolute.strip_prefix(root).ok().map(to_slash)
+}
+
+/// Whether `path` is `dir` or below it (`dir` "" is the gate root).
+fn is_under(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn is_yaml(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+impl ChangeSet {
+    /// Resolves the range for the gate root `root` (in the work tree) and diffs it.
+    pub fn compute(root: &GateRoot, options: &ChangedOptions) -> Result<Self, ChangedError> {
+        let repo = Repository::discover(&root.dir).map_err(|err| ChangedError::NotARepository {
+            root: root.dir.display().to_string(),
+            message: err.message().to_string(),
+        })?;
+        let workdir = repo
+            .workdir()
+            .ok_or_else(|| ChangedError::Bare(repo.path().display().to_string()))?;
+        let workdir = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+        let prefix = root.dir.strip_prefix(&workdir).map(to_slash).map_err(|_| {
+            ChangedError::NotARepository {
+                root: root.dir.display().to_string(),
+                message: format!("it is outside the work tree {}", workdir.display()),
+            }
+        })?;
+
+        let checked_out = match repo.head() {
+            Ok(head) => Some(
+                head.peel_to_commit()
+                    .map_err(ChangedError::git("reading HEAD"))?
+                    .id(),
+            ),
+            Err(err)
+                if err.code() == ErrorCode::UnbornBranch || err.code() == ErrorCode::NotFound =>
+            {
+                None
+            }
+            Err(err) => return Err(ChangedError::git("reading HEAD")(err)),
+        };
+        let (head, head_commit, head_ref, work_tree) = match &options.head {
+            None => (
+                "HEAD".to_string(),
+                checked_out.ok_or(ChangedError::UnbornHead)?,
+                None,
+                true,
+            ),
+            Some(rev) => {
+                let commit = resolve(&repo, "--head", rev)?;
+                let head_ref = repo
+                    .resolve_reference_from_short_name(rev)
+                    .ok()
+                    .and_then(|r| r.name().ok().map(str::to_string));
+                (rev.clone(), commit, head_ref, false)
+            }
+        };
+        let (base, base_commit) = match &options.base {
+            Some(rev) => (rev.clone(), resolve(&repo, "--base", rev)?),
+            None => default_base(&repo)?,
+        };
+        let merge_base = match repo.merge_base(base_commit, head_commit) {
+            Ok(oid) => oid,
+            Err(err) if err.code() == ErrorCode::NotFound => {
+                let hint = if repo.is_shallow() {
+                    "this clone is shallow, so the history that joins them was not fetched; \
+                     fetch it (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
+                        .to_string()
+                } else {
+                    format!(
+                        "they share no history (unrelated histories); pass a --base that {head} \
+                         branched from"
+                    )
+                };
+                return Err(ChangedError::NoMergeBase { base, head, hint });
+            }
+            Err(err) => return Err(ChangedError::git("finding the merge base")(err)),
+        };
+
+        let changes = diff(&repo, merge_base, head_commit, work_tree, &prefix)?;
+        Ok(Self {
+            range: ChangedRange {
+                base,
+                base_commit: base_commit.to_string(),
+                merge_base: merge_base.to_string(),
+                head,
+                head_commit: head_commit.to_string(),
+                work_tree,
+            },
+            reads_commit: !work_tree && checked_out != Some(head_commit),
+            changes,
+            head_ref,
+            git_dir: repo.path().to_path_buf(),
+            work_root: root.dir.clone(),
+            work_top: workdir,
+            prefix,
+        })
+    }
+
+    /// "origin/main (merge base 1a2b3c4d5e6f) and the work tree on HEAD (9f8e7d6c5b4a)", or
+    /// "... and feature (9f8e7d6c5b4a)" with `--head`.
+    pub fn describe(&self) -> String {
+        let r = &self.range;
+        let oid = |text: &str| Oid::from_str(text).map(short).unwrap_or_default();
+        format!(
+            "{} (merge base {}) and {}{} ({})",
+            r.base,
+            oid(&r.merge_base),
+            if r.work_tree { "the work tree on " } else { "" },
+            r.head,
+            oid(&r.head_commit),
+        )
+    }
+
+    /// `context.git` of a check of the head commit's tree.
+    pub fn git_context(&self) -> Value {
+        json!({"commit": self.range.head_commit, "ref": self.head_ref})
+    }
+
+    /// Writes the gate root's subtree of the head commit into a new temporary directory.
+    /// Files are written as git stores them (no filters: an LFS file is its pointer);
+    /// submodules are not entered.
+    pub fn materialize(&self) -> Result<HeadTree, ChangedError> {
+        let head = self.range.head.clone();
+        let fail = |message: String| ChangedError::Materialize {
+            head: head.clone(),
+            message,
+        };
+        let repo = Repository::open(&self.git_dir).map_err(ChangedError::git("reopening"))?;
+        let oid = Oid::from_str(&self.range.head_commit)
+            .map_err(ChangedError::git("reading the head commit"))?;
+        let mut tree = repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(ChangedError::git("reading the head tree"))?;
+        if !self.prefix.is_empty() {
+            let missing = || ChangedError::NoGateRootAtHead {
+                prefix: self.prefix.clone(),
+                head: head.clone(),
+            };
+            let entry = tree
+                .get_path(Path::new(&self.prefix))
+                .map_err(|_| missing())?;
+            tree = entry
+                .to_object(&repo)
+                .and_then(|o| o.peel_to_tree())
+                .map_err(|_| missing())?;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("relgate-head-")
+            .tempdir()
+            .map_err(|e| fail(e.to_string()))?;
+        let top = std::fs::canonicalize(dir.path()).map_err(|e| fail(e.to_string()))?;
+        let root = top.join(&self.prefix);
+        std::fs::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
+        // An explicit stack: a hostile tree can nest deeper than the call stack would like.
+        let mut pending = vec![(tree.id(), root.clone())];
+        while let Some((tree_id, dir_path)) = pending.pop() {
+            let tree = repo
+                .find_tree(tree_id)
+                .map_err(ChangedError::git("reading a tree"))?;
+            for entry in tree.iter() {
+                let name = entry
+                    .name()
+                    .ok()
+                    .filter(|n| is_safe_entry_name(n))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "the tree holds an entry named {:?} under {}, which is not a safe file name",
+                            String::from_utf8_lossy(entry.name_bytes()),
+                            dir_path.display()
+                        ))
+                    })?;
+                let path = dir_path.join(name);
+                match entry.kind() {
+                    Some(ObjectType::Tree) => {
+                        std::fs::create_dir(&path)
+                            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                        pending.push((entry.id(), path));
+                    }
+                    Some(ObjectType::Blob) => {
+                        let blob = repo
+                            .find_blob(entry.id())
+                            .map_err(ChangedError::git("reading a file"))?;
+                        write_blob(&path, blob.content(), entry.filemode() == 0o120_000)
+                            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                    }
+                    // A submodule (a commit entry): not part of this repository's files.
+                    _ => {}
+                }
+            }
+        }
+        Ok(HeadTree {
+            _dir: dir,
+            root,
+            top,
+        })
+    }
+
+    /// A command-line path of the work tree, as the same path in `tree`.
+    pub fn map_to_tree(&self, tree: &HeadTree, cwd: &Path, path: &Path) -> PathBuf {
+        match command_line_rel(&self.work_top, cwd, path) {
+            Some(rel) => tree.top.join(rel),
+            // Outside the repository: the path is read as given.
+            None => path.to_path_buf(),
+        }
+    }
+
+    fn previous_digests(&self, removed: &[(String, Option<Oid>)]) -> Vec<Removed> {
+        let repo = Repository::open(&self.git_dir).ok();
+        removed
+            .iter()
+            .map(|(file, blob)| Removed {
+                file: file.clone(),
+                previous_digest: blob.and_then(|oid| {
+                    let repo = repo.as_ref()?;
+                    let blob = repo.find_blob(oid).ok()?;
+                    Some(manifest::sha256_digest(blob.content()))
+                }),
+            })
+            .collect()
+    }
+}
+
+/// Git forbids these in trees; a crafted tree may still hold them.
+fn is_safe_entry_name(name: &str) -> bool {
+    !(name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.eq_ignore_ascii_case(".git")
+        || name.contains(['/', '\\', '\0']))
+}
+
+fn write_blob(path: &Path, content: &[u8], symlink: bool) -> std::io::Result<()> {
+    if symlink {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt as _;
+            return std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(content), path);
+        }
+        // Elsewhere the link is not written: whatever reads through it finds no file.
+        #[cfg(not(unix))]
+        return Ok(());
+    }
+    std::fs::write(path, content)
+}
+
+/// A revision's commit, or an error saying how to make it resolve.
+fn resolve(repo: &Repository, flag: &'static str, rev: &str) -> Result<Oid, ChangedError> {
+    let bad = |message: String| ChangedError::BadRevision {
+        flag,
+        rev: rev.to_string(),
+        message,
+        hint: fetch_hint(repo, rev),
+    };
+    let object = repo
+        .revparse_single(rev)
+        .map_err(|err| bad(format!("no such revision here ({})", err.message())))?;
+    object.peel_to_commit().map(|c| c.id()).map_err(|_| {
+        bad(format!(
+            "names a {}, not a commit",
+            object.kind().map_or("object", |k| k.str())
+        ))
+    })
+}
+
+fn fetch_hint(repo: &Repository, rev: &str) -> String {
+    let remote_branch = rev.split_once('/').filter(|(remote, _)| {
+        repo.remotes()
+            .map(|names| names.iter().flatten().any(|n| n == Some(*remote)))
+            .unwrap_or(false)
+    });
+    let fetch = match remote_branch {
+        Some((remote, branch)) => format!("fetch it with `git fetch {remote} {branch}`"),
+        None => "name a branch, tag or commit of this repository (`git rev-parse --verify REV` \
+                 must succeed); fetch a remote branch first, e.g. `git fetch origin main` and \
+                 name it origin/main"
+            .to_string(),
+    };
+    if repo.is_shallow() {
+        format!(
+            "{fetch}; this clone is shallow: in GitHub Actions set `fetch-depth: 0` on \
+             actions/checkout"
+        )
+    } else {
+        fetch
+    }
+}
+
+/// The default base: the upstream of the checked-out branch, else the first of `origin/HEAD`,
+/// `main`, `master`, `origin/main`, `origin/master` that resolves.
+fn default_base(repo: &Repository) -> Result<(String, Oid), ChangedError> {
+    let mut tried = Vec::new();
+    if let Ok(head) = repo.head() {
+        if head.is_branch() {
+            if let Ok(name) = head.shorthand() {
+                match repo
+                    .find_branch(name, git2::BranchType::Local)
+                    .and_then(|b| b.upstream())
+                {
+                    Ok(upstream) => {
+                        let label = upstream
+                            .name()
+                            .ok()
+                            .flatten()
+                            .unwrap_or("the upstream")
+                            .to_string();
+                        if let Ok(commit) = upstream.get().peel_to_commit() {
+                            return Ok((label, commit.id()));
+                        }
+                        tried.push(label);
+                    }
+                    Err(_) => tried.push(format!("the upstream of {name} (none)")),
+                }
+            }
+        }
+    }
+    for candidate in [
+        "origin/HEAD",
+        "main",
+        "master",
+        "origin/main",
+        "origin/master",
+    ] {
+        if let Ok(commit) = repo
+            .revparse_single(candidate)
+            .and_then(|o| o.peel_to_commit())
+        {
+            return Ok((candidate.to_string(), commit.id()));
+        }
+        tried.push(candidate.to_string());
+    }
+    Err(ChangedError::NoBase {
+        tried: tried.join(", "),
+    })
+}
+
+/// The changed paths between the merge base and head (or the work tree), inside `prefix`,
+/// relative to it.
+fn diff(
+    repo: &Repository,
+    merge_base: Oid,
+    head: Oid,
+    work_tree: bool,
+    prefix: &str,
+) -> Result<Vec<Change>, ChangedError> {
+    let base_tree = repo
+        .find_commit(merge_base)
+        .and_then(|c| c.tree())
+        .map_err(ChangedError::git("reading the merge base"))?;
+    let mut options = DiffOptions::new();
+    options.include_typechange(true);
+    if !prefix.is_empty() {
+        options.pathspec(prefix).disable_pathspec_match(true);
+    }
+    let mut diff = if work_tree {
+        options.include_untracked(true).recurse_untracked_dirs(true);
+        repo.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut options))
+            .map_err(ChangedError::git(
+                "comparing the merge base with the work tree",
+            ))?
+    } else {
+        let head_tree = repo
+            .find_commit(head)
+            .and_then(|c| c.tree())
+            .map_err(ChangedError::git("reading the head commit"))?;
+        repo.diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut options))
+            .map_err(ChangedError::git("comparing the merge base with head"))?
+    };
+    let mut find = DiffFindOptions::new();
+    find.renames(true).for_untracked(true);
+    diff.find_similar(Some(&mut find))
+        .map_err(ChangedError::git("finding renames"))?;
+
+    let inside = |path: Option<&Path>| -> Option<String> {
+        let path = to_slash(path?);
+        if prefix.is_empty() {
+            Some(path)
+        } else {
+            path.strip_prefix(prefix)?
+                .strip_prefix('/')
+                .map(str::to_string)
+        }
+    };
+    let mut changes = Vec::new();
+    for delta in diff.deltas() {
+        let old = inside(delta.old_file().path());
+        let new = inside(delta.new_file().path());
+        let old_blob = Some(delta.old_file().id()).filter(|oid| !oid.is_zero());
+        let change = |kind, path: String, old_path: Option<String>, old_blob| Change {
+            kind,
+            path,
+            old_path,
+            old_blob,
+        };
+        let found = match delta.status() {
+            Delta::Added | Delta::Untracked | Delta::Copied => {
+                new.map(|p| change(ChangeKind::Added, p, None, None))
+            }
+            // A conflicted or unreadable file is read by the gate like any changed one; the
+            // gate then reports what it finds (or cannot read).
+            Delta::Modified | Delta::Typechange | Delta::Conflicted | Delta::Unreadable => {
+                new.map(|p| change(ChangeKind::Modified, p, None, None))
+            }
+            Delta::Deleted => old.map(|p| change(ChangeKind::Deleted, p, None, old_blob)),
+            Delta::Renamed => match (old, new) {
+                (Some(old), Some(new)) => {
+                    Some(change(ChangeKind::Renamed, new, Some(old), old_blob))
+                }
+                (Some(old), None) => Some(change(ChangeKind::Deleted, old, None, old_blob)),
+                (None, Some(new)) => Some(change(ChangeKind::Added, new, None, None)),
+                (None, None) => None,
+            },
+            Delta::Unmodified | Delta::Ignored => None,
+        };
+        changes.extend(found);
+    }
+    changes.sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
+    changes.dedup_by(|a, b| a.path == b.path && a.kind == b.kind);
+    Ok(changes)
+}
+
+/// A string at a JSON pointer.
+fn at<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+/// Every path a manifest document names that the gate (or a reviewer) reads from the
+/// repository, as written.
+fn referenced_paths(manifest: &Value) -> Vec<&str> {
+    let list = |pointer: &str| {
+        manifest
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    };
+    let mut found: Vec<&str> = [
+        "/spec/prompt/path",
+        "/spec/prompt/baseline/path",
+        "/spec/model/baseline/path",
+        "/spec/rollback/runbook",
+    ]
+    .into_iter()
+    .filter_map(|pointer| at(manifest, pointer))
+    .collect();
+    for evaluation in list("/spec/evaluations") {
+        found.extend(at(evaluation, "/candidate/path"));
+        found.extend(at(evaluation, "/baseline/path"));
+    }
+    for slo in list("/spec/slo") {
+        found.extend(at(slo, "/source/file/path"));
+    }
+    for item in manifest
+        .pointer("/spec/prr")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|items| items.values())
+    {
+        // Evidence is a URL or a repo-relative path; only the latter can change here.
+        found.extend(at(item, "/evidence").filter(|e| !e.contains("://")));
+    }
+    found
+}
+
+/// The gate-relative paths a manifest file references: each as written (normalised) and, when
+/// it resolves inside the gate root, as its real path (a symlink's target).
+fn references(gate: &Gate, path: &Path, shown: &str) -> std::result::Result<Vec<String>, ()> {
+    let source = manifest::read_limited(path, shown, gate.config.max_file_bytes).map_err(|_| ())?;
+    let documents = manifest::parse_documents(&source).map_err(|_| ())?;
+    let mut found = Vec::new();
+    for document in &documents {
+        for written in referenced_paths(&document.value) {
+            if let Some(normal) = normalize(written) {
+                found.push(normal);
+            }
+            if let Ok(real) = gate.root.confine(written) {
+                found.push(gate.root.relative(&real));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// A changed input of every decision (config, policies, data), if any: `(changed path, what
+/// it is)`.
+fn config_change(
+    gate: &Gate,
+    settings: &CheckSettings,
+    set: &ChangeSet,
+    changed: &BTreeSet<&str>,
+) -> Option<(String, String)> {
+    // (path, is a directory of .rego files, what it is)
+    let mut watched: Vec<(String, bool, &str)> =
+        vec![(CONFIG_FILE.to_string(), false, "the gate configuration")];
+    if let Some(file) = gate.config.file.as_deref().and_then(normalize) {
+        watched.push((file, false, "the gate configuration"));
+    }
+    for dir in &gate.config.policies {
+        if let Some(dir) = normalize(dir) {
+            watched.push((dir, true, "a policy directory of relgate.yaml"));
+        }
+    }
+    let command_line = |p: &PathBuf| command_line_rel(&set.work_root, &settings.cwd, p);
+    if let Some(config) = settings.config.as_ref().and_then(command_line) {
+        watched.push((config, false, "the --config file"));
+    }
+    for dir in settings.policy_dirs.iter().filter_map(command_line) {
+        watched.push((dir, true, "a --policy directory"));
+    }
+    for file in settings.data_files.iter().filter_map(command_line) {
+        watched.push((file, false, "a --data file"));
+    }
+    changed.iter().find_map(|path| {
+        watched.iter().find_map(|(watched, is_dir, what)| {
+            let hit = if *is_dir {
+                path.ends_with(".rego") && is_under(path, watched)
+            } else {
+                path == watched
+            };
+            hit.then(|| ((*path).to_string(), (*what).to_string()))
+        })
+    })
+}
+
+/// Whether a path deleted by the change was a manifest the normal discovery would have picked.
+struct ManifestSet {
+    globs: Option<globset::GlobSet>,
+    /// PATH arguments relative to the gate root ("" is the root).
+    args: Vec<String>,
+}
+
+impl ManifestSet {
+    fn new(gate: &Gate, settings: &CheckSettings, set: &ChangeSet) -> Result<Self> {
+        if settings.paths.is_empty() {
+            return Ok(Self {
+                globs: Some(workspace::build_globset(&gate.config.manifests)?),
+                args: Vec::new(),
+            });
+        }
+        Ok(Self {
+            globs: None,
+            args: settings
+                .paths
+                .iter()
+                .filter_map(|p| command_line_rel(&set.work_root, &settings.cwd, p))
+                .collect(),
+        })
+    }
+
+    fn contains(&self, path: &str) -> bool {
+        if path == CONFIG_FILE {
+            return false;
+        }
+        let walked = |below: &str| {
+            let mut dirs: Vec<&str> = below.split('/').collect();
+            dirs.pop();
+            !dirs.into_iter().any(workspace::is_skipped_dir)
+        };
+        match &self.globs {
+            Some(globs) => globs.is_match(path) && walked(path),
+            None => self.args.iter().any(|arg| {
+                path == arg
+                    || (is_yaml(path)
+                        && is_under(path, arg)
+                        && walked(path.get(arg.len()..).unwrap_or_default()))
+            }),
+        }
+    }
+}
+
+/// Checks what the change touches (see the module docs). `discover` are the PATH arguments
+/// for discovery (the work tree's, or mapped into the head tree); `settings` are the
+/// command line's, relative to the work tree.
+pub fn check(
+    gate: &Gate,
+    settings: &CheckSettings,
+    discover: &[PathBuf],
+    set: &ChangeSet,
+) -> Result<Report> {
+    let candidates = gate.discover(discover)?;
+    let at_head: BTreeSet<&str> = set
+        .changes
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Deleted)
+        .map(|c| c.path.as_str())
+        .collect();
+    let any: BTreeSet<&str> = set
+        .changes
+        .iter()
+        .flat_map(|c| std::iter::once(c.path.as_str()).chain(c.old_path.as_deref()))
+        .collect();
+
+    let mut notes = Vec::new();
+    let everything = config_change(gate, settings, set, &any);
+    if let Some((path, what)) = &everything {
+        notes.push(format!(
+            "{path} changed ({what}): every manifest is checked, since any decision can change"
+        ));
+    }
+    let mut selected = Vec::new();
+    for found in &candidates {
+        let take = match found {
+            // Fail closed: a path discovery could not read is reported, changed or not.
+            Discovered::Problem { .. } => true,
+            Discovered::File { path, shown } => {
+                if everything.is_some()
+                    || at_head.contains(shown.as_str())
+                    || at_head.contains(gate.root.relative(path).as_str())
+                {
+                    true
+                } else {
+                    match references(gate, path, shown) {
+                        Ok(references) => {
+                            match references.iter().find(|r| any.contains(r.as_str())) {
+                                Some(reference) => {
+                                    notes.push(format!(
+                                    "{shown} is checked because {reference}, which it references, changed"
+                                ));
+                                    true
+                                }
+                                None => false,
+                            }
+                        }
+                        Err(()) => {
+                            notes.push(format!(
+                                "{shown} is checked because it cannot be read to see which files it references"
+                            ));
+                            true
+                        }
+                    }
+                }
+            }
+        };
+        if take {
+            selected.push(found.clone());
+        }
+    }
+
+    let shown_at_head: BTreeSet<&str> = candidates.iter().map(Discovered::shown).collect();
+    let manifests = ManifestSet::new(gate, settings, set)?;
+    let removed: Vec<(String, Option<Oid>)> = set
+        .changes
+        .iter()
+        .filter_map(|c| match c.kind {
+            ChangeKind::Deleted => Some((c.path.clone(), c.old_blob)),
+            // Renamed out of the manifest set (e.g. moved to an archive folder).
+            ChangeKind::Renamed if !shown_at_head.contains(c.path.as_str()) => {
+                c.old_path.clone().map(|old| (old, c.old_blob))
+            }
+            _ => None,
+        })
+        .filter(|(path, _)| manifests.contains(path))
+        .collect();
+    let removed = set.previous_digests(&removed);
+
+    if selected.is_empty() {
+        notes.insert(
+            0,
+            format!("no release manifests changed between {}", set.describe()),
+        );
+    } else {
+        notes.insert(
+            0,
+            format!(
+                "checked the release manifests changed between {}",
+                set.describe()
+            ),
+        );
+    }
+    let results = gate.check_files(&selected);
+    Ok(Report::changed(
+        gate.policies.digest.clone(),
+        results,
+        notes,
+        set.range.clone(),
+        removed,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_drops_dots_and_refuses_escapes() {
+        assert_eq!(normalize("./evals/a.json").as_deref(), Some("evals/a.json"));
+        assert_eq!(normalize("evals//a.json").as_deref(), Some("evals/a.json"));
+        assert_eq!(normalize("../a.json"), None);
+        assert_eq!(normalize("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn is_under_means_the_directory_or_below() {
+        assert!(is_under(".relgate/policies/a.rego", ".relgate/policies"));
+        assert!(!is_under(".relgate/policies2/a.rego", ".relgate/policies"));
+        assert!(is_under("anything", ""));
+    }
+
+    #[test]
+    fn unsafe_tree_names_are_refused() {
+        for name in ["", ".", "..", ".git", ".GIT", "a/b", "a\\b"] {
+            assert!(!is_safe_entry_name(name), "{name:?}");
+        }
+        assert!(is_safe_entry_name(".relgate"));
+    }
+
+    #[test]
+    fn every_path_field_is_collected() {
+        let manifest = json!({"spec": {
+            "prompt": {"path": "p.txt", "baseline": {"path": "p0.txt"}},
+            "rollback": {"runbook": "docs/r.md"},
+            "evaluations": [{"candidate": {"path": "c.json"}, "baseline": {"path": "b.json"}}],
+            "slo": [{"source": {"file": {"path": "slo.json"}}}, {"source": {"prometheus": {}}}],
+            "prr": {"A": {"evidence": "https://x"}, "B": {"evidence": "docs/b.md"}},
+        }});
+        let mut found = referenced_paths(&manifest);
+        found.sort_unstable();
+        assert_eq!(
+            found,
+            [
+                "b.json",
+                "c.json",
+                "docs/b.md",
+                "docs/r.md",
+                "p.txt",
+                "p0.txt",
+                "slo.json"
+            ]
+        );
+    }
+}

@@ -1,0 +1,546 @@
+//! `relgate check --changed [--base REV] [--head REV]` (docs/changed.md) on real git
+//! histories: which manifests a change selects, removed manifests, references to evidence and
+//! prompts, configuration changes, uncommitted work, diverged branches, and the errors that
+//! stop it (bad revisions, no merge base, shallow clones).
+
+use crate::support::{dev_release, Repo};
+
+/// A dev release gated on `pass_rate` of a metrics file, pinned to the file's `contents`.
+fn eval_release(name: &str, eval: &str, contents: &str) -> String {
+    format!(
+        "{}  evaluations:
+    - id: regression
+      format: metrics
+      candidate: {{path: {eval}, digest: \"{}\"}}
+      thresholds:
+        pass_rate: {{min: 0.9}}
+",
+        dev_release(name),
+        sha256(contents.as_bytes())
+    )
+}
+
+/// A dev release of a prompt kept in git, pinned to `digest`.
+fn git_prompt_release(name: &str, prompt: &str, digest: &str) -> String {
+    dev_release(name)
+        .replace("registry: langfuse", "registry: git")
+        .replace(&format!("path: prompts/{name}"), &format!("path: {prompt}"))
+        .replace(&format!("sha256:{}", "a".repeat(64)), digest)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// Files of each result in a JSON report.
+fn checked(json: &serde_json::Value) -> Vec<String> {
+    json["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["file"].as_str().expect("file").to_string())
+        .collect()
+}
+
+/// A repository whose `main` holds two passing releases, with branch `feature` checked out.
+fn two_releases_on_main() -> Repo {
+    let repo = Repo::git();
+    repo.file("releases/a.yaml", dev_release("alpha"))
+        .file("releases/b.yaml", dev_release("beta"));
+    repo.commit("two releases");
+    repo.branch("feature");
+    repo
+}
+
+fn changed_json(repo: &Repo, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["check", "--changed", "--format", "json"];
+    args.extend_from_slice(extra);
+    let run = repo.run(&args);
+    run.no_panic();
+    run.json()
+}
+
+#[test]
+fn an_added_manifest_is_checked_and_unmodified_ones_are_not() {
+    let repo = two_releases_on_main();
+    repo.file("releases/c.yaml", dev_release("gamma"));
+    repo.commit("add gamma");
+    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    run.exit(0);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/c.yaml"]);
+    assert_eq!(json["summary"]["manifests"], 1);
+    assert_eq!(json["changed"]["base"], "main");
+    assert_eq!(json["changed"]["head"], "HEAD");
+    assert_eq!(json["changed"]["work_tree"], true);
+    assert_eq!(json["removed"], serde_json::json!([]));
+}
+
+#[test]
+fn a_modified_manifest_is_checked_and_can_block() {
+    let repo = two_releases_on_main();
+    repo.file(
+        "releases/b.yaml",
+        dev_release("beta").replace("retention_days: 30", "retention_days: 900"),
+    );
+    repo.commit("keep metrics longer");
+    let run = repo.run(&["check", "--changed", "--base", "main"]);
+    run.exit(1)
+        .stdout_has("FAIL  releases/b.yaml:1  PromptRelease beta@2")
+        .stdout_has("PII-RETENTION")
+        .stdout_lacks("releases/a.yaml");
+}
+
+#[test]
+fn a_renamed_manifest_is_checked_under_its_new_name() {
+    let repo = two_releases_on_main();
+    repo.rename("releases/b.yaml", "releases/team/beta.yaml")
+        .file(
+            "releases/team/beta.yaml",
+            dev_release("beta").replace("bake_minutes: 30", "bake_minutes: 45"),
+        );
+    repo.commit("move beta");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(json["decision"], "pass");
+    assert_eq!(checked(&json), ["releases/team/beta.yaml"]);
+    // A rename is not a removal.
+    assert_eq!(json["removed"], serde_json::json!([]));
+}
+
+#[test]
+fn a_deleted_manifest_is_reported_as_removed_and_not_checked() {
+    let repo = Repo::git();
+    repo.file("releases/a.yaml", dev_release("alpha"))
+        .file("releases/b.yaml", dev_release("beta"))
+        .file("notes/x.yaml", "not: a manifest\n");
+    repo.commit("start");
+    repo.branch("feature");
+    // Only manifests are listed: notes/ is outside the `manifests` globs.
+    repo.remove("releases/b.yaml").remove("notes/x.yaml");
+    repo.commit("retire beta");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(json["decision"], "pass");
+    assert_eq!(json["summary"]["manifests"], 0);
+    assert_eq!(
+        json["removed"],
+        serde_json::json!([{
+            "file": "releases/b.yaml",
+            "previous_digest": sha256(dev_release("beta").as_bytes()),
+        }])
+    );
+    repo.run(&["check", "--changed", "--base", "main"])
+        .exit(0)
+        .stdout_has("removed: releases/b.yaml")
+        .stdout_has("no release manifests changed between main");
+    repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--format",
+        "markdown",
+    ])
+    .exit(0)
+    .stdout_has("### ✅ relgate: no release manifests changed")
+    .stdout_has("- removed: releases/b.yaml");
+}
+
+#[test]
+fn a_changed_evidence_file_rechecks_only_the_manifests_that_reference_it() {
+    let repo = Repo::git();
+    let (a, b) = (r#"{"pass_rate": 0.97}"#, r#"{"pass_rate": 0.95}"#);
+    repo.file("releases/a.yaml", eval_release("alpha", "evals/a.json", a))
+        .file("releases/b.yaml", eval_release("beta", "./evals/b.json", b))
+        .file("evals/a.json", a)
+        .file("evals/b.json", b);
+    repo.commit("two evaluated releases");
+    repo.run(&["check"]).exit(0);
+    repo.branch("rerun");
+    // The evidence changes under a manifest that still pins the old file.
+    repo.file("evals/b.json", r#"{"pass_rate": 0.99}"#);
+    repo.commit("replace beta's evaluation");
+    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    run.exit(1);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/b.yaml"]);
+    assert_eq!(json["results"][0]["findings"][0]["rule"], "EVIDENCE-DIGEST");
+    assert!(json["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .any(|n| n
+            == "releases/b.yaml is checked because evals/b.json, which it references, changed"));
+}
+
+#[test]
+fn a_changed_prompt_template_rechecks_its_release() {
+    let repo = Repo::git();
+    let template = "Answer politely: {{question}}\n";
+    repo.file(
+        "releases/answer.yaml",
+        git_prompt_release("answer", "prompts/answer.txt", &sha256(template.as_bytes())),
+    )
+    .file("releases/other.yaml", dev_release("other"))
+    .file("prompts/answer.txt", template);
+    repo.commit("answer prompt");
+    repo.run(&["check", "releases/answer.yaml"]).exit(0);
+    repo.branch("tweak");
+    // Edited without re-pinning the digest: the change must not slip through.
+    repo.file("prompts/answer.txt", "Answer rudely: {{question}}\n");
+    repo.commit("tweak the prompt");
+    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    run.exit(1);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/answer.yaml"]);
+    assert_eq!(json["results"][0]["findings"][0]["rule"], "ARTIFACT-DIGEST");
+}
+
+#[test]
+fn a_config_or_policy_change_rechecks_every_manifest() {
+    let repo = two_releases_on_main();
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/**/*.yaml\"]\n",
+    );
+    repo.commit("config");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
+    assert!(json["notes"]
+        .to_string()
+        .contains("relgate.yaml changed (the gate configuration): every manifest is checked"));
+
+    // A team policy: both manifests are checked, and both are blocked by it.
+    repo.checkout("main").branch("policy");
+    repo.file(
+        ".relgate/policies/team.rego",
+        "package main\n\ndeny contains \"frozen\" if { input.manifest.kind == \"PromptRelease\" }\n",
+    );
+    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    run.exit(1);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
+    assert_eq!(json["summary"]["failed"], 2);
+}
+
+#[test]
+fn uncommitted_work_counts_without_head_and_not_with_it() {
+    let repo = two_releases_on_main();
+    repo.file("releases/new.yaml", dev_release("fresh")).file(
+        "releases/a.yaml",
+        dev_release("alpha").replace("bake_minutes: 30", "bake_minutes: 40"),
+    );
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/a.yaml", "releases/new.yaml"]);
+    assert_eq!(json["changed"]["work_tree"], true);
+    // With --head the range is commits only.
+    let run = repo.run(&["check", "--changed", "--base", "main", "--head", "HEAD"]);
+    run.exit(0)
+        .stdout_has("no release manifests changed between main")
+        .stdout_lacks("work tree");
+}
+
+#[test]
+fn a_diverged_branch_is_compared_from_its_merge_base() {
+    let repo = two_releases_on_main();
+    repo.file("releases/feature.yaml", dev_release("feature"));
+    let feature = repo.commit("feature release");
+    // main moves on after the fork: its changes are not the feature's.
+    repo.checkout("main");
+    repo.file("releases/later-on-main.yaml", dev_release("later"))
+        .file(
+            "releases/a.yaml",
+            dev_release("alpha").replace("retention_days: 30", "retention_days: 900"),
+        );
+    repo.commit("main moves on");
+
+    // From the feature branch's checkout.
+    repo.checkout("feature");
+    let json = changed_json(&repo, &["--base", "main", "--head", "feature"]);
+    assert_eq!(checked(&json), ["releases/feature.yaml"]);
+    assert_eq!(json["changed"]["head_commit"], feature.as_str());
+
+    // From main's checkout: the head commit's files are read from its tree, where
+    // releases/feature.yaml exists and releases/a.yaml is still the passing one.
+    repo.checkout("main");
+    assert!(!repo.path().join("releases/feature.yaml").exists());
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--head",
+        "feature",
+        "--format",
+        "json",
+    ]);
+    run.exit(0);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/feature.yaml"]);
+    assert_eq!(json["changed"]["work_tree"], false);
+}
+
+#[cfg(unix)]
+#[test]
+fn head_tree_symlinks_cannot_lead_out_of_the_repository() {
+    let repo = Repo::git();
+    repo.file("releases/a.yaml", dev_release("alpha"));
+    repo.commit("alpha");
+    repo.branch("sneaky");
+    repo.file(
+        "releases/b.yaml",
+        eval_release("beta", "evals/b.json", "{}"),
+    );
+    std::fs::create_dir_all(repo.path().join("evals")).expect("mkdir");
+    std::os::unix::fs::symlink("/etc/hostname", repo.path().join("evals/b.json")).expect("symlink");
+    repo.commit("evidence through a symlink");
+    repo.checkout("main");
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--head",
+        "sneaky",
+        "--format",
+        "json",
+    ]);
+    run.exit(1);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/b.yaml"]);
+    let finding = &json["results"][0]["findings"][0];
+    assert_eq!(finding["rule"], "EVIDENCE-UNREADABLE", "{json:#}");
+    assert!(finding["message"]
+        .to_string()
+        .contains("leaves the gate root"));
+}
+
+#[test]
+fn a_bad_revision_is_exit_2_with_how_to_fix_it() {
+    let repo = two_releases_on_main();
+    repo.run(&["check", "--changed", "--base", "origin/main"])
+        .exit(2)
+        .no_panic()
+        .stderr_has("--base origin/main: no such revision here")
+        .stderr_has("git fetch origin main");
+    repo.run(&["check", "--changed", "--base", "main", "--head", "nope"])
+        .exit(2)
+        .stderr_has("--head nope: no such revision here");
+    repo.run(&["check", "--base", "main"])
+        .exit(2)
+        .stderr_has("--changed");
+}
+
+#[test]
+fn unrelated_histories_are_exit_2() {
+    let repo = two_releases_on_main();
+    repo.file("releases/c.yaml", dev_release("gamma"));
+    repo.commit_orphan("elsewhere", "a history of its own");
+    repo.run(&["check", "--changed", "--base", "main"])
+        .exit(2)
+        .no_panic()
+        .stderr_has("main and HEAD have no merge base")
+        .stderr_has("unrelated histories");
+}
+
+#[test]
+fn a_shallow_clone_without_the_merge_base_says_to_fetch_history() {
+    let origin = two_releases_on_main();
+    origin.checkout("main");
+    origin.file("releases/c.yaml", dev_release("gamma"));
+    origin.commit("gamma");
+    origin.file("releases/d.yaml", dev_release("delta"));
+    origin.commit("delta");
+    let clone = Repo::new();
+    let status = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--depth", "1", "--no-single-branch"])
+        .arg(format!("file://{}", origin.path().display()))
+        .arg(clone.path())
+        .status()
+        .expect("run git clone");
+    assert!(status.success());
+    clone
+        .run(&["check", "--changed", "--base", "origin/feature"])
+        .exit(2)
+        .no_panic()
+        .stderr_has("no merge base")
+        .stderr_has("this clone is shallow")
+        .stderr_has("fetch-depth: 0");
+}
+
+#[test]
+fn the_default_base_is_the_upstream_branch() {
+    let origin = two_releases_on_main();
+    origin.checkout("main");
+    let clone = Repo::clone_of(&origin);
+    clone.file("releases/c.yaml", dev_release("gamma"));
+    let json = changed_json(&clone, &[]);
+    assert_eq!(json["changed"]["base"], "origin/main");
+    assert_eq!(checked(&json), ["releases/c.yaml"]);
+}
+
+#[test]
+fn path_arguments_intersect_with_the_change() {
+    let repo = two_releases_on_main();
+    repo.file("releases/team-a/x.yaml", dev_release("x"))
+        .file("releases/team-b/y.yaml", dev_release("y"));
+    let json = changed_json(&repo, &["--base", "main", "releases/team-a"]);
+    assert_eq!(checked(&json), ["releases/team-a/x.yaml"]);
+}
+
+#[test]
+fn a_gate_root_in_a_subdirectory_reports_paths_relative_to_it() {
+    let repo = Repo::git();
+    repo.file(
+        "demo/relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+    )
+    .file("demo/releases/a.yaml", dev_release("alpha"))
+    .file("elsewhere/releases/z.yaml", dev_release("zeta"));
+    repo.commit("demo");
+    repo.branch("feature");
+    repo.file("demo/releases/b.yaml", dev_release("beta"))
+        .file("elsewhere/releases/y.yaml", dev_release("ypsilon"));
+    repo.commit("beta");
+    let run = repo.run_in(
+        "demo",
+        &["check", "--changed", "--base", "main", "--format", "json"],
+    );
+    run.exit(0);
+    assert_eq!(checked(&run.json()), ["releases/b.yaml"]);
+    // And from a head commit's tree.
+    repo.checkout("main");
+    let run = repo.run_in(
+        "demo",
+        &[
+            "check",
+            "--changed",
+            "--base",
+            "main",
+            "--head",
+            "feature",
+            "--format",
+            "json",
+        ],
+    );
+    run.exit(0);
+    assert_eq!(checked(&run.json()), ["releases/b.yaml"]);
+}
+
+#[test]
+fn record_records_only_what_changed() {
+    let repo = two_releases_on_main();
+    repo.file("releases/c.yaml", dev_release("gamma"));
+    repo.commit("gamma");
+    let keys = tempfile::tempdir().expect("tmp");
+    let out = keys.path().join("k");
+    repo.run(&["keygen", "--out", out.to_str().expect("utf8")])
+        .exit(0);
+    let key = out.join("relgate-signing.pem");
+    let ledger = tempfile::tempdir().expect("tmp");
+    let args = [
+        "record",
+        "--key",
+        key.to_str().expect("utf8"),
+        "--ledger-dir",
+        ledger.path().to_str().expect("utf8"),
+        "--changed",
+        "--base",
+        "main",
+    ];
+    repo.run_env(&args, &[])
+        .exit(0)
+        .stdout_has("PASS  releases/c.yaml")
+        .stdout_lacks("releases/a.yaml")
+        .stderr_has("appended record 1 ");
+    // record reads the work tree: another head commit is refused, not recorded.
+    repo.checkout("main");
+    let mut other = args.to_vec();
+    other.extend(["--head", "feature"]);
+    repo.run_env(&other, &[])
+        .exit(2)
+        .stderr_has("--head feature is not the checked-out commit");
+}
+
+#[test]
+fn nothing_changed_passes_with_a_clear_message() {
+    let repo = two_releases_on_main();
+    repo.file("README.md", "docs only\n");
+    let run = repo.run(&["check", "--changed", "--base", "main"]);
+    run.exit(0)
+        .stdout_has("no release manifests changed between main (merge base ");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(json["decision"], "pass");
+    assert_eq!(json["summary"]["manifests"], 0);
+    repo.run(&["check", "--changed", "--base", "main", "--format", "github"])
+        .exit(0)
+        .stdout_has("::notice title=relgate::no release manifests changed");
+}
+
+#[test]
+fn changed_text_run() {
+    let repo = Repo::git();
+    let evidence = r#"{"pass_rate": 0.97}"#;
+    repo.file(
+        "releases/a.yaml",
+        eval_release("alpha", "evals/a.json", evidence),
+    )
+    // Unlike any other file, so its deletion is not taken for a rename.
+    .file(
+        "releases/old.yaml",
+        format!(
+            "{}{}",
+            (0..60)
+                .map(|i| format!("# history line {i}\n"))
+                .collect::<String>(),
+            dev_release("old")
+        ),
+    )
+    .file("releases/same.yaml", dev_release("same"))
+    .file("evals/a.json", evidence);
+    repo.commit("start");
+    repo.branch("feature");
+    repo.file("evals/a.json", r#"{"pass_rate": 0.42}"#)
+        .file(
+            "releases/new.yaml",
+            dev_release("new").replace("retention_days: 30", "retention_days: 900"),
+        )
+        .remove("releases/old.yaml");
+    repo.commit("rerun alpha, add new, retire old");
+    let run = repo.run(&["check", "--changed", "--base", "main"]);
+    run.exit(1);
+    insta::assert_snapshot!("changed_text", run.stdout);
+}
+
+#[test]
+fn a_manifest_moved_out_of_the_manifest_set_is_removed() {
+    let repo = two_releases_on_main();
+    repo.rename("releases/b.yaml", "archive/b.yaml");
+    repo.commit("archive beta");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(json["summary"]["manifests"], 0);
+    assert_eq!(json["removed"][0]["file"], "releases/b.yaml");
+}
+
+#[test]
+fn an_unreadable_manifest_is_checked_rather_than_assumed_unaffected() {
+    let repo = two_releases_on_main();
+    repo.file("releases/broken.yaml", "apiVersion: [unclosed\n");
+    repo.commit("a broken file on the branch");
+    repo.branch("next");
+    repo.file("evals/x.json", "{}");
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "feature",
+        "--format",
+        "json",
+    ]);
+    run.exit(2);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/broken.yaml"]);
+    assert!(json["notes"].to_string().contains(
+        "releases/broken.yaml is checked because it cannot be read to see which files it references"
+    ));
+}
