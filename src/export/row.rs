@@ -50,6 +50,11 @@ pub struct ExportRow {
     pub policy_digest: String,
     /// Repository path of the manifest.
     pub manifest_path: String,
+    /// Evaluation files the decision read (candidate and baseline of `spec.evaluations`, as
+    /// recorded in the change extension's `evidence`), sorted. Empty when the manifest has no
+    /// evaluations; the evaluation gate pass rate ([`crate::export::kpi`]) uses it to tell
+    /// which records were subject to the EVAL-* rules.
+    pub evidence: Vec<String>,
     /// Whether this record's signature verified under a trusted key and no verification
     /// problem names it.
     pub verified: bool,
@@ -109,6 +114,13 @@ impl ExportRow {
             ticket: summary.ticket.clone(),
             policy_digest: format!("sha256:{}", predicate.policy.digest.sha256),
             manifest_path: change.manifest.path.clone(),
+            evidence: {
+                let mut files: Vec<String> =
+                    change.evidence.iter().map(|e| e.uri.clone()).collect();
+                files.sort();
+                files.dedup();
+                files
+            },
             verified,
         }
     }
