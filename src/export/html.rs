@@ -778,3 +778,34 @@ fn write_definitions(w: &mut impl Write) -> io::Result<()> {
 Records that did not verify are included and flagged above. A release in the last 7 days may still be rolled back later.</p>\n</section>"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_neutralises_markup_quotes_and_controls() {
+        assert_eq!(
+            escape("<a href=\"x\" title='y'>&\u{0}\u{7}\tz\n"),
+            "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;\u{FFFD}\u{FFFD}\tz\n"
+        );
+        // Labels are cut by characters, never inside a multi-byte character or an entity.
+        let long = "Ü".repeat(60);
+        let cut = label(&long);
+        assert_eq!(cut.chars().count(), MAX_LABEL_CHARS);
+        assert!(cut.ends_with('…'));
+        assert_eq!(label("<b>"), "&lt;b&gt;");
+    }
+
+    #[test]
+    fn durations_and_axis_maxima_read_well() {
+        assert_eq!(human_duration(9000.0), "2 h 30 min");
+        assert_eq!(human_duration(86_400.0), "1 d 0 h");
+        assert_eq!(human_duration(2700.0), "45 min 0 s");
+        assert_eq!(human_duration(12.4), "12 s");
+        assert_eq!(
+            [0, 1, 3, 6, 10, 11, 37, 250].map(nice_max),
+            [1, 1, 5, 10, 10, 20, 50, 500]
+        );
+    }
+}

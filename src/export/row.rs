@@ -10,7 +10,7 @@ use crate::report::Decision;
 /// One record as an auditor sees it. Field order is the CSV column order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExportRow {
-    /// Ledger sequence number (0-based).
+    /// Ledger sequence number (1-based, as in the record file name).
     pub seq: u64,
     /// When the gate decided (`timeVerified`, RFC 3339 UTC).
     pub time: String,
