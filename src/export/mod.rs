@@ -3,6 +3,8 @@
 //! report. It reads records only through [`crate::record::verify`], so every exported row says
 //! whether its record verified.
 
+pub mod html;
+pub mod kpi;
 pub mod row;
 
 pub use row::ExportRow;

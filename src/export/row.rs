@@ -10,7 +10,7 @@ use crate::report::Decision;
 /// One record as an auditor sees it. Field order is the CSV column order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExportRow {
-    /// Ledger sequence number (0-based).
+    /// Ledger sequence number (1-based, as in the record file name).
     pub seq: u64,
     /// When the gate decided (`timeVerified`, RFC 3339 UTC).
     pub time: String,
@@ -50,6 +50,11 @@ pub struct ExportRow {
     pub policy_digest: String,
     /// Repository path of the manifest.
     pub manifest_path: String,
+    /// Evaluation files the decision read (candidate and baseline of `spec.evaluations`, as
+    /// recorded in the change extension's `evidence`), sorted. Empty when the manifest has no
+    /// evaluations; the evaluation gate pass rate ([`crate::export::kpi`]) uses it to tell
+    /// which records were subject to the EVAL-* rules.
+    pub evidence: Vec<String>,
     /// Whether this record's signature verified under a trusted key and no verification
     /// problem names it.
     pub verified: bool,
@@ -109,6 +114,13 @@ impl ExportRow {
             ticket: summary.ticket.clone(),
             policy_digest: format!("sha256:{}", predicate.policy.digest.sha256),
             manifest_path: change.manifest.path.clone(),
+            evidence: {
+                let mut files: Vec<String> =
+                    change.evidence.iter().map(|e| e.uri.clone()).collect();
+                files.sort();
+                files.dedup();
+                files
+            },
             verified,
         }
     }
