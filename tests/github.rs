@@ -473,11 +473,28 @@ async fn annotations_go_in_batches_of_fifty_at_repository_paths() {
 }
 
 #[tokio::test]
-async fn a_502_is_retried_and_then_succeeds() {
+async fn a_502_and_a_rate_limited_403_are_retried() {
     let api = Api::start("").await;
     Mock::given(method("GET"))
         .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
         .respond_with(ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    // A 403 that is the primary rate limit (remaining 0, reset already past): retried at
+    // once, unlike a 403 for a missing permission.
+    let reset = chrono::Utc::now().timestamp() - 10;
+    Mock::given(method("GET"))
+        .and(path(api.repo_path(&format!("/pulls/{NUMBER}/reviews"))))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                .set_body_json(
+                    json!({"message": "API rate limit exceeded for installation ID 1."}),
+                ),
+        )
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&api.server)
@@ -489,8 +506,50 @@ async fn a_502_is_retried_and_then_succeeds() {
     assert_exit(&out, 0);
     let requests = api.requests().await;
     let pr = format!("GET {}", api.repo_path(&format!("/pulls/{NUMBER}")));
-    assert_eq!(lines(&requests)[..2], [pr.clone(), pr]);
+    let reviews = format!(
+        "GET {}?per_page=100",
+        api.repo_path(&format!("/pulls/{NUMBER}/reviews"))
+    );
+    assert_eq!(
+        lines(&requests)[..4],
+        [pr.clone(), pr, reviews.clone(), reviews]
+    );
     assert_headers(&requests);
+}
+
+#[tokio::test]
+async fn a_wait_beyond_the_deadline_fails_at_once() {
+    let api = Api::start("").await;
+    let runs = api.repo_path("/check-runs");
+    Mock::given(method("POST"))
+        .and(path(runs.clone()))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "3600")
+                .set_body_json(json!({"message": "API rate limit exceeded"})),
+        )
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let mut env = api.runner_env();
+    env.push(("RELGATE_GITHUB_DEADLINE_SECS".into(), "30".into()));
+    let started = Instant::now();
+    let out = repo.run(&["check", "--github"], &env);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "no hour-long wait"
+    );
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("HTTP 429 (rate limited)")
+            && stderr.contains("waiting 3600 s more would pass the deadline of 30 s"),
+        "{stderr}"
+    );
+    assert_eq!(find(&api.requests().await, "POST", &runs).len(), 1);
 }
 
 #[tokio::test]
@@ -865,5 +924,53 @@ fn github_mode_without_a_token_stops_before_deciding() {
         text(&out.stderr).contains("--github"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// 700 findings with long messages: a markdown report of about 200,000 characters.
+const HUGE: &str = r#"package main
+
+deny contains {"msg": sprintf("finding %03d: %s", [i, concat("", array.concat(["x"], [s | some _ in numbers.range(1, 150); s := "y"]))]), "rule": "TEAM-HUGE", "path": "spec.owner.team"} if {
+	some i in numbers.range(1, 700)
+}
+"#;
+
+#[tokio::test]
+async fn a_huge_report_is_cut_to_githubs_limits() {
+    let api = Api::start("").await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    repo.file(".relgate/policies/huge.rego", HUGE);
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 1);
+    let requests = api.requests().await;
+    let posted = find(
+        &requests,
+        "POST",
+        &api.repo_path(&format!("/issues/{NUMBER}/comments")),
+    );
+    let body = posted[0].body["body"].as_str().expect("body");
+    assert!(body.chars().count() <= 65_536, "{}", body.chars().count());
+    assert!(body.starts_with(r#"<!-- relgate-report workflow="release gate" -->"#));
+    assert!(body.contains("finding 001: xyyy"));
+    assert!(!body.contains("finding 700"));
+    assert!(body.trim_end().ends_with(
+        "The full report is in the check run \"relgate\" and the job summary of [this run](https://github.com/octocat/Hello-World/actions/runs/1658821493)."
+    ), "{}", &body[body.len() - 400..]);
+    let runs: Vec<&Seen> = requests
+        .iter()
+        .filter(|r| r.path.contains("/check-runs"))
+        .collect();
+    assert_eq!(runs.len(), 14, "700 annotations in 14 requests of 50");
+    let summary = runs[0].body["output"]["summary"].as_str().expect("summary");
+    assert!(summary.chars().count() <= 65_535);
+    assert!(summary.contains("Report truncated"));
+    // The job summary has room for all of it.
+    let step = std::fs::read_to_string(api.summary_file()).expect("summary");
+    assert!(
+        step.len() > 150_000 && step.contains("finding 700"),
+        "{}",
+        step.len()
     );
 }
