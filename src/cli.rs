@@ -17,6 +17,7 @@ use crate::policy::testing::{self, TestOptions};
 use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
+mod github;
 mod records;
 
 /// relgate: a release gate for ML model and LLM prompt releases.
@@ -110,8 +111,8 @@ pub struct RecordArgs {
     #[arg(long, value_name = "URL")]
     pub ci_run_url: Option<String>,
     /// Pull-request context to record: JSON {number, author, approvers, merged_by} (logins as
-    /// strings or {"login": ...}).
-    #[arg(long, value_name = "FILE")]
+    /// strings or {"login": ...}). With --github the pull request is read from GitHub instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "github")]
     pub pr_json: Option<PathBuf>,
 }
 
@@ -214,6 +215,31 @@ pub struct CheckArgs {
     /// commit than HEAD is read from its own tree, not from the work tree.
     #[arg(long, value_name = "REV", requires = "changed")]
     pub head: Option<String>,
+    /// GitHub mode, in a GitHub Actions job: read the pull request (author, labels, reviews,
+    /// team membership) into `input.context.pull_request` before deciding, then publish the
+    /// decision (--publish) and write $GITHUB_OUTPUT. Reads GITHUB_REPOSITORY, GITHUB_API_URL,
+    /// GITHUB_EVENT_PATH, GITHUB_SHA and the other runner variables (docs/github.md).
+    #[arg(long)]
+    pub github: bool,
+    /// GitHub API token (default: $RELGATE_GITHUB_TOKEN, else $GITHUB_TOKEN). Team membership
+    /// needs a token with `read:org` (or a GitHub App with Members: read).
+    #[arg(long, value_name = "TOKEN", requires = "github")]
+    pub github_token: Option<String>,
+    /// The pull request to read and comment on (default: `pull_request.number` of the event
+    /// in $GITHUB_EVENT_PATH).
+    #[arg(long, value_name = "N", requires = "github")]
+    pub pull_request: Option<u64>,
+    /// Where GitHub mode publishes, comma-separated: comment (one sticky comment per
+    /// workflow), check-run (annotations at file:line), summary ($GITHUB_STEP_SUMMARY), or
+    /// none. Default: comment,check-run,summary.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "WHERE",
+        requires = "github"
+    )]
+    pub publish: Vec<crate::github::Target>,
 }
 
 /// Arguments of `relgate test`.
@@ -391,6 +417,7 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
             base: args.base.clone(),
             head: args.head.clone(),
         }),
+        pull_request: None,
     })
 }
 
@@ -418,6 +445,9 @@ fn print_report(
 
 fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
     let settings = check_settings(&args)?;
+    if args.github {
+        return github::check(&args, &settings, color);
+    }
     let report = gate::check(&settings)?;
     print_report(&report, &args, color)?;
     Ok(report.decision.exit_code())

@@ -54,6 +54,9 @@ pub struct CheckSettings {
     /// `--changed [--base REV] [--head REV]`: check only what the change touches
     /// (docs/changed.md).
     pub changed: Option<ChangedOptions>,
+    /// Pull-request facts (`input.context.pull_request`; the shape is in docs/github.md), or
+    /// `None` for a local check: the approval rules then do not fire.
+    pub pull_request: Option<serde_json::Value>,
 }
 
 /// From this many documents on, the bundle is compiled for the RVM (a few milliseconds, paid
@@ -74,6 +77,8 @@ pub struct Gate {
     now: String,
     fail_on_warn: bool,
     slo: slo::Options,
+    /// `input.context.pull_request` (null without pull-request context).
+    pull_request: Value,
 }
 
 impl Gate {
@@ -139,6 +144,7 @@ impl Gate {
             now: settings.now.clone(),
             fail_on_warn: settings.fail_on_warn,
             slo: slo_options,
+            pull_request: settings.pull_request.clone().unwrap_or(Value::Null),
         })
     }
 
@@ -152,6 +158,13 @@ impl Gate {
     /// plain check does not hold every input in memory.
     pub fn keep_evaluated(&mut self) {
         self.keep_evaluated = true;
+    }
+
+    /// Sets `input.context.pull_request` for the documents checked from now on. For callers
+    /// that read the pull request after opening the gate, because what they read depends on
+    /// the loaded config (the teams named under `approvals`).
+    pub fn set_pull_request(&mut self, pull_request: Option<Value>) {
+        self.pull_request = pull_request.unwrap_or(Value::Null);
     }
 
     /// Files to check: the given paths, or the config's globs.
@@ -379,7 +392,7 @@ impl Gate {
                 "now": self.now,
                 "today": self.now.get(..10).unwrap_or_default(),
                 "git": self.git,
-                "pull_request": Value::Null,
+                "pull_request": self.pull_request,
             },
         });
         input["evidence"]["slo"] = slo;

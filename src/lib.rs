@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod export;
 pub mod field_path;
 pub mod gate;
+pub mod github;
 pub mod init;
 pub mod line_index;
 pub mod manifest;

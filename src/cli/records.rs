@@ -134,7 +134,11 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     // Everything that can stop the records is checked before anything is decided or printed.
     let settings = check_settings(&args.check)?;
     let signer = signing_key(args.key.as_deref())?;
-    let pull_request = match &args.pr_json {
+    let github = match args.check.github {
+        true => Some(super::github::start(&args.check)?),
+        false => None,
+    };
+    let mut pull_request = match &args.pr_json {
         Some(path) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -151,6 +155,22 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     });
     let mut gate = Gate::open(&settings)?;
     gate.keep_evaluated();
+    let mut pr_context = None;
+    if let Some(github) = &github {
+        // The merged pull request's facts: the record shows who approved.
+        let found = github
+            .record_context(gate.config.merged.get("approvals"))
+            .context("cannot read the pull request to record")?;
+        if let Some(note) = &found.note {
+            writeln!(std::io::stderr().lock(), "relgate record: {note}")?;
+        }
+        pull_request = found
+            .context
+            .as_ref()
+            .and_then(crate::github::context::record_info);
+        gate.set_pull_request(found.context.clone());
+        pr_context = found.context;
+    }
     let repo = RepoFacts::discover(&gate.root, &run_environment());
     let source = ledger_source(
         args.ledger.as_deref(),
@@ -250,11 +270,26 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
         }
         None => writeln!(err, "relgate record: no records appended to {where_to}")?,
     }
+    drop(err);
+    let publish_failed = match &github {
+        Some(github) => super::github::publish(
+            github,
+            &report,
+            &args.check,
+            &gate,
+            pr_context,
+            &settings.now,
+        )?,
+        None => false,
+    };
     if failed {
         writeln!(
-            err,
+            std::io::stderr().lock(),
             "relgate record: exit 2: not every decision was recorded (records already appended stay; run `relgate verify`)"
         )?;
+        return Ok(2);
+    }
+    if publish_failed {
         return Ok(2);
     }
     Ok(report.decision.exit_code())

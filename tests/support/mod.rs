@@ -1,2 +1,3 @@
 pub mod fake_http;
+pub mod github_api;
 pub mod prometheus;

@@ -1,0 +1,104 @@
+//! The command-line side of GitHub mode (`--github`, docs/github.md): resolves the runner's
+//! environment and the flags into a [`GitHub`] run, reads the pull request before deciding,
+//! and prints what publishing did. The decision is always printed before anything is
+//! published; a publication that fails turns the exit code into 2.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::{print_report, CheckArgs};
+use crate::gate::{self, CheckSettings, Gate};
+use crate::github::{GitHub, GitHubEnv, Options, PublishInputs};
+use crate::output::Format;
+use crate::report::Report;
+
+/// Sets up GitHub mode from the flags and the process environment. Everything that can stop
+/// the run is checked here, before anything is decided.
+pub fn start(args: &CheckArgs) -> anyhow::Result<GitHub> {
+    let env = GitHubEnv::from_lookup(&|name| std::env::var(name).ok())?;
+    Ok(GitHub::new(
+        env,
+        Options {
+            token: args.github_token.clone(),
+            pull_request: args.pull_request,
+            publish: args.publish.clone(),
+        },
+    )?)
+}
+
+/// The file `--format json --output FILE` wrote, for the `report` step output.
+pub fn json_report(args: &CheckArgs) -> Option<PathBuf> {
+    args.format
+        .iter()
+        .zip(&args.output)
+        .find(|(format, _)| **format == Format::Json)
+        .map(|(_, path)| path.clone())
+}
+
+/// `relgate check --github`.
+pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow::Result<u8> {
+    let github = start(args)?;
+    let mut gate = Gate::open(settings)?;
+    let context = github
+        .context(gate.config.merged.get("approvals"))
+        .context("cannot read the pull request, so its approvals cannot be decided")?;
+    if context.is_none() {
+        writeln!(
+            std::io::stderr().lock(),
+            "relgate: no pull request in this run (event {}); approvals are not evaluated",
+            github.env.event_name.as_deref().unwrap_or("unknown")
+        )?;
+    }
+    gate.set_pull_request(context.clone());
+    let report = gate::check_opened(&gate, settings)?;
+    print_report(&report, args, color)?;
+    publish(&github, &report, args, &gate, context, &settings.now).map(|failed| {
+        if failed {
+            2
+        } else {
+            report.decision.exit_code()
+        }
+    })
+}
+
+/// Publishes `report` and prints what happened on stderr. `true` when a publication failed
+/// (the run must then exit 2).
+pub fn publish(
+    github: &GitHub,
+    report: &Report,
+    args: &CheckArgs,
+    gate: &Gate,
+    context: Option<serde_json::Value>,
+    now: &str,
+) -> anyhow::Result<bool> {
+    let outcome = github.publish(
+        report,
+        &PublishInputs {
+            gate_root: gate.root.dir.clone(),
+            json_report: json_report(args),
+            now: now.to_owned(),
+            context,
+        },
+    );
+    let mut err = std::io::stderr().lock();
+    for done in &outcome.done {
+        writeln!(err, "relgate: published: {done}")?;
+    }
+    for skipped in &outcome.skipped {
+        writeln!(err, "relgate: not published: {skipped}")?;
+    }
+    for failure in &outcome.failed {
+        writeln!(err, "relgate: error: {failure}")?;
+    }
+    if !outcome.failed.is_empty() {
+        writeln!(
+            err,
+            "relgate: exit 2: the decision ({}) was made and printed above, but could not be \
+             published to GitHub; fix the problem above and re-run the job",
+            report.decision.as_str()
+        )?;
+    }
+    Ok(!outcome.failed.is_empty())
+}

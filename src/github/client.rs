@@ -1,0 +1,834 @@
+//! The HTTP side of the GitHub integration: an [`octocrab`] client pointed at `GITHUB_API_URL`
+//! (GitHub Enterprise's `https://HOST/api/v3` included), relgate's own retry policy around
+//! every request, `Link`-header pagination, and errors that name the permission a 403 or 404
+//! means is missing.
+//!
+//! Why not octocrab's `retry` feature: it retries a fixed number of times without reading
+//! `Retry-After` or `x-ratelimit-reset`, has no overall deadline, and would retry inside the
+//! tower stack where we cannot tell a rate limit (retry) from a missing permission (stop and
+//! say which). Requests go through octocrab's raw `_get`/`_post`/`_patch`, which return the
+//! response whatever its status; [`Client::send`] decides what each status means.
+
+use std::time::{Duration, Instant};
+
+use octocrab::Octocrab;
+use serde_json::Value;
+
+use super::GitHubError;
+
+/// When and how often a request is retried. Each request (one page, one POST) has its own
+/// budget: at most `attempts` tries, and no wait that would end after `deadline` from its first
+/// try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries per request, the first included (≥ 1).
+    pub attempts: u32,
+    /// First backoff; doubled after each failed try.
+    pub base: Duration,
+    /// Largest backoff relgate picks itself. A wait the server asks for (`Retry-After`,
+    /// `x-ratelimit-reset`) is honoured as asked, within the deadline.
+    pub max_delay: Duration,
+    /// Overall time budget of one request, its retries included.
+    pub deadline: Duration,
+    /// Limit of one HTTP exchange (connect, write, read).
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 5,
+            base: Duration::from_millis(1000),
+            max_delay: Duration::from_secs(30),
+            deadline: Duration::from_secs(120),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Environment variables that tune [`RetryPolicy`] (documented in docs/github.md).
+pub const RETRY_ENV: [&str; 5] = [
+    "RELGATE_GITHUB_RETRY_ATTEMPTS",
+    "RELGATE_GITHUB_RETRY_BASE_MS",
+    "RELGATE_GITHUB_RETRY_MAX_MS",
+    "RELGATE_GITHUB_DEADLINE_SECS",
+    "RELGATE_GITHUB_TIMEOUT_SECS",
+];
+
+impl RetryPolicy {
+    /// The defaults, overridden by the `RELGATE_GITHUB_*` variables `lookup` finds.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, GitHubError> {
+        let mut policy = Self::default();
+        let number = |name: &str| -> Result<Option<u64>, GitHubError> {
+            match lookup(name).map(|v| v.trim().to_owned()) {
+                None => Ok(None),
+                Some(v) if v.is_empty() => Ok(None),
+                Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                    GitHubError::Setup(format!(
+                        "{name}={v} is not a whole non-negative number (see docs/github.md, retries)"
+                    ))
+                }),
+            }
+        };
+        if let Some(n) = number(RETRY_ENV[0])? {
+            policy.attempts = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        }
+        if let Some(ms) = number(RETRY_ENV[1])? {
+            policy.base = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number(RETRY_ENV[2])? {
+            policy.max_delay = Duration::from_millis(ms);
+        }
+        if let Some(secs) = number(RETRY_ENV[3])? {
+            policy.deadline = Duration::from_secs(secs);
+        }
+        if let Some(secs) = number(RETRY_ENV[4])? {
+            policy.timeout = Duration::from_secs(secs.max(1));
+        }
+        Ok(policy)
+    }
+
+    /// relgate's own backoff before try `attempt + 1` (`attempt` ≥ 1 tries failed so far).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// What a request is for: names the action and the permission in error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    PullRequest {
+        number: u64,
+    },
+    Reviews {
+        number: u64,
+    },
+    CommitPulls {
+        sha: String,
+    },
+    Team {
+        org: String,
+        slug: String,
+    },
+    TeamMembership {
+        org: String,
+        slug: String,
+        user: String,
+    },
+    ListComments {
+        number: u64,
+    },
+    CreateComment {
+        number: u64,
+    },
+    UpdateComment {
+        id: u64,
+    },
+    CreateCheckRun,
+    UpdateCheckRun {
+        id: u64,
+    },
+}
+
+impl Endpoint {
+    /// "read pull request #12", for "cannot …".
+    pub fn action(&self) -> String {
+        match self {
+            Self::PullRequest { number } => format!("read pull request #{number}"),
+            Self::Reviews { number } => format!("list the reviews of pull request #{number}"),
+            Self::CommitPulls { sha } => {
+                format!(
+                    "find the pull request of commit {}",
+                    sha.get(..12).unwrap_or(sha)
+                )
+            }
+            Self::Team { org, slug } => format!("read team {org}/{slug}"),
+            Self::TeamMembership { org, slug, user } => {
+                format!("read whether {user} is a member of team {org}/{slug}")
+            }
+            Self::ListComments { number } => {
+                format!("list the comments of pull request #{number}")
+            }
+            Self::CreateComment { number } => {
+                format!("post the report comment on pull request #{number}")
+            }
+            Self::UpdateComment { id } => format!("update the report comment {id}"),
+            Self::CreateCheckRun => "create the relgate check run".to_owned(),
+            Self::UpdateCheckRun { id } => format!("add annotations to check run {id}"),
+        }
+    }
+
+    /// What a 403 or 404 from this endpoint most likely means, and how to fix it.
+    pub fn permission_hint(&self) -> &'static str {
+        match self {
+            Self::PullRequest { .. } | Self::Reviews { .. } => {
+                "the token needs `pull-requests: read` (workflow `permissions:`, or a fine-grained \
+                 token / GitHub App with Pull requests: read), or the pull request does not exist \
+                 in this repository"
+            }
+            Self::CommitPulls { .. } => {
+                "the token needs `contents: read` and `pull-requests: read`"
+            }
+            Self::Team { .. } | Self::TeamMembership { .. } => {
+                "the token cannot read the team: reading team membership needs a classic token \
+                 with `read:org` or a GitHub App with organization permission \"Members: read\"; \
+                 the workflow's GITHUB_TOKEN can never read team membership. Pass such a token \
+                 with --github-token (RELGATE_GITHUB_TOKEN). Also check the team slug and \
+                 organization in relgate.yaml `approvals`"
+            }
+            Self::ListComments { .. } | Self::CreateComment { .. } | Self::UpdateComment { .. } => {
+                "the token needs `pull-requests: write` (or `issues: write`) to post the report \
+                 comment; pull requests from forks get a read-only GITHUB_TOKEN (publish with \
+                 --publish check-run,summary there, or from a workflow_run workflow)"
+            }
+            Self::CreateCheckRun | Self::UpdateCheckRun { .. } => {
+                "the token needs `checks: write` to create check runs; pull requests from forks \
+                 get a read-only GITHUB_TOKEN"
+            }
+        }
+    }
+}
+
+/// HTTP method of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Patch,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Patch => "PATCH",
+        }
+    }
+}
+
+/// A successful (2xx) or a not-found (404, when asked for) response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    /// The `rel="next"` URL of the `Link` header.
+    pub next: Option<String>,
+}
+
+/// The rate-limit and retry headers of a response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetryHeaders {
+    pub retry_after: Option<String>,
+    pub remaining: Option<String>,
+    pub reset: Option<String>,
+}
+
+/// Whether a response is final or worth another try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Final,
+    /// Retry; `wait` is the delay the server asked for, if it asked.
+    Retry {
+        wait: Option<Duration>,
+        why: String,
+    },
+}
+
+/// Decides about one response: 5xx, 429, and a 403 that is a rate limit (it carries
+/// `Retry-After`, or `x-ratelimit-remaining: 0`, or says "rate limit") are retried; everything
+/// else is final. `now` is the Unix time, for `x-ratelimit-reset`.
+pub fn classify(status: u16, headers: &RetryHeaders, body: &str, now: i64) -> Verdict {
+    let retry_after = headers
+        .retry_after
+        .as_deref()
+        .and_then(|v| retry_after(v, now));
+    let exhausted = headers.remaining.as_deref().map(str::trim) == Some("0");
+    let reset_wait = if exhausted {
+        headers
+            .reset
+            .as_deref()
+            .and_then(|r| r.trim().parse::<i64>().ok())
+            // One second past the reset: GitHub's clock and ours are not the same clock.
+            .map(|reset| Duration::from_secs(u64::try_from(reset - now + 1).unwrap_or(0)))
+    } else {
+        None
+    };
+    let server_wait = retry_after.or(reset_wait);
+    match status {
+        500..=599 => Verdict::Retry {
+            wait: retry_after,
+            why: format!("HTTP {status}"),
+        },
+        429 => Verdict::Retry {
+            wait: server_wait,
+            why: "HTTP 429 (rate limited)".to_owned(),
+        },
+        403 if headers.retry_after.is_some()
+            || exhausted
+            || body.to_ascii_lowercase().contains("rate limit") =>
+        {
+            Verdict::Retry {
+                wait: server_wait,
+                why: "HTTP 403 (rate limited)".to_owned(),
+            }
+        }
+        _ => Verdict::Final,
+    }
+}
+
+/// `Retry-After`: delay seconds or an HTTP date.
+fn retry_after(value: &str, now: i64) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(Duration::from_secs(
+        u64::try_from(date.timestamp() - now).unwrap_or(0),
+    ))
+}
+
+/// The `rel="next"` target of a `Link` header
+/// (`<https://…?page=2>; rel="next", <https://…?page=5>; rel="last"`).
+pub fn next_link(header: &str) -> Option<String> {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let url = &after[..close];
+        let params_and_more = &after[close + 1..];
+        // The parameters of this link run up to the next link's `<` (a URL is always in <>).
+        let params = match params_and_more.find('<') {
+            Some(next) => &params_and_more[..next],
+            None => params_and_more,
+        };
+        let is_next = params.split(';').any(|param| {
+            let Some((name, value)) = param.split_once('=') else {
+                return false;
+            };
+            name.trim().eq_ignore_ascii_case("rel")
+                && value
+                    .trim()
+                    .trim_end_matches(',')
+                    .trim()
+                    .trim_matches('"')
+                    .split_ascii_whitespace()
+                    .any(|rel| rel.eq_ignore_ascii_case("next"))
+        });
+        if is_next {
+            return Some(url.to_owned());
+        }
+        rest = params_and_more;
+    }
+    None
+}
+
+/// The most pages a listing follows: 100 per page, far beyond any real pull request, and a
+/// bound on a server whose `next` links never end.
+const MAX_PAGES: usize = 1000;
+
+/// An octocrab client for one API root with relgate's retry policy.
+pub struct Client {
+    octo: Octocrab,
+    /// `GITHUB_API_URL` without a trailing slash; `next` links must stay under it.
+    base: String,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// A client for `api_url` (e.g. `https://api.github.com`, `https://ghe.example/api/v3`)
+    /// that sends `Authorization: Bearer <token>`.
+    pub fn new(api_url: &str, token: &str, retry: RetryPolicy) -> Result<Self, GitHubError> {
+        let base = api_url.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(GitHubError::Setup(format!(
+                "GITHUB_API_URL={api_url} is not an http(s) URL (e.g. https://api.github.com or \
+                 https://github.example.com/api/v3)"
+            )));
+        }
+        let octo = Octocrab::builder()
+            .base_uri(base.as_str())
+            .map_err(|e| GitHubError::Setup(format!("GITHUB_API_URL={api_url}: {e}")))?
+            .personal_token(token.to_owned())
+            .add_header(
+                http_header("accept"),
+                "application/vnd.github+json".to_owned(),
+            )
+            .set_connect_timeout(Some(retry.timeout))
+            .set_read_timeout(Some(retry.timeout))
+            .set_write_timeout(Some(retry.timeout))
+            .build()
+            .map_err(|e| {
+                GitHubError::Setup(format!("cannot set up the GitHub client: {}", chain(&e)))
+            })?;
+        Ok(Self { octo, base, retry })
+    }
+
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// GET `path` (relative to the API root, e.g. `/repos/o/r/pulls/1`).
+    pub async fn get(&self, path: &str, endpoint: &Endpoint) -> Result<Reply, GitHubError> {
+        self.send(Method::Get, path, None, endpoint, false).await
+    }
+
+    /// GET that answers a 404 with `Ok` (status 404) instead of an error: for the endpoints
+    /// where 404 is an answer (a user who is not a team member).
+    pub async fn get_allow_404(
+        &self,
+        path: &str,
+        endpoint: &Endpoint,
+    ) -> Result<Reply, GitHubError> {
+        self.send(Method::Get, path, None, endpoint, true).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        endpoint: &Endpoint,
+    ) -> Result<Reply, GitHubError> {
+        self.send(Method::Post, path, Some(body), endpoint, false)
+            .await
+    }
+
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: &Value,
+        endpoint: &Endpoint,
+    ) -> Result<Reply, GitHubError> {
+        self.send(Method::Patch, path, Some(body), endpoint, false)
+            .await
+    }
+
+    /// Every item of a paginated list: GET `first` (which should ask `per_page=100`), then
+    /// each `Link: rel="next"` in turn. `visit` sees each page's items and may stop the walk
+    /// by returning `false`.
+    pub async fn get_pages(
+        &self,
+        first: &str,
+        endpoint: &Endpoint,
+        visit: &mut dyn FnMut(&[Value]) -> bool,
+    ) -> Result<usize, GitHubError> {
+        let mut url = first.to_owned();
+        let mut seen = std::collections::HashSet::new();
+        for page in 1..=MAX_PAGES {
+            if !seen.insert(url.clone()) {
+                return Err(self.response_error(
+                    endpoint,
+                    Method::Get,
+                    &url,
+                    "the Link header's next page repeats an earlier page",
+                ));
+            }
+            let reply = self.get(&url, endpoint).await?;
+            let Value::Array(items) = &reply.body else {
+                return Err(self.response_error(
+                    endpoint,
+                    Method::Get,
+                    &url,
+                    "expected a JSON array of items",
+                ));
+            };
+            if !visit(items) {
+                return Ok(page);
+            }
+            match reply.next {
+                Some(next) => {
+                    // Only follow links to the same API root: the token goes with the request.
+                    if !next.starts_with(&format!("{}/", self.base)) {
+                        return Err(self.response_error(
+                            endpoint,
+                            Method::Get,
+                            &url,
+                            &format!("the next page {next} is outside {}", self.base),
+                        ));
+                    }
+                    url = next;
+                }
+                None => return Ok(page),
+            }
+        }
+        Err(self.response_error(
+            endpoint,
+            Method::Get,
+            first,
+            &format!("more than {MAX_PAGES} pages"),
+        ))
+    }
+
+    fn shown_url(&self, url: &str) -> String {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_owned()
+        } else {
+            format!("{}{url}", self.base)
+        }
+    }
+
+    fn response_error(
+        &self,
+        endpoint: &Endpoint,
+        method: Method,
+        url: &str,
+        message: &str,
+    ) -> GitHubError {
+        GitHubError::Api {
+            action: endpoint.action(),
+            request: format!("{} {}", method.as_str(), self.shown_url(url)),
+            message: message.to_owned(),
+        }
+    }
+
+    /// One request with retries. `url` is a path under the API root or a full URL under it.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        endpoint: &Endpoint,
+        allow_404: bool,
+    ) -> Result<Reply, GitHubError> {
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.exchange(method, url, body).await;
+            let (why, server_wait) = match outcome {
+                Ok((status, headers, next, text)) => {
+                    let now = chrono::Utc::now().timestamp();
+                    match classify(status, &headers, &text, now) {
+                        Verdict::Final => {
+                            return self
+                                .finish(method, url, endpoint, allow_404, status, next, &text)
+                        }
+                        Verdict::Retry { wait, why } => {
+                            (format!("{why}: {}", github_message(&text)), wait)
+                        }
+                    }
+                }
+                Err(transport) => (transport, None),
+            };
+            let elapsed = started.elapsed();
+            let wait = server_wait.unwrap_or_else(|| self.retry.backoff(attempt));
+            let gave_up = |reason: String| GitHubError::GaveUp {
+                action: endpoint.action(),
+                request: format!("{} {}", method.as_str(), self.shown_url(url)),
+                attempts: attempt,
+                elapsed,
+                last: why.clone(),
+                reason,
+            };
+            if attempt >= self.retry.attempts {
+                return Err(gave_up(format!(
+                    "no tries left (RELGATE_GITHUB_RETRY_ATTEMPTS={})",
+                    self.retry.attempts
+                )));
+            }
+            if elapsed + wait > self.retry.deadline {
+                return Err(gave_up(format!(
+                    "waiting {} s more would pass the deadline of {} s \
+                     (RELGATE_GITHUB_DEADLINE_SECS)",
+                    wait.as_secs_f64().ceil(),
+                    self.retry.deadline.as_secs()
+                )));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Sends once: status, retry headers, `next` link and body text, or a transport error.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, RetryHeaders, Option<String>, String), String> {
+        let uri = url.to_owned();
+        let response = match method {
+            Method::Get => self.octo._get(uri).await,
+            Method::Post => self.octo._post(uri, body).await,
+            Method::Patch => self.octo._patch(uri, body).await,
+        }
+        .map_err(|e| format!("request failed: {}", chain(&e)))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let headers = RetryHeaders {
+            retry_after: header("retry-after"),
+            remaining: header("x-ratelimit-remaining"),
+            reset: header("x-ratelimit-reset"),
+        };
+        let next = header("link").and_then(|l| next_link(&l));
+        let text = self
+            .octo
+            .body_to_string(response)
+            .await
+            .map_err(|e| format!("reading the response failed: {}", chain(&e)))?;
+        Ok((status, headers, next, text))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        method: Method,
+        url: &str,
+        endpoint: &Endpoint,
+        allow_404: bool,
+        status: u16,
+        next: Option<String>,
+        text: &str,
+    ) -> Result<Reply, GitHubError> {
+        let request = format!("{} {}", method.as_str(), self.shown_url(url));
+        if (200..300).contains(&status) || (allow_404 && status == 404) {
+            let body = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(text).map_err(|e| GitHubError::Api {
+                    action: endpoint.action(),
+                    request: request.clone(),
+                    message: format!("HTTP {status} with a body that is not JSON: {e}"),
+                })?
+            };
+            return Ok(Reply { status, body, next });
+        }
+        let message = github_message(text);
+        Err(match status {
+            401 => GitHubError::Api {
+                action: endpoint.action(),
+                request,
+                message: format!(
+                    "HTTP 401 ({message}): the token was refused; check --github-token, \
+                     RELGATE_GITHUB_TOKEN or GITHUB_TOKEN"
+                ),
+            },
+            403 | 404 => GitHubError::Permission {
+                action: endpoint.action(),
+                request,
+                status,
+                message,
+                hint: endpoint.permission_hint(),
+            },
+            _ => GitHubError::Api {
+                action: endpoint.action(),
+                request,
+                message: format!("HTTP {status}: {message}"),
+            },
+        })
+    }
+}
+
+/// GitHub's error text: `message`, the `errors` details and `documentation_url` of an error
+/// body, or the start of a body that is not one.
+pub fn github_message(text: &str) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(body) if body.get("message").is_some() => {
+            let mut out = body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(errors) = body.get("errors").and_then(Value::as_array) {
+                let details: Vec<String> = errors
+                    .iter()
+                    .map(|e| match e {
+                        Value::String(s) => s.clone(),
+                        other => other
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| other.to_string()),
+                    })
+                    .collect();
+                if !details.is_empty() {
+                    out.push_str(&format!(" ({})", details.join("; ")));
+                }
+            }
+            if let Some(doc) = body.get("documentation_url").and_then(Value::as_str) {
+                out.push_str(&format!(" [{doc}]"));
+            }
+            out
+        }
+        _ => {
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                "empty body".to_owned()
+            } else {
+                let short: String = trimmed.chars().take(200).collect();
+                format!("body: {short}")
+            }
+        }
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = inner.source();
+    }
+    out
+}
+
+/// A header name known to be valid (reqwest re-exports the `http` 1.x type octocrab takes).
+fn http_header(name: &'static str) -> reqwest::header::HeaderName {
+    reqwest::header::HeaderName::from_static(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_is_found_among_the_relations() {
+        let header = r#"<https://api.github.com/repositories/1/issues/3/comments?per_page=100&page=2>; rel="next", <https://api.github.com/repositories/1/issues/3/comments?per_page=100&page=3>; rel="last""#;
+        assert_eq!(
+            next_link(header).as_deref(),
+            Some("https://api.github.com/repositories/1/issues/3/comments?per_page=100&page=2")
+        );
+        // Last page: only prev and first.
+        let last = r#"<https://x/a?page=2>; rel="prev", <https://x/a?page=1>; rel="first""#;
+        assert_eq!(next_link(last), None);
+        // Order, spacing, unquoted and multi-valued rel, a comma inside the URL.
+        let odd = r#"<https://x/a?page=1>;rel=first,<https://x/a?q=a,b&page=4> ; rel="last next""#;
+        assert_eq!(next_link(odd).as_deref(), Some("https://x/a?q=a,b&page=4"));
+        assert_eq!(next_link(""), None);
+        assert_eq!(next_link("garbage <unterminated"), None);
+        // A parameter that merely contains "next" is not the relation.
+        assert_eq!(next_link(r#"<https://x/a>; title="next""#), None);
+    }
+
+    #[test]
+    fn retries_follow_status_and_rate_limit_headers() {
+        let none = RetryHeaders::default();
+        let now = 1_700_000_000;
+        assert_eq!(classify(200, &none, "", now), Verdict::Final);
+        assert_eq!(classify(404, &none, "", now), Verdict::Final);
+        // A 403 that is a missing permission is final: retrying will not grant it.
+        assert_eq!(
+            classify(
+                403,
+                &none,
+                r#"{"message":"Resource not accessible by integration"}"#,
+                now
+            ),
+            Verdict::Final
+        );
+        assert!(matches!(
+            classify(502, &none, "", now),
+            Verdict::Retry { wait: None, .. }
+        ));
+        let after = RetryHeaders {
+            retry_after: Some("7".into()),
+            ..RetryHeaders::default()
+        };
+        assert!(matches!(
+            classify(429, &after, "", now),
+            Verdict::Retry { wait: Some(w), .. } if w == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            classify(403, &after, "", now),
+            Verdict::Retry { wait: Some(w), .. } if w == Duration::from_secs(7)
+        ));
+        let reset = RetryHeaders {
+            remaining: Some("0".into()),
+            reset: Some((now + 30).to_string()),
+            ..RetryHeaders::default()
+        };
+        assert!(matches!(
+            classify(403, &reset, "", now),
+            Verdict::Retry { wait: Some(w), .. } if w == Duration::from_secs(31)
+        ));
+        // A reset already past: retry at once.
+        let past = RetryHeaders {
+            remaining: Some("0".into()),
+            reset: Some((now - 5).to_string()),
+            ..RetryHeaders::default()
+        };
+        assert!(matches!(
+            classify(429, &past, "", now),
+            Verdict::Retry { wait: Some(w), .. } if w.is_zero()
+        ));
+        // Secondary rate limit without headers: relgate's own backoff.
+        assert!(matches!(
+            classify(
+                403,
+                &none,
+                r#"{"message":"You have exceeded a secondary rate limit."}"#,
+                now
+            ),
+            Verdict::Retry { wait: None, .. }
+        ));
+        // Retry-After as an HTTP date.
+        let date = RetryHeaders {
+            retry_after: Some("Tue, 14 Nov 2023 22:13:40 GMT".into()),
+            ..RetryHeaders::default()
+        };
+        assert!(matches!(
+            classify(503, &date, "", now),
+            Verdict::Retry { wait: Some(w), .. } if w == Duration::from_secs(20)
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy {
+            base: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            ..RetryPolicy::default()
+        };
+        let waits: Vec<u128> = (1..=5).map(|a| policy.backoff(a).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        assert_eq!(policy.backoff(200), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn retry_policy_reads_the_environment() {
+        let policy = RetryPolicy::from_lookup(&|name| match name {
+            "RELGATE_GITHUB_RETRY_ATTEMPTS" => Some("3".into()),
+            "RELGATE_GITHUB_RETRY_BASE_MS" => Some("5".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(policy.attempts, 3);
+        assert_eq!(policy.base, Duration::from_millis(5));
+        assert_eq!(policy.deadline, RetryPolicy::default().deadline);
+        let err = RetryPolicy::from_lookup(&|name| {
+            (name == "RELGATE_GITHUB_DEADLINE_SECS").then(|| "soon".to_owned())
+        })
+        .expect_err("not a number");
+        assert!(err
+            .to_string()
+            .contains("RELGATE_GITHUB_DEADLINE_SECS=soon"));
+    }
+
+    #[test]
+    fn github_error_bodies_become_one_line() {
+        let body = r#"{"message":"Validation Failed","errors":[{"resource":"CheckRun","code":"invalid","message":"annotations too many"}],"documentation_url":"https://docs.github.com/rest/checks/runs"}"#;
+        assert_eq!(
+            github_message(body),
+            "Validation Failed (annotations too many) [https://docs.github.com/rest/checks/runs]"
+        );
+        assert_eq!(github_message(""), "empty body");
+        assert_eq!(
+            github_message("<html>bad gateway</html>"),
+            "body: <html>bad gateway</html>"
+        );
+    }
+}

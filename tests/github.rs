@@ -1,0 +1,976 @@
+//! GitHub mode end to end: the real `relgate` binary in a temporary git repository, with the
+//! environment a runner sets for a `pull_request` (or `push`) job, against a local GitHub API
+//! (wiremock on 127.0.0.1) that serves the real response bodies of `tests/fixtures/github`.
+//! Every request is asserted: method, path and query, body, and the headers.
+
+mod support;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use support::github_api::{
+    comment, fixture, review, Api, Seen, CHECK_RUN_ID, HEAD_SHA, MERGE_SHA, NUMBER, REPOSITORY,
+    TOKEN,
+};
+
+const NOW: &str = "2026-11-27T12:00:00Z";
+const OLD_SHA: &str = "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091";
+
+/// A minimal dev release that the built-in policies pass.
+fn dev_release(name: &str) -> String {
+    format!(
+        "\
+apiVersion: relgate.dev/v1
+kind: PromptRelease
+metadata:
+  name: {name}
+  version: \"2\"
+  service: support-bot
+  environment: dev
+  tier: 3
+  change_type: feature
+spec:
+  owner: {{team: assistants, contact: dana@example.com}}
+  prompt:
+    registry: langfuse
+    path: prompts/{name}
+    digest: sha256:{}
+  rollout: {{strategy: canary, steps: [10, 50, 100], bake_minutes: 30}}
+  rollback: {{to_version: \"1\", max_minutes: 30, automated: true}}
+  logging:
+    content_capture: false
+    sinks:
+      - {{name: prometheus, region: eu-west-1, data_classes: [metrics], retention_days: 30}}
+",
+        "a".repeat(64)
+    )
+}
+
+/// A git repository holding a gate root at `root` ("" or a subdirectory) with one release.
+struct Repo {
+    dir: tempfile::TempDir,
+    root: String,
+}
+
+impl Repo {
+    fn new(root: &str) -> Self {
+        let repo = Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            root: root.to_owned(),
+        };
+        git2::Repository::init(repo.dir.path()).expect("git init");
+        repo.file(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+        );
+        repo.file("releases/greet.yaml", &dev_release("greet"));
+        repo
+    }
+
+    /// Writes a file under the gate root.
+    fn file(&self, rel: &str, text: &str) -> &Self {
+        let path = self.gate_root().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+        self
+    }
+
+    fn gate_root(&self) -> std::path::PathBuf {
+        self.dir.path().join(&self.root)
+    }
+
+    /// `relgate ARGS` in the gate root with only `env` (and PATH) in its environment: a
+    /// test run inside GitHub Actions must not pick up the real runner's variables.
+    fn run(&self, args: &[&str], env: &[(String, String)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_relgate"))
+            .args(args)
+            .current_dir(self.gate_root())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RELGATE_NOW", NOW)
+            .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("run relgate")
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+/// The request lines (`METHOD path?query`) in order.
+fn lines(requests: &[Seen]) -> Vec<String> {
+    requests.iter().map(Seen::line).collect()
+}
+
+/// Every request carries the token, GitHub's media type and API version, and a user agent.
+#[track_caller]
+fn assert_headers(requests: &[Seen]) {
+    assert!(!requests.is_empty());
+    for request in requests {
+        let line = request.line();
+        assert_eq!(
+            request.header("authorization"),
+            [format!("Bearer {TOKEN}").as_str()],
+            "{line}"
+        );
+        assert_eq!(
+            request.header("accept"),
+            ["application/vnd.github+json"],
+            "{line}"
+        );
+        assert_eq!(
+            request.header("x-github-api-version"),
+            ["2022-11-28"],
+            "{line}"
+        );
+        assert_eq!(request.header("user-agent"), ["octocrab"], "{line}");
+        if request.method != "GET" {
+            assert_eq!(
+                request.header("content-type"),
+                ["application/json"],
+                "{line}"
+            );
+        }
+    }
+}
+
+/// The default config requires team `ml-reliability` (of the repository owner, `octocat`):
+/// the team is visible and `members` are active members (octocat is one in the fixture).
+async fn teams(api: &Api, members: &[&str]) {
+    api.mount_json(
+        "GET",
+        &api.at("/orgs/octocat/teams/ml-reliability"),
+        200,
+        fixture("teams-get-by-name.json"),
+    )
+    .await;
+    for user in members {
+        api.mount_json(
+            "GET",
+            &api.at(&format!(
+                "/orgs/octocat/teams/ml-reliability/memberships/{user}"
+            )),
+            200,
+            fixture("team-membership.json"),
+        )
+        .await;
+    }
+}
+
+fn pr_requests(api: &Api, team_users: &[&str]) -> Vec<String> {
+    let mut out = vec![
+        format!("GET {}", api.repo_path(&format!("/pulls/{NUMBER}"))),
+        format!(
+            "GET {}?per_page=100",
+            api.repo_path(&format!("/pulls/{NUMBER}/reviews"))
+        ),
+        format!("GET {}", api.at("/orgs/octocat/teams/ml-reliability")),
+    ];
+    for user in team_users {
+        out.push(format!(
+            "GET {}",
+            api.at(&format!(
+                "/orgs/octocat/teams/ml-reliability/memberships/{user}"
+            ))
+        ));
+    }
+    out
+}
+
+fn find<'a>(requests: &'a [Seen], verb: &str, target: &str) -> Vec<&'a Seen> {
+    requests
+        .iter()
+        .filter(|r| r.method == verb && r.path == target)
+        .collect()
+}
+
+#[tokio::test]
+async fn first_run_posts_the_comment_and_publishes_everywhere() {
+    let api = Api::start("").await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let env = api.runner_env();
+    let out = repo.run(
+        &[
+            "check",
+            "--github",
+            "--format",
+            "json",
+            "--output",
+            "report.json",
+            "--format",
+            "text",
+        ],
+        &env,
+    );
+    assert_exit(&out, 0);
+    // The decision, on stdout.
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("PASS: 1 manifest, 1 passed, 0 failed"),
+        "{stdout}"
+    );
+
+    let requests = api.requests().await;
+    let mut expected = pr_requests(&api, &["octocat"]);
+    expected.extend([
+        format!(
+            "GET {}?per_page=100",
+            api.repo_path(&format!("/issues/{NUMBER}/comments"))
+        ),
+        format!(
+            "POST {}",
+            api.repo_path(&format!("/issues/{NUMBER}/comments"))
+        ),
+        format!("POST {}", api.repo_path("/check-runs")),
+    ]);
+    assert_eq!(lines(&requests), expected);
+    assert_headers(&requests);
+
+    // The comment: the workflow's marker on the first line, then the markdown report.
+    let body = requests[5].body["body"].as_str().expect("comment body");
+    assert_eq!(
+        body.lines().next(),
+        Some(r#"<!-- relgate-report workflow="release gate" -->"#)
+    );
+    assert!(
+        body.contains("### ✅ relgate: the release passes"),
+        "{body}"
+    );
+    assert!(body.contains("https://github.com/octocat/Hello-World/actions/runs/1658821493"));
+    assert_eq!(
+        requests[5].body.as_object().map(|o| o.len()),
+        Some(1),
+        "only `body`"
+    );
+
+    // The check run: on the head the event checked out, completed, no findings.
+    let check = &requests[6].body;
+    assert_eq!(check["name"], "relgate");
+    assert_eq!(check["head_sha"], HEAD_SHA);
+    assert_eq!(check["status"], "completed");
+    assert_eq!(check["conclusion"], "success");
+    assert_eq!(check["completed_at"], NOW);
+    assert_eq!(
+        check["details_url"],
+        "https://github.com/octocat/Hello-World/actions/runs/1658821493"
+    );
+    assert_eq!(check["output"]["title"], "pass: 1 release checked");
+    assert_eq!(check["output"]["annotations"], json!([]));
+    assert!(check["output"]["summary"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("### ✅ relgate: the release passes")));
+
+    // The job summary is the markdown report; the outputs name the JSON report.
+    let summary = std::fs::read_to_string(api.summary_file()).expect("summary");
+    assert!(
+        summary.starts_with("<!-- relgate-report -->\n### ✅ relgate: the release passes\n"),
+        "{summary}"
+    );
+    assert!(summary.contains("| 1 | 1 | 0 | 0 | 0 |"), "{summary}");
+    let outputs = std::fs::read_to_string(api.output_file()).expect("outputs");
+    assert_eq!(
+        outputs,
+        "decision=pass\nmanifests=1\npassed=1\nfailed=0\nerrors=0\nwarnings=0\nreport=report.json\n"
+    );
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(repo.gate_root().join("report.json")).expect("json report"),
+    )
+    .expect("json");
+    assert_eq!(report["decision"], "pass");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("published: comment 1 posted on pull request #1347"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("published: check run 4 created with 0 annotations (1 requests)"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn second_run_updates_the_comment_found_on_the_last_page() {
+    // GitHub Enterprise layout: the API under /api/v3, Link URLs under it too.
+    let api = Api::start("/api/v3").await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let env = api.runner_env();
+    assert_exit(&repo.run(&["check", "--github"], &env), 0);
+    let first = api.requests().await;
+    let posted = find(
+        &first,
+        "POST",
+        &api.repo_path(&format!("/issues/{NUMBER}/comments")),
+    );
+    assert_eq!(posted.len(), 1);
+    let posted_body = posted[0].body["body"].as_str().expect("body").to_owned();
+    assert!(
+        first.iter().all(|r| r.path.starts_with("/api/v3/")),
+        "{:?}",
+        lines(&first)
+    );
+
+    // The second run: the pull request now has 250 comments on 3 pages; the report comment
+    // posted by the first run is on the last page. Decoys: a reply quoting the report, and
+    // the report comment of another workflow.
+    api.reset().await;
+    api.pull_request().await;
+    api.reviews(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    api.comment_writes().await;
+    api.check_runs().await;
+    let mut all: Vec<Value> = (1..=250)
+        .map(|i| comment(1000 + i, &format!("comment {i}")))
+        .collect();
+    all[3] = comment(1004, &format!("> {posted_body}"));
+    all[150] = comment(1151, "<!-- relgate-report workflow=\"nightly\" -->\nold");
+    all[230] = comment(7777, &posted_body);
+    let pages: Vec<Vec<Value>> = all.chunks(100).map(<[Value]>::to_vec).collect();
+    api.comment_pages(pages).await;
+
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    let mut expected = pr_requests(&api, &["octocat"]);
+    expected.extend([
+        format!(
+            "GET {}?per_page=100",
+            api.repo_path(&format!("/issues/{NUMBER}/comments"))
+        ),
+        format!("GET /api/v3/repositories/1296269/issues/{NUMBER}/comments?per_page=100&page=2"),
+        format!("GET /api/v3/repositories/1296269/issues/{NUMBER}/comments?per_page=100&page=3"),
+        format!("PATCH {}", api.repo_path("/issues/comments/7777")),
+        format!("POST {}", api.repo_path("/check-runs")),
+    ]);
+    assert_eq!(
+        lines(&requests),
+        expected,
+        "updated, never a second comment"
+    );
+    assert_headers(&requests);
+    assert_eq!(requests[7].body, json!({"body": posted_body}));
+    assert!(text(&out.stderr)
+        .contains("comment 7777 on pull request #1347 updated (found in 3 page(s)"));
+}
+
+/// A team policy with 100 deny and 20 warn findings.
+const MANY: &str = r#"package main
+
+deny contains {"msg": sprintf("denied %03d", [i]), "rule": "TEAM-DENY", "path": "spec.owner.team"} if {
+	some i in numbers.range(1, 100)
+}
+
+warn contains {"msg": sprintf("warned %03d", [i]), "rule": "TEAM-WARN", "path": "metadata.name", "remediation": "rename"} if {
+	some i in numbers.range(1, 20)
+}
+"#;
+
+#[tokio::test]
+async fn annotations_go_in_batches_of_fifty_at_repository_paths() {
+    let api = Api::start("").await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    // The gate root is a subdirectory: annotation paths are relative to the repository root.
+    let repo = Repo::new("ml");
+    repo.file(".relgate/policies/many.rego", MANY);
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stdout).contains("FAIL: 1 manifest, 0 passed, 1 failed, 0 errors, 20 warnings")
+    );
+
+    let requests = api.requests().await;
+    let runs: Vec<&Seen> = requests
+        .iter()
+        .filter(|r| r.path.contains("/check-runs"))
+        .collect();
+    let got: Vec<String> = runs.iter().map(|r| r.line()).collect();
+    assert_eq!(
+        got,
+        [
+            format!("POST /repos/{REPOSITORY}/check-runs"),
+            format!("PATCH /repos/{REPOSITORY}/check-runs/{CHECK_RUN_ID}"),
+            format!("PATCH /repos/{REPOSITORY}/check-runs/{CHECK_RUN_ID}"),
+        ]
+    );
+    let batch = |i: usize| {
+        runs[i].body["output"]["annotations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        [batch(0).len(), batch(1).len(), batch(2).len()],
+        [50, 50, 20]
+    );
+    assert_eq!(runs[0].body["conclusion"], "failure");
+    assert_eq!(
+        runs[0].body["output"]["title"],
+        "blocked: 1 of 1 release fail (20 warnings)"
+    );
+    for update in &runs[1..] {
+        // An update carries the output's required title and summary, nothing else.
+        let keys: Vec<&String> = update.body.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["output"]);
+        assert_eq!(
+            update.body["output"]["title"],
+            runs[0].body["output"]["title"]
+        );
+        assert_eq!(
+            update.body["output"]["summary"],
+            runs[0].body["output"]["summary"]
+        );
+    }
+    // Report order: by line (metadata.name on line 4, spec.owner.team on line 11), then rule
+    // and message. Every annotation is at ml/releases/greet.yaml.
+    let all: Vec<Value> = (0..3).flat_map(batch).collect();
+    assert!(all.iter().all(|a| a["path"] == "ml/releases/greet.yaml"));
+    assert_eq!(
+        all[0],
+        json!({"path": "ml/releases/greet.yaml", "start_line": 4, "end_line": 4,
+               "annotation_level": "warning", "title": "TEAM-WARN (main)",
+               "message": "warned 001\nfield: metadata.name\nfix: rename"})
+    );
+    assert_eq!(
+        all[20],
+        json!({"path": "ml/releases/greet.yaml", "start_line": 11, "end_line": 11,
+               "annotation_level": "failure", "title": "TEAM-DENY (main)",
+               "message": "denied 001\nfield: spec.owner.team"})
+    );
+    assert_eq!(all[119]["message"], "denied 100\nfield: spec.owner.team");
+    let levels = |level: &str| {
+        all.iter()
+            .filter(|a| a["annotation_level"] == level)
+            .count()
+    };
+    assert_eq!((levels("failure"), levels("warning")), (100, 20));
+    assert!(text(&out.stderr).contains("check run 4 created with 120 annotations (3 requests)"));
+    let outputs = std::fs::read_to_string(api.output_file()).expect("outputs");
+    assert_eq!(
+        outputs,
+        "decision=fail\nmanifests=1\npassed=0\nfailed=1\nerrors=0\nwarnings=20\nreport=\n"
+    );
+}
+
+#[tokio::test]
+async fn a_502_and_a_rate_limited_403_are_retried() {
+    let api = Api::start("").await;
+    Mock::given(method("GET"))
+        .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    // A 403 that is the primary rate limit (remaining 0, reset already past): retried at
+    // once, unlike a 403 for a missing permission.
+    let reset = chrono::Utc::now().timestamp() - 10;
+    Mock::given(method("GET"))
+        .and(path(api.repo_path(&format!("/pulls/{NUMBER}/reviews"))))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                .set_body_json(
+                    json!({"message": "API rate limit exceeded for installation ID 1."}),
+                ),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    let pr = format!("GET {}", api.repo_path(&format!("/pulls/{NUMBER}")));
+    let reviews = format!(
+        "GET {}?per_page=100",
+        api.repo_path(&format!("/pulls/{NUMBER}/reviews"))
+    );
+    assert_eq!(
+        lines(&requests)[..4],
+        [pr.clone(), pr, reviews.clone(), reviews]
+    );
+    assert_headers(&requests);
+}
+
+#[tokio::test]
+async fn a_wait_beyond_the_deadline_fails_at_once() {
+    let api = Api::start("").await;
+    let runs = api.repo_path("/check-runs");
+    Mock::given(method("POST"))
+        .and(path(runs.clone()))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "3600")
+                .set_body_json(json!({"message": "API rate limit exceeded"})),
+        )
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let mut env = api.runner_env();
+    env.push(("RELGATE_GITHUB_DEADLINE_SECS".into(), "30".into()));
+    let started = Instant::now();
+    let out = repo.run(&["check", "--github"], &env);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "no hour-long wait"
+    );
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("HTTP 429 (rate limited)")
+            && stderr.contains("waiting 3600 s more would pass the deadline of 30 s"),
+        "{stderr}"
+    );
+    assert_eq!(find(&api.requests().await, "POST", &runs).len(), 1);
+}
+
+#[tokio::test]
+async fn a_429_waits_as_long_as_retry_after_says() {
+    let api = Api::start("").await;
+    let comments = api.repo_path(&format!("/issues/{NUMBER}/comments"));
+    Mock::given(method("POST"))
+        .and(path(comments.clone()))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(json!({"message": "API rate limit exceeded", "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let started = Instant::now();
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    let took = started.elapsed();
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    let posts = find(&requests, "POST", &comments);
+    assert_eq!(posts.len(), 2, "{:?}", lines(&requests));
+    assert_eq!(
+        posts[0].body, posts[1].body,
+        "the same comment is sent again"
+    );
+    // Retry-After: 1 is honoured, not the 5 ms backoff of the test environment.
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_persistent_502_fails_closed_after_printing_the_decision() {
+    let api = Api::start("").await;
+    let runs = api.repo_path("/check-runs");
+    Mock::given(method("POST"))
+        .and(path(runs.clone()))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>"))
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let mut env = api.runner_env();
+    env.push(("RELGATE_GITHUB_RETRY_ATTEMPTS".into(), "3".into()));
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 2);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("PASS: 1 manifest, 1 passed"),
+        "the decision is printed: {stdout}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot create the relgate check run")
+            && stderr.contains("still failing after 3 tries")
+            && stderr.contains("HTTP 502"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the decision (pass) was made and printed above"),
+        "{stderr}"
+    );
+    let requests = api.requests().await;
+    assert_eq!(find(&requests, "POST", &runs).len(), 3, "bounded tries");
+    // The other targets were still published.
+    assert_eq!(
+        find(
+            &requests,
+            "POST",
+            &api.repo_path(&format!("/issues/{NUMBER}/comments"))
+        )
+        .len(),
+        1
+    );
+    assert!(std::fs::read_to_string(api.output_file())
+        .expect("outputs")
+        .starts_with("decision=pass\n"));
+}
+
+#[tokio::test]
+async fn a_403_on_comments_names_the_permission() {
+    let api = Api::start("").await;
+    Mock::given(method("GET"))
+        .and(path(api.repo_path(&format!("/issues/{NUMBER}/comments"))))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "message": "Resource not accessible by integration",
+            "documentation_url": "https://docs.github.com/rest/issues/comments#list-issue-comments",
+            "status": "403"
+        })))
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot list the comments of pull request #1347")
+            && stderr.contains("HTTP 403 (Resource not accessible by integration")
+            && stderr.contains("`pull-requests: write`"),
+        "{stderr}"
+    );
+    let requests = api.requests().await;
+    // A permission error is not retried; the check run is still created.
+    assert_eq!(
+        find(
+            &requests,
+            "GET",
+            &api.repo_path(&format!("/issues/{NUMBER}/comments"))
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        find(&requests, "POST", &api.repo_path("/check-runs")).len(),
+        1
+    );
+}
+
+/// Echoes the pull-request context back as a warning, so the test sees the policy input.
+const ECHO: &str = r#"package main
+
+warn contains {"msg": json.marshal(input.context.pull_request), "rule": "PR-CONTEXT"} if {
+	input.context.pull_request != null
+}
+"#;
+
+#[tokio::test]
+async fn reviews_collapse_to_each_reviewers_latest_decision() {
+    let api = Api::start("").await;
+    let reviews = json!([
+        // The fixture's own review: the author approved an older commit.
+        fixture("pulls-list-reviews.json")[0].clone(),
+        review(81, "Alice", "APPROVED", OLD_SHA, "2026-11-20T10:00:00Z"),
+        review(
+            82,
+            "alice",
+            "CHANGES_REQUESTED",
+            HEAD_SHA,
+            "2026-11-20T11:00:00Z"
+        ),
+        review(83, "alice", "COMMENTED", HEAD_SHA, "2026-11-20T12:00:00Z"),
+        review(84, "bob", "APPROVED", HEAD_SHA, "2026-11-21T09:00:00Z"),
+        review(85, "bob", "COMMENTED", HEAD_SHA, "2026-11-21T10:00:00Z"),
+        review(86, "carol", "COMMENTED", HEAD_SHA, "2026-11-21T11:00:00Z"),
+    ]);
+    api.happy(reviews).await;
+    // alice and octocat are active members; carol's invitation is pending; bob is not a
+    // member (GitHub answers 404).
+    teams(&api, &["alice", "octocat"]).await;
+    let mut pending = fixture("team-membership.json");
+    pending["state"] = "pending".into(); // changed from the fixture: an open invitation
+    api.mount_json(
+        "GET",
+        &api.at("/orgs/octocat/teams/ml-reliability/memberships/carol"),
+        200,
+        pending,
+    )
+    .await;
+    api.mount_json(
+        "GET",
+        &api.at("/orgs/octocat/teams/ml-reliability/memberships/bob"),
+        404,
+        json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest/teams/members#get-team-membership-for-a-user", "status": "404"}),
+    )
+    .await;
+    let repo = Repo::new("");
+    repo.file(".relgate/policies/echo.rego", ECHO);
+    let out = repo.run(
+        &["check", "--github", "--format", "json"],
+        &api.runner_env(),
+    );
+    assert_exit(&out, 0);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let finding = &report["results"][0]["findings"][0];
+    assert_eq!(finding["rule"], "PR-CONTEXT");
+    let context: Value =
+        serde_json::from_str(finding["message"].as_str().expect("message")).expect("context");
+    assert_eq!(
+        context,
+        json!({
+            "number": 1347,
+            "author": "octocat",
+            "labels": ["bug"],
+            "title": "Amazing new feature",
+            "draft": false,
+            "state": "open",
+            "merged": false,
+            "merged_by": "octocat",
+            "base_ref": "master",
+            "base_sha": HEAD_SHA,
+            "head_ref": "new-topic",
+            "head_sha": HEAD_SHA,
+            "reviews": [
+                {"user": "alice", "state": "CHANGES_REQUESTED", "submitted_at": "2026-11-20T11:00:00Z", "commit_id": HEAD_SHA, "stale": false},
+                {"user": "bob", "state": "APPROVED", "submitted_at": "2026-11-21T09:00:00Z", "commit_id": HEAD_SHA, "stale": false},
+                {"user": "carol", "state": "COMMENTED", "submitted_at": "2026-11-21T11:00:00Z", "commit_id": HEAD_SHA, "stale": false},
+                {"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD_SHA, "stale": true}
+            ],
+            "approvers": ["bob", "octocat"],
+            "teams": {"ml-reliability": {"org": "octocat", "members": ["alice", "octocat"]}}
+        })
+    );
+    let requests = api.requests().await;
+    assert_eq!(
+        lines(&requests)[..7],
+        pr_requests(&api, &["alice", "bob", "carol", "octocat"])[..]
+    );
+    assert_headers(&requests);
+}
+
+#[tokio::test]
+async fn an_unreadable_team_stops_the_run_naming_read_org() {
+    let api = Api::start("").await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    // What GITHUB_TOKEN gets for an organization's team: 404.
+    api.mount_json(
+        "GET",
+        &api.at("/orgs/octocat/teams/ml-reliability"),
+        404,
+        json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest/teams/teams#get-a-team-by-name", "status": "404"}),
+    )
+    .await;
+    let repo = Repo::new("");
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot read team octocat/ml-reliability")
+            && stderr.contains("HTTP 404")
+            && stderr.contains("`read:org`")
+            && stderr.contains("GITHUB_TOKEN can never read team membership"),
+        "{stderr}"
+    );
+    // Nothing decided, nothing published.
+    assert_eq!(text(&out.stdout), "");
+    let requests = api.requests().await;
+    assert_eq!(lines(&requests), pr_requests(&api, &[]));
+    assert!(!api.output_file().exists());
+}
+
+#[tokio::test]
+async fn record_on_push_records_the_merged_pull_request() {
+    let api = Api::start("").await;
+    api.pull_request().await;
+    api.reviews(json!([review(
+        90,
+        "bob",
+        "APPROVED",
+        HEAD_SHA,
+        "2026-11-21T09:00:00Z"
+    ),]))
+        .await;
+    teams(&api, &["octocat"]).await;
+    api.check_runs().await;
+    // GitHub lists the pull requests of a commit as pull-request-simple items; the full
+    // pull request of the fixture carries every field of one (wrapped in a list here).
+    api.mount_json(
+        "GET",
+        &api.repo_path(&format!("/commits/{MERGE_SHA}/pulls")),
+        200,
+        json!([fixture("pulls-get.json")]),
+    )
+    .await;
+    let repo = Repo::new("");
+    let keys = repo.gate_root().join("keys");
+    let keygen = repo.run(&["keygen", "--out", keys.to_str().expect("utf8")], &[]);
+    assert_exit(&keygen, 0);
+    // A push event: no pull_request in the payload (only the fields relgate reads matter).
+    let event = api.dir.path().join("push.json");
+    std::fs::write(
+        &event,
+        r#"{"ref": "refs/heads/main", "after": "e5bd3914e2e596debea16f433f57875b5b90bcd6"}"#,
+    )
+    .expect("event");
+    let mut env = api.runner_env();
+    for (k, v) in &mut env {
+        match k.as_str() {
+            "GITHUB_EVENT_NAME" => *v = "push".into(),
+            "GITHUB_EVENT_PATH" => *v = event.display().to_string(),
+            _ => {}
+        }
+    }
+    let out = repo.run(
+        &[
+            "record",
+            "--github",
+            "--key",
+            "keys/relgate-signing.pem",
+            "--ledger-dir",
+            "ledger",
+        ],
+        &env,
+    );
+    assert_exit(&out, 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("not published: pull-request comment"),
+        "{stderr}"
+    );
+
+    let requests = api.requests().await;
+    let mut expected = vec![format!(
+        "GET {}?per_page=100",
+        api.repo_path(&format!("/commits/{MERGE_SHA}/pulls"))
+    )];
+    expected.extend(pr_requests(&api, &["bob", "octocat"]));
+    expected.push(format!("POST {}", api.repo_path("/check-runs")));
+    // bob is not a member: unmatched requests get wiremock's 404, GitHub's answer too.
+    assert_eq!(lines(&requests), expected);
+    assert_headers(&requests);
+    // The check run is on the pushed commit.
+    assert_eq!(
+        requests.last().expect("check run").body["head_sha"],
+        MERGE_SHA
+    );
+
+    // The record names the merged pull request, its author, approvers and merger.
+    let public = repo.gate_root().join("trusted");
+    std::fs::create_dir_all(&public).expect("mkdir");
+    std::fs::copy(keys.join("relgate-signing.pub.pem"), public.join("ci.pem")).expect("copy key");
+    let trusted = relgate::record::keys::TrustedKeys::load_dir(&public).expect("keys");
+    let verified = relgate::record::verify::verify_ledger_with(
+        &relgate::record::ledger::LedgerSource::Dir(repo.gate_root().join("ledger")),
+        &trusted,
+        None,
+        &relgate::record::verify::VerifyOptions {
+            keep_payloads: true,
+            ..Default::default()
+        },
+    );
+    assert!(verified.is_intact());
+    assert_eq!(verified.payloads.len(), 1);
+    let change = &verified.payloads[0].payload["predicate"]["https://relgate.dev/change/v1"];
+    assert_eq!(
+        change["pull_request"],
+        json!({"number": 1347, "author": "octocat", "approvers": ["bob"], "merged_by": "octocat"}),
+        "{change}"
+    );
+}
+
+#[test]
+fn github_mode_without_a_token_stops_before_deciding() {
+    let repo = Repo::new("");
+    let dir = tempfile::tempdir().expect("temp");
+    let event = dir.path().join("event.json");
+    std::fs::write(
+        &event,
+        r#"{"pull_request": {"number": 5, "head": {"sha": "abc"}}}"#,
+    )
+    .expect("event");
+    let env = vec![
+        ("GITHUB_REPOSITORY".to_owned(), REPOSITORY.to_owned()),
+        ("GITHUB_EVENT_PATH".to_owned(), event.display().to_string()),
+    ];
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 2);
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains("GitHub mode needs a token"));
+    // The flags belong to GitHub mode.
+    let out = repo.run(&["check", "--publish", "summary"], &[]);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("--github"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// 700 findings with long messages: a markdown report of about 200,000 characters.
+const HUGE: &str = r#"package main
+
+deny contains {"msg": sprintf("finding %03d: %s", [i, concat("", array.concat(["x"], [s | some _ in numbers.range(1, 150); s := "y"]))]), "rule": "TEAM-HUGE", "path": "spec.owner.team"} if {
+	some i in numbers.range(1, 700)
+}
+"#;
+
+#[tokio::test]
+async fn a_huge_report_is_cut_to_githubs_limits() {
+    let api = Api::start("").await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let repo = Repo::new("");
+    repo.file(".relgate/policies/huge.rego", HUGE);
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 1);
+    let requests = api.requests().await;
+    let posted = find(
+        &requests,
+        "POST",
+        &api.repo_path(&format!("/issues/{NUMBER}/comments")),
+    );
+    let body = posted[0].body["body"].as_str().expect("body");
+    assert!(body.chars().count() <= 65_536, "{}", body.chars().count());
+    assert!(body.starts_with(r#"<!-- relgate-report workflow="release gate" -->"#));
+    assert!(body.contains("finding 001: xyyy"));
+    assert!(!body.contains("finding 700"));
+    assert!(body.trim_end().ends_with(
+        "The full report is in the check run \"relgate\" and the job summary of [this run](https://github.com/octocat/Hello-World/actions/runs/1658821493)."
+    ), "{}", &body[body.len() - 400..]);
+    let runs: Vec<&Seen> = requests
+        .iter()
+        .filter(|r| r.path.contains("/check-runs"))
+        .collect();
+    assert_eq!(runs.len(), 14, "700 annotations in 14 requests of 50");
+    let summary = runs[0].body["output"]["summary"].as_str().expect("summary");
+    assert!(summary.chars().count() <= 65_535);
+    assert!(summary.contains("Report truncated"));
+    // The job summary has room for all of it.
+    let step = std::fs::read_to_string(api.summary_file()).expect("summary");
+    assert!(
+        step.len() > 150_000 && step.contains("finding 700"),
+        "{}",
+        step.len()
+    );
+}
