@@ -50,6 +50,10 @@ pub struct CheckSettings {
     pub offline: bool,
     /// `--prometheus-timeout`: limit of one Prometheus request (default 5 s).
     pub prometheus_timeout: Option<Duration>,
+    /// The pull-request context (`input.context.pull_request`, docs/approvals.md), from
+    /// `--pr-json` or the GitHub integration; `None` without one (approvals not evaluated).
+    /// Validated by [`Gate::open`].
+    pub pull_request: Option<Value>,
 }
 
 /// From this many documents on, the bundle is compiled for the RVM (a few milliseconds, paid
@@ -70,6 +74,8 @@ pub struct Gate {
     now: String,
     fail_on_warn: bool,
     slo: slo::Options,
+    /// `context.pull_request`: the validated context, or null.
+    pull_request: Value,
 }
 
 impl Gate {
@@ -94,6 +100,10 @@ impl Gate {
             source,
         })?;
         let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
+        // A malformed context must stop the run, not make the approval rules silently miss.
+        if let Some(context) = &settings.pull_request {
+            crate::pull_request::validate(context, "pull-request context")?;
+        }
 
         let mut sources: Vec<PolicySource> = Vec::new();
         let config_dirs = policy::resolve_dirs(&root.dir, &config.policies);
@@ -148,6 +158,7 @@ impl Gate {
             now: settings.now.clone(),
             fail_on_warn: settings.fail_on_warn,
             slo: slo_options,
+            pull_request: settings.pull_request.clone().unwrap_or(Value::Null),
         })
     }
 
@@ -156,6 +167,11 @@ impl Gate {
     /// plain check does not hold every input in memory.
     pub fn keep_evaluated(&mut self) {
         self.keep_evaluated = true;
+    }
+
+    /// Whether the approval rules had pull-request facts to work on.
+    pub fn approvals_evaluated(&self) -> bool {
+        !self.pull_request.is_null()
     }
 
     /// Files to check: the given paths, or the config's globs.
@@ -383,7 +399,7 @@ impl Gate {
                 "now": self.now,
                 "today": self.now.get(..10).unwrap_or_default(),
                 "git": self.git,
-                "pull_request": Value::Null,
+                "pull_request": self.pull_request,
             },
         });
         input["evidence"]["slo"] = slo;
@@ -473,7 +489,9 @@ pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
             gate.config.manifests.join(", ")
         ));
     }
-    Ok(Report::new(gate.policies.digest.clone(), results, notes))
+    let mut report = Report::new(gate.policies.digest.clone(), results, notes);
+    report.approvals_evaluated = gate.approvals_evaluated();
+    Ok(report)
 }
 
 /// Runs a whole check.
