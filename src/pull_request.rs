@@ -142,3 +142,83 @@ pub fn record_info(context: &Value) -> Option<PullRequestInfo> {
         merged_by: text("merged_by"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn context() -> Value {
+        json!({
+            "number": 1347, "author": "octocat", "labels": ["bug"], "title": "Amazing new feature",
+            "draft": false, "state": "closed", "merged": true, "merged_by": "octocat",
+            "base_ref": "master", "base_sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e",
+            "head_ref": "new-topic", "head_sha": "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091",
+            "reviews": [{"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z",
+                         "commit_id": "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091", "stale": false}],
+            "approvers": ["octocat"],
+            "teams": {"justice-league": {"org": "octo-org", "members": []}}
+        })
+    }
+
+    fn message(err: Error) -> String {
+        err.to_string()
+    }
+
+    #[test]
+    fn a_full_context_is_evaluated_and_summarised() {
+        let bytes = serde_json::to_vec(&context()).expect("json");
+        let parsed = parse(&bytes, "pr.json").expect("valid");
+        assert_eq!(parsed, PrJson::Context(context()));
+        assert_eq!(
+            parsed.record_info(),
+            Some(PullRequestInfo {
+                number: 1347,
+                author: "octocat".into(),
+                approvers: vec!["octocat".into()],
+                merged_by: Some("octocat".into()),
+            })
+        );
+        // Fields beyond the contract are kept for team policies.
+        let mut extra = context();
+        extra["milestone"] = json!("v1.0");
+        assert!(validate(&extra, "ctx").is_ok());
+    }
+
+    #[test]
+    fn the_record_only_shape_is_recorded_not_evaluated() {
+        let parsed = parse(
+            br#"{"number": 7, "author": {"login": "dana"}, "approvers": ["bob"], "merged_by": null}"#,
+            "pr.json",
+        )
+        .expect("record shape");
+        let PrJson::RecordOnly(info) = parsed else {
+            panic!("expected the record-only shape");
+        };
+        assert_eq!(info.author, "dana");
+        let err = message(parse(br#"{"number": 7}"#, "pr.json").expect_err("no author"));
+        assert!(
+            err.contains("pr.json") && err.contains("full pull-request context"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn violations_name_each_field() {
+        let mut bad = context();
+        bad["reviews"][0]["stale"] = json!("no");
+        bad["teams"]["justice-league"]["members"] = json!("octocat");
+        let err = message(validate(&bad, "pull-request context").expect_err("invalid"));
+        assert!(
+            err.starts_with("pull-request context: not a valid pull-request context"),
+            "{err}"
+        );
+        assert!(err.contains("2 problems"), "{err}");
+        assert!(err.contains("`reviews[0].stale`"), "{err}");
+        assert!(err.contains("`teams.justice-league.members`"), "{err}");
+        for not_an_object in [&b"[]"[..], b"null", b"\"pr\""] {
+            let err = message(parse(not_an_object, "pr.json").expect_err("not an object"));
+            assert!(err.contains("expected a JSON object"), "{err}");
+        }
+    }
+}
