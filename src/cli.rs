@@ -110,10 +110,6 @@ pub struct RecordArgs {
     /// $GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID.
     #[arg(long, value_name = "URL")]
     pub ci_run_url: Option<String>,
-    /// Pull-request context to record: JSON {number, author, approvers, merged_by} (logins as
-    /// strings or {"login": ...}). With --github the pull request is read from GitHub instead.
-    #[arg(long, value_name = "FILE", conflicts_with = "github")]
-    pub pr_json: Option<PathBuf>,
 }
 
 /// Arguments of `relgate verify`.
@@ -240,6 +236,12 @@ pub struct CheckArgs {
         requires = "github"
     )]
     pub publish: Vec<crate::github::Target>,
+    /// Pull-request context for the approval rules: a JSON file {number, author, labels,
+    /// reviews, approvers, teams, ...} (docs/approvals.md). Without it approvals are not
+    /// evaluated. `record` also takes the record-only shape {number, author, approvers,
+    /// merged_by}, which is recorded but not evaluated.
+    #[arg(long, value_name = "FILE", conflicts_with = "github")]
+    pub pr_json: Option<PathBuf>,
 }
 
 /// Arguments of `relgate test`.
@@ -421,6 +423,37 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
     })
 }
 
+/// Reads `--pr-json` (shared by `check` and `record`): a full context goes into
+/// `settings.pull_request`; the record-only shape is refused unless `for_record`. Returns the
+/// pull-request summary for change records.
+fn read_pr_json(
+    args: &CheckArgs,
+    settings: &mut CheckSettings,
+    for_record: bool,
+) -> anyhow::Result<Option<crate::record::statement::PullRequestInfo>> {
+    use crate::pull_request::{self, PrJson};
+    let Some(path) = &args.pr_json else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let limit = args
+        .max_file_bytes
+        .unwrap_or(crate::manifest::DEFAULT_MAX_FILE_BYTES);
+    let pr = pull_request::read(path, &shown, limit)?;
+    let info = pr.record_info();
+    match pr {
+        PrJson::Context(context) => settings.pull_request = Some(context),
+        PrJson::RecordOnly(_) if for_record => {}
+        PrJson::RecordOnly(_) => anyhow::bail!(
+            "{shown}: has no `reviews`: --pr-json needs the full pull-request context \
+             {{number, author, labels, reviews, approvers, teams, ...}} for the approval rules \
+             (docs/approvals.md); the shape {{number, author, approvers, merged_by}} is only \
+             for `relgate record`"
+        ),
+    }
+    Ok(info)
+}
+
 /// Prints the report in every requested format (shared by `check` and `record`).
 fn print_report(
     report: &crate::report::Report,
@@ -444,7 +477,8 @@ fn print_report(
 }
 
 fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
-    let settings = check_settings(&args)?;
+    let mut settings = check_settings(&args)?;
+    read_pr_json(&args, &mut settings, false)?;
     if args.github {
         return github::check(&args, &settings, color);
     }

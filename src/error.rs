@@ -14,11 +14,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A path leaves the gate root, or names nothing.
-    #[error("{0}")]
+    /// A path leaves the gate root, or names nothing. (`transparent`: the message is the
+    /// inner error's, shown once by `{:#}`, not once per link of the chain.)
+    #[error(transparent)]
     Path(#[from] crate::workspace::PathError),
-    /// An input file (manifest, config, data) is malformed.
-    #[error("{0}")]
+    /// An input file (manifest, config, data, `--pr-json`) is malformed.
+    #[error(transparent)]
     Input(#[from] crate::manifest::InputError),
     /// `relgate.yaml` is invalid.
     #[error("{path}: invalid gate configuration:\n{details}")]

@@ -54,9 +54,10 @@ pub struct CheckSettings {
     /// `--changed [--base REV] [--head REV]`: check only what the change touches
     /// (docs/changed.md).
     pub changed: Option<ChangedOptions>,
-    /// Pull-request facts (`input.context.pull_request`; the shape is in docs/github.md), or
-    /// `None` for a local check: the approval rules then do not fire.
-    pub pull_request: Option<serde_json::Value>,
+    /// The pull-request context (`input.context.pull_request`, docs/approvals.md), from
+    /// `--pr-json` or the GitHub integration; `None` without one (approvals not evaluated).
+    /// Validated by [`Gate::open`].
+    pub pull_request: Option<Value>,
 }
 
 /// From this many documents on, the bundle is compiled for the RVM (a few milliseconds, paid
@@ -77,7 +78,7 @@ pub struct Gate {
     now: String,
     fail_on_warn: bool,
     slo: slo::Options,
-    /// `input.context.pull_request` (null without pull-request context).
+    /// `context.pull_request`: the validated context, or null.
     pull_request: Value,
 }
 
@@ -90,6 +91,10 @@ impl Gate {
     /// [`Gate::open`] at a known gate root.
     fn open_at(root: GateRoot, settings: &CheckSettings) -> Result<Self> {
         let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
+        // A malformed context must stop the run, not make the approval rules silently miss.
+        if let Some(context) = &settings.pull_request {
+            crate::pull_request::validate(context, "pull-request context")?;
+        }
 
         let mut sources: Vec<PolicySource> = Vec::new();
         let config_dirs = policy::resolve_dirs(&root.dir, &config.policies);
@@ -163,8 +168,18 @@ impl Gate {
     /// Sets `input.context.pull_request` for the documents checked from now on. For callers
     /// that read the pull request after opening the gate, because what they read depends on
     /// the loaded config (the teams named under `approvals`).
-    pub fn set_pull_request(&mut self, pull_request: Option<Value>) {
+    /// The context is validated like `--pr-json`'s: a malformed one stops the run.
+    pub fn set_pull_request(&mut self, pull_request: Option<Value>) -> Result<()> {
+        if let Some(context) = &pull_request {
+            crate::pull_request::validate(context, "pull-request context")?;
+        }
         self.pull_request = pull_request.unwrap_or(Value::Null);
+        Ok(())
+    }
+
+    /// Whether the approval rules had pull-request facts to work on.
+    pub fn approvals_evaluated(&self) -> bool {
+        !self.pull_request.is_null()
     }
 
     /// Files to check: the given paths, or the config's globs.
@@ -508,7 +523,8 @@ pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
                 set.range.head, set.range.head
             )));
         }
-        return changed::check(gate, settings, &settings.paths, &set);
+        return changed::check(gate, settings, &settings.paths, &set)
+            .map(|report| with_approvals_flag(gate, report));
     }
     let files = gate.discover(&settings.paths)?;
     let results = gate.check_files(&files);
@@ -519,7 +535,15 @@ pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
             gate.config.manifests.join(", ")
         ));
     }
-    Ok(Report::new(gate.policies.digest.clone(), results, notes))
+    let report = Report::new(gate.policies.digest.clone(), results, notes);
+    Ok(with_approvals_flag(gate, report))
+}
+
+/// Every report says whether the approval rules had pull-request facts; one place sets it so
+/// no path through the check (plain, `--changed`, another head commit) can forget it.
+fn with_approvals_flag(gate: &Gate, mut report: Report) -> Report {
+    report.approvals_evaluated = gate.approvals_evaluated();
+    report
 }
 
 /// Runs a whole check.
@@ -543,10 +567,12 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
                 settings,
             )?;
             gate.set_git_context(set.git_context());
-            return changed::check(&gate, settings, &paths, &set);
+            return changed::check(&gate, settings, &paths, &set)
+                .map(|report| with_approvals_flag(&gate, report));
         }
         let gate = Gate::open_at(work_root, settings)?;
-        return changed::check(&gate, settings, &settings.paths, &set);
+        return changed::check(&gate, settings, &settings.paths, &set)
+            .map(|report| with_approvals_flag(&gate, report));
     }
     let gate = Gate::open(settings)?;
     check_opened(&gate, settings)

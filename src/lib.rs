@@ -18,6 +18,7 @@ pub mod line_index;
 pub mod manifest;
 pub mod output;
 pub mod policy;
+pub mod pull_request;
 pub mod record;
 pub mod recording;
 pub mod report;

@@ -170,6 +170,10 @@ impl ManifestResult {
     }
 }
 
+/// What the text and markdown reports say when a run had no pull-request context.
+pub const APPROVALS_NOT_EVALUATED: &str =
+    "approvals not evaluated: no pull-request context (run in a pull request or pass --pr-json)";
+
 /// Tool identity in reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tool {
@@ -202,6 +206,10 @@ pub struct Report {
     pub tool: Tool,
     pub decision: Decision,
     pub policy_digest: String,
+    /// Whether the run had pull-request context, so the approval rules (APPROVAL-*) were
+    /// evaluated; without it they cannot fire, and the printers say so
+    /// ([`APPROVALS_NOT_EVALUATED`]).
+    pub approvals_evaluated: bool,
     pub summary: Summary,
     pub results: Vec<ManifestResult>,
     /// `--changed` only: the range that was compared (docs/changed.md).
@@ -280,6 +288,7 @@ impl Report {
             tool: Tool::default(),
             decision,
             policy_digest,
+            approvals_evaluated: false,
             summary,
             results,
             changed: None,

@@ -76,6 +76,38 @@ pub fn validate(kind: &str, value: &Value, lines: &Lines) -> Result<Vec<Violatio
         Some(Err(message)) => return Err(message.clone()),
         None => return Err(format!("no schema for kind {kind}")),
     };
+    Ok(violations(compiled, value, lines))
+}
+
+/// Validates `value` against one definition of a kind's schema (`$defs/<def>`), e.g. a
+/// pull-request context against Input's `pullRequest`. Compiled on every call: it serves
+/// inputs read once per run.
+pub fn validate_def(
+    kind: &str,
+    def: &str,
+    value: &Value,
+    lines: &Lines,
+) -> Result<Vec<Violation>, String> {
+    let text = schema_text(kind).ok_or_else(|| format!("no schema for kind {kind}"))?;
+    let root: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let defs = root
+        .get("$defs")
+        .filter(|defs| defs.get(def).is_some())
+        .ok_or_else(|| format!("the {kind} schema has no $defs/{def}"))?;
+    // The definition as the root, with the same `$defs` and `$id`: references and the keyword
+    // locations of errors (`#/$defs/...`) resolve exactly as in the full schema.
+    let schema = serde_json::json!({
+        "$schema": root.get("$schema"),
+        "$id": root.get("$id"),
+        "$ref": format!("#/$defs/{def}"),
+        "$defs": defs,
+    });
+    let validator = jsonschema::draft202012::new(&schema)
+        .map_err(|e| format!("schema {kind} $defs/{def} does not compile: {e}"))?;
+    Ok(violations(&Compiled { schema, validator }, value, lines))
+}
+
+fn violations(compiled: &Compiled, value: &Value, lines: &Lines) -> Vec<Violation> {
     let mut violations = Vec::new();
     for error in compiled.validator.iter_errors(value) {
         let segments = field_path::from_json_pointer(error.instance_path().as_str(), value);
@@ -83,7 +115,7 @@ pub fn validate(kind: &str, value: &Value, lines: &Lines) -> Result<Vec<Violatio
     }
     violations.sort_by(|a, b| (a.line, &a.path, &a.message).cmp(&(b.line, &b.path, &b.message)));
     violations.dedup();
-    Ok(violations)
+    violations
 }
 
 /// The schema node holding the keyword that failed. The absolute keyword location has `$ref`s

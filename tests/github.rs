@@ -65,7 +65,7 @@ impl Repo {
         git2::Repository::init(repo.dir.path()).expect("git init");
         repo.file(
             "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {\"0\": [ml-reliability], \"1\": [ml-reliability]}\n",
         );
         repo.file("releases/greet.yaml", &dev_release("greet"));
         repo
@@ -151,7 +151,7 @@ fn assert_headers(requests: &[Seen]) {
     }
 }
 
-/// The default config requires team `ml-reliability` (of the repository owner, `octocat`):
+/// The test repo's config requires team `ml-reliability` (of the repository owner, `octocat`):
 /// the team is visible and `members` are active members (octocat is one in the fixture).
 async fn teams(api: &Api, members: &[&str]) {
     api.mount_json(

@@ -51,7 +51,7 @@ pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow:
             github.env.event_name.as_deref().unwrap_or("unknown")
         )?;
     }
-    gate.set_pull_request(context.clone());
+    gate.set_pull_request(context.clone())?;
     let report = gate::check_opened(&gate, settings)?;
     print_report(&report, args, color)?;
     publish(&github, &report, args, &gate, context, &settings.now).map(|failed| {

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use super::{check_settings, print_report, RecordArgs, VerifyArgs, VerifyFormat};
+use super::{check_settings, print_report, read_pr_json, RecordArgs, VerifyArgs, VerifyFormat};
 use crate::config::GateConfig;
 use crate::gate::{self, Gate};
 use crate::record::keys::{self, Signer, TrustedKeys};
@@ -132,20 +132,13 @@ fn seq_range(receipts: &[AppendReceipt]) -> String {
 /// `relgate record`.
 pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     // Everything that can stop the records is checked before anything is decided or printed.
-    let settings = check_settings(&args.check)?;
+    let mut settings = check_settings(&args.check)?;
     let signer = signing_key(args.key.as_deref())?;
     let github = match args.check.github {
         true => Some(super::github::start(&args.check)?),
         false => None,
     };
-    let mut pull_request = match &args.pr_json {
-        Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Some(recording::parse_pull_request(&bytes, path)?)
-        }
-        None => None,
-    };
+    let mut pull_request = read_pr_json(&args.check, &mut settings, true)?;
     let ci_run_url = args.ci_run_url.clone().or_else(|| {
         recording::github_run_url(
             env("GITHUB_SERVER_URL").as_deref(),
@@ -168,7 +161,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
             .context
             .as_ref()
             .and_then(crate::github::context::record_info);
-        gate.set_pull_request(found.context.clone());
+        gate.set_pull_request(found.context.clone())?;
         pr_context = found.context;
     }
     let repo = RepoFacts::discover(&gate.root, &run_environment());

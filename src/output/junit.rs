@@ -1,16 +1,17 @@
 //! `--format junit`: JUnit XML for CI test reports. One `<testsuite>` per manifest, named
 //! `file#document name@version`; one `<testcase>` per policy area (`relgate.prr`,
-//! `relgate.evals`, `relgate.error_budget`, `relgate.pii`, `relgate.release`, `relgate.schema`,
-//! then any other package that produced findings, sorted). A testcase with deny findings has one
-//! `<failure>` listing them (`type` is the rule, or the rules comma-separated); its warnings go
-//! to `<system-out>`. When the schema failed the policy areas are `<skipped>` (they were not
-//! run). A manifest that could not be evaluated is one testcase with an `<error>`.
+//! `relgate.evals`, `relgate.error_budget`, `relgate.pii`, `relgate.release`,
+//! `relgate.approvals`, `relgate.schema`, then any other package that produced findings,
+//! sorted). A testcase with deny findings has one `<failure>` listing them (`type` is the rule,
+//! or the rules comma-separated); its warnings go to `<system-out>`. When the schema failed the
+//! policy areas are `<skipped>` (they were not run); so is `relgate.approvals` in a run without
+//! pull-request context. A manifest that could not be evaluated is one testcase with an `<error>`.
 //! `<testsuites>` carries the totals.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::report::{Finding, ManifestResult, Report};
+use crate::report::{Finding, ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 
 /// The built-in policy areas, in report order.
 pub const AREAS: &[&str] = &[
@@ -19,6 +20,7 @@ pub const AREAS: &[&str] = &[
     "relgate.error_budget",
     "relgate.pii",
     "relgate.release",
+    "relgate.approvals",
     "relgate.schema",
 ];
 
@@ -34,7 +36,7 @@ pub fn render(report: &Report) -> String {
     let mut body = String::new();
     let mut total = Totals::default();
     for result in &report.results {
-        let totals = suite(&mut body, result);
+        let totals = suite(&mut body, result, report.approvals_evaluated);
         total.tests += totals.tests;
         total.failures += totals.failures;
         total.errors += totals.errors;
@@ -65,7 +67,7 @@ fn suite_name(result: &ManifestResult) -> String {
     name
 }
 
-fn suite(out: &mut String, result: &ManifestResult) -> Totals {
+fn suite(out: &mut String, result: &ManifestResult, approvals_evaluated: bool) -> Totals {
     let name = suite_name(result);
     let mut cases = String::new();
     let mut totals = Totals::default();
@@ -98,23 +100,29 @@ fn suite(out: &mut String, result: &ManifestResult) -> Totals {
                 findings.iter().filter(|f| f.severity != "warn").collect();
             let warnings: Vec<&&Finding> =
                 findings.iter().filter(|f| f.severity == "warn").collect();
-            let skipped = schema_failed && area != "relgate.schema" && findings.is_empty();
+            let skipped = if !findings.is_empty() {
+                None
+            } else if schema_failed && area != "relgate.schema" {
+                Some("not evaluated: the manifest does not match its schema")
+            } else if area == "relgate.approvals" && !approvals_evaluated {
+                Some(APPROVALS_NOT_EVALUATED)
+            } else {
+                None
+            };
             let _ = write!(
                 cases,
                 "    <testcase name=\"{}\" classname=\"{}\"",
                 escape(area),
                 escape(&name)
             );
-            if denials.is_empty() && warnings.is_empty() && !skipped {
+            if denials.is_empty() && warnings.is_empty() && skipped.is_none() {
                 cases.push_str("/>\n");
                 continue;
             }
             cases.push_str(">\n");
-            if skipped {
+            if let Some(why) = skipped {
                 totals.skipped += 1;
-                cases.push_str(
-                    "      <skipped message=\"not evaluated: the manifest does not match its schema\"/>\n",
-                );
+                let _ = writeln!(cases, "      <skipped message=\"{}\"/>", escape(why));
             }
             if !denials.is_empty() {
                 totals.failures += 1;

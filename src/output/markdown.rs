@@ -2,12 +2,13 @@
 //! marker (`<!-- relgate-report -->`) so the GitHub Action can find and update its one sticky
 //! comment. Then the verdict, a summary table, one section per failing or erroring manifest
 //! (a table of rule, severity, `file:line`, message and fix, then exceptions, waivers and notes),
-//! and the passing manifests collapsed in a `<details>` block. Locations are plain `file:line`
-//! text, relative to the gate root.
+//! and the passing manifests collapsed in a `<details>` block, then the run notes (including
+//! that approvals were not evaluated without pull-request context). Locations are plain
+//! `file:line` text, relative to the gate root.
 
 use std::fmt::Write as _;
 
-use crate::report::{Decision, ManifestResult, Report};
+use crate::report::{Decision, ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 
 /// The hidden marker on the first line.
 pub const MARKER: &str = "<!-- relgate-report -->";
@@ -97,9 +98,16 @@ pub fn render(report: &Report) -> String {
         }
     }
 
-    if !report.notes.is_empty() {
+    let approvals = (!report.approvals_evaluated).then_some(APPROVALS_NOT_EVALUATED);
+    let notes: Vec<&str> = report
+        .notes
+        .iter()
+        .map(String::as_str)
+        .chain(approvals)
+        .collect();
+    if !notes.is_empty() {
         out.push('\n');
-        for note in &report.notes {
+        for note in notes {
             let _ = writeln!(out, "> {}", cell(note));
         }
     }

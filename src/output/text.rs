@@ -1,12 +1,13 @@
 //! `--format text`: for a person at a terminal. Findings are grouped per manifest, each with
-//! `file:line`, the rule, the message, the field and the remedy; a summary line closes the run.
+//! `file:line`, the rule, the message, the field and the remedy; run notes (including that
+//! approvals were not evaluated without pull-request context) and a summary line close the run.
 //! Colour only when asked (the CLI decides from the tty, `NO_COLOR` and `--color`).
 
 use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
 
-use crate::report::{Decision, ManifestResult, Report};
+use crate::report::{Decision, ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 
 struct Palette {
     pass: Style,
@@ -54,7 +55,8 @@ pub fn render(report: &Report, color: bool) -> String {
             removed.file
         );
     }
-    for note in &report.notes {
+    let approvals = (!report.approvals_evaluated).then_some(APPROVALS_NOT_EVALUATED);
+    for note in report.notes.iter().map(String::as_str).chain(approvals) {
         let _ = writeln!(
             out,
             "{}note:{} {note}",

@@ -148,7 +148,9 @@ fn junit_is_well_formed_xml_with_totals() {
     let out = check(&repo, "junit");
     insta::assert_snapshot!("formats_junit", out);
     well_formed(&out);
-    assert!(out.contains("<testsuites name=\"relgate\" tests=\"20\" failures=\"2\" errors=\"1\""));
+    assert!(out.contains(
+        "<testsuites name=\"relgate\" tests=\"23\" failures=\"2\" errors=\"1\" skipped=\"3\""
+    ));
 }
 
 #[test]
@@ -271,6 +273,6 @@ fn junit_skips_policy_areas_when_the_schema_fails() {
     run.exit(1)
         .stdout_has("type=\"SCHEMA\"")
         .stdout_has("<skipped message=\"not evaluated: the manifest does not match its schema\"/>")
-        .stdout_has("tests=\"6\" failures=\"1\" errors=\"0\" skipped=\"5\"");
+        .stdout_has("tests=\"7\" failures=\"1\" errors=\"0\" skipped=\"6\"");
     well_formed(&run.stdout);
 }

@@ -1,6 +1,7 @@
 //! Whole-binary tests of `relgate`: one test binary, one module per command or concern, all
 //! written with the small DSL in `support.rs`.
 
+mod approvals;
 mod changed;
 mod check;
 mod demo;

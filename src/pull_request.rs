@@ -1,0 +1,224 @@
+//! The pull-request context of a run (DESIGN §6, docs/approvals.md): the object the approval
+//! policy reads as `input.context.pull_request`. Owns reading it from a `--pr-json` file,
+//! validating it against `schemas/input.schema.json` `$defs/pullRequest` (whoever filled it:
+//! the file or the GitHub integration), and the summary a change record keeps of it.
+//!
+//! A `--pr-json` file is either the full context (it has `reviews`), which the gate evaluates
+//! and records, or the older record-only shape `{number, author, approvers, merged_by}`, which
+//! `relgate record` still accepts for the record alone (approvals are then not evaluated).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::line_index::Lines;
+use crate::manifest::{self, InputError};
+use crate::record::statement::PullRequestInfo;
+use crate::schema;
+
+/// Where the contract is documented, for error messages.
+const CONTRACT: &str = "schemas/input.schema.json $defs/pullRequest, docs/approvals.md";
+
+/// What a `--pr-json` file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrJson {
+    /// The full pull-request context (validated): evaluated by the gate and recorded.
+    Context(Value),
+    /// The record-only shape (no `reviews`): recorded, not evaluated.
+    RecordOnly(PullRequestInfo),
+}
+
+impl PrJson {
+    /// The pull-request summary a change record keeps.
+    pub fn record_info(&self) -> Option<PullRequestInfo> {
+        match self {
+            PrJson::Context(context) => record_info(context),
+            PrJson::RecordOnly(info) => Some(info.clone()),
+        }
+    }
+}
+
+/// Reads a `--pr-json` file (at most `max_bytes`). `shown` names it in errors.
+pub fn read(path: &Path, shown: &str, max_bytes: u64) -> Result<PrJson> {
+    let source = manifest::read_limited(path, shown, max_bytes)?;
+    parse(&source.bytes, shown)
+}
+
+/// Parses and validates the text of a `--pr-json` file.
+pub fn parse(bytes: &[u8], shown: &str) -> Result<PrJson> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        InputError::new(
+            shown,
+            Some(u32::try_from(e.line()).unwrap_or(u32::MAX).max(1)),
+            format!("not valid JSON: {e}; a pull-request context is one JSON object ({CONTRACT})"),
+        )
+    })?;
+    let Some(object) = value.as_object() else {
+        return Err(InputError::new(
+            shown,
+            Some(1),
+            format!("expected a JSON object (the pull-request context, {CONTRACT})"),
+        )
+        .into());
+    };
+    if !object.contains_key("reviews") {
+        // The older record-only shape; its own parser names what is wrong with it.
+        return crate::recording::parse_pull_request(bytes, Path::new(shown))
+            .map(PrJson::RecordOnly)
+            .map_err(|e| {
+                let why = match e {
+                    crate::record::RecordError::Input(why) => why,
+                    other => other.to_string(),
+                };
+                Error::Usage(format!(
+                    "{why} (without `reviews` a file is read as the record-only shape \
+                     {{number, author, approvers, merged_by}}; for approvals it needs the full \
+                     pull-request context, {CONTRACT})"
+                ))
+            });
+    }
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    check(&value, shown, Lines::for_file(text, 1).first())?;
+    Ok(PrJson::Context(value))
+}
+
+/// Validates a pull-request context, whoever built it (a file, the GitHub integration).
+/// Every violation is listed with its field.
+pub fn validate(value: &Value, shown: &str) -> Result<()> {
+    check(value, shown, None)
+}
+
+/// [`validate`]; `lines` (of the file the context came from) add line numbers.
+fn check(value: &Value, shown: &str, lines: Option<&Lines>) -> Result<()> {
+    let from_file = lines.is_some();
+    let empty = Lines::for_file(String::new(), 1);
+    let Some(lines) = lines.or(empty.first()) else {
+        // `Lines::for_file(_, 1)` always returns one entry.
+        return Err(Error::Policy("internal error: no line index".to_string()));
+    };
+    let violations = schema::validate_def("Input", "pullRequest", value, lines)
+        .map_err(|e| Error::Policy(format!("internal schema error: {e}")))?;
+    let Some(first) = violations.first() else {
+        return Ok(());
+    };
+    let mut message = format!("not a valid pull-request context ({CONTRACT}): ");
+    if let [only] = violations.as_slice() {
+        message.push_str(&only.message);
+    } else {
+        message.push_str(&format!("{} problems:", violations.len()));
+        for v in &violations {
+            if from_file {
+                message.push_str(&format!("\n  line {}: {}", v.line, v.message));
+            } else {
+                message.push_str(&format!("\n  {}", v.message));
+            }
+        }
+    }
+    Err(InputError::new(shown, from_file.then_some(first.line), message).into())
+}
+
+/// The summary of a pull-request context that a change record keeps: number, author,
+/// approvers (the contract's `approvers`) and who merged it. `None` when the context lacks a
+/// number or an author (it was validated, so only a context built without validation can).
+pub fn record_info(context: &Value) -> Option<PullRequestInfo> {
+    let text = |key: &str| context.get(key).and_then(Value::as_str).map(str::to_owned);
+    let mut approvers: Vec<String> = context
+        .get("approvers")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    approvers.sort();
+    approvers.dedup();
+    Some(PullRequestInfo {
+        number: context.get("number").and_then(Value::as_u64)?,
+        author: text("author")?,
+        approvers,
+        merged_by: text("merged_by"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn context() -> Value {
+        json!({
+            "number": 1347, "author": "octocat", "labels": ["bug"], "title": "Amazing new feature",
+            "draft": false, "state": "closed", "merged": true, "merged_by": "octocat",
+            "base_ref": "master", "base_sha": "6dcb09b5b57875f334f61aebed695e2e4193db5e",
+            "head_ref": "new-topic", "head_sha": "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091",
+            "reviews": [{"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z",
+                         "commit_id": "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091", "stale": false}],
+            "approvers": ["octocat"],
+            "teams": {"justice-league": {"org": "octo-org", "members": []}}
+        })
+    }
+
+    fn message(err: Error) -> String {
+        err.to_string()
+    }
+
+    #[test]
+    fn a_full_context_is_evaluated_and_summarised() {
+        let bytes = serde_json::to_vec(&context()).expect("json");
+        let parsed = parse(&bytes, "pr.json").expect("valid");
+        assert_eq!(parsed, PrJson::Context(context()));
+        assert_eq!(
+            parsed.record_info(),
+            Some(PullRequestInfo {
+                number: 1347,
+                author: "octocat".into(),
+                approvers: vec!["octocat".into()],
+                merged_by: Some("octocat".into()),
+            })
+        );
+        // Fields beyond the contract are kept for team policies.
+        let mut extra = context();
+        extra["milestone"] = json!("v1.0");
+        assert!(validate(&extra, "ctx").is_ok());
+    }
+
+    #[test]
+    fn the_record_only_shape_is_recorded_not_evaluated() {
+        let parsed = parse(
+            br#"{"number": 7, "author": {"login": "dana"}, "approvers": ["bob"], "merged_by": null}"#,
+            "pr.json",
+        )
+        .expect("record shape");
+        let PrJson::RecordOnly(info) = parsed else {
+            panic!("expected the record-only shape");
+        };
+        assert_eq!(info.author, "dana");
+        let err = message(parse(br#"{"number": 7}"#, "pr.json").expect_err("no author"));
+        assert!(
+            err.contains("pr.json") && err.contains("full pull-request context"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn violations_name_each_field() {
+        let mut bad = context();
+        bad["reviews"][0]["stale"] = json!("no");
+        bad["teams"]["justice-league"]["members"] = json!("octocat");
+        let err = message(validate(&bad, "pull-request context").expect_err("invalid"));
+        assert!(
+            err.starts_with("pull-request context: not a valid pull-request context"),
+            "{err}"
+        );
+        assert!(err.contains("2 problems"), "{err}");
+        assert!(err.contains("`reviews[0].stale`"), "{err}");
+        assert!(err.contains("`teams.justice-league.members`"), "{err}");
+        for not_an_object in [&b"[]"[..], b"null", b"\"pr\""] {
+            let err = message(parse(not_an_object, "pr.json").expect_err("not an object"));
+            assert!(err.contains("expected a JSON object"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Runs the composite action (`action.yml`) the way a GitHub runner does: its steps in order,
+//! `${{ }}` expressions evaluated in `env:`, `if:` and `outputs:`, each `run:` script in bash
+//! with the `GITHUB_*` variables a runner sets, a real `pull_request` event payload from the
+//! fixtures, a temporary git repository with base and head commits, and a local GitHub API
+//! server (wiremock on loopback) serving real response bodies. `uses:` steps (actions/cache) are
+//! the runner's business and are skipped; the build step is given the test's relgate binary
+//! through the `relgate-bin` input, so this test does not rebuild relgate in release mode.
+
+// A panic is how a test reports a broken fixture; unwrap keeps this harness readable.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/github");
+const OWNER_REPO: &str = "Codertocat/Hello-World";
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(FIXTURES).join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small runner for composite actions
+// ---------------------------------------------------------------------------------------------
+
+/// The evaluation context of `${{ }}` expressions: `inputs`, `github`, `runner`, `steps`.
+struct Expressions {
+    context: Value,
+}
+
+impl Expressions {
+    /// Value of a dotted context path; a missing value is the empty string, as on GitHub.
+    fn lookup(&self, path: &str) -> String {
+        let mut node = &self.context;
+        for part in path.trim().split('.') {
+            match node.get(part) {
+                Some(next) => node = next,
+                None => return String::new(),
+            }
+        }
+        match node {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    }
+
+    /// One expression body: `path`, `'literal'`, `a == b` or `a != b`. That is all action.yml
+    /// uses; anything else fails the test so the runner never guesses.
+    fn eval(&self, expr: &str) -> String {
+        let operand = |s: &str| -> String {
+            let s = s.trim();
+            if let Some(lit) = s.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+                lit.to_owned()
+            } else {
+                assert!(
+                    s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                    "unsupported expression operand `{s}`"
+                );
+                self.lookup(s)
+            }
+        };
+        if let Some((a, b)) = expr.split_once("==") {
+            return (operand(a) == operand(b)).to_string();
+        }
+        if let Some((a, b)) = expr.split_once("!=") {
+            return (operand(a) != operand(b)).to_string();
+        }
+        operand(expr)
+    }
+
+    /// A string with `${{ … }}` templates substituted.
+    fn expand(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find("}}").expect("unclosed ${{") + start;
+            out.push_str(&self.eval(&rest[start + 3..end]));
+            rest = &rest[end + 2..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// An `if:` condition (bare expression or `${{ }}`).
+    fn condition(&self, text: &str) -> bool {
+        let text = text.trim();
+        let body = text
+            .strip_prefix("${{")
+            .and_then(|t| t.strip_suffix("}}"))
+            .unwrap_or(text);
+        self.eval(body) == "true"
+    }
+}
+
+/// `key=value` and `key<<DELIM … DELIM` lines of a `$GITHUB_OUTPUT` file.
+fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    let mut outputs = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((key, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            outputs.insert(key.to_owned(), value.join("\n"));
+        } else if let Some((key, value)) = line.split_once('=') {
+            outputs.insert(key.to_owned(), value.to_owned());
+        }
+    }
+    outputs
+}
+
+/// What running the action produced.
+struct ActionRun {
+    /// Exit status of each step that ran, by id or name.
+    steps: Vec<(String, i32, String, String)>,
+    /// The action's own `outputs:`.
+    outputs: BTreeMap<String, String>,
+    /// Exit status of the failing step, or 0.
+    status: i32,
+}
+
+/// Runs action.yml's steps in order. `env` is what the runner sets for every step.
+fn run_action(
+    inputs: &BTreeMap<String, String>,
+    github: Value,
+    env: &BTreeMap<String, String>,
+    workdir: &Path,
+    runner_temp: &Path,
+) -> ActionRun {
+    let action_path = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(action_path.join("action.yml")).unwrap())
+            .expect("action.yml is YAML");
+    assert_eq!(action["runs"]["using"].as_str(), Some("composite"));
+
+    // Inputs: declared defaults, overridden by the workflow's `with:`; undeclared inputs are a
+    // workflow error on GitHub and a test error here.
+    let declared = action["inputs"].as_mapping().expect("inputs");
+    for name in inputs.keys() {
+        assert!(
+            declared.contains_key(name.as_str()),
+            "input {name} not declared"
+        );
+    }
+    let mut exprs = Expressions {
+        context: json!({
+            "github": github,
+            "runner": {"temp": runner_temp.to_str(), "os": "Linux"},
+            "steps": {},
+            "inputs": {},
+        }),
+    };
+    let mut resolved = serde_json::Map::new();
+    for (name, spec) in declared {
+        let name = name.as_str().expect("input name");
+        let value = match inputs.get(name) {
+            Some(v) => v.clone(),
+            None => exprs.expand(spec["default"].as_str().unwrap_or("")),
+        };
+        resolved.insert(name.to_owned(), Value::String(value));
+    }
+    exprs.context["inputs"] = Value::Object(resolved);
+
+    let mut run = ActionRun {
+        steps: Vec::new(),
+        outputs: BTreeMap::new(),
+        status: 0,
+    };
+    for (index, step) in action["runs"]["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .enumerate()
+    {
+        let id = step["id"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("step{index}"));
+        if let Some(cond) = step["if"].as_str() {
+            if !exprs.condition(cond) {
+                continue;
+            }
+        }
+        if step.get("uses").is_some() {
+            continue; // actions/cache: the runner's own machinery
+        }
+        let script = step["run"].as_str().expect("a step has run: or uses:");
+        assert!(
+            !script.contains("${{"),
+            "step {id}: expressions inside run: are a script-injection hole; pass them via env:"
+        );
+        assert_eq!(step["shell"].as_str(), Some("bash"), "step {id}: shell");
+        let output_file = runner_temp.join(format!("output-{index}"));
+        std::fs::write(&output_file, "").unwrap();
+        let mut cmd = Command::new("bash");
+        cmd.arg("--noprofile")
+            .arg("--norc")
+            .arg("-eo")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(script)
+            .current_dir(workdir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", std::env::var("HOME").unwrap_or_default())
+            .env("GITHUB_OUTPUT", &output_file)
+            .env("GITHUB_ACTION_PATH", action_path)
+            .env("RUNNER_TEMP", runner_temp);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if let Some(step_env) = step["env"].as_mapping() {
+            for (k, v) in step_env {
+                let value = match v {
+                    serde_yaml::Value::String(s) => exprs.expand(s),
+                    other => serde_yaml::to_string(other).unwrap().trim().to_owned(),
+                };
+                cmd.env(k.as_str().unwrap(), value);
+            }
+        }
+        let out = cmd.output().expect("bash runs");
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let outputs = parse_outputs(&std::fs::read_to_string(&output_file).unwrap());
+        exprs.context["steps"][&id] = json!({"outputs": outputs});
+        run.steps.push((id.clone(), code, stdout, stderr));
+        if code != 0 {
+            run.status = code;
+            break; // later steps have no `if: always()`
+        }
+    }
+    for (name, spec) in action["outputs"].as_mapping().expect("outputs") {
+        let value = exprs.expand(spec["value"].as_str().unwrap_or(""));
+        run.outputs.insert(name.as_str().unwrap().to_owned(), value);
+    }
+    run
+}
+
+// ---------------------------------------------------------------------------------------------
+// A git repository with a pull request
+// ---------------------------------------------------------------------------------------------
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-11-20T10:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-11-20T10:00:00Z")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// The demo repository as a PR: the base lacks support-answer.yaml (a passing production
+/// release); the head adds it and edits handoff-summary.yaml (blocked: PII-RETENTION).
+struct PullRequestRepo {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    runner_temp: PathBuf,
+    base: String,
+    head: String,
+}
+
+fn pull_request_repo() -> PullRequestRepo {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let runner_temp = dir.path().join("runner-temp");
+    std::fs::create_dir_all(&runner_temp).unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo"),
+        &root,
+    );
+    git(&root, &["init", "-q", "-b", "main"]);
+    let added = root.join("releases/prompts/support-answer.yaml");
+    let saved = std::fs::read(&added).unwrap();
+    std::fs::remove_file(&added).unwrap();
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "base"]);
+    let base = git(&root, &["rev-parse", "HEAD"]);
+    git(&root, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(&added, saved).unwrap();
+    let edited = root.join("releases/prompts/handoff-summary.yaml");
+    let mut text = std::fs::read_to_string(&edited).unwrap();
+    text.push_str("# reviewed retention with legal\n");
+    std::fs::write(&edited, text).unwrap();
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-q", "-m", "release support-answer 17"]);
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    PullRequestRepo {
+        _dir: dir,
+        root,
+        runner_temp,
+        base,
+        head,
+    }
+}
+
+/// The real `pull_request.opened` delivery, pointed at this repository's commits.
+fn pull_request_event(repo: &PullRequestRepo, number: u64) -> Value {
+    let mut event = fixture("webhook-pull_request.opened.payload.json");
+    event["number"] = json!(number);
+    event["pull_request"]["number"] = json!(number);
+    event["pull_request"]["base"]["sha"] = json!(repo.base);
+    event["pull_request"]["head"]["sha"] = json!(repo.head);
+    event
+}
+
+/// The local GitHub API: PR, reviews, comments and check runs from the real response bodies.
+async fn github_api(repo: &PullRequestRepo, number: u64) -> MockServer {
+    let server = MockServer::start().await;
+    let base = format!("/repos/{OWNER_REPO}");
+    let mut pr = fixture("pulls-get.json");
+    pr["number"] = json!(number);
+    pr["head"]["sha"] = json!(repo.head);
+    pr["base"]["sha"] = json!(repo.base);
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/pulls/{number}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pr))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/pulls/{number}/reviews")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/issues/{number}/comments")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("issues-list-comments.json")),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{base}/issues/{number}/comments")))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(fixture("issues-list-comments.json")[0].clone()),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{base}/check-runs")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("checks-create.json")))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path_regex(format!("^{base}/check-runs/[0-9]+$")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("checks-create.json")))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn runner_env(
+    repo: &PullRequestRepo,
+    server: &MockServer,
+    event_name: &str,
+    event_path: &Path,
+    sha: &str,
+) -> BTreeMap<String, String> {
+    let summary = repo.runner_temp.join("step-summary.md");
+    std::fs::write(&summary, "").unwrap();
+    [
+        ("CI", "true".to_owned()),
+        ("GITHUB_ACTIONS", "true".to_owned()),
+        ("GITHUB_API_URL", server.uri()),
+        ("GITHUB_SERVER_URL", "https://github.com".to_owned()),
+        ("GITHUB_REPOSITORY", OWNER_REPO.to_owned()),
+        ("GITHUB_EVENT_NAME", event_name.to_owned()),
+        ("GITHUB_EVENT_PATH", event_path.to_str().unwrap().to_owned()),
+        ("GITHUB_SHA", sha.to_owned()),
+        ("GITHUB_REF", "refs/pull/2/merge".to_owned()),
+        ("GITHUB_WORKFLOW", "relgate".to_owned()),
+        ("GITHUB_RUN_ID", "4242".to_owned()),
+        ("GITHUB_WORKSPACE", repo.root.to_str().unwrap().to_owned()),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap().to_owned()),
+        ("RELGATE_NOW", "2026-11-27T12:00:00Z".to_owned()),
+        ("RELGATE_GITHUB_RETRY_BASE_MS", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn requests_to<'a>(requests: &'a [Request], verb: &str, suffix: &str) -> Vec<&'a Request> {
+    requests
+        .iter()
+        .filter(|r| r.method.as_str() == verb && r.url.path().ends_with(suffix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_request_run_checks_the_changed_manifests_and_publishes() {
+    let repo = pull_request_repo();
+    let number = 2;
+    let server = github_api(&repo, number).await;
+    let event = pull_request_event(&repo, number);
+    let event_path = repo.runner_temp.join("event.json");
+    std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
+    let env = runner_env(&repo, &server, "pull_request", &event_path, &repo.head);
+    let github = json!({
+        "event_name": "pull_request",
+        "event": event,
+        "action_path": env!("CARGO_MANIFEST_DIR"),
+        "token": "ghs_test_token",
+        "repository": OWNER_REPO,
+    });
+    let inputs: BTreeMap<String, String> = [
+        ("relgate-bin", env!("CARGO_BIN_EXE_relgate")),
+        ("formats", "sarif"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let runner_temp = repo.runner_temp.clone();
+    let root = repo.root.clone();
+    let run =
+        tokio::task::spawn_blocking(move || run_action(&inputs, github, &env, &root, &runner_temp))
+            .await
+            .unwrap();
+    let log: String = run
+        .steps
+        .iter()
+        .map(|(id, code, out, err)| format!("--- {id} exit {code}\n{out}\n{err}\n"))
+        .collect();
+
+    // Blocked by policy: the gate step fails the job with exit 1, the outputs are still set.
+    assert_eq!(run.status, 1, "{log}");
+    assert_eq!(run.outputs["decision"], "fail", "{log}");
+    assert_eq!(run.outputs["manifests"], "2", "{log}");
+    assert_eq!(run.outputs["failed"], "2", "{log}");
+    assert_eq!(run.outputs["passed"], "0", "{log}");
+    let report_path = PathBuf::from(&run.outputs["report"]);
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let mut files: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["file"].as_str().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "releases/prompts/handoff-summary.yaml",
+            "releases/prompts/support-answer.yaml"
+        ]
+    );
+    // The fixture's only review is octocat approving, and octocat authored the PR: a
+    // self-approval that does not count, so support-answer (production) lacks approvals.
+    let rules: Vec<String> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["findings"].as_array().unwrap().iter())
+        .map(|f| f["rule"].as_str().unwrap().to_owned())
+        .collect();
+    for rule in ["PII-RETENTION", "APPROVAL-SELF", "APPROVAL-MISSING"] {
+        assert!(
+            rules.iter().any(|r| r == rule),
+            "{rule} in {rules:?}\n{log}"
+        );
+    }
+    assert_eq!(report["approvals_evaluated"], json!(true));
+    assert!(repo.runner_temp.join("relgate.sarif").is_file(), "{log}");
+
+    // The job summary holds the markdown verdict.
+    let summary = std::fs::read_to_string(repo.runner_temp.join("step-summary.md")).unwrap();
+    assert!(summary.contains("support-answer"), "{summary}");
+    assert!(summary.contains("PII-RETENTION"), "{summary}");
+
+    // API calls: the PR and its reviews read, one comment posted with the marker, one check
+    // run on the PR's head commit with annotations on the manifests' lines.
+    let requests = server.received_requests().await.unwrap();
+    for r in &requests {
+        let auth = r
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or(""));
+        assert!(
+            auth.is_some_and(|a| a.ends_with("ghs_test_token")),
+            "{} {} without the token",
+            r.method,
+            r.url
+        );
+    }
+    assert_eq!(
+        requests_to(&requests, "GET", &format!("/pulls/{number}")).len(),
+        1
+    );
+    assert!(!requests_to(&requests, "GET", "/reviews").is_empty());
+    let posted = requests_to(&requests, "POST", "/comments");
+    assert_eq!(posted.len(), 1, "one sticky comment");
+    assert!(requests_to(&requests, "PATCH", "/comments").is_empty() || posted.is_empty());
+    let comment: Value = serde_json::from_slice(&posted[0].body).unwrap();
+    let body = comment["body"].as_str().unwrap();
+    assert!(body.starts_with("<!-- relgate-report"), "{body}");
+    assert!(body.contains("handoff-summary"), "{body}");
+    let checks = requests_to(&requests, "POST", "/check-runs");
+    assert_eq!(checks.len(), 1);
+    let check: Value = serde_json::from_slice(&checks[0].body).unwrap();
+    assert_eq!(check["head_sha"], json!(repo.head));
+    assert_eq!(check["conclusion"], json!("failure"));
+    let annotations = check["output"]["annotations"].as_array().unwrap();
+    let retention = annotations
+        .iter()
+        .find(|a| {
+            a["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("PII-RETENTION"))
+        })
+        .expect("a PII-RETENTION annotation");
+    assert_eq!(
+        retention["path"],
+        json!("releases/prompts/handoff-summary.yaml")
+    );
+    assert!(retention["start_line"].as_u64().unwrap() > 1);
+    assert_eq!(retention["annotation_level"], json!("failure"));
+}
