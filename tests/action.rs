@@ -533,7 +533,12 @@ async fn pull_request_run_checks_the_changed_manifests_and_publishes() {
     let comment: Value = serde_json::from_slice(&posted[0].body).unwrap();
     let body = comment["body"].as_str().unwrap();
     assert!(body.starts_with("<!-- relgate-report"), "{body}");
-    assert!(body.contains("handoff-summary"), "{body}");
+    // Each finding links to its line in the PR's head commit.
+    let link = format!(
+        "](https://github.com/{OWNER_REPO}/blob/{}/releases/prompts/handoff-summary.yaml#L",
+        repo.head
+    );
+    assert!(body.contains(&link), "{link} in {body}");
     let checks = requests_to(&requests, "POST", "/check-runs");
     assert_eq!(checks.len(), 1);
     let check: Value = serde_json::from_slice(&checks[0].body).unwrap();

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::output::markdown;
 use crate::report::Report;
 use client::{Client, RetryPolicy};
 
@@ -384,7 +385,31 @@ impl GitHub {
     /// tried even when an earlier one failed.
     pub fn publish(&self, report: &Report, inputs: &PublishInputs) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
-        let markdown = crate::output::markdown::render(report);
+        // The commit the check run and the comment's file:line links point at.
+        let head_sha = self
+            .event_head_sha
+            .clone()
+            .or_else(|| {
+                // --pull-request without its event: the pull request's head.
+                inputs
+                    .context
+                    .as_ref()
+                    .and_then(|c| c.get("head_sha"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .filter(|_| self.number.is_some())
+            })
+            .or_else(|| self.env.sha.clone());
+        let links = match (&self.env.repository, &head_sha) {
+            (Some(repository), Some(sha)) => Some(markdown::SourceLinks::github(
+                &self.env.server_url,
+                repository,
+                sha,
+                &publish::repo_prefix(&inputs.gate_root),
+            )),
+            _ => None,
+        };
+        let markdown = markdown::render_linked(report, links.as_ref());
         let workflow = self.env.workflow.clone().unwrap_or_default();
         let run_url = self.env.run_url();
 
@@ -429,21 +454,7 @@ impl GitHub {
         }
 
         if self.targets.contains(&Target::CheckRun) {
-            let head_sha = self
-                .event_head_sha
-                .clone()
-                .or_else(|| {
-                    // --pull-request without its event: the pull request's head.
-                    inputs
-                        .context
-                        .as_ref()
-                        .and_then(|c| c.get("head_sha"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .filter(|_| self.number.is_some())
-                })
-                .or_else(|| self.env.sha.clone());
-            match head_sha {
+            match head_sha.clone() {
                 Some(head_sha) => {
                     let run = publish::CheckRun {
                         head_sha,

@@ -3,8 +3,9 @@
 //! comment. Then the verdict, a summary table, one section per failing or erroring manifest
 //! (a table of rule, severity, `file:line`, message and fix, then exceptions, waivers and notes),
 //! and the passing manifests collapsed in a `<details>` block, then the run notes (including
-//! that approvals were not evaluated without pull-request context). Locations are plain
-//! `file:line` text, relative to the gate root.
+//! that approvals were not evaluated without pull-request context). Locations are `file:line`
+//! relative to the gate root: plain text, or, with [`SourceLinks`] (GitHub mode knows the
+//! repository and commit), links to that line of the file on GitHub.
 
 use std::fmt::Write as _;
 
@@ -13,7 +14,52 @@ use crate::report::{Decision, ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 /// The hidden marker on the first line.
 pub const MARKER: &str = "<!-- relgate-report -->";
 
+/// Where `file:line` locations link to: `{base}{file}#L{line}`, e.g. base
+/// `https://github.com/acme/ml/blob/<sha>/` plus the gate root's path in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLinks {
+    pub base: String,
+}
+
+impl SourceLinks {
+    /// Links into `repository` (owner/name) at `commit` on `server` (https://github.com or a
+    /// GitHub Enterprise URL); `prefix` is the gate root's path in the repository ("" or
+    /// "sub/dir/").
+    pub fn github(server: &str, repository: &str, commit: &str, prefix: &str) -> SourceLinks {
+        SourceLinks {
+            base: format!(
+                "{}/{repository}/blob/{commit}/{prefix}",
+                server.trim_end_matches('/')
+            ),
+        }
+    }
+
+    /// `file:line` as a markdown link. The file name is escaped for the cell; the URL's
+    /// spaces, parentheses and other specials are percent-encoded so the link cannot break.
+    fn location(&self, file: &str, line: u32) -> String {
+        let mut url = String::with_capacity(self.base.len() + file.len() + 8);
+        url.push_str(&self.base);
+        for byte in file.bytes() {
+            match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                    url.push(char::from(byte))
+                }
+                other => {
+                    let _ = write!(url, "%{other:02X}");
+                }
+            }
+        }
+        format!("[{}:{line}]({url}#L{line})", cell(file))
+    }
+}
+
+/// The report as markdown, with plain `file:line` locations.
 pub fn render(report: &Report) -> String {
+    render_linked(report, None)
+}
+
+/// The report as markdown; with `links`, every `file:line` links to that line.
+pub fn render_linked(report: &Report, links: Option<&SourceLinks>) -> String {
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(out, "{MARKER}");
@@ -65,7 +111,7 @@ pub fn render(report: &Report) -> String {
         .filter(|r| r.decision != Decision::Pass)
     {
         out.push('\n');
-        manifest(&mut out, result);
+        manifest(&mut out, result, links);
     }
 
     let passing: Vec<&ManifestResult> = report
@@ -83,7 +129,7 @@ pub fn render(report: &Report) -> String {
         );
         for result in passing {
             out.push('\n');
-            manifest(&mut out, result);
+            manifest(&mut out, result, links);
         }
         out.push('\n');
         out.push_str("</details>\n");
@@ -114,13 +160,17 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn manifest(out: &mut String, result: &ManifestResult) {
+fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLinks>) {
     let icon = match result.decision {
         Decision::Pass => "✅",
         Decision::Fail => "❌",
         Decision::Error => "⚠️",
     };
-    let mut title = format!("{}:{}", result.file, result.line);
+    let location = |line: u32| match links {
+        Some(links) => links.location(&result.file, line),
+        None => format!("{}:{line}", cell(&result.file)),
+    };
+    let mut title = String::new();
     if result.document > 0 {
         let _ = write!(title, " (document {})", result.document);
     }
@@ -133,7 +183,7 @@ fn manifest(out: &mut String, result: &ManifestResult) {
         }
         _ => {}
     }
-    let _ = writeln!(out, "#### {icon} {}", cell(&title));
+    let _ = writeln!(out, "#### {icon} {}{}", location(result.line), cell(&title));
     if let Some(error) = &result.error {
         out.push('\n');
         let _ = writeln!(out, "**error:** {}", cell(error));
@@ -149,11 +199,10 @@ fn manifest(out: &mut String, result: &ManifestResult) {
             }
             let _ = writeln!(
                 out,
-                "| {} | {} | {}:{} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 cell(&f.rule),
                 cell(&f.severity),
-                cell(&result.file),
-                f.line,
+                location(f.line),
                 cell(&message),
                 cell(f.remediation.as_deref().unwrap_or("")),
             );
@@ -165,10 +214,9 @@ fn manifest(out: &mut String, result: &ManifestResult) {
         for e in &result.exceptions {
             let _ = writeln!(
                 out,
-                "- {} at {}:{} by exception `{}` in {}: {}",
+                "- {} at {} by exception `{}` in {}: {}",
                 cell(&e.finding.rule),
-                cell(&result.file),
-                e.finding.line,
+                location(e.finding.line),
                 cell(&e.exception),
                 cell(&e.exception_policy),
                 cell(&e.finding.message),
@@ -180,10 +228,9 @@ fn manifest(out: &mut String, result: &ManifestResult) {
         out.push_str("Waivers:\n\n");
         for w in &result.waivers {
             let mut line = format!(
-                "- {} at {}:{} waived by {} until {}",
+                "- {} at {} waived by {} until {}",
                 cell(&w.item),
-                cell(&result.file),
-                w.line,
+                location(w.line),
                 cell(w.approver.as_deref().unwrap_or("(no approver)")),
                 cell(w.expires.as_deref().unwrap_or("(no expiry)")),
             );
@@ -221,7 +268,20 @@ pub fn cell(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::cell;
+    use super::{cell, SourceLinks};
+
+    #[test]
+    fn links_point_at_the_line_and_cannot_break_out_of_the_url() {
+        let links = SourceLinks::github("https://ghe.example/", "acme/ml", "abc123", "gate/");
+        assert_eq!(
+            links.location("releases/a b(1).yaml", 7),
+            "[releases/a b(1).yaml:7](https://ghe.example/acme/ml/blob/abc123/gate/releases/a%20b%281%29.yaml#L7)"
+        );
+        assert_eq!(
+            links.location("r/<x>|y.yaml", 2),
+            "[r/&lt;x&gt;\\|y.yaml:2](https://ghe.example/acme/ml/blob/abc123/gate/r/%3Cx%3E%7Cy.yaml#L2)"
+        );
+    }
 
     #[test]
     fn cells_escape_table_and_html_syntax() {
