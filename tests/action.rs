@@ -560,3 +560,175 @@ async fn pull_request_run_checks_the_changed_manifests_and_publishes() {
     assert!(retention["start_line"].as_u64().unwrap() > 1);
     assert_eq!(retention["annotation_level"], json!("failure"));
 }
+
+/// On a push to the default branch in record mode: the changed manifests are decided and
+/// recorded with the merged pull request's facts, the ledger branch is pushed to origin, and
+/// the pushed ledger verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_run_records_and_pushes_the_ledger() {
+    let repo = pull_request_repo();
+    let origin = repo.runner_temp.join("origin.git");
+    git(
+        &repo.runner_temp,
+        &["init", "-q", "--bare", origin.to_str().unwrap()],
+    );
+    git(
+        &repo.root,
+        &["remote", "add", "origin", origin.to_str().unwrap()],
+    );
+    git(
+        &repo.root,
+        &[
+            "push",
+            "-q",
+            "origin",
+            &format!("{}:refs/heads/main", repo.base),
+        ],
+    );
+    // The pull request is merged (fast-forward) and main is pushed: the run's event.
+    git(&repo.root, &["checkout", "-q", "main"]);
+    git(&repo.root, &["merge", "-q", "--ff-only", "feature"]);
+    git(&repo.root, &["push", "-q", "origin", "main"]);
+
+    let keys = repo.runner_temp.join("keys");
+    let keygen = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        .args(["keygen", "--out", keys.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let private_key = std::fs::read_to_string(keys.join("relgate-signing.pem")).unwrap();
+    let trusted = repo.runner_temp.join("trusted");
+    std::fs::create_dir_all(&trusted).unwrap();
+    std::fs::copy(keys.join("relgate-signing.pub.pem"), trusted.join("ci.pem")).unwrap();
+
+    // GitHub: the merged pull request behind the pushed commit, and its reviews.
+    let server = MockServer::start().await;
+    let base = format!("/repos/{OWNER_REPO}");
+    let mut pr = fixture("pulls-get.json");
+    pr["head"]["sha"] = json!(repo.head);
+    pr["base"]["sha"] = json!(repo.base);
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/commits/{}/pulls", repo.head)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pr.clone()])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/pulls/1347")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pr))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/pulls/1347/reviews")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")))
+        .mount(&server)
+        .await;
+
+    let event = json!({
+        "ref": "refs/heads/main",
+        "before": repo.base,
+        "after": repo.head,
+        "repository": {"full_name": OWNER_REPO, "default_branch": "main"},
+    });
+    let event_path = repo.runner_temp.join("push.json");
+    std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
+    let mut env = runner_env(&repo, &server, "push", &event_path, &repo.head);
+    env.insert("GITHUB_REF".into(), "refs/heads/main".into());
+    let github = json!({
+        "event_name": "push",
+        "event": event,
+        "action_path": env!("CARGO_MANIFEST_DIR"),
+        "token": "ghs_test_token",
+        "repository": OWNER_REPO,
+    });
+    let inputs: BTreeMap<String, String> = [
+        ("relgate-bin", env!("CARGO_BIN_EXE_relgate").to_owned()),
+        ("mode", "record".to_owned()),
+        ("signing-key", private_key),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let runner_temp = repo.runner_temp.clone();
+    let root = repo.root.clone();
+    let run =
+        tokio::task::spawn_blocking(move || run_action(&inputs, github, &env, &root, &runner_temp))
+            .await
+            .unwrap();
+    let log: String = run
+        .steps
+        .iter()
+        .map(|(id, code, out, err)| format!("--- {id} exit {code}\n{out}\n{err}\n"))
+        .collect();
+
+    // handoff-summary is blocked, so the job fails; the denial is recorded and pushed anyway.
+    assert_eq!(run.status, 1, "{log}");
+    assert_eq!(run.outputs["decision"], "fail", "{log}");
+    assert_eq!(run.outputs["manifests"], "2", "{log}");
+    let pushed = git(&origin, &["rev-parse", "refs/heads/relgate/records"]);
+    assert_eq!(pushed, git(&repo.root, &["rev-parse", "relgate/records"]));
+
+    // A fresh clone of origin verifies the ledger with the trusted public key.
+    let clone = repo.runner_temp.join("auditor");
+    git(
+        &repo.runner_temp,
+        &[
+            "clone",
+            "-q",
+            origin.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    git(
+        &clone,
+        &["fetch", "-q", "origin", "relgate/records:relgate/records"],
+    );
+    let verify = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        .args([
+            "verify",
+            "--keys",
+            trusted.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .current_dir(&clone)
+        .output()
+        .unwrap();
+    let verified: Value = serde_json::from_slice(&verify.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify json: {e}\n{}\n{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        )
+    });
+    assert_eq!(verify.status.code(), Some(0), "{verified}");
+    assert_eq!(verified["records"], json!(2));
+
+    // The records carry the merged pull request: number, author and who approved.
+    let listing = git(&clone, &["ls-tree", "-r", "--name-only", "relgate/records"]);
+    let record = listing
+        .lines()
+        .find(|l| l.contains("support-answer"))
+        .unwrap_or_else(|| panic!("a support-answer record in {listing}"));
+    let envelope: Value = serde_json::from_str(&git(
+        &clone,
+        &["show", &format!("relgate/records:{record}")],
+    ))
+    .unwrap();
+    let payload = base64_decode(envelope["payload"].as_str().unwrap());
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    let change = &statement["predicate"]["https://relgate.dev/change/v1"];
+    assert_eq!(change["pull_request"]["number"], json!(1347), "{change}");
+    assert_eq!(
+        change["pull_request"]["author"],
+        json!("octocat"),
+        "{change}"
+    );
+    assert_eq!(change["git"]["commit"], json!(repo.head), "{change}");
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}

@@ -16,7 +16,8 @@ use crate::report::Report;
 
 /// Sets up GitHub mode from the flags and the process environment. Everything that can stop
 /// the run is checked here, before anything is decided.
-pub fn start(args: &CheckArgs) -> anyhow::Result<GitHub> {
+/// `record`: the run reads the merged pull request of the pushed commit.
+pub fn start(args: &CheckArgs, record: bool) -> anyhow::Result<GitHub> {
     let env = GitHubEnv::from_lookup(&|name| std::env::var(name).ok())?;
     Ok(GitHub::new(
         env,
@@ -24,6 +25,7 @@ pub fn start(args: &CheckArgs) -> anyhow::Result<GitHub> {
             token: args.github_token.clone(),
             pull_request: args.pull_request,
             publish: args.publish.clone(),
+            record,
         },
     )?)
 }
@@ -39,7 +41,7 @@ pub fn json_report(args: &CheckArgs) -> Option<PathBuf> {
 
 /// `relgate check --github`.
 pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow::Result<u8> {
-    let github = start(args)?;
+    let github = start(args, false)?;
     let mut gate = Gate::open(settings)?;
     let context = github
         .context(gate.config.merged.get("approvals"))

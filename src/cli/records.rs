@@ -135,7 +135,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     let mut settings = check_settings(&args.check)?;
     let signer = signing_key(args.key.as_deref())?;
     let github = match args.check.github {
-        true => Some(super::github::start(&args.check)?),
+        true => Some(super::github::start(&args.check, true)?),
         false => None,
     };
     let mut pull_request = read_pr_json(&args.check, &mut settings, true)?;

@@ -162,6 +162,9 @@ pub struct Options {
     pub pull_request: Option<u64>,
     /// `--publish`; empty: [`DEFAULT_TARGETS`].
     pub publish: Vec<Target>,
+    /// `relgate record`: the run looks up the merged pull request of the pushed commit, so it
+    /// talks to the API whatever it publishes.
+    pub record: bool,
 }
 
 /// The pull request a `pull_request` / `pull_request_review` / `pull_request_target` event
@@ -282,6 +285,7 @@ impl GitHub {
             .build()
             .map_err(|e| GitHubError::Setup(format!("cannot start the HTTP runtime: {e}")))?;
         let needs_api = number.is_some()
+            || options.record
             || targets.contains(&Target::Comment)
             || targets.contains(&Target::CheckRun);
         let client = if needs_api {
