@@ -31,25 +31,9 @@ Context:
 Question: {{question}}
 ";
 
-const WORKFLOW: &str = "\
-name: relgate
-on:
-  pull_request:
-    paths: [\"releases/**\", \"prompts/**\", \"evals/**\", \"relgate.yaml\", \".relgate/**\"]
-permissions:
-  contents: read
-jobs:
-  gate:
-    runs-on: ubuntu-latest
-    steps:
-      - uses: actions/checkout@v4
-        with:
-          fetch-depth: 0
-      - name: Install relgate
-        run: cargo install --locked --git https://github.com/relgate/relgate relgate
-      - name: Check releases
-        run: relgate check --format text
-";
+/// The shipped example workflow (check on pull requests, record on the default branch), so
+/// `relgate init` and the docs can never disagree.
+const WORKFLOW: &str = include_str!("../examples/workflows/relgate.yml");
 
 fn sample_release(prompt_digest: &str) -> String {
     format!(
