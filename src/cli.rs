@@ -114,15 +114,15 @@ pub struct RecordArgs {
     pub pr_json: Option<PathBuf>,
 }
 
-/// Arguments of `relgate verify`.
+/// Which ledger to read and which keys to trust: the options `verify` and `export` share.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+pub struct LedgerSelection {
     /// Git branch (or full ref, e.g. refs/remotes/origin/relgate/records) of the ledger.
     /// Default: `ledger.branch` of relgate.yaml, else relgate/records (or
     /// origin/relgate/records in a fresh clone).
     #[arg(long, value_name = "REF", conflicts_with = "ledger_dir")]
     pub ledger: Option<String>,
-    /// Verify a ledger kept in this directory instead of a git branch.
+    /// Read a ledger kept in this directory instead of a git branch.
     #[arg(long, value_name = "DIR")]
     pub ledger_dir: Option<PathBuf>,
     /// Directory of trusted public keys (*.pem; a private key there is an error). Default:
@@ -132,6 +132,21 @@ pub struct VerifyArgs {
     /// A CHECKPOINT kept from an earlier verify: also prove that the ledger only grew since.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// The gate configuration, read for `ledger:` (default: relgate.yaml of the gate root).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `relgate verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub selection: LedgerSelection,
+    /// Verify the envelopes of an export bundle instead of a ledger: one DSSE envelope per
+    /// line in seq order (envelopes.jsonl), with the ledger's CHECKPOINT in the same
+    /// directory. Checks everything but the shard layout and the git history.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ledger", "ledger_dir"])]
+    pub envelopes: Option<PathBuf>,
     /// Write the verified CHECKPOINT to this file, to keep for the next --checkpoint.
     #[arg(long, value_name = "FILE")]
     pub save_checkpoint: Option<PathBuf>,
@@ -142,9 +157,6 @@ pub struct VerifyArgs {
     /// records, their chain and the checkpoint are still verified.
     #[arg(long)]
     pub no_history: bool,
-    /// The gate configuration, read for `ledger:` (default: relgate.yaml of the gate root).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
