@@ -16,6 +16,7 @@ use crate::policy::testing::{self, TestOptions};
 use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
+mod export;
 mod records;
 
 /// relgate: a release gate for ML model and LLM prompt releases.
@@ -77,6 +78,13 @@ pub enum Command {
     /// signed checkpoint (and consistency with an older one), and the git history of the
     /// ledger branch; every problem is named with the record it concerns.
     Verify(VerifyArgs),
+    /// Export the verified ledger for an audit: CSV, JSONL or an HTML report, and a bundle.
+    ///
+    /// Verifies every record while reading (each row's `verified` column says whether its
+    /// record verified) and writes one row per record. Exit 0 intact, 1 tampering found (the
+    /// export is still written and the problems are printed on stderr), 2 could not verify
+    /// or a verified record could not be exported.
+    Export(ExportArgs),
     /// Generate an Ed25519 key pair for signing change records and print its key id.
     Keygen {
         /// Directory for relgate-signing.pem (private) and relgate-signing.pub.pem (public);
@@ -155,6 +163,40 @@ pub struct VerifyArgs {
     pub format: VerifyFormat,
     /// Skip the git history checks (the walk over every ledger commit and the reflog); the
     /// records, their chain and the checkpoint are still verified.
+    #[arg(long)]
+    pub no_history: bool,
+}
+
+/// Arguments of `relgate export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub selection: LedgerSelection,
+    /// Output format. Default: csv, or none when only --bundle is asked for.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<crate::export::Format>,
+    /// Keep decisions made on or after DATE: YYYY-MM-DD (from 00:00 UTC that day) or RFC 3339.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Keep decisions made on or before DATE: YYYY-MM-DD (through the end of that day, UTC)
+    /// or RFC 3339 (that instant included).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Keep only this service (repeatable: any of them).
+    #[arg(long = "service", value_name = "S")]
+    pub services: Vec<String>,
+    /// Keep only this environment (repeatable: any of them).
+    #[arg(long = "environment", value_name = "E")]
+    pub environments: Vec<String>,
+    /// Write the export to FILE instead of stdout (written whole or not at all).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write an audit bundle (.tar.gz): the envelopes, trusted public keys, CHECKPOINT,
+    /// verification report, CSV, VERIFY.md (how to check it offline) and SHA256SUMS.
+    #[arg(long, value_name = "FILE.tar.gz")]
+    pub bundle: Option<PathBuf>,
+    /// Skip the git history checks of the ledger branch (the records, their chain and the
+    /// checkpoint are still verified).
     #[arg(long)]
     pub no_history: bool,
 }
@@ -346,6 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Record(args) => records::record(args, color),
         Command::Verify(args) => records::verify(args, color),
+        Command::Export(args) => export::export(args, cli.color),
         Command::Keygen { out } => records::keygen(&out),
     }
 }
