@@ -4,6 +4,7 @@
 mod check;
 mod demo;
 mod evals;
+mod export;
 mod formats;
 mod hostile;
 mod records;
