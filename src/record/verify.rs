@@ -25,6 +25,12 @@
 //!    reflog, where the repository has one, must show only fast-forwards, and for a forced
 //!    update the records that vanished are named.
 //!
+//! The same checks run on an export bundle's `envelopes.jsonl` ([`verify_envelopes_with`]:
+//! one envelope per line, line n holding record n, `CHECKPOINT` beside it; no shards, head
+//! state or history). [`VerifiedLedger`] keeps each record's place, payload hash and verdict
+//! after verification, so `relgate export` can read the records again one window at a time
+//! and say per record whether it verified.
+//!
 //! What cannot be detected: a rewrite of the whole branch by someone holding a trusted signing
 //! key, done in another clone and force-pushed, leaves a self-consistent ledger; it is caught
 //! only by an older checkpoint the auditor kept (step 4) or by the reflog of a clone that saw
