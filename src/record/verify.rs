@@ -829,6 +829,10 @@ enum Reader {
 }
 
 enum Loc {
+    /// A regular file of a directory ledger, at `<ledger dir>/<Entry::file>` (no path kept:
+    /// verification holds an entry per record).
+    File,
+    /// A regular file whose name is not UTF-8 (so `Entry::file` is lossy): its real path.
     Path(PathBuf),
     Blob(Oid),
     /// Bytes `offset..offset + len` of the envelopes file (one line, without its newline).
@@ -840,8 +844,6 @@ enum Loc {
 struct Entry {
     /// Path in the ledger (`records/000/000001-a-1.dsse.json`), or `envelopes.jsonl:<line>`.
     file: String,
-    /// File name.
-    name: String,
     /// The shard directory it is in; `None` directly under `records/` (and for lines).
     dir: Option<String>,
     /// The seq the entry's place claims: the seq in a record file name, the line number of
@@ -930,7 +932,6 @@ impl Reader {
                             out.push(Entry {
                                 file: format!("{RECORDS_DIR}/{name}/{file_name}"),
                                 file_seq: parse_record_file_name(&file_name),
-                                name: file_name,
                                 dir: Some(name.clone()),
                                 loc: dir_loc(&ft, path, "a directory inside a shard"),
                             });
@@ -939,7 +940,6 @@ impl Reader {
                         out.push(Entry {
                             file: format!("{RECORDS_DIR}/{name}"),
                             file_seq: parse_record_file_name(&name),
-                            name,
                             dir: None,
                             loc: dir_loc(&ft, path, "a directory that is not a shard (NNN)"),
                         });
@@ -967,7 +967,6 @@ impl Reader {
                             out.push(Entry {
                                 file: format!("{RECORDS_DIR}/{name}/{file_name}"),
                                 file_seq: parse_record_file_name(&file_name),
-                                name: file_name,
                                 dir: Some(name.clone()),
                                 loc: git_loc(&f, "a directory inside a shard"),
                             });
@@ -976,7 +975,6 @@ impl Reader {
                         out.push(Entry {
                             file: format!("{RECORDS_DIR}/{name}"),
                             file_seq: parse_record_file_name(&name),
-                            name,
                             dir: None,
                             loc: git_loc(&e, "a directory that is not a shard (NNN)"),
                         });
@@ -988,7 +986,6 @@ impl Reader {
                     let line = index as u64 + 1;
                     out.push(Entry {
                         file: format!("{name}:{line}"),
-                        name: format!("{name}:{line}"),
                         dir: None,
                         file_seq: Some(line),
                         loc: Loc::Span { offset, len },
@@ -1045,7 +1042,7 @@ impl Reader {
     /// (envelopes), nothing (directories).
     fn thread_state(&self) -> ThreadReader {
         match self {
-            Reader::Dir(_) => ThreadReader::Dir,
+            Reader::Dir(dir) => ThreadReader::Dir(dir.clone()),
             Reader::Git { repo_path, .. } => ThreadReader::Git(Repository::open(repo_path).ok()),
             Reader::Envelopes { path, .. } => ThreadReader::Envelopes(fs::File::open(path)),
         }
@@ -1054,7 +1051,7 @@ impl Reader {
 
 /// What one worker thread reads entries with.
 enum ThreadReader {
-    Dir,
+    Dir(PathBuf),
     Git(Option<Repository>),
     Envelopes(std::io::Result<fs::File>),
 }
@@ -1062,7 +1059,8 @@ enum ThreadReader {
 impl ThreadReader {
     fn read(&self, entry: &Entry) -> Result<Vec<u8>, ReadFail> {
         match (self, &entry.loc) {
-            (ThreadReader::Dir, Loc::Path(p)) => read_path(p),
+            (ThreadReader::Dir(dir), Loc::File) => read_path(&dir.join(&entry.file)),
+            (ThreadReader::Dir(_), Loc::Path(p)) => read_path(p),
             (ThreadReader::Git(repo), Loc::Blob(oid)) => read_blob(repo.as_ref(), *oid),
             (ThreadReader::Envelopes(file), Loc::Span { offset, len }) => match file {
                 Ok(f) => read_span(f, *offset, *len),
@@ -1075,13 +1073,27 @@ impl ThreadReader {
 
 /// Reads `entries` in parallel, `chunk` at a time: `f(index of the chunk's first entry,
 /// chunk, read)` per chunk; the results in entry order.
-fn par_read_chunks<T: Send>(
+fn par_read_chunks<'a, T: Send>(
     reader: &Reader,
-    entries: &[Entry],
+    entries: &'a [Entry],
     chunk: usize,
-    f: impl Fn(usize, &[Entry], &dyn Fn(&Entry) -> Result<Vec<u8>, ReadFail>) -> Vec<T> + Sync,
+    f: impl Fn(usize, &'a [Entry], &dyn Fn(&Entry) -> Result<Vec<u8>, ReadFail>) -> Vec<T> + Sync,
 ) -> Vec<T> {
-    let chunks: Vec<Vec<T>> = entries
+    par_read_chunked(reader, entries, chunk, f)
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// [`par_read_chunks`] without flattening: one `Vec` per chunk, so a caller that only
+/// iterates never holds the results twice.
+fn par_read_chunked<'a, T: Send>(
+    reader: &Reader,
+    entries: &'a [Entry],
+    chunk: usize,
+    f: impl Fn(usize, &'a [Entry], &dyn Fn(&Entry) -> Result<Vec<u8>, ReadFail>) -> Vec<T> + Sync,
+) -> Vec<Vec<T>> {
+    entries
         .par_chunks(chunk.max(1))
         .enumerate()
         .map_init(
@@ -1091,8 +1103,7 @@ fn par_read_chunks<T: Send>(
                 f(index * chunk.max(1), entries, &read)
             },
         )
-        .collect();
-    chunks.into_iter().flatten().collect()
+        .collect()
 }
 
 /// The entries of a directory: name, type (not following symlinks), path.
@@ -1108,7 +1119,9 @@ fn read_dir_entries(dir: &Path) -> Result<Vec<(String, fs::FileType, PathBuf)>, 
 }
 
 fn dir_loc(ft: &fs::FileType, path: PathBuf, what_dir: &'static str) -> Loc {
-    if ft.is_file() {
+    if ft.is_file() && path.file_name().and_then(|n| n.to_str()).is_some() {
+        Loc::File
+    } else if ft.is_file() {
         Loc::Path(path)
     } else if ft.is_dir() {
         Loc::Foreign(what_dir)
@@ -1201,11 +1214,13 @@ fn read_blob(repo: Option<&Repository>, oid: Oid) -> Result<Vec<u8>, ReadFail> {
 // Per-record checks (parallel)
 // ---------------------------------------------------------------------------------------------
 
-struct RecordInfo {
-    file: String,
+/// What examining one entry found. Kept for every record until the ledger-wide checks, so it
+/// borrows its file name from the entry and holds hashes as bytes.
+struct RecordInfo<'a> {
+    file: &'a str,
     file_seq: Option<u64>,
     seq: Option<u64>,
-    prev: Option<String>,
+    prev: Option<Hash>,
     payload_sha: Option<Hash>,
     leaf: Option<Hash>,
     signature_ok: bool,
@@ -1221,16 +1236,16 @@ struct Deferred {
     message: Vec<u8>,
 }
 
-fn examine(
-    entry: &Entry,
+fn examine<'a>(
+    entry: &'a Entry,
     bytes: Result<Vec<u8>, ReadFail>,
     keys: &TrustedKeys,
     keep: bool,
     batch: bool,
-) -> (RecordInfo, Option<Deferred>) {
+) -> (RecordInfo<'a>, Option<Deferred>) {
     let file_seq = entry.file_seq;
     let mut info = RecordInfo {
-        file: entry.file.clone(),
+        file: &entry.file,
         file_seq,
         seq: None,
         prev: None,
@@ -1305,7 +1320,10 @@ fn examine(
     let head = PayloadHead::parse(&payload);
     if let Ok(h) = &head {
         info.seq = Some(h.predicate.change.seq);
-        info.prev = Some(h.predicate.change.prev.clone());
+        // PayloadHead::parse checked that prev is 64 lowercase hex digits.
+        info.prev = hex::decode(&h.predicate.change.prev)
+            .ok()
+            .and_then(|b| Hash::try_from(b.as_slice()).ok());
     }
     let seq = info.seq.or(file_seq);
     let deferred = if batch {
@@ -1374,12 +1392,12 @@ fn defer_signature(envelope: &Envelope, payload: &[u8], keys: &TrustedKeys) -> O
 
 /// Examines a chunk of records; their deferred signatures are checked with one batch
 /// verification, and only if the batch fails, one by one (strictly) to name the bad ones.
-fn examine_chunk(
-    chunk: &[Entry],
+fn examine_chunk<'a>(
+    chunk: &'a [Entry],
     mut read: impl FnMut(&Entry) -> Result<Vec<u8>, ReadFail>,
     keys: &TrustedKeys,
     options: &VerifyOptions,
-) -> Vec<RecordInfo> {
+) -> Vec<RecordInfo<'a>> {
     let batch = !options.strict_signatures;
     let mut infos = Vec::with_capacity(chunk.len());
     let mut pending: Vec<(usize, Deferred)> = Vec::new();
@@ -1414,7 +1432,7 @@ fn examine_chunk(
             );
             info.problems.push(Problem::new(
                 ProblemKind::BadSignature,
-                at(seq, Some(&info.file)),
+                at(seq, Some(info.file)),
                 message,
             ));
         }
@@ -1422,14 +1440,14 @@ fn examine_chunk(
     infos
 }
 
-fn read_and_examine(
+fn read_and_examine<'a>(
     reader: &Reader,
-    entries: &[Entry],
+    entries: &'a [Entry],
     keys: &TrustedKeys,
     options: &VerifyOptions,
     progress: &dyn Progress,
-) -> Vec<RecordInfo> {
-    par_read_chunks(reader, entries, BATCH, |_, chunk, read| {
+) -> Vec<Vec<RecordInfo<'a>>> {
+    par_read_chunked(reader, entries, BATCH, |_, chunk, read| {
         let infos = examine_chunk(chunk, read, keys, options);
         progress.advance(chunk.len() as u64);
         infos
@@ -1484,13 +1502,12 @@ fn list_entries(reader: &Reader, report: &mut VerifyReport) -> Option<Vec<Entry>
             }
         }
     }
-    entries.sort_by_cached_key(|e| {
-        (
-            e.file_seq.unwrap_or(u64::MAX),
-            e.name.clone(),
-            e.file.clone(),
-        )
-    });
+    // Ledger order: by the seq the place claims, then by file name, then by path.
+    fn key(e: &Entry) -> (u64, &str, &str) {
+        let name = e.file.rsplit('/').next().unwrap_or_default();
+        (e.file_seq.unwrap_or(u64::MAX), name, &e.file)
+    }
+    entries.sort_by(|a, b| key(a).cmp(&key(b)));
     Some(entries)
 }
 
@@ -1517,15 +1534,19 @@ fn check_entries(
     report: &mut VerifyReport,
 ) -> Vec<Checked> {
     progress.start(entries.len() as u64);
-    let mut infos = read_and_examine(reader, entries, keys, options, progress);
-    let checked = infos
+    // Kept in chunks (one per batch) and viewed through references, so the records'
+    // infos are never held twice.
+    let mut chunks = read_and_examine(reader, entries, keys, options, progress);
+    let checked = chunks
         .iter()
+        .flatten()
         .map(|i| Checked {
             seq: i.seq.or(i.file_seq),
             payload_sha: i.payload_sha,
             signature_ok: i.signature_ok,
         })
         .collect();
+    let mut infos: Vec<&mut RecordInfo<'_>> = chunks.iter_mut().flatten().collect();
     report.records = infos.len() as u64;
     for info in &mut infos {
         if info.signature_ok {
@@ -1536,7 +1557,7 @@ fn check_entries(
             report.payloads.push(RecordPayload {
                 record: RecordRef {
                     seq: info.seq,
-                    file: Some(info.file.clone()),
+                    file: Some(info.file.to_owned()),
                     commit: None,
                 },
                 signature_ok: info.signature_ok,
@@ -1545,7 +1566,11 @@ fn check_entries(
         }
     }
     // Foreign files take no part in the sequence.
-    infos.retain(|i| i.file_seq.is_some());
+    let infos: Vec<&RecordInfo<'_>> = infos
+        .into_iter()
+        .map(|i| &*i)
+        .filter(|i| i.file_seq.is_some())
+        .collect();
 
     check_sequence(&infos, report);
     check_chain(&infos, report);
@@ -1602,7 +1627,7 @@ fn check_entries(
     checked
 }
 
-fn check_sequence(infos: &[RecordInfo], report: &mut VerifyReport) {
+fn check_sequence(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
     for i in infos {
         if let (Some(fs), Some(ps)) = (i.file_seq, i.seq) {
             if fs != ps {
@@ -1616,7 +1641,7 @@ fn check_sequence(infos: &[RecordInfo], report: &mut VerifyReport) {
     }
     let effective: Vec<(u64, &str)> = infos
         .iter()
-        .filter_map(|i| i.seq.or(i.file_seq).map(|s| (s, i.file.as_str())))
+        .filter_map(|i| i.seq.or(i.file_seq).map(|s| (s, i.file)))
         .collect();
     let mut all: Vec<u64> = effective.iter().map(|(s, _)| *s).collect();
     all.sort_unstable();
@@ -1676,7 +1701,7 @@ fn check_sequence(infos: &[RecordInfo], report: &mut VerifyReport) {
     }
 }
 
-fn check_chain(infos: &[RecordInfo], report: &mut VerifyReport) {
+fn check_chain(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
     let mut by_seq: HashMap<u64, Hash> = HashMap::with_capacity(infos.len());
     for i in infos {
         if let (Some(s), Some(h)) = (i.seq, i.payload_sha) {
@@ -1687,21 +1712,22 @@ fn check_chain(infos: &[RecordInfo], report: &mut VerifyReport) {
         let (Some(s), Some(prev)) = (i.seq, &i.prev) else {
             continue;
         };
-        let want = if s == 1 {
-            Some(GENESIS_PREV.to_owned())
+        // GENESIS_PREV is 64 zeros.
+        let want: Option<Hash> = if s == 1 {
+            Some([0; 32])
         } else {
-            by_seq.get(&(s - 1)).map(hex::encode)
+            by_seq.get(&(s - 1)).copied()
         };
         match want {
             Some(w) if &w != prev => report.push(
                 ProblemKind::PrevMismatch,
-                at(Some(s), Some(&i.file)),
+                at(Some(s), Some(i.file)),
                 format!(
                     "record {s} ({}) has prev {}, but the payload of record {} hashes to {}",
                     i.file,
-                    short(prev),
+                    short(&hex::encode(prev)),
                     s.saturating_sub(1),
-                    short(&w)
+                    short(&hex::encode(w))
                 ),
             ),
             // The predecessor is missing: reported as a gap.
@@ -1919,7 +1945,7 @@ fn check_state(
     state: Option<&LedgerState>,
     frontier: &Frontier,
     n: u64,
-    infos: &[RecordInfo],
+    infos: &[&RecordInfo<'_>],
     report: &mut VerifyReport,
 ) {
     let Some(state) = state else {
