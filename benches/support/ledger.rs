@@ -58,13 +58,17 @@ pub fn input(i: u64) -> RecordInput {
     let service = SERVICES[(i % 5) as usize];
     let mut findings = Vec::new();
     if decision == Decision::Fail {
-        findings.push(serde_json::json!({"rule": "EVAL-THRESHOLD", "severity": "deny",
+        findings.push(
+            serde_json::json!({"rule": "EVAL-THRESHOLD", "severity": "deny",
             "policy": "relgate.eval", "message": "pass_rate 0.91 below min 0.95",
-            "path": "spec.evaluations[0]", "line": 30}));
+            "path": "spec.evaluations[0]", "line": 30}),
+        );
         if i % 2 == 0 {
-            findings.push(serde_json::json!({"rule": "PII-RETENTION", "severity": "deny",
+            findings.push(
+                serde_json::json!({"rule": "PII-RETENTION", "severity": "deny",
                 "policy": "relgate.pii", "message": "sink keeps redacted_content 45 days",
-                "path": "spec.logging.sinks[0].retention_days", "line": 41}));
+                "path": "spec.logging.sinks[0].retention_days", "line": 41}),
+            );
         }
     }
     if i % 4 == 1 {
@@ -92,7 +96,11 @@ pub fn input(i: u64) -> RecordInput {
             version: format!("{}", 100 + i),
             service: Some(service.into()),
             environment: Some(ENVIRONMENTS[(i % 3) as usize].into()),
-            tier: if i % 11 == 0 { None } else { Some((i % 4) as u8) },
+            tier: if i % 11 == 0 {
+                None
+            } else {
+                Some((i % 4) as u8)
+            },
             change_type: Some(CHANGE_TYPES[(i % 4) as usize].into()),
             owner: Some(Owner {
                 team: Some("assistants".into()),

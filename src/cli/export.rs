@@ -203,8 +203,7 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
         ),
         None => None,
     };
-    let output: Option<(Format, &mut dyn Write)> = match (format, &mut file_out, &mut stdout_out)
-    {
+    let output: Option<(Format, &mut dyn Write)> = match (format, &mut file_out, &mut stdout_out) {
         (Some(f), Some(w), _) => Some((f, w)),
         (Some(f), None, Some(w)) => Some((f, w)),
         _ => None,

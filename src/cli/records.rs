@@ -10,14 +10,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::{
-    check_settings, print_report, LedgerSelection, RecordArgs, VerifyArgs, VerifyFormat,
-};
+use super::{check_settings, print_report, LedgerSelection, RecordArgs, VerifyArgs, VerifyFormat};
 use crate::config::GateConfig;
 use crate::gate::{self, Gate};
+use crate::output;
 use crate::record::keys::{self, Signer, TrustedKeys};
 use crate::record::ledger::{open_ledger, AppendReceipt, LedgerOptions, LedgerSource};
-use crate::output;
 use crate::record::verify::{verify_envelopes_with, verify_ledger_with, VerifyOptions};
 use crate::recording::{self, LedgerConfig, LedgerStart, RepoFacts, RunEnvironment, RunFacts};
 use crate::workspace::GateRoot;

@@ -89,7 +89,9 @@ pub fn parse_until(text: &str) -> Result<Until, FilterError> {
     };
     if let Some(day) = parse_day(text) {
         let next = day.succ_opt().ok_or_else(bad)?;
-        return Ok(Until::Before(next.and_time(chrono::NaiveTime::MIN).and_utc()));
+        return Ok(Until::Before(
+            next.and_time(chrono::NaiveTime::MIN).and_utc(),
+        ));
     }
     parse_time(text).map(Until::AtOrBefore).ok_or_else(bad)
 }
@@ -140,8 +142,7 @@ impl RowFilter {
         let listed = |wanted: &[String], value: &Option<String>| {
             wanted.is_empty() || value.as_ref().is_some_and(|v| wanted.contains(v))
         };
-        if !listed(&self.services, &row.service) || !listed(&self.environments, &row.environment)
-        {
+        if !listed(&self.services, &row.service) || !listed(&self.environments, &row.environment) {
             return Ok(false);
         }
         if !self.has_dates() {

@@ -152,13 +152,15 @@ pub fn export_rows(
     };
     enum Out<'w> {
         None,
-        Csv(csv::CsvRows<&'w mut dyn Write>),
+        Csv(Box<csv::CsvRows<&'w mut dyn Write>>),
         Jsonl(&'w mut dyn Write),
         Html(&'w mut dyn Write, Vec<ExportRow>),
     }
     let mut out = match output {
         None => Out::None,
-        Some((Format::Csv, w)) => Out::Csv(csv::CsvRows::new(w).map_err(write_err("the CSV"))?),
+        Some((Format::Csv, w)) => Out::Csv(Box::new(
+            csv::CsvRows::new(w).map_err(write_err("the CSV"))?,
+        )),
         Some((Format::Jsonl, w)) => Out::Jsonl(w),
         Some((Format::Html, w)) => Out::Html(w, Vec::new()),
     };

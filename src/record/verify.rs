@@ -836,7 +836,10 @@ enum Loc {
     Path(PathBuf),
     Blob(Oid),
     /// Bytes `offset..offset + len` of the envelopes file (one line, without its newline).
-    Span { offset: u64, len: u64 },
+    Span {
+        offset: u64,
+        len: u64,
+    },
     /// Not a regular file (directory, symlink, submodule).
     Foreign(&'static str),
 }
@@ -1633,7 +1636,7 @@ fn check_sequence(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
             if fs != ps {
                 report.push(
                     ProblemKind::FileSeqMismatch,
-                    at(Some(ps), Some(&i.file)),
+                    at(Some(ps), Some(i.file)),
                     format!("{} holds record seq {ps}, but its name says {fs}", i.file),
                 );
             }
