@@ -42,18 +42,18 @@ impl Bar {
         if total <= PROGRESS_ABOVE {
             return;
         }
+        bar.set_message(message);
+        bar.set_length(total);
+        bar.set_position(0);
         if bar.is_hidden() {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{msg:>10} [{bar:40}] {pos}/{len} records ({per_sec}, {eta} left)",
+                "{msg:>9} [{bar:30}] {human_pos}/{human_len} records, {eta} left",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
             bar.set_style(style);
+            bar.set_draw_target(ProgressDrawTarget::stderr());
         }
-        bar.set_message(message);
-        bar.set_length(total);
-        bar.set_position(0);
     }
 
     fn clear(&self) {
