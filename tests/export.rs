@@ -331,8 +331,15 @@ fn tamper_envelope(envelope: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -
     serde_json::to_vec(&env).expect("json")
 }
 
+/// Flips the recorded decision (fail <-> pass; error -> pass).
 fn set_decision_pass(statement: &mut serde_json::Value) {
-    statement["predicate"]["https://relgate.dev/change/v1"]["decision"] = "pass".into();
+    let change = &mut statement["predicate"]["https://relgate.dev/change/v1"];
+    change["decision"] = if change["decision"] == "pass" {
+        "fail"
+    } else {
+        "pass"
+    }
+    .into();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1060,4 +1067,60 @@ fn bundle_of_a_tampered_ledger_says_so() {
         flags,
         ["true", "true", "false", "true", "true", "true", "true", "true"]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a verified ledger again
+// ---------------------------------------------------------------------------------------------
+
+/// A record edited after verification but before the export reads it is caught by the
+/// payload hash kept from verification: `changed_while_reading`, that record unverified.
+#[test]
+fn a_record_changed_between_verification_and_export_is_caught() {
+    use relgate::record::ledger::LedgerSource;
+    use relgate::record::verify::{
+        NoProgress, ProblemKind, VerifiedLedger, VerifyOptions, VerifyStatus,
+    };
+    let f = Fixture::generated(Backend::Dir, 10);
+    let mut keys = relgate::record::keys::TrustedKeys::new();
+    keys.insert(gen::signer().verifying_key());
+    let mut ledger = VerifiedLedger::verify(
+        &LedgerSource::Dir(f.path().join("ledger")),
+        &keys,
+        None,
+        &VerifyOptions::default(),
+        &NoProgress,
+    );
+    assert_eq!(ledger.report().status, VerifyStatus::Intact);
+    assert_eq!(ledger.record_files(), 10);
+    let file = f.record_file(4);
+    let bytes = std::fs::read(&file).expect("read");
+    let edited = tamper_envelope(&bytes, set_decision_pass);
+    assert_ne!(
+        serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")["payload"],
+        serde_json::from_slice::<serde_json::Value>(&edited).expect("json")["payload"]
+    );
+    std::fs::write(&file, edited).expect("write");
+
+    let mut seen: Vec<(Option<u64>, bool)> = Vec::new();
+    ledger
+        .read_records(
+            |r| (r.seq, r.verified, r.payload.is_some()),
+            |(seq, verified, has_payload)| {
+                assert!(has_payload);
+                seen.push((seq, verified));
+                Ok::<(), ()>(())
+            },
+            &NoProgress,
+        )
+        .expect("read");
+    let want: Vec<(Option<u64>, bool)> = (1..=10).map(|s| (Some(s), s != 4)).collect();
+    assert_eq!(seen, want);
+    let report = ledger.report();
+    assert_eq!(report.status, VerifyStatus::Tampered);
+    let changed: Vec<_> = report
+        .problems_of(ProblemKind::ChangedWhileReading)
+        .collect();
+    assert_eq!(changed.len(), 1, "{:?}", report.problems);
+    assert_eq!(changed[0].seq(), Some(4));
 }
