@@ -17,6 +17,7 @@ use crate::policy::testing::{self, TestOptions};
 use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
+mod export;
 mod github;
 mod records;
 
@@ -79,6 +80,13 @@ pub enum Command {
     /// signed checkpoint (and consistency with an older one), and the git history of the
     /// ledger branch; every problem is named with the record it concerns.
     Verify(VerifyArgs),
+    /// Export the verified ledger for an audit: CSV, JSONL or an HTML report, and a bundle.
+    ///
+    /// Verifies every record while reading (each row's `verified` column says whether its
+    /// record verified) and writes one row per record. Exit 0 intact, 1 tampering found (the
+    /// export is still written and the problems are printed on stderr), 2 could not verify
+    /// or a verified record could not be exported.
+    Export(ExportArgs),
     /// Generate an Ed25519 key pair for signing change records and print its key id.
     Keygen {
         /// Directory for relgate-signing.pem (private) and relgate-signing.pub.pem (public);
@@ -112,15 +120,15 @@ pub struct RecordArgs {
     pub ci_run_url: Option<String>,
 }
 
-/// Arguments of `relgate verify`.
+/// Which ledger to read and which keys to trust: the options `verify` and `export` share.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+pub struct LedgerSelection {
     /// Git branch (or full ref, e.g. refs/remotes/origin/relgate/records) of the ledger.
     /// Default: `ledger.branch` of relgate.yaml, else relgate/records (or
     /// origin/relgate/records in a fresh clone).
     #[arg(long, value_name = "REF", conflicts_with = "ledger_dir")]
     pub ledger: Option<String>,
-    /// Verify a ledger kept in this directory instead of a git branch.
+    /// Read a ledger kept in this directory instead of a git branch.
     #[arg(long, value_name = "DIR")]
     pub ledger_dir: Option<PathBuf>,
     /// Directory of trusted public keys (*.pem; a private key there is an error). Default:
@@ -130,6 +138,21 @@ pub struct VerifyArgs {
     /// A CHECKPOINT kept from an earlier verify: also prove that the ledger only grew since.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// The gate configuration, read for `ledger:` (default: relgate.yaml of the gate root).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `relgate verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub selection: LedgerSelection,
+    /// Verify the envelopes of an export bundle instead of a ledger: one DSSE envelope per
+    /// line in seq order (envelopes.jsonl), with the ledger's CHECKPOINT in the same
+    /// directory. Checks everything but the shard layout and the git history.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ledger", "ledger_dir"])]
+    pub envelopes: Option<PathBuf>,
     /// Write the verified CHECKPOINT to this file, to keep for the next --checkpoint.
     #[arg(long, value_name = "FILE")]
     pub save_checkpoint: Option<PathBuf>,
@@ -140,9 +163,40 @@ pub struct VerifyArgs {
     /// records, their chain and the checkpoint are still verified.
     #[arg(long)]
     pub no_history: bool,
-    /// The gate configuration, read for `ledger:` (default: relgate.yaml of the gate root).
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `relgate export`.
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub selection: LedgerSelection,
+    /// Output format. Default: csv, or none when only --bundle is asked for.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<crate::export::Format>,
+    /// Keep decisions made on or after DATE: YYYY-MM-DD (from 00:00 UTC that day) or RFC 3339.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Keep decisions made on or before DATE: YYYY-MM-DD (through the end of that day, UTC)
+    /// or RFC 3339 (that instant included).
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Keep only this service (repeatable: any of them).
+    #[arg(long = "service", value_name = "S")]
+    pub services: Vec<String>,
+    /// Keep only this environment (repeatable: any of them).
+    #[arg(long = "environment", value_name = "E")]
+    pub environments: Vec<String>,
+    /// Write the export to FILE instead of stdout (written whole or not at all).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Also write an audit bundle (.tar.gz): the envelopes, trusted public keys, CHECKPOINT,
+    /// verification report, CSV, VERIFY.md (how to check it offline) and SHA256SUMS.
+    #[arg(long, value_name = "FILE.tar.gz")]
+    pub bundle: Option<PathBuf>,
+    /// Skip the git history checks of the ledger branch (the records, their chain and the
+    /// checkpoint are still verified).
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -378,6 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Record(args) => records::record(args, color),
         Command::Verify(args) => records::verify(args, color),
+        Command::Export(args) => export::export(args, cli.color),
         Command::Keygen { out } => records::keygen(&out),
     }
 }

@@ -1,20 +1,25 @@
 //! `relgate record`, `relgate verify` and `relgate keygen`: the command-line side of the change
-//! records (docs/records.md). Part of the CLI module: it resolves arguments, relgate.yaml and
+//! records (docs/records.md), and the ledger and key resolution `relgate export` shares with
+//! `verify` ([`select`]). Part of the CLI module: it resolves arguments, relgate.yaml and
 //! the environment (`RELGATE_SIGNING_KEY`, `GITHUB_*`) into library calls, prints, and maps
 //! outcomes to exit codes. The records themselves are built by [`crate::recording`] and
 //! written and checked by [`crate::record`].
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::{check_settings, print_report, read_pr_json, RecordArgs, VerifyArgs, VerifyFormat};
+use super::{
+    check_settings, print_report, read_pr_json, LedgerSelection, RecordArgs, VerifyArgs,
+    VerifyFormat,
+};
 use crate::config::GateConfig;
 use crate::gate::{self, Gate};
+use crate::output;
 use crate::record::keys::{self, Signer, TrustedKeys};
 use crate::record::ledger::{open_ledger, AppendReceipt, LedgerOptions, LedgerSource};
-use crate::record::verify::{verify_ledger_with, Problem, Severity, VerifyOptions, VerifyReport};
+use crate::record::verify::{verify_envelopes_with, verify_ledger_with, VerifyOptions};
 use crate::recording::{self, LedgerConfig, LedgerStart, RepoFacts, RunEnvironment, RunFacts};
 use crate::workspace::GateRoot;
 
@@ -303,22 +308,40 @@ fn gate_root(config: Option<&Path>) -> anyhow::Result<GateRoot> {
     root.with_context(|| format!("cannot find the gate root from {}", cwd.display()))
 }
 
-/// `relgate verify`.
-pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
-    let root = gate_root(args.config.as_deref())?;
-    let config = GateConfig::load(&root, args.config.as_deref(), None)?;
-    let repo_dir = git2::Repository::discover(&root.dir).ok().map(|r| {
-        let dir = r.workdir().unwrap_or_else(|| r.path());
-        std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
-    });
-    let source = ledger_source(
-        args.ledger.as_deref(),
-        args.ledger_dir.as_deref(),
-        &LedgerConfig::from_config(&config, &root),
-        &root,
-        repo_dir.as_deref(),
-    )?;
-    let keys_dir = args
+/// What `verify` and `export` read, resolved from their shared options.
+pub(super) struct Selected {
+    /// The ledger (`None` when not asked for: `verify --envelopes`).
+    pub source: Option<LedgerSource>,
+    /// Where the trusted keys came from.
+    pub keys_dir: PathBuf,
+    /// The trusted keys.
+    pub keys: TrustedKeys,
+    /// The text of the older checkpoint given with `--checkpoint`.
+    pub old_checkpoint: Option<String>,
+}
+
+/// Resolves the ledger (when `with_source`), the trusted keys and the older checkpoint of the
+/// options `verify` and `export` share. Without a usable key directory nothing can be
+/// verified: an error (exit 2).
+pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result<Selected> {
+    let root = gate_root(sel.config.as_deref())?;
+    let source = if with_source {
+        let config = GateConfig::load(&root, sel.config.as_deref(), None)?;
+        let repo_dir = git2::Repository::discover(&root.dir).ok().map(|r| {
+            let dir = r.workdir().unwrap_or_else(|| r.path());
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+        });
+        Some(ledger_source(
+            sel.ledger.as_deref(),
+            sel.ledger_dir.as_deref(),
+            &LedgerConfig::from_config(&config, &root),
+            &root,
+            repo_dir.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let keys_dir = sel
         .keys
         .clone()
         .unwrap_or_else(|| root.dir.join(DEFAULT_KEYS_DIR));
@@ -335,26 +358,42 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
             keys_dir.display()
         )
     })?;
-    let old_checkpoint = match &args.checkpoint {
+    let old_checkpoint = match &sel.checkpoint {
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the checkpoint {}", path.display()))?,
         ),
         None => None,
     };
+    Ok(Selected {
+        source,
+        keys_dir,
+        keys,
+        old_checkpoint,
+    })
+}
+
+/// `relgate verify`.
+pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
+    let selected = select(&args.selection, args.envelopes.is_none())?;
     let options = VerifyOptions {
         check_history: !args.no_history,
         check_reflog: !args.no_history,
         ..VerifyOptions::default()
     };
-    let report = verify_ledger_with(&source, &keys, old_checkpoint.as_deref(), &options);
+    let old = selected.old_checkpoint.as_deref();
+    let report = match (&args.envelopes, &selected.source) {
+        (Some(envelopes), _) => verify_envelopes_with(envelopes, &selected.keys, old, &options),
+        (None, Some(source)) => verify_ledger_with(source, &selected.keys, old, &options),
+        (None, None) => anyhow::bail!("no ledger to verify"),
+    };
     let text = match args.format {
         VerifyFormat::Json => {
             let mut text = serde_json::to_string_pretty(&report)?;
             text.push('\n');
             text
         }
-        VerifyFormat::Text => verify_text(&report, &keys_dir, color),
+        VerifyFormat::Text => output::verify::render(&report, &selected.keys_dir, color),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     if let Some(path) = &args.save_checkpoint {
@@ -369,124 +408,4 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(u8::try_from(report.exit_code()).unwrap_or(2))
-}
-
-fn kind_name(problem: &Problem) -> String {
-    serde_json::to_value(problem.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Where a problem is: `record 5, records/000/000005-a-1.dsse.json, commit 1a2b3c4d5e6f`.
-fn problem_place(problem: &Problem) -> String {
-    let mut parts = Vec::new();
-    if let Some(r) = &problem.record {
-        if let Some(seq) = r.seq {
-            parts.push(format!("record {seq}"));
-        }
-        if let Some(file) = &r.file {
-            parts.push(file.clone());
-        }
-        if let Some(commit) = &r.commit {
-            parts.push(format!("commit {}", commit.get(..12).unwrap_or(commit)));
-        }
-    }
-    if parts.is_empty() {
-        "ledger".to_owned()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// The human-readable verification report.
-fn verify_text(report: &VerifyReport, keys_dir: &Path, color: bool) -> String {
-    use std::fmt::Write as _;
-    let (red, yellow, green, bold, reset) = if color {
-        (
-            "\x1b[31;1m",
-            "\x1b[33;1m",
-            "\x1b[32;1m",
-            "\x1b[1m",
-            "\x1b[0m",
-        )
-    } else {
-        ("", "", "", "", "")
-    };
-    let mut out = String::new();
-    let _ = writeln!(out, "ledger {}", report.source);
-    let _ = writeln!(out, "trusted keys from {}", keys_dir.display());
-    for problem in &report.problems {
-        let (style, label) = match problem.severity {
-            Severity::Tampering => (red, "TAMPERED"),
-            Severity::Unverifiable => (red, "UNVERIFIABLE"),
-            Severity::Warning => (yellow, "WARNING"),
-        };
-        let _ = writeln!(
-            out,
-            "{style}{label}{reset} {}: {} [{}]",
-            problem_place(problem),
-            problem.message,
-            kind_name(problem)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "{} records, {} signatures verified, {} ledger commits checked",
-        report.records, report.verified_signatures, report.commits_checked
-    );
-    if let Some(checkpoint) = &report.checkpoint {
-        let _ = writeln!(
-            out,
-            "checkpoint: {} records, ledger {}, signed by key {}",
-            checkpoint.size,
-            checkpoint.origin,
-            checkpoint.key_id.as_deref().unwrap_or("?")
-        );
-    }
-    if let Some(consistency) = &report.consistency {
-        let _ = writeln!(
-            out,
-            "the older checkpoint (size {}) {} the ledger (size {})",
-            consistency.old_size,
-            if consistency.verified {
-                "is a prefix of"
-            } else {
-                "is NOT a prefix of"
-            },
-            consistency.new_size
-        );
-    }
-    let count = |severity: Severity| {
-        report
-            .problems
-            .iter()
-            .filter(|p| p.severity == severity)
-            .count()
-    };
-    let _ = match report.exit_code() {
-        0 => writeln!(
-            out,
-            "{green}INTACT{reset}: every record verified ({} warnings)",
-            count(Severity::Warning)
-        ),
-        1 => writeln!(
-            out,
-            "{red}TAMPERED{reset}: {} problems show the ledger was altered",
-            count(Severity::Tampering)
-        ),
-        _ => writeln!(
-            out,
-            "{red}COULD NOT VERIFY{reset}: {} problems kept the ledger from being checked",
-            count(Severity::Unverifiable)
-        ),
-    };
-    if let Some(text) = &report.checkpoint_text {
-        let _ = writeln!(
-            out,
-            "\n{bold}checkpoint to keep{reset} (store it; next time pass it with --checkpoint FILE):\n{}",
-            text.trim_end()
-        );
-    }
-    out
 }

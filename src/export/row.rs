@@ -61,6 +61,32 @@ pub struct ExportRow {
 }
 
 impl ExportRow {
+    /// The column names, in field order: the CSV header and the JSONL key order.
+    pub const COLUMNS: [&'static str; 22] = [
+        "seq",
+        "time",
+        "service",
+        "name",
+        "version",
+        "kind",
+        "environment",
+        "tier",
+        "change_type",
+        "decision",
+        "failed_rules",
+        "warned_rules",
+        "approvers",
+        "requester",
+        "pull_request",
+        "merged_by",
+        "commit",
+        "ticket",
+        "policy_digest",
+        "manifest_path",
+        "evidence",
+        "verified",
+    ];
+
     /// The row of one record. `verified` comes from the ledger verification, never from the
     /// record itself.
     pub fn from_statement(statement: &Statement, verified: bool) -> ExportRow {
@@ -123,5 +149,48 @@ impl ExportRow {
             },
             verified,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The declared column names are exactly the serialized field names, in order, so the CSV
+    /// header and the JSONL keys cannot drift apart.
+    #[test]
+    fn columns_are_the_serialized_fields_in_order() {
+        let row = ExportRow {
+            seq: 1,
+            time: "2026-01-31T12:00:00Z".into(),
+            service: None,
+            name: "n".into(),
+            version: "1".into(),
+            kind: "PromptRelease".into(),
+            environment: None,
+            tier: None,
+            change_type: None,
+            decision: Decision::Pass,
+            failed_rules: vec![],
+            warned_rules: vec![],
+            approvers: vec![],
+            requester: None,
+            pull_request: None,
+            merged_by: None,
+            commit: String::new(),
+            ticket: None,
+            policy_digest: "sha256:00".into(),
+            manifest_path: "m.yaml".into(),
+            evidence: vec![],
+            verified: true,
+        };
+        let value = serde_json::to_value(&row).expect("serialize");
+        let keys: Vec<&str> = value
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ExportRow::COLUMNS);
     }
 }

@@ -8,6 +8,7 @@ pub mod markdown;
 pub mod sarif;
 pub mod test_report;
 pub mod text;
+pub mod verify;
 
 use crate::report::Report;
 

@@ -12,8 +12,9 @@
 //!   [`ledger::Ledger::append`] with one [`statement::RecordInput`] per manifest.
 //! - `relgate verify`: [`keys::TrustedKeys::load_dir`], then [`verify::verify_ledger`];
 //!   [`verify::VerifyReport::exit_code`] gives 0 intact, 1 tampering, 2 could not verify.
-//! - `relgate export`: [`verify::verify_ledger_with`] with `keep_payloads`, then
-//!   [`verify::VerifyReport::payloads`].
+//! - `relgate verify --envelopes FILE`: [`verify::verify_envelopes_with`].
+//! - `relgate export`: [`verify::VerifiedLedger::verify`], then
+//!   [`verify::VerifiedLedger::read_records`] (streams records without holding payloads).
 //!
 //! Formats, layout and what verification can and cannot detect: `docs/records.md`.
 

@@ -25,6 +25,12 @@
 //!    reflog, where the repository has one, must show only fast-forwards, and for a forced
 //!    update the records that vanished are named.
 //!
+//! The same checks run on an export bundle's `envelopes.jsonl` ([`verify_envelopes_with`]:
+//! one envelope per line, line n holding record n, `CHECKPOINT` beside it; no shards, head
+//! state or history). [`VerifiedLedger`] keeps each record's place, payload hash and verdict
+//! after verification, so `relgate export` can read the records again one window at a time
+//! and say per record whether it verified.
+//!
 //! What cannot be detected: a rewrite of the whole branch by someone holding a trusted signing
 //! key, done in another clone and force-pushed, leaves a self-consistent ledger; it is caught
 //! only by an older checkpoint the auditor kept (step 4) or by the reflog of a clone that saw
@@ -192,6 +198,9 @@ pub enum ProblemKind {
     ShallowHistory,
     /// The repository keeps no reflog for the ledger branch.
     NoReflog,
+    /// A record read again after verification (by `relgate export`) no longer has the
+    /// payload that was verified: the ledger was modified while it was read.
+    ChangedWhileReading,
 }
 
 impl ProblemKind {
@@ -360,6 +369,12 @@ impl VerifyReport {
     }
 
     fn finish(mut self) -> VerifyReport {
+        self.refresh_status();
+        self
+    }
+
+    /// Recomputes `status` from the problems.
+    fn refresh_status(&mut self) {
         self.status = if self
             .problems
             .iter()
@@ -375,7 +390,6 @@ impl VerifyReport {
         } else {
             VerifyStatus::Intact
         };
-        self
     }
 
     /// 0 intact, 1 tampering found, 2 could not verify.
@@ -416,23 +430,107 @@ pub fn verify_ledger_with(
     old_checkpoint: Option<&str>,
     options: &VerifyOptions,
 ) -> VerifyReport {
-    let mut report = VerifyReport::new(source.describe());
+    let reader = Reader::open(source);
+    run(
+        source.describe(),
+        reader,
+        keys,
+        old_checkpoint,
+        options,
+        &NoProgress,
+        false,
+    )
+    .into_report()
+}
+
+/// Verifies the envelopes of a ledger given as one DSSE envelope per line, in seq order (the
+/// `envelopes.jsonl` of an export bundle), with the ledger's `CHECKPOINT` read from the same
+/// directory. Every check of [`verify_ledger_with`] applies except the shard layout, the
+/// head state and the git history: line `n` must hold record `n` (a line out of place is
+/// named like a record file whose name says another seq).
+pub fn verify_envelopes_with(
+    path: &Path,
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+    options: &VerifyOptions,
+) -> VerifyReport {
+    let reader = Reader::open_envelopes(path);
+    run(
+        path.display().to_string(),
+        reader,
+        keys,
+        old_checkpoint,
+        options,
+        &NoProgress,
+        false,
+    )
+    .into_report()
+}
+
+/// Told how far verification (and an export's second read) has got, for a progress bar.
+/// Called from worker threads.
+pub trait Progress: Sync {
+    /// The number of entries found under `records/`, once, before they are checked.
+    fn start(&self, _entries: u64) {}
+    /// `n` more entries checked, or read again by [`VerifiedLedger::read_records`].
+    fn advance(&self, _n: u64) {}
+}
+
+/// No progress reporting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// The whole verification; `keep` keeps the entries for [`VerifiedLedger::read_records`].
+fn run(
+    source: String,
+    reader: Result<Reader, String>,
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    keep: bool,
+) -> VerifiedLedger {
+    let mut report = VerifyReport::new(source);
+    let mut ledger = VerifiedLedger {
+        report: VerifyReport::new(String::new()),
+        reader: None,
+        entries: Vec::new(),
+        checked: Vec::new(),
+    };
     if keys.is_empty() {
         report.push(
             ProblemKind::NoTrustedKeys,
             None,
             "no trusted public keys: nothing can be verified (pass --keys DIR with *.pem)",
         );
-        return report.finish();
+        ledger.report = report.finish();
+        return ledger;
     }
-    let reader = match Reader::open(source) {
+    let reader = match reader {
         Ok(r) => r,
         Err(msg) => {
             report.push(ProblemKind::SourceUnavailable, None, msg);
-            return report.finish();
+            ledger.report = report.finish();
+            return ledger;
         }
     };
-    check_ledger(&reader, keys, old_checkpoint, options, &mut report);
+    if let Some(entries) = list_entries(&reader, &mut report) {
+        let checked = check_entries(
+            &reader,
+            &entries,
+            keys,
+            old_checkpoint,
+            options,
+            progress,
+            &mut report,
+        );
+        if keep {
+            ledger.entries = entries;
+            ledger.checked = checked;
+        }
+    }
     if let Reader::Git {
         repo_path, refname, ..
     } = &reader
@@ -455,7 +553,259 @@ pub fn verify_ledger_with(
             }
         }
     }
-    report.finish()
+    ledger.report = report.finish();
+    ledger.reader = Some(reader);
+    ledger
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading a verified ledger again (export)
+// ---------------------------------------------------------------------------------------------
+
+/// Records read back after verification, in the order they were read.
+const READ_WINDOW: usize = 1024;
+
+/// A ledger after full verification, ready to be read again record by record without holding
+/// payloads: verification keeps only each record's place, payload hash and signature verdict.
+/// `relgate export` writes its rows from [`VerifiedLedger::read_records`].
+///
+/// A record counts as verified when its signature verified under a trusted key, no
+/// record-level problem (tampering or could-not-verify) names it, and the payload read again
+/// hashes to the one verified. Problems name a record by seq or by file. Record-level kinds
+/// are those about one record: `too_large`, `not_utf8`, `invalid_json`, `wrong_payload_type`,
+/// `bad_base64`, `no_signature`, `bad_signature`, `untrusted_key`, `invalid_statement`,
+/// `wrong_shard`, `file_seq_mismatch`, `seq_duplicate`, `seq_out_of_order`, `read_error`,
+/// `changed_while_reading` and the history kinds `history_record_removed`,
+/// `history_record_changed`, `history_out_of_order`, `history_rewritten`. A `prev_mismatch`
+/// at record `s` marks record `s - 1`: the chain proves that the record now at `s - 1` is not
+/// the one record `s` was signed after, while record `s` itself stands or falls with its own
+/// signature. Ledger-wide kinds (`seq_gap`, the checkpoint and older-checkpoint kinds,
+/// `history_fork`, `history_unexpected_file`, warnings) mark no record; they are in the
+/// report and decide its status.
+pub struct VerifiedLedger {
+    report: VerifyReport,
+    reader: Option<Reader>,
+    entries: Vec<Entry>,
+    checked: Vec<Checked>,
+}
+
+impl std::fmt::Debug for VerifiedLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedLedger")
+            .field("report", &self.report)
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
+/// One record as read again by [`VerifiedLedger::read_records`].
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    /// The payload's seq, else the seq its place claims.
+    pub seq: Option<u64>,
+    /// Where it is (`records/000/000001-a-1.dsse.json`).
+    pub file: String,
+    /// The envelope bytes exactly as stored; `Err` when they could not be read.
+    pub envelope: Result<Vec<u8>, String>,
+    /// The decoded payload, when the envelope parses (whether or not it verified).
+    pub payload: Option<Vec<u8>>,
+    /// Whether the record verified (see [`VerifiedLedger`]).
+    pub verified: bool,
+}
+
+/// The records problems name: (seqs, files).
+fn unverified_records(report: &VerifyReport) -> (HashSet<u64>, HashSet<String>) {
+    use ProblemKind::*;
+    let mut seqs = HashSet::new();
+    let mut files = HashSet::new();
+    for p in &report.problems {
+        if p.severity == Severity::Warning {
+            continue;
+        }
+        match p.kind {
+            PrevMismatch => {
+                if let Some(s) = p.seq().and_then(|s| s.checked_sub(1)) {
+                    seqs.insert(s);
+                }
+            }
+            TooLarge | NotUtf8 | InvalidJson | WrongPayloadType | BadBase64 | NoSignature
+            | BadSignature | UntrustedKey | InvalidStatement | WrongShard | FileSeqMismatch
+            | SeqDuplicate | SeqOutOfOrder | ReadError | ChangedWhileReading
+            | HistoryRecordRemoved | HistoryRecordChanged | HistoryOutOfOrder
+            | HistoryRewritten => {
+                if let Some(s) = p.seq() {
+                    seqs.insert(s);
+                }
+                if let Some(f) = p.file() {
+                    files.insert(f.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    (seqs, files)
+}
+
+impl VerifiedLedger {
+    /// Verifies the ledger at `source` exactly as [`verify_ledger_with`] does, keeping what
+    /// [`VerifiedLedger::read_records`] needs. `progress` hears of every record checked.
+    pub fn verify(
+        source: &LedgerSource,
+        keys: &TrustedKeys,
+        old_checkpoint: Option<&str>,
+        options: &VerifyOptions,
+        progress: &dyn Progress,
+    ) -> VerifiedLedger {
+        run(
+            source.describe(),
+            Reader::open(source),
+            keys,
+            old_checkpoint,
+            options,
+            progress,
+            true,
+        )
+    }
+
+    /// The verification report (including problems found while reading again).
+    pub fn report(&self) -> &VerifyReport {
+        &self.report
+    }
+
+    /// The verification report.
+    pub fn into_report(self) -> VerifyReport {
+        self.report
+    }
+
+    /// Record files that [`VerifiedLedger::read_records`] will read.
+    pub fn record_files(&self) -> u64 {
+        self.entries.iter().filter(|e| e.file_seq.is_some()).count() as u64
+    }
+
+    /// The ledger's `CHECKPOINT` bytes as stored, when it has one.
+    pub fn checkpoint_bytes(&self) -> Option<Vec<u8>> {
+        self.reader
+            .as_ref()
+            .and_then(|r| r.read_top(CHECKPOINT_FILE).ok().flatten())
+    }
+
+    /// Reads every record file again, in ledger order, a window at a time: `map` runs in
+    /// parallel on each [`ReadRecord`], `sink` receives the results in ledger order. Memory
+    /// holds one window of records, whatever the ledger's size. A payload that no longer
+    /// hashes to the verified one (the ledger changed since it was verified) is reported as
+    /// `changed_while_reading` and its record is not verified. Stops at the first error of
+    /// `sink`.
+    pub fn read_records<T: Send, E>(
+        &mut self,
+        map: impl Fn(ReadRecord) -> T + Sync,
+        mut sink: impl FnMut(T) -> Result<(), E>,
+        progress: &dyn Progress,
+    ) -> Result<(), E> {
+        let Some(reader) = &self.reader else {
+            return Ok(());
+        };
+        let (seqs, files) = unverified_records(&self.report);
+        let mut changed: Vec<Problem> = Vec::new();
+        let mut result = Ok(());
+        let records: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| self.entries[i].file_seq.is_some())
+            .collect();
+        'windows: for window in records.chunks(READ_WINDOW) {
+            let (Some(&first), Some(&last)) = (window.first(), window.last()) else {
+                continue;
+            };
+            // Entries without a record name lie between records only at the end of the
+            // ordering (they sort last), so a window of record indices is contiguous.
+            let entries = &self.entries[first..=last];
+            let checked = &self.checked[first..=last];
+            let items = par_read_chunks(reader, entries, BATCH, |base, chunk, read| {
+                let out: Vec<(T, Option<Problem>)> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| {
+                        let c = checked[base + i];
+                        read_again(entry, c, read(entry), &seqs, &files, &map)
+                    })
+                    .collect();
+                progress.advance(chunk.len() as u64);
+                out
+            });
+            for (item, problem) in items {
+                changed.extend(problem);
+                if let Err(e) = sink(item) {
+                    result = Err(e);
+                    break 'windows;
+                }
+            }
+        }
+        if !changed.is_empty() {
+            self.report.problems.extend(changed);
+            self.report.refresh_status();
+        }
+        result
+    }
+}
+
+fn read_again<T>(
+    entry: &Entry,
+    checked: Checked,
+    bytes: Result<Vec<u8>, ReadFail>,
+    seqs: &HashSet<u64>,
+    files: &HashSet<String>,
+    map: &(impl Fn(ReadRecord) -> T + Sync),
+) -> (T, Option<Problem>) {
+    let named = checked.seq.is_some_and(|s| seqs.contains(&s))
+        || entry.file_seq.is_some_and(|s| seqs.contains(&s))
+        || files.contains(&entry.file);
+    let mut problem = None;
+    let (envelope, payload) = match bytes {
+        Ok(b) => {
+            let payload = Envelope::from_slice(&b)
+                .ok()
+                .and_then(|e| e.decode_payload().ok());
+            (Ok(b), payload)
+        }
+        Err(ReadFail::TooLarge(size)) => (Err(format!("{size} bytes, too large")), None),
+        Err(ReadFail::Io(e)) => (Err(e), None),
+    };
+    let same = match (&payload, checked.payload_sha) {
+        (Some(p), Some(want)) => {
+            let sha: Hash = Sha256::digest(p).into();
+            sha == want
+        }
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        let message = match &envelope {
+            Err(e) => format!(
+                "{} could not be read again after verification: {e}",
+                entry.file
+            ),
+            Ok(_) => format!(
+                "{} changed after it was verified: the ledger was modified while it was read",
+                entry.file
+            ),
+        };
+        let kind = if envelope.is_err() {
+            ProblemKind::ReadError
+        } else {
+            ProblemKind::ChangedWhileReading
+        };
+        problem = Some(Problem::new(
+            kind,
+            at(checked.seq, Some(&entry.file)),
+            message,
+        ));
+    }
+    let record = ReadRecord {
+        seq: checked.seq,
+        file: entry.file.clone(),
+        envelope,
+        payload,
+        verified: checked.signature_ok && !named && same,
+    };
+    (map(record), problem)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,22 +819,39 @@ enum Reader {
         refname: String,
         tree: Oid,
     },
+    /// The envelopes of a ledger, one per line in seq order (`envelopes.jsonl` of an export
+    /// bundle), with the ledger's `CHECKPOINT` beside the file.
+    Envelopes {
+        path: PathBuf,
+        /// The file name, used to name lines (`envelopes.jsonl:12`).
+        name: String,
+    },
 }
 
 enum Loc {
+    /// A regular file of a directory ledger, at `<ledger dir>/<Entry::file>` (no path kept:
+    /// verification holds an entry per record).
+    File,
+    /// A regular file whose name is not UTF-8 (so `Entry::file` is lossy): its real path.
     Path(PathBuf),
     Blob(Oid),
+    /// Bytes `offset..offset + len` of the envelopes file (one line, without its newline).
+    Span {
+        offset: u64,
+        len: u64,
+    },
     /// Not a regular file (directory, symlink, submodule).
     Foreign(&'static str),
 }
 
 struct Entry {
-    /// Path in the ledger (`records/000/000001-a-1.dsse.json`).
+    /// Path in the ledger (`records/000/000001-a-1.dsse.json`), or `envelopes.jsonl:<line>`.
     file: String,
-    /// File name.
-    name: String,
-    /// The shard directory it is in; `None` directly under `records/`.
+    /// The shard directory it is in; `None` directly under `records/` (and for lines).
     dir: Option<String>,
+    /// The seq the entry's place claims: the seq in a record file name, the line number of
+    /// an envelopes file; `None` for a file that is not a record file.
+    file_seq: Option<u64>,
     loc: Loc,
 }
 
@@ -540,6 +907,20 @@ impl Reader {
         }
     }
 
+    fn open_envelopes(path: &Path) -> Result<Reader, String> {
+        if !path.is_file() {
+            return Err(format!("{} is not a file", path.display()));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Reader::Envelopes {
+            path: path.to_path_buf(),
+            name,
+        })
+    }
+
     /// Every entry under `records/`: the files of each shard directory, plus anything else
     /// found there (files directly under `records/`, directories that are not shards,
     /// subdirectories of shards), so nothing is skipped unseen.
@@ -553,7 +934,7 @@ impl Reader {
                         for (file_name, ft, path) in read_dir_entries(&path)? {
                             out.push(Entry {
                                 file: format!("{RECORDS_DIR}/{name}/{file_name}"),
-                                name: file_name,
+                                file_seq: parse_record_file_name(&file_name),
                                 dir: Some(name.clone()),
                                 loc: dir_loc(&ft, path, "a directory inside a shard"),
                             });
@@ -561,7 +942,7 @@ impl Reader {
                     } else {
                         out.push(Entry {
                             file: format!("{RECORDS_DIR}/{name}"),
-                            name,
+                            file_seq: parse_record_file_name(&name),
                             dir: None,
                             loc: dir_loc(&ft, path, "a directory that is not a shard (NNN)"),
                         });
@@ -588,7 +969,7 @@ impl Reader {
                             let file_name = String::from_utf8_lossy(f.name_bytes()).into_owned();
                             out.push(Entry {
                                 file: format!("{RECORDS_DIR}/{name}/{file_name}"),
-                                name: file_name,
+                                file_seq: parse_record_file_name(&file_name),
                                 dir: Some(name.clone()),
                                 loc: git_loc(&f, "a directory inside a shard"),
                             });
@@ -596,11 +977,22 @@ impl Reader {
                     } else {
                         out.push(Entry {
                             file: format!("{RECORDS_DIR}/{name}"),
-                            name,
+                            file_seq: parse_record_file_name(&name),
                             dir: None,
                             loc: git_loc(&e, "a directory that is not a shard (NNN)"),
                         });
                     }
+                }
+            }
+            Reader::Envelopes { path, name } => {
+                for (index, (offset, len)) in line_spans(path)?.into_iter().enumerate() {
+                    let line = index as u64 + 1;
+                    out.push(Entry {
+                        file: format!("{name}:{line}"),
+                        dir: None,
+                        file_seq: Some(line),
+                        loc: Loc::Span { offset, len },
+                    });
                 }
             }
         }
@@ -636,8 +1028,85 @@ impl Reader {
                     .map_err(|e| format!("{name}: {e}"))?;
                 Ok(Some(blob.content().to_vec()))
             }
+            // Only the checkpoint travels with the envelopes; there is no head state.
+            Reader::Envelopes { path, .. } if name == CHECKPOINT_FILE => {
+                let dir = path.parent().unwrap_or(Path::new("."));
+                Reader::Dir(dir.to_path_buf()).read_top(name)
+            }
+            Reader::Envelopes { .. } => Ok(None),
         }
     }
+
+    fn is_envelopes(&self) -> bool {
+        matches!(self, Reader::Envelopes { .. })
+    }
+
+    /// Per-thread state for reading entries: a repository handle (git), an open file
+    /// (envelopes), nothing (directories).
+    fn thread_state(&self) -> ThreadReader {
+        match self {
+            Reader::Dir(dir) => ThreadReader::Dir(dir.clone()),
+            Reader::Git { repo_path, .. } => ThreadReader::Git(Repository::open(repo_path).ok()),
+            Reader::Envelopes { path, .. } => ThreadReader::Envelopes(fs::File::open(path)),
+        }
+    }
+}
+
+/// What one worker thread reads entries with.
+enum ThreadReader {
+    Dir(PathBuf),
+    Git(Option<Repository>),
+    Envelopes(std::io::Result<fs::File>),
+}
+
+impl ThreadReader {
+    fn read(&self, entry: &Entry) -> Result<Vec<u8>, ReadFail> {
+        match (self, &entry.loc) {
+            (ThreadReader::Dir(dir), Loc::File) => read_path(&dir.join(&entry.file)),
+            (ThreadReader::Dir(_), Loc::Path(p)) => read_path(p),
+            (ThreadReader::Git(repo), Loc::Blob(oid)) => read_blob(repo.as_ref(), *oid),
+            (ThreadReader::Envelopes(file), Loc::Span { offset, len }) => match file {
+                Ok(f) => read_span(f, *offset, *len),
+                Err(e) => Err(ReadFail::Io(e.to_string())),
+            },
+            _ => Err(ReadFail::Io("not a readable record".into())),
+        }
+    }
+}
+
+/// Reads `entries` in parallel, `chunk` at a time: `f(index of the chunk's first entry,
+/// chunk, read)` per chunk; the results in entry order.
+fn par_read_chunks<'a, T: Send>(
+    reader: &Reader,
+    entries: &'a [Entry],
+    chunk: usize,
+    f: impl Fn(usize, &'a [Entry], &dyn Fn(&Entry) -> Result<Vec<u8>, ReadFail>) -> Vec<T> + Sync,
+) -> Vec<T> {
+    par_read_chunked(reader, entries, chunk, f)
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// [`par_read_chunks`] without flattening: one `Vec` per chunk, so a caller that only
+/// iterates never holds the results twice.
+fn par_read_chunked<'a, T: Send>(
+    reader: &Reader,
+    entries: &'a [Entry],
+    chunk: usize,
+    f: impl Fn(usize, &'a [Entry], &dyn Fn(&Entry) -> Result<Vec<u8>, ReadFail>) -> Vec<T> + Sync,
+) -> Vec<Vec<T>> {
+    entries
+        .par_chunks(chunk.max(1))
+        .enumerate()
+        .map_init(
+            || reader.thread_state(),
+            |state, (index, entries)| {
+                let read = |e: &Entry| state.read(e);
+                f(index * chunk.max(1), entries, &read)
+            },
+        )
+        .collect()
 }
 
 /// The entries of a directory: name, type (not following symlinks), path.
@@ -653,7 +1122,9 @@ fn read_dir_entries(dir: &Path) -> Result<Vec<(String, fs::FileType, PathBuf)>, 
 }
 
 fn dir_loc(ft: &fs::FileType, path: PathBuf, what_dir: &'static str) -> Loc {
-    if ft.is_file() {
+    if ft.is_file() && path.file_name().and_then(|n| n.to_str()).is_some() {
+        Loc::File
+    } else if ft.is_file() {
         Loc::Path(path)
     } else if ft.is_dir() {
         Loc::Foreign(what_dir)
@@ -686,6 +1157,49 @@ fn read_path(path: &Path) -> Result<Vec<u8>, ReadFail> {
     Ok(buf)
 }
 
+/// One line of an envelopes file.
+fn read_span(file: &fs::File, offset: u64, len: u64) -> Result<Vec<u8>, ReadFail> {
+    use std::os::unix::fs::FileExt as _;
+    if len > MAX_ENVELOPE_BYTES {
+        return Err(ReadFail::TooLarge(len));
+    }
+    let mut buf = vec![0; len as usize];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| ReadFail::Io(e.to_string()))?;
+    Ok(buf)
+}
+
+/// The lines of an envelopes file as (offset, length without the newline), read in blocks so
+/// that a huge line is never held in memory. A final newline ends the last line, it does not
+/// start an empty one.
+fn line_spans(path: &Path) -> Result<Vec<(u64, u64)>, String> {
+    let mut file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut spans = Vec::new();
+    let mut block = vec![0u8; 64 * 1024];
+    let mut start: u64 = 0;
+    let mut pos: u64 = 0;
+    loop {
+        let n = match file.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        for (i, b) in block[..n].iter().enumerate() {
+            if *b == b'\n' {
+                let end = pos + i as u64;
+                spans.push((start, end - start));
+                start = end + 1;
+            }
+        }
+        pos += n as u64;
+    }
+    if pos > start {
+        spans.push((start, pos - start));
+    }
+    Ok(spans)
+}
+
 fn read_blob(repo: Option<&Repository>, oid: Oid) -> Result<Vec<u8>, ReadFail> {
     let repo = repo.ok_or_else(|| ReadFail::Io("cannot open repository".into()))?;
     let odb = repo.odb().map_err(|e| ReadFail::Io(e.to_string()))?;
@@ -703,11 +1217,13 @@ fn read_blob(repo: Option<&Repository>, oid: Oid) -> Result<Vec<u8>, ReadFail> {
 // Per-record checks (parallel)
 // ---------------------------------------------------------------------------------------------
 
-struct RecordInfo {
-    file: String,
+/// What examining one entry found. Kept for every record until the ledger-wide checks, so it
+/// borrows its file name from the entry and holds hashes as bytes.
+struct RecordInfo<'a> {
+    file: &'a str,
     file_seq: Option<u64>,
     seq: Option<u64>,
-    prev: Option<String>,
+    prev: Option<Hash>,
     payload_sha: Option<Hash>,
     leaf: Option<Hash>,
     signature_ok: bool,
@@ -723,16 +1239,16 @@ struct Deferred {
     message: Vec<u8>,
 }
 
-fn examine(
-    entry: &Entry,
+fn examine<'a>(
+    entry: &'a Entry,
     bytes: Result<Vec<u8>, ReadFail>,
     keys: &TrustedKeys,
     keep: bool,
     batch: bool,
-) -> (RecordInfo, Option<Deferred>) {
-    let file_seq = parse_record_file_name(&entry.name);
+) -> (RecordInfo<'a>, Option<Deferred>) {
+    let file_seq = entry.file_seq;
     let mut info = RecordInfo {
-        file: entry.file.clone(),
+        file: &entry.file,
         file_seq,
         seq: None,
         prev: None,
@@ -807,7 +1323,10 @@ fn examine(
     let head = PayloadHead::parse(&payload);
     if let Ok(h) = &head {
         info.seq = Some(h.predicate.change.seq);
-        info.prev = Some(h.predicate.change.prev.clone());
+        // PayloadHead::parse checked that prev is 64 lowercase hex digits.
+        info.prev = hex::decode(&h.predicate.change.prev)
+            .ok()
+            .and_then(|b| Hash::try_from(b.as_slice()).ok());
     }
     let seq = info.seq.or(file_seq);
     let deferred = if batch {
@@ -876,12 +1395,12 @@ fn defer_signature(envelope: &Envelope, payload: &[u8], keys: &TrustedKeys) -> O
 
 /// Examines a chunk of records; their deferred signatures are checked with one batch
 /// verification, and only if the batch fails, one by one (strictly) to name the bad ones.
-fn examine_chunk(
-    chunk: &[Entry],
+fn examine_chunk<'a>(
+    chunk: &'a [Entry],
     mut read: impl FnMut(&Entry) -> Result<Vec<u8>, ReadFail>,
     keys: &TrustedKeys,
     options: &VerifyOptions,
-) -> Vec<RecordInfo> {
+) -> Vec<RecordInfo<'a>> {
     let batch = !options.strict_signatures;
     let mut infos = Vec::with_capacity(chunk.len());
     let mut pending: Vec<(usize, Deferred)> = Vec::new();
@@ -916,7 +1435,7 @@ fn examine_chunk(
             );
             info.problems.push(Problem::new(
                 ProblemKind::BadSignature,
-                at(seq, Some(&info.file)),
+                at(seq, Some(info.file)),
                 message,
             ));
         }
@@ -924,56 +1443,33 @@ fn examine_chunk(
     infos
 }
 
-fn read_and_examine(
+fn read_and_examine<'a>(
     reader: &Reader,
-    entries: &[Entry],
+    entries: &'a [Entry],
     keys: &TrustedKeys,
     options: &VerifyOptions,
-) -> Vec<RecordInfo> {
-    let chunks: Vec<Vec<RecordInfo>> = match reader {
-        Reader::Dir(_) => entries
-            .par_chunks(BATCH)
-            .map(|chunk| {
-                let read = |e: &Entry| match &e.loc {
-                    Loc::Path(p) => read_path(p),
-                    Loc::Blob(_) | Loc::Foreign(_) => Err(ReadFail::Io(String::new())),
-                };
-                examine_chunk(chunk, read, keys, options)
-            })
-            .collect(),
-        Reader::Git { repo_path, .. } => entries
-            .par_chunks(BATCH)
-            .map_init(
-                || Repository::open(repo_path).ok(),
-                |repo, chunk| {
-                    let read = |e: &Entry| match &e.loc {
-                        Loc::Blob(oid) => read_blob(repo.as_ref(), *oid),
-                        Loc::Path(_) | Loc::Foreign(_) => Err(ReadFail::Io(String::new())),
-                    };
-                    examine_chunk(chunk, read, keys, options)
-                },
-            )
-            .collect(),
-    };
-    chunks.into_iter().flatten().collect()
+    progress: &dyn Progress,
+) -> Vec<Vec<RecordInfo<'a>>> {
+    par_read_chunked(reader, entries, BATCH, |_, chunk, read| {
+        let infos = examine_chunk(chunk, read, keys, options);
+        progress.advance(chunk.len() as u64);
+        infos
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Ledger-wide checks
 // ---------------------------------------------------------------------------------------------
 
-fn check_ledger(
-    reader: &Reader,
-    keys: &TrustedKeys,
-    old_checkpoint: Option<&str>,
-    options: &VerifyOptions,
-    report: &mut VerifyReport,
-) {
+/// The entries of the ledger in ledger order (by the seq their place claims, then by path),
+/// with foreign entries and records outside their shard reported. `None` when the ledger
+/// cannot be listed (reported).
+fn list_entries(reader: &Reader, report: &mut VerifyReport) -> Option<Vec<Entry>> {
     let mut entries = match reader.list() {
         Ok(e) => e,
         Err(msg) => {
             report.push(ProblemKind::SourceUnavailable, None, msg);
-            return;
+            return None;
         }
     };
     let mut foreign = Vec::new();
@@ -981,7 +1477,7 @@ fn check_ledger(
         Loc::Foreign(what) => {
             foreign.push(Problem::new(
                 ProblemKind::ForeignFile,
-                at(parse_record_file_name(&e.name), Some(&e.file)),
+                at(e.file_seq, Some(&e.file)),
                 format!("{} is {what}, not a record file", e.file),
             ));
             false
@@ -989,33 +1485,71 @@ fn check_ledger(
         _ => true,
     });
     report.problems.extend(foreign);
-    // Each record file lives in the shard directory of its seq.
-    for e in &entries {
-        let Some(seq) = parse_record_file_name(&e.name) else {
-            continue;
-        };
-        let want = shard_name(seq);
-        if e.dir.as_deref() != Some(want.as_str()) {
-            report.push(
-                ProblemKind::WrongShard,
-                at(Some(seq), Some(&e.file)),
-                format!(
-                    "{} is not in its shard directory: record {seq} belongs in {RECORDS_DIR}/{want}/",
-                    e.file
-                ),
-            );
+    // Each record file lives in the shard directory of its seq (lines of an envelopes file
+    // have no shard).
+    if !reader.is_envelopes() {
+        for e in &entries {
+            let Some(seq) = e.file_seq else {
+                continue;
+            };
+            let want = shard_name(seq);
+            if e.dir.as_deref() != Some(want.as_str()) {
+                report.push(
+                    ProblemKind::WrongShard,
+                    at(Some(seq), Some(&e.file)),
+                    format!(
+                        "{} is not in its shard directory: record {seq} belongs in {RECORDS_DIR}/{want}/",
+                        e.file
+                    ),
+                );
+            }
         }
     }
-    // Ledger order: by the seq in the file name, then by path.
-    entries.sort_by_cached_key(|e| {
-        (
-            parse_record_file_name(&e.name).unwrap_or(u64::MAX),
-            e.name.clone(),
-            e.file.clone(),
-        )
-    });
-    let mut infos = read_and_examine(reader, &entries, keys, options);
-    drop(entries);
+    // Ledger order: by the seq the place claims, then by file name, then by path.
+    fn key(e: &Entry) -> (u64, &str, &str) {
+        let name = e.file.rsplit('/').next().unwrap_or_default();
+        (e.file_seq.unwrap_or(u64::MAX), name, &e.file)
+    }
+    entries.sort_by(|a, b| key(a).cmp(&key(b)));
+    Some(entries)
+}
+
+/// What verification keeps of each entry for reading it again ([`VerifiedLedger`]).
+#[derive(Debug, Clone, Copy)]
+struct Checked {
+    /// Payload seq, else the seq of its place.
+    seq: Option<u64>,
+    /// SHA-256 of the payload that was verified.
+    payload_sha: Option<Hash>,
+    /// Its signature verified under a trusted key.
+    signature_ok: bool,
+}
+
+/// Checks the listed entries (records, sequence, chain, checkpoints, state); one [`Checked`]
+/// per entry, in entry order.
+fn check_entries(
+    reader: &Reader,
+    entries: &[Entry],
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    report: &mut VerifyReport,
+) -> Vec<Checked> {
+    progress.start(entries.len() as u64);
+    // Kept in chunks (one per batch) and viewed through references, so the records'
+    // infos are never held twice.
+    let mut chunks = read_and_examine(reader, entries, keys, options, progress);
+    let checked = chunks
+        .iter()
+        .flatten()
+        .map(|i| Checked {
+            seq: i.seq.or(i.file_seq),
+            payload_sha: i.payload_sha,
+            signature_ok: i.signature_ok,
+        })
+        .collect();
+    let mut infos: Vec<&mut RecordInfo<'_>> = chunks.iter_mut().flatten().collect();
     report.records = infos.len() as u64;
     for info in &mut infos {
         if info.signature_ok {
@@ -1026,7 +1560,7 @@ fn check_ledger(
             report.payloads.push(RecordPayload {
                 record: RecordRef {
                     seq: info.seq,
-                    file: Some(info.file.clone()),
+                    file: Some(info.file.to_owned()),
                     commit: None,
                 },
                 signature_ok: info.signature_ok,
@@ -1035,7 +1569,11 @@ fn check_ledger(
         }
     }
     // Foreign files take no part in the sequence.
-    infos.retain(|i| i.file_seq.is_some());
+    let infos: Vec<&RecordInfo<'_>> = infos
+        .into_iter()
+        .map(|i| &*i)
+        .filter(|i| i.file_seq.is_some())
+        .collect();
 
     check_sequence(&infos, report);
     check_chain(&infos, report);
@@ -1085,16 +1623,20 @@ fn check_ledger(
             report,
         );
     }
-    check_state(state.as_ref(), &frontier, n, &infos, report);
+    // An envelopes file carries no head state to compare.
+    if !reader.is_envelopes() {
+        check_state(state.as_ref(), &frontier, n, &infos, report);
+    }
+    checked
 }
 
-fn check_sequence(infos: &[RecordInfo], report: &mut VerifyReport) {
+fn check_sequence(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
     for i in infos {
         if let (Some(fs), Some(ps)) = (i.file_seq, i.seq) {
             if fs != ps {
                 report.push(
                     ProblemKind::FileSeqMismatch,
-                    at(Some(ps), Some(&i.file)),
+                    at(Some(ps), Some(i.file)),
                     format!("{} holds record seq {ps}, but its name says {fs}", i.file),
                 );
             }
@@ -1102,7 +1644,7 @@ fn check_sequence(infos: &[RecordInfo], report: &mut VerifyReport) {
     }
     let effective: Vec<(u64, &str)> = infos
         .iter()
-        .filter_map(|i| i.seq.or(i.file_seq).map(|s| (s, i.file.as_str())))
+        .filter_map(|i| i.seq.or(i.file_seq).map(|s| (s, i.file)))
         .collect();
     let mut all: Vec<u64> = effective.iter().map(|(s, _)| *s).collect();
     all.sort_unstable();
@@ -1162,7 +1704,7 @@ fn check_sequence(infos: &[RecordInfo], report: &mut VerifyReport) {
     }
 }
 
-fn check_chain(infos: &[RecordInfo], report: &mut VerifyReport) {
+fn check_chain(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
     let mut by_seq: HashMap<u64, Hash> = HashMap::with_capacity(infos.len());
     for i in infos {
         if let (Some(s), Some(h)) = (i.seq, i.payload_sha) {
@@ -1173,21 +1715,22 @@ fn check_chain(infos: &[RecordInfo], report: &mut VerifyReport) {
         let (Some(s), Some(prev)) = (i.seq, &i.prev) else {
             continue;
         };
-        let want = if s == 1 {
-            Some(GENESIS_PREV.to_owned())
+        // GENESIS_PREV is 64 zeros.
+        let want: Option<Hash> = if s == 1 {
+            Some([0; 32])
         } else {
-            by_seq.get(&(s - 1)).map(hex::encode)
+            by_seq.get(&(s - 1)).copied()
         };
         match want {
             Some(w) if &w != prev => report.push(
                 ProblemKind::PrevMismatch,
-                at(Some(s), Some(&i.file)),
+                at(Some(s), Some(i.file)),
                 format!(
                     "record {s} ({}) has prev {}, but the payload of record {} hashes to {}",
                     i.file,
-                    short(prev),
+                    short(&hex::encode(prev)),
                     s.saturating_sub(1),
-                    short(&w)
+                    short(&hex::encode(w))
                 ),
             ),
             // The predecessor is missing: reported as a gap.
@@ -1405,7 +1948,7 @@ fn check_state(
     state: Option<&LedgerState>,
     frontier: &Frontier,
     n: u64,
-    infos: &[RecordInfo],
+    infos: &[&RecordInfo<'_>],
     report: &mut VerifyReport,
 ) {
     let Some(state) = state else {

@@ -6,6 +6,7 @@ mod changed;
 mod check;
 mod demo;
 mod evals;
+mod export;
 mod formats;
 mod hostile;
 mod records;

@@ -1,0 +1,443 @@
+//! `relgate export --bundle FILE.tar.gz`: everything an auditor needs to check the ledger
+//! offline, in one deterministic archive.
+//!
+//! | file | content |
+//! | --- | --- |
+//! | `envelopes.jsonl` | every record's DSSE envelope, one per line in seq order (line n = record n): the stored JSON with its whitespace removed, fields and values unchanged |
+//! | `keys/<keyid>.pem` | the trusted public keys (SPKI PEM), named by key id |
+//! | `CHECKPOINT` | the ledger's signed checkpoint as stored |
+//! | `verification.json` | the [`VerifyReport`] of the export, as `relgate verify --format json` prints it |
+//! | `export.csv` | the exported rows (the same filter as the export) |
+//! | `VERIFY.md` | how to verify the bundle, step by step, with relgate and with standard tools |
+//! | `SHA256SUMS` | `sha256sum` lines for every other file |
+//!
+//! Deterministic: entries sorted by path, mode 0644, uid/gid 0, mtime 0, no user names, gzip
+//! header without time or name, so the same ledger, keys, filter and time give the same bytes.
+//! The large members (`envelopes.jsonl`, `export.csv`) are streamed to temporary files beside
+//! the target while the ledger is read, hashed as they are written, then copied into the
+//! archive; the archive is written to a temporary file and renamed into place, so a failed
+//! export never leaves a partial bundle.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest, Sha256};
+
+use super::csv::CsvRows;
+use super::ExportRow;
+use crate::record::checkpoint::verifier_key_string;
+use crate::record::keys::{public_key_pem, TrustedKeys};
+use crate::record::verify::{VerifyReport, VerifyStatus};
+
+/// The name of each member.
+pub const ENVELOPES: &str = "envelopes.jsonl";
+/// Keys directory in the bundle.
+pub const KEYS_DIR: &str = "keys";
+/// The checkpoint.
+pub const CHECKPOINT: &str = "CHECKPOINT";
+/// The verification report.
+pub const VERIFICATION: &str = "verification.json";
+/// The CSV rows.
+pub const CSV: &str = "export.csv";
+/// The instructions.
+pub const VERIFY_MD: &str = "VERIFY.md";
+/// The checksums.
+pub const SHA256SUMS: &str = "SHA256SUMS";
+
+/// A file being written that hashes and counts its bytes.
+struct HashingFile {
+    path: PathBuf,
+    file: BufWriter<File>,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl HashingFile {
+    fn create(path: PathBuf) -> io::Result<HashingFile> {
+        let file = File::create(&path).map_err(|e| at(&path, e))?;
+        Ok(HashingFile {
+            path,
+            file: BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+            len: 0,
+        })
+    }
+
+    fn close(mut self) -> io::Result<Member> {
+        self.file.flush().map_err(|e| at(&self.path, e))?;
+        Ok(Member {
+            sha256: hex::encode(self.hasher.finalize()),
+            len: self.len,
+            content: Content::File(self.path),
+        })
+    }
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+enum Content {
+    Memory(Vec<u8>),
+    File(PathBuf),
+}
+
+struct Member {
+    sha256: String,
+    len: u64,
+    content: Content,
+}
+
+impl Member {
+    fn memory(bytes: Vec<u8>) -> Member {
+        Member {
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            len: bytes.len() as u64,
+            content: Content::Memory(bytes),
+        }
+    }
+}
+
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// A temporary directory beside the bundle, removed when dropped.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover temporary directory is harmless and named as such.
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What VERIFY.md says about where the bundle came from.
+#[derive(Debug, Clone)]
+pub struct BundleInfo {
+    /// When the export ran (RFC 3339).
+    pub generated_at: String,
+    /// The filter of `export.csv`, in words (`none`).
+    pub filter: String,
+}
+
+/// Builds a bundle while the ledger is read: [`Bundle::add_envelope`] for every record,
+/// [`Bundle::add_row`] for every exported row, then [`Bundle::finish`].
+pub struct Bundle {
+    target: PathBuf,
+    work: WorkDir,
+    envelopes: HashingFile,
+    csv: CsvRows<HashingFile>,
+    envelope_count: u64,
+    row_count: u64,
+}
+
+impl Bundle {
+    /// Starts the bundle that [`Bundle::finish`] writes to `target`.
+    pub fn create(target: &Path) -> io::Result<Bundle> {
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not a file name", target.display()),
+                )
+            })?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let work = parent.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+        fs::create_dir(&work).map_err(|e| at(&work, e))?;
+        let work = WorkDir(work);
+        let envelopes = HashingFile::create(work.0.join(ENVELOPES))?;
+        let csv = CsvRows::new(HashingFile::create(work.0.join(CSV))?)?;
+        Ok(Bundle {
+            target: target.to_path_buf(),
+            work,
+            envelopes,
+            csv,
+            envelope_count: 0,
+            row_count: 0,
+        })
+    }
+
+    /// Adds the next record's envelope line (see [`envelope_line`]).
+    pub fn add_envelope(&mut self, line: &[u8]) -> io::Result<()> {
+        self.envelopes.write_all(line)?;
+        self.envelopes.write_all(b"\n")?;
+        self.envelope_count += 1;
+        Ok(())
+    }
+
+    /// Adds a row to `export.csv`.
+    pub fn add_row(&mut self, row: &ExportRow) -> io::Result<()> {
+        self.row_count += 1;
+        self.csv.write(row)
+    }
+
+    /// Writes the archive: the streamed members, the keys, the checkpoint as stored, the
+    /// report, VERIFY.md and SHA256SUMS.
+    pub fn finish(
+        self,
+        report: &VerifyReport,
+        keys: &TrustedKeys,
+        checkpoint: Option<&[u8]>,
+        info: &BundleInfo,
+    ) -> io::Result<()> {
+        let mut members: Vec<(String, Member)> = vec![
+            (ENVELOPES.to_owned(), self.envelopes.close()?),
+            (CSV.to_owned(), self.csv.finish()?.close()?),
+        ];
+        for (id, key) in keys.iter() {
+            members.push((
+                format!("{KEYS_DIR}/{id}.pem"),
+                Member::memory(public_key_pem(key).into_bytes()),
+            ));
+        }
+        if let Some(cp) = checkpoint {
+            members.push((CHECKPOINT.to_owned(), Member::memory(cp.to_vec())));
+        }
+        let mut json = serde_json::to_vec_pretty(report).map_err(io::Error::from)?;
+        json.push(b'\n');
+        members.push((VERIFICATION.to_owned(), Member::memory(json)));
+        let counts = Counts {
+            envelopes: self.envelope_count,
+            rows: self.row_count,
+            has_checkpoint: checkpoint.is_some(),
+        };
+        members.push((
+            VERIFY_MD.to_owned(),
+            Member::memory(verify_md(report, keys, info, &counts).into_bytes()),
+        ));
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut sums = String::new();
+        for (name, member) in &members {
+            sums.push_str(&format!("{}  {name}\n", member.sha256));
+        }
+        members.push((SHA256SUMS.to_owned(), Member::memory(sums.into_bytes())));
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let tmp = self.work.0.join("bundle.tar.gz");
+        write_archive(&tmp, &members)?;
+        fs::rename(&tmp, &self.target).map_err(|e| at(&self.target, e))?;
+        Ok(())
+    }
+}
+
+fn write_archive(path: &Path, members: &[(String, Member)]) -> io::Result<()> {
+    let file = File::create(path).map_err(|e| at(path, e))?;
+    let gz = GzBuilder::new()
+        .mtime(0)
+        .write(BufWriter::new(file), Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (name, member) in members {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(member.len);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        match &member.content {
+            Content::Memory(bytes) => tar.append_data(&mut header, name, bytes.as_slice())?,
+            Content::File(p) => {
+                let f = File::open(p).map_err(|e| at(p, e))?;
+                // The copy must be exactly as long as the header says.
+                tar.append_data(&mut header, name, f.take(member.len))?
+            }
+        }
+    }
+    let gz = tar.into_inner()?;
+    let mut out = gz.finish()?;
+    out.flush()?;
+    out.into_inner()
+        .map_err(|e| io::Error::other(e.to_string()))?
+        .sync_all()
+}
+
+/// The `envelopes.jsonl` line of a record file: its JSON with the whitespace removed (fields,
+/// order and values unchanged). A record file that is not JSON keeps its place with a line
+/// that names it, so line n stays record n and `relgate verify --envelopes` reports it as
+/// not an envelope, as verify reported the file.
+pub fn envelope_line(file: &str, stored: Result<&[u8], &str>) -> Vec<u8> {
+    let parsed = stored
+        .map_err(str::to_owned)
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).map_err(|e| e.to_string()));
+    let value = match parsed {
+        Ok(v) => v,
+        Err(why) => serde_json::json!({"relgate_unreadable_record": file, "reason": why}),
+    };
+    // Serializing a parsed JSON value cannot fail.
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+struct Counts {
+    envelopes: u64,
+    rows: u64,
+    has_checkpoint: bool,
+}
+
+/// The instructions. Every ```sh block runs as is, with bash, in the unpacked bundle; each
+/// ends with a command whose exit status is the verdict of that step (the test suite runs
+/// them literally).
+fn verify_md(report: &VerifyReport, keys: &TrustedKeys, info: &BundleInfo, c: &Counts) -> String {
+    let status = match report.status {
+        VerifyStatus::Intact => "INTACT",
+        VerifyStatus::Tampered => "TAMPERED",
+        VerifyStatus::Unverifiable => "COULD NOT BE VERIFIED",
+    };
+    let key_list: Vec<String> = keys
+        .iter()
+        .map(|(id, _)| format!("`{KEYS_DIR}/{id}.pem`"))
+        .collect();
+    let mut md = String::new();
+    md.push_str(&format!(
+        "# Verifying this relgate export bundle
+
+Written by relgate {version} at {at} from the ledger `{source}`.
+When it was written, relgate verified the ledger as **{status}** ({problems} problems, see
+`{VERIFICATION}`).
+
+| file | content |
+| --- | --- |
+| `{ENVELOPES}` | all {envelopes} records of the ledger: one DSSE envelope per line, in seq order (line n holds record n), as stored with whitespace removed |
+| `{KEYS_DIR}/<keyid>.pem` | the public keys that were trusted: {key_list} (Ed25519, SubjectPublicKeyInfo PEM; the key id is the SHA-256 of the DER key) |
+| `{CHECKPOINT}` | the ledger's signed checkpoint: record count and RFC 6962 Merkle root of the record payloads |
+| `{VERIFICATION}` | relgate's verification report at export time |
+| `{CSV}` | {rows} rows, one per record (filter: {filter}); cells that begin with `=`, `+`, `-`, `@`, tab or CR start with `'` so spreadsheets do not run them |
+| `{SHA256SUMS}` | the SHA-256 of every other file |
+
+The bundle proves what the ledger held only to someone who trusts the keys in `{KEYS_DIR}/`:
+before you start, compare their key ids (the file names) with the key ids your organisation
+published for its release gate, e.g.
+`openssl pkey -pubin -in {KEYS_DIR}/<keyid>.pem -outform DER | sha256sum` prints the id.
+
+Unpack the bundle into an empty directory and run every command below in it (bash; the
+tools are coreutils, `jq` and OpenSSL 3):
+
+```
+mkdir bundle && tar -xzf <bundle>.tar.gz -C bundle && cd bundle
+```
+
+## 1. The files are the ones exported
+
+```sh
+sha256sum -c {SHA256SUMS}
+```
+
+Every line must say `OK`. This shows the files were not changed after the export; steps 2 to 4
+show that the records were signed by the trusted keys and that none is missing or altered.
+
+## 2. Verify with relgate
+
+```sh
+relgate verify --envelopes {ENVELOPES} --keys {KEYS_DIR}
+```
+
+It must print `INTACT` and exit 0. relgate checks every record's signature by a trusted key,
+that line n holds record n with no gap or duplicate, every record's `prev` (the SHA-256 of the
+previous record's payload), and that `{CHECKPOINT}` is signed by a trusted key and its size and
+Merkle root match the records. If you kept a `CHECKPOINT` from an earlier audit, add
+`--checkpoint <that file>`: relgate then also proves that the ledger only grew since.
+
+## 3. Verify every signature with OpenSSL
+
+A record's signature is Ed25519 over the DSSE pre-authentication encoding (PAE):
+`DSSEv1 <length of payloadType> <payloadType> <length of payload> <payload>`, lengths in decimal
+bytes, the payload being the base64-decoded `payload` field.
+
+```sh
+fail=0 n=0
+while IFS=$'\\t' read -r type payload sig keyid; do
+  n=$((n + 1))
+  printf '%s' \"$payload\" | base64 -d > payload.bin
+  {{ printf 'DSSEv1 %d %s %d ' \"${{#type}}\" \"$type\" \"$(wc -c < payload.bin)\"; cat payload.bin; }} > pae.bin
+  printf '%s' \"$sig\" | base64 -d > sig.bin
+  openssl pkeyutl -verify -pubin -inkey \"{KEYS_DIR}/$keyid.pem\" -rawin -in pae.bin -sigfile sig.bin > /dev/null \\
+    || {{ echo \"record $n: the signature does NOT verify\"; fail=1; }}
+done < <(jq -r '[.payloadType, .payload, .signatures[0].sig, .signatures[0].keyid] | @tsv' {ENVELOPES})
+test \"$fail\" = 0 && [ \"$n\" -eq $(( $(wc -l < {ENVELOPES}) )) ] && echo \"all $n signatures verified\"
+```
+
+It must end with `all N signatures verified` (a line jq cannot read stops the loop early, and
+the count then differs). Each record takes a few processes; to check a sample instead, keep
+the lines you picked, e.g. `sed -n '5p;17p' {ENVELOPES} > sample.jsonl`, and run the block
+with `sample.jsonl` in place of `{ENVELOPES}` (the record numbers printed are then positions
+in the sample).
+
+## 4. Check the hash chain with sha256sum
+
+Each record's `prev` is the SHA-256 of the previous record's payload bytes (64 zeros for
+record 1), so no record can be removed, inserted or reordered without breaking the chain.
+
+```sh
+fail=0 n=0 prev=0000000000000000000000000000000000000000000000000000000000000000
+while IFS= read -r payload; do
+  n=$((n + 1))
+  printf '%s' \"$payload\" | base64 -d > payload.bin
+  link=$(jq -r '.predicate[\"https://relgate.dev/change/v1\"] | \"\\(.seq) \\(.prev)\"' payload.bin)
+  [ \"$link\" = \"$n $prev\" ] || {{ echo \"record $n: expected seq $n and prev $prev, found $link\"; fail=1; }}
+  prev=$(sha256sum payload.bin | cut -d' ' -f1)
+done < <(jq -r .payload {ENVELOPES})
+test \"$fail\" = 0 && [ \"$n\" -eq $(( $(wc -l < {ENVELOPES}) )) ] && echo \"the chain of $n records is unbroken\"
+```
+
+It must end with `the chain of N records is unbroken`.
+",
+        version = env!("CARGO_PKG_VERSION"),
+        at = info.generated_at,
+        source = report.source,
+        problems = report.problems.len(),
+        envelopes = c.envelopes,
+        key_list = key_list.join(", "),
+        rows = c.rows,
+        filter = info.filter,
+    ));
+    if c.has_checkpoint {
+        md.push_str(&format!(
+            "
+## 5. The checkpoint covers every record
+
+The second line of `{CHECKPOINT}` is the number of records it covers:
+
+```sh
+test \"$(sed -n 2p {CHECKPOINT})\" = \"$(wc -l < {ENVELOPES} | tr -d ' ')\" && echo \"the checkpoint covers all records\"
+```
+
+Its Merkle root and signature are checked by step 2. The checkpoint is a C2SP signed note, so
+Go's `golang.org/x/mod/sumdb/note` can check its signature too, with the verifier key
+"
+        ));
+        let key = report
+            .checkpoint
+            .as_ref()
+            .and_then(|cp| Some((cp.origin.as_str(), keys.get(cp.key_id.as_deref()?)?)));
+        match key {
+            Some((origin, key)) => md.push_str(&format!(
+                "`{}`.\nKeep `{CHECKPOINT}`: at the next audit, `relgate verify --checkpoint` proves the ledger only grew since.\n",
+                verifier_key_string(origin, key)
+            )),
+            None => md.push_str(
+                "of the signing key (not printed here: the checkpoint did not verify at export time).\n",
+            ),
+        }
+    }
+    md
+}
