@@ -20,7 +20,9 @@ use relgate::record::statement::{Decision, PullRequestInfo, RecordInput};
 use tempfile::TempDir;
 
 const NOW: &str = "2026-11-27T12:00:00Z";
-const COLUMNS: [&str; 21] = [
+/// The CSV columns as DESIGN §10 lists them (+ manifest_path and evidence), written out here so
+/// a change to the library's column list fails this test instead of silently passing.
+const COLUMNS: [&str; 22] = [
     "seq",
     "time",
     "service",
@@ -41,8 +43,11 @@ const COLUMNS: [&str; 21] = [
     "ticket",
     "policy_digest",
     "manifest_path",
+    "evidence",
     "verified",
 ];
+/// Index of the `verified` column.
+const VERIFIED: usize = 21;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -236,6 +241,9 @@ fn expected(seq: u64, input: &RecordInput, verified: bool) -> serde_json::Value 
     let mut approvers = pr.map(|p| p.approvers.clone()).unwrap_or_default();
     approvers.sort();
     let m = &input.manifest;
+    let mut evidence: Vec<&str> = input.evidence.iter().map(|e| e.uri.as_str()).collect();
+    evidence.sort_unstable();
+    evidence.dedup();
     serde_json::json!({
         "seq": seq,
         "time": input.time_verified,
@@ -262,6 +270,7 @@ fn expected(seq: u64, input: &RecordInput, verified: bool) -> serde_json::Value 
         "ticket": m.ticket,
         "policy_digest": format!("sha256:{}", input.policy.sha256),
         "manifest_path": input.manifest_path,
+        "evidence": evidence,
         "verified": verified,
     })
 }
@@ -683,7 +692,11 @@ fn assert_only_unverified(run: &Run, n: u64, bad: &[u64]) {
     for row in &rows {
         let seq: u64 = row[0].parse().expect("seq");
         let want = if bad.contains(&seq) { "false" } else { "true" };
-        assert_eq!(row[20], want, "verified of record {seq}\n{}", run.stderr);
+        assert_eq!(
+            row[VERIFIED], want,
+            "verified of record {seq}\n{}",
+            run.stderr
+        );
     }
 }
 
@@ -919,6 +932,7 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
             "envelopes.jsonl",
             "export.csv",
             key_file.as_str(),
+            "report.html",
             "verification.json"
         ]
     );
@@ -1072,7 +1086,11 @@ fn bundle_of_a_tampered_ledger_says_so() {
         .find(|m| m.0 == "export.csv")
         .map(|m| String::from_utf8(m.5.clone()).expect("utf8"))
         .expect("export.csv");
-    let flags: Vec<String> = parse_csv(&csv).1.iter().map(|r| r[20].clone()).collect();
+    let flags: Vec<String> = parse_csv(&csv)
+        .1
+        .iter()
+        .map(|r| r[VERIFIED].clone())
+        .collect();
     assert_eq!(
         flags,
         ["true", "true", "false", "true", "true", "true", "true", "true"]

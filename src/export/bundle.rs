@@ -8,6 +8,7 @@
 //! | `CHECKPOINT` | the ledger's signed checkpoint as stored |
 //! | `verification.json` | the [`VerifyReport`] of the export, as `relgate verify --format json` prints it |
 //! | `export.csv` | the exported rows (the same filter as the export) |
+//! | `report.html` | the self-contained HTML report of the same rows (KPIs, charts, per service) |
 //! | `VERIFY.md` | how to verify the bundle, step by step, with relgate and with standard tools |
 //! | `SHA256SUMS` | `sha256sum` lines for every other file |
 //!
@@ -41,6 +42,8 @@ pub const CHECKPOINT: &str = "CHECKPOINT";
 pub const VERIFICATION: &str = "verification.json";
 /// The CSV rows.
 pub const CSV: &str = "export.csv";
+/// The HTML report.
+pub const REPORT_HTML: &str = "report.html";
 /// The instructions.
 pub const VERIFY_MD: &str = "VERIFY.md";
 /// The checksums.
@@ -141,6 +144,10 @@ pub struct Bundle {
     csv: CsvRows<HashingFile>,
     envelope_count: u64,
     row_count: u64,
+    /// The rows again, for `report.html`: the report aggregates (weeks, services, the median
+    /// time to pass), so unlike the CSV it needs them all; a bundle's memory grows with the
+    /// exported rows (~0.3 KiB each), the CSV/JSONL export's does not.
+    rows: Vec<ExportRow>,
 }
 
 impl Bundle {
@@ -175,6 +182,7 @@ impl Bundle {
             csv,
             envelope_count: 0,
             row_count: 0,
+            rows: Vec::new(),
         })
     }
 
@@ -189,6 +197,7 @@ impl Bundle {
     /// Adds a row to `export.csv`.
     pub fn add_row(&mut self, row: &ExportRow) -> io::Result<()> {
         self.row_count += 1;
+        self.rows.push(row.clone());
         self.csv.write(row)
     }
 
@@ -214,6 +223,9 @@ impl Bundle {
         if let Some(cp) = checkpoint {
             members.push((CHECKPOINT.to_owned(), Member::memory(cp.to_vec())));
         }
+        let mut html = Vec::new();
+        super::html::write_html(&mut html, &self.rows, report, &info.generated_at)?;
+        members.push((REPORT_HTML.to_owned(), Member::memory(html)));
         let mut json = serde_json::to_vec_pretty(report).map_err(io::Error::from)?;
         json.push(b'\n');
         members.push((VERIFICATION.to_owned(), Member::memory(json)));
@@ -322,6 +334,7 @@ When it was written, relgate verified the ledger as **{status}** ({problems} pro
 | `{CHECKPOINT}` | the ledger's signed checkpoint: record count and RFC 6962 Merkle root of the record payloads |
 | `{VERIFICATION}` | relgate's verification report at export time |
 | `{CSV}` | {rows} rows, one per record (filter: {filter}); cells that begin with `=`, `+`, `-`, `@`, tab or CR start with `'` so spreadsheets do not run them |
+| `{REPORT_HTML}` | the same rows as a report to read (open it in a browser, or print it): verification verdict, decisions per week, gate pass rate, PRR compliance, evaluation gate pass rate, change failure rate, time from first failed to first passed check, top failing rules, a table per service; self-contained, it loads nothing |
 | `{SHA256SUMS}` | the SHA-256 of every other file |
 
 The bundle proves what the ledger held only to someone who trusts the keys in `{KEYS_DIR}/`:
