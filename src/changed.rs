@@ -2,19 +2,28 @@
 //!
 //! [`ChangeSet::compute`] resolves `--base` and `--head`, finds their merge base and diffs it
 //! against head, like GitHub's three-dot pull-request diff, with renames followed. Without
-//! `--head` the diff goes to the work tree and index, so uncommitted (and untracked, not
-//! ignored) work counts: a developer runs this before committing, and the pre-commit hook runs
-//! before the commit exists. Paths outside the gate root are dropped.
+//! `--head`, or with a `--head` naming the checked-out commit, the diff goes to the work tree
+//! and index, so uncommitted (and untracked, not ignored) work counts: the gate reads the work
+//! tree then, so it must select by it; and a developer runs this before committing, and the
+//! pre-commit hook runs before the commit exists. Paths outside the gate root are dropped.
 //!
-//! [`check`] then selects, among the manifests the normal discovery finds at head (the config's
-//! `manifests` globs, or the PATH arguments):
+//! [`check`] then selects, among the candidates — the manifests the normal discovery finds at
+//! head (the config's `manifests` globs, or the PATH arguments) together with those the
+//! `manifests` globs of the merge base's configuration find, since the change under check can
+//! edit `relgate.yaml` itself:
 //! - those added, modified or renamed by the change;
 //! - those that reference a changed file: evaluation outputs, baselines, the prompt template,
 //!   SLO `file` sources, the rollback runbook, repo-relative PRR evidence;
 //! - all of them when `relgate.yaml`, a `.rego` file of a policy directory, or a `--config`,
-//!   `--policy` or `--data` input changed (any decision can change).
+//!   `--policy` or `--data` input changed (any decision can change). Over no candidate at all
+//!   that is an error, like a plain check that finds no manifest.
 //!
-//! Deleted manifests are not checked; the report lists them as `removed`.
+//! A path is changed when the diff names it or a directory above it ([`Touched`]): git records
+//! a directory symlink or a submodule as one entry, whose retargeting changes every file below
+//! it. Policy directories and config files are compared as written and by their real paths.
+//!
+//! Deleted manifests (under either configuration's globs) are not checked; the report lists
+//! them as `removed`.
 //!
 //! Invariants. Fail closed: a revision that does not resolve, a missing merge base (unrelated
 //! histories, a shallow clone) or an unreadable repository is an error, never an empty or a
@@ -42,7 +51,8 @@ pub struct ChangedOptions {
     /// Base revision; default: the upstream of HEAD, else `origin/HEAD`, `main`, `master`,
     /// `origin/main`, `origin/master` (the first that resolves).
     pub base: Option<String>,
-    /// Head revision; default: HEAD plus the uncommitted work-tree and index changes.
+    /// Head revision; default: HEAD plus the uncommitted work-tree and index changes (which
+    /// also count when this names the checked-out commit).
     pub head: Option<String>,
 }
 
@@ -1284,6 +1294,40 @@ mod tests {
         assert!(is_under(".relgate/policies/a.rego", ".relgate/policies"));
         assert!(!is_under(".relgate/policies2/a.rego", ".relgate/policies"));
         assert!(is_under("anything", ""));
+    }
+
+    #[test]
+    fn a_changed_directory_covers_what_lies_below_it() {
+        let touched = |paths: &[&str]| Touched {
+            paths: paths.iter().map(|p| ((*p).to_string(), true)).collect(),
+        };
+        let t = touched(&["prompts", "evals/a.json"]);
+        assert_eq!(t.covering("prompts/answer.txt"), Some("prompts"));
+        assert_eq!(t.covering("prompts/deep/er.txt"), Some("prompts"));
+        assert_eq!(t.covering("prompts"), Some("prompts"));
+        assert_eq!(t.covering("evals/a.json"), Some("evals/a.json"));
+        assert_eq!(t.covering("prompts-v2/answer.txt"), None);
+        assert_eq!(t.covering("evals/a.json.bak"), None);
+        assert_eq!(t.covering("evals"), None);
+        // A link to the gate root itself covers everything.
+        assert_eq!(touched(&[""]).covering("any/thing"), Some(""));
+    }
+
+    #[test]
+    fn the_merge_base_globs_are_read_as_the_config_loader_merges_them() {
+        let globs = |text: &str| manifest_globs("relgate.yaml", text.as_bytes().to_vec());
+        assert_eq!(
+            globs("apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [a/*.yaml]\n"),
+            Ok(vec!["a/*.yaml".to_string()])
+        );
+        // Not set: the default.
+        assert_eq!(
+            globs("apiVersion: relgate.dev/v1\nkind: GateConfig\n"),
+            Ok(vec!["releases/**/*.yaml".to_string()])
+        );
+        assert!(globs("manifests: [1, 2]\n").is_err());
+        assert!(globs("a: 1\n---\nb: 2\n").is_err());
+        assert!(globs("manifests: [unclosed\n").is_err());
     }
 
     #[test]

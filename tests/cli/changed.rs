@@ -870,3 +870,33 @@ fn unrelated_files_beside_the_policies_do_not_recheck_everything() {
     assert_eq!(checked(&json), Vec::<String>::new());
     assert_eq!(json["decision"], "pass");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_merge_base_config_is_followed_through_a_symlink() {
+    let repo = Repo::git();
+    repo.file(
+        "config/gate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"deploy/*.yaml\"]\n",
+    )
+    .file("deploy/a.yaml", dev_release("alpha"));
+    std::os::unix::fs::symlink("config/gate.yaml", repo.path().join("relgate.yaml"))
+        .expect("symlink");
+    repo.commit("config through a link");
+    repo.run(&["check"])
+        .exit(0)
+        .stdout_has("PASS  deploy/a.yaml");
+    repo.branch("feature");
+    repo.remove("relgate.yaml").file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/*.yaml\"]\n",
+    );
+    repo.file(
+        "deploy/a.yaml",
+        dev_release("alpha").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    repo.commit("unlink the config, edit the release");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["deploy/a.yaml"]);
+    assert_eq!(json["decision"], "fail");
+}
