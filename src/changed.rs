@@ -2,19 +2,28 @@
 //!
 //! [`ChangeSet::compute`] resolves `--base` and `--head`, finds their merge base and diffs it
 //! against head, like GitHub's three-dot pull-request diff, with renames followed. Without
-//! `--head` the diff goes to the work tree and index, so uncommitted (and untracked, not
-//! ignored) work counts: a developer runs this before committing, and the pre-commit hook runs
-//! before the commit exists. Paths outside the gate root are dropped.
+//! `--head`, or with a `--head` naming the checked-out commit, the diff goes to the work tree
+//! and index, so uncommitted (and untracked, not ignored) work counts: the gate reads the work
+//! tree then, so it must select by it; and a developer runs this before committing, and the
+//! pre-commit hook runs before the commit exists. Paths outside the gate root are dropped.
 //!
-//! [`check`] then selects, among the manifests the normal discovery finds at head (the config's
-//! `manifests` globs, or the PATH arguments):
+//! [`check`] then selects, among the candidates — the manifests the normal discovery finds at
+//! head (the config's `manifests` globs, or the PATH arguments) together with those the
+//! `manifests` globs of the merge base's configuration find, since the change under check can
+//! edit `relgate.yaml` itself:
 //! - those added, modified or renamed by the change;
 //! - those that reference a changed file: evaluation outputs, baselines, the prompt template,
 //!   SLO `file` sources, the rollback runbook, repo-relative PRR evidence;
 //! - all of them when `relgate.yaml`, a `.rego` file of a policy directory, or a `--config`,
-//!   `--policy` or `--data` input changed (any decision can change).
+//!   `--policy` or `--data` input changed (any decision can change). Over no candidate at all
+//!   that is an error, like a plain check that finds no manifest.
 //!
-//! Deleted manifests are not checked; the report lists them as `removed`.
+//! A path is changed when the diff names it or a directory above it ([`Touched`]): git records
+//! a directory symlink or a submodule as one entry, whose retargeting changes every file below
+//! it. Policy directories and config files are compared as written and by their real paths.
+//!
+//! Deleted manifests (under either configuration's globs) are not checked; the report lists
+//! them as `removed`.
 //!
 //! Invariants. Fail closed: a revision that does not resolve, a missing merge base (unrelated
 //! histories, a shallow clone) or an unreadable repository is an error, never an empty or a
@@ -27,13 +36,13 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
-use git2::{Delta, DiffFindOptions, DiffOptions, ErrorCode, ObjectType, Oid, Repository};
+use git2::{Delta, DiffFindOptions, DiffOptions, ErrorCode, ObjectType, Oid, Repository, Tree};
 use serde_json::{json, Value};
 
 use crate::error::Result;
 use crate::gate::{CheckSettings, Gate};
 use crate::manifest;
-use crate::report::{ChangedRange, Removed, Report};
+use crate::report::{ChangedRange, Decision, Removed, Report};
 use crate::workspace::{self, Discovered, GateRoot, CONFIG_FILE};
 
 /// `--changed` with its `--base` and `--head`.
@@ -42,7 +51,8 @@ pub struct ChangedOptions {
     /// Base revision; default: the upstream of HEAD, else `origin/HEAD`, `main`, `master`,
     /// `origin/main`, `origin/master` (the first that resolves).
     pub base: Option<String>,
-    /// Head revision; default: HEAD plus the uncommitted work-tree and index changes.
+    /// Head revision; default: HEAD plus the uncommitted work-tree and index changes (which
+    /// also count when this names the checked-out commit).
     pub head: Option<String>,
 }
 
@@ -107,6 +117,9 @@ pub struct Change {
     pub old_path: Option<String>,
     /// The blob at the merge base (deletions and renames), for `removed[].previous_digest`.
     old_blob: Option<Oid>,
+    /// Either side is not a plain file: a symlink, a submodule (gitlink) or a directory. What
+    /// lies below such a path can change without any path below it being in the diff.
+    pub not_a_file: bool,
 }
 
 /// The resolved range and the paths it changed inside the gate root.
@@ -257,7 +270,11 @@ impl ChangeSet {
                     .resolve_reference_from_short_name(rev)
                     .ok()
                     .and_then(|r| r.name().ok().map(str::to_string));
-                (rev.clone(), commit, head_ref, false)
+                // The checked-out commit's files are read from the work tree, so its
+                // uncommitted changes must be in the diff too: otherwise a manifest edited on
+                // disk is read for the check but never selected by it.
+                let work_tree = checked_out == Some(commit);
+                (rev.clone(), commit, head_ref, work_tree)
             }
         };
         let (base, base_commit) = match &options.base {
@@ -409,6 +426,62 @@ impl ChangeSet {
             // Outside the repository: the path is read as given.
             None => path.to_path_buf(),
         }
+    }
+
+    /// The bytes of the file at `path` (relative to the work-tree top) in the merge base's
+    /// tree, following symlinks inside the tree; `None` when there is no such file. An error
+    /// (the message) when it cannot be read as a file.
+    fn file_at_merge_base(
+        &self,
+        path: &str,
+        max_bytes: u64,
+    ) -> std::result::Result<Option<Vec<u8>>, String> {
+        let repo = Repository::open(&self.git_dir).map_err(|e| e.message().to_string())?;
+        let tree = Oid::from_str(&self.range.merge_base)
+            .and_then(|oid| repo.find_commit(oid))
+            .and_then(|commit| commit.tree())
+            .map_err(|e| e.message().to_string())?;
+        let mut path = path.to_string();
+        // A bound on links to links (git's own is 40; a cycle must end).
+        for _ in 0..40 {
+            let entry = match tree.get_path(Path::new(&path)) {
+                Ok(entry) => entry,
+                Err(err) if err.code() == ErrorCode::NotFound => return Ok(None),
+                Err(err) => return Err(err.message().to_string()),
+            };
+            let blob = match entry.filemode() {
+                0o100_644 | 0o100_755 | 0o120_000 => repo
+                    .find_blob(entry.id())
+                    .map_err(|e| e.message().to_string())?,
+                _ => return Err(format!("{path} is not a file there")),
+            };
+            if entry.filemode() != 0o120_000 {
+                if blob.size() as u64 > max_bytes {
+                    return Err(format!(
+                        "{path} is larger than the limit of {max_bytes} bytes"
+                    ));
+                }
+                return Ok(Some(blob.content().to_vec()));
+            }
+            let target = std::str::from_utf8(blob.content())
+                .map_err(|_| format!("{path} is a symlink to a name that is not UTF-8"))?;
+            let mut parts: Vec<&str> = path.split('/').collect();
+            parts.pop();
+            for component in Path::new(target).components() {
+                match component {
+                    Component::Normal(part) => {
+                        parts.push(part.to_str().unwrap_or_default());
+                    }
+                    Component::CurDir => {}
+                    Component::ParentDir if !parts.is_empty() => {
+                        parts.pop();
+                    }
+                    _ => return Err(format!("{path} is a symlink leading out of the repository")),
+                }
+            }
+            path = parts.join("/");
+        }
+        Err(format!("{path}: too many levels of symlinks"))
     }
 
     fn previous_digests(&self, removed: &[(String, Option<Oid>)]) -> Vec<Removed> {
@@ -597,6 +670,7 @@ fn diff(
             path,
             old_path,
             old_blob,
+            not_a_file: false,
         };
         let found = match delta.status() {
             Delta::Added | Delta::Untracked | Delta::Copied => {
@@ -622,7 +696,46 @@ fn diff(
     }
     changes.sort_by(|a, b| (&a.path, a.kind).cmp(&(&b.path, b.kind)));
     changes.dedup_by(|a, b| a.path == b.path && a.kind == b.kind);
+
+    // Whether each side is a symlink, a submodule or a directory, from the trees (whose
+    // `filemode` is normalised; the diff's own mode accessor panics on the odd modes old or
+    // crafted trees hold) and, for the work tree, from the file system.
+    let head_tree = if work_tree {
+        None
+    } else {
+        Some(
+            repo.find_commit(head)
+                .and_then(|c| c.tree())
+                .map_err(ChangedError::git("reading the head commit"))?,
+        )
+    };
+    let top = repo.workdir().map(Path::to_path_buf);
+    let in_tree = |path: &str| -> String {
+        if prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{prefix}/{path}")
+        }
+    };
+    for change in &mut changes {
+        let old = change.old_path.as_deref().unwrap_or(&change.path);
+        let old_special = not_a_file_in(&base_tree, &in_tree(old));
+        let new_special = match (&head_tree, &top) {
+            (Some(tree), _) => not_a_file_in(tree, &in_tree(&change.path)),
+            (None, Some(top)) => std::fs::symlink_metadata(top.join(in_tree(&change.path)))
+                .is_ok_and(|m| !m.file_type().is_file()),
+            (None, None) => false,
+        };
+        change.not_a_file = old_special || new_special;
+    }
     Ok(changes)
+}
+
+/// Whether `path` is in `tree` as something other than a plain file (symlink, submodule,
+/// directory).
+fn not_a_file_in(tree: &Tree<'_>, path: &str) -> bool {
+    tree.get_path(Path::new(path))
+        .is_ok_and(|entry| !matches!(entry.filemode(), 0o100_644 | 0o100_755 | 0o100_664))
 }
 
 /// A string at a JSON pointer.
@@ -684,69 +797,193 @@ fn references(gate: &Gate, path: &Path, shown: &str) -> std::result::Result<Vec<
             }
         }
     }
-    found.sort();
-    found.dedup();
+    // First seen first: a note then names the path as written before its real path.
+    let mut seen = BTreeSet::new();
+    found.retain(|path| seen.insert(path.clone()));
     Ok(found)
 }
 
-/// A changed input of every decision (config, policies, data), if any: `(changed path, what
-/// it is)`.
-fn config_change(
+/// What the change touched, to ask "did this path, or a directory above it, change?".
+///
+/// A path is changed when the diff names it or a directory above it: git records a directory
+/// symlink or a submodule as one entry, so retargeting `prompts -> prompts-v2` or moving the
+/// submodule `prompts` changes every file below `prompts` without naming any of them. The real
+/// path (inside the gate root) of each changed symlink at head counts as changed too, so files
+/// reached through the link's target are covered under their real names as well.
+struct Touched {
+    /// Changed path (both sides of a rename) -> whether it may hold files (not a plain file).
+    paths: std::collections::BTreeMap<String, bool>,
+}
+
+impl Touched {
+    fn new(gate: &Gate, set: &ChangeSet) -> Self {
+        let mut paths = std::collections::BTreeMap::new();
+        for change in &set.changes {
+            for path in std::iter::once(&change.path).chain(&change.old_path) {
+                *paths.entry(path.clone()).or_insert(false) |= change.not_a_file;
+            }
+            if change.kind == ChangeKind::Deleted {
+                continue;
+            }
+            let at_head = gate.root.dir.join(&change.path);
+            let is_link =
+                std::fs::symlink_metadata(&at_head).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_link {
+                continue;
+            }
+            // A link leading out of the gate root is refused wherever it is read; only its
+            // name matters here.
+            if let Ok(real) = std::fs::canonicalize(&at_head) {
+                if let Ok(rel) = real.strip_prefix(&gate.root.dir) {
+                    *paths.entry(to_slash(rel)).or_insert(false) |= real.is_dir();
+                }
+            }
+        }
+        Self { paths }
+    }
+
+    /// The changed path that is `path` or a directory above it ("" when a link to the gate
+    /// root itself changed).
+    fn covering<'t>(&'t self, path: &str) -> Option<&'t str> {
+        let mut end = Some(path.len());
+        while let Some(at) = end {
+            let prefix = path.get(..at).unwrap_or_default();
+            if let Some((found, _)) = self.paths.get_key_value(prefix) {
+                return Some(found);
+            }
+            end = prefix.rfind('/');
+        }
+        self.paths
+            .get_key_value("")
+            .map(|(found, _)| found.as_str())
+    }
+}
+
+/// A path as the real path of what it names, relative to `root`, when it exists inside it.
+fn real_rel(root: &Path, path: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(path).ok()?;
+    real.strip_prefix(root).ok().map(to_slash)
+}
+
+/// A command-line path relative to `root`: as written (cleaned lexically) and as its real
+/// path; empty when it is outside.
+fn command_line_forms(root: &Path, cwd: &Path, path: &Path) -> Vec<String> {
+    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let mut clean = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::ParentDir => {
+                clean.pop();
+            }
+            Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    let mut forms: Vec<String> = clean
+        .strip_prefix(root)
+        .ok()
+        .map(to_slash)
+        .into_iter()
+        .collect();
+    forms.extend(real_rel(root, &absolute));
+    forms.dedup();
+    forms
+}
+
+/// The changed inputs of every decision (config, policies, data): `(changed path, what it
+/// is)`, sorted by path. A file input is changed when the diff names it or a directory above
+/// it; a policy directory when the diff names a directory above it, the directory itself, or a
+/// `.rego` file (or a link or submodule) inside it. Each is compared as written and as its real
+/// path, so `teampol -> shared/pol` is changed by an edit to `shared/pol/deny.rego`.
+fn gate_inputs_changed(
     gate: &Gate,
     settings: &CheckSettings,
     set: &ChangeSet,
-    changed: &BTreeSet<&str>,
-) -> Option<(String, String)> {
-    // (path, is a directory of .rego files, what it is)
-    let mut watched: Vec<(String, bool, &str)> =
-        vec![(CONFIG_FILE.to_string(), false, "the gate configuration")];
+    touched: &Touched,
+) -> Vec<(String, &'static str)> {
+    // (forms of the path relative to the gate root, is a directory of .rego files, what it is)
+    let mut watched: Vec<(Vec<String>, bool, &'static str)> = Vec::new();
+    let root = &gate.root.dir;
+    let gate_forms = |rel: String| -> Vec<String> {
+        let mut forms: Vec<String> = real_rel(root, &root.join(&rel)).into_iter().collect();
+        forms.push(rel);
+        forms
+    };
+    watched.push((
+        gate_forms(CONFIG_FILE.to_string()),
+        false,
+        "the gate configuration",
+    ));
     if let Some(file) = gate.config.file.as_deref().and_then(normalize) {
-        watched.push((file, false, "the gate configuration"));
+        watched.push((gate_forms(file), false, "the gate configuration"));
     }
     for dir in &gate.config.policies {
         if let Some(dir) = normalize(dir) {
-            watched.push((dir, true, "a policy directory of relgate.yaml"));
+            watched.push((gate_forms(dir), true, "a policy directory of relgate.yaml"));
         }
     }
-    let command_line = |p: &PathBuf| command_line_rel(&set.work_root, &settings.cwd, p);
-    if let Some(config) = settings.config.as_ref().and_then(command_line) {
-        watched.push((config, false, "the --config file"));
+    let command_line = |p: &PathBuf| command_line_forms(&set.work_root, &settings.cwd, p);
+    if let Some(config) = settings.config.as_ref() {
+        watched.push((command_line(config), false, "the --config file"));
     }
-    for dir in settings.policy_dirs.iter().filter_map(command_line) {
-        watched.push((dir, true, "a --policy directory"));
+    for dir in &settings.policy_dirs {
+        watched.push((command_line(dir), true, "a --policy directory"));
     }
-    for file in settings.data_files.iter().filter_map(command_line) {
-        watched.push((file, false, "a --data file"));
+    for file in &settings.data_files {
+        watched.push((command_line(file), false, "a --data file"));
     }
-    changed.iter().find_map(|path| {
-        watched.iter().find_map(|(watched, is_dir, what)| {
-            let hit = if *is_dir {
-                path.ends_with(".rego") && is_under(path, watched)
-            } else {
-                path == watched
-            };
-            hit.then(|| ((*path).to_string(), (*what).to_string()))
+    let mut hits: Vec<(String, &'static str)> = touched
+        .paths
+        .iter()
+        .filter_map(|(path, holds_files)| {
+            watched.iter().find_map(|(forms, is_dir, what)| {
+                let hit = forms.iter().any(|input| {
+                    is_under(input, path)
+                        || (*is_dir
+                            && is_under(path, input)
+                            && (path.ends_with(".rego") || *holds_files))
+                });
+                hit.then(|| (path.clone(), *what))
+            })
         })
-    })
+        .collect();
+    hits.sort();
+    hits.dedup_by(|a, b| a.0 == b.0);
+    hits
 }
 
-/// Whether a path deleted by the change was a manifest the normal discovery would have picked.
+/// Whether a path deleted by the change was a manifest the normal discovery would have picked,
+/// under the configuration at head or at the merge base.
 struct ManifestSet {
-    globs: Option<globset::GlobSet>,
+    globs: Vec<globset::GlobSet>,
     /// PATH arguments relative to the gate root ("" is the root).
     args: Vec<String>,
 }
 
 impl ManifestSet {
-    fn new(gate: &Gate, settings: &CheckSettings, set: &ChangeSet) -> Result<Self> {
+    fn new(
+        gate: &Gate,
+        settings: &CheckSettings,
+        set: &ChangeSet,
+        base_globs: Option<&[String]>,
+    ) -> Result<Self> {
         if settings.paths.is_empty() {
+            let mut globs = vec![workspace::build_globset(&gate.config.manifests)?];
+            if let Some(base) = base_globs {
+                globs.push(workspace::build_globset(base)?);
+            }
             return Ok(Self {
-                globs: Some(workspace::build_globset(&gate.config.manifests)?),
+                globs,
                 args: Vec::new(),
             });
         }
         Ok(Self {
-            globs: None,
+            globs: Vec::new(),
             args: settings
                 .paths
                 .iter()
@@ -764,16 +1001,110 @@ impl ManifestSet {
             dirs.pop();
             !dirs.into_iter().any(workspace::is_skipped_dir)
         };
-        match &self.globs {
-            Some(globs) => globs.is_match(path) && walked(path),
-            None => self.args.iter().any(|arg| {
+        if self.args.is_empty() {
+            self.globs.iter().any(|g| g.is_match(path)) && walked(path)
+        } else {
+            self.args.iter().any(|arg| {
                 path == arg
                     || (is_yaml(path)
                         && is_under(path, arg)
                         && walked(path.get(arg.len()..).unwrap_or_default()))
-            }),
+            })
         }
     }
+}
+
+/// The `manifests` globs of the configuration at the merge base, when they differ from head's,
+/// and a note when that configuration could not be read.
+///
+/// The change under check can edit `relgate.yaml`: were only head's globs used, a change could
+/// narrow them and edit (or delete) a release the base gates without it being checked or
+/// listed. So what the merge base's configuration selects is a candidate as well.
+struct BaseGlobs {
+    globs: Option<Vec<String>>,
+    note: Option<String>,
+}
+
+impl BaseGlobs {
+    fn at_merge_base(gate: &Gate, settings: &CheckSettings, set: &ChangeSet) -> Result<Self> {
+        let none = Self {
+            globs: None,
+            note: None,
+        };
+        // PATH arguments select the same files whatever either configuration says.
+        if !settings.paths.is_empty() {
+            return Ok(none);
+        }
+        let in_tree = match &settings.config {
+            Some(config) => match command_line_rel(&set.work_top, &settings.cwd, config) {
+                Some(rel) => rel,
+                // Outside the repository: not versioned, the same file on both sides.
+                None => return Ok(none),
+            },
+            None if set.prefix.is_empty() => CONFIG_FILE.to_string(),
+            None => format!("{}/{CONFIG_FILE}", set.prefix),
+        };
+        let defaults = || -> Result<Vec<String>> {
+            Ok(globs_of(&crate::config::defaults()?).unwrap_or_default())
+        };
+        let read = set
+            .file_at_merge_base(&in_tree, gate.config.max_file_bytes)
+            .and_then(|bytes| match bytes {
+                None => Ok(None),
+                Some(bytes) => manifest_globs(&in_tree, bytes).map(Some),
+            })
+            .and_then(|globs| match globs {
+                Some(globs) => workspace::build_globset(&globs)
+                    .map(|_| Some(globs))
+                    .map_err(|err| err.to_string()),
+                None => Ok(None),
+            });
+        let (globs, note) = match read {
+            Ok(Some(globs)) => (globs, None),
+            Ok(None) => (defaults()?, None),
+            Err(message) => (
+                defaults()?,
+                Some(format!(
+                    "{in_tree} at the merge base cannot be read ({message}): the default \
+                     `manifests` globs stand for what it selected"
+                )),
+            ),
+        };
+        Ok(Self {
+            globs: (globs != gate.config.manifests).then_some(globs),
+            note,
+        })
+    }
+}
+
+/// The `manifests` of a merged configuration, when it is a list of strings.
+fn globs_of(config: &Value) -> Option<Vec<String>> {
+    config
+        .get("manifests")?
+        .as_array()?
+        .iter()
+        .map(|glob| glob.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The `manifests` globs a configuration file's bytes give (merged with the defaults, as
+/// [`crate::config::GateConfig::load`] does).
+fn manifest_globs(shown: &str, bytes: Vec<u8>) -> std::result::Result<Vec<String>, String> {
+    let source = manifest::SourceFile {
+        path: shown.to_string(),
+        digest: manifest::sha256_digest(&bytes),
+        bytes,
+    };
+    let documents = manifest::parse_documents(&source).map_err(|err| err.to_string())?;
+    let [document] = documents.as_slice() else {
+        return Err(format!(
+            "it holds {} YAML documents, not one",
+            documents.len()
+        ));
+    };
+    let mut merged = crate::config::defaults().map_err(|err| err.to_string())?;
+    crate::config::merge(&mut merged, document.value.clone());
+    globs_of(&merged).ok_or_else(|| "`manifests` is not a list of globs".to_string())
 }
 
 /// Checks what the change touches (see the module docs). `discover` are the PATH arguments
@@ -785,50 +1116,81 @@ pub fn check(
     discover: &[PathBuf],
     set: &ChangeSet,
 ) -> Result<Report> {
-    let candidates = gate.discover(discover)?;
-    let at_head: BTreeSet<&str> = set
-        .changes
-        .iter()
-        .filter(|c| c.kind != ChangeKind::Deleted)
-        .map(|c| c.path.as_str())
-        .collect();
-    let any: BTreeSet<&str> = set
-        .changes
-        .iter()
-        .flat_map(|c| std::iter::once(c.path.as_str()).chain(c.old_path.as_deref()))
-        .collect();
-
     let mut notes = Vec::new();
-    let everything = config_change(gate, settings, set, &any);
-    if let Some((path, what)) = &everything {
+    let touched = Touched::new(gate, set);
+
+    let base = BaseGlobs::at_merge_base(gate, settings, set)?;
+    let mut candidates = gate.discover(discover)?;
+    if let Some(globs) = &base.globs {
+        candidates.extend(
+            workspace::discover_globs(&gate.root, globs)?
+                .into_iter()
+                .filter(|d| d.shown() != CONFIG_FILE),
+        );
+        candidates.sort_by(|a, b| a.shown().cmp(b.shown()));
+        candidates.dedup_by(|a, b| a.shown() == b.shown());
+        notes.push(format!(
+            "the change edits the `manifests` globs ({} at the merge base, {} at head): the \
+             manifests either selects are candidates, so a change cannot take a release out of \
+             the gate's sight",
+            globs.join(", "),
+            gate.config.manifests.join(", ")
+        ));
+    }
+    notes.extend(base.note);
+
+    let inputs = gate_inputs_changed(gate, settings, set, &touched);
+    if let Some((path, what)) = inputs.first() {
         notes.push(format!(
             "{path} changed ({what}): every manifest is checked, since any decision can change"
         ));
+        let mut listed: Vec<&str> = inputs.iter().take(5).map(|(p, _)| p.as_str()).collect();
+        if inputs.len() > listed.len() {
+            listed.push("…");
+        }
+        notes.push(format!(
+            "this change modifies the gate's configuration/policies ({}); they decide this very \
+             check — protect them with CODEOWNERS (docs/changed.md)",
+            listed.join(", ")
+        ));
     }
+    let everything = !inputs.is_empty();
+
     let mut selected = Vec::new();
     for found in &candidates {
         let take = match found {
             // Fail closed: a path discovery could not read is reported, changed or not.
             Discovered::Problem { .. } => true,
+            Discovered::File { .. } if everything => true,
             Discovered::File { path, shown } => {
-                if everything.is_some()
-                    || at_head.contains(shown.as_str())
-                    || at_head.contains(gate.root.relative(path).as_str())
-                {
+                let real = gate.root.relative(path);
+                if let Some(dir) = touched.covering(shown).or_else(|| touched.covering(&real)) {
+                    if dir != shown && dir != real {
+                        notes.push(format!(
+                            "{shown} is checked because {dir}, which holds it, changed"
+                        ));
+                    }
                     true
                 } else {
                     match references(gate, path, shown) {
-                        Ok(references) => {
-                            match references.iter().find(|r| any.contains(r.as_str())) {
-                                Some(reference) => {
-                                    notes.push(format!(
+                        Ok(references) => match references
+                            .iter()
+                            .find_map(|r| touched.covering(r).map(|dir| (r, dir)))
+                        {
+                            Some((reference, dir)) if dir == reference => {
+                                notes.push(format!(
                                     "{shown} is checked because {reference}, which it references, changed"
                                 ));
-                                    true
-                                }
-                                None => false,
+                                true
                             }
-                        }
+                            Some((reference, dir)) => {
+                                notes.push(format!(
+                                    "{shown} is checked because {dir}, which holds {reference} that it references, changed"
+                                ));
+                                true
+                            }
+                            None => false,
+                        },
                         Err(()) => {
                             notes.push(format!(
                                 "{shown} is checked because it cannot be read to see which files it references"
@@ -845,7 +1207,7 @@ pub fn check(
     }
 
     let shown_at_head: BTreeSet<&str> = candidates.iter().map(Discovered::shown).collect();
-    let manifests = ManifestSet::new(gate, settings, set)?;
+    let manifests = ManifestSet::new(gate, settings, set, base.globs.as_deref())?;
     let removed: Vec<(String, Option<Oid>)> = set
         .changes
         .iter()
@@ -861,7 +1223,33 @@ pub fn check(
         .collect();
     let removed = set.previous_digests(&removed);
 
-    if selected.is_empty() {
+    // "Every manifest is checked" over no manifest at all checked nothing: the same error as
+    // a plain check that finds none, or a change to the config could empty the gate and pass.
+    let nothing_found = everything && candidates.is_empty();
+    if nothing_found {
+        let selectors = if settings.paths.is_empty() {
+            let mut text = format!(
+                "the `manifests` globs ({}",
+                gate.config.manifests.join(", ")
+            );
+            if let Some(globs) = &base.globs {
+                text.push_str(&format!("; at the merge base {}", globs.join(", ")));
+            }
+            text.push(')');
+            text
+        } else {
+            "the PATH arguments".to_string()
+        };
+        notes.insert(
+            0,
+            format!(
+                "no manifests found: the change touches the gate's configuration/policies, so \
+                 every manifest is to be checked, but {selectors} select none between {}; \
+                 nothing was checked, so nothing passes",
+                set.describe()
+            ),
+        );
+    } else if selected.is_empty() {
         notes.insert(
             0,
             format!("no release manifests changed between {}", set.describe()),
@@ -876,13 +1264,17 @@ pub fn check(
         );
     }
     let results = gate.check_files(&selected);
-    Ok(Report::changed(
+    let mut report = Report::changed(
         gate.policies.digest.clone(),
         results,
         notes,
         set.range.clone(),
         removed,
-    ))
+    );
+    if nothing_found {
+        report.decision = Decision::Error;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -902,6 +1294,40 @@ mod tests {
         assert!(is_under(".relgate/policies/a.rego", ".relgate/policies"));
         assert!(!is_under(".relgate/policies2/a.rego", ".relgate/policies"));
         assert!(is_under("anything", ""));
+    }
+
+    #[test]
+    fn a_changed_directory_covers_what_lies_below_it() {
+        let touched = |paths: &[&str]| Touched {
+            paths: paths.iter().map(|p| ((*p).to_string(), true)).collect(),
+        };
+        let t = touched(&["prompts", "evals/a.json"]);
+        assert_eq!(t.covering("prompts/answer.txt"), Some("prompts"));
+        assert_eq!(t.covering("prompts/deep/er.txt"), Some("prompts"));
+        assert_eq!(t.covering("prompts"), Some("prompts"));
+        assert_eq!(t.covering("evals/a.json"), Some("evals/a.json"));
+        assert_eq!(t.covering("prompts-v2/answer.txt"), None);
+        assert_eq!(t.covering("evals/a.json.bak"), None);
+        assert_eq!(t.covering("evals"), None);
+        // A link to the gate root itself covers everything.
+        assert_eq!(touched(&[""]).covering("any/thing"), Some(""));
+    }
+
+    #[test]
+    fn the_merge_base_globs_are_read_as_the_config_loader_merges_them() {
+        let globs = |text: &str| manifest_globs("relgate.yaml", text.as_bytes().to_vec());
+        assert_eq!(
+            globs("apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [a/*.yaml]\n"),
+            Ok(vec!["a/*.yaml".to_string()])
+        );
+        // Not set: the default.
+        assert_eq!(
+            globs("apiVersion: relgate.dev/v1\nkind: GateConfig\n"),
+            Ok(vec!["releases/**/*.yaml".to_string()])
+        );
+        assert!(globs("manifests: [1, 2]\n").is_err());
+        assert!(globs("a: 1\n---\nb: 2\n").is_err());
+        assert!(globs("manifests: [unclosed\n").is_err());
     }
 
     #[test]

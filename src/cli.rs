@@ -253,7 +253,8 @@ pub struct CheckArgs {
     /// Check only the manifests a git change touches: added, modified or renamed ones, those
     /// referencing a changed evaluation, prompt, baseline or SLO file, and all of them when
     /// relgate.yaml or a policy changed. The change is merge-base(base, head)..head; without
-    /// --head, uncommitted work-tree and index changes count too. Deleted manifests are listed
+    /// --head (or with a --head naming the checked-out commit), uncommitted work-tree and index
+    /// changes count too. Deleted manifests are listed
     /// as removed. Nothing changed: exit 0. See docs/changed.md.
     #[arg(long)]
     pub changed: bool,
@@ -261,8 +262,9 @@ pub struct CheckArgs {
     /// branch, else origin/HEAD, main, master, origin/main, origin/master.
     #[arg(long, value_name = "REV", requires = "changed")]
     pub base: Option<String>,
-    /// With --changed: the revision to check (default: HEAD and the work tree). Another
-    /// commit than HEAD is read from its own tree, not from the work tree.
+    /// With --changed: the revision to check (default: HEAD and the work tree). The
+    /// checked-out commit is read from the work tree, with its uncommitted changes; another
+    /// commit is read from its own tree.
     #[arg(long, value_name = "REV", requires = "changed")]
     pub head: Option<String>,
     /// GitHub mode, in a GitHub Actions job: read the pull request (author, labels, reviews,

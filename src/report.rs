@@ -235,7 +235,8 @@ pub struct ChangedRange {
     /// The head as given (`--head`), or `HEAD`.
     pub head: String,
     pub head_commit: String,
-    /// Uncommitted work-tree and index changes were included (no `--head`).
+    /// Uncommitted work-tree and index changes were included (no `--head`, or a `--head`
+    /// naming the checked-out commit).
     pub work_tree: bool,
 }
 

@@ -224,7 +224,7 @@ fn a_config_or_policy_change_rechecks_every_manifest() {
 }
 
 #[test]
-fn uncommitted_work_counts_without_head_and_not_with_it() {
+fn uncommitted_work_counts_without_head_and_with_a_head_naming_the_checkout() {
     let repo = two_releases_on_main();
     repo.file("releases/new.yaml", dev_release("fresh")).file(
         "releases/a.yaml",
@@ -233,11 +233,39 @@ fn uncommitted_work_counts_without_head_and_not_with_it() {
     let json = changed_json(&repo, &["--base", "main"]);
     assert_eq!(checked(&json), ["releases/a.yaml", "releases/new.yaml"]);
     assert_eq!(json["changed"]["work_tree"], true);
-    // With --head the range is commits only.
-    let run = repo.run(&["check", "--changed", "--base", "main", "--head", "HEAD"]);
-    run.exit(0)
-        .stdout_has("no release manifests changed between main")
-        .stdout_lacks("work tree");
+    // The files are read from the work tree, so a --head naming the checked-out commit must
+    // select by the work tree too: otherwise an edit on disk is read but never selected.
+    for head in ["HEAD", "feature"] {
+        let json = changed_json(&repo, &["--base", "main", "--head", head]);
+        assert_eq!(checked(&json), ["releases/a.yaml", "releases/new.yaml"]);
+        assert_eq!(json["changed"]["work_tree"], true);
+        assert_eq!(json["changed"]["head"], head);
+    }
+}
+
+#[test]
+fn a_dirty_manifest_blocks_with_head_head_as_without_it() {
+    let repo = two_releases_on_main();
+    repo.file("releases/c.yaml", dev_release("gamma"));
+    repo.commit("gamma");
+    // Uncommitted: the reviewer's repro.
+    repo.file(
+        "releases/a.yaml",
+        dev_release("alpha").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    for extra in [&[][..], &["--head", "HEAD"][..]] {
+        let mut args = vec!["check", "--changed", "--base", "main"];
+        args.extend_from_slice(extra);
+        repo.run(&args)
+            .exit(1)
+            .stdout_has("FAIL  releases/a.yaml:1")
+            .stdout_has("PII-RETENTION")
+            .stdout_has("the work tree on ");
+    }
+    // A --head naming another commit still reads that commit, not the dirty work tree.
+    repo.run(&["check", "--changed", "--base", "main", "--head", "main"])
+        .exit(0)
+        .stdout_has("no release manifests changed");
 }
 
 #[test]
@@ -543,4 +571,332 @@ fn an_unreadable_manifest_is_checked_rather_than_assumed_unaffected() {
     assert!(json["notes"].to_string().contains(
         "releases/broken.yaml is checked because it cannot be read to see which files it references"
     ));
+}
+
+/// Runs the git command line in `dir` with a fixed identity (for what the DSL does not cover:
+/// submodules).
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=relgate test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn notes(json: &serde_json::Value) -> String {
+    json["notes"].to_string()
+}
+
+#[test]
+fn narrowing_the_manifests_globs_cannot_hide_an_edited_release() {
+    let repo = Repo::git();
+    repo.file(
+        "releases/support-answer.yaml",
+        dev_release("support-answer"),
+    )
+    .file("releases/other.yaml", dev_release("other"));
+    repo.commit("two releases");
+    repo.branch("sneaky");
+    // The reviewer's repro: the same change moves the globs away and breaks the release.
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/**/*.yml\"]\n",
+    )
+    .file(
+        "releases/support-answer.yaml",
+        dev_release("support-answer").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    repo.commit("new globs");
+    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    run.exit(1);
+    let json = run.json();
+    // Every manifest either configuration selects is checked: the config changed.
+    assert_eq!(
+        checked(&json),
+        ["releases/other.yaml", "releases/support-answer.yaml"]
+    );
+    assert_eq!(json["results"][1]["decision"], "fail");
+    let text = notes(&json);
+    assert!(text.contains(
+        "the change edits the `manifests` globs (releases/**/*.yaml at the merge base, releases/**/*.yml at head)"
+    ), "{text}");
+    assert!(text.contains(
+        "this change modifies the gate's configuration/policies (relgate.yaml); they decide this very check — protect them with CODEOWNERS (docs/changed.md)"
+    ), "{text}");
+
+    // Deleting it in the same change: listed as removed, although head's globs never
+    // selected it.
+    repo.remove("releases/support-answer.yaml");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/other.yaml"]);
+    assert_eq!(json["removed"][0]["file"], "releases/support-answer.yaml");
+}
+
+#[test]
+fn the_merge_base_globs_count_without_a_config_change_in_the_work_tree_range() {
+    // The base's relgate.yaml selects deploy/; head's (committed on the branch) does not. An
+    // edit to a deploy/ release in a later commit is checked by the base's globs.
+    let repo = Repo::git();
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"deploy/*.yaml\"]\n",
+    )
+    .file("deploy/a.yaml", dev_release("alpha"));
+    repo.commit("deploy/ is gated");
+    repo.branch("feature");
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/*.yaml\"]\n",
+    )
+    .file(
+        "deploy/a.yaml",
+        dev_release("alpha").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    let run = repo.run(&["check", "--changed", "--base", "main"]);
+    run.exit(1).stdout_has("FAIL  deploy/a.yaml:1");
+}
+
+#[test]
+fn a_config_change_that_leaves_no_manifest_is_an_error_not_a_pass() {
+    let repo = Repo::git();
+    repo.file("README.md", "no releases yet\n");
+    repo.commit("start");
+    repo.branch("config");
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"nowhere/*.yaml\"]\n",
+    );
+    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    run.exit(2);
+    let json = run.json();
+    assert_eq!(json["decision"], "error");
+    assert_eq!(json["summary"]["manifests"], 0);
+    assert!(notes(&json).contains("no manifests found: the change touches the gate's configuration/policies, so every manifest is to be checked, but the `manifests` globs (nowhere/*.yaml; at the merge base releases/**/*.yaml) select none"), "{json:#}");
+    repo.run(&["check", "--changed", "--base", "main"])
+        .exit(2)
+        .stdout_has("no manifests found");
+    repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--format",
+        "markdown",
+    ])
+    .exit(2)
+    .stdout_has("no manifests were checked");
+
+    // Deleting the last release together with a policy change: listed, and still an error.
+    let repo = two_releases_on_main();
+    repo.remove("releases/a.yaml")
+        .remove("releases/b.yaml")
+        .file(".relgate/policies/team.rego", "package main\n");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(json["decision"], "error");
+    assert_eq!(json["removed"].as_array().map(Vec::len), Some(2));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_retargeted_directory_symlink_rechecks_the_manifests_referencing_files_below_it() {
+    let repo = Repo::git();
+    let template = "Answer politely: {{question}}\n";
+    repo.file(
+        "releases/answer.yaml",
+        git_prompt_release(
+            "answer",
+            "templates/answer.txt",
+            &sha256(template.as_bytes()),
+        ),
+    )
+    .file("releases/other.yaml", dev_release("other"))
+    .file("templates-v1/answer.txt", template)
+    .file("templates-v2/answer.txt", "Answer rudely: {{question}}\n");
+    std::os::unix::fs::symlink("templates-v1", repo.path().join("templates")).expect("symlink");
+    repo.commit("templates -> templates-v1");
+    repo.run(&["check"]).exit(0);
+    repo.branch("retarget");
+    std::fs::remove_file(repo.path().join("templates")).expect("rm link");
+    std::os::unix::fs::symlink("templates-v2", repo.path().join("templates")).expect("symlink");
+    repo.commit("templates -> templates-v2");
+    // Committed and checked out, from another checkout, and uncommitted.
+    for args in [
+        &["--base", "main"][..],
+        &["--base", "main", "--head", "retarget"][..],
+    ] {
+        let json = changed_json(&repo, args);
+        assert_eq!(checked(&json), ["releases/answer.yaml"], "{args:?}");
+        assert_eq!(json["results"][0]["findings"][0]["rule"], "ARTIFACT-DIGEST");
+        assert!(notes(&json).contains(
+            "releases/answer.yaml is checked because templates, which holds templates/answer.txt that it references, changed"
+        ), "{json:#}");
+    }
+    repo.checkout("main");
+    let json = changed_json(&repo, &["--base", "main", "--head", "retarget"]);
+    assert_eq!(checked(&json), ["releases/answer.yaml"]);
+    assert_eq!(json["decision"], "fail");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_retargeted_directory_symlink_named_as_a_path_rechecks_its_manifests() {
+    let repo = Repo::git();
+    repo.file("teams/v1/a.yaml", dev_release("alpha")).file(
+        "teams/v2/a.yaml",
+        dev_release("alpha").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    std::os::unix::fs::symlink("../teams/v1", repo.path().join("current")).expect("symlink");
+    repo.commit("current -> v1");
+    repo.branch("switch");
+    std::fs::remove_file(repo.path().join("current")).expect("rm link");
+    std::os::unix::fs::symlink("teams/v2", repo.path().join("current")).expect("symlink");
+    let run = repo.run(&["check", "--changed", "--base", "main", "current"]);
+    run.exit(1).stdout_has("FAIL  teams/v2/a.yaml:1");
+}
+
+#[test]
+fn a_moved_submodule_rechecks_the_manifests_referencing_files_in_it() {
+    let prompts = Repo::git();
+    let template = "Answer politely: {{question}}\n";
+    prompts.file("answer.txt", template);
+    git(prompts.path(), &["add", "-A"]);
+    git(prompts.path(), &["commit", "-q", "-m", "v1"]);
+    git(prompts.path(), &["branch", "-M", "main"]);
+
+    let repo = Repo::new();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    let url = prompts.path().to_str().expect("utf8 path");
+    git(repo.path(), &["submodule", "add", "-q", url, "templates"]);
+    repo.file(
+        "releases/answer.yaml",
+        git_prompt_release(
+            "answer",
+            "templates/answer.txt",
+            &sha256(template.as_bytes()),
+        ),
+    )
+    .file("releases/other.yaml", dev_release("other"));
+    git(repo.path(), &["add", "-A"]);
+    git(
+        repo.path(),
+        &["commit", "-q", "-m", "prompts as a submodule"],
+    );
+    repo.run(&["check"]).exit(0);
+
+    git(repo.path(), &["checkout", "-q", "-b", "bump"]);
+    let sub = repo.path().join("templates");
+    std::fs::write(sub.join("answer.txt"), "Answer rudely: {{question}}\n").expect("write");
+    git(&sub, &["commit", "-q", "-am", "v2"]);
+    // The submodule moved, not yet committed in the superproject: the work tree counts.
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/answer.yaml"]);
+    assert_eq!(json["results"][0]["findings"][0]["rule"], "ARTIFACT-DIGEST");
+    // Committed.
+    git(repo.path(), &["commit", "-q", "-am", "bump prompts"]);
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/answer.yaml"]);
+    assert_eq!(json["decision"], "fail");
+    assert!(notes(&json).contains(
+        "releases/answer.yaml is checked because templates, which holds templates/answer.txt that it references, changed"
+    ), "{json:#}");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_edit_through_a_symlinked_policy_directory_rechecks_everything() {
+    let repo = Repo::git();
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\npolicies: [teampol]\n",
+    )
+    .file("releases/a.yaml", dev_release("alpha"))
+    .file("releases/b.yaml", dev_release("beta"))
+    .file("shared/pol/deny.rego", "package main\n");
+    std::os::unix::fs::symlink("shared/pol", repo.path().join("teampol")).expect("symlink");
+    repo.commit("team policies through a link");
+    repo.run(&["check"]).exit(0);
+    repo.branch("freeze");
+    repo.file(
+        "shared/pol/deny.rego",
+        "package main\n\ndeny contains \"frozen\" if { input.manifest.kind == \"PromptRelease\" }\n",
+    );
+    repo.commit("freeze");
+    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    run.exit(1);
+    let json = run.json();
+    assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
+    assert_eq!(json["summary"]["failed"], 2);
+    let text = notes(&json);
+    assert!(text.contains(
+        "shared/pol/deny.rego changed (a policy directory of relgate.yaml): every manifest is checked"
+    ), "{text}");
+    assert!(
+        text.contains("(shared/pol/deny.rego); they decide this very check"),
+        "{text}"
+    );
+
+    // Retargeting the link itself is a policy change too.
+    repo.checkout("main").branch("relink");
+    repo.file("other/pol/deny.rego", "package main\n");
+    std::fs::remove_file(repo.path().join("teampol")).expect("rm link");
+    std::os::unix::fs::symlink("other/pol", repo.path().join("teampol")).expect("symlink");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
+    let text = notes(&json);
+    assert!(text.contains("every manifest is checked"), "{text}");
+    assert!(text.contains("teampol"), "{text}");
+}
+
+#[test]
+fn unrelated_files_beside_the_policies_do_not_recheck_everything() {
+    let repo = two_releases_on_main();
+    repo.file(".relgate/policies/README.md", "how we write policies\n");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), Vec::<String>::new());
+    assert_eq!(json["decision"], "pass");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_merge_base_config_is_followed_through_a_symlink() {
+    let repo = Repo::git();
+    repo.file(
+        "config/gate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"deploy/*.yaml\"]\n",
+    )
+    .file("deploy/a.yaml", dev_release("alpha"));
+    std::os::unix::fs::symlink("config/gate.yaml", repo.path().join("relgate.yaml"))
+        .expect("symlink");
+    repo.commit("config through a link");
+    repo.run(&["check"])
+        .exit(0)
+        .stdout_has("PASS  deploy/a.yaml");
+    repo.branch("feature");
+    repo.remove("relgate.yaml").file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/*.yaml\"]\n",
+    );
+    repo.file(
+        "deploy/a.yaml",
+        dev_release("alpha").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    repo.commit("unlink the config, edit the release");
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["deploy/a.yaml"]);
+    assert_eq!(json["decision"], "fail");
 }
