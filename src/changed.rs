@@ -43,7 +43,7 @@ use crate::error::Result;
 use crate::gate::{CheckSettings, Gate};
 use crate::manifest;
 use crate::report::{ChangedRange, Decision, Removed, Report};
-use crate::workspace::{self, Discovered, GateRoot, CONFIG_FILE};
+use crate::workspace::{self, to_slash, Discovered, GateRoot, CONFIG_FILE};
 
 /// `--changed` with its `--base` and `--head`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,15 +157,6 @@ fn short(oid: Oid) -> String {
     oid.to_string().chars().take(12).collect()
 }
 
-fn to_slash(path: &Path) -> String {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("/")
-}
 
 /// A path written in a manifest or the config as a normalised gate-relative path (`.`
 /// segments dropped), or `None` for an absolute path or one with `..` (the gate refuses those

@@ -145,7 +145,9 @@ impl GateRoot {
     }
 }
 
-fn to_slash(path: &Path) -> String {
+/// A relative path as `a/b/c` (the form reports and git use), whatever the platform;
+/// `.`, `..` and root components are dropped.
+pub(crate) fn to_slash(path: &Path) -> String {
     path.components()
         .filter_map(|c| match c {
             Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
