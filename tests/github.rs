@@ -96,8 +96,12 @@ impl Repo {
         let tree = git
             .find_tree(index.write_tree().expect("tree"))
             .expect("find tree");
-        let sig = git2::Signature::new("Dana", "dana@example.com", &git2::Time::new(1_764_000_000, 0))
-            .expect("signature");
+        let sig = git2::Signature::new(
+            "Dana",
+            "dana@example.com",
+            &git2::Time::new(1_764_000_000, 0),
+        )
+        .expect("signature");
         let mut parents: Vec<git2::Commit> = git
             .head()
             .ok()
@@ -970,7 +974,10 @@ async fn record_on_push_records_the_merged_pull_request() {
     // checked-out commit (GITHUB_SHA).
     let repo = Repo::new("");
     let api = Api::start("", &repo.head).await;
-    repo.file("releases/greet.yaml", &dev_release("greet").replace("\"2\"", "\"3\""));
+    repo.file(
+        "releases/greet.yaml",
+        &dev_release("greet").replace("\"2\"", "\"3\""),
+    );
     let merged = repo.commit("greet 3 (#1347)");
     api.pull_request().await;
     api.reviews(json!([review(

@@ -472,7 +472,10 @@ mod tests {
         assert!(events[1].bot, "user.type Bot is kept");
         let latest = latest_reviews(&events, HEAD);
         assert_eq!(
-            latest.iter().map(|r| (r.user.as_str(), r.bot)).collect::<Vec<_>>(),
+            latest
+                .iter()
+                .map(|r| (r.user.as_str(), r.bot))
+                .collect::<Vec<_>>(),
             [("github-actions[bot]", true), ("octocat", false)]
         );
     }

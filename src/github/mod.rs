@@ -555,7 +555,11 @@ pub enum Subject {
 /// Checks that HEAD of the git repository holding `gate_root` is `expected`, or a merge
 /// commit one of whose parents is `expected`. Only the commit objects are read (a shallow
 /// clone of depth 1 has the merge commit but not its parents, and that is enough).
-pub fn verify_checkout(gate_root: &Path, expected: &str, what: &Subject) -> Result<(), GitHubError> {
+pub fn verify_checkout(
+    gate_root: &Path,
+    expected: &str,
+    what: &Subject,
+) -> Result<(), GitHubError> {
     let subject = match what {
         Subject::PullRequest { number, .. } => format!("pull request #{number}'s head {expected}"),
         Subject::GithubSha => format!("GITHUB_SHA {expected}"),
@@ -573,16 +577,13 @@ pub fn verify_checkout(gate_root: &Path, expected: &str, what: &Subject) -> Resu
         .unwrap_or_else(|| repo.path())
         .display()
         .to_string();
-    let head = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(|e| {
-            GitHubError::Setup(format!(
-                "GitHub mode checks that the checked-out commit is {subject}, but HEAD of \
+    let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(|e| {
+        GitHubError::Setup(format!(
+            "GitHub mode checks that the checked-out commit is {subject}, but HEAD of \
                  {place} is no commit ({})",
-                e.message()
-            ))
-        })?;
+            e.message()
+        ))
+    })?;
     let same = |id: git2::Oid| id.to_string().eq_ignore_ascii_case(expected.trim());
     if same(head.id()) || (head.parent_count() > 1 && head.parent_ids().any(same)) {
         return Ok(());

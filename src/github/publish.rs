@@ -547,7 +547,10 @@ mod tests {
         assert!(!is_own(&by("mallory", "User"), Some("  ")));
         assert!(is_own(&by("Release-Bot", "User"), Some(" release-bot ")));
         assert!(!is_own(&by("acme", "Organization"), None));
-        assert!(!is_own(&json!({"id": 1, "user": null, "body": ""}), Some("x")));
+        assert!(!is_own(
+            &json!({"id": 1, "user": null, "body": ""}),
+            Some("x")
+        ));
     }
 
     #[test]
