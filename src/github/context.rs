@@ -3,6 +3,9 @@
 //! author and reviewers are active members of the teams the config's `approvals` names.
 //! Also finds the merged pull request of a pushed commit, for `relgate record`.
 //!
+//! Each review keeps whether its author is a bot account (`bot`): the approval policy never
+//! counts a bot's approval, and bots are not looked up in teams.
+//!
 //! Every list is sorted and every login lowercased, so the same pull request gives the same
 //! input bytes. Membership that cannot be read is an error, never an empty list: an empty list
 //! would read as "nobody from the team approved", a decision made on missing facts.

@@ -663,3 +663,85 @@ mod tests {
         assert_eq!(Repo::parse("a/b/c"), None);
     }
 }
+
+#[cfg(test)]
+mod checkout_tests {
+    use super::{verify_checkout, Subject};
+
+    /// Commits the (empty) tree on top of HEAD with `parents` added; returns the commit.
+    fn commit(repo: &git2::Repository, message: &str, extra: &[git2::Oid]) -> git2::Oid {
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(1_764_000_000, 0))
+            .expect("signature");
+        let tree_id = repo
+            .treebuilder(None)
+            .and_then(|b| b.write())
+            .expect("tree");
+        let tree = repo.find_tree(tree_id).expect("tree");
+        let mut parents: Vec<git2::Commit> = repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        for id in extra {
+            parents.push(repo.find_commit(*id).expect("parent"));
+        }
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .expect("commit")
+    }
+
+    #[test]
+    fn head_or_a_merge_of_it_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp");
+        let pr = Subject::PullRequest {
+            number: 7,
+            event: Some("pull_request".into()),
+        };
+        let err = verify_checkout(dir.path(), "abc", &pr).expect_err("no repository");
+        assert!(
+            err.to_string().contains("is not inside a git repository"),
+            "{err}"
+        );
+
+        let repo = git2::Repository::init(dir.path()).expect("init");
+        let err = verify_checkout(dir.path(), "abc", &pr).expect_err("unborn");
+        assert!(err.to_string().contains("is no commit"), "{err}");
+
+        let base = commit(&repo, "base", &[]);
+        let head = commit(&repo, "head", &[]);
+        let sub = dir.path().join("gate");
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        // The head itself (upper case from a payload too), from a gate root below the top.
+        verify_checkout(&sub, &head.to_string(), &pr).expect("the head");
+        verify_checkout(&sub, &head.to_string().to_uppercase(), &pr).expect("case");
+        // A commit on top of the head is not the head.
+        let child = commit(&repo, "child", &[]);
+        let err = verify_checkout(&sub, &head.to_string(), &pr).expect_err("child");
+        assert!(
+            err.to_string().contains(&format!(
+                "the checked-out commit is not pull request #7's head {head}: HEAD of"
+            )) && err.to_string().contains(&format!("is {child} \"child\"")),
+            "{err}"
+        );
+        // refs/pull/7/merge: a merge of the base and the head.
+        repo.set_head_detached(base).expect("detach");
+        let merge = commit(&repo, "merge", &[head]);
+        verify_checkout(&sub, &head.to_string(), &pr).expect("a merge of the head");
+        let err = verify_checkout(&sub, &child.to_string(), &pr).expect_err("not a parent");
+        assert!(
+            err.to_string().contains(&format!(
+                "is {merge} (a merge of {base} and {head}, none of them"
+            )),
+            "{err}"
+        );
+        // Without a pull request: GITHUB_SHA.
+        let err = verify_checkout(&sub, &child.to_string(), &Subject::GithubSha)
+            .expect_err("other commit");
+        assert!(
+            err.to_string().contains("is not GITHUB_SHA")
+                && err.to_string().contains("--publish comment,summary"),
+            "{err}"
+        );
+    }
+}

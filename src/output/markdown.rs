@@ -262,8 +262,11 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
 
 /// Makes text relgate did not write inert in a table cell or any one-line spot of the report:
 /// - markdown punctuation is backslash-escaped (`\` `` ` `` `*` `_` `{` `}` `[` `]` `(` `)`
-///   `#` `+` `-` `!` `~` `$` `|`): no link, image, emphasis, code, heading, list, math, and `|`
-///   cannot end a table cell;
+///   `!` `~` `$` `|`): no link, image, emphasis, code, strikethrough, math, and `|` cannot end
+///   a table cell;
+/// - at the start of the text (where a note begins its line) also `#` `+` `-` `=` and the `.`
+///   of `1.`: no heading, list, rule or setext underline. Elsewhere on a line they mean
+///   nothing in GFM and stay as written, so `PII-RETENTION` and `PR #2` read as they are;
 /// - `<`, `>` and `&` become entities: no HTML, no autolink in angle brackets, no blockquote;
 /// - `@` that could start a mention (not preceded by a letter or digit, as in `name@1.2` or
 ///   an e-mail address) is followed by U+2060 WORD JOINER, which GitHub does not read as part
@@ -275,16 +278,26 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
 pub fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut previous: Option<char> = None;
+    // Nothing but blanks so far, and nothing but blanks and digits so far.
+    let mut at_start = true;
+    let mut digits_only = true;
     for (at, c) in text.char_indices() {
+        let block_marker = at_start && matches!(c, '#' | '+' | '-' | '=')
+            || digits_only && c == '.' && previous.is_some_and(|p| p.is_ascii_digit());
+        at_start = at_start && matches!(c, ' ' | '\t');
+        digits_only = digits_only && matches!(c, ' ' | '\t' | '0'..='9');
         match c {
+            _ if block_marker => {
+                out.push('\\');
+                out.push(c);
+            }
             ':' if text[at + 1..].starts_with("//") => out.push_str("\\:"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '\n' => out.push_str("<br>"),
             '\r' => {}
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '!'
-            | '~' | '$' | '|' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '!' | '~' | '$' | '|' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -368,8 +381,14 @@ mod tests {
             "\\!\\[\\]\\(https\\://evil.example/p.png\\)"
         );
         assert_eq!(cell("a: b, c:/d, e://"), "a: b, c:/d, e\\://");
+        // Block markers only where a line could begin.
         assert_eq!(cell("# big"), "\\# big");
-        assert_eq!(cell("- item + x"), "\\- item \\+ x");
+        assert_eq!(cell("  - item + x - y"), "  \\- item + x - y");
+        assert_eq!(cell("+ a"), "\\+ a");
+        assert_eq!(cell("==="), "\\===");
+        assert_eq!(cell("---"), "\\---");
+        assert_eq!(cell("12. x 3. y"), "12\\. x 3. y");
+        assert_eq!(cell("PII-RETENTION on PR #2"), "PII-RETENTION on PR #2");
         assert_eq!(
             cell("~~gone~~ _it_ `c` {a} $x$"),
             "\\~\\~gone\\~\\~ \\_it\\_ \\`c\\` \\{a\\} \\$x\\$"
@@ -378,7 +397,7 @@ mod tests {
         assert_eq!(cell("<img src=x>"), "&lt;img src=x&gt;");
         // A mention starts after a non-word character; `name@version` and addresses are no
         // mentions and stay as they are.
-        assert_eq!(cell("@octo-org/ml"), "@\u{2060}octo\\-org/ml");
+        assert_eq!(cell("@octo-org/ml"), "@\u{2060}octo-org/ml");
         assert_eq!(cell("(@a)"), "\\(@\u{2060}a\\)");
         assert_eq!(
             cell("answer@2 dana@example.com"),
