@@ -390,7 +390,8 @@ impl GitHub {
             },
             (Some(number), None) => {
                 return Err(GitHubError::Setup(format!(
-                    "cannot tell which commit pull request #{number} is about: the event has no                      pull_request.head.sha and the pull request was not read"
+                    "cannot tell which commit pull request #{number} is about: the event has no \
+                     pull_request.head.sha and the pull request was not read"
                 )))
             }
             (None, Some(_)) if self.targets.contains(&Target::CheckRun) => Subject::GithubSha,
