@@ -4,7 +4,7 @@
 # Rules: APPROVAL-MISSING, APPROVAL-SELF, APPROVAL-TEAM.
 #
 # Input: input.context.pull_request, filled by the GitHub integration or `--pr-json`:
-#   {number, author, labels, reviews: [{user, state, submitted_at, commit_id, stale}],
+#   {number, author, labels, reviews: [{user, state, submitted_at, commit_id, stale, bot}],
 #    approvers, teams: {name: {org, members}}, ...}
 # `reviews` holds one entry per reviewer: that reviewer's latest decisive review (a later
 # CHANGES_REQUESTED or DISMISSED replaces an earlier APPROVED; COMMENTED replaces nothing).
@@ -23,6 +23,9 @@
 #   it is also an APPROVAL-SELF finding.
 # - With dismiss_stale: true, an approval with `stale: true` (given on an older head commit)
 #   does not count, for `min` nor for teams. With dismiss_stale: false it counts.
+# - An approval by a bot account (`bot: true`: github-actions[bot], a GitHub App) never counts,
+#   for `min` nor for teams: a workflow allowed to approve pull requests must not approve its
+#   own. The messages name such approvals as not counted. `bot` absent means false.
 # - APPROVAL-TEAM: for each team in teams[tier] (the manifest's tier as a string), at least one
 #   counted approver must be in pull_request.teams[team].members (team names compare
 #   case-insensitively). A team missing from pull_request.teams is APPROVAL-TEAM as well:
@@ -176,11 +179,14 @@ self_approved if {
 	by_author(r)
 }
 
-# Approvals that count: APPROVED, not by the author, not dismissed as stale.
+by_bot(r) if r.bot == true
+
+# Approvals that count: APPROVED, not by the author, not by a bot, not dismissed as stale.
 counted_reviews := [r |
 	some r in reviews
 	approved(r)
 	not by_author(r)
+	not by_bot(r)
 	not dismissed(r)
 ]
 
@@ -193,7 +199,17 @@ stale_shown := {trim_space(r.user) |
 	some r in reviews
 	approved(r)
 	not by_author(r)
+	not by_bot(r)
 	dismissed(r)
+	not key(r.user) in counted
+}
+
+# Approvals by bots (the author's own is reported as such instead).
+bot_shown := {trim_space(r.user) |
+	some r in reviews
+	approved(r)
+	not by_author(r)
+	by_bot(r)
 	not key(r.user) in counted
 }
 
@@ -248,6 +264,10 @@ stale_note := sprintf("not counted: %s (approved an older commit, and dismiss_st
 
 stale_note := "" if count(stale_shown) == 0
 
+bot_note := sprintf("not counted: %s (bot accounts, whose approval never counts)", [names(bot_shown)]) if count(bot_shown) > 0
+
+bot_note := "" if count(bot_shown) == 0
+
 changes_note := sprintf("changes requested by %s", [names(changes_requested_shown)]) if count(changes_requested_shown) > 0
 
 changes_note := "" if count(changes_requested_shown) == 0
@@ -264,13 +284,14 @@ deny contains f if {
 	base := sprintf("%s releases need %v %s from reviewers other than the author; %s has %d (%s)", [environment, need, approvals_word(need), pr_ref, have, names(counted_shown)])
 	fixes := non_empty([
 		sprintf("ask %v more reviewer(s) other than the author (%s) to approve %s", [need - have, author_shown, pr_ref]),
+		bot_fix,
 		stale_fix,
 		changes_fix,
 	])
 	f := {
 		"rule": "APPROVAL-MISSING",
 		"path": "metadata.environment",
-		"msg": concat("; ", non_empty([base, author_note, stale_note, changes_note])),
+		"msg": concat("; ", non_empty([base, author_note, bot_note, stale_note, changes_note])),
 		"remediation": concat("; ", fixes),
 	}
 }
@@ -278,6 +299,10 @@ deny contains f if {
 stale_fix := "a stale approval counts again once the reviewer approves the latest commit" if count(stale_shown) > 0
 
 stale_fix := "" if count(stale_shown) == 0
+
+bot_fix := "approvals must come from people: a bot's approval does not count" if count(bot_shown) > 0
+
+bot_fix := "" if count(bot_shown) == 0
 
 changes_fix := sprintf("address the changes %s requested and ask for a new review", [names(changes_requested_shown)]) if count(changes_requested_shown) > 0
 
@@ -310,7 +335,7 @@ deny contains f if {
 		"rule": "APPROVAL-TEAM",
 		"item": team,
 		"path": "metadata.tier",
-		"msg": concat("; ", non_empty([base, team_author_note(members), team_stale_note(members)])),
+		"msg": concat("; ", non_empty([base, team_author_note(members), bot_note, team_stale_note(members)])),
 		"remediation": sprintf("ask a member of %s to review and approve %s", [team, pr_ref]),
 	}
 }
@@ -353,6 +378,7 @@ stale_members(members) := {trim_space(r.user) |
 	some r in reviews
 	approved(r)
 	not by_author(r)
+	not by_bot(r)
 	dismissed(r)
 	key(r.user) in members
 }

@@ -240,6 +240,51 @@ test_stale_false_counts_with_dismiss_stale if {
 	count(findings_cfg(base, base_pr, cfg_with({"dismiss_stale": true}))) == 0
 }
 
+# --- bot approvals ---------------------------------------------------------------------------
+
+bot_review(user, state) := object.union(review(user, state), {"bot": true})
+
+test_bot_approval_does_not_count_for_min if {
+	# github-actions[bot] approving (a workflow allowed to approve pull requests) is no second
+	# person: one counted approval of the two required.
+	pr := with_reviews([review("erwinmombay", "APPROVED"), bot_review("github-actions[bot]", "APPROVED")])
+	fs := findings(pr)
+	rules(fs) == {"APPROVAL-MISSING"}
+	f := the_one(fs, "APPROVAL-MISSING")
+	f.msg == "production releases need 2 approvals from reviewers other than the author; PR #1347 has 1 (erwinmombay); not counted: github-actions[bot] (bot accounts, whose approval never counts)"
+	contains(f.remediation, "a bot's approval does not count")
+}
+
+test_bot_approval_does_not_satisfy_a_team if {
+	# Even listed as a member of the team, a bot's approval satisfies neither min nor the team.
+	pr := object.union(
+		with_reviews([review("octocat", "APPROVED"), bot_review("release-app[bot]", "APPROVED")]),
+		{"teams": {"ml-reliability": {"org": "octo-org", "members": ["release-app[bot]"]}}},
+	)
+	fs := findings(pr)
+	rules(fs) == {"APPROVAL-MISSING", "APPROVAL-TEAM"}
+	f := the_one(fs, "APPROVAL-TEAM")
+	f.msg == "production tier 0 releases need an approval from a member of ml-reliability; PR #1347 has none (counted approvals: octocat); not counted: release-app[bot] (bot accounts, whose approval never counts)"
+}
+
+test_bot_false_or_absent_counts if {
+	pr := with_reviews([object.union(review("erwinmombay", "APPROVED"), {"bot": false}), review("octocat", "APPROVED")])
+	count(findings(pr)) == 0
+}
+
+test_bot_approvals_alone_never_pass_min_one if {
+	pr := with_reviews([bot_review("github-actions[bot]", "APPROVED")])
+	fs := findings_cfg(base, pr, {"approvals": {"production": {"min": 1}}})
+	rules(fs) == {"APPROVAL-MISSING"}
+	contains(the_one(fs, "APPROVAL-MISSING").msg, "PR #1347 has 0 (nobody)")
+}
+
+test_bot_comment_is_not_listed if {
+	# Only approvals are named as not counted.
+	pr := with_reviews([review("erwinmombay", "APPROVED"), bot_review("github-actions[bot]", "COMMENTED")])
+	not contains(the_one(findings(pr), "APPROVAL-MISSING").msg, "bot")
+}
+
 # --- APPROVAL-SELF ---------------------------------------------------------------------------
 
 test_self_approval if {

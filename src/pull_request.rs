@@ -216,6 +216,13 @@ mod tests {
         assert!(err.contains("2 problems"), "{err}");
         assert!(err.contains("`reviews[0].stale`"), "{err}");
         assert!(err.contains("`teams.justice-league.members`"), "{err}");
+        // `bot` is optional; when given it is a boolean.
+        let mut bot = context();
+        bot["reviews"][0]["bot"] = json!(true);
+        assert!(validate(&bot, "ctx").is_ok());
+        bot["reviews"][0]["bot"] = json!("yes");
+        let err = message(validate(&bot, "ctx").expect_err("bot not a boolean"));
+        assert!(err.contains("`reviews[0].bot`"), "{err}");
         for not_an_object in [&b"[]"[..], b"null", b"\"pr\""] {
             let err = message(parse(not_an_object, "pr.json").expect_err("not an object"));
             assert!(err.contains("expected a JSON object"), "{err}");

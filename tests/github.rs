@@ -13,8 +13,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use support::github_api::{
-    comment, fixture, review, Api, Seen, CHECK_RUN_ID, HEAD_SHA, MERGE_SHA, NUMBER, REPOSITORY,
-    TOKEN,
+    bot_comment, comment, comment_by, fixture, review, Api, Seen, CHECK_RUN_ID, HEAD_SHA, NUMBER,
+    REPOSITORY, TOKEN,
 };
 
 const NOW: &str = "2026-11-27T12:00:00Z";
@@ -50,17 +50,26 @@ spec:
     )
 }
 
-/// A git repository holding a gate root at `root` ("" or a subdirectory) with one release.
+/// A git repository holding a gate root at `root` ("" or a subdirectory) with one release,
+/// committed: `head` is the checked-out commit, which the tests serve as the pull request's
+/// head (relgate refuses to publish about another commit than the one checked out).
 struct Repo {
     dir: tempfile::TempDir,
     root: String,
+    head: String,
 }
 
 impl Repo {
     fn new(root: &str) -> Self {
-        let repo = Self {
+        Self::with_files(root, &[])
+    }
+
+    /// [`Repo::new`] with more files under the gate root, in the same commit.
+    fn with_files(root: &str, files: &[(&str, &str)]) -> Self {
+        let mut repo = Self {
             dir: tempfile::tempdir().expect("temp dir"),
             root: root.to_owned(),
+            head: String::new(),
         };
         git2::Repository::init(repo.dir.path()).expect("git init");
         repo.file(
@@ -68,7 +77,62 @@ impl Repo {
             "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {\"0\": [ml-reliability], \"1\": [ml-reliability]}\n",
         );
         repo.file("releases/greet.yaml", &dev_release("greet"));
+        for (rel, text) in files {
+            repo.file(rel, text);
+        }
+        repo.head = repo.commit("base");
         repo
+    }
+
+    /// Commits the whole work tree on top of HEAD (`extra_parents` make a merge commit);
+    /// returns the new commit, which HEAD's branch now points at.
+    fn commit_with(&self, message: &str, extra_parents: &[&str]) -> String {
+        let git = git2::Repository::open(self.dir.path()).expect("open");
+        let mut index = git.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        index.write().expect("write index");
+        let tree = git
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("find tree");
+        let sig = git2::Signature::new(
+            "Dana",
+            "dana@example.com",
+            &git2::Time::new(1_764_000_000, 0),
+        )
+        .expect("signature");
+        let mut parents: Vec<git2::Commit> = git
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        for extra in extra_parents {
+            let id = git2::Oid::from_str(extra).expect("sha");
+            parents.push(git.find_commit(id).expect("parent"));
+        }
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .expect("commit")
+            .to_string()
+    }
+
+    fn commit(&self, message: &str) -> String {
+        self.commit_with(message, &[])
+    }
+
+    /// Checks out `sha` (detached HEAD), work tree included.
+    fn checkout(&self, sha: &str) {
+        let git = git2::Repository::open(self.dir.path()).expect("open");
+        let id = git2::Oid::from_str(sha).expect("sha");
+        let commit = git.find_commit(id).expect("commit");
+        git.checkout_tree(
+            commit.as_object(),
+            Some(git2::build::CheckoutBuilder::new().force()),
+        )
+        .expect("checkout");
+        git.set_head_detached(id).expect("detach");
     }
 
     /// Writes a file under the gate root.
@@ -203,10 +267,10 @@ fn find<'a>(requests: &'a [Seen], verb: &str, target: &str) -> Vec<&'a Seen> {
 
 #[tokio::test]
 async fn first_run_posts_the_comment_and_publishes_everywhere() {
-    let api = Api::start("").await;
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
     let env = api.runner_env();
     let out = repo.run(
         &[
@@ -265,7 +329,7 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
     // The check run: on the head the event checked out, completed, no findings.
     let check = &requests[6].body;
     assert_eq!(check["name"], "relgate");
-    assert_eq!(check["head_sha"], HEAD_SHA);
+    assert_eq!(check["head_sha"], repo.head.as_str());
     assert_eq!(check["status"], "completed");
     assert_eq!(check["conclusion"], "success");
     assert_eq!(check["completed_at"], NOW);
@@ -310,10 +374,10 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
 #[tokio::test]
 async fn second_run_updates_the_comment_found_on_the_last_page() {
     // GitHub Enterprise layout: the API under /api/v3, Link URLs under it too.
-    let api = Api::start("/api/v3").await;
+    let repo = Repo::new("");
+    let api = Api::start("/api/v3", &repo.head).await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
     let env = api.runner_env();
     assert_exit(&repo.run(&["check", "--github"], &env), 0);
     let first = api.requests().await;
@@ -331,8 +395,9 @@ async fn second_run_updates_the_comment_found_on_the_last_page() {
     );
 
     // The second run: the pull request now has 250 comments on 3 pages; the report comment
-    // posted by the first run is on the last page. Decoys: a reply quoting the report, and
-    // the report comment of another workflow.
+    // posted by the first run (by github-actions[bot], the account of the workflow's token)
+    // is on the last page. Decoys: a reply quoting the report, the report comment of another
+    // workflow, and a copy of the report with its marker planted by a user on page 1.
     api.reset().await;
     api.pull_request().await;
     api.reviews(fixture("pulls-list-reviews.json")).await;
@@ -343,8 +408,9 @@ async fn second_run_updates_the_comment_found_on_the_last_page() {
         .map(|i| comment(1000 + i, &format!("comment {i}")))
         .collect();
     all[3] = comment(1004, &format!("> {posted_body}"));
-    all[150] = comment(1151, "<!-- relgate-report workflow=\"nightly\" -->\nold");
-    all[230] = comment(7777, &posted_body);
+    all[10] = comment_by(1011, &posted_body, "mallory", "User");
+    all[150] = bot_comment(1151, "<!-- relgate-report workflow=\"nightly\" -->\nold");
+    all[230] = bot_comment(7777, &posted_body);
     let pages: Vec<Vec<Value>> = all.chunks(100).map(<[Value]>::to_vec).collect();
     api.comment_pages(pages).await;
 
@@ -369,8 +435,95 @@ async fn second_run_updates_the_comment_found_on_the_last_page() {
     );
     assert_headers(&requests);
     assert_eq!(requests[7].body, json!({"body": posted_body}));
-    assert!(text(&out.stderr)
-        .contains("comment 7777 on pull request #1347 updated (found in 3 page(s)"));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("comment 7777 on pull request #1347 updated (found in 3 page(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ignored comments carrying the report marker by mallory"),
+        "{stderr}"
+    );
+}
+
+/// The report marker of the tests' workflow.
+const MARKER: &str = "<!-- relgate-report workflow=\"release gate\" -->";
+
+#[tokio::test]
+async fn a_planted_report_comment_is_never_taken_over() {
+    // Only a user's comment carries the marker (a copy of a report whose verdict says
+    // "passes"): relgate posts its own and leaves the planted one alone.
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
+    api.pull_request().await;
+    api.reviews(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    api.comment_writes().await;
+    api.check_runs().await;
+    let planted = format!("{MARKER}\n### ✅ relgate: the release passes\n");
+    api.comment_pages(vec![vec![
+        comment(2001, "looks good"),
+        comment_by(2002, &planted, "mallory", "User"),
+        comment_by(2003, &planted, "acme", "Organization"),
+    ]])
+    .await;
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    let comments = api.repo_path(&format!("/issues/{NUMBER}/comments"));
+    assert_eq!(find(&requests, "POST", &comments).len(), 1, "a new comment");
+    assert!(
+        !requests.iter().any(|r| r.method == "PATCH"),
+        "{:?}",
+        lines(&requests)
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "ignored comments carrying the report marker by acme, mallory (not a bot account nor \
+             RELGATE_GITHUB_COMMENT_AUTHOR"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn with_a_personal_token_the_configured_author_owns_the_comment() {
+    // relgate posts with a person's token (a PAT of release-bot, a User account): its earlier
+    // report is taken when RELGATE_GITHUB_COMMENT_AUTHOR names that login (any case).
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
+    api.pull_request().await;
+    api.reviews(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    api.comment_writes().await;
+    api.check_runs().await;
+    let report = format!("{MARKER}\nold report\n");
+    api.comment_pages(vec![vec![
+        comment_by(3001, &report, "mallory", "User"),
+        comment_by(3002, &report, "Release-Bot", "User"),
+    ]])
+    .await;
+    let mut env = api.runner_env();
+    env.push(("RELGATE_GITHUB_COMMENT_AUTHOR".into(), "release-bot".into()));
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    let patched: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/issues/comments/"))
+        .map(Seen::line)
+        .collect();
+    assert_eq!(
+        patched,
+        [format!("PATCH {}", api.repo_path("/issues/comments/3002"))]
+    );
+    assert!(find(
+        &requests,
+        "POST",
+        &api.repo_path(&format!("/issues/{NUMBER}/comments"))
+    )
+    .is_empty());
 }
 
 /// A team policy with 100 deny and 20 warn findings.
@@ -387,12 +540,11 @@ warn contains {"msg": sprintf("warned %03d", [i]), "rule": "TEAM-WARN", "path": 
 
 #[tokio::test]
 async fn annotations_go_in_batches_of_fifty_at_repository_paths() {
-    let api = Api::start("").await;
+    let repo = Repo::with_files("ml", &[(".relgate/policies/many.rego", MANY)]);
+    let api = Api::start("", &repo.head).await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
     // The gate root is a subdirectory: annotation paths are relative to the repository root.
-    let repo = Repo::new("ml");
-    repo.file(".relgate/policies/many.rego", MANY);
     let out = repo.run(&["check", "--github"], &api.runner_env());
     assert_exit(&out, 1);
     assert!(
@@ -474,7 +626,8 @@ async fn annotations_go_in_batches_of_fifty_at_repository_paths() {
 
 #[tokio::test]
 async fn a_502_and_a_rate_limited_403_are_retried() {
-    let api = Api::start("").await;
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
     Mock::given(method("GET"))
         .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
         .respond_with(ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>"))
@@ -501,7 +654,6 @@ async fn a_502_and_a_rate_limited_403_are_retried() {
         .await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
     let out = repo.run(&["check", "--github"], &api.runner_env());
     assert_exit(&out, 0);
     let requests = api.requests().await;
@@ -519,7 +671,8 @@ async fn a_502_and_a_rate_limited_403_are_retried() {
 
 #[tokio::test]
 async fn a_wait_beyond_the_deadline_fails_at_once() {
-    let api = Api::start("").await;
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
     let runs = api.repo_path("/check-runs");
     Mock::given(method("POST"))
         .and(path(runs.clone()))
@@ -533,7 +686,6 @@ async fn a_wait_beyond_the_deadline_fails_at_once() {
         .await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
     let mut env = api.runner_env();
     env.push(("RELGATE_GITHUB_DEADLINE_SECS".into(), "30".into()));
     let started = Instant::now();
@@ -554,7 +706,8 @@ async fn a_wait_beyond_the_deadline_fails_at_once() {
 
 #[tokio::test]
 async fn a_429_waits_as_long_as_retry_after_says() {
-    let api = Api::start("").await;
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
     let comments = api.repo_path(&format!("/issues/{NUMBER}/comments"));
     Mock::given(method("POST"))
         .and(path(comments.clone()))
@@ -569,7 +722,6 @@ async fn a_429_waits_as_long_as_retry_after_says() {
         .await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
     let started = Instant::now();
     let out = repo.run(&["check", "--github"], &api.runner_env());
     let took = started.elapsed();
@@ -587,7 +739,8 @@ async fn a_429_waits_as_long_as_retry_after_says() {
 
 #[tokio::test]
 async fn a_persistent_502_fails_closed_after_printing_the_decision() {
-    let api = Api::start("").await;
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
     let runs = api.repo_path("/check-runs");
     Mock::given(method("POST"))
         .and(path(runs.clone()))
@@ -597,7 +750,6 @@ async fn a_persistent_502_fails_closed_after_printing_the_decision() {
         .await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
     let mut env = api.runner_env();
     env.push(("RELGATE_GITHUB_RETRY_ATTEMPTS".into(), "3".into()));
     let out = repo.run(&["check", "--github"], &env);
@@ -637,7 +789,8 @@ async fn a_persistent_502_fails_closed_after_printing_the_decision() {
 
 #[tokio::test]
 async fn a_403_on_comments_names_the_permission() {
-    let api = Api::start("").await;
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
     Mock::given(method("GET"))
         .and(path(api.repo_path(&format!("/issues/{NUMBER}/comments"))))
         .respond_with(ResponseTemplate::new(403).set_body_json(json!({
@@ -650,7 +803,6 @@ async fn a_403_on_comments_names_the_permission() {
         .await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
     let out = repo.run(&["check", "--github"], &api.runner_env());
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
@@ -677,6 +829,15 @@ async fn a_403_on_comments_names_the_permission() {
     );
 }
 
+/// An APPROVED review of `head` by `login`, a bot account (user.type Bot; changed from the
+/// fixture's review: id, user, state, commit_id, submitted_at).
+fn bot_review(id: u64, login: &str, head: &str) -> Value {
+    let mut review = review(id, login, "APPROVED", head, "2026-11-22T09:00:00Z");
+    review["user"]["type"] = "Bot".into();
+    review["user"]["id"] = 41_898_282.into();
+    review
+}
+
 /// Echoes the pull-request context back as a warning, so the test sees the policy input.
 const ECHO: &str = r#"package main
 
@@ -687,7 +848,9 @@ warn contains {"msg": json.marshal(input.context.pull_request), "rule": "PR-CONT
 
 #[tokio::test]
 async fn reviews_collapse_to_each_reviewers_latest_decision() {
-    let api = Api::start("").await;
+    let repo = Repo::with_files("", &[(".relgate/policies/echo.rego", ECHO)]);
+    let api = Api::start("", &repo.head).await;
+    let head = repo.head.as_str();
     let reviews = json!([
         // The fixture's own review: the author approved an older commit.
         fixture("pulls-list-reviews.json")[0].clone(),
@@ -696,13 +859,14 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
             82,
             "alice",
             "CHANGES_REQUESTED",
-            HEAD_SHA,
+            head,
             "2026-11-20T11:00:00Z"
         ),
-        review(83, "alice", "COMMENTED", HEAD_SHA, "2026-11-20T12:00:00Z"),
-        review(84, "bob", "APPROVED", HEAD_SHA, "2026-11-21T09:00:00Z"),
-        review(85, "bob", "COMMENTED", HEAD_SHA, "2026-11-21T10:00:00Z"),
-        review(86, "carol", "COMMENTED", HEAD_SHA, "2026-11-21T11:00:00Z"),
+        review(83, "alice", "COMMENTED", head, "2026-11-20T12:00:00Z"),
+        review(84, "bob", "APPROVED", head, "2026-11-21T09:00:00Z"),
+        review(85, "bob", "COMMENTED", head, "2026-11-21T10:00:00Z"),
+        review(86, "carol", "COMMENTED", head, "2026-11-21T11:00:00Z"),
+        bot_review(87, "github-actions[bot]", head),
     ]);
     api.happy(reviews).await;
     // alice and octocat are active members; carol's invitation is pending; bob is not a
@@ -724,8 +888,6 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
         json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest/teams/members#get-team-membership-for-a-user", "status": "404"}),
     )
     .await;
-    let repo = Repo::new("");
-    repo.file(".relgate/policies/echo.rego", ECHO);
     let out = repo.run(
         &["check", "--github", "--format", "json"],
         &api.runner_env(),
@@ -750,28 +912,36 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
             "base_ref": "master",
             "base_sha": HEAD_SHA,
             "head_ref": "new-topic",
-            "head_sha": HEAD_SHA,
+            "head_sha": head,
             "reviews": [
-                {"user": "alice", "state": "CHANGES_REQUESTED", "submitted_at": "2026-11-20T11:00:00Z", "commit_id": HEAD_SHA, "stale": false},
-                {"user": "bob", "state": "APPROVED", "submitted_at": "2026-11-21T09:00:00Z", "commit_id": HEAD_SHA, "stale": false},
-                {"user": "carol", "state": "COMMENTED", "submitted_at": "2026-11-21T11:00:00Z", "commit_id": HEAD_SHA, "stale": false},
-                {"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD_SHA, "stale": true}
+                {"user": "alice", "state": "CHANGES_REQUESTED", "submitted_at": "2026-11-20T11:00:00Z", "commit_id": head, "stale": false, "bot": false},
+                {"user": "bob", "state": "APPROVED", "submitted_at": "2026-11-21T09:00:00Z", "commit_id": head, "stale": false, "bot": false},
+                {"user": "carol", "state": "COMMENTED", "submitted_at": "2026-11-21T11:00:00Z", "commit_id": head, "stale": false, "bot": false},
+                {"user": "github-actions[bot]", "state": "APPROVED", "submitted_at": "2026-11-22T09:00:00Z", "commit_id": head, "stale": false, "bot": true},
+                {"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD_SHA, "stale": true, "bot": false}
             ],
-            "approvers": ["bob", "octocat"],
+            "approvers": ["bob", "github-actions[bot]", "octocat"],
             "teams": {"ml-reliability": {"org": "octocat", "members": ["alice", "octocat"]}}
         })
     );
     let requests = api.requests().await;
+    // The bot's team membership is not looked up: its approval never counts.
     assert_eq!(
         lines(&requests)[..7],
         pr_requests(&api, &["alice", "bob", "carol", "octocat"])[..]
+    );
+    assert!(
+        !requests.iter().any(|r| r.path.contains("bot")),
+        "{:?}",
+        lines(&requests)
     );
     assert_headers(&requests);
 }
 
 #[tokio::test]
 async fn an_unreadable_team_stops_the_run_naming_read_org() {
-    let api = Api::start("").await;
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     // What GITHUB_TOKEN gets for an organization's team: 404.
     api.mount_json(
@@ -781,7 +951,6 @@ async fn an_unreadable_team_stops_the_run_naming_read_org() {
         json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest/teams/teams#get-a-team-by-name", "status": "404"}),
     )
     .await;
-    let repo = Repo::new("");
     let out = repo.run(&["check", "--github"], &api.runner_env());
     assert_exit(&out, 2);
     let stderr = text(&out.stderr);
@@ -801,28 +970,39 @@ async fn an_unreadable_team_stops_the_run_naming_read_org() {
 
 #[tokio::test]
 async fn record_on_push_records_the_merged_pull_request() {
-    let api = Api::start("").await;
+    // The pull request's head, then its squash merge on the default branch: the pushed and
+    // checked-out commit (GITHUB_SHA).
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
+    repo.file(
+        "releases/greet.yaml",
+        &dev_release("greet").replace("\"2\"", "\"3\""),
+    );
+    let merged = repo.commit("greet 3 (#1347)");
     api.pull_request().await;
     api.reviews(json!([review(
         90,
         "bob",
         "APPROVED",
-        HEAD_SHA,
+        &repo.head,
         "2026-11-21T09:00:00Z"
     ),]))
         .await;
     teams(&api, &["octocat"]).await;
     api.check_runs().await;
     // GitHub lists the pull requests of a commit as pull-request-simple items; the full
-    // pull request of the fixture carries every field of one (wrapped in a list here).
+    // pull request of the fixture carries every field of one (wrapped in a list here;
+    // changed from the fixture: head.sha, merge_commit_sha).
+    let mut pull = fixture("pulls-get.json");
+    pull["head"]["sha"] = repo.head.clone().into();
+    pull["merge_commit_sha"] = merged.clone().into();
     api.mount_json(
         "GET",
-        &api.repo_path(&format!("/commits/{MERGE_SHA}/pulls")),
+        &api.repo_path(&format!("/commits/{merged}/pulls")),
         200,
-        json!([fixture("pulls-get.json")]),
+        json!([pull]),
     )
     .await;
-    let repo = Repo::new("");
     let keys = repo.gate_root().join("keys");
     let keygen = repo.run(&["keygen", "--out", keys.to_str().expect("utf8")], &[]);
     assert_exit(&keygen, 0);
@@ -830,7 +1010,7 @@ async fn record_on_push_records_the_merged_pull_request() {
     let event = api.dir.path().join("push.json");
     std::fs::write(
         &event,
-        r#"{"ref": "refs/heads/main", "after": "e5bd3914e2e596debea16f433f57875b5b90bcd6"}"#,
+        json!({"ref": "refs/heads/main", "after": merged}).to_string(),
     )
     .expect("event");
     let mut env = api.runner_env();
@@ -838,6 +1018,7 @@ async fn record_on_push_records_the_merged_pull_request() {
         match k.as_str() {
             "GITHUB_EVENT_NAME" => *v = "push".into(),
             "GITHUB_EVENT_PATH" => *v = event.display().to_string(),
+            "GITHUB_SHA" => *v = merged.clone(),
             _ => {}
         }
     }
@@ -862,7 +1043,7 @@ async fn record_on_push_records_the_merged_pull_request() {
     let requests = api.requests().await;
     let mut expected = vec![format!(
         "GET {}?per_page=100",
-        api.repo_path(&format!("/commits/{MERGE_SHA}/pulls"))
+        api.repo_path(&format!("/commits/{merged}/pulls"))
     )];
     expected.extend(pr_requests(&api, &["bob", "octocat"]));
     expected.push(format!("POST {}", api.repo_path("/check-runs")));
@@ -872,7 +1053,7 @@ async fn record_on_push_records_the_merged_pull_request() {
     // The check run is on the pushed commit.
     assert_eq!(
         requests.last().expect("check run").body["head_sha"],
-        MERGE_SHA
+        merged.as_str()
     );
 
     // The record names the merged pull request, its author, approvers and merger.
@@ -937,11 +1118,10 @@ deny contains {"msg": sprintf("finding %03d: %s", [i, concat("", array.concat(["
 
 #[tokio::test]
 async fn a_huge_report_is_cut_to_githubs_limits() {
-    let api = Api::start("").await;
+    let repo = Repo::with_files("", &[(".relgate/policies/huge.rego", HUGE)]);
+    let api = Api::start("", &repo.head).await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
-    let repo = Repo::new("");
-    repo.file(".relgate/policies/huge.rego", HUGE);
     let out = repo.run(&["check", "--github"], &api.runner_env());
     assert_exit(&out, 1);
     let requests = api.requests().await;
@@ -972,5 +1152,163 @@ async fn a_huge_report_is_cut_to_githubs_limits() {
         step.len() > 150_000 && step.contains("finding 700"),
         "{}",
         step.len()
+    );
+}
+
+/// The runner's environment for event `name` (the payload stays the pull request's).
+fn with_event_name(mut env: Vec<(String, String)>, name: &str) -> Vec<(String, String)> {
+    for (k, v) in &mut env {
+        if k == "GITHUB_EVENT_NAME" {
+            *v = name.to_owned();
+        }
+    }
+    env
+}
+
+#[tokio::test]
+async fn a_checkout_that_is_not_the_pull_requests_head_stops_the_run() {
+    // pull_request_target: actions/checkout checked out the base branch by default, while the
+    // pull request's head keeps logs for 3000 days. Deciding about the base would pass and
+    // post "success" on the head; relgate stops instead.
+    let repo = Repo::new("");
+    let base = repo.head.clone();
+    repo.file(
+        "releases/greet.yaml",
+        &dev_release("greet").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    let head = repo.commit("keep support logs for 3000 days");
+    repo.checkout(&base);
+    let api = Api::start("", &head).await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let env = with_event_name(api.runner_env(), "pull_request_target");
+    let out = repo.run(&["check", "--github", "--changed", "--base", &base], &env);
+    assert_exit(&out, 2);
+    assert_eq!(text(&out.stdout), "", "nothing decided");
+    let stderr = text(&out.stderr);
+    for part in [
+        format!("the checked-out commit is not pull request #1347's head {head}"),
+        format!("is {base} \"base\""),
+        "(event pull_request_target)".to_owned(),
+        "refs/pull/1347/merge".to_owned(),
+        "`ref: ${{ github.event.pull_request.head.sha }}`".to_owned(),
+        "secrets".to_owned(),
+    ] {
+        assert!(stderr.contains(&part), "{part} in {stderr}");
+    }
+    // Nothing published: no comment, no check run, no outputs, no summary.
+    let requests = api.requests().await;
+    assert!(
+        requests.iter().all(|r| r.method == "GET"),
+        "{:?}",
+        lines(&requests)
+    );
+    assert!(!requests.iter().any(|r| r.path.contains("/comments")));
+    assert!(!api.output_file().exists());
+    assert!(!api.summary_file().exists());
+
+    // A commit on top of the head is not the head either (only a merge of it is).
+    repo.checkout(&head);
+    repo.file("releases/greet.yaml", &dev_release("greet"));
+    let child = repo.commit("undo the retention change after review");
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains(&format!("is {child} \"undo the retention change")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(api.requests().await.iter().all(|r| r.method == "GET"));
+}
+
+#[tokio::test]
+async fn the_merge_commit_of_the_pull_request_is_what_it_checks() {
+    // pull_request: actions/checkout checks out refs/pull/N/merge, a merge commit of the base
+    // and the pull request's head. The decision is published on the head.
+    let repo = Repo::new("");
+    let base = repo.head.clone();
+    let blocked = dev_release("greet").replace("retention_days: 30", "retention_days: 3000");
+    repo.file("releases/greet.yaml", &blocked);
+    let head = repo.commit("keep support logs for 3000 days");
+    repo.checkout(&base);
+    repo.file("releases/greet.yaml", &blocked);
+    let merge = repo.commit_with(&format!("Merge {head} into {base}"), &[&head]);
+    let api = Api::start("", &head).await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let mut env = api.runner_env();
+    for (k, v) in &mut env {
+        if k == "GITHUB_SHA" {
+            *v = merge.clone();
+        }
+    }
+    let out = repo.run(&["check", "--github", "--changed", "--base", &base], &env);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stdout).contains("PII-RETENTION"),
+        "{}",
+        text(&out.stdout)
+    );
+    let requests = api.requests().await;
+    let runs = find(&requests, "POST", &api.repo_path("/check-runs"));
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].body["head_sha"], head.as_str());
+    assert_eq!(runs[0].body["conclusion"], "failure");
+    let posted = find(
+        &requests,
+        "POST",
+        &api.repo_path(&format!("/issues/{NUMBER}/comments")),
+    );
+    let body = posted[0].body["body"].as_str().expect("body");
+    assert!(
+        body.contains(&format!(
+            "(https://github.com/{REPOSITORY}/blob/{head}/releases/greet.yaml#L"
+        )),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_bots_approval_does_not_count() {
+    // dev releases need one approval here; the only one is github-actions[bot]'s (a workflow
+    // allowed to approve pull requests).
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
+        )],
+    );
+    let api = Api::start("", &repo.head).await;
+    api.happy(json!([bot_review(91, "github-actions[bot]", &repo.head)]))
+        .await;
+    let out = repo.run(
+        &["check", "--github", "--format", "json"],
+        &api.runner_env(),
+    );
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let findings = report["results"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["rule"], "APPROVAL-MISSING");
+    assert_eq!(
+        findings[0]["message"],
+        "dev releases need 1 approval from reviewers other than the author; PR #1347 has 0 \
+         (nobody); not counted: github-actions[bot] (bot accounts, whose approval never counts)"
+    );
+    assert_eq!(
+        findings[0]["remediation"],
+        "ask 1 more reviewer(s) other than the author (octocat) to approve PR #1347; approvals \
+         must come from people: a bot's approval does not count"
+    );
+    // No team was looked up; the check run says the release is blocked.
+    let requests = api.requests().await;
+    assert!(!requests.iter().any(|r| r.path.contains("/teams/")));
+    assert_eq!(
+        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
+        "failure"
     );
 }

@@ -1,6 +1,7 @@
 //! The command-line side of GitHub mode (`--github`, docs/github.md): resolves the runner's
-//! environment and the flags into a [`GitHub`] run, reads the pull request before deciding,
-//! and prints what publishing did. The decision is always printed before anything is
+//! environment and the flags into a [`GitHub`] run, reads the pull request and checks that the
+//! checked-out commit is the one the result will be published on before deciding, and prints
+//! what publishing did. The decision is always printed before anything is
 //! published; a publication that fails turns the exit code into 2.
 
 use std::io::Write as _;
@@ -46,6 +47,8 @@ pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow:
     let context = github
         .context(gate.config.merged.get("approvals"))
         .context("cannot read the pull request, so its approvals cannot be decided")?;
+    // The files about to be decided must be the commit the result is published on.
+    github.verify_checkout(&gate.root.dir, context.as_ref())?;
     if context.is_none() {
         writeln!(
             std::io::stderr().lock(),

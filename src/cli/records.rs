@@ -159,6 +159,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
         let found = github
             .record_context(gate.config.merged.get("approvals"))
             .context("cannot read the pull request to record")?;
+        github.verify_checkout(&gate.root.dir, found.context.as_ref())?;
         if let Some(note) = &found.note {
             writeln!(std::io::stderr().lock(), "relgate record: {note}")?;
         }

@@ -3,6 +3,9 @@
 //! author and reviewers are active members of the teams the config's `approvals` names.
 //! Also finds the merged pull request of a pushed commit, for `relgate record`.
 //!
+//! Each review keeps whether its author is a bot account (`bot`): the approval policy never
+//! counts a bot's approval, and bots are not looked up in teams.
+//!
 //! Every list is sorted and every login lowercased, so the same pull request gives the same
 //! input bytes. Membership that cannot be read is an error, never an empty list: an empty list
 //! would read as "nobody from the team approved", a decision made on missing facts.
@@ -24,6 +27,10 @@ pub struct ReviewEvent {
     pub state: String,
     pub submitted_at: Option<String>,
     pub commit_id: Option<String>,
+    /// The reviewer is a bot account (`user.type` is `Bot`: github-actions[bot], an app):
+    /// its approval never counts (a workflow allowed to approve pull requests must not be
+    /// able to approve its own).
+    pub bot: bool,
 }
 
 impl ReviewEvent {
@@ -46,6 +53,7 @@ impl ReviewEvent {
                 .get("commit_id")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            bot: review.pointer("/user/type").and_then(Value::as_str) == Some("Bot"),
         })
     }
 }
@@ -59,6 +67,8 @@ pub struct LatestReview {
     pub commit_id: Option<String>,
     /// The review was given on another commit than the head (older code).
     pub stale: bool,
+    /// The reviewer is a bot account; the approval policy never counts its approval.
+    pub bot: bool,
 }
 
 /// Decisive review states: each replaces the reviewer's earlier standing.
@@ -99,6 +109,7 @@ pub fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<LatestRevie
             submitted_at: event.submitted_at.clone(),
             commit_id: event.commit_id.clone(),
             stale: event.commit_id.as_deref() != Some(head_sha),
+            bot: event.bot,
         })
         .collect()
 }
@@ -225,7 +236,12 @@ pub async fn fetch(
     let reviews = latest_reviews(&events, &head_sha);
     let approvers = approvers(&reviews);
 
-    let mut people: BTreeSet<String> = reviews.iter().map(|r| r.user.clone()).collect();
+    // Bots are not looked up: their approvals never count, and they belong to no team.
+    let mut people: BTreeSet<String> = reviews
+        .iter()
+        .filter(|r| !r.bot)
+        .map(|r| r.user.clone())
+        .collect();
     people.insert(author.clone());
     let mut teams = serde_json::Map::new();
     for team in required_teams(approvals, &repo.owner)? {
@@ -379,6 +395,7 @@ mod tests {
             state: state.to_owned(),
             submitted_at: Some(at.to_owned()),
             commit_id: Some(commit.to_owned()),
+            bot: false,
         }
     }
 
@@ -406,6 +423,7 @@ mod tests {
                 state: "PENDING".into(),
                 submitted_at: None,
                 commit_id: Some(HEAD.into()),
+                bot: false,
             },
         ];
         let latest = latest_reviews(&events, HEAD);
@@ -439,8 +457,9 @@ mod tests {
     #[test]
     fn reviews_parse_from_the_api_and_skip_ghosts() {
         let api = serde_json::json!([
-            {"user": {"login": "OctoCat"}, "state": "approved", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD},
-            {"user": null, "state": "APPROVED"}
+            {"user": {"login": "OctoCat", "type": "User"}, "state": "approved", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD},
+            {"user": null, "state": "APPROVED"},
+            {"user": {"login": "github-actions[bot]", "type": "Bot"}, "state": "APPROVED", "submitted_at": "2019-11-18T10:00:00Z", "commit_id": OLD}
         ]);
         let events: Vec<ReviewEvent> = api
             .as_array()
@@ -448,9 +467,20 @@ mod tests {
             .flatten()
             .filter_map(ReviewEvent::from_api)
             .collect();
-        assert_eq!(events.len(), 1);
+        assert_eq!(events.len(), 2);
         assert_eq!(events[0].user, "octocat");
         assert_eq!(events[0].state, "APPROVED");
+        assert!(!events[0].bot);
+        assert_eq!(events[1].user, "github-actions[bot]");
+        assert!(events[1].bot, "user.type Bot is kept");
+        let latest = latest_reviews(&events, HEAD);
+        assert_eq!(
+            latest
+                .iter()
+                .map(|r| (r.user.as_str(), r.bot))
+                .collect::<Vec<_>>(),
+            [("github-actions[bot]", true), ("octocat", false)]
+        );
     }
 
     #[test]

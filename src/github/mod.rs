@@ -119,6 +119,10 @@ pub struct GitHubEnv {
     pub workflow: Option<String>,
     /// `RELGATE_GITHUB_TOKEN`, else `GITHUB_TOKEN`.
     pub token: Option<String>,
+    /// `RELGATE_GITHUB_COMMENT_AUTHOR`: the login relgate comments as when its token is a
+    /// person's (a PAT). Comments of bot accounts are always relgate's candidates; a user's
+    /// comment only when written by this login.
+    pub comment_author: Option<String>,
     pub retry: RetryPolicy,
 }
 
@@ -138,6 +142,7 @@ impl GitHubEnv {
             output: get("GITHUB_OUTPUT").map(PathBuf::from),
             workflow: get("GITHUB_WORKFLOW"),
             token: get("RELGATE_GITHUB_TOKEN").or_else(|| get("GITHUB_TOKEN")),
+            comment_author: get("RELGATE_GITHUB_COMMENT_AUTHOR").map(|l| l.trim().to_owned()),
             retry: RetryPolicy::from_lookup(lookup)?,
         })
     }
@@ -348,6 +353,54 @@ impl GitHub {
             .map(Some)
     }
 
+    /// The commit this run reports on: the check run is attached to it and the report's
+    /// `file:line` links point into it. With a pull request: the head the event carries, else
+    /// (`--pull-request` without its event) the pull request's head from `context`; without
+    /// one: `GITHUB_SHA`.
+    pub fn subject_commit(&self, context: Option<&Value>) -> Option<String> {
+        if self.number.is_some() {
+            self.event_head_sha.clone().or_else(|| {
+                context
+                    .and_then(|c| c.get("head_sha"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+        } else {
+            self.env.sha.clone()
+        }
+    }
+
+    /// Before deciding: the commit checked out at `gate_root` must be the commit the run
+    /// reports on ([`Self::subject_commit`]), or a merge commit with it as a parent (what
+    /// actions/checkout checks out for `pull_request`: refs/pull/N/merge). relgate decides
+    /// about the files on disk and publishes about the subject commit; if the two differ it
+    /// would post a decision about other code (under `pull_request_target`, the base branch
+    /// passing for the pull request's head). Checked whenever the run has a pull request, and
+    /// for a run without one when it publishes a check run on `GITHUB_SHA`.
+    pub fn verify_checkout(
+        &self,
+        gate_root: &Path,
+        context: Option<&Value>,
+    ) -> Result<(), GitHubError> {
+        let subject = self.subject_commit(context);
+        let what = match (self.number, &subject) {
+            (Some(number), Some(_)) => Subject::PullRequest {
+                number,
+                event: self.env.event_name.clone(),
+            },
+            (Some(number), None) => {
+                return Err(GitHubError::Setup(format!(
+                    "cannot tell which commit pull request #{number} is about: the event has no \
+                     pull_request.head.sha and the pull request was not read"
+                )))
+            }
+            (None, Some(_)) if self.targets.contains(&Target::CheckRun) => Subject::GithubSha,
+            (None, _) => return Ok(()),
+        };
+        let expected = subject.unwrap_or_default();
+        verify_checkout(gate_root, &expected, &what)
+    }
+
     /// The context for `relgate record`: the run's pull request, else (a push after a merge)
     /// the merged pull request of GITHUB_SHA.
     pub fn record_context(&self, approvals: Option<&Value>) -> Result<RecordContext, GitHubError> {
@@ -389,21 +442,9 @@ impl GitHub {
     /// tried even when an earlier one failed.
     pub fn publish(&self, report: &Report, inputs: &PublishInputs) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
-        // The commit the check run and the comment's file:line links point at.
-        let head_sha = self
-            .event_head_sha
-            .clone()
-            .or_else(|| {
-                // --pull-request without its event: the pull request's head.
-                inputs
-                    .context
-                    .as_ref()
-                    .and_then(|c| c.get("head_sha"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .filter(|_| self.number.is_some())
-            })
-            .or_else(|| self.env.sha.clone());
+        // The commit the check run and the comment's file:line links point at (checked
+        // against the checkout by `verify_checkout` before deciding).
+        let head_sha = self.subject_commit(inputs.context.as_ref());
         let links = match (&self.env.repository, &head_sha) {
             (Some(repository), Some(sha)) => Some(markdown::SourceLinks::github(
                 &self.env.server_url,
@@ -441,7 +482,14 @@ impl GitHub {
                     let body = publish::comment_body(&markdown, &workflow, run_url.as_deref());
                     let result = self.api().and_then(|(client, repo)| {
                         self.runtime.block_on(publish::sticky_comment(
-                            client, repo, number, &workflow, &body,
+                            client,
+                            repo,
+                            number,
+                            &publish::Sticky {
+                                workflow: &workflow,
+                                author: self.env.comment_author.as_deref(),
+                            },
+                            &body,
                         ))
                     });
                     match result {
@@ -477,7 +525,7 @@ impl GitHub {
                 }
                 None => outcome.failed.push(GitHubError::Setup(
                     "cannot create the check run: no commit to attach it to (GITHUB_SHA is not \
-                     set and the event has no pull request)"
+                     set and the run has no pull request)"
                         .to_owned(),
                 )),
             }
@@ -494,6 +542,95 @@ impl GitHub {
         }
         outcome
     }
+}
+
+/// What the checked-out commit must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// The head of pull request `number` (`event`: GITHUB_EVENT_NAME).
+    PullRequest { number: u64, event: Option<String> },
+    /// `GITHUB_SHA`, the commit of a run without a pull request.
+    GithubSha,
+}
+
+/// Checks that HEAD of the git repository holding `gate_root` is `expected`, or a merge
+/// commit one of whose parents is `expected`. Only the commit objects are read (a shallow
+/// clone of depth 1 has the merge commit but not its parents, and that is enough).
+pub fn verify_checkout(
+    gate_root: &Path,
+    expected: &str,
+    what: &Subject,
+) -> Result<(), GitHubError> {
+    let subject = match what {
+        Subject::PullRequest { number, .. } => format!("pull request #{number}'s head {expected}"),
+        Subject::GithubSha => format!("GITHUB_SHA {expected}"),
+    };
+    let repo = git2::Repository::discover(gate_root).map_err(|e| {
+        GitHubError::Setup(format!(
+            "GitHub mode checks that the checked-out commit is {subject}, but {} is not inside \
+             a git repository ({}): check the repository out with actions/checkout",
+            gate_root.display(),
+            e.message()
+        ))
+    })?;
+    let place = repo
+        .workdir()
+        .unwrap_or_else(|| repo.path())
+        .display()
+        .to_string();
+    let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(|e| {
+        GitHubError::Setup(format!(
+            "GitHub mode checks that the checked-out commit is {subject}, but HEAD of \
+                 {place} is no commit ({})",
+            e.message()
+        ))
+    })?;
+    let same = |id: git2::Oid| id.to_string().eq_ignore_ascii_case(expected.trim());
+    if same(head.id()) || (head.parent_count() > 1 && head.parent_ids().any(same)) {
+        return Ok(());
+    }
+    let parents: Vec<String> = head.parent_ids().map(|id| id.to_string()).collect();
+    let checked_out = match parents.as_slice() {
+        [_, _, ..] => format!(
+            "{} (a merge of {}, none of them the expected commit)",
+            head.id(),
+            parents.join(" and ")
+        ),
+        _ => head.id().to_string(),
+    };
+    let summary = String::from_utf8_lossy(head.summary_bytes().unwrap_or_default()).into_owned();
+    let checked_out = if summary.is_empty() {
+        checked_out
+    } else {
+        format!("{checked_out} \"{summary}\"")
+    };
+    let fix = match what {
+        Subject::PullRequest { number, event } => {
+            let event_note = event
+                .as_deref()
+                .map(|e| format!(" (event {e})"))
+                .unwrap_or_default();
+            format!(
+                "relgate decides about the files checked out and would publish that decision \
+                 on the pull request's head{event_note}, so nothing was decided or published. \
+                 Check out the pull request's code: on `pull_request` events actions/checkout's \
+                 default (refs/pull/{number}/merge, a merge commit of the head) is right; on \
+                 `pull_request_target` actions/checkout checks out the base branch unless given \
+                 `ref: ${{{{ github.event.pull_request.head.sha }}}}`, and that job then holds \
+                 the pull request's code next to the workflow's secrets and write token: no \
+                 step of it may build or run anything from the checkout (relgate only reads \
+                 files); see docs/github.md"
+            )
+        }
+        Subject::GithubSha => "relgate decides about the files checked out and would publish \
+             that decision as a check run on GITHUB_SHA, so nothing was decided or published. \
+             Check out GITHUB_SHA (actions/checkout's default), or publish without a check run \
+             (--publish comment,summary)"
+            .to_owned(),
+    };
+    Err(GitHubError::Setup(format!(
+        "the checked-out commit is not {subject}: HEAD of {place} is {checked_out}. {fix}"
+    )))
 }
 
 #[cfg(test)]
@@ -525,5 +662,87 @@ mod tests {
         );
         assert_eq!(Repo::parse("acme"), None);
         assert_eq!(Repo::parse("a/b/c"), None);
+    }
+}
+
+#[cfg(test)]
+mod checkout_tests {
+    use super::{verify_checkout, Subject};
+
+    /// Commits the (empty) tree on top of HEAD with `parents` added; returns the commit.
+    fn commit(repo: &git2::Repository, message: &str, extra: &[git2::Oid]) -> git2::Oid {
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(1_764_000_000, 0))
+            .expect("signature");
+        let tree_id = repo
+            .treebuilder(None)
+            .and_then(|b| b.write())
+            .expect("tree");
+        let tree = repo.find_tree(tree_id).expect("tree");
+        let mut parents: Vec<git2::Commit> = repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        for id in extra {
+            parents.push(repo.find_commit(*id).expect("parent"));
+        }
+        let parents: Vec<&git2::Commit> = parents.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .expect("commit")
+    }
+
+    #[test]
+    fn head_or_a_merge_of_it_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp");
+        let pr = Subject::PullRequest {
+            number: 7,
+            event: Some("pull_request".into()),
+        };
+        let err = verify_checkout(dir.path(), "abc", &pr).expect_err("no repository");
+        assert!(
+            err.to_string().contains("is not inside a git repository"),
+            "{err}"
+        );
+
+        let repo = git2::Repository::init(dir.path()).expect("init");
+        let err = verify_checkout(dir.path(), "abc", &pr).expect_err("unborn");
+        assert!(err.to_string().contains("is no commit"), "{err}");
+
+        let base = commit(&repo, "base", &[]);
+        let head = commit(&repo, "head", &[]);
+        let sub = dir.path().join("gate");
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        // The head itself (upper case from a payload too), from a gate root below the top.
+        verify_checkout(&sub, &head.to_string(), &pr).expect("the head");
+        verify_checkout(&sub, &head.to_string().to_uppercase(), &pr).expect("case");
+        // A commit on top of the head is not the head.
+        let child = commit(&repo, "child", &[]);
+        let err = verify_checkout(&sub, &head.to_string(), &pr).expect_err("child");
+        assert!(
+            err.to_string().contains(&format!(
+                "the checked-out commit is not pull request #7's head {head}: HEAD of"
+            )) && err.to_string().contains(&format!("is {child} \"child\"")),
+            "{err}"
+        );
+        // refs/pull/7/merge: a merge of the base and the head.
+        repo.set_head_detached(base).expect("detach");
+        let merge = commit(&repo, "merge", &[head]);
+        verify_checkout(&sub, &head.to_string(), &pr).expect("a merge of the head");
+        let err = verify_checkout(&sub, &child.to_string(), &pr).expect_err("not a parent");
+        assert!(
+            err.to_string().contains(&format!(
+                "is {merge} (a merge of {base} and {head}, none of them"
+            )),
+            "{err}"
+        );
+        // Without a pull request: GITHUB_SHA.
+        let err = verify_checkout(&sub, &child.to_string(), &Subject::GithubSha)
+            .expect_err("other commit");
+        assert!(
+            err.to_string().contains("is not GITHUB_SHA")
+                && err.to_string().contains("--publish comment,summary"),
+            "{err}"
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Publishing a decision where reviewers look: one sticky pull-request comment per workflow
-//! (found again by a hidden marker on its first line, across every page of comments), a check
+//! (found again by a hidden marker on its first line, across every page of comments, among the
+//! comments relgate could have written itself: a bot's, or `RELGATE_GITHUB_COMMENT_AUTHOR`'s;
+//! anybody can write the marker, and relgate must not edit their comment), a check
 //! run with an annotation per finding (in batches of 50, GitHub's limit per request), the job
 //! summary, and the step outputs.
 //!
@@ -7,6 +9,7 @@
 //! longer report is cut at a line end with a note saying where the full report is. A job
 //! summary holds 1 MiB per step.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -45,6 +48,20 @@ pub fn marker(workflow: &str) -> String {
 /// the marker; a reply quoting the comment starts with `>` and does not count).
 pub fn is_sticky(body: &str, marker: &str) -> bool {
     body.lines().next().map(str::trim_end) == Some(marker)
+}
+
+/// Whether `comment` (an item of the issue-comments list) could have been written by relgate:
+/// its author is a bot account (`user.type` `Bot`: github-actions[bot] for the workflow's
+/// GITHUB_TOKEN, `name[bot]` for a GitHub App), or is `author` (the login of the person whose
+/// token relgate uses, `RELGATE_GITHUB_COMMENT_AUTHOR`). Anyone who can comment can copy the
+/// marker; their comment must never become the report.
+pub fn is_own(comment: &Value, author: Option<&str>) -> bool {
+    let user = comment.get("user");
+    if user.and_then(|u| u.get("type")).and_then(Value::as_str) == Some("Bot") {
+        return true;
+    }
+    let login = user.and_then(|u| u.get("login")).and_then(Value::as_str);
+    matches!((author, login), (Some(a), Some(l)) if !a.trim().is_empty() && a.trim().eq_ignore_ascii_case(l))
 }
 
 /// `text` cut to at most `limit` characters at a line end, with `note` appended when cut. An
@@ -383,55 +400,98 @@ pub async fn check_run(
     })
 }
 
-/// What [`sticky_comment`] did.
+/// What [`sticky_comment`] did. `ignored`: the logins of users whose comments carried the
+/// marker but were not taken (not relgate's: see [`is_own`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommentDone {
-    Created { id: u64, pages: usize },
-    Updated { id: u64, pages: usize },
+    Created {
+        id: u64,
+        pages: usize,
+        ignored: Vec<String>,
+    },
+    Updated {
+        id: u64,
+        pages: usize,
+        ignored: Vec<String>,
+    },
 }
 
 impl CommentDone {
     pub fn describe(&self, number: u64) -> String {
-        match self {
-            Self::Created { id, pages } => format!(
+        let (mut text, ignored) = match self {
+            Self::Created { id, pages, ignored } => (format!(
                 "comment {id} posted on pull request #{number} (no earlier report comment in {pages} page(s) of comments)"
-            ),
-            Self::Updated { id, pages } => format!(
+            ), ignored),
+            Self::Updated { id, pages, ignored } => (format!(
                 "comment {id} on pull request #{number} updated (found in {pages} page(s) of comments)"
-            ),
+            ), ignored),
+        };
+        if !ignored.is_empty() {
+            let _ = write!(
+                text,
+                "; ignored comments carrying the report marker by {} (not a bot account nor \
+                 RELGATE_GITHUB_COMMENT_AUTHOR: if relgate posts with that person's token, set \
+                 RELGATE_GITHUB_COMMENT_AUTHOR to the login)",
+                ignored.join(", ")
+            );
         }
+        text
     }
+}
+
+/// Which comment is the sticky one: the workflow's marker, and who may have written it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sticky<'a> {
+    /// `GITHUB_WORKFLOW` (one comment per workflow).
+    pub workflow: &'a str,
+    /// `RELGATE_GITHUB_COMMENT_AUTHOR`: a user login whose comments count as relgate's.
+    pub author: Option<&'a str>,
 }
 
 /// Updates the workflow's report comment on pull request `number`, or posts it when there is
 /// none yet. Every page of comments is searched (a busy pull request has hundreds) before a
-/// new one is posted, so a run never adds a second one.
+/// new one is posted, so a run never adds a second one. Only a comment relgate could have
+/// written ([`is_own`]) is taken; a marked comment by anyone else is left alone.
 pub async fn sticky_comment(
     client: &Client,
     repo: &Repo,
     number: u64,
-    workflow: &str,
+    sticky: &Sticky<'_>,
     body: &str,
 ) -> Result<CommentDone, GitHubError> {
-    let marker = marker(workflow);
+    let marker = marker(sticky.workflow);
     let base = format!("/repos/{}/{}", segment(&repo.owner), segment(&repo.name));
     let mut found: Option<u64> = None;
+    let mut ignored: BTreeSet<String> = BTreeSet::new();
     let pages = client
         .get_pages(
             &format!("{base}/issues/{number}/comments?per_page=100"),
             &Endpoint::ListComments { number },
             &mut |page| {
-                // The oldest marked comment is the sticky one.
-                found = page.iter().find_map(|comment| {
-                    let text = comment.get("body").and_then(Value::as_str)?;
-                    is_sticky(text, &marker)
-                        .then(|| comment.get("id").and_then(Value::as_u64))
-                        .flatten()
-                });
+                // The oldest marked comment of relgate's is the sticky one.
+                for comment in page {
+                    let text = comment.get("body").and_then(Value::as_str).unwrap_or("");
+                    if !is_sticky(text, &marker) {
+                        continue;
+                    }
+                    if !is_own(comment, sticky.author) {
+                        let login = comment
+                            .pointer("/user/login")
+                            .and_then(Value::as_str)
+                            .unwrap_or("(deleted account)");
+                        ignored.insert(login.to_owned());
+                        continue;
+                    }
+                    if let Some(id) = comment.get("id").and_then(Value::as_u64) {
+                        found = Some(id);
+                        break;
+                    }
+                }
                 found.is_none()
             },
         )
         .await?;
+    let ignored: Vec<String> = ignored.into_iter().collect();
     let payload = json!({ "body": body });
     match found {
         Some(id) => {
@@ -442,7 +502,7 @@ pub async fn sticky_comment(
                     &Endpoint::UpdateComment { id },
                 )
                 .await?;
-            Ok(CommentDone::Updated { id, pages })
+            Ok(CommentDone::Updated { id, pages, ignored })
         }
         None => {
             let created = client
@@ -454,7 +514,7 @@ pub async fn sticky_comment(
                 .await?
                 .body;
             let id = created.get("id").and_then(Value::as_u64).unwrap_or(0);
-            Ok(CommentDone::Created { id, pages })
+            Ok(CommentDone::Created { id, pages, ignored })
         }
     }
 }
@@ -475,6 +535,22 @@ mod tests {
         assert!(is_sticky(&format!("{m}\r\nbody"), &m));
         assert!(!is_sticky(&format!("> {m}\nquoted"), &m));
         assert!(!is_sticky(&marker("Other"), &m));
+    }
+
+    #[test]
+    fn only_bots_and_the_configured_author_write_the_report() {
+        let by = |login: &str, kind: &str| json!({"id": 1, "user": {"login": login, "type": kind}, "body": ""});
+        assert!(is_own(&by("github-actions[bot]", "Bot"), None));
+        assert!(is_own(&by("relgate-app[bot]", "Bot"), Some("release-bot")));
+        assert!(!is_own(&by("mallory", "User"), None));
+        assert!(!is_own(&by("mallory", "User"), Some("release-bot")));
+        assert!(!is_own(&by("mallory", "User"), Some("  ")));
+        assert!(is_own(&by("Release-Bot", "User"), Some(" release-bot ")));
+        assert!(!is_own(&by("acme", "Organization"), None));
+        assert!(!is_own(
+            &json!({"id": 1, "user": null, "body": ""}),
+            Some("x")
+        ));
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! that approvals were not evaluated without pull-request context). Locations are `file:line`
 //! relative to the gate root: plain text, or, with [`SourceLinks`] (GitHub mode knows the
 //! repository and commit), links to that line of the file on GitHub.
+//!
+//! Text relgate did not write itself (file names, messages and fixes of policies, waiver
+//! reasons, exception names, notes) is inert: [`cell`] escapes it so it cannot make links,
+//! images, emphasis, headings, HTML, math or @mentions in a comment reviewers trust. relgate's
+//! own markup (headings, tables, code spans, the links of [`SourceLinks`]) is written around
+//! the escaped parts.
 
 use std::fmt::Write as _;
 
@@ -145,16 +151,15 @@ pub fn render_linked(report: &Report, links: Option<&SourceLinks>) -> String {
     }
 
     let approvals = (!report.approvals_evaluated).then_some(APPROVALS_NOT_EVALUATED);
-    let notes: Vec<&str> = report
-        .notes
-        .iter()
-        .map(String::as_str)
-        .chain(approvals)
-        .collect();
-    if !notes.is_empty() {
+    let notes: Vec<&str> = report.notes.iter().map(String::as_str).collect();
+    if !notes.is_empty() || approvals.is_some() {
         out.push('\n');
         for note in notes {
             let _ = writeln!(out, "> {}", cell(note));
+        }
+        // relgate's own sentence, shown as written.
+        if let Some(approvals) = approvals {
+            let _ = writeln!(out, "> {approvals}");
         }
     }
     out
@@ -176,14 +181,21 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
     }
     match (&result.kind, &result.name, &result.version) {
         (Some(kind), Some(name), Some(version)) => {
-            let _ = write!(title, " — {kind} {name}@{version}");
+            // `name@version` is escaped as one piece, so `@` breaks only where it could
+            // start a mention.
+            let _ = write!(
+                title,
+                " — {} {}",
+                cell(kind),
+                cell(&format!("{name}@{version}"))
+            );
         }
         (Some(kind), Some(name), None) => {
-            let _ = write!(title, " — {kind} {name}");
+            let _ = write!(title, " — {} {}", cell(kind), cell(name));
         }
         _ => {}
     }
-    let _ = writeln!(out, "#### {icon} {}{}", location(result.line), cell(&title));
+    let _ = writeln!(out, "#### {icon} {}{title}", location(result.line));
     if let Some(error) = &result.error {
         out.push('\n');
         let _ = writeln!(out, "**error:** {}", cell(error));
@@ -193,9 +205,9 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
         out.push_str("| rule | severity | location | message | fix |\n");
         out.push_str("| --- | --- | --- | --- | --- |\n");
         for f in &result.findings {
-            let mut message = f.message.clone();
+            let mut message = cell(&f.message);
             if let Some(path) = &f.path {
-                let _ = write!(message, " (field `{path}`)");
+                let _ = write!(message, " (field {})", code(path, true));
             }
             let _ = writeln!(
                 out,
@@ -203,7 +215,7 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
                 cell(&f.rule),
                 cell(&f.severity),
                 location(f.line),
-                cell(&message),
+                message,
                 cell(f.remediation.as_deref().unwrap_or("")),
             );
         }
@@ -214,10 +226,10 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
         for e in &result.exceptions {
             let _ = writeln!(
                 out,
-                "- {} at {} by exception `{}` in {}: {}",
+                "- {} at {} by exception {} in {}: {}",
                 cell(&e.finding.rule),
                 location(e.finding.line),
-                cell(&e.exception),
+                code(&e.exception, false),
                 cell(&e.exception_policy),
                 cell(&e.finding.message),
             );
@@ -248,43 +260,158 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
     }
 }
 
-/// Escapes text for a table cell (or any one-line spot): `|` cannot end the cell, `<`, `>` and
-/// `&` cannot open HTML, and a newline becomes `<br>` instead of ending the row.
+/// Makes text relgate did not write inert in a table cell or any one-line spot of the report:
+/// - markdown punctuation is backslash-escaped (`\` `` ` `` `*` `_` `{` `}` `[` `]` `(` `)`
+///   `!` `~` `$` `|`): no link, image, emphasis, code, strikethrough, math, and `|` cannot end
+///   a table cell;
+/// - at the start of the text (where a note begins its line) also `#` `+` `-` `=` and the `.`
+///   of `1.`: no heading, list, rule or setext underline. Elsewhere on a line they mean
+///   nothing in GFM and stay as written, so `PII-RETENTION` and `PR #2` read as they are;
+/// - `<`, `>` and `&` become entities: no HTML, no autolink in angle brackets, no blockquote;
+/// - `@` that could start a mention (not preceded by a letter or digit, as in `name@1.2` or
+///   an e-mail address) is followed by U+2060 WORD JOINER, which GitHub does not read as part
+///   of a login, so nobody is notified (the text looks the same);
+/// - the `:` of `://` is escaped, so a bare `https://…` is not made a link (GitHub's autolink
+///   would also swallow the backslash of a following escape); a bare `www.…` still is, and
+///   shows its own target;
+/// - a newline becomes `<br>` instead of ending the row.
 pub fn cell(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut previous: Option<char> = None;
+    // Nothing but blanks so far, and nothing but blanks and digits so far.
+    let mut at_start = true;
+    let mut digits_only = true;
+    for (at, c) in text.char_indices() {
+        let block_marker = at_start && matches!(c, '#' | '+' | '-' | '=')
+            || digits_only && c == '.' && previous.is_some_and(|p| p.is_ascii_digit());
+        at_start = at_start && matches!(c, ' ' | '\t');
+        digits_only = digits_only && matches!(c, ' ' | '\t' | '0'..='9');
         match c {
-            '|' => out.push_str("\\|"),
+            _ if block_marker => {
+                out.push('\\');
+                out.push(c);
+            }
+            ':' if text[at + 1..].starts_with("//") => out.push_str("\\:"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '\n' => out.push_str("<br>"),
             '\r' => {}
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '!' | '~' | '$' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '@' => {
+                out.push('@');
+                if !previous.is_some_and(|p| p.is_ascii_alphanumeric()) {
+                    out.push('\u{2060}');
+                }
+            }
             c => out.push(c),
         }
+        previous = Some(c);
     }
     out
 }
 
+/// `text` as a code span (shown verbatim, nothing in it is markdown): the fence is one backtick
+/// longer than the longest run of backticks in `text`, so a backtick cannot close it early;
+/// newlines become spaces (a span is one line); in a table (`table`) `|` is escaped, which GFM
+/// undoes inside the span.
+pub fn code(text: &str, table: bool) -> String {
+    let mut body: String = text
+        .chars()
+        .map(|c| if matches!(c, '\n' | '\r') { ' ' } else { c })
+        .collect();
+    if table {
+        body = body.replace('|', "\\|");
+    }
+    let mut longest = 0;
+    let mut run = 0;
+    for c in body.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    // A space keeps a leading or trailing backtick off the fence (CommonMark strips one
+    // space on each side when both are there).
+    let pad = if body.starts_with('`') || body.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{body}{pad}{fence}")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{cell, SourceLinks};
+    use super::{cell, code, SourceLinks};
 
     #[test]
     fn links_point_at_the_line_and_cannot_break_out_of_the_url() {
         let links = SourceLinks::github("https://ghe.example/", "acme/ml", "abc123", "gate/");
         assert_eq!(
             links.location("releases/a b(1).yaml", 7),
-            "[releases/a b(1).yaml:7](https://ghe.example/acme/ml/blob/abc123/gate/releases/a%20b%281%29.yaml#L7)"
+            "[releases/a b\\(1\\).yaml:7](https://ghe.example/acme/ml/blob/abc123/gate/releases/a%20b%281%29.yaml#L7)"
         );
         assert_eq!(
             links.location("r/<x>|y.yaml", 2),
             "[r/&lt;x&gt;\\|y.yaml:2](https://ghe.example/acme/ml/blob/abc123/gate/r/%3Cx%3E%7Cy.yaml#L2)"
+        );
+        // A file name cannot close the label and add a link of its own.
+        assert_eq!(
+            links.location("releases/a](/mallory/x)[b.yaml", 1),
+            "[releases/a\\]\\(/mallory/x\\)\\[b.yaml:1](https://ghe.example/acme/ml/blob/abc123/gate/releases/a%5D%28/mallory/x%29%5Bb.yaml#L1)"
         );
     }
 
     #[test]
     fn cells_escape_table_and_html_syntax() {
         assert_eq!(cell("a|b<c>&\r\nd"), "a\\|b&lt;c&gt;&amp;<br>d");
+    }
+
+    #[test]
+    fn cells_make_markdown_inert() {
+        assert_eq!(
+            cell("**LGTM** [x](https://evil.example/) cc @octocat"),
+            "\\*\\*LGTM\\*\\* \\[x\\]\\(https\\://evil.example/\\) cc @\u{2060}octocat"
+        );
+        assert_eq!(
+            cell("![](https://evil.example/p.png)"),
+            "\\!\\[\\]\\(https\\://evil.example/p.png\\)"
+        );
+        assert_eq!(cell("a: b, c:/d, e://"), "a: b, c:/d, e\\://");
+        // Block markers only where a line could begin.
+        assert_eq!(cell("# big"), "\\# big");
+        assert_eq!(cell("  - item + x - y"), "  \\- item + x - y");
+        assert_eq!(cell("+ a"), "\\+ a");
+        assert_eq!(cell("==="), "\\===");
+        assert_eq!(cell("---"), "\\---");
+        assert_eq!(cell("12. x 3. y"), "12\\. x 3. y");
+        assert_eq!(cell("PII-RETENTION on PR #2"), "PII-RETENTION on PR #2");
+        assert_eq!(
+            cell("~~gone~~ _it_ `c` {a} $x$"),
+            "\\~\\~gone\\~\\~ \\_it\\_ \\`c\\` \\{a\\} \\$x\\$"
+        );
+        assert_eq!(cell("a\\b"), "a\\\\b");
+        assert_eq!(cell("<img src=x>"), "&lt;img src=x&gt;");
+        // A mention starts after a non-word character; `name@version` and addresses are no
+        // mentions and stay as they are.
+        assert_eq!(cell("@octo-org/ml"), "@\u{2060}octo-org/ml");
+        assert_eq!(cell("(@a)"), "\\(@\u{2060}a\\)");
+        assert_eq!(
+            cell("answer@2 dana@example.com"),
+            "answer@2 dana@example.com"
+        );
+        assert_eq!(cell("x_@y"), "x\\_@\u{2060}y");
+    }
+
+    #[test]
+    fn code_spans_cannot_be_closed_early() {
+        assert_eq!(code("spec.owner.team", true), "`spec.owner.team`");
+        assert_eq!(code("a`b", false), "``a`b``");
+        assert_eq!(code("``x", false), "``` ``x ```");
+        assert_eq!(code("a|b\nc", true), "`a\\|b c`");
+        assert_eq!(code("a|b", false), "`a|b`");
     }
 }

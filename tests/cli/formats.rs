@@ -276,3 +276,47 @@ fn junit_skips_policy_areas_when_the_schema_fails() {
         .stdout_has("tests=\"7\" failures=\"1\" errors=\"0\" skipped=\"6\"");
     well_formed(&run.stdout);
 }
+
+/// A team policy whose message, field and fix hold live markdown: an image, raw HTML, a link,
+/// a heading marker, a mention, and a field path with a backtick.
+const HOSTILE: &str = r##"package main
+
+deny contains {"msg": "see ![](https://evil.example/p.png) <img src=https://evil.example/q.png> cc @octocat", "rule": "TEAM-HOSTILE", "path": "metadata.labels[\"a`b\"]", "remediation": "# [approve here](https://evil.example/ok) **now**"} if {
+	input.manifest.metadata.name == "hostile"
+}
+"##;
+
+/// The markdown report of a manifest whose file name, waiver reason and policy findings were
+/// written to deceive reviewers: nothing of it may render as a link, an image, a mention,
+/// emphasis or HTML (the reviewer's reproductions of the markdown-injection finding).
+#[test]
+fn markdown_keeps_manifest_text_inert() {
+    let repo = Repo::git();
+    let release = dev_release("hostile").replace(
+        "  logging:",
+        "  prr:\n    PRR-EVAL-02: {status: waived, waiver: {approver: bob@example.com, expires: 2027-01-31, reason: \"**LGTM** [security sign-off](https://evil.example/) cc @octocat\"}}\n  logging:",
+    );
+    repo.file("releases/a](/mallory/x)[b.yaml", release)
+        .file("team/main.rego", HOSTILE);
+    let run = repo.run(&["check", "releases", "-p", "team", "-f", "markdown"]);
+    run.no_panic().exit(1);
+    let out = &run.stdout;
+    // The hostile parts are all there, escaped.
+    for escaped in [
+        "#### ❌ releases/a\\]\\(/mallory/x\\)\\[b.yaml:1 — PromptRelease hostile@2",
+        "waived by bob@example.com until 2027-01-31: \\*\\*LGTM\\*\\* \\[security sign-off\\]\\(https\\://evil.example/\\) cc @\u{2060}octocat",
+        "see \\!\\[\\]\\(https\\://evil.example/p.png\\) &lt;img src=https\\://evil.example/q.png&gt; cc @\u{2060}octocat (field ``metadata.labels[\"a`b\"]``)",
+        "| \\# \\[approve here\\]\\(https\\://evil.example/ok\\) \\*\\*now\\*\\* |",
+    ] {
+        assert!(out.contains(escaped), "{escaped}\nin\n{out}");
+    }
+    // Nothing live is left: no link or image syntax, no HTML tag but relgate's own, no
+    // mention, no emphasis.
+    assert!(!out.contains("]("), "{out}");
+    assert!(!out.contains("!["), "{out}");
+    assert!(!out.contains("<img"), "{out}");
+    assert!(!out.contains("@octocat"), "{out}");
+    assert!(!out.contains("**LGTM"), "{out}");
+    assert!(!out.contains("| # "), "{out}");
+    assert!(!out.contains("https://"), "no bare URL to autolink: {out}");
+}

@@ -15,7 +15,9 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 pub const REPOSITORY: &str = "octocat/Hello-World";
 /// The pull request of `pulls-get.json`.
 pub const NUMBER: u64 = 1347;
-/// `head.sha` of `pulls-get.json`.
+/// `head.sha` (and `base.sha`) of `pulls-get.json`. The tests serve the pull request with
+/// the head commit of their own git repository instead (relgate checks that the checked-out
+/// commit is the pull request's head); this stays the base.
 pub const HEAD_SHA: &str = "6dcb09b5b57875f334f61aebed695e2e4193db5e";
 /// `merge_commit_sha` of `pulls-get.json`.
 pub const MERGE_SHA: &str = "e5bd3914e2e596debea16f433f57875b5b90bcd6";
@@ -90,14 +92,19 @@ pub struct Api {
     /// `""` for github.com, `/api/v3` for GitHub Enterprise.
     pub prefix: String,
     pub dir: tempfile::TempDir,
+    /// The pull request's head commit: a commit of the test's git repository, served as
+    /// `head.sha` of the pull request and of the event.
+    pub head: String,
 }
 
 impl Api {
-    pub async fn start(prefix: &str) -> Self {
+    /// The API of a pull request whose head is `head`.
+    pub async fn start(prefix: &str, head: &str) -> Self {
         Self {
             server: MockServer::start().await,
             prefix: prefix.to_owned(),
             dir: tempfile::tempdir().expect("temp dir"),
+            head: head.to_owned(),
         }
     }
 
@@ -124,12 +131,12 @@ impl Api {
     }
 
     /// The real `pull_request.opened` payload, pointed at the pull request of the API fixtures:
-    /// `number` and `pull_request.number` 2 -> 1347, `pull_request.head.sha` -> its head.
+    /// `number` and `pull_request.number` 2 -> 1347, `pull_request.head.sha` -> [`Api::head`].
     pub fn pull_request_event(&self) -> PathBuf {
         let mut event = fixture("webhook-pull_request.opened.payload.json");
         event["number"] = NUMBER.into();
         event["pull_request"]["number"] = NUMBER.into();
-        event["pull_request"]["head"]["sha"] = HEAD_SHA.into();
+        event["pull_request"]["head"]["sha"] = self.head.clone().into();
         let path = self.dir.path().join("event.json");
         std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
         path
@@ -187,13 +194,15 @@ impl Api {
             .await;
     }
 
-    /// GET pulls/1347 answers `pulls-get.json`.
+    /// GET pulls/1347 answers `pulls-get.json` with `head.sha` = [`Api::head`].
     pub async fn pull_request(&self) {
+        let mut pull = fixture("pulls-get.json");
+        pull["head"]["sha"] = self.head.clone().into();
         self.mount_json(
             "GET",
             &self.repo_path(&format!("/pulls/{NUMBER}")),
             200,
-            fixture("pulls-get.json"),
+            pull,
         )
         .await;
     }
@@ -312,10 +321,34 @@ pub fn review(id: u64, login: &str, state: &str, commit: &str, at: &str) -> Valu
     review
 }
 
-/// A comment of the fixture with another id and body.
+/// A comment of the fixture with another id and body (by the fixture's user octocat, a
+/// `User`).
 pub fn comment(id: u64, body: &str) -> Value {
     let mut comment = fixture("issues-list-comments.json")[0].clone();
     comment["id"] = id.into();
     comment["body"] = body.into();
+    comment
+}
+
+/// [`comment`] written by `login` of account `kind` (`User`, `Bot`); changed from the fixture:
+/// user.login, user.id, user.type, user.html_url.
+pub fn comment_by(id: u64, body: &str, login: &str, kind: &str) -> Value {
+    let mut comment = comment(id, body);
+    comment["user"]["login"] = login.into();
+    comment["user"]["type"] = kind.into();
+    comment["user"]["id"] = (id + 90_000).into();
+    comment["user"]["html_url"] = format!("https://github.com/{login}").into();
+    comment
+}
+
+/// [`comment`] by the account a workflow's GITHUB_TOKEN writes as (github-actions[bot], as the
+/// API lists it: user id 41898282, type Bot).
+pub fn bot_comment(id: u64, body: &str) -> Value {
+    let mut comment = comment(id, body);
+    comment["user"]["login"] = "github-actions[bot]".into();
+    comment["user"]["id"] = 41_898_282.into();
+    comment["user"]["node_id"] = "MDM6Qm90NDE4OTgyODI=".into();
+    comment["user"]["type"] = "Bot".into();
+    comment["user"]["html_url"] = "https://github.com/apps/github-actions".into();
     comment
 }
