@@ -157,7 +157,6 @@ fn short(oid: Oid) -> String {
     oid.to_string().chars().take(12).collect()
 }
 
-
 /// A path written in a manifest or the config as a normalised gate-relative path (`.`
 /// segments dropped), or `None` for an absolute path or one with `..` (the gate refuses those
 /// anyway, whatever changed).
