@@ -190,7 +190,7 @@ pub struct ExportArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Also write an audit bundle (.tar.gz): the envelopes, trusted public keys, CHECKPOINT,
-    /// verification report, CSV, VERIFY.md (how to check it offline) and SHA256SUMS.
+    /// verification report, CSV, HTML report, VERIFY.md (how to check it offline) and SHA256SUMS.
     #[arg(long, value_name = "FILE.tar.gz")]
     pub bundle: Option<PathBuf>,
     /// Skip the git history checks of the ledger branch (the records, their chain and the
