@@ -291,11 +291,23 @@ fn expected_cells(row: &serde_json::Value) -> Vec<String> {
                     .join(";"),
                 other => other.to_string(),
             };
-            if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-                format!("'{cell}")
-            } else {
-                cell
-            }
+            // The documented rule, restated: every `;`-part that begins (after whitespace)
+            // like a formula, or with `'`, tab or CR, gets a `'`.
+            let risky = |p: &str| {
+                p.starts_with(['\'', '\t', '\r'])
+                    || p.trim_start()
+                        .starts_with(['=', '+', '-', '@', '|', '＝', '＋', '－', '＠'])
+            };
+            cell.split(';')
+                .map(|p| {
+                    if risky(p) {
+                        format!("'{p}")
+                    } else {
+                        p.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(";")
         })
         .collect()
 }

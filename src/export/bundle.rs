@@ -333,7 +333,7 @@ When it was written, relgate verified the ledger as **{status}** ({problems} pro
 | `{KEYS_DIR}/<keyid>.pem` | the public keys that were trusted: {key_list} (Ed25519, SubjectPublicKeyInfo PEM; the key id is the SHA-256 of the DER key) |
 | `{CHECKPOINT}` | the ledger's signed checkpoint: record count and RFC 6962 Merkle root of the record payloads |
 | `{VERIFICATION}` | relgate's verification report at export time |
-| `{CSV}` | {rows} rows, one per record (filter: {filter}); cells that begin with `=`, `+`, `-`, `@`, tab or CR start with `'` so spreadsheets do not run them |
+| `{CSV}` | {rows} rows, one per record (filter: {filter}); every `;`-part of a cell that begins like a formula (`=`, `+`, `-`, `@`, `|`, tab, CR) or with `'` has a `'` in front so spreadsheets do not run it |
 | `{REPORT_HTML}` | the same rows as a report to read (open it in a browser, or print it): verification verdict, decisions per week, gate pass rate, PRR compliance, evaluation gate pass rate, change failure rate, time from first failed to first passed check, top failing rules, a table per service; self-contained, it loads nothing |
 | `{SHA256SUMS}` | the SHA-256 of every other file |
 

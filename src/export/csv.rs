@@ -2,27 +2,44 @@
 //! comma, a quote or a line break, quotes doubled) written by the `csv` crate, one header line
 //! of [`ExportRow::COLUMNS`], one line per row.
 //!
-//! Cells are spreadsheet-safe: a cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage
-//! return would be taken for a formula by Excel, LibreOffice or Google Sheets (CSV injection,
-//! OWASP), so such a cell is written with a leading `'`, which spreadsheets show as text. The
-//! value is otherwise unchanged; an auditor reading the raw file strips that one quote. Lists
-//! (rules, approvers, evidence files) are joined with `;`; the JSONL export keeps them as arrays.
+//! Cells are spreadsheet-safe (CSV injection, OWASP). Every part of a cell, split at `;` (lists
+//! are joined with `;`, and spreadsheets in many locales import `;`-separated), that begins —
+//! after any leading whitespace — with `=`, `+`, `-`, `@`, `|` or their full-width forms, or
+//! with a tab, a carriage return or a `'`, is written with a `'` in front, which spreadsheets
+//! show as text. Because a part that already began with `'` gets one too, the rule is exactly
+//! reversible: strip one leading `'` from every `;`-separated part that has one. The JSONL
+//! export keeps values raw and lists as arrays.
 
 use std::borrow::Cow;
 use std::io::Write;
 
 use super::ExportRow;
 
-/// Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
-const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+/// Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection), with
+/// their full-width forms (East Asian spreadsheet locales take those too) and `|` (DDE).
+const FORMULA_START: [char; 9] = [
+    '=', '+', '-', '@', '|', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+];
 
-/// A cell as written: prefixed with `'` when it begins like a formula.
+/// Whether a `;`-separated part of a cell needs the `'` prefix.
+fn risky(part: &str) -> bool {
+    part.starts_with(['\'', '\t', '\r']) || part.trim_start().starts_with(FORMULA_START)
+}
+
+/// A cell as written: every `;`-separated part that begins like a formula (or with `'`) gets
+/// a leading `'`.
 pub fn neutralize(cell: &str) -> Cow<'_, str> {
-    if cell.starts_with(FORMULA_START) {
-        Cow::Owned(format!("'{cell}"))
-    } else {
-        Cow::Borrowed(cell)
+    if !cell.split(';').any(risky) {
+        return Cow::Borrowed(cell);
     }
+    let parts: Vec<Cow<'_, str>> = cell
+        .split(';')
+        .map(|part| match risky(part) {
+            true => Cow::Owned(format!("'{part}")),
+            false => Cow::Borrowed(part),
+        })
+        .collect();
+    Cow::Owned(parts.join(";"))
 }
 
 /// The cells of `row`, in [`ExportRow::COLUMNS`] order, before neutralizing.
@@ -94,11 +111,41 @@ mod tests {
 
     #[test]
     fn formula_cells_are_neutralized_and_others_kept() {
-        for bad in ["=1+1", "+SUM(A1)", "-2", "@cmd", "\tx", "\rx"] {
-            assert_eq!(neutralize(bad), format!("'{bad}"));
+        for bad in [
+            "=1+1",
+            "+SUM(A1)",
+            "-2",
+            "@cmd",
+            "\tx",
+            "\rx",
+            " =1+1",
+            "\n=1",
+            "|calc",
+            "\u{FF1D}1+1",
+            "'=1+1",
+            "'plain",
+        ] {
+            assert_eq!(neutralize(bad), format!("'{bad}"), "{bad:?}");
         }
-        for good in ["", "a=b", "AIR-1", " =x", "'quoted", "1.5"] {
+        for good in ["", "a=b", "AIR-1", "1.5", "x;y", "name@example.com"] {
             assert_eq!(neutralize(good), good);
+        }
+    }
+
+    #[test]
+    fn every_list_part_is_neutralized_and_the_rule_reverses() {
+        assert_eq!(neutralize(" =1+3;=1+2"), "' =1+3;'=1+2");
+        assert_eq!(neutralize("a;=1+1"), "a;'=1+1");
+        assert_eq!(neutralize("evals/x;=1+9.json"), "evals/x;'=1+9.json");
+        // Reversal: one `'` off every part that has one.
+        let undo = |cell: &str| -> String {
+            cell.split(';')
+                .map(|p| p.strip_prefix('\'').unwrap_or(p))
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        for original in ["'=1+1", "=1+1", "a;'b;=c", "plain"] {
+            assert_eq!(undo(&neutralize(original)), original);
         }
     }
 }
