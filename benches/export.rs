@@ -59,6 +59,7 @@ fn export_bundle(source: &LedgerSource, keys: &TrustedKeys, target: &std::path::
             &BundleInfo {
                 generated_at: "2026-11-27T12:00:00Z".into(),
                 filter: "none".into(),
+                filter_args: Vec::new(),
             },
         )
         .expect("finish");

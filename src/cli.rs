@@ -189,6 +189,11 @@ pub struct ExportArgs {
     /// Write the export to FILE instead of stdout (written whole or not at all).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Export from the envelopes of an export bundle (envelopes.jsonl, with its CHECKPOINT
+    /// beside it) instead of a ledger: how an auditor rebuilds a bundle's CSV from what is
+    /// signed and compares.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ledger", "ledger_dir"])]
+    pub envelopes: Option<PathBuf>,
     /// Also write an audit bundle (.tar.gz): the envelopes, trusted public keys, CHECKPOINT,
     /// verification report, CSV, HTML report, VERIFY.md (how to check it offline) and SHA256SUMS.
     #[arg(long, value_name = "FILE.tar.gz")]

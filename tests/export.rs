@@ -995,15 +995,16 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
     // Follow VERIFY.md literally in the unpacked bundle.
     let md = member("VERIFY.md");
     let blocks = sh_blocks(&md);
-    assert_eq!(blocks.len(), 5, "{md}");
+    // Steps 0 (key ids) to 6 (the CSV rebuilt from the signed envelopes).
+    assert_eq!(blocks.len(), 7, "{md}");
     let dir = f.path().join("unpacked");
     unpack(&bundle, &dir);
     for (code, log) in run_blocks(&blocks, &dir) {
         assert_eq!(code, 0, "VERIFY.md step failed on an intact bundle:\n{log}");
     }
 
-    // Tamper with one envelope (record 10 now says "pass", signature kept): steps 1 to 4
-    // fail; the record count (step 5) is unchanged.
+    // Tamper with one envelope (record 10 now says "pass", signature kept): steps 1 to 4 and
+    // 6 fail; the key ids (step 0) and the record count (step 5) are unchanged.
     let tampered = f.path().join("tampered");
     unpack(&bundle, &tampered);
     let lines: Vec<String> = envelopes.lines().map(str::to_owned).collect();
@@ -1012,31 +1013,30 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
         String::from_utf8(tamper_envelope(lines[9].as_bytes(), set_decision_pass)).expect("utf8");
     std::fs::write(tampered.join("envelopes.jsonl"), edited.join("\n") + "\n").expect("write");
     let results = run_blocks(&blocks, &tampered);
-    for (step, (code, log)) in results.iter().enumerate().take(4) {
+    for step in [1, 2, 3, 4, 6] {
         assert_ne!(
-            *code,
-            0,
-            "step {} passed on a tampered envelope:\n{log}",
-            step + 1
+            results[step].0, 0,
+            "step {step} passed on a tampered envelope:\n{}",
+            results[step].1
         );
     }
-    assert!(results[1].1.contains("bad_signature"), "{}", results[1].1);
+    assert!(results[2].1.contains("bad_signature"), "{}", results[2].1);
     assert!(
-        results[2]
+        results[3]
             .1
             .contains("record 10: the signature does NOT verify"),
         "{}",
-        results[2].1
-    );
-    assert!(
-        results[3].1.contains("record 11: expected seq 11"),
-        "{}",
         results[3].1
     );
-    assert_eq!(results[4].0, 0, "{}", results[4].1);
+    assert!(
+        results[4].1.contains("record 11: expected seq 11"),
+        "{}",
+        results[4].1
+    );
+    assert_eq!((results[0].0, results[5].0), (0, 0), "{results:?}");
 
-    // Drop the last envelope: the checksums, relgate and the checkpoint count catch it (the
-    // remaining signatures and chain are fine, so steps 3 and 4 pass).
+    // Drop the last envelope: the checksums, relgate, the checkpoint count and the rebuilt
+    // CSV catch it (the remaining signatures and chain are fine, so steps 3 and 4 pass).
     let truncated = f.path().join("truncated");
     unpack(&bundle, &truncated);
     std::fs::write(
@@ -1048,8 +1048,54 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
         .iter()
         .map(|r| r.0)
         .collect();
-    assert!(codes[0] != 0 && codes[1] != 0 && codes[4] != 0, "{codes:?}");
-    assert_eq!((codes[2], codes[3]), (0, 0), "{codes:?}");
+    assert!(
+        codes[1] != 0 && codes[2] != 0 && codes[5] != 0 && codes[6] != 0,
+        "{codes:?}"
+    );
+    assert_eq!((codes[0], codes[3], codes[4]), (0, 0, 0), "{codes:?}");
+
+    // Someone who can rewrite the bundle edits a CSV row and regenerates SHA256SUMS: the
+    // signed records are untouched (steps 0 to 5 pass), the rebuilt CSV differs (step 6).
+    let forged = f.path().join("forged");
+    unpack(&bundle, &forged);
+    let csv = std::fs::read_to_string(forged.join("export.csv")).expect("csv");
+    let forged_csv = csv.replacen(",fail,", ",pass,", 1);
+    assert_ne!(csv, forged_csv, "the bundle has a failing row to forge");
+    std::fs::write(forged.join("export.csv"), forged_csv).expect("write");
+    let resum = std::process::Command::new("bash")
+        .args(["-c", "sha256sum $(awk '{print $2}' SHA256SUMS) > SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS"])
+        .current_dir(&forged)
+        .status()
+        .expect("sha256sum");
+    assert!(resum.success());
+    let results = run_blocks(&blocks, &forged);
+    for (step, (code, log)) in results.iter().enumerate().take(6) {
+        assert_eq!(*code, 0, "step {step} on a forged CSV:\n{log}");
+    }
+    assert_ne!(
+        results[6].0, 0,
+        "the rebuilt CSV must differ: {}",
+        results[6].1
+    );
+
+    // A key file not named by its own key id (an attacker's key under the trusted id) fails
+    // step 0.
+    let renamed = f.path().join("renamed");
+    unpack(&bundle, &renamed);
+    let other_key = f.path().join("other-key");
+    run_relgate(&["keygen".into(), "--out".into(), s(&other_key)], f.path()).exit(0);
+    std::fs::copy(
+        other_key.join("relgate-signing.pub.pem"),
+        renamed.join(&key_file),
+    )
+    .expect("swap key");
+    let results = run_blocks(&blocks, &renamed);
+    assert_ne!(results[0].0, 0, "{}", results[0].1);
+    assert!(
+        results[0].1.contains("not its file name"),
+        "{}",
+        results[0].1
+    );
 
     // Swapping two envelopes is caught by relgate (line n must hold record n).
     let swapped = f.path().join("swapped");
@@ -1163,4 +1209,26 @@ fn a_record_changed_between_verification_and_export_is_caught() {
         .collect();
     assert_eq!(changed.len(), 1, "{:?}", report.problems);
     assert_eq!(changed[0].seq(), Some(4));
+}
+
+/// A run that cannot verify (a junk --checkpoint) or cannot write its bundle exits 2 and
+/// leaves an earlier export at --output as it was.
+#[test]
+fn failed_exports_keep_the_previous_output() {
+    let f = Fixture::generated(Backend::Dir, 5);
+    let out = f.path().join("o.csv");
+    std::fs::write(&out, "OLD\n").expect("write");
+    let junk = f.path().join("junk.checkpoint");
+    std::fs::write(&junk, "not a checkpoint\n").expect("write");
+    f.export(&["--checkpoint", &s(&junk), "--output", &s(&out)])
+        .exit(2)
+        .stderr_has("nothing exported");
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), "OLD\n");
+
+    let dir = f.path().join("bundle-is-a-dir");
+    std::fs::create_dir(&dir).expect("mkdir");
+    f.export(&["--output", &s(&out), "--bundle", &s(&dir)])
+        .exit(2)
+        .stderr_has("cannot write the bundle");
+    assert_eq!(std::fs::read_to_string(&out).expect("read"), "OLD\n");
 }

@@ -151,10 +151,7 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
         .format
         .or((args.bundle.is_none() || args.output.is_some()).then_some(Format::Csv));
     let generated_at = super::now()?;
-    let selected = records::select(&args.selection, true)?;
-    let source = selected
-        .source
-        .context("no ledger to export (pass --ledger REF or --ledger-dir DIR)")?;
+    let selected = records::select(&args.selection, args.envelopes.is_none())?;
     let options = VerifyOptions {
         check_history: !args.no_history,
         check_reflog: !args.no_history,
@@ -162,22 +159,42 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
     };
 
     let bar = Bar::new();
-    let mut ledger = VerifiedLedger::verify(
-        &source,
-        &selected.keys,
-        selected.old_checkpoint.as_deref(),
-        &options,
-        &bar,
-    );
+    let (mut ledger, described) = match (&args.envelopes, &selected.source) {
+        (Some(envelopes), _) => (
+            VerifiedLedger::verify_envelopes(
+                envelopes,
+                &selected.keys,
+                selected.old_checkpoint.as_deref(),
+                &options,
+                &bar,
+            ),
+            envelopes.display().to_string(),
+        ),
+        (None, Some(source)) => (
+            VerifiedLedger::verify(
+                source,
+                &selected.keys,
+                selected.old_checkpoint.as_deref(),
+                &options,
+                &bar,
+            ),
+            source.describe(),
+        ),
+        (None, None) => {
+            anyhow::bail!("no ledger to export (pass --ledger REF or --ledger-dir DIR)")
+        }
+    };
     let color = stderr_color(color);
-    if ledger.report().status == VerifyStatus::Unverifiable && ledger.record_files() == 0 {
+    // Could not verify (no usable keys, unreadable ledger, a bad --checkpoint): exit 2 and
+    // write nothing, so an earlier export at --output is not replaced by unverified rows.
+    if ledger.report().status == VerifyStatus::Unverifiable {
         bar.clear();
         let mut err = std::io::stderr().lock();
         err.write_all(output::verify::render_summary(ledger.report(), color).as_bytes())?;
         writeln!(
             err,
-            "relgate export: nothing exported: the ledger {} could not be read",
-            source.describe()
+            "relgate export: nothing exported: the ledger {} could not be verified",
+            described
         )?;
         return Ok(2);
     }
@@ -219,12 +236,8 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
         &generated_at,
     )?;
     bar.clear();
-    if let (Some(s), Some(w)) = (staged, file_out) {
-        s.commit(w)?;
-    }
-    if let Some(mut w) = stdout_out {
-        w.flush().context("cannot write the export to stdout")?;
-    }
+    // The bundle is finished before the --output file replaces an earlier one: a bundle that
+    // cannot be written fails the run with both targets as they were.
     if let (Some(b), Some(path)) = (bundle, &args.bundle) {
         b.finish(
             ledger.report(),
@@ -233,9 +246,16 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
             &BundleInfo {
                 generated_at: generated_at.clone(),
                 filter: filter.describe(),
+                filter_args: filter_args(&args),
             },
         )
         .with_context(|| format!("cannot write the bundle {}", path.display()))?;
+    }
+    if let (Some(s), Some(w)) = (staged, file_out) {
+        s.commit(w)?;
+    }
+    if let Some(mut w) = stdout_out {
+        w.flush().context("cannot write the export to stdout")?;
     }
     summarize(&args, format, &filter, ledger.report(), &outcome, color)?;
     let code = ledger.report().exit_code();
@@ -243,6 +263,23 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
         0 if outcome.incomplete() => 2,
         c => u8::try_from(c).unwrap_or(2),
     })
+}
+
+/// The filter as `relgate export` flags, for VERIFY.md's command that rebuilds the CSV.
+fn filter_args(args: &ExportArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    for (flag, value) in [("--since", &args.since), ("--until", &args.until)] {
+        if let Some(v) = value {
+            out.extend([flag.to_owned(), v.clone()]);
+        }
+    }
+    for s in &args.services {
+        out.extend(["--service".to_owned(), s.clone()]);
+    }
+    for e in &args.environments {
+        out.extend(["--environment".to_owned(), e.clone()]);
+    }
+    out
 }
 
 /// Unexported records listed on stderr before "and N more".

@@ -133,6 +133,22 @@ pub struct BundleInfo {
     pub generated_at: String,
     /// The filter of `export.csv`, in words (`none`).
     pub filter: String,
+    /// The same filter as `relgate export` flags (`--since 2026-07-01 ...`), for the command
+    /// in VERIFY.md that rebuilds `export.csv` from the envelopes.
+    pub filter_args: Vec<String>,
+}
+
+/// A word for a POSIX shell command line, single-quoted when it needs to be.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:+/@=".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Builds a bundle while the ledger is read: [`Bundle::add_envelope`] for every record,
@@ -337,10 +353,9 @@ When it was written, relgate verified the ledger as **{status}** ({problems} pro
 | `{REPORT_HTML}` | the same rows as a report to read (open it in a browser, or print it): verification verdict, decisions per week, gate pass rate, PRR compliance, evaluation gate pass rate, change failure rate, time from first failed to first passed check, top failing rules, a table per service; self-contained, it loads nothing |
 | `{SHA256SUMS}` | the SHA-256 of every other file |
 
-The bundle proves what the ledger held only to someone who trusts the keys in `{KEYS_DIR}/`:
-before you start, compare their key ids (the file names) with the key ids your organisation
-published for its release gate, e.g.
-`openssl pkey -pubin -in {KEYS_DIR}/<keyid>.pem -outform DER | sha256sum` prints the id.
+What is signed are the records in `{ENVELOPES}` and `{CHECKPOINT}`, by the keys in
+`{KEYS_DIR}/`; every other file is derived from them or describes the export. So the bundle
+proves what the ledger held only to someone who trusts those keys, and step 0 comes first.
 
 Unpack the bundle into an empty directory and run every command below in it (bash; the
 tools are coreutils, `jq` and OpenSSL 3):
@@ -349,14 +364,35 @@ tools are coreutils, `jq` and OpenSSL 3):
 mkdir bundle && tar -xzf <bundle>.tar.gz -C bundle && cd bundle
 ```
 
-## 1. The files are the ones exported
+## 0. The keys are the ones you trust
+
+A key id is the SHA-256 of the public key's DER encoding. This prints the id of every key in
+the bundle and fails if a file is not named by its key's id:
+
+```sh
+fail=0
+for key in {KEYS_DIR}/*.pem; do
+  id=$(openssl pkey -pubin -in \"$key\" -outform DER | sha256sum | cut -d' ' -f1)
+  echo \"key id $id\"
+  [ \"$key\" = \"{KEYS_DIR}/$id.pem\" ] || {{ echo \"$key: its key id is $id, not its file name\"; fail=1; }}
+done
+test \"$fail\" = 0
+```
+
+Compare the printed ids with the key ids your organisation published for its release gate,
+out of band (not from this bundle): a bundle made by someone else, with their own key, passes
+every other step. Better still, run step 2 with `--keys` pointing at a directory of the keys
+you already trust instead of the bundle's.
+
+## 1. The files arrived intact
 
 ```sh
 sha256sum -c {SHA256SUMS}
 ```
 
-Every line must say `OK`. This shows the files were not changed after the export; steps 2 to 4
-show that the records were signed by the trusted keys and that none is missing or altered.
+Every line must say `OK`. This catches damage in transit; `{SHA256SUMS}` is inside the bundle,
+so it cannot catch a deliberate change by someone who could rewrite the bundle: steps 2 to 5
+check what is signed, and step 6 checks the CSV against it.
 
 ## 2. Verify with relgate
 
@@ -380,6 +416,7 @@ bytes, the payload being the base64-decoded `payload` field.
 fail=0 n=0
 while IFS=$'\\t' read -r type payload sig keyid; do
   n=$((n + 1))
+  [[ \"$keyid\" =~ ^[0-9a-f]{{64}}$ ]] || {{ echo \"record $n: key id '$keyid' is not 64 hex digits\"; fail=1; continue; }}
   printf '%s' \"$payload\" | base64 -d > payload.bin
   {{ printf 'DSSEv1 %d %s %d ' \"${{#type}}\" \"$type\" \"$(wc -c < payload.bin)\"; cat payload.bin; }} > pae.bin
   printf '%s' \"$sig\" | base64 -d > sig.bin
@@ -452,5 +489,27 @@ Go's `golang.org/x/mod/sumdb/note` can check its signature too, with the verifie
             ),
         }
     }
+    let rebuild: Vec<String> = info.filter_args.iter().map(|a| shell_word(a)).collect();
+    let rebuild = if rebuild.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", rebuild.join(" "))
+    };
+    md.push_str(&format!(
+        "
+## 6. The CSV is what the signed records say
+
+`{CSV}` and `{REPORT_HTML}` are views of the records, not signed themselves. Rebuild the CSV
+from the envelopes (relgate verifies them again while it reads) with the export's filter, and
+compare:
+
+```sh
+relgate export --envelopes {ENVELOPES} --keys {KEYS_DIR}{rebuild} --output rebuilt.csv && cmp rebuilt.csv {CSV} && echo \"{CSV} matches the signed records\"
+```
+
+`report.html` is computed from the same rows by the same relgate version; rebuild it with
+`--format html` instead of checking it by hand.
+"
+    ));
     md
 }

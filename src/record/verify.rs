@@ -667,6 +667,26 @@ impl VerifiedLedger {
         )
     }
 
+    /// [`VerifiedLedger::verify`] for the envelopes of an export bundle (see
+    /// [`verify_envelopes_with`]), so a bundle's rows can be rebuilt from what is signed.
+    pub fn verify_envelopes(
+        path: &Path,
+        keys: &TrustedKeys,
+        old_checkpoint: Option<&str>,
+        options: &VerifyOptions,
+        progress: &dyn Progress,
+    ) -> VerifiedLedger {
+        run(
+            path.display().to_string(),
+            Reader::open_envelopes(path),
+            keys,
+            old_checkpoint,
+            options,
+            progress,
+            true,
+        )
+    }
+
     /// The verification report (including problems found while reading again).
     pub fn report(&self) -> &VerifyReport {
         &self.report
