@@ -1232,3 +1232,12 @@ fn failed_exports_keep_the_previous_output() {
         .stderr_has("cannot write the bundle");
     assert_eq!(std::fs::read_to_string(&out).expect("read"), "OLD\n");
 }
+
+/// A filter that matches nothing is not an error, but it is said.
+#[test]
+fn a_filter_matching_nothing_warns() {
+    let f = Fixture::generated(Backend::Dir, 5);
+    let run = f.export(&["--service", "Support-Bot"]);
+    run.exit(0).stderr_has("no record matched the filter");
+    assert_eq!(parse_csv(&run.stdout).1.len(), 0);
+}

@@ -335,6 +335,15 @@ fn summarize(
         filter.describe(),
         wrote.join(", ")
     )?;
+    if outcome.rows == 0 && outcome.records > 0 && filter.describe() != "none" {
+        // Service and environment match exactly (case and spaces count): say so rather than
+        // let an empty export look like an empty quarter.
+        writeln!(
+            err,
+            "relgate export: warning: no record matched the filter; --service and \
+             --environment match the recorded value exactly (case-sensitive)"
+        )?;
+    }
     if outcome.incomplete() {
         writeln!(
             err,
