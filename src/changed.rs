@@ -187,19 +187,7 @@ fn command_line_rel(root: &Path, cwd: &Path, path: &Path) -> Option<String> {
             .unwrap_or_else(|_| cwd.to_path_buf())
             .join(path)
     };
-    let absolute = std::fs::canonicalize(&absolute).unwrap_or_else(|_| {
-        let mut clean = PathBuf::new();
-        for component in absolute.components() {
-            match component {
-                Component::ParentDir => {
-                    clean.pop();
-                }
-                Component::CurDir => {}
-                other => clean.push(other),
-            }
-        }
-        clean
-    });
+    let absolute = std::fs::canonicalize(&absolute).unwrap_or_else(|_| lexically_clean(&absolute));
     absolute.strip_prefix(root).ok().map(to_slash)
 }
 
@@ -857,15 +845,11 @@ fn real_rel(root: &Path, path: &Path) -> Option<String> {
 
 /// A command-line path relative to `root`: as written (cleaned lexically) and as its real
 /// path; empty when it is outside.
-fn command_line_forms(root: &Path, cwd: &Path, path: &Path) -> Vec<String> {
-    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    };
+/// `path` with `.` dropped and each `..` removing the component before it, without touching
+/// the file system (for paths that may not exist).
+fn lexically_clean(path: &Path) -> PathBuf {
     let mut clean = PathBuf::new();
-    for component in absolute.components() {
+    for component in path.components() {
         match component {
             Component::ParentDir => {
                 clean.pop();
@@ -874,6 +858,17 @@ fn command_line_forms(root: &Path, cwd: &Path, path: &Path) -> Vec<String> {
             other => clean.push(other),
         }
     }
+    clean
+}
+
+fn command_line_forms(root: &Path, cwd: &Path, path: &Path) -> Vec<String> {
+    let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let clean = lexically_clean(&absolute);
     let mut forms: Vec<String> = clean
         .strip_prefix(root)
         .ok()
