@@ -134,6 +134,31 @@ struct ActionRun {
     status: i32,
 }
 
+impl ActionRun {
+    /// Every step's exit status and output, for assertion messages.
+    fn log(&self) -> String {
+        self.steps
+            .iter()
+            .map(|(id, code, out, err)| format!("--- {id} exit {code}\n{out}\n{err}\n"))
+            .collect()
+    }
+}
+
+/// [`run_action`] in `repo`'s work tree, off the async runtime (the steps block on processes
+/// while the local API server answers them on the runtime).
+async fn run_action_in(
+    repo: &PullRequestRepo,
+    inputs: BTreeMap<String, String>,
+    github: Value,
+    env: BTreeMap<String, String>,
+) -> ActionRun {
+    let runner_temp = repo.runner_temp.clone();
+    let root = repo.root.clone();
+    tokio::task::spawn_blocking(move || run_action(&inputs, github, &env, &root, &runner_temp))
+        .await
+        .unwrap()
+}
+
 /// Runs action.yml's steps in order. `env` is what the runner sets for every step.
 fn run_action(
     inputs: &BTreeMap<String, String>,
@@ -450,17 +475,8 @@ async fn pull_request_run_checks_the_changed_manifests_and_publishes() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let runner_temp = repo.runner_temp.clone();
-    let root = repo.root.clone();
-    let run =
-        tokio::task::spawn_blocking(move || run_action(&inputs, github, &env, &root, &runner_temp))
-            .await
-            .unwrap();
-    let log: String = run
-        .steps
-        .iter()
-        .map(|(id, code, out, err)| format!("--- {id} exit {code}\n{out}\n{err}\n"))
-        .collect();
+    let run = run_action_in(&repo, inputs, github, env).await;
+    let log = run.log();
 
     // Blocked by policy: the gate step fails the job with exit 1, the outputs are still set.
     assert_eq!(run.status, 1, "{log}");
@@ -648,17 +664,8 @@ async fn push_run_records_and_pushes_the_ledger() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let runner_temp = repo.runner_temp.clone();
-    let root = repo.root.clone();
-    let run =
-        tokio::task::spawn_blocking(move || run_action(&inputs, github, &env, &root, &runner_temp))
-            .await
-            .unwrap();
-    let log: String = run
-        .steps
-        .iter()
-        .map(|(id, code, out, err)| format!("--- {id} exit {code}\n{out}\n{err}\n"))
-        .collect();
+    let run = run_action_in(&repo, inputs, github, env).await;
+    let log = run.log();
 
     // handoff-summary is blocked, so the job fails; the denial is recorded and pushed anyway.
     assert_eq!(run.status, 1, "{log}");

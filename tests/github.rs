@@ -16,39 +16,10 @@ use support::github_api::{
     bot_comment, comment, comment_by, fixture, review, Api, Seen, CHECK_RUN_ID, HEAD_SHA, NUMBER,
     REPOSITORY, TOKEN,
 };
+use support::releases::dev_release;
 
 const NOW: &str = "2026-11-27T12:00:00Z";
 const OLD_SHA: &str = "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091";
-
-/// A minimal dev release that the built-in policies pass.
-fn dev_release(name: &str) -> String {
-    format!(
-        "\
-apiVersion: relgate.dev/v1
-kind: PromptRelease
-metadata:
-  name: {name}
-  version: \"2\"
-  service: support-bot
-  environment: dev
-  tier: 3
-  change_type: feature
-spec:
-  owner: {{team: assistants, contact: dana@example.com}}
-  prompt:
-    registry: langfuse
-    path: prompts/{name}
-    digest: sha256:{}
-  rollout: {{strategy: canary, steps: [10, 50, 100], bake_minutes: 30}}
-  rollback: {{to_version: \"1\", max_minutes: 30, automated: true}}
-  logging:
-    content_capture: false
-    sinks:
-      - {{name: prometheus, region: eu-west-1, data_classes: [metrics], retention_days: 30}}
-",
-        "a".repeat(64)
-    )
-}
 
 /// A git repository holding a gate root at `root` ("" or a subdirectory) with one release,
 /// committed: `head` is the checked-out commit, which the tests serve as the pull request's

@@ -7,6 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// Shared with the other test binaries (tests/github.rs) through tests/support/.
+#[path = "../support/releases.rs"]
+mod releases;
+pub use releases::dev_release;
+
 /// The fixed time of every test run.
 pub const NOW: &str = "2026-11-27T12:00:00Z";
 
@@ -216,36 +221,6 @@ impl Run {
 /// The project's root directory.
 pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A minimal valid dev release that the built-in policies pass.
-pub fn dev_release(name: &str) -> String {
-    format!(
-        "\
-apiVersion: relgate.dev/v1
-kind: PromptRelease
-metadata:
-  name: {name}
-  version: \"2\"
-  service: support-bot
-  environment: dev
-  tier: 3
-  change_type: feature
-spec:
-  owner: {{team: assistants, contact: dana@example.com}}
-  prompt:
-    registry: langfuse
-    path: prompts/{name}
-    digest: sha256:{}
-  rollout: {{strategy: canary, steps: [10, 50, 100], bake_minutes: 30}}
-  rollback: {{to_version: \"1\", max_minutes: 30, automated: true}}
-  logging:
-    content_capture: false
-    sinks:
-      - {{name: prometheus, region: eu-west-1, data_classes: [metrics], retention_days: 30}}
-",
-        "a".repeat(64)
-    )
 }
 
 /// Git history for tests (`--changed`): commits with a fixed author and time, so the same
