@@ -1,0 +1,9 @@
+//! The adversarial suite: what a hostile pull-request author (or an attacker of the CI path)
+//! tries, one module per area, each test written to fail on the code before its fix. The
+//! threat model these tests hold relgate to is `docs/threat-model.md`.
+//!
+//! Every test runs the real `relgate` binary on a real temporary repository with the DSL of
+//! `tests/cli/support.rs`.
+
+#[path = "../cli/support.rs"]
+mod support;
