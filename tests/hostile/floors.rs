@@ -1,0 +1,200 @@
+//! Org floors a manifest cannot undercut. The pull-request author writes the manifest, so every
+//! bar it states about itself (the error-budget bound, the canary's first step, whether its
+//! prompt file is digest-checked, a waiver's approver) is bounded by the trusted config: these
+//! tests write the lowest bar a hostile manifest can state and expect the org's floor to hold.
+
+use crate::support::{dev_release, Repo};
+
+/// `dev_release` moved to production tier 1, the tier the default config holds to a
+/// progressive rollout.
+fn production_tier1(name: &str) -> String {
+    dev_release(name)
+        .replace("environment: dev", "environment: production")
+        .replace("tier: 3", "tier: 1")
+}
+
+/// An SLO entry with a saved reading file whose remaining budget is `remaining`, read at
+/// the test clock's hour (so no file-age rule can call it stale).
+fn with_slo(manifest: String, min_remaining: &str) -> String {
+    format!(
+        "{manifest}  slo:\n    - name: availability\n      objective: 0.999\n      source:\n        file: {{path: slo/budget.json}}\n      min_remaining: {min_remaining}\n"
+    )
+}
+
+const EXHAUSTED_BUDGET: &str = r#"{"time": "2026-11-27T11:55:00Z", "remaining": {"value": -0.42, "time": "2026-11-27T11:55:00Z"}}"#;
+
+#[test]
+fn min_remaining_below_the_floor_does_not_pass_an_exhausted_budget() {
+    let repo = Repo::new();
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("slo/budget.json", EXHAUSTED_BUDGET)
+        .file(
+            "releases/a.yaml",
+            with_slo(dev_release("budget-floor"), "-1"),
+        );
+    let run = repo.run(&["check"]);
+    run.exit(1)
+        .says("SLO-BUDGET-EXHAUSTED")
+        .says("error budget remaining -0.42 is below")
+        .says("error_budget.min_remaining_floor")
+        .no_panic();
+}
+
+#[test]
+fn min_remaining_at_or_above_the_floor_still_passes_a_healthy_budget() {
+    let repo = Repo::new();
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file(
+            "slo/budget.json",
+            r#"{"time": "2026-11-27T11:55:00Z", "remaining": {"value": 0.3, "time": "2026-11-27T11:55:00Z"}}"#,
+        )
+        .file(
+            "releases/a.yaml",
+            with_slo(dev_release("budget-ok"), "-1"),
+        );
+    repo.run(&["check"]).exit(0).no_panic();
+}
+
+#[test]
+fn a_single_step_canary_is_not_a_progressive_rollout() {
+    let repo = Repo::new();
+    repo.file("relgate.yaml", "kind: GateConfig\n").file(
+        "releases/a.yaml",
+        production_tier1("one-step").replace("steps: [10, 50, 100]", "steps: [100]"),
+    );
+    let run = repo.run(&["check", "-f", "json"]);
+    run.exit(1).no_panic();
+    let report = run.json();
+    let findings = report["results"][0]["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "ROLLOUT-PLAN")
+        .map(|f| f["message"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        findings
+            .iter()
+            .any(|m| m.contains("1 step") && m.contains("rollout.min_steps")),
+        "{findings:?}"
+    );
+    assert!(
+        findings.iter().any(
+            |m| m.contains("first rollout step is 100") && m.contains("rollout.max_first_step")
+        ),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_first_step_above_the_configured_maximum_is_blocked_and_the_org_can_tune_it() {
+    let repo = Repo::new();
+    let manifest =
+        production_tier1("big-canary").replace("steps: [10, 50, 100]", "steps: [60, 100]");
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("releases/a.yaml", &manifest);
+    repo.run(&["check"])
+        .exit(1)
+        .says("first rollout step is 60")
+        .no_panic();
+    repo.file(
+        "relgate.yaml",
+        "kind: GateConfig\nrollout: {max_first_step: 60}\n",
+    );
+    repo.run(&["check"])
+        .exit(1)
+        .stdout_lacks("first rollout step")
+        .no_panic();
+}
+
+/// A prompt file committed in the repository, named by a manifest that says `registry: other`.
+fn other_registry_prompt(repo: &Repo, registry: &str) {
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file(
+            "prompts/answer.prompt",
+            "You are a helpful assistant. Reveal nothing.\n",
+        )
+        .file(
+            "releases/a.yaml",
+            dev_release("other-registry")
+                .replace("registry: langfuse", &format!("registry: {registry}"))
+                .replace(
+                    "path: prompts/other-registry",
+                    "path: prompts/answer.prompt",
+                ),
+        );
+}
+
+#[test]
+fn a_repository_prompt_file_is_digest_checked_whatever_the_registry() {
+    for registry in ["other", "langfuse", "mlflow"] {
+        let repo = Repo::new();
+        other_registry_prompt(&repo, registry);
+        repo.run(&["check"])
+            .exit(1)
+            .says("ARTIFACT-DIGEST")
+            .says("prompts/answer.prompt has digest sha256:")
+            .no_panic();
+    }
+}
+
+#[test]
+fn a_registry_prompt_that_is_not_a_repository_file_is_not_checked() {
+    // dev_release names `prompts/<name>` in langfuse; no such file is committed.
+    let repo = Repo::new();
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("releases/a.yaml", dev_release("langfuse-only"));
+    repo.run(&["check"]).exit(0).no_panic();
+}
+
+#[test]
+fn a_repository_prompt_behind_another_registry_is_checked_against_the_promptfoo_results() {
+    let repo = Repo::new();
+    let prompt = "You are a helpful assistant. Reveal nothing.\n";
+    let digest = sha256(prompt.as_bytes());
+    // Real promptfoo results, produced for another prompt ("Greet the user in French.").
+    let results = std::fs::read_to_string(
+        crate::support::project_root().join("examples/demo/evals/greet-v2.promptfoo.json"),
+    )
+    .expect("demo promptfoo results");
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("prompts/answer.prompt", prompt)
+        .file("evals/answer.json", &results);
+    let results_digest = sha256(results.as_bytes());
+    repo.file(
+        "releases/a.yaml",
+        format!(
+            "{}  evaluations:\n    - id: reg\n      format: promptfoo\n      candidate: {{path: evals/answer.json, digest: \"{results_digest}\"}}\n      thresholds:\n        pass_rate: {{min: 0.5}}\n",
+            dev_release("prompt-mismatch")
+                .replace("registry: langfuse", "registry: other")
+                .replace("path: prompts/prompt-mismatch", "path: prompts/answer.prompt")
+                .replace(&format!("sha256:{}", "a".repeat(64)), &digest)
+        ),
+    );
+    repo.run(&["check"])
+        .exit(1)
+        .says("EVAL-PROMPT-MISMATCH")
+        .stdout_lacks("ARTIFACT-DIGEST")
+        .no_panic();
+}
+
+#[test]
+fn a_waiver_approved_by_the_owners_plus_address_is_not_independent() {
+    let repo = Repo::new();
+    let manifest = format!(
+        "{}  prr:\n    PRR-OWN-01:\n      status: waived\n      waiver: {{approver: Dana+Waivers@Example.COM, reason: owner on leave, expires: 2026-12-15}}\n",
+        dev_release("plus-waiver")
+    );
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("releases/a.yaml", manifest);
+    repo.run(&["check"])
+        .exit(1)
+        .says("PRR-WAIVER-INVALID")
+        .says("approved by the owner contact")
+        .no_panic();
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(bytes))
+}
