@@ -201,7 +201,7 @@ deny contains f if {
 		"rule": "ARTIFACT-DIGEST",
 		"path": digest_field(a.role),
 		"msg": sprintf("%s has digest %s but %s is %s", [artifact_file(a), a.digest, digest_field(a.role), declared]),
-		"remediation": sprintf("if the change is intended, set %s: %s and re-run the evaluations; otherwise restore the reviewed file (a file in the repository is checked whatever the registry)", [digest_field(a.role), a.digest]),
+		"remediation": sprintf("if the %s change is intended, set %s: %s and re-run the evaluations; otherwise restore the reviewed %s file", [a.role, digest_field(a.role), a.digest, a.role]),
 	}
 }
 

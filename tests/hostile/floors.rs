@@ -198,3 +198,114 @@ fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{:x}", sha2::Sha256::digest(bytes))
 }
+
+/// `dev_release` as a ModelRelease whose model is `uri` in `registry`.
+fn model_release(name: &str, registry: &str, uri: &str) -> String {
+    dev_release(name)
+        .replace("kind: PromptRelease", "kind: ModelRelease")
+        .replace(
+            "  prompt:\n    registry: langfuse\n",
+            &format!("  model:\n    registry: {registry}\n"),
+        )
+        .replace(
+            &format!("    path: prompts/{name}\n"),
+            &format!("    uri: {uri}\n"),
+        )
+}
+
+#[test]
+fn a_repository_model_file_is_digest_checked_whatever_the_registry() {
+    let repo = Repo::new();
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("models/ranker.onnx", b"\x08\x07onnx-weights".as_slice())
+        .file(
+            "releases/a.yaml",
+            model_release("ranker", "other", "file:models/ranker.onnx"),
+        );
+    repo.run(&["check"])
+        .exit(1)
+        .says("ARTIFACT-DIGEST")
+        .says("model file models/ranker.onnx has digest sha256:")
+        .says("spec.model.digest")
+        .no_panic();
+    // A registry URI names no repository file: nothing to check here.
+    repo.file(
+        "releases/a.yaml",
+        model_release("ranker", "mlflow", "models:/ranker/42"),
+    );
+    repo.run(&["check"]).exit(0).no_panic();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_prompt_path_that_is_a_symlink_out_of_the_repository_fails_closed_for_any_registry() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("secret.prompt"), "outside").expect("write");
+    let repo = Repo::new();
+    other_registry_prompt(&repo, "other");
+    std::fs::remove_file(repo.path().join("prompts/answer.prompt")).expect("rm");
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.prompt"),
+        repo.path().join("prompts/answer.prompt"),
+    )
+    .expect("symlink");
+    repo.run(&["check"])
+        .exit(1)
+        .says("ARTIFACT-DIGEST")
+        .says("could not be read to check its digest")
+        .no_panic();
+}
+
+#[test]
+fn a_waiver_running_past_the_org_maximum_is_invalid() {
+    let repo = Repo::new();
+    let waiver = |expires: &str| {
+        format!(
+            "{}  prr:\n    PRR-OWN-01:\n      status: waived\n      waiver: {{approver: bob@example.com, reason: later, expires: {expires}}}\n",
+            dev_release("long-waiver")
+        )
+    };
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("releases/a.yaml", waiver("2099-12-31"));
+    repo.run(&["check"])
+        .exit(1)
+        .says("PRR-WAIVER-INVALID")
+        .says("a waiver may run at most 180 days (prr.max_waiver_days)")
+        .no_panic();
+    repo.file("releases/a.yaml", waiver("2026-02-30"));
+    repo.run(&["check"])
+        .exit(1)
+        .says("is not a calendar date")
+        .no_panic();
+    repo.file("releases/a.yaml", waiver("2027-05-26"));
+    repo.run(&["check"]).exit(0).no_panic();
+    repo.file(
+        "relgate.yaml",
+        "kind: GateConfig\nprr: {max_waiver_days: 30}\n",
+    );
+    repo.run(&["check"])
+        .exit(1)
+        .says("at most 30 days")
+        .no_panic();
+}
+
+#[test]
+fn an_unreadable_slo_is_not_excused_by_on_unknown_warn_at_production_tier_0() {
+    let repo = Repo::new();
+    let manifest = format!(
+        "{}      on_unknown: warn\n",
+        with_slo(
+            dev_release("blind")
+                .replace("environment: dev", "environment: production")
+                .replace("tier: 3", "tier: 0"),
+            "0.0"
+        )
+    );
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("releases/a.yaml", manifest);
+    // slo/budget.json is missing: the SLO cannot be read.
+    repo.run(&["check"])
+        .exit(1)
+        .says("on_unknown: warn is not honoured for production tier 0 releases (error_budget.on_unknown_fail_required)")
+        .no_panic();
+}
