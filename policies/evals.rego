@@ -47,6 +47,11 @@ package relgate.evals
 # ---------------------------------------------------------------------------------------------
 # Inputs, with safe defaults (a runtime error in a policy would block every release).
 
+cfg := c if {
+	c := data.relgate.config
+	is_object(c)
+} else := {}
+
 manifest := m if {
 	m := input.manifest
 	is_object(m)
@@ -441,7 +446,7 @@ significance_applies(t, c, b) if {
 # itself, and `significance_z: 1000` would excuse any regression as noise. A value that is not
 # a number means the built-in 3.
 max_significance_z := z if {
-	z := object.get(data, ["relgate", "config", "evals", "max_significance_z"], null)
+	z := object.get(cfg, ["evals", "max_significance_z"], null)
 	is_number(z)
 } else := 3
 
@@ -573,7 +578,7 @@ bounds_text(t) := "both min and max" if {
 # manifest states its own sample bound, or none. The bound applied is the larger of the two;
 # with a floor above 0 it applies to evaluations that state none.
 min_samples_floor := n if {
-	n := object.get(data, ["relgate", "config", "evals", "min_samples_floor"], null)
+	n := object.get(cfg, ["evals", "min_samples_floor"], null)
 	is_number(n)
 } else := 0
 
