@@ -5,7 +5,8 @@
 # Semantics (decisions beyond DESIGN §6):
 # - ARTIFACT-DIGEST checks the released file when it lives in the repository, whatever the
 #   manifest's `registry` says (a PR author controls that field): relgate records an
-#   input.evidence.artifacts entry with role "prompt" (PromptRelease, spec.prompt.path) or
+#   input.evidence.artifacts entry with role "prompt" (PromptRelease, spec.prompt.path, else a
+#   spec.prompt.uri that is a relative path) or
 #   "model" (ModelRelease, spec.model.uri written as a relative path) for every such file, and
 #   for registry "git" always (src/gate.rs). Only entries of the manifest's own role count. It
 #   fails closed and denies when:
@@ -142,7 +143,11 @@ artifact_file(a) := sprintf("%s file %s", [a.role, a.path]) if {
 } else := sprintf("%s file %s", [a.role, prompt_file])
 
 # The field an artifact's file is named by, and the digest field it must match.
-location_field("prompt") := "spec.prompt.path"
+location_field("prompt") := "spec.prompt.path" if {
+	is_string(prompt.path)
+} else := "spec.prompt.uri" if {
+	is_string(prompt.uri)
+} else := "spec.prompt.path"
 
 location_field("model") := "spec.model.uri"
 

@@ -141,6 +141,13 @@ test_repository_prompt_unreadable_whatever_the_registry if {
 	paths(findings_ev(m, with_artifacts([a])), "ARTIFACT-DIGEST") == {"spec.prompt.path"}
 }
 
+test_repository_prompt_named_by_uri if {
+	m := with_spec(base, "prompt", {"registry": "other", "uri": "file:prompts/answer.prompt", "digest": prompt_digest})
+	a := object.union(artifact, {"digest": null, "error": "too large"})
+	paths(findings_ev(m, with_artifacts([a])), "ARTIFACT-DIGEST") == {"spec.prompt.uri"}
+	paths(findings_ev(m, with_artifacts([object.union(artifact, {"digest": other_digest})])), "ARTIFACT-DIGEST") == {"spec.prompt.digest"}
+}
+
 model := object.union(without_spec(object.union(base, {"kind": "ModelRelease"}), "prompt"), {"spec": {"model": {"registry": "other", "uri": "models/ranker.onnx", "digest": prompt_digest}}})
 
 model_artifact := {"role": "model", "path": "models/ranker.onnx", "declared_digest": prompt_digest, "digest": prompt_digest, "error": null}

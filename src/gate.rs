@@ -365,8 +365,9 @@ impl Gate {
     ///
     /// The manifest's `registry` does not decide whether a file is checked: a PR author could
     /// otherwise write `registry: other` beside a repository `path` and ship an unreviewed
-    /// prompt. So a prompt (`spec.prompt.path`) or model (`spec.model.uri` written as a
-    /// relative path, optionally `file:`) that names a file inside the gate root is always
+    /// prompt. So a prompt (`spec.prompt.path`, else `spec.prompt.uri`) or model
+    /// (`spec.model.uri`) written as a relative path (optionally after `file:`) that names a
+    /// file inside the gate root is always
     /// digest-checked. `registry: git` promises a repository file, so for it a path that is
     /// missing is an artifact with an error (fail closed); for another registry a path that
     /// names no file is the registry's own name and nothing is recorded. A path that exists
@@ -382,14 +383,18 @@ impl Gate {
             return Vec::new();
         };
         let registry = section.get("registry").and_then(Value::as_str);
-        let written = if role == "prompt" {
-            section.get("path").and_then(Value::as_str)
-        } else {
-            section
-                .get("uri")
-                .and_then(Value::as_str)
-                .and_then(repository_path)
-        };
+        // A prompt's `path`, else (like a model's) a `uri` that is a repository path: a
+        // `uri: file:prompts/answer.prompt` must not dodge the check either.
+        let written = section
+            .get("path")
+            .filter(|_| role == "prompt")
+            .and_then(Value::as_str)
+            .or_else(|| {
+                section
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .and_then(repository_path)
+            });
         let promised = role == "prompt" && registry == Some("git");
         let written = match written {
             Some(written) => written,

@@ -139,6 +139,25 @@ fn a_repository_prompt_file_is_digest_checked_whatever_the_registry() {
 }
 
 #[test]
+fn a_repository_prompt_named_by_uri_is_digest_checked() {
+    let repo = Repo::new();
+    other_registry_prompt(&repo, "other");
+    let manifest = std::fs::read_to_string(repo.path().join("releases/a.yaml")).expect("read");
+    repo.file(
+        "releases/a.yaml",
+        manifest.replace(
+            "path: prompts/answer.prompt",
+            "uri: file:prompts/answer.prompt",
+        ),
+    );
+    repo.run(&["check"])
+        .exit(1)
+        .says("ARTIFACT-DIGEST")
+        .says("prompt file prompts/answer.prompt has digest sha256:")
+        .no_panic();
+}
+
+#[test]
 fn a_registry_prompt_that_is_not_a_repository_file_is_not_checked() {
     // dev_release names `prompts/<name>` in langfuse; no such file is committed.
     let repo = Repo::new();
