@@ -8,8 +8,10 @@
 #    alerts: [{query, url|file, time, firing, series, error}], status: ok|unknown, reason?}
 #
 # Semantics (decisions beyond DESIGN §6):
-# - min_remaining defaults to config error_budget.default_min_remaining (default 0.0); a budget
-#   is exhausted when remaining < min_remaining (strictly). warn_below has no default: without
+# - min_remaining defaults to config error_budget.default_min_remaining (default 0.0), and is
+#   never below config error_budget.min_remaining_floor (default 0.0): a manifest stating a
+#   lower bound gets the floor, and the message says so. A budget is exhausted when
+#   remaining < min_remaining (strictly). warn_below has no default: without
 #   it SLO-BUDGET-LOW is not checked.
 # - SLO-BUDGET-EXHAUSTED denies, unless metadata.change_type is in
 #   error_budget.exempt_change_types (default security_fix, p0_fix, rollback): then the same
@@ -22,7 +24,9 @@
 #   warning that says the release is exempt.
 # - SLO-UNKNOWN (path spec.slo[i].source) when a part of the reading has no value (query failed,
 #   timed out, empty, several series, NaN, --offline, unreadable file, no reading at all). It
-#   denies, or warns with the entry's `on_unknown: warn`. An unknown part that an exemption
+#   denies, or warns with the entry's `on_unknown: warn` unless the release's tier is listed in
+#   config error_budget.on_unknown_fail_required[environment] (default production: ["0"]),
+#   where it denies and says that on_unknown: warn is not honoured. An unknown part that an exemption
 #   makes irrelevant (the remaining budget for a budget-exempt change, alerts for an
 #   alert-exempt change) only warns, saying so. A min_remaining or warn_below that is not a
 #   number always denies (the bound cannot be applied).
@@ -103,12 +107,29 @@ default_min_remaining := d if {
 	is_number(d)
 } else := 0
 
-min_remaining(slo) := m if {
+# The org's floor under every min_remaining (config error_budget.min_remaining_floor): a
+# manifest's own `min_remaining: -1` would otherwise pass an exhausted budget. A floor that is
+# not a number falls back to 0 (fail closed: the budget may not be overspent).
+min_remaining_floor := d if {
+	d := object.get(cfg, ["error_budget", "min_remaining_floor"], 0)
+	is_number(d)
+} else := 0
+
+# The bound the manifest states (or the config default when it states none).
+stated_min_remaining(slo) := m if {
 	m := object.get(slo, "min_remaining", null)
 	is_number(m)
 } else := default_min_remaining if {
 	object.get(slo, "min_remaining", null) == null
 }
+
+# The bound applied: the stated one, raised to the floor.
+min_remaining(slo) := max([stated_min_remaining(slo), min_remaining_floor])
+
+# " (...)" when the floor replaced a lower stated bound, for messages.
+floor_note(slo) := sprintf(" (the org floor error_budget.min_remaining_floor; the manifest's min_remaining %v is lower and does not count)", [stated_min_remaining(slo)]) if {
+	stated_min_remaining(slo) < min_remaining_floor
+} else := ""
 
 warn_below(slo) := w if {
 	w := object.get(slo, "warn_below", null)
@@ -158,7 +179,7 @@ exhausted contains i if {
 	remaining_value(reading(i)) < min_remaining(slo)
 }
 
-exhausted_msg(i) := sprintf("SLO %s: error budget remaining %v is below min_remaining %v (%s)", [entry_name(entries[i], i), remaining_value(reading(i)), min_remaining(entries[i]), where(remaining_part(reading(i)))])
+exhausted_msg(i) := sprintf("SLO %s: error budget remaining %v is below min_remaining %v%s (%s)", [entry_name(entries[i], i), remaining_value(reading(i)), min_remaining(entries[i]), floor_note(entries[i]), where(remaining_part(reading(i)))])
 
 deny contains f if {
 	not budget_exempt
@@ -296,7 +317,20 @@ unknown_msg(i, slo) := sprintf("SLO %s: the error budget cannot be judged: %s (r
 	is_string(q)
 } else := sprintf("SLO %s: the error budget cannot be judged: %s", [entry_name(slo, i), unknown_reason(i)])
 
-on_unknown_warn(slo) if object.get(slo, "on_unknown", "fail") == "warn"
+# `on_unknown: warn` is the manifest lowering its own bar (releasing blind), so it is honoured
+# only outside config error_budget.on_unknown_fail_required[environment] (default production
+# tier 0).
+on_unknown_warn(slo) if {
+	object.get(slo, "on_unknown", "fail") == "warn"
+	not unknown_must_fail
+}
+
+unknown_must_fail if tier_key in cfg_list(["error_budget", "on_unknown_fail_required", environment])
+
+unknown_fail_note(slo) := sprintf("; on_unknown: warn is not honoured for %s tier %s releases (error_budget.on_unknown_fail_required)", [environment, tier_key]) if {
+	object.get(slo, "on_unknown", "fail") == "warn"
+	unknown_must_fail
+} else := ""
 
 unknown_remediation := "make the source answer (Prometheus reachable, the query returning one finite series, the file present and current); set on_unknown: warn on the SLO entry to release without it"
 
@@ -307,7 +341,7 @@ deny contains f if {
 	f := {
 		"rule": "SLO-UNKNOWN",
 		"path": sprintf("spec.slo[%d].source", [i]),
-		"msg": unknown_msg(i, slo),
+		"msg": sprintf("%s%s", [unknown_msg(i, slo), unknown_fail_note(slo)]),
 		"remediation": unknown_remediation,
 	}
 }

@@ -326,3 +326,65 @@ test_malformed_config_does_not_error if {
 	gs := deny with input as {"manifest": base, "evidence": ev([budget_reading(-1)])} with data.relgate.config as null
 	count(of_rule(gs, "SLO-BUDGET-EXHAUSTED")) == 1
 }
+
+# --- org floors: error_budget.min_remaining_floor, error_budget.on_unknown_fail_required ------
+
+# A manifest cannot lower its own freeze bound below the org's floor.
+test_min_remaining_below_floor_uses_floor if {
+	m := with_entry({"min_remaining": -1})
+	f := the(denies(m, ev([budget_reading(-0.42)])), "SLO-BUDGET-EXHAUSTED")
+	f.path == "spec.slo[0].min_remaining"
+	contains(f.msg, "remaining -0.42 is below min_remaining 0 (the org floor error_budget.min_remaining_floor; the manifest's min_remaining -1 is lower")
+	# at or above the floor the stated bound still passes a healthy budget
+	count(denies(m, ev([budget_reading(0.01)]))) == 0
+}
+
+test_min_remaining_above_floor_is_kept if {
+	f := the(denies(base, ev([budget_reading(0.01)])), "SLO-BUDGET-EXHAUSTED")
+	contains(f.msg, "below min_remaining 0.05 (")
+	not contains(f.msg, "org floor")
+}
+
+test_min_remaining_floor_from_config if {
+	cfg := object.union(fixture_cfg, {"error_budget": {"min_remaining_floor": 0.1}})
+	fs := deny with input as {"manifest": base, "evidence": ev([budget_reading(0.07)])} with data.relgate.config as cfg
+	f := the(fs, "SLO-BUDGET-EXHAUSTED")
+	contains(f.msg, "below min_remaining 0.1 (the org floor")
+	# a default_min_remaining below the floor does not lower it either
+	cfg2 := object.union(fixture_cfg, {"error_budget": {"min_remaining_floor": 0.1, "default_min_remaining": -5}})
+	fs2 := deny with input as {"manifest": without_entry_key("min_remaining"), "evidence": ev([budget_reading(0.07)])} with data.relgate.config as cfg2
+	the(fs2, "SLO-BUDGET-EXHAUSTED")
+}
+
+test_min_remaining_floor_not_a_number_is_zero if {
+	cfg := object.union(fixture_cfg, {"error_budget": {"min_remaining_floor": "-1"}})
+	fs := deny with input as {"manifest": with_entry({"min_remaining": -1}), "evidence": ev([budget_reading(-0.42)])} with data.relgate.config as cfg
+	the(fs, "SLO-BUDGET-EXHAUSTED")
+}
+
+test_default_config_min_remaining_floor if {
+	fs := deny with input as {"manifest": with_entry({"min_remaining": -1}), "evidence": ev([budget_reading(-0.42)])}
+	the(fs, "SLO-BUDGET-EXHAUSTED")
+}
+
+test_on_unknown_warn_not_honoured_where_config_requires_fail if {
+	cfg := object.union(fixture_cfg, {"error_budget": {"on_unknown_fail_required": {"production": ["1"]}}})
+	m := with_entry({"on_unknown": "warn"})
+	e := ev([unknown_reading("cannot connect")])
+	fs := deny with input as {"manifest": m, "evidence": e} with data.relgate.config as cfg
+	f := the(fs, "SLO-UNKNOWN")
+	contains(f.msg, "on_unknown: warn is not honoured for production tier 1 releases (error_budget.on_unknown_fail_required)")
+	ws := warn with input as {"manifest": m, "evidence": e} with data.relgate.config as cfg
+	count(of_rule(ws, "SLO-UNKNOWN")) == 0
+	# another tier keeps its on_unknown: warn
+	m2 := with_meta(m, "tier", 2)
+	count(of_rule(deny, "SLO-UNKNOWN")) == 0 with input as {"manifest": m2, "evidence": e} with data.relgate.config as cfg
+}
+
+test_default_config_on_unknown_fail_required_tier_0 if {
+	m := with_meta(with_entry({"on_unknown": "warn"}), "tier", 0)
+	e := ev([unknown_reading("cannot connect")])
+	the(deny, "SLO-UNKNOWN") with input as {"manifest": m, "evidence": e}
+	# tier 1 may still release with on_unknown: warn by default
+	count(of_rule(deny, "SLO-UNKNOWN")) == 0 with input as {"manifest": with_entry({"on_unknown": "warn"}), "evidence": e}
+}

@@ -25,22 +25,32 @@
 #   worse / |baseline| > max_relative_regression (with a baseline of 0, any worse > 0 fires:
 #   the relative change is unbounded). With `significance_z` set and both stderrs known, the
 #   worsening must also exceed z * sqrt(se_c^2 + se_b^2); with a stderr unknown,
-#   significance_z is ignored (and the message says so). Differences within 1e-9 of a bound
+#   significance_z is ignored (and the message says so). significance_z is capped at config
+#   evals.max_significance_z (default 3; an org bound: a huge z would excuse any regression as
+#   noise, and the message says when the cap applied). Differences within 1e-9 of a bound
 #   (float rounding of computed differences) count as at the bound, which passes.
-# - EVAL-SAMPLES: with `min_samples`, every thresholded metric present in the candidate must have
+# - EVAL-SAMPLES: with `min_samples` (raised to config evals.min_samples_floor, default 0, which
+#   also applies to an evaluation that states none), every thresholded metric present in the candidate must have
 #   at least that many samples (the record's `samples`, else the file's); an unknown count also
 #   fires. Without thresholds the file's `samples` is checked.
 # - EVAL-PROMPT-MISMATCH (PromptRelease, format promptfoo, candidate side only): relgate compares
-#   the sha256 of the git prompt file (input.evidence.artifacts[role=prompt].digest) with the
+#   the sha256 of the repository prompt file (input.evidence.artifacts[role=prompt].digest) with the
 #   candidate's `prompt_digests` (sha256 of each prompt template text promptfoo recorded, and of
 #   that text plus a final newline). It denies when the digest is not among them, when the results
 #   record no prompt text, and when they hold more than one distinct prompt (their metrics mix
 #   the prompts). promptfoo's prompt ids are not used: they hash the prompt's label, not its text.
-#   Without a git prompt artifact (other registries) nothing can be compared and nothing fires.
+#   The prompt artifact is recorded whenever spec.prompt.path names a file in the repository,
+#   whatever spec.prompt.registry says (registry: other cannot skip the check); without one
+#   (a prompt kept only in a registry) nothing can be compared and nothing fires.
 package relgate.evals
 
 # ---------------------------------------------------------------------------------------------
 # Inputs, with safe defaults (a runtime error in a policy would block every release).
+
+cfg := c if {
+	c := data.relgate.config
+	is_object(c)
+} else := {}
 
 manifest := m if {
 	m := input.manifest
@@ -432,18 +442,33 @@ significance_applies(t, c, b) if {
 	is_number(b.stderr)
 }
 
+# The org's ceiling on significance_z (config evals.max_significance_z): the manifest sets z
+# itself, and `significance_z: 1000` would excuse any regression as noise. A value that is not
+# a number means the built-in 3.
+max_significance_z := z if {
+	z := object.get(cfg, ["evals", "max_significance_z"], null)
+	is_number(z)
+} else := 3
+
+# The z applied: the manifest's, capped at the ceiling.
+significance_z(t) := min([t.significance_z, max_significance_z])
+
+capped_note(t) := sprintf(" (the manifest's %s, capped at evals.max_significance_z)", [fmt(t.significance_z)]) if {
+	t.significance_z > max_significance_z
+} else := ""
+
 significant(t, c, b, _) if not significance_applies(t, c, b)
 
 significant(t, c, b, worse) if {
 	significance_applies(t, c, b)
-	z := t.significance_z
+	z := significance_z(t)
 	worse > 0
 	worse * worse > (z * z) * ((c.stderr * c.stderr) + (b.stderr * b.stderr))
 }
 
-significance_note(t, c, b) := sprintf(", and beyond significance_z %s x combined stderr %s = %s", [fmt(z), fmt(se), fmt(z * se)]) if {
+significance_note(t, c, b) := sprintf(", and beyond significance_z %s%s x combined stderr %s = %s", [fmt(z), capped_note(t), fmt(se), fmt(z * se)]) if {
 	significance_applies(t, c, b)
-	z := t.significance_z
+	z := significance_z(t)
 	se := square_root((c.stderr * c.stderr) + (b.stderr * b.stderr))
 } else := "; significance_z is ignored because the stderr of the candidate or the baseline is unknown" if {
 	is_number(t.significance_z)
@@ -549,9 +574,20 @@ bounds_text(t) := "both min and max" if {
 # ---------------------------------------------------------------------------------------------
 # EVAL-SAMPLES
 
-min_samples(e) := n if {
+# The org's floor under min_samples (config evals.min_samples_floor, default 0 = none): the
+# manifest states its own sample bound, or none. The bound applied is the larger of the two;
+# with a floor above 0 it applies to evaluations that state none.
+min_samples_floor := n if {
+	n := object.get(cfg, ["evals", "min_samples_floor"], null)
+	is_number(n)
+} else := 0
+
+min_samples(e) := max([n, min_samples_floor]) if {
 	n := e.min_samples
 	is_number(n)
+} else := min_samples_floor if {
+	min_samples_floor > 0
+	not is_number(e.min_samples)
 }
 
 samples_of(r, s) := n if {
@@ -628,9 +664,10 @@ samples_text(s) := fmt(s.samples) if {
 # ---------------------------------------------------------------------------------------------
 # EVAL-PROMPT-MISMATCH
 
+# Every prompt file of the repository relgate recorded, whatever spec.prompt.registry says
+# (src/gate.rs records one for any registry when spec.prompt.path names a repository file).
 git_prompt_digests := {lower(trim_space(a.digest)) |
 	kind == "PromptRelease"
-	object.get(manifest, ["spec", "prompt", "registry"], "") == "git"
 	some a in artifacts
 	is_object(a)
 	a.role == "prompt"

@@ -462,12 +462,23 @@ test_prompt_results_mix_prompts if {
 	contains(f.msg, "hold 2 different prompts")
 }
 
-test_prompt_not_checked_without_git_prompt if {
+# A prompt file in the repository is compared whatever spec.prompt.registry says: relgate
+# records its artifact for every registry, and `registry: other` must not skip the check.
+test_prompt_checked_whatever_the_registry if {
+	ev := patch(base_evidence, "/artifacts/0/digest", other_prompt_digest)
+	some registry in ["langfuse", "mlflow", "other"]
+	m := patch(base_manifest, "/spec/prompt/registry", registry)
+	f := one(findings(m, ev), "EVAL-PROMPT-MISMATCH")
+	contains(f.msg, other_prompt_digest)
+}
+
+test_prompt_not_checked_without_prompt_artifact if {
 	ev := patch(base_evidence, "/artifacts/0/digest", other_prompt_digest)
 	model := json.patch(base_manifest, [{"op": "replace", "path": "/kind", "value": "ModelRelease"}])
 	count(findings(model, ev)) == 0
+	# a prompt kept only in a registry: relgate records no artifact
 	langfuse := patch(base_manifest, "/spec/prompt/registry", "langfuse")
-	count(findings(langfuse, ev)) == 0
+	count(findings(langfuse, patch(ev, "/artifacts", []))) == 0
 	other_format := patch(base_manifest, "/spec/evaluations/0/format", "metrics")
 	count(findings(other_format, ev)) == 0
 	# an unreadable prompt file is ARTIFACT-DIGEST's business (relgate.release)
@@ -488,4 +499,53 @@ test_malformed_input_does_not_error if {
 	paths(findings(odd, base_evidence), "EVIDENCE-DIGEST") == {"spec.evaluations[0].candidate.digest"}
 	bad_records := cand_metric(base_evidence, "pass_rate", {"value": "0.99"})
 	paths(findings(base_manifest, bad_records), "EVAL-MISSING") == {"spec.evaluations[0].thresholds.pass_rate"}
+}
+
+# --- org bounds: evals.max_significance_z, evals.min_samples_floor ------------------------------
+
+# A huge significance_z would excuse any regression as noise: it is capped (default 3).
+test_significance_z_capped if {
+	m := threshold("pass_rate", {"min": 0.9, "max_regression": 0.01, "significance_z": 1000})
+	# 3 * sqrt(0.005^2 + 0.005^2) = 0.0212 < 0.034: a real regression at the cap
+	ev := pass_rates(rec("pass_rate", 0.912, 0.005, 200, true), rec("pass_rate", 0.946, 0.005, 200, true))
+	f := one(findings(m, ev), "EVAL-REGRESSION")
+	contains(f.msg, "beyond significance_z 3 (the manifest's 1000, capped at evals.max_significance_z) x combined stderr 0.007071 = 0.02121")
+	# below the cap the manifest's z is used as written
+	m2 := threshold("pass_rate", {"min": 0.9, "max_regression": 0.01, "significance_z": 2})
+	f2 := one(findings(m2, ev), "EVAL-REGRESSION")
+	not contains(f2.msg, "capped")
+}
+
+test_significance_z_cap_from_config if {
+	m := threshold("pass_rate", {"min": 0.9, "max_regression": 0.01, "significance_z": 1.96})
+	ev := pass_rates(rec("pass_rate", 0.912, 0.005, 200, true), rec("pass_rate", 0.946, 0.005, 200, true))
+	# a cap of 1 still finds it; with the manifest's z of 1.96 within noise at a larger stderr
+	cfg := object.union(data.relgate.config, {"evals": {"max_significance_z": 1}})
+	fs := deny with input as {"manifest": m, "evidence": ev} with data.relgate.config as cfg
+	f := one(fs, "EVAL-REGRESSION")
+	contains(f.msg, "significance_z 1 (the manifest's 1.96, capped")
+	noisy := pass_rates(rec("pass_rate", 0.912, 0.02, 200, true), rec("pass_rate", 0.946, 0.02, 200, true))
+	count(findings(m, noisy)) == 0
+	fs2 := deny with input as {"manifest": m, "evidence": noisy} with data.relgate.config as cfg
+	one(fs2, "EVAL-REGRESSION")
+	bad := object.union(data.relgate.config, {"evals": {"max_significance_z": "none"}})
+	big := threshold("pass_rate", {"min": 0.9, "max_regression": 0.01, "significance_z": 1000})
+	fs3 := deny with input as {"manifest": big, "evidence": ev} with data.relgate.config as bad
+	one(fs3, "EVAL-REGRESSION")
+}
+
+test_min_samples_floor_from_config if {
+	cfg := object.union(data.relgate.config, {"evals": {"min_samples_floor": 500}})
+	# the manifest's min_samples 100 is raised to 500
+	fs := deny with input as {"manifest": base_manifest, "evidence": base_evidence} with data.relgate.config as cfg
+	some f in of_rule(fs, "EVAL-SAMPLES")
+	contains(f.msg, "fewer than min_samples 500")
+	# and an evaluation without min_samples gets the floor too
+	m := remove(base_manifest, "/spec/evaluations/0/min_samples")
+	count(findings(m, base_evidence)) == 0
+	fs2 := deny with input as {"manifest": m, "evidence": base_evidence} with data.relgate.config as cfg
+	count(of_rule(fs2, "EVAL-SAMPLES")) == 2
+	# a floor below the manifest's bound changes nothing
+	low := object.union(data.relgate.config, {"evals": {"min_samples_floor": 10}})
+	count(deny) == 0 with input as {"manifest": base_manifest, "evidence": base_evidence} with data.relgate.config as low
 }

@@ -19,9 +19,12 @@
 #   status done without a non-empty `evidence` string or a non-empty list of non-empty strings)
 #   and waiver validity.
 # - PRR-WAIVER-INVALID: status waived without a `waiver` object, or without a non-empty approver,
-#   reason or expires, or with `expires` not starting with a YYYY-MM-DD date, or with an approver
-#   equal to spec.owner.contact (case-insensitive, surrounding blanks ignored). One finding per
-#   problem, each with the path of the offending field.
+#   reason or expires, or with `expires` not starting with a YYYY-MM-DD date (or not a calendar
+#   date), or expiring more than config prr.max_waiver_days (default 180) after today (an org
+#   bound: the manifest cannot waive an item for good), or with an approver that is the
+#   owner's mailbox: spec.owner.contact compared after trimming blanks, lower-casing and
+#   dropping a `+tag` of the local part (dana+w@example.com is dana@example.com). One finding
+#   per problem, each with the path of the offending field.
 # - PRR-WAIVER-EXPIRED: the first 10 characters of `expires` (the date of a YYYY-MM-DD or RFC 3339
 #   value) are before input.context.today (string compare). A waiver expiring today is still valid
 #   today. Without context.today the date of context.now is used, and without both the engine's
@@ -63,10 +66,20 @@ items := p if {
 	is_object(p)
 } else := {}
 
-owner_contact := lower(trim_space(c)) if {
+owner_contact := address_key(c) if {
 	c := object.get(manifest, ["spec", "owner", "contact"], "")
 	is_string(c)
 } else := ""
+
+# An e-mail address as the mailbox it reaches: blanks trimmed, lower case, and a `+tag` of the
+# local part dropped (dana+waivers@example.com reaches dana@example.com). Every identity
+# comparison goes through it, so a plus-address or capitals cannot pass the owner off as
+# someone else.
+address_key(a) := key if {
+	parts := split(lower(trim_space(a)), "@")
+	count(parts) == 2
+	key := sprintf("%s@%s", [split(parts[0], "+")[0], parts[1]])
+} else := lower(trim_space(a))
 
 today := t if {
 	t := input.context.today
@@ -168,9 +181,38 @@ waiver_problems(id) := {[field, msg] |
 	a := waiver(id).approver
 	non_empty_string(a)
 	owner_contact != ""
-	lower(trim_space(a)) == owner_contact
+	address_key(a) == owner_contact
 	msg := sprintf("waiver is approved by the owner contact %s; a waiver needs someone other than the owner", [a])
+} | {[field, msg] |
+	field := "expires"
+	e := waiver(id).expires
+	non_empty_string(e)
+	iso_date(e)
+	not day_ns(substring(e, 0, 10))
+	msg := sprintf("waiver expires \"%s\" is not a calendar date", [e])
+} | {[field, msg] |
+	field := "expires"
+	e := waiver(id).expires
+	non_empty_string(e)
+	iso_date(e)
+	days := days_until(substring(e, 0, 10))
+	days > max_waiver_days
+	msg := sprintf("waiver expires %s, %d days after today (%s); a waiver may run at most %v days (prr.max_waiver_days)", [substring(e, 0, 10), days, today, max_waiver_days])
 }
+
+# The org's longest waiver (config prr.max_waiver_days): the manifest sets `expires` itself, so
+# without a bound `expires: 2099-12-31` would waive an item for good. A value that is not a
+# number means the built-in 180.
+max_waiver_days := n if {
+	n := object.get(cfg, ["prr", "max_waiver_days"], null)
+	is_number(n)
+} else := 180
+
+# Midnight UTC of a YYYY-MM-DD date, in ns (undefined for a non-date such as 2026-02-30).
+day_ns(d) := time.parse_rfc3339_ns(sprintf("%sT00:00:00Z", [d]))
+
+# Whole days from today to date d.
+days_until(d) := round((day_ns(d) - day_ns(today)) / 86400000000000)
 
 # ---------------------------------------------------------------------------------------------
 # PRR-MISSING

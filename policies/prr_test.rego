@@ -226,6 +226,74 @@ test_waiver_self_approval_case_insensitive if {
 	contains(f.msg, "owner")
 }
 
+# The owner's plus-address reaches the owner's mailbox: not an independent approver.
+test_waiver_self_approval_plus_address if {
+	some approver in ["dana+waivers@example.com", "Dana+W@Example.COM", "dana+@example.com"]
+	w := object.union(good_waiver, {"approver": approver})
+	fs := of_rule(findings(with_waiver("PRR-OWN-01", w)), "PRR-WAIVER-INVALID")
+	count(fs) == 1
+	some f in fs
+	f.path == "spec.prr[\"PRR-OWN-01\"].waiver.approver"
+	contains(f.msg, "approved by the owner contact")
+}
+
+test_waiver_owner_contact_with_plus_tag if {
+	m := object.union(with_waiver("PRR-OWN-01", good_waiver), {"spec": {"owner": {"contact": "Dana+Team@example.com"}}})
+	count(findings(m)) == 0
+	m2 := object.union(with_waiver("PRR-OWN-01", object.union(good_waiver, {"approver": "dana@example.com"})), {"spec": {"owner": {"contact": "Dana+Team@example.com"}}})
+	count(of_rule(findings(m2), "PRR-WAIVER-INVALID")) == 1
+}
+
+test_waiver_other_person_same_domain_is_independent if {
+	some approver in ["danab@example.com", "dana@example.org", "bob+dana@example.com"]
+	count(findings(with_waiver("PRR-OWN-01", object.union(good_waiver, {"approver": approver})))) == 0
+}
+
+test_address_key if {
+	address_key(" Dana+x@Example.com ") == "dana@example.com"
+	address_key("not-an-address") == "not-an-address"
+	address_key("a@b@c") == "a@b@c"
+}
+
+# --- org bound: prr.max_waiver_days ------------------------------------------------------------
+
+test_waiver_longer_than_max_days_is_invalid if {
+	fs := of_rule(findings(with_waiver("PRR-OWN-01", object.union(good_waiver, {"expires": "2099-12-31"}))), "PRR-WAIVER-INVALID")
+	count(fs) == 1
+	some f in fs
+	f.path == "spec.prr[\"PRR-OWN-01\"].waiver.expires"
+	contains(f.msg, "waiver expires 2099-12-31")
+	contains(f.msg, "after today (2026-11-27); a waiver may run at most 180 days (prr.max_waiver_days)")
+	# exactly 180 days (2027-05-26) is allowed, 181 is not
+	count(findings(with_waiver("PRR-OWN-01", object.union(good_waiver, {"expires": "2027-05-26"})))) == 0
+	count(of_rule(findings(with_waiver("PRR-OWN-01", object.union(good_waiver, {"expires": "2027-05-27"}))), "PRR-WAIVER-INVALID")) == 1
+}
+
+test_max_waiver_days_from_config if {
+	cfg := object.union(fixture_cfg, {"prr": {"max_waiver_days": 30}})
+	m := with_waiver("PRR-OWN-01", object.union(good_waiver, {"expires": "2026-12-31"}))
+	fs := deny with input as {"manifest": m, "context": fixture_ctx} with data.relgate.config as cfg
+	w := [x | some x in fs; x.rule == "PRR-WAIVER-INVALID"][0]
+	contains(w.msg, "34 days after today")
+	bad := object.union(fixture_cfg, {"prr": {"max_waiver_days": "forever"}})
+	far := with_waiver("PRR-OWN-01", object.union(good_waiver, {"expires": "2099-12-31"}))
+	fs2 := deny with input as {"manifest": far, "context": fixture_ctx} with data.relgate.config as bad
+	count(of_rule(fs2, "PRR-WAIVER-INVALID")) == 1
+}
+
+test_default_config_max_waiver_days if {
+	m := with_waiver("PRR-OWN-01", object.union(good_waiver, {"expires": "2099-12-31"}))
+	fs := deny with input as {"manifest": m, "context": fixture_ctx}
+	count(of_rule(fs, "PRR-WAIVER-INVALID")) == 1
+}
+
+test_waiver_expires_not_a_calendar_date if {
+	fs := of_rule(findings(with_waiver("PRR-OWN-01", object.union(good_waiver, {"expires": "2026-02-30"}))), "PRR-WAIVER-INVALID")
+	count(fs) == 1
+	some f in fs
+	contains(f.msg, "is not a calendar date")
+}
+
 test_waiver_on_unrequired_item_is_checked if {
 	fs := of_rule(findings(with_waiver("PRR-SEC-01", {"approver": "bob@example.com"})), "PRR-WAIVER-INVALID")
 	{f.item | some f in fs} == {"PRR-SEC-01"}

@@ -3,21 +3,28 @@
 # Rules: ARTIFACT-DIGEST, ROLLOUT-PLAN, ROLLBACK-PLAN.
 #
 # Semantics (decisions beyond DESIGN §6):
-# - ARTIFACT-DIGEST applies to a PromptRelease with spec.prompt.registry "git" (other registries
-#   and ModelRelease artifacts are not resolved locally). It fails closed. Using the
-#   input.evidence.artifacts entries with role "prompt", it denies when:
-#   no such entry exists (relgate could not resolve the file; path spec.prompt.path);
+# - ARTIFACT-DIGEST checks the released file when it lives in the repository, whatever the
+#   manifest's `registry` says (a PR author controls that field): relgate records an
+#   input.evidence.artifacts entry with role "prompt" (PromptRelease, spec.prompt.path, else a
+#   spec.prompt.uri that is a relative path) or
+#   "model" (ModelRelease, spec.model.uri written as a relative path) for every such file, and
+#   for registry "git" always (src/gate.rs). Only entries of the manifest's own role count. It
+#   fails closed and denies when:
+#   registry is "git" and there is no prompt entry (path spec.prompt.path);
 #   an entry's digest is null (missing, unreadable or outside the gate root; the message carries
-#   the entry's `error`; path spec.prompt.path);
-#   spec.prompt.digest is missing (path spec.prompt.digest; the message gives the file's digest);
-#   an entry's digest differs from spec.prompt.digest (compared case-insensitively; path
-#   spec.prompt.digest).
+#   the entry's `error`; path spec.prompt.path / spec.model.uri);
+#   spec.<role>.digest is missing (path spec.<role>.digest; the message gives the file's digest);
+#   an entry's digest differs from spec.<role>.digest (compared case-insensitively; path
+#   spec.<role>.digest).
 # - ROLLOUT-PLAN applies when the manifest's tier (as a string) is listed in
 #   config rollout.progressive_required[environment] (default production: ["0", "1"]) and its
 #   change_type is not in rollout.exempt_change_types (default [rollback]: an incident rollback
 #   should not be canaried). Strategies:
 #     canary, percentage  progressive only with steps: a non-empty list of numbers in (0, 100],
-#                         strictly ascending, the last one 100 (one finding per bad step);
+#                         strictly ascending, the last one 100 (one finding per bad step), at
+#                         least config rollout.min_steps of them (default 2) and the first at
+#                         most rollout.max_first_step (default 25): org floors the manifest
+#                         cannot undercut (a non-number in the config means the default);
 #     blue_green, shadow  count as progressive without steps (traffic is switched or mirrored
 #                         as a whole after verification; steps are not checked);
 #     all_at_once, a missing or an unknown strategy  deny.
@@ -107,19 +114,47 @@ artifacts := a if {
 	is_array(a)
 } else := []
 
-prompt_artifacts := [a |
+# The manifest section an artifact role belongs to (spec.prompt, spec.model).
+artifact_roles := {"prompt", "model"}
+
+# Artifacts relgate recorded for this manifest's own kind: a repository file named by
+# spec.prompt.path or spec.model.uri, whatever the registry says (src/gate.rs).
+released_artifacts := [a |
 	some a in artifacts
 	is_object(a)
-	a.role == "prompt"
+	a.role in artifact_roles
+	a.role == own_role
 ]
+
+own_role := "prompt" if kind == "PromptRelease"
+
+own_role := "model" if kind == "ModelRelease"
+
+prompt_artifacts := [a | some a in released_artifacts; a.role == "prompt"]
 
 prompt_file := p if {
 	p := prompt.path
 	is_string(p)
 } else := "(no spec.prompt.path)"
 
-declared_digest := d if {
-	d := prompt.digest
+# The file an artifact is, for messages.
+artifact_file(a) := sprintf("%s file %s", [a.role, a.path]) if {
+	non_empty_string(a.path)
+} else := sprintf("%s file %s", [a.role, prompt_file])
+
+# The field an artifact's file is named by, and the digest field it must match.
+location_field("prompt") := "spec.prompt.path" if {
+	is_string(prompt.path)
+} else := "spec.prompt.uri" if {
+	is_string(prompt.uri)
+} else := "spec.prompt.path"
+
+location_field("model") := "spec.model.uri"
+
+digest_field(role) := sprintf("spec.%s.digest", [role])
+
+declared_digest(role) := d if {
+	d := object.get(manifest, ["spec", role, "digest"], null)
 	non_empty_string(d)
 }
 
@@ -140,41 +175,38 @@ deny contains f if {
 }
 
 deny contains f if {
-	git_prompt
-	some a in prompt_artifacts
+	some a in released_artifacts
 	not is_string(a.digest)
 	f := {
 		"rule": "ARTIFACT-DIGEST",
-		"path": "spec.prompt.path",
-		"msg": sprintf("prompt file %s could not be read to check its digest: %s", [prompt_file, artifact_error(a)]),
-		"remediation": "fix spec.prompt.path so it names a readable file inside the gate root, then set spec.prompt.digest to its sha256",
+		"path": location_field(a.role),
+		"msg": sprintf("%s could not be read to check its digest: %s", [artifact_file(a), artifact_error(a)]),
+		"remediation": sprintf("fix %s so it names a readable file inside the gate root, then set %s to its sha256", [location_field(a.role), digest_field(a.role)]),
 	}
 }
 
 deny contains f if {
-	git_prompt
-	not declared_digest
-	some a in prompt_artifacts
+	some a in released_artifacts
+	not declared_digest(a.role)
 	is_string(a.digest)
 	f := {
 		"rule": "ARTIFACT-DIGEST",
-		"path": "spec.prompt.digest",
-		"msg": sprintf("spec.prompt.digest is missing; prompt file %s has digest %s", [prompt_file, a.digest]),
-		"remediation": sprintf("pin the prompt: set spec.prompt.digest: %s (after reviewing the file)", [a.digest]),
+		"path": digest_field(a.role),
+		"msg": sprintf("%s is missing; %s has digest %s", [digest_field(a.role), artifact_file(a), a.digest]),
+		"remediation": sprintf("pin the %s: set %s: %s (after reviewing the file)", [a.role, digest_field(a.role), a.digest]),
 	}
 }
 
 deny contains f if {
-	git_prompt
-	declared := declared_digest
-	some a in prompt_artifacts
+	some a in released_artifacts
+	declared := declared_digest(a.role)
 	is_string(a.digest)
 	lower(trim_space(a.digest)) != lower(trim_space(declared))
 	f := {
 		"rule": "ARTIFACT-DIGEST",
-		"path": "spec.prompt.digest",
-		"msg": sprintf("prompt file %s has digest %s but spec.prompt.digest is %s", [prompt_file, a.digest, declared]),
-		"remediation": sprintf("if the prompt change is intended, set spec.prompt.digest: %s and re-run the evaluations; otherwise restore the reviewed prompt file", [a.digest]),
+		"path": digest_field(a.role),
+		"msg": sprintf("%s has digest %s but %s is %s", [artifact_file(a), a.digest, digest_field(a.role), declared]),
+		"remediation": sprintf("if the %s change is intended, set %s: %s and re-run the evaluations; otherwise restore the reviewed %s file", [a.role, digest_field(a.role), a.digest, a.role]),
 	}
 }
 
@@ -283,6 +315,50 @@ deny contains f if {
 		"remediation": "end the steps with 100",
 	}
 }
+
+# Org floors of a stepped rollout (config rollout.min_steps, rollout.max_first_step): the
+# manifest states its own steps, so `steps: [100]` or `[90, 100]` would otherwise count as
+# progressive. A value that is not a number falls back to the built-in default (fail closed).
+min_steps := n if {
+	n := object.get(cfg, ["rollout", "min_steps"], null)
+	is_number(n)
+} else := 2
+
+max_first_step := n if {
+	n := object.get(cfg, ["rollout", "max_first_step"], null)
+	is_number(n)
+} else := 25
+
+deny contains f if {
+	progressive_required
+	strategy in stepped_strategies
+	count(steps) > 0
+	count(steps) < min_steps
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": "spec.rollout.steps",
+		"msg": sprintf("rollout strategy %s has %s; a progressive rollout has at least %v steps (rollout.min_steps); %s", [strategy, step_count_text(count(steps)), min_steps, why_progressive]),
+		"remediation": sprintf("add smaller steps before 100, e.g. steps: [5, 25, 50, 100] (the first at most %v)", [max_first_step]),
+	}
+}
+
+deny contains f if {
+	progressive_required
+	strategy in stepped_strategies
+	first := steps[0]
+	valid_step(first)
+	first > max_first_step
+	f := {
+		"rule": "ROLLOUT-PLAN",
+		"path": "spec.rollout.steps[0]",
+		"msg": sprintf("the first rollout step is %v; a progressive rollout sends at most %v%% of traffic to its first step (rollout.max_first_step)", [first, max_first_step]),
+		"remediation": sprintf("start with a smaller canary, at most %v, e.g. steps: [5, 25, 50, 100]", [max_first_step]),
+	}
+}
+
+step_count_text(1) := "1 step"
+
+step_count_text(n) := sprintf("%d steps", [n]) if n != 1
 
 strategy_problem("all_at_once") := "all_at_once sends all traffic at once"
 

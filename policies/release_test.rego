@@ -116,14 +116,57 @@ test_no_declared_digest if {
 	contains(f.remediation, prompt_digest)
 }
 
-test_other_prompt_registry_not_checked if {
+test_registry_prompt_without_repository_file_not_checked if {
+	# relgate records no artifact for a prompt that names no repository file
 	m := with_spec(base, "prompt", object.union(base.spec.prompt, {"registry": "langfuse"}))
 	count(findings_ev(m, {})) == 0
+	count(findings_ev(m, with_artifacts([]))) == 0
 }
 
-test_model_release_not_checked if {
-	m := without_spec(object.union(base, {"kind": "ModelRelease"}), "prompt")
-	count(findings_ev(m, {})) == 0
+# A prompt file that lives in the repository is digest-checked whatever `registry` says.
+test_repository_prompt_checked_whatever_the_registry if {
+	some registry in ["langfuse", "mlflow", "other"]
+	m := with_spec(base, "prompt", object.union(base.spec.prompt, {"registry": registry}))
+	fs := of_rule(findings_ev(m, with_artifacts([object.union(artifact, {"digest": other_digest})])), "ARTIFACT-DIGEST")
+	count(fs) == 1
+	some f in fs
+	f.path == "spec.prompt.digest"
+	contains(f.msg, "prompt file prompts/answer.prompt has digest")
+	count(findings_ev(m, base_evidence)) == 0
+}
+
+test_repository_prompt_unreadable_whatever_the_registry if {
+	m := with_spec(base, "prompt", object.union(base.spec.prompt, {"registry": "other"}))
+	a := object.union(artifact, {"digest": null, "error": "prompts/answer.prompt leaves the gate root"})
+	paths(findings_ev(m, with_artifacts([a])), "ARTIFACT-DIGEST") == {"spec.prompt.path"}
+}
+
+test_repository_prompt_named_by_uri if {
+	m := with_spec(base, "prompt", {"registry": "other", "uri": "file:prompts/answer.prompt", "digest": prompt_digest})
+	a := object.union(artifact, {"digest": null, "error": "too large"})
+	paths(findings_ev(m, with_artifacts([a])), "ARTIFACT-DIGEST") == {"spec.prompt.uri"}
+	paths(findings_ev(m, with_artifacts([object.union(artifact, {"digest": other_digest})])), "ARTIFACT-DIGEST") == {"spec.prompt.digest"}
+}
+
+model := object.union(without_spec(object.union(base, {"kind": "ModelRelease"}), "prompt"), {"spec": {"model": {"registry": "other", "uri": "models/ranker.onnx", "digest": prompt_digest}}})
+
+model_artifact := {"role": "model", "path": "models/ranker.onnx", "declared_digest": prompt_digest, "digest": prompt_digest, "error": null}
+
+test_model_release_without_repository_file_not_checked if {
+	count(findings_ev(model, {})) == 0
+	# a prompt artifact does not belong to a ModelRelease
+	count(findings_ev(model, base_evidence)) == 0
+}
+
+test_repository_model_file_digest_checked if {
+	count(findings_ev(model, with_artifacts([model_artifact]))) == 0
+	fs := of_rule(findings_ev(model, with_artifacts([object.union(model_artifact, {"digest": other_digest})])), "ARTIFACT-DIGEST")
+	count(fs) == 1
+	some f in fs
+	f.path == "spec.model.digest"
+	contains(f.msg, "model file models/ranker.onnx has digest")
+	unreadable := object.union(model_artifact, {"digest": null, "error": "too large"})
+	paths(findings_ev(model, with_artifacts([unreadable])), "ARTIFACT-DIGEST") == {"spec.model.uri"}
 }
 
 # --- ROLLOUT-PLAN ----------------------------------------------------------------------------
@@ -179,7 +222,53 @@ test_invalid_step_values if {
 
 test_percentage_with_steps_passes if {
 	count(findings(with_rollout({"strategy": "percentage", "steps": [10, 100]}))) == 0
-	count(findings(with_steps([100]))) == 0
+}
+
+# --- ROLLOUT-PLAN org floors: rollout.min_steps, rollout.max_first_step -----------------------
+
+# `steps: [100]` is all at once under another name.
+test_single_step_is_not_progressive if {
+	fs := of_rule(findings(with_steps([100])), "ROLLOUT-PLAN")
+	paths(findings(with_steps([100])), "ROLLOUT-PLAN") == {"spec.rollout.steps", "spec.rollout.steps[0]"}
+	some f in fs
+	f.path == "spec.rollout.steps"
+	contains(f.msg, "has 1 step;")
+	contains(f.msg, "at least 2 steps (rollout.min_steps)")
+	# [10]: too few steps, and the last one is not 100 (reported at steps[0])
+	pct := of_rule(findings(with_rollout({"strategy": "percentage", "steps": [10]})), "ROLLOUT-PLAN")
+	count(pct) == 2
+}
+
+test_first_step_above_max_denied if {
+	fs := of_rule(findings(with_steps([60, 100])), "ROLLOUT-PLAN")
+	count(fs) == 1
+	some f in fs
+	f.path == "spec.rollout.steps[0]"
+	contains(f.msg, "first rollout step is 60")
+	contains(f.msg, "at most 25% of traffic")
+	count(findings(with_steps([25, 100]))) == 0
+}
+
+test_rollout_floors_from_config if {
+	cfg := object.union(fixture_cfg, {"rollout": {"min_steps": 3, "max_first_step": 5}})
+	fs := deny with input as {"manifest": with_steps([10, 100]), "evidence": base_evidence} with data.relgate.config as cfg
+	paths(fs, "ROLLOUT-PLAN") == {"spec.rollout.steps", "spec.rollout.steps[0]"}
+	ok := deny with input as {"manifest": with_steps([5, 50, 100]), "evidence": base_evidence} with data.relgate.config as cfg
+	count(ok) == 0
+	# an org may also allow more: max_first_step 100, min_steps 1
+	loose := object.union(fixture_cfg, {"rollout": {"min_steps": 1, "max_first_step": 100}})
+	count(deny) == 0 with input as {"manifest": with_steps([100]), "evidence": base_evidence} with data.relgate.config as loose
+}
+
+test_rollout_floors_not_numbers_fall_back_to_defaults if {
+	bad := object.union(fixture_cfg, {"rollout": {"min_steps": "1", "max_first_step": null}})
+	fs := deny with input as {"manifest": with_steps([100]), "evidence": base_evidence} with data.relgate.config as bad
+	paths(fs, "ROLLOUT-PLAN") == {"spec.rollout.steps", "spec.rollout.steps[0]"}
+}
+
+test_default_config_rollout_floors if {
+	fs := deny with input as {"manifest": with_steps([100]), "evidence": base_evidence}
+	paths(fs, "ROLLOUT-PLAN") == {"spec.rollout.steps", "spec.rollout.steps[0]"}
 }
 
 test_blue_green_and_shadow_need_no_steps if {
@@ -273,7 +362,9 @@ test_rollback_release_needs_no_rollback_plan if {
 test_malformed_manifest_does_not_error if {
 	count(findings({})) == 0
 	m := {"kind": "PromptRelease", "metadata": {"environment": "production", "tier": "1", "version": 17}, "spec": {"prompt": "x", "rollout": "canary", "rollback": []}}
-	{f.rule | some f in findings(m)} == {"ROLLOUT-PLAN", "ROLLBACK-PLAN"}
+	{f.rule | some f in findings_ev(m, {})} == {"ROLLOUT-PLAN", "ROLLBACK-PLAN"}
+	# a recorded prompt file with no spec.prompt.digest to compare with fails closed
+	{f.rule | some f in findings(m)} == {"ARTIFACT-DIGEST", "ROLLOUT-PLAN", "ROLLBACK-PLAN"}
 	m2 := with_steps("5,25,100")
 	paths(findings(m2), "ROLLOUT-PLAN") == {"spec.rollout.steps"}
 	count(findings_ev(base, {"artifacts": ["prompt", null]})) == 1

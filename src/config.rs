@@ -146,4 +146,149 @@ mod tests {
             serde_json::json!({"a": {"b": 1, "c": [3]}, "d": 1, "e": 2})
         );
     }
+
+    /// `relgate.yaml` text parsed and validated like [`GateConfig::load`] does.
+    fn violations_of(text: &str) -> Vec<String> {
+        let source = manifest::SourceFile {
+            path: "relgate.yaml".to_string(),
+            digest: manifest::sha256_digest(text.as_bytes()),
+            bytes: text.as_bytes().to_vec(),
+        };
+        let mut documents = manifest::parse_documents(&source).expect("parses");
+        let document = documents.swap_remove(0);
+        schema::validate("GateConfig", &document.value, &document.lines)
+            .expect("schema compiles")
+            .into_iter()
+            .map(|v| format!("line {}: {}", v.line, v.message))
+            .collect()
+    }
+
+    /// Every key path of `value` down to its leaves (scalars, lists, empty mappings).
+    fn leaves(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, Value)>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (key, child) in map {
+                    path.push(key.clone());
+                    leaves(child, path, out);
+                    path.pop();
+                }
+            }
+            _ => out.push((path.clone(), value.clone())),
+        }
+    }
+
+    /// The schema and the built-in defaults agree: a `relgate.yaml` holding exactly one key
+    /// path of the defaults, with its default value, is valid. (Before this test, documented
+    /// defaults such as error_budget.default_min_remaining and rollback.environments were
+    /// rejected as unknown keys.)
+    #[test]
+    fn every_default_key_is_accepted_in_relgate_yaml() {
+        let defaults = defaults().expect("defaults");
+        let mut out = Vec::new();
+        leaves(&defaults, &mut Vec::new(), &mut out);
+        assert!(out.len() > 40, "walked only {} key paths", out.len());
+        let mut rejected = Vec::new();
+        for (path, value) in out {
+            let mut doc = value;
+            for key in path.iter().rev() {
+                let mut map = serde_json::Map::new();
+                map.insert(key.clone(), doc);
+                doc = Value::Object(map);
+            }
+            let text = serde_yaml::to_string(&doc).expect("yaml");
+            let violations = violations_of(&text);
+            if !violations.is_empty() {
+                rejected.push(format!("{}: {violations:?}", path.join(".")));
+            }
+        }
+        assert!(
+            rejected.is_empty(),
+            "defaults relgate.yaml rejects:\n{}",
+            rejected.join("\n")
+        );
+        // And the whole defaults file, written as relgate.yaml.
+        let text = embedded::file(POLICY_FILES, DEFAULTS_FILE).expect("embedded");
+        assert_eq!(violations_of(text), Vec::<String>::new());
+    }
+
+    /// The other direction: every setting the schema accepts either has a built-in default
+    /// (in config.default.yaml or the schema's `default`), is an entry of a keyed map
+    /// (environment -> ..., tier -> ..., data class -> ..., PRR id -> ...) where a missing
+    /// entry means "nothing required", or says in its description that it is optional.
+    #[test]
+    fn every_schema_setting_has_a_default_or_is_documented_optional() {
+        let schema: Value =
+            serde_json::from_str(schema::schema_text("GateConfig").expect("schema")).expect("json");
+        let defaults = defaults().expect("defaults");
+        let mut undocumented = Vec::new();
+        walk_schema(
+            &schema,
+            &schema,
+            Some(&defaults),
+            &mut Vec::new(),
+            &mut undocumented,
+        );
+        assert!(
+            undocumented.is_empty(),
+            "schema settings without a default and not documented optional:\n{}",
+            undocumented.join("\n")
+        );
+    }
+
+    fn walk_schema(
+        root: &Value,
+        node: &Value,
+        defaults: Option<&Value>,
+        path: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) {
+        let Some(properties) = node.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        // A keyed map: its description starts with what its keys are.
+        let description = node
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let keyed = [
+            "Environment ->",
+            "Tier (",
+            "Data class ->",
+            "PRR item id ->",
+        ]
+        .iter()
+        .any(|prefix| description.starts_with(prefix))
+            || description.contains(": tier ->");
+        for (key, property) in properties {
+            let property = match property.get("$ref").and_then(Value::as_str) {
+                Some(reference) => {
+                    let name = reference.rsplit('/').next().unwrap_or_default();
+                    let mut resolved = root["$defs"][name].clone();
+                    if let (Some(target), Some(text)) =
+                        (resolved.as_object_mut(), property.get("description"))
+                    {
+                        target.insert("description".into(), text.clone());
+                    }
+                    resolved
+                }
+                None => property.clone(),
+            };
+            path.push(key.clone());
+            let default = defaults.and_then(|d| d.get(key));
+            let text = property
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_lowercase();
+            let documented = default.is_some()
+                || property.get("default").is_some()
+                || keyed
+                || text.contains("optional");
+            if !documented && !key.starts_with('$') {
+                out.push(path.join("."));
+            }
+            walk_schema(root, &property, default, path, out);
+            path.pop();
+        }
+    }
 }

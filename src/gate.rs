@@ -360,43 +360,72 @@ impl Gate {
         result
     }
 
+    /// The released files that live in the repository, each with its sha256, for
+    /// ARTIFACT-DIGEST and EVAL-PROMPT-MISMATCH (`input.evidence.artifacts`).
+    ///
+    /// The manifest's `registry` does not decide whether a file is checked: a PR author could
+    /// otherwise write `registry: other` beside a repository `path` and ship an unreviewed
+    /// prompt. So a prompt (`spec.prompt.path`, else `spec.prompt.uri`) or model
+    /// (`spec.model.uri`) written as a relative path (optionally after `file:`) that names a
+    /// file inside the gate root is always
+    /// digest-checked. `registry: git` promises a repository file, so for it a path that is
+    /// missing is an artifact with an error (fail closed); for another registry a path that
+    /// names no file is the registry's own name and nothing is recorded. A path that exists
+    /// but cannot be used (a symlink out of the root, unreadable, too large) is an error for
+    /// every registry.
+    fn artifacts(&self, manifest: &Value) -> Vec<Value> {
+        let (role, section) = match manifest.get("kind").and_then(Value::as_str) {
+            Some("PromptRelease") => ("prompt", "/spec/prompt"),
+            Some("ModelRelease") => ("model", "/spec/model"),
+            _ => return Vec::new(),
+        };
+        let Some(section) = manifest.pointer(section) else {
+            return Vec::new();
+        };
+        let registry = section.get("registry").and_then(Value::as_str);
+        // A prompt's `path`, else (like a model's) a `uri` that is a repository path: a
+        // `uri: file:prompts/answer.prompt` must not dodge the check either.
+        let written = section
+            .get("path")
+            .filter(|_| role == "prompt")
+            .and_then(Value::as_str)
+            .or_else(|| {
+                section
+                    .get("uri")
+                    .and_then(Value::as_str)
+                    .and_then(repository_path)
+            });
+        let promised = role == "prompt" && registry == Some("git");
+        let written = match written {
+            Some(written) => written,
+            // registry git without a path is a SCHEMA finding; ARTIFACT-DIGEST still fails
+            // closed on the missing artifact.
+            None if promised => "",
+            None => return Vec::new(),
+        };
+        let (digest, error) = match self.root.confine(written) {
+            Ok(path) if !promised && path.is_dir() => return Vec::new(),
+            Ok(path) => match manifest::read_limited(&path, written, self.config.max_file_bytes) {
+                Ok(file) => (Value::String(file.digest), Value::Null),
+                Err(err) => (Value::Null, Value::String(err.to_string())),
+            },
+            Err(crate::workspace::PathError::NotFound { .. }) if !promised => return Vec::new(),
+            Err(err) => (Value::Null, Value::String(err.to_string())),
+        };
+        vec![json!({
+            "role": role,
+            "path": written,
+            "declared_digest": section.get("digest").cloned().unwrap_or(Value::Null),
+            "digest": digest,
+            "error": error,
+        })]
+    }
+
     /// The policy input document (docs/policy-contract.md). `slo` is the document's
     /// `evidence.slo` (from [`slo::gather`]).
     pub fn input(&self, source: &SourceFile, document: &Document, slo: Value) -> Value {
         let manifest = &document.value;
-        let mut artifacts = Vec::new();
-        if manifest.get("kind").and_then(Value::as_str) == Some("PromptRelease") {
-            let prompt = manifest.pointer("/spec/prompt");
-            let registry = prompt
-                .and_then(|p| p.get("registry"))
-                .and_then(Value::as_str);
-            if registry == Some("git") {
-                let written = prompt
-                    .and_then(|p| p.get("path"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let declared = prompt
-                    .and_then(|p| p.get("digest"))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let (digest, error) = match self.root.confine(written) {
-                    Ok(path) => {
-                        match manifest::read_limited(&path, written, self.config.max_file_bytes) {
-                            Ok(file) => (Value::String(file.digest), Value::Null),
-                            Err(err) => (Value::Null, Value::String(err.to_string())),
-                        }
-                    }
-                    Err(err) => (Value::Null, Value::String(err.to_string())),
-                };
-                artifacts.push(json!({
-                    "role": "prompt",
-                    "path": written,
-                    "declared_digest": declared,
-                    "digest": digest,
-                    "error": error,
-                }));
-            }
-        }
+        let artifacts = self.artifacts(manifest);
         let evaluations =
             crate::evidence::gather_evaluations(&self.root, manifest, self.config.max_file_bytes);
         let mut input = json!({
@@ -413,6 +442,22 @@ impl Gate {
         input["evidence"]["slo"] = slo;
         input
     }
+}
+
+/// The repository path a model `uri` names, if it can name one: a relative path
+/// (`models/ranker.onnx`), also after `file:` or `file://`. A URI with a scheme (`s3://…`,
+/// `hf://…`, `models:/…`) or an absolute path is not a file of the repository. Anything else
+/// (`registry.example/ml/scorer:31`) is tried as a path and skipped when no such file exists.
+fn repository_path(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("file://")
+        .or_else(|| uri.strip_prefix("file:"))
+        .unwrap_or(uri);
+    let first = rest.split('/').next().unwrap_or_default();
+    if rest.is_empty() || rest.starts_with('/') || rest.contains("://") || first.ends_with(':') {
+        return None;
+    }
+    Some(rest)
 }
 
 /// The gate root of a run: the parent of `--config`, else found from the first path or the

@@ -5,6 +5,7 @@
 //! Every test runs the real `relgate` binary on a real temporary repository with the DSL of
 //! `tests/cli/support.rs`.
 
+mod floors;
 #[path = "../cli/support.rs"]
 mod support;
 mod properties;
