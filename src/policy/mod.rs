@@ -6,6 +6,7 @@
 //! past the time limit) are errors, never an empty set of findings; the set of evaluated
 //! packages is fixed at load time, and asking for a package that does not exist is an error.
 
+mod rules;
 pub mod testing;
 
 use std::collections::BTreeSet;
@@ -62,25 +63,77 @@ pub fn builtin_sources() -> Vec<PolicySource> {
 }
 
 /// Reads every `*.rego` file under `dir` (recursively, sorted). `shown` maps a file to the name
-/// used in reports.
+/// used in reports. See [`read_policy_dirs`].
 pub fn read_dir_sources(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Result<Vec<PolicySource>> {
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: policy directory not found",
-            shown(dir)
-        )));
-    }
+    read_policy_dirs(None, &[dir.to_path_buf()], shown)
+}
+
+/// Reads every `*.rego` file under `dirs` (each recursively, sorted), each real file once
+/// however many names reach it (a directory named twice, `./dir`, a symlink). Symlinks are
+/// followed while they stay inside the boundary (the gate root for a directory inside it, else
+/// the directory itself); one that leads out, a symlink loop, or a `.rego` that is not a
+/// regular file (a FIFO would block the read forever) is an error, never skipped: a skipped
+/// policy file is a team rule that silently stops applying.
+pub fn read_policy_dirs(
+    root: Option<&crate::workspace::GateRoot>,
+    dirs: &[PathBuf],
+    shown: &dyn Fn(&Path) -> String,
+) -> Result<Vec<PolicySource>> {
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     let mut sources = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|err| Error::Usage(format!("{}: {err}", shown(dir))))?;
-        let path = entry.path();
-        if entry.file_type().is_file() && path.extension().is_some_and(|e| e == "rego") {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    for dir in dirs {
+        let real_dir = std::fs::canonicalize(dir)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| Error::Usage(format!("{}: policy directory not found", shown(dir))))?;
+        let boundary = match root {
+            Some(root) if real_dir.starts_with(&root.dir) => root.dir.clone(),
+            _ => real_dir.clone(),
+        };
+        let leaves = |path: &Path| {
+            Error::Usage(format!(
+                "{}: the path leaves the gate root (through a symlink); keep policy files inside the repository",
+                shown(path)
+            ))
+        };
+        let walker = walkdir::WalkDir::new(dir)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter();
+        for entry in walker {
+            let entry = entry.map_err(|err| {
+                let at = err.path().map_or_else(|| shown(dir), shown);
+                match err.loop_ancestor() {
+                    Some(_) => Error::Usage(format!(
+                        "{at}: symlink loop in a policy directory; remove the symlink"
+                    )),
+                    None => Error::Usage(format!("{at}: {err}")),
+                }
+            })?;
+            let path = entry.path();
+            let real = std::fs::canonicalize(path).map_err(|source| Error::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
+            if !real.starts_with(&boundary) {
+                return Err(leaves(path));
+            }
+            if entry.file_type().is_dir() || path.extension().is_none_or(|e| e != "rego") {
+                continue;
+            }
+            if !seen.insert(real.clone()) {
+                continue;
+            }
+            let name = shown(path);
+            let source = manifest::read_limited(&real, &name, manifest::DEFAULT_MAX_FILE_BYTES)?;
+            let text = String::from_utf8(source.bytes).map_err(|err| {
+                Error::Usage(format!(
+                    "{name}: not valid UTF-8 (byte {}); save the policy as UTF-8",
+                    err.utf8_error().valid_up_to()
+                ))
+            })?;
             sources.push(PolicySource {
-                path: shown(path),
+                path: name,
                 text,
                 builtin: false,
                 v0: false,
@@ -362,44 +415,6 @@ fn compile_program(
     }
 }
 
-/// Rule heads declared in a source whose names start with one of `prefixes` (followed by
-/// nothing or `_suffix`). A textual scan proposes names; the engine confirms each one is a
-/// declared rule, so a local variable that happens to be called `deny_x` is never taken.
-pub(crate) fn declared_rules(
-    engine: &regorus::Engine,
-    source: &PolicySource,
-    prefixes: &[&str],
-) -> BTreeSet<(String, u32)> {
-    let mut names = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    for (number, line) in source.text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        let end = trimmed
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(trimmed.len());
-        let name = &trimmed[..end];
-        let matches = prefixes.iter().any(|prefix| {
-            name == *prefix
-                || name
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('_') && rest.len() > 1)
-        });
-        if !matches || !seen.insert(name.to_string()) {
-            continue;
-        }
-        if engine
-            .has_declared_rule_rooted_at(&source.path, name)
-            .unwrap_or(false)
-        {
-            names.insert((
-                name.to_string(),
-                u32::try_from(number + 1).unwrap_or(u32::MAX),
-            ));
-        }
-    }
-    names
-}
-
 /// sha256 over length-prefixed parts, so no two different inputs share a digest.
 fn digest_parts<'a>(parts: impl Iterator<Item = &'a [u8]>) -> String {
     let mut hasher = Sha256::new();
@@ -454,6 +469,20 @@ impl PolicySet {
         sources.retain(|s| options.include_tests || !s.is_test());
         sources.sort_by(|a, b| (!a.builtin, &a.path).cmp(&(!b.builtin, &b.path)));
 
+        // Each file once: two sources with one name would be two modules regorus cannot tell
+        // apart (its rule lookups by file then fail), which once made a team's deny rules
+        // vanish when a directory was named twice. Readers load each real path once; a
+        // duplicate reaching this point is a bug, refused rather than guessed at.
+        let mut names = BTreeSet::new();
+        for source in &sources {
+            if !names.insert(source.path.as_str()) {
+                return Err(Error::Policy(format!(
+                    "{}: the policy file is loaded twice; name each policy directory once",
+                    source.path
+                )));
+            }
+        }
+
         let mut errors = Vec::new();
         let mut loaded = Vec::new();
         for source in &sources {
@@ -466,6 +495,14 @@ impl PolicySet {
             return Err(Error::Policy(format!(
                 "policies failed to load:\n{}",
                 errors.join("\n")
+            )));
+        }
+        // The rules to evaluate and the recursion check both come from the syntax tree of
+        // what was loaded, not from the text.
+        let graph = rules::RuleGraph::of(&engine).map_err(Error::Policy)?;
+        if let Some(recursion) = graph.recursion() {
+            return Err(Error::Policy(format!(
+                "policies failed to load:\n{recursion}"
             )));
         }
         add_data(&mut engine, &options.config, &options.data)?;
@@ -488,29 +525,31 @@ impl PolicySet {
             }
             wanted.insert(namespace.clone());
         }
+        // Every deny/violation/warn/exception head of every evaluated package, from every
+        // loaded module: a loaded rule that is not evaluated cannot exist by construction.
         let mut packages: Vec<PackageRules> = Vec::new();
-        for (source, package) in &loaded {
-            if !wanted.contains(package) || source.is_test() {
+        for declared in &graph.declared {
+            if !wanted.contains(&declared.package)
+                || declared.file.ends_with("_test.rego")
+                || !rules::has_prefix(&declared.name, &["deny", "violation", "warn", "exception"])
+            {
                 continue;
             }
-            let rules =
-                declared_rules(&engine, source, &["deny", "violation", "warn", "exception"])
-                    .into_iter()
-                    .map(|(name, _)| {
-                        let kind = if name.starts_with("warn") {
-                            RuleKind::Warn
-                        } else if name.starts_with("exception") {
-                            RuleKind::Exception
-                        } else {
-                            RuleKind::Deny
-                        };
-                        (name, kind)
-                    });
-            match packages.iter_mut().find(|p| &p.package == package) {
-                Some(existing) => existing.rules.extend(rules),
+            let name = &declared.name;
+            let kind = if name.starts_with("warn") {
+                RuleKind::Warn
+            } else if name.starts_with("exception") {
+                RuleKind::Exception
+            } else {
+                RuleKind::Deny
+            };
+            match packages.iter_mut().find(|p| p.package == declared.package) {
+                Some(existing) => {
+                    existing.rules.insert((name.clone(), kind));
+                }
                 None => packages.push(PackageRules {
-                    package: package.clone(),
-                    rules: rules.collect(),
+                    package: declared.package.clone(),
+                    rules: BTreeSet::from([(name.clone(), kind)]),
                     on_rvm: false,
                 }),
             }
