@@ -415,6 +415,44 @@ fn compile_program(
     }
 }
 
+/// Rule heads declared in a built-in source whose names are one of `prefixes` (or one followed
+/// by `_suffix`). A textual scan proposes names (the bundle puts every head at the start of a
+/// line); the engine confirms each one is a declared rule, so a local variable called `deny_x`
+/// is never taken. A lookup the engine cannot answer is an error, never "no such rule".
+fn declared_rules(
+    engine: &regorus::Engine,
+    source: &PolicySource,
+    prefixes: &[&str],
+) -> Result<BTreeSet<(String, u32)>> {
+    let mut names = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for (number, line) in source.text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let end = trimmed
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(trimmed.len());
+        let name = &trimmed[..end];
+        if !rules::has_prefix(name, prefixes) || !seen.insert(name.to_string()) {
+            continue;
+        }
+        let declared = engine
+            .has_declared_rule_rooted_at(&source.path, name)
+            .map_err(|e| {
+                Error::Policy(format!(
+                    "{}: cannot look up rule `{name}`: {e}",
+                    source.path
+                ))
+            })?;
+        if declared {
+            names.insert((
+                name.to_string(),
+                u32::try_from(number + 1).unwrap_or(u32::MAX),
+            ));
+        }
+    }
+    Ok(names)
+}
+
 /// sha256 over length-prefixed parts, so no two different inputs share a digest.
 fn digest_parts<'a>(parts: impl Iterator<Item = &'a [u8]>) -> String {
     let mut hasher = Sha256::new();
@@ -499,7 +537,30 @@ impl PolicySet {
         }
         // The rules to evaluate and the recursion check both come from the syntax tree of
         // what was loaded, not from the text.
-        let graph = rules::RuleGraph::of(&engine).map_err(Error::Policy)?;
+        // The team's rules (and the built-in packages a team file extends) are read from the
+        // syntax tree of a second engine holding just those files: serializing the whole
+        // bundle's tree on every run would cost more than the check. The bundle's own packages
+        // cannot take part in a cycle with team rules unless a team file extends them, and
+        // then they are in the tree.
+        let team_packages: BTreeSet<&String> = loaded
+            .iter()
+            .filter(|(source, _)| !source.builtin)
+            .map(|(_, package)| package)
+            .collect();
+        let in_graph = |source: &PolicySource, package: &String| {
+            !source.builtin || team_packages.contains(package)
+        };
+        let mut graph_engine = new_engine(options.timeout);
+        for (source, package) in &loaded {
+            if in_graph(source, package) {
+                add_source(&mut graph_engine, source).map_err(Error::Policy)?;
+            }
+        }
+        let graph = if team_packages.is_empty() {
+            rules::RuleGraph::default()
+        } else {
+            rules::RuleGraph::of(&graph_engine).map_err(Error::Policy)?
+        };
         if let Some(recursion) = graph.recursion() {
             return Err(Error::Policy(format!(
                 "policies failed to load:\n{recursion}"
@@ -527,15 +588,28 @@ impl PolicySet {
         }
         // Every deny/violation/warn/exception head of every evaluated package, from every
         // loaded module: a loaded rule that is not evaluated cannot exist by construction.
-        let mut packages: Vec<PackageRules> = Vec::new();
-        for declared in &graph.declared {
-            if !wanted.contains(&declared.package)
-                || declared.file.ends_with("_test.rego")
-                || !rules::has_prefix(&declared.name, &["deny", "violation", "warn", "exception"])
-            {
+        // Team files (and the packages they extend) from the syntax tree; the rest of the
+        // bundle from its heads, each confirmed by the engine (a failed lookup is an error).
+        const FINDING_RULES: [&str; 4] = ["deny", "violation", "warn", "exception"];
+        let mut heads: Vec<(String, String)> = graph
+            .declared
+            .iter()
+            .filter(|d| !d.file.ends_with("_test.rego"))
+            .map(|d| (d.package.clone(), d.name.clone()))
+            .collect();
+        for (source, package) in &loaded {
+            if in_graph(source, package) || source.is_test() || !wanted.contains(package) {
                 continue;
             }
-            let name = &declared.name;
+            for (name, _) in declared_rules(&engine, source, &FINDING_RULES)? {
+                heads.push((package.clone(), name));
+            }
+        }
+        let mut packages: Vec<PackageRules> = Vec::new();
+        for (package, name) in heads {
+            if !wanted.contains(&package) || !rules::has_prefix(&name, &FINDING_RULES) {
+                continue;
+            }
             let kind = if name.starts_with("warn") {
                 RuleKind::Warn
             } else if name.starts_with("exception") {
@@ -543,13 +617,13 @@ impl PolicySet {
             } else {
                 RuleKind::Deny
             };
-            match packages.iter_mut().find(|p| p.package == declared.package) {
+            match packages.iter_mut().find(|p| p.package == package) {
                 Some(existing) => {
-                    existing.rules.insert((name.clone(), kind));
+                    existing.rules.insert((name, kind));
                 }
                 None => packages.push(PackageRules {
-                    package: declared.package.clone(),
-                    rules: BTreeSet::from([(name.clone(), kind)]),
+                    package,
+                    rules: BTreeSet::from([(name, kind)]),
                     on_rvm: false,
                 }),
             }
@@ -890,6 +964,8 @@ pub fn resolve_dirs(root: &Path, dirs: &[String]) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn source(text: &str) -> PolicySource {
@@ -898,6 +974,98 @@ mod tests {
             text: text.into(),
             builtin: false,
             v0: false,
+        }
+    }
+
+    fn team(path: &str, text: &str) -> PolicySource {
+        PolicySource {
+            path: path.into(),
+            text: text.into(),
+            builtin: false,
+            v0: false,
+        }
+    }
+
+    fn load(sources: Vec<PolicySource>, namespaces: &[&str]) -> Result<PolicySet> {
+        PolicySet::load(&PolicyOptions {
+            sources,
+            namespaces: namespaces.iter().map(|n| (*n).to_string()).collect(),
+            ..PolicyOptions::default()
+        })
+    }
+
+    #[test]
+    fn a_file_loaded_twice_is_an_error_not_a_lost_rule() {
+        let deny = "package main\n\ndeny contains \"no\" if true\n";
+        let err = load(
+            vec![team("team/d.rego", deny), team("team/d.rego", deny)],
+            &[],
+        )
+        .expect_err("duplicate");
+        assert!(
+            err.to_string()
+                .contains("team/d.rego: the policy file is loaded twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_loaded_deny_warn_and_exception_head_is_evaluated() {
+        // Heads spread over files, written every way Rego allows (incremental, ref heads,
+        // one-line, suffixes), in `main` and a named namespace; a package nobody asked for
+        // is not evaluated.
+        let set = load(
+            vec![
+                team(
+                    "team/a.rego",
+                    "package main\n\ndeny contains \"a\" if false\nwarn_style contains \"w\" if false\n",
+                ),
+                team(
+                    "team/b.rego",
+                    "package main\n\nimport rego.v1\n\n  deny contains \"b\" if false\nviolation_x[\"v\"] if false\nexception contains \"x\" if false\nnot_a_deny := 1\ndenylist := 2\n",
+                ),
+                team("team/c.rego", "package extra\n\ndeny_c contains \"c\" if false\n"),
+                team("team/d.rego", "package other\n\ndeny contains \"d\" if true\n"),
+            ],
+            &["extra"],
+        )
+        .expect("loads");
+        let rules: BTreeMap<String, Vec<String>> = set.evaluated_rules().into_iter().collect();
+        assert_eq!(
+            rules.get("main").cloned().unwrap_or_default(),
+            ["deny", "exception", "violation_x", "warn_style"]
+        );
+        assert_eq!(rules.get("extra").cloned().unwrap_or_default(), ["deny_c"]);
+        assert!(!rules.contains_key("other"));
+    }
+
+    #[test]
+    fn recursion_is_refused_with_file_and_line() {
+        for (text, line) in [
+            ("package main\n\nf(x) := y if {\n  y := f(x)\n}\n", 3),
+            ("package main\n\nf(x) := g(x)\n\ng(x) := f(x)\n", 3),
+            ("package main\n\na := b\n\nb := data.main.a\n", 3),
+            (
+                "package main\n\nimport data.main as m\n\nx contains 1 if m.x[1]\n",
+                5,
+            ),
+            ("package main\n\nx contains 1 if data[\"main\"][\"x\"]\n", 3),
+            ("package main\n\nx contains k if { some k; data[k] }\n", 3),
+        ] {
+            let err = load(vec![team("team/r.rego", text)], &[]).expect_err(text);
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("team/r.rego:{line}: recursion: data.main.")),
+                "{text}\n{message}"
+            );
+        }
+        // Not recursion: a local that shadows a rule's name, a function calling a builtin of
+        // the same name as a rule elsewhere, `else` chains.
+        for text in [
+            "package main\n\nf(x) := y if { y := x + 1 }\n\ng(x) := f(f(x))\n",
+            "package main\n\ncount_all := count(input.items)\n\nx := 1 if { y := 1; y == 1 } else := 2\n",
+        ] {
+            load(vec![team("team/r.rego", text)], &[]).expect(text);
         }
     }
 
