@@ -2,6 +2,12 @@
 //! manifest names to it (no `..`, no absolute paths, no symlink that leads out), and
 //! discovering manifest files from command-line paths or the config's globs.
 //!
+//! Discovery never skips a file silently: a symlink (to a file or a directory) that stays inside
+//! the root is followed and the file is checked under its path in the tree; one that leads out,
+//! a symlink loop, a dangling link and a name with control characters are reported as problems
+//! (exit 2). A file reached by two paths is checked under each. The gate root is found from the
+//! path as given, never from a symlink's target.
+//!
 //! Invariant: every file relgate reads on behalf of a manifest or the config went through
 //! [`GateRoot::confine`], and every path relgate reports is relative to the gate root with `/`
 //! separators, so reports and records hash the same on every machine.

@@ -61,6 +61,17 @@ struct Chain {
     line: u32,
 }
 
+/// A rule's references, resolved once every rule is known.
+struct Pending {
+    node: Node,
+    file: String,
+    /// Names the rule binds locally.
+    bound: BTreeSet<String>,
+    chains: Vec<Chain>,
+    /// The module's import aliases.
+    imports: BTreeMap<String, Vec<String>>,
+}
+
 fn line_of(span: &Value) -> u32 {
     span.get("line")
         .and_then(Value::as_u64)
@@ -218,13 +229,7 @@ impl RuleGraph {
         let modules = modules.as_array().cloned().unwrap_or_default();
         let mut graph = Self::default();
         // (node, file, bound names, references) of every rule, resolved once all are known.
-        let mut pending: Vec<(
-            Node,
-            String,
-            BTreeSet<String>,
-            Vec<Chain>,
-            BTreeMap<String, Vec<String>>,
-        )> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         for module in &modules {
             let file = module
                 .pointer("/source/file")
@@ -341,11 +346,24 @@ impl RuleGraph {
                         }
                     }
                 }
-                pending.push((node, file.clone(), bound, chains, imports.clone()));
+                pending.push(Pending {
+                    node,
+                    file: file.clone(),
+                    bound,
+                    chains,
+                    imports: imports.clone(),
+                });
             }
         }
         let packages: BTreeSet<String> = graph.first.keys().map(|(p, _)| p.clone()).collect();
-        for (node, file, bound, chains, imports) in pending {
+        for Pending {
+            node,
+            file,
+            bound,
+            chains,
+            imports,
+        } in pending
+        {
             let edges = graph.edges.entry(node.clone()).or_default();
             for chain in chains {
                 let Some(head) = chain.names.first() else {
