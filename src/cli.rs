@@ -213,7 +213,7 @@ pub enum VerifyFormat {
 /// Arguments of `relgate check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Manifest files or directories (directories are searched for *.yaml and *.yml).
+    /// Manifest files or directories (directories are searched for *.yaml, *.yml and *.json).
     /// Default: the `manifests` globs of relgate.yaml.
     pub paths: Vec<PathBuf>,
     /// A directory of team Rego policies, loaded beside the built-in bundle (repeatable).

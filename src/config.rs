@@ -73,7 +73,10 @@ impl GateConfig {
         let mut merged = defaults()?;
         let file: Option<PathBuf> = match explicit {
             Some(path) => Some(path.to_path_buf()),
-            None => Some(root.dir.join(CONFIG_FILE)).filter(|p| p.is_file()),
+            // Any kind of file (a FIFO, a directory, a dangling symlink) named relgate.yaml is read,
+            // and refused if it is not a regular file: ignoring it would silently drop the
+            // repository's rules for the defaults.
+            None => Some(root.dir.join(CONFIG_FILE)).filter(|p| p.symlink_metadata().is_ok()),
         };
         let mut shown = None;
         if let Some(path) = file {

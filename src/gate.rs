@@ -96,18 +96,18 @@ impl Gate {
             crate::pull_request::validate(context, "pull-request context")?;
         }
 
-        let mut sources: Vec<PolicySource> = Vec::new();
-        let config_dirs = policy::resolve_dirs(&root.dir, &config.policies);
-        for dir in &config_dirs {
-            // Config directories are optional (the default names `.relgate/policies`).
-            if dir.is_dir() {
-                let confined = root.confine_existing(dir, &root.relative(dir))?;
-                sources.extend(policy::read_dir_sources(&confined, &|p| root.relative(p))?);
+        // Config directories are optional (the default names `.relgate/policies`) and must be
+        // inside the root; `--policy` directories must exist. All are read in one pass so a
+        // file named twice (`team` in the config and `-p ./team`) is loaded once.
+        let mut policy_dirs = Vec::new();
+        for dir in policy::resolve_dirs(&root.dir, &config.policies) {
+            if dir.symlink_metadata().is_ok() {
+                policy_dirs.push(root.confine_existing(&dir, &root.relative(&dir))?);
             }
         }
-        for dir in &settings.policy_dirs {
-            sources.extend(policy::read_dir_sources(dir, &|p| root.relative(p))?);
-        }
+        policy_dirs.extend(settings.policy_dirs.iter().cloned());
+        let mut sources: Vec<PolicySource> =
+            policy::read_policy_dirs(Some(&root), &policy_dirs, &|p| root.relative(p))?;
         for source in &mut sources {
             source.v0 = settings.rego_v0;
         }

@@ -2,9 +2,10 @@
 //!
 //! This module owns every defence against hostile input files: the size limit (checked before
 //! and while reading), UTF-8, duplicate keys, YAML alias bombs and deep nesting (serde_yaml's
-//! own limits turn those into errors), non-string keys and YAML tags. A file yields one
-//! [`Document`] per YAML document, each with its value, its index in the file and a
-//! [`LineIndex`] so findings can point at lines.
+//! own limits turn those into errors), non-string keys and YAML tags, and anything that is not a
+//! regular file (FIFOs, sockets, devices: refused before they are opened, never waited on). A
+//! file yields one [`Document`] per YAML document, each with its value, its index in the file
+//! and a [`LineIndex`] so findings can point at lines.
 
 use std::io::Read as _;
 use std::path::Path;
@@ -66,11 +67,101 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Reads a file, refusing one larger than `max_bytes`. `shown` is the name used in errors.
+/// Why a path that is not a regular file cannot be read, in words a person can act on.
+fn not_regular(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_block_device() || file_type.is_char_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// `O_NONBLOCK` where its value is known: opening a FIFO with it returns at once instead of
+/// waiting for a writer. Elsewhere 0, and the metadata checks around the open carry the load.
+#[cfg(all(
+    target_os = "linux",
+    not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
+))]
+const O_NONBLOCK: i32 = 0o4000;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+))]
+const O_NONBLOCK: i32 = 0x0004;
+#[cfg(not(any(
+    all(
+        target_os = "linux",
+        not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
+    ),
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)))]
+const O_NONBLOCK: i32 = 0;
+
+/// Opens a path that must be a regular file (symlinks followed), for reading. A FIFO, socket,
+/// device or directory is refused *before* it is opened (opening a FIFO for reading waits for
+/// a writer forever, reading `/dev/zero` never ends), the open itself does not block
+/// (`O_NONBLOCK`), and the opened handle is checked again, so a file swapped for a FIFO between
+/// the check and the open is refused too. Every reader of input files goes through here.
+pub fn open_regular(path: &Path, shown: &str) -> Result<std::fs::File, InputError> {
+    let io_error =
+        |err: std::io::Error| InputError::new(shown, None, format!("cannot read: {err}"));
+    let refuse = |file_type: std::fs::FileType| {
+        InputError::new(
+            shown,
+            None,
+            format!(
+                "not a regular file ({}); relgate reads only regular files: replace it with the file itself",
+                not_regular(file_type)
+            ),
+        )
+    };
+    let before = std::fs::metadata(path).map_err(io_error)?;
+    if !before.is_file() {
+        return Err(refuse(before.file_type()));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(io_error)?;
+    let opened = file.metadata().map_err(io_error)?;
+    if !opened.is_file() {
+        return Err(refuse(opened.file_type()));
+    }
+    Ok(file)
+}
+
+/// Reads a file, refusing one larger than `max_bytes` and anything that is not a regular file
+/// ([`open_regular`]). `shown` is the name used in errors.
 pub fn read_limited(path: &Path, shown: &str, max_bytes: u64) -> Result<SourceFile, InputError> {
     let io_error =
         |err: std::io::Error| InputError::new(shown, None, format!("cannot read: {err}"));
-    let file = std::fs::File::open(path).map_err(io_error)?;
+    let file = open_regular(path, shown)?;
     let too_large = || {
         InputError::new(
             shown,

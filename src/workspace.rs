@@ -2,6 +2,12 @@
 //! manifest names to it (no `..`, no absolute paths, no symlink that leads out), and
 //! discovering manifest files from command-line paths or the config's globs.
 //!
+//! Discovery never skips a file silently: a symlink (to a file or a directory) that stays inside
+//! the root is followed and the file is checked under its path in the tree; one that leads out,
+//! a symlink loop, a dangling link and a name with control characters are reported as problems
+//! (exit 2). A file reached by two paths is checked under each. The gate root is found from the
+//! path as given, never from a symlink's target.
+//!
 //! Invariant: every file relgate reads on behalf of a manifest or the config went through
 //! [`GateRoot::confine`], and every path relgate reports is relative to the gate root with `/`
 //! separators, so reports and records hash the same on every machine.
@@ -42,8 +48,16 @@ impl GateRoot {
     /// it that holds `relgate.yaml`, not looking past the git work-tree root; without one, the
     /// work-tree root; outside git, the current directory `cwd` when `start` is inside it,
     /// else `start` itself (or its directory).
+    ///
+    /// The search goes up the path *as given*, not up its symlink target: a symlinked manifest
+    /// or directory must not move the root to wherever the link points, where the pull-request
+    /// author could have planted a `relgate.yaml` of their own. Directories on the way that are
+    /// reached through a symlink are therefore never taken as the root.
     pub fn discover(start: &Path, cwd: &Path) -> std::io::Result<Self> {
-        let start = std::fs::canonicalize(start)?;
+        let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+        let start = lexical_absolute(&cwd, start);
+        // Fails (as before) when the path does not exist.
+        let canonical_start = std::fs::canonicalize(&start)?;
         let start = if start.is_dir() {
             start
         } else {
@@ -51,7 +65,14 @@ impl GateRoot {
         };
         let mut work_tree = None;
         for dir in start.ancestors() {
-            if dir.join(CONFIG_FILE).is_file() {
+            // A directory whose real location differs from the written one is reached through
+            // a symlink (or is not there): never a root.
+            if std::fs::canonicalize(dir).ok().as_deref() != Some(dir) {
+                continue;
+            }
+            // Any kind of file named relgate.yaml marks the root; one that is not a regular
+            // file is then refused when the config is read, instead of being ignored.
+            if dir.join(CONFIG_FILE).symlink_metadata().is_ok() {
                 return Ok(Self {
                     dir: dir.to_path_buf(),
                 });
@@ -61,8 +82,16 @@ impl GateRoot {
                 break;
             }
         }
-        let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
-        let fallback = if start.starts_with(&cwd) { cwd } else { start };
+        let fallback = if start.starts_with(&cwd) {
+            cwd
+        } else if canonical_start.is_dir() {
+            canonical_start
+        } else {
+            canonical_start
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or(canonical_start)
+        };
         Ok(Self {
             dir: work_tree.unwrap_or(fallback),
         })
@@ -145,6 +174,36 @@ impl GateRoot {
     }
 }
 
+/// `path` made absolute against `cwd` and cleaned lexically (`.` dropped, `..` removing the
+/// previous component), without following any symlink: the path as the user wrote it.
+pub(crate) fn lexical_absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in cwd.join(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// A name for reports with every control character written as an escape (`\n`, `\u{1b}`), so
+/// a file name can never start a new line (or colour) in a report and forge a result.
+fn escape_controls(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A relative path as `a/b/c` (the form reports and git use), whatever the platform;
 /// `.`, `..` and root components are dropped.
 pub(crate) fn to_slash(path: &Path) -> String {
@@ -172,45 +231,51 @@ impl Discovered {
     }
 }
 
-/// Whether a directory walk picks this file up: YAML only. JSON manifests are taken when named
-/// on the command line or matched by a `manifests` glob, because repositories keep many JSON
-/// files (eval outputs) that are not manifests.
+/// Whether a directory walk picks this file up: `*.yaml`, `*.yml` and `*.json` (JSON is YAML's
+/// subset, and a manifest written as JSON is still a release: skipping it would let it through
+/// unchecked). A non-manifest JSON file in a walked directory is reported as an error, never
+/// ignored; keep eval outputs out of the release directories, or name manifests explicitly.
 fn is_manifest_name(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
+        Some("yaml" | "yml" | "json")
     )
 }
 
+/// Most directories a walk enters through symlinks. A few symlinked directories are normal;
+/// thousands are a tree of links built to make the walk take forever (each level of two links
+/// to the next level doubles the paths).
+const MAX_SYMLINKED_DIRS: usize = 256;
+
 /// Files named on the command line: files are taken as they are (any extension), directories
-/// are walked for `*.yaml`/`*.yml`. Symlinks that lead outside the root are reported, not read.
+/// are walked for `*.yaml`/`*.yml`/`*.json`. Each is reported under the path as given
+/// (relative to the root), also when it is a symlink; symlinks that lead outside the root are
+/// reported, not read.
 pub fn discover_paths(root: &GateRoot, paths: &[PathBuf]) -> Vec<Discovered> {
+    let cwd = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_default();
     let mut found = Vec::new();
     for path in paths {
-        let shown = root.relative(path);
+        let shown = root.shown_as_given(&cwd, path);
         if path.is_dir() {
-            walk(root, path, &mut found, &|p: &Path, _rel: &str| {
+            walk(root, path, &shown, &mut found, &|p: &Path, _rel: &str| {
                 is_manifest_name(p)
             });
         } else {
-            found.push(match root.confine_existing(path, &shown) {
-                Ok(canonical) => Discovered::File {
-                    path: canonical,
-                    shown,
-                },
-                Err(error) => Discovered::Problem { shown, error },
-            });
+            found.push(check_file(root, path, shown));
         }
     }
     sort_dedup(found)
 }
 
-/// Files under the root matching the config's `manifests` globs (relative to the root).
+/// Files under the root matching the config's `manifests` globs (relative to the root, matched
+/// against the path as it is in the tree, through symlinks).
 pub fn discover_globs(root: &GateRoot, globs: &[String]) -> Result<Vec<Discovered>, PathError> {
     let set = build_globset(globs)?;
     let mut found = Vec::new();
     let root_dir = root.dir.clone();
-    walk(root, &root_dir, &mut found, &|_p: &Path, rel: &str| {
+    walk(root, &root_dir, "", &mut found, &|_p: &Path, rel: &str| {
         set.is_match(rel)
     });
     Ok(sort_dedup(found))
@@ -236,42 +301,140 @@ pub(crate) fn build_globset(globs: &[String]) -> Result<GlobSet, PathError> {
     })
 }
 
+impl GateRoot {
+    /// A path as the user wrote it, relative to the root (`/`-separated), without following
+    /// symlinks; control characters escaped. Outside the root: as given.
+    fn shown_as_given(&self, cwd: &Path, path: &Path) -> String {
+        let absolute = lexical_absolute(cwd, path);
+        let shown = match absolute.strip_prefix(&self.dir) {
+            Ok(rel) => to_slash(rel),
+            Err(_) => self.relative(path),
+        };
+        escape_controls(&shown)
+    }
+}
+
+/// A file found by discovery (a walk entry or a named path): refused when its name holds a
+/// control character, when it (through symlinks) leaves the root, or when it is not a regular
+/// file; otherwise taken, under the name `shown`.
+fn check_file(root: &GateRoot, path: &Path, shown: String) -> Discovered {
+    let raw = path.to_string_lossy();
+    if raw.chars().any(char::is_control) {
+        return Discovered::Problem {
+            error: PathError::Unreadable {
+                shown: shown.clone(),
+                message: "the file name contains a control character (shown escaped); rename the file to printable characters".to_string(),
+            },
+            shown,
+        };
+    }
+    match root.confine_existing(path, &shown) {
+        // A FIFO, socket or device is passed on: `manifest::read_limited` refuses it before
+        // opening it, with the kind of file, one message for every reader.
+        Ok(canonical) => Discovered::File {
+            path: canonical,
+            shown,
+        },
+        Err(error) => Discovered::Problem { shown, error },
+    }
+}
+
 /// Directories discovery never walks into: hidden ones (`.git`, `.relgate`) and
 /// `target`/`node_modules`. They hold no manifests and can be huge.
 pub(crate) fn is_skipped_dir(name: &str) -> bool {
     name.starts_with('.') || name == "target" || name == "node_modules"
 }
 
-/// Walks `dir` without following symlinked directories out of the root. Hidden directories
-/// (`.git`, `.relgate`) and `target`/`node_modules` are skipped: they hold no manifests and can
-/// be huge.
+/// Walks `dir`, following symlinks that stay inside the root (to files and to directories) so
+/// that a manifest behind a symlink is checked, never skipped; a symlink that leads out of the
+/// root, a symlink loop and an unreadable entry are reported as problems. Entries are named by
+/// their path in the tree (`shown_dir` + the path below `dir`), not by their symlink target, so
+/// a file reached by two paths is checked under each. Hidden directories (`.git`, `.relgate`)
+/// and `target`/`node_modules` are skipped: they hold no manifests and can be huge.
 fn walk(
     root: &GateRoot,
     dir: &Path,
+    shown_dir: &str,
     found: &mut Vec<Discovered>,
     wanted: &dyn Fn(&Path, &str) -> bool,
 ) {
+    let shown_of = |path: &Path| -> String {
+        let below = path.strip_prefix(dir).map(to_slash).unwrap_or_default();
+        let joined = match (shown_dir.is_empty(), below.is_empty()) {
+            (true, _) => below,
+            (false, true) => shown_dir.to_string(),
+            (false, false) => format!("{shown_dir}/{below}"),
+        };
+        escape_controls(&joined)
+    };
+    // Problems met while deciding whether to enter a directory (the filter cannot push them
+    // into `found` while the walk borrows it).
+    let problems = std::cell::RefCell::new(Vec::new());
+    let symlinked_dirs = std::cell::Cell::new(0usize);
     let walker = walkdir::WalkDir::new(dir)
-        .follow_links(false)
+        .follow_links(true)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|entry| {
-            entry.depth() == 0
-                || !(entry.file_type().is_dir()
-                    && entry.file_name().to_str().is_some_and(is_skipped_dir))
+            if entry.depth() == 0 || !entry.file_type().is_dir() {
+                return true;
+            }
+            if entry.file_name().to_str().is_some_and(is_skipped_dir) {
+                return false;
+            }
+            if !entry.path_is_symlink() {
+                return true;
+            }
+            let shown = shown_of(entry.path());
+            if let Err(error) = root.confine_existing(entry.path(), &shown) {
+                problems
+                    .borrow_mut()
+                    .push(Discovered::Problem { shown, error });
+                return false;
+            }
+            symlinked_dirs.set(symlinked_dirs.get() + 1);
+            if symlinked_dirs.get() > MAX_SYMLINKED_DIRS {
+                problems.borrow_mut().push(Discovered::Problem {
+                    error: PathError::Unreadable {
+                        shown: shown.clone(),
+                        message: format!(
+                            "more than {MAX_SYMLINKED_DIRS} directories reached through symlinks; replace the symlinked directories with real ones"
+                        ),
+                    },
+                    shown,
+                });
+                return false;
+            }
+            true
         });
     for entry in walker {
         let entry = match entry {
             Ok(entry) => entry,
             Err(err) => {
-                let shown = err
-                    .path()
-                    .map(|p| root.relative(p))
-                    .unwrap_or_else(|| root.relative(dir));
+                let path = err.path().unwrap_or(dir);
+                let shown = shown_of(path);
+                let message = if let Some(ancestor) = err.loop_ancestor() {
+                    format!(
+                        "symlink loop: it leads back to {}; remove the symlink",
+                        shown_of(ancestor)
+                    )
+                } else {
+                    // A dangling or looping symlink to a file that is not a manifest by name
+                    // is not a manifest: nothing to report.
+                    if !wanted(path, &shown) {
+                        continue;
+                    }
+                    match err.io_error().map(std::io::Error::kind) {
+                        Some(std::io::ErrorKind::NotFound) => {
+                            "no such file (a dangling symlink?)".to_string()
+                        }
+                        _ => err.to_string(),
+                    }
+                };
                 found.push(Discovered::Problem {
                     error: PathError::Unreadable {
                         shown: shown.clone(),
-                        message: err.to_string(),
+                        message,
                     },
                     shown,
                 });
@@ -281,21 +444,13 @@ fn walk(
         if entry.file_type().is_dir() {
             continue;
         }
-        let shown = root.relative(entry.path());
+        let shown = shown_of(entry.path());
         if !wanted(entry.path(), &shown) {
             continue;
         }
-        found.push(match root.confine_existing(entry.path(), &shown) {
-            Ok(canonical) if canonical.is_file() => Discovered::File {
-                path: canonical,
-                shown,
-            },
-            // A symlink to a directory inside the root: its files are reached by the walk
-            // through their real location when that is inside the walked tree.
-            Ok(_) => continue,
-            Err(error) => Discovered::Problem { shown, error },
-        });
+        found.push(check_file(root, entry.path(), shown));
     }
+    found.extend(problems.into_inner());
 }
 
 fn sort_dedup(mut found: Vec<Discovered>) -> Vec<Discovered> {

@@ -6,6 +6,7 @@
 //! past the time limit) are errors, never an empty set of findings; the set of evaluated
 //! packages is fixed at load time, and asking for a package that does not exist is an error.
 
+mod rules;
 pub mod testing;
 
 use std::collections::BTreeSet;
@@ -62,25 +63,77 @@ pub fn builtin_sources() -> Vec<PolicySource> {
 }
 
 /// Reads every `*.rego` file under `dir` (recursively, sorted). `shown` maps a file to the name
-/// used in reports.
+/// used in reports. See [`read_policy_dirs`].
 pub fn read_dir_sources(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Result<Vec<PolicySource>> {
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: policy directory not found",
-            shown(dir)
-        )));
-    }
+    read_policy_dirs(None, &[dir.to_path_buf()], shown)
+}
+
+/// Reads every `*.rego` file under `dirs` (each recursively, sorted), each real file once
+/// however many names reach it (a directory named twice, `./dir`, a symlink). Symlinks are
+/// followed while they stay inside the boundary (the gate root for a directory inside it, else
+/// the directory itself); one that leads out, a symlink loop, or a `.rego` that is not a
+/// regular file (a FIFO would block the read forever) is an error, never skipped: a skipped
+/// policy file is a team rule that silently stops applying.
+pub fn read_policy_dirs(
+    root: Option<&crate::workspace::GateRoot>,
+    dirs: &[PathBuf],
+    shown: &dyn Fn(&Path) -> String,
+) -> Result<Vec<PolicySource>> {
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     let mut sources = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|err| Error::Usage(format!("{}: {err}", shown(dir))))?;
-        let path = entry.path();
-        if entry.file_type().is_file() && path.extension().is_some_and(|e| e == "rego") {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    for dir in dirs {
+        let real_dir = std::fs::canonicalize(dir)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| Error::Usage(format!("{}: policy directory not found", shown(dir))))?;
+        let boundary = match root {
+            Some(root) if real_dir.starts_with(&root.dir) => root.dir.clone(),
+            _ => real_dir.clone(),
+        };
+        let leaves = |path: &Path| {
+            Error::Usage(format!(
+                "{}: the path leaves the gate root (through a symlink); keep policy files inside the repository",
+                shown(path)
+            ))
+        };
+        let walker = walkdir::WalkDir::new(dir)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter();
+        for entry in walker {
+            let entry = entry.map_err(|err| {
+                let at = err.path().map_or_else(|| shown(dir), shown);
+                match err.loop_ancestor() {
+                    Some(_) => Error::Usage(format!(
+                        "{at}: symlink loop in a policy directory; remove the symlink"
+                    )),
+                    None => Error::Usage(format!("{at}: {err}")),
+                }
+            })?;
+            let path = entry.path();
+            let real = std::fs::canonicalize(path).map_err(|source| Error::Io {
                 path: path.to_path_buf(),
                 source,
             })?;
+            if !real.starts_with(&boundary) {
+                return Err(leaves(path));
+            }
+            if entry.file_type().is_dir() || path.extension().is_none_or(|e| e != "rego") {
+                continue;
+            }
+            if !seen.insert(real.clone()) {
+                continue;
+            }
+            let name = shown(path);
+            let source = manifest::read_limited(&real, &name, manifest::DEFAULT_MAX_FILE_BYTES)?;
+            let text = String::from_utf8(source.bytes).map_err(|err| {
+                Error::Usage(format!(
+                    "{name}: not valid UTF-8 (byte {}); save the policy as UTF-8",
+                    err.utf8_error().valid_up_to()
+                ))
+            })?;
             sources.push(PolicySource {
-                path: shown(path),
+                path: name,
                 text,
                 builtin: false,
                 v0: false,
@@ -362,14 +415,15 @@ fn compile_program(
     }
 }
 
-/// Rule heads declared in a source whose names start with one of `prefixes` (followed by
-/// nothing or `_suffix`). A textual scan proposes names; the engine confirms each one is a
-/// declared rule, so a local variable that happens to be called `deny_x` is never taken.
-pub(crate) fn declared_rules(
+/// Rule heads declared in a built-in source whose names are one of `prefixes` (or one followed
+/// by `_suffix`). A textual scan proposes names (the bundle puts every head at the start of a
+/// line); the engine confirms each one is a declared rule, so a local variable called `deny_x`
+/// is never taken. A lookup the engine cannot answer is an error, never "no such rule".
+fn declared_rules(
     engine: &regorus::Engine,
     source: &PolicySource,
     prefixes: &[&str],
-) -> BTreeSet<(String, u32)> {
+) -> Result<BTreeSet<(String, u32)>> {
     let mut names = BTreeSet::new();
     let mut seen = BTreeSet::new();
     for (number, line) in source.text.lines().enumerate() {
@@ -378,26 +432,25 @@ pub(crate) fn declared_rules(
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(trimmed.len());
         let name = &trimmed[..end];
-        let matches = prefixes.iter().any(|prefix| {
-            name == *prefix
-                || name
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('_') && rest.len() > 1)
-        });
-        if !matches || !seen.insert(name.to_string()) {
+        if !rules::has_prefix(name, prefixes) || !seen.insert(name.to_string()) {
             continue;
         }
-        if engine
+        let declared = engine
             .has_declared_rule_rooted_at(&source.path, name)
-            .unwrap_or(false)
-        {
+            .map_err(|e| {
+                Error::Policy(format!(
+                    "{}: cannot look up rule `{name}`: {e}",
+                    source.path
+                ))
+            })?;
+        if declared {
             names.insert((
                 name.to_string(),
                 u32::try_from(number + 1).unwrap_or(u32::MAX),
             ));
         }
     }
-    names
+    Ok(names)
 }
 
 /// sha256 over length-prefixed parts, so no two different inputs share a digest.
@@ -454,6 +507,20 @@ impl PolicySet {
         sources.retain(|s| options.include_tests || !s.is_test());
         sources.sort_by(|a, b| (!a.builtin, &a.path).cmp(&(!b.builtin, &b.path)));
 
+        // Each file once: two sources with one name would be two modules regorus cannot tell
+        // apart (its rule lookups by file then fail), which once made a team's deny rules
+        // vanish when a directory was named twice. Readers load each real path once; a
+        // duplicate reaching this point is a bug, refused rather than guessed at.
+        let mut names = BTreeSet::new();
+        for source in &sources {
+            if !names.insert(source.path.as_str()) {
+                return Err(Error::Policy(format!(
+                    "{}: the policy file is loaded twice; name each policy directory once",
+                    source.path
+                )));
+            }
+        }
+
         let mut errors = Vec::new();
         let mut loaded = Vec::new();
         for source in &sources {
@@ -466,6 +533,37 @@ impl PolicySet {
             return Err(Error::Policy(format!(
                 "policies failed to load:\n{}",
                 errors.join("\n")
+            )));
+        }
+        // The rules to evaluate and the recursion check both come from the syntax tree of
+        // what was loaded, not from the text.
+        // The team's rules (and the built-in packages a team file extends) are read from the
+        // syntax tree of a second engine holding just those files: serializing the whole
+        // bundle's tree on every run would cost more than the check. The bundle's own packages
+        // cannot take part in a cycle with team rules unless a team file extends them, and
+        // then they are in the tree.
+        let team_packages: BTreeSet<&String> = loaded
+            .iter()
+            .filter(|(source, _)| !source.builtin)
+            .map(|(_, package)| package)
+            .collect();
+        let in_graph = |source: &PolicySource, package: &String| {
+            !source.builtin || team_packages.contains(package)
+        };
+        let mut graph_engine = new_engine(options.timeout);
+        for (source, package) in &loaded {
+            if in_graph(source, package) {
+                add_source(&mut graph_engine, source).map_err(Error::Policy)?;
+            }
+        }
+        let graph = if team_packages.is_empty() {
+            rules::RuleGraph::default()
+        } else {
+            rules::RuleGraph::of(&graph_engine).map_err(Error::Policy)?
+        };
+        if let Some(recursion) = graph.recursion() {
+            return Err(Error::Policy(format!(
+                "policies failed to load:\n{recursion}"
             )));
         }
         add_data(&mut engine, &options.config, &options.data)?;
@@ -488,29 +586,44 @@ impl PolicySet {
             }
             wanted.insert(namespace.clone());
         }
-        let mut packages: Vec<PackageRules> = Vec::new();
+        // Every deny/violation/warn/exception head of every evaluated package, from every
+        // loaded module: a loaded rule that is not evaluated cannot exist by construction.
+        // Team files (and the packages they extend) from the syntax tree; the rest of the
+        // bundle from its heads, each confirmed by the engine (a failed lookup is an error).
+        const FINDING_RULES: [&str; 4] = ["deny", "violation", "warn", "exception"];
+        let mut heads: Vec<(String, String)> = graph
+            .declared
+            .iter()
+            .filter(|d| !d.file.ends_with("_test.rego"))
+            .map(|d| (d.package.clone(), d.name.clone()))
+            .collect();
         for (source, package) in &loaded {
-            if !wanted.contains(package) || source.is_test() {
+            if in_graph(source, package) || source.is_test() || !wanted.contains(package) {
                 continue;
             }
-            let rules =
-                declared_rules(&engine, source, &["deny", "violation", "warn", "exception"])
-                    .into_iter()
-                    .map(|(name, _)| {
-                        let kind = if name.starts_with("warn") {
-                            RuleKind::Warn
-                        } else if name.starts_with("exception") {
-                            RuleKind::Exception
-                        } else {
-                            RuleKind::Deny
-                        };
-                        (name, kind)
-                    });
-            match packages.iter_mut().find(|p| &p.package == package) {
-                Some(existing) => existing.rules.extend(rules),
+            for (name, _) in declared_rules(&engine, source, &FINDING_RULES)? {
+                heads.push((package.clone(), name));
+            }
+        }
+        let mut packages: Vec<PackageRules> = Vec::new();
+        for (package, name) in heads {
+            if !wanted.contains(&package) || !rules::has_prefix(&name, &FINDING_RULES) {
+                continue;
+            }
+            let kind = if name.starts_with("warn") {
+                RuleKind::Warn
+            } else if name.starts_with("exception") {
+                RuleKind::Exception
+            } else {
+                RuleKind::Deny
+            };
+            match packages.iter_mut().find(|p| p.package == package) {
+                Some(existing) => {
+                    existing.rules.insert((name, kind));
+                }
                 None => packages.push(PackageRules {
-                    package: package.clone(),
-                    rules: rules.collect(),
+                    package,
+                    rules: BTreeSet::from([(name, kind)]),
                     on_rvm: false,
                 }),
             }
@@ -851,6 +964,8 @@ pub fn resolve_dirs(root: &Path, dirs: &[String]) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn source(text: &str) -> PolicySource {
@@ -859,6 +974,98 @@ mod tests {
             text: text.into(),
             builtin: false,
             v0: false,
+        }
+    }
+
+    fn team(path: &str, text: &str) -> PolicySource {
+        PolicySource {
+            path: path.into(),
+            text: text.into(),
+            builtin: false,
+            v0: false,
+        }
+    }
+
+    fn load(sources: Vec<PolicySource>, namespaces: &[&str]) -> Result<PolicySet> {
+        PolicySet::load(&PolicyOptions {
+            sources,
+            namespaces: namespaces.iter().map(|n| (*n).to_string()).collect(),
+            ..PolicyOptions::default()
+        })
+    }
+
+    #[test]
+    fn a_file_loaded_twice_is_an_error_not_a_lost_rule() {
+        let deny = "package main\n\ndeny contains \"no\" if true\n";
+        let err = load(
+            vec![team("team/d.rego", deny), team("team/d.rego", deny)],
+            &[],
+        )
+        .expect_err("duplicate");
+        assert!(
+            err.to_string()
+                .contains("team/d.rego: the policy file is loaded twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_loaded_deny_warn_and_exception_head_is_evaluated() {
+        // Heads spread over files, written every way Rego allows (incremental, ref heads,
+        // one-line, suffixes), in `main` and a named namespace; a package nobody asked for
+        // is not evaluated.
+        let set = load(
+            vec![
+                team(
+                    "team/a.rego",
+                    "package main\n\ndeny contains \"a\" if false\nwarn_style contains \"w\" if false\n",
+                ),
+                team(
+                    "team/b.rego",
+                    "package main\n\nimport rego.v1\n\n  deny contains \"b\" if false\nviolation_x[\"v\"] if false\nexception contains \"x\" if false\nnot_a_deny := 1\ndenylist := 2\n",
+                ),
+                team("team/c.rego", "package extra\n\ndeny_c contains \"c\" if false\n"),
+                team("team/d.rego", "package other\n\ndeny contains \"d\" if true\n"),
+            ],
+            &["extra"],
+        )
+        .expect("loads");
+        let rules: BTreeMap<String, Vec<String>> = set.evaluated_rules().into_iter().collect();
+        assert_eq!(
+            rules.get("main").cloned().unwrap_or_default(),
+            ["deny", "exception", "violation_x", "warn_style"]
+        );
+        assert_eq!(rules.get("extra").cloned().unwrap_or_default(), ["deny_c"]);
+        assert!(!rules.contains_key("other"));
+    }
+
+    #[test]
+    fn recursion_is_refused_with_file_and_line() {
+        for (text, line) in [
+            ("package main\n\nf(x) := y if {\n  y := f(x)\n}\n", 3),
+            ("package main\n\nf(x) := g(x)\n\ng(x) := f(x)\n", 3),
+            ("package main\n\na := b\n\nb := data.main.a\n", 3),
+            (
+                "package main\n\nimport data.main as m\n\nx contains 1 if m.x[1]\n",
+                5,
+            ),
+            ("package main\n\nx contains 1 if data[\"main\"][\"x\"]\n", 3),
+            ("package main\n\nx contains k if { some k; data[k] }\n", 3),
+        ] {
+            let err = load(vec![team("team/r.rego", text)], &[]).expect_err(text);
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("team/r.rego:{line}: recursion: data.main.")),
+                "{text}\n{message}"
+            );
+        }
+        // Not recursion: a local that shadows a rule's name, a function calling a builtin of
+        // the same name as a rule elsewhere, `else` chains.
+        for text in [
+            "package main\n\nf(x) := y if { y := x + 1 }\n\ng(x) := f(f(x))\n",
+            "package main\n\ncount_all := count(input.items)\n\nx := 1 if { y := 1; y == 1 } else := 2\n",
+        ] {
+            load(vec![team("team/r.rego", text)], &[]).expect(text);
         }
     }
 

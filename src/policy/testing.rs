@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{add_data, add_source, declared_rules, new_engine, panic_message, PolicySource};
+use super::rules::{has_prefix, RuleGraph};
+use super::{add_data, add_source, new_engine, panic_message, PolicySource};
 use crate::error::Result;
 
 /// The outcome of one test.
@@ -102,13 +103,21 @@ pub fn run(options: &TestOptions) -> Result<TestReport> {
         engine.set_enable_coverage(true);
     }
 
+    // Tests are every `test`/`test_*` head of the loaded syntax tree. A recursive rule would
+    // overflow the evaluator's stack: refused for the whole run, like `relgate check` does.
+    let graph = RuleGraph::of(&engine).map_err(crate::error::Error::Policy)?;
+    if let Some(recursion) = graph.recursion() {
+        return Err(crate::error::Error::Policy(format!(
+            "policies failed to load:\n{recursion}"
+        )));
+    }
     // A test may be defined in several bodies (incremental definition); it is one test.
     let mut tests: BTreeMap<(String, String), (String, u32)> = BTreeMap::new();
-    for (source, package) in &loaded {
-        for (name, line) in declared_rules(&engine, source, &["test"]) {
+    for declared in &graph.declared {
+        if has_prefix(&declared.name, &["test"]) {
             tests
-                .entry((package.clone(), name))
-                .or_insert_with(|| (source.path.clone(), line));
+                .entry((declared.package.clone(), declared.name.clone()))
+                .or_insert_with(|| (declared.file.clone(), declared.line));
         }
     }
     let mut results = Vec::new();

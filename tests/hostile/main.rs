@@ -3,9 +3,10 @@
 //! threat model these tests hold relgate to is `docs/threat-model.md`.
 //!
 //! Every test runs the real `relgate` binary on a real temporary repository with the DSL of
-//! `tests/cli/support.rs`.
+//! `tests/cli/support.rs`, except `properties`, which drives the library's readers directly.
 
+mod discovery;
 mod floors;
+mod properties;
 #[path = "../cli/support.rs"]
 mod support;
-mod properties;
