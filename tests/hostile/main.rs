@@ -7,3 +7,7 @@
 
 #[path = "../cli/support.rs"]
 mod support;
+#[path = "../support/fake_http.rs"]
+mod fake_http;
+
+mod evidence;
