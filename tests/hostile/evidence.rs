@@ -198,7 +198,9 @@ fn duplicate_key_in_an_slo_reading_file_is_unknown() {
     )
     .file(
         "releases/r.yaml",
-        release("  slo:\n    - name: availability\n      source:\n        file: {path: slo/s.json}\n"),
+        release(
+            "  slo:\n    - name: availability\n      source:\n        file: {path: slo/s.json}\n",
+        ),
     );
     check(&repo, &[])
         .exit(1)
@@ -427,8 +429,5 @@ fn prometheus_warnings_are_not_proof_that_no_alert_fires() {
     let repo = Repo::new();
     repo.file("relgate.yaml", allow(&[&server.url]))
         .file("releases/r.yaml", prometheus_release(&server.url, ""));
-    check(&repo, &[])
-        .exit(1)
-        .has("SLO-UNKNOWN")
-        .has("warnings");
+    check(&repo, &[]).exit(1).has("SLO-UNKNOWN").has("warnings");
 }

@@ -5,9 +5,9 @@
 //! Every test runs the real `relgate` binary on a real temporary repository with the DSL of
 //! `tests/cli/support.rs`.
 
-#[path = "../cli/support.rs"]
-mod support;
 #[path = "../support/fake_http.rs"]
 mod fake_http;
+#[path = "../cli/support.rs"]
+mod support;
 
 mod evidence;
