@@ -19,7 +19,14 @@
 //! ```
 //! `source` is `prometheus`, `file`, `offline` (a Prometheus source skipped by `--offline`) or
 //! `null` (the entry names no usable source); `status` is `ok` when every part has a value, else
-//! `unknown` with a `reason`. A file source has `file` (its path) instead of `url`.
+//! `unknown` with a `reason`. A file source has `file` (its path) instead of `url`. A Prometheus
+//! reading whose URL is outside `error_budget.prometheus.allowed_urls` also has `refused`.
+//!
+//! Trust: the manifest names URLs and queries, the gate config decides which URLs may be
+//! asked ([`AllowedUrl`]; redirects only within them). No response body ever reaches a
+//! message (status, content type and size do), answers with `warnings` are unknown, JSON is
+//! read strictly (a repeated key is an error), and file readings must fall inside the
+//! configured age window.
 
 use std::collections::HashMap;
 use std::sync::Arc;
