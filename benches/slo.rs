@@ -27,7 +27,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 
 use prometheus::{encode, family, http_get, Prometheus, SAMPLE_NOW};
-use relgate::evidence::slo::{gather_blocking, Options};
+use relgate::evidence::slo::{gather_blocking, AllowedUrl, Options};
 use relgate::gate::{self, CheckSettings};
 use relgate::workspace::GateRoot;
 
@@ -108,10 +108,14 @@ fn bench(c: &mut Criterion) {
     ]);
     let root_dir = tempfile::tempdir().expect("temp dir");
     let root = GateRoot::at(root_dir.path()).expect("root");
-    let options = Options {
+    let mut options = Options {
         time: Some(SAMPLE_NOW.to_string()),
         ..Options::default()
     };
+    // Only allowed URLs are queried (error_budget.prometheus.allowed_urls).
+    options
+        .allowed_urls
+        .push(AllowedUrl::parse(&prom.url).expect("allowed url"));
 
     let one = [slo_manifest(&prom.url, "svc-0", false)];
     let distinct: Vec<Value> = services
@@ -173,6 +177,9 @@ fn bench(c: &mut Criterion) {
         .map(|i| slo_manifest(&slow.url, &services[i % 10], true))
         .collect();
     let slow_refs: Vec<&Value> = slow_shared.iter().collect();
+    options
+        .allowed_urls
+        .push(AllowedUrl::parse(&slow.url).expect("allowed url"));
     let started = std::time::Instant::now();
     let readings = gather_blocking(&root, &slow_refs, &options);
     println!(
@@ -191,7 +198,10 @@ fn bench(c: &mut Criterion) {
     write(
         repo.path(),
         "relgate.yaml",
-        "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+        &format!(
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\nerror_budget:\n  prometheus:\n    allowed_urls: [\"{}\"]\n",
+            prom.url
+        ),
     );
     for i in 0..MANIFESTS {
         write(

@@ -22,6 +22,9 @@
 #   change_type is in error_budget.alert_exempt_change_types (default p0_fix, rollback: the fix
 #   or rollback for a firing incident must not be blocked by that incident's alert): then a
 #   warning that says the release is exempt.
+# - SLO-UNKNOWN (path spec.slo[i].source.prometheus.url) denies, whatever on_unknown and the
+#   exemptions say, when relgate refused the entry's Prometheus URL (`refused` on the reading:
+#   not in error_budget.prometheus.allowed_urls).
 # - SLO-UNKNOWN (path spec.slo[i].source) when a part of the reading has no value (query failed,
 #   timed out, empty, several series, NaN, --offline, unreadable file, no reading at all). It
 #   denies, or warns with the entry's `on_unknown: warn` unless the release's tier is listed in
@@ -273,6 +276,7 @@ budget_unknown(i) if not reading(i)
 budget_unknown(i) if {
 	r := reading(i)
 	not remaining_value(r)
+	not source_refused(i)
 }
 
 # Some block_on_alerts reading of entry i has no answer.
@@ -280,6 +284,27 @@ alerts_unknown(i) if {
 	r := reading(i)
 	some a in alerts_part(r)
 	not alert_known(a)
+	not source_refused(i)
+}
+
+# relgate refused the entry's source: a Prometheus URL outside the gate config's
+# error_budget.prometheus.allowed_urls (never requested). The config's refusal, not a missing
+# value: it denies whatever on_unknown or an exemption says, since the manifest (which sets
+# both) must not be able to point the gate at a server of its choosing.
+source_refused(i) := msg if {
+	msg := reading(i).refused
+	is_string(msg)
+}
+
+deny contains f if {
+	some i, slo in entries
+	msg := source_refused(i)
+	f := {
+		"rule": "SLO-UNKNOWN",
+		"path": sprintf("spec.slo[%d].source.prometheus.url", [i]),
+		"msg": sprintf("SLO %s: %s", [entry_name(slo, i), msg]),
+		"remediation": "point source.prometheus.url at a Prometheus listed in error_budget.prometheus.allowed_urls of the gate's config, or have that list extended (docs/error-budget.md)",
+	}
 }
 
 alert_known(a) if {

@@ -219,6 +219,19 @@ test_unknown_warns_with_on_unknown_warn if {
 	contains(f.msg, "on_unknown is warn")
 }
 
+# A URL outside error_budget.prometheus.allowed_urls: denied once, at the url, whatever
+# on_unknown and the change type say (both are the manifest author's).
+test_refused_url_denies_even_with_on_unknown_warn_and_exemption if {
+	msg := "the Prometheus URL `http://evil:9090` is not in error_budget.prometheus.allowed_urls"
+	r := object.union(unknown_reading(msg), {"refused": msg})
+	m := with_meta(with_entry({"on_unknown": "warn"}), "change_type", "rollback")
+	f := the(denies(m, ev([r])), "SLO-UNKNOWN")
+	f.path == "spec.slo[0].source.prometheus.url"
+	contains(f.msg, "allowed_urls")
+	count(of_rule(warns(m, ev([r])), "SLO-UNKNOWN")) == 0
+	the(denies(base, ev([r])), "SLO-UNKNOWN")
+}
+
 test_unknown_on_unknown_fail_denies if {
 	the(denies(with_entry({"on_unknown": "fail"}), ev([unknown_reading("x")])), "SLO-UNKNOWN")
 }

@@ -131,7 +131,7 @@ impl Gate {
             timeout: settings.eval_timeout,
             include_tests: false,
         })?;
-        let slo_options = slo::Options {
+        let mut slo_options = slo::Options {
             offline: settings.offline,
             request_timeout: settings
                 .prometheus_timeout
@@ -140,6 +140,17 @@ impl Gate {
             max_body_bytes: config.max_file_bytes,
             ..slo::Options::default()
         };
+        // Allowed Prometheus URLs and reading-file age bounds (error_budget.*): a setting
+        // relgate cannot use stops the run (exit 2) rather than loosening the gate.
+        slo_options
+            .configure(&config.merged)
+            .map_err(|message| Error::Config {
+                path: config
+                    .file
+                    .clone()
+                    .unwrap_or_else(|| workspace::CONFIG_FILE.to_string()),
+                details: format!("  {message}"),
+            })?;
         Ok(Self {
             git: git_context(&root),
             keep_evaluated: false,

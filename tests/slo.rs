@@ -105,6 +105,11 @@ impl Repo {
         self.dir.path()
     }
 
+    /// Lets manifests query Prometheus at `url` (error_budget.prometheus.allowed_urls).
+    fn allow(&self, url: &str) {
+        self.write("relgate.yaml", &allow_config(url));
+    }
+
     fn write(&self, relative: &str, text: &str) -> PathBuf {
         let path = self.path().join(relative);
         if let Some(parent) = path.parent() {
@@ -134,6 +139,32 @@ impl Repo {
         });
         (output.status.code().unwrap_or(-1), report)
     }
+}
+
+/// A relgate.yaml allowing Prometheus at `url` (and nothing else).
+fn allow_config(url: &str) -> String {
+    format!(
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nerror_budget:\n  prometheus:\n    allowed_urls: [\"{url}\"]\n"
+    )
+}
+
+/// [`slo::gather_blocking`] with every Prometheus URL the manifests name allowed: these tests
+/// are about asking Prometheus; which URLs may be asked is tested in tests/hostile/evidence.rs.
+fn gather_allowing(root: &GateRoot, manifests: &[&Value], options: &Options) -> Vec<Value> {
+    let mut options = options.clone();
+    for manifest in manifests {
+        for entry in manifest["spec"]["slo"].as_array().into_iter().flatten() {
+            if let Some(url) = entry
+                .pointer("/source/prometheus/url")
+                .and_then(Value::as_str)
+            {
+                options
+                    .allowed_urls
+                    .push(slo::AllowedUrl::parse(url).expect("a test URL"));
+            }
+        }
+    }
+    slo::gather_blocking(root, manifests, &options)
 }
 
 /// A production tier-1 PromptRelease that passes every other built-in rule, with `slo` (YAML
@@ -222,6 +253,7 @@ fn assert_contains(text: &Value, parts: &[&str]) {
 fn healthy_budget_and_quiet_alerts_pass() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let slo = prom_slo(
         "availability",
         &prom.url,
@@ -243,6 +275,7 @@ fn healthy_budget_and_quiet_alerts_pass() {
 fn exhausted_budget_blocks_a_feature_release() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let query = budget_query("exhausted");
     let slo = prom_slo("availability", &prom.url, &query, &[], "");
     repo.write(
@@ -277,6 +310,7 @@ fn exhausted_budget_blocks_a_feature_release() {
 fn exhausted_budget_warns_for_an_exempt_change() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let slo = prom_slo(
         "availability",
         &prom.url,
@@ -302,6 +336,7 @@ fn exhausted_budget_warns_for_an_exempt_change() {
 fn low_budget_warns_and_fails_with_fail_on_warn() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let query = budget_query("low");
     let slo = prom_slo("availability", &prom.url, &query, &[], "");
     repo.write(
@@ -325,6 +360,7 @@ fn low_budget_warns_and_fails_with_fail_on_warn() {
 fn firing_page_alert_blocks() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let alert = page_query("paging");
     let slo = prom_slo(
         "availability",
@@ -361,6 +397,7 @@ fn firing_page_alert_blocks() {
 fn unusable_answers_are_unknown() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let slo = [
         prom_slo(
             "empty",
@@ -429,6 +466,7 @@ fn unusable_answers_are_unknown() {
 fn on_unknown_warn_releases_with_a_warning() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let slo = prom_slo(
         "nan",
         &prom.url,
@@ -451,6 +489,7 @@ fn on_unknown_warn_releases_with_a_warning() {
 fn offline_makes_prometheus_slos_unknown() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let slo = prom_slo(
         "availability",
         &prom.url,
@@ -495,6 +534,7 @@ fn missing_slo_blocks_production_tier_1_only() {
 fn pyrra_remaining_budget_expression() {
     let prom = prometheus();
     let repo = Repo::new();
+    repo.allow(&prom.url);
     let ok = prom_slo("pyrra-ok", &prom.url, &pyrra_query("pyrra-ok"), &[], "");
     repo.write("releases/ok.yaml", &manifest("ok", "feature", &ok));
     let burnt = prom_slo(
@@ -685,7 +725,7 @@ fn readings_have_the_documented_shape() {
         time: Some(SAMPLE_NOW.to_string()),
         ..Options::default()
     };
-    let readings = slo::gather_blocking(&root, &[&manifest], &options);
+    let readings = gather_allowing(&root, &[&manifest], &options);
     assert_eq!(
         readings,
         vec![json!([{
@@ -838,7 +878,7 @@ fn demo_readings(root: &Path, now: &str) -> Vec<Value> {
         time: Some(now.to_string()),
         ..Options::default()
     };
-    slo::gather_blocking(&gate_root, &refs, &options)
+    gather_allowing(&gate_root, &refs, &options)
 }
 
 /// A reading without what says where it came from (`source`, and `url` or `file` of each part).
@@ -862,7 +902,8 @@ fn reading_content(reading: &Value) -> Value {
 }
 
 /// A report without the manifests' digests (the two copies' manifests differ in their sources)
-/// and with the gate root's absolute path (which some messages show) replaced by `<root>`.
+/// and the policy digest (it covers the config, whose allowed Prometheus URL differs), and with
+/// the gate root's absolute path (which some messages show) replaced by `<root>`.
 fn comparable(report: &Value, root: &Path) -> Value {
     let mut text = report.to_string();
     let canonical = root.canonicalize().expect("canonical root");
@@ -871,11 +912,15 @@ fn comparable(report: &Value, root: &Path) -> Value {
         text = text.replace(shown.trim_matches('"'), "<root>");
     }
     let mut out: Value = serde_json::from_str(&text).expect("JSON");
+    out.as_object_mut().expect("report").remove("policy_digest");
     for result in out["results"].as_array_mut().expect("results") {
         result.as_object_mut().expect("result").remove("digest");
     }
     out
 }
+
+/// The Prometheus the demo's relgate.yaml allows.
+const DEMO_PROMETHEUS: &str = "http://prometheus.monitoring.kestrel.example:9090";
 
 #[test]
 fn demo_decides_alike_on_saved_answers_and_on_a_real_prometheus() {
@@ -945,6 +990,15 @@ fn demo_decides_alike_on_saved_answers_and_on_a_real_prometheus() {
     let prom = Prometheus::start_at(&families, last);
 
     let sources = rewrite_file_sources(live.path(), &prom.url);
+    // The demo's config allows its (fictional) Prometheus; allow this one instead.
+    let config_path = live.path().join("relgate.yaml");
+    let config = std::fs::read_to_string(&config_path).expect("read demo relgate.yaml");
+    assert!(
+        config.contains(DEMO_PROMETHEUS),
+        "the demo config allows {DEMO_PROMETHEUS}"
+    );
+    std::fs::write(&config_path, config.replace(DEMO_PROMETHEUS, &prom.url))
+        .expect("write relgate.yaml");
     assert_eq!(sources.len(), files.len(), "one SLO entry per saved answer");
 
     // The saved files are what this Prometheus answers to the manifests' queries.
@@ -1062,7 +1116,7 @@ fn entry(url: &str, query: &str, alerts: &[&str]) -> Value {
 fn read_one(url: &str, options: &Options) -> Value {
     let root = GateRoot::at(&std::env::temp_dir()).expect("root");
     let manifest = entry(url, "budget", &[]);
-    let mut readings = slo::gather_blocking(&root, &[&manifest], options);
+    let mut readings = gather_allowing(&root, &[&manifest], options);
     readings.remove(0)[0].clone()
 }
 
@@ -1170,7 +1224,10 @@ fn client_errors_are_not_retried() {
     });
     let error = remaining_error(&read_one(&server.url, &fast()));
     assert!(
-        error.contains("HTTP 400") && error.contains("bad_data: invalid parameter"),
+        // The error type, never the message: a body does not reach reports.
+        error.contains("HTTP 400")
+            && error.contains("Prometheus error bad_data")
+            && !error.contains("invalid parameter"),
         "{error}"
     );
     assert!(!error.contains("attempts"), "{error}");
@@ -1204,7 +1261,7 @@ fn bodies_that_are_not_a_usable_answer() {
         (Reply::json(fake_http::vector(&[])), "no series"),
         (
             Reply::json(r#"{"status":"error","errorType":"timeout","error":"query timed out"}"#),
-            r#"status "error" (timeout): query timed out"#,
+            r#"status "error" (timeout); its message is not shown"#,
         ),
     ];
     for (reply, expected) in cases {
@@ -1258,7 +1315,7 @@ fn identical_queries_are_asked_once() {
         ),
     ];
     let refs: Vec<&Value> = manifests.iter().collect();
-    let readings = slo::gather_blocking(&root, &refs, &fast());
+    let readings = gather_allowing(&root, &refs, &fast());
     assert!(
         readings.iter().all(|r| r[0]["status"] == "ok"),
         "{readings:#?}"
@@ -1285,7 +1342,7 @@ fn queries_run_concurrently() {
         .collect();
     let refs: Vec<&Value> = manifests.iter().collect();
     let started = Instant::now();
-    let readings = slo::gather_blocking(&root, &refs, &fast());
+    let readings = gather_allowing(&root, &refs, &fast());
     let elapsed = started.elapsed();
     assert!(readings.iter().all(|r| r[0]["status"] == "ok"));
     assert_eq!(server.hits(), 24);
@@ -1297,6 +1354,7 @@ fn queries_run_concurrently() {
 fn check_flags_offline_and_prometheus_timeout() {
     let server = FakeServer::start(|_, _| Reply::Hang);
     let repo = Repo::new();
+    repo.allow(&server.url);
     let slo = prom_slo("availability", &server.url, "budget", &[], "");
     repo.write(
         "releases/answer.yaml",

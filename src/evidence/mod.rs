@@ -9,8 +9,11 @@
 //! where parsing stopped.
 //!
 //! Invariants:
-//! - every file is resolved with [`GateRoot::confine`] and read with
+//! - every file is resolved with [`GateRoot::confine`], must be a regular file (a FIFO or
+//!   device is refused before it is opened: reading one could block forever), and is read with
 //!   [`manifest::read_limited`]; nothing outside the gate root is ever read;
+//! - JSON is read with the strict reader of [`json`]: a key repeated in one object makes the
+//!   file unreadable (naming the key), never "the last value wins";
 //! - gathering never fails: a missing, unreadable, oversized or unparsable file becomes an entry
 //!   whose `error` says what and where, with `metrics: {}` (the digest is still given when the
 //!   bytes could be read), so the policies can fail closed with the reason;
@@ -18,6 +21,7 @@
 //!   never as a value a threshold could compare against.
 
 pub mod inspect;
+pub mod json;
 pub mod lm_eval;
 pub mod metrics;
 pub mod mlflow;
@@ -269,12 +273,7 @@ fn gather_side(
             format!("{field}.path is missing: name the evaluation output file, relative to the gate root"),
         );
     };
-    let file = match root
-        .confine(written)
-        .map_err(|err| err.to_string())
-        .and_then(|path| {
-            manifest::read_limited(&path, written, max_bytes).map_err(|err| err.to_string())
-        }) {
+    let file = match read_file(root, written, max_bytes) {
         Ok(file) => file,
         Err(message) => return fail(&mut out, message),
     };
@@ -312,11 +311,59 @@ fn gather_side(
     }
 }
 
+/// Reads an evidence file named in a manifest: confined to the gate root, a regular file (a
+/// FIFO would block the read forever, a device could be endless), at most `max_bytes`.
+pub(crate) fn read_file(
+    root: &GateRoot,
+    written: &str,
+    max_bytes: u64,
+) -> Result<manifest::SourceFile, String> {
+    let path = root.confine(written).map_err(|err| err.to_string())?;
+    // `metadata` follows symlinks, so this judges the file that would be opened (confine has
+    // already refused links out of the root). Checked before opening: opening a FIFO for
+    // reading blocks until a writer appears. The PR author writes the files but cannot swap
+    // them while relgate runs, so the check-then-open window is not theirs to use.
+    match std::fs::metadata(&path) {
+        Ok(meta) if !meta.is_file() => {
+            let kind = file_kind(&meta.file_type());
+            return Err(format!(
+                "{written}: not a regular file ({kind}); evidence must be a regular file committed in the repository"
+            ));
+        }
+        // A missing file: read_limited says so with its usual message.
+        _ => {}
+    }
+    manifest::read_limited(&path, written, max_bytes).map_err(|err| err.to_string())
+}
+
+/// What a non-regular file is, for messages.
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the importers.
 
-/// Parses a JSON document. Python's non-finite literals (`NaN`, `Infinity`, `-Infinity`, which
-/// `json.dumps` writes by default) are read as `null`; a BOM is ignored.
+/// Parses a JSON document with the strict reader ([`json`]: a key repeated in one object is an
+/// error). Python's non-finite literals (`NaN`, `Infinity`, `-Infinity`, which `json.dumps`
+/// writes by default) are read as `null`; a BOM is ignored.
 pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ImportError> {
     let text = std::str::from_utf8(bytes).map_err(|err| ImportError::Utf8 {
         line: bytes[..err.valid_up_to()]
@@ -327,12 +374,12 @@ pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ImportError> {
         offset: err.valid_up_to(),
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    match serde_json::from_str(text) {
+    match json::from_str(text) {
         Ok(value) => Ok(value),
         Err(first) => match replace_non_finite(text) {
             // Line numbers are unchanged by the replacement (columns may move by a few
             // characters on a line that held a replaced literal).
-            Some(patched) => serde_json::from_str(&patched).map_err(|err| json_error(&err)),
+            Some(patched) => json::from_str(&patched).map_err(|err| json_error(&err)),
             None => Err(json_error(&first)),
         },
     }

@@ -19,7 +19,14 @@
 //! ```
 //! `source` is `prometheus`, `file`, `offline` (a Prometheus source skipped by `--offline`) or
 //! `null` (the entry names no usable source); `status` is `ok` when every part has a value, else
-//! `unknown` with a `reason`. A file source has `file` (its path) instead of `url`.
+//! `unknown` with a `reason`. A file source has `file` (its path) instead of `url`. A Prometheus
+//! reading whose URL is outside `error_budget.prometheus.allowed_urls` also has `refused`.
+//!
+//! Trust: the manifest names URLs and queries, the gate config decides which URLs may be
+//! asked ([`AllowedUrl`]; redirects only within them). No response body ever reaches a
+//! message (status, content type and size do), answers with `warnings` are unknown, JSON is
+//! read strictly (a repeated key is an error), and file readings must fall inside the
+//! configured age window.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +64,16 @@ pub struct Options {
     pub time: Option<String>,
     /// Largest response body or file accepted, in bytes.
     pub max_body_bytes: u64,
+    /// The Prometheus base URLs a manifest may name (`error_budget.prometheus.allowed_urls`).
+    /// Empty: none, so every Prometheus source is refused (the gate's config, not the
+    /// manifest, decides where relgate sends requests).
+    pub allowed_urls: Vec<AllowedUrl>,
+    /// Oldest a `file` source's reading may be, before the check's time
+    /// (`error_budget.reading_files.max_age_minutes`).
+    pub reading_max_age: Duration,
+    /// How far after the check's time a `file` source's reading may be dated, for clock skew
+    /// (`error_budget.reading_files.max_future_minutes`).
+    pub reading_max_future: Duration,
 }
 
 impl Default for Options {
@@ -70,11 +87,68 @@ impl Default for Options {
             concurrency: 16,
             time: None,
             max_body_bytes: manifest::DEFAULT_MAX_FILE_BYTES,
+            allowed_urls: Vec::new(),
+            reading_max_age: DEFAULT_READING_MAX_AGE,
+            reading_max_future: DEFAULT_READING_MAX_FUTURE,
         }
     }
 }
 
+/// Default of `error_budget.reading_files.max_age_minutes`.
+pub const DEFAULT_READING_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+
+/// Default of `error_budget.reading_files.max_future_minutes`.
+pub const DEFAULT_READING_MAX_FUTURE: Duration = Duration::from_secs(5 * 60);
+
 impl Options {
+    /// Applies the gate config's `error_budget` settings (`data.relgate.config`, defaults
+    /// merged with relgate.yaml): the allowed Prometheus URLs and the age bounds of reading
+    /// files. An unusable setting is an error naming the key: the run cannot decide.
+    pub fn configure(&mut self, config: &Value) -> Result<(), String> {
+        let budget = config.get("error_budget");
+        let allowed = budget
+            .and_then(|b| b.get("prometheus"))
+            .and_then(|p| p.get("allowed_urls"));
+        self.allowed_urls = match allowed {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let at = format!("error_budget.prometheus.allowed_urls[{i}]");
+                    item.as_str()
+                        .ok_or_else(|| format!("{at} must be a URL string"))
+                        .and_then(|text| AllowedUrl::parse(text).map_err(|e| format!("{at}: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(
+                    "error_budget.prometheus.allowed_urls must be a list of base URLs".to_string(),
+                )
+            }
+        };
+        let minutes = |key: &str, default: Duration| -> Result<Duration, String> {
+            match budget.and_then(|b| b.get("reading_files")).and_then(|f| f.get(key)) {
+                None | Some(Value::Null) => Ok(default),
+                Some(value) => value
+                    .as_u64()
+                    .filter(|m| *m <= 10_000_000)
+                    .map(|m| Duration::from_secs(m * 60))
+                    .ok_or_else(|| {
+                        format!("error_budget.reading_files.{key} must be a whole number of minutes (0 to 10000000), got {value}")
+                    }),
+            }
+        };
+        self.reading_max_age = minutes("max_age_minutes", DEFAULT_READING_MAX_AGE)?;
+        self.reading_max_future = minutes("max_future_minutes", DEFAULT_READING_MAX_FUTURE)?;
+        Ok(())
+    }
+
+    /// Whether a request URL is within one of the allowed base URLs.
+    fn allows(&self, url: &reqwest::Url) -> bool {
+        self.allowed_urls.iter().any(|a| a.allows(url))
+    }
+
     /// The overall deadline: the one given, else enough for every attempt of one query and its
     /// backoffs, and at least 30 s (queries wait for a free slot when there are many).
     pub fn deadline(&self) -> Duration {
@@ -98,6 +172,9 @@ pub enum ReadingError {
     Offline,
     #[error("{0}")]
     Spec(String),
+    /// The URL is outside `error_budget.prometheus.allowed_urls`: never requested.
+    #[error("{0}")]
+    Refused(String),
     #[error("invalid Prometheus url `{url}`: {message}")]
     BadUrl { url: String, message: String },
     #[error("cannot connect to {url}: {message}{}", attempts_text(*.attempts))]
@@ -129,12 +206,14 @@ pub enum ReadingError {
     Deadline { secs: f64 },
     #[error("the response is larger than {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error("Prometheus answered status \"error\" ({error_type}): {message}")]
-    Prometheus { error_type: String, message: String },
-    #[error("the response is HTML, not Prometheus API JSON (a proxy or login page?): {snippet}")]
-    Html { snippet: String },
-    #[error("the response is not JSON ({message}): {snippet}")]
-    NotJson { message: String, snippet: String },
+    #[error("Prometheus answered status \"error\" ({error_type}); its message is not shown (answers never reach reports): run the query in Prometheus to see it")]
+    Prometheus { error_type: String },
+    #[error("Prometheus answered with {count} warning(s) (partial data, e.g. a store or shard did not answer): an incomplete answer is no proof of the value or that no alert fires; run the query in Prometheus to see them")]
+    Warnings { count: usize },
+    #[error("the response is HTML, not Prometheus API JSON (a proxy or login page?): {body}")]
+    Html { body: String },
+    #[error("the response is not JSON ({message}): {body}")]
+    NotJson { message: String, body: String },
     #[error("the response is not a Prometheus API response: {0}")]
     Envelope(String),
     #[error("expected an instant vector, got a {found} result{hint}")]
@@ -143,9 +222,11 @@ pub enum ReadingError {
     Empty,
     #[error("the query returned {count} series where one was expected ({labels}); aggregate it (e.g. min(...)) or narrow the selector")]
     Multiple { count: usize, labels: String },
+    #[error("{0}")]
+    Stale(String),
     #[error("the value is {0}, not a finite number")]
     NotFinite(String),
-    #[error("the value `{0}` is not a number")]
+    #[error("the value ({0}) is not a number")]
     NotNumeric(String),
     #[error("{0}")]
     Path(#[from] PathError),
@@ -203,18 +284,25 @@ pub struct QueryData {
     pub result: Value,
 }
 
-/// The start of a body, on one line, for error messages.
-fn snippet(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]);
-    let mut out: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if bytes.len() > 120 {
-        out.push('…');
-    }
-    if out.is_empty() {
-        "(empty body)".to_string()
-    } else {
-        format!("`{out}`")
-    }
+/// What a body is, for error messages: its content type and size, never its bytes. A
+/// response can come from any service behind the URL, and whatever relgate shows ends up in
+/// reports, pull-request comments and CI logs.
+fn describe_body(bytes: &[u8], content_type: Option<&str>) -> String {
+    let kind = content_type
+        .map(|c| {
+            // The header is the server's text too: keep a short, printable media type only.
+            c.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .filter(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '/' | '.' | '+' | '-'))
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "no content type".to_string());
+    format!("{kind}, {} bytes", bytes.len())
 }
 
 fn looks_like_html(bytes: &[u8], content_type: Option<&str>) -> bool {
@@ -232,12 +320,14 @@ fn looks_like_html(bytes: &[u8], content_type: Option<&str>) -> bool {
 fn parse_json(bytes: &[u8], content_type: Option<&str>) -> Result<Value, ReadingError> {
     if looks_like_html(bytes, content_type) {
         return Err(ReadingError::Html {
-            snippet: snippet(bytes),
+            body: describe_body(bytes, content_type),
         });
     }
-    serde_json::from_slice(bytes).map_err(|err| ReadingError::NotJson {
+    // The strict reader: a key repeated in one object (two `result`s, say) is an error, not
+    // "the last one wins". serde_json's messages carry no input text beyond such a key.
+    super::json::from_slice(bytes).map_err(|err| ReadingError::NotJson {
         message: err.to_string(),
-        snippet: snippet(bytes),
+        body: describe_body(bytes, content_type),
     })
 }
 
@@ -264,24 +354,43 @@ pub fn parse_envelope(value: &Value) -> Result<QueryData, ReadingError> {
     match object.get("status").and_then(Value::as_str) {
         Some("success") => {}
         Some("error") => {
-            let text = |key: &str| {
-                object
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_string()
-            };
-            return Err(ReadingError::Prometheus {
-                error_type: text("errorType"),
-                message: text("error"),
-            });
+            // Prometheus' error types are short identifiers (bad_data, timeout, ...); anything
+            // else is not shown.
+            let error_type = object
+                .get("errorType")
+                .and_then(Value::as_str)
+                .filter(|t| {
+                    !t.is_empty()
+                        && t.len() <= 32
+                        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                })
+                .unwrap_or("unknown")
+                .to_string();
+            return Err(ReadingError::Prometheus { error_type });
+        }
+        Some(_) => {
+            return Err(ReadingError::Envelope(
+                "`status` is neither \"success\" nor \"error\"".to_string(),
+            ))
+        }
+        None => return Err(ReadingError::Envelope("no `status` field".to_string())),
+    }
+    // `warnings` means partial data (Thanos/Mimir with a store down, a query limit hit): the
+    // result may lack the very series that would block. `infos` are notes, not gaps.
+    match object.get("warnings") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(warnings)) if warnings.is_empty() => {}
+        Some(Value::Array(warnings)) => {
+            return Err(ReadingError::Warnings {
+                count: warnings.len(),
+            })
         }
         Some(other) => {
             return Err(ReadingError::Envelope(format!(
-                "`status` is \"{other}\"; expected \"success\""
+                "`warnings` is a {}, not a list",
+                type_name(other)
             )))
         }
-        None => return Err(ReadingError::Envelope("no `status` field".to_string())),
     }
     let data = object
         .get("data")
@@ -337,16 +446,30 @@ fn vector(data: &QueryData) -> Result<&Vec<Value>, ReadingError> {
 /// JSON numbers.
 pub fn sample_value(value: &Value) -> Result<f64, ReadingError> {
     match value {
+        // A non-finite value is named (NaN, +Inf: what Prometheus writes); any other text is
+        // only described, as it is the answer's and could be anything.
         Value::String(text) => match text.trim().parse::<f64>() {
-            Ok(number) if number.is_finite() => Ok(number),
-            Ok(_) => Err(ReadingError::NotFinite(text.clone())),
-            Err(_) => Err(ReadingError::NotNumeric(text.clone())),
+            Ok(number) if number.is_nan() => Err(ReadingError::NotFinite("NaN".to_string())),
+            Ok(number) if number.is_infinite() => Err(ReadingError::NotFinite(
+                if number > 0.0 { "+Inf" } else { "-Inf" }.to_string(),
+            )),
+            Ok(number) => Ok(number),
+            Err(_) if text.trim().is_empty() => {
+                Err(ReadingError::NotNumeric("an empty string".to_string()))
+            }
+            Err(_) => Err(ReadingError::NotNumeric(format!(
+                "a string of {} characters",
+                text.chars().count()
+            ))),
         },
         Value::Number(number) => number
             .as_f64()
             .filter(|n| n.is_finite())
             .ok_or_else(|| ReadingError::NotFinite(number.to_string())),
-        other => Err(ReadingError::NotNumeric(other.to_string())),
+        other => Err(ReadingError::NotNumeric(format!(
+            "a JSON {}",
+            type_name(other)
+        ))),
     }
 }
 
@@ -390,18 +513,24 @@ fn parse_time(value: &Value) -> Option<String> {
     }
 }
 
-fn labels_text(series: &Value) -> String {
-    let labels = series
-        .get("metric")
-        .and_then(Value::as_object)
-        .map(|metric| {
-            metric
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        });
-    format!("{{{}}}", labels.unwrap_or_default())
+/// The label names the series carry (names only: label values are the answer's data, which
+/// never reaches a report), for the "several series" message.
+fn label_names(series: &[Value]) -> String {
+    let mut names: Vec<&str> = series
+        .iter()
+        .filter_map(|s| s.get("metric").and_then(Value::as_object))
+        .flat_map(|metric| metric.keys().map(String::as_str))
+        .filter(|k| k.len() <= 64 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        "the series carry no labels".to_string()
+    } else {
+        let more = if names.len() > 8 { ", …" } else { "" };
+        names.truncate(8);
+        format!("labels: {}{more}", names.join(", "))
+    }
 }
 
 /// A remaining-budget reading: exactly one series with a finite value. Returns the value and
@@ -426,16 +555,10 @@ pub fn remaining_value(data: &QueryData) -> Result<Budget, ReadingError> {
             let number = sample_value(value)?;
             Ok((number, sample_time(time).and_then(format_time)))
         }
-        many => {
-            let mut labels: Vec<String> = many.iter().take(3).map(labels_text).collect();
-            if many.len() > 3 {
-                labels.push("…".to_string());
-            }
-            Err(ReadingError::Multiple {
-                count: many.len(),
-                labels: labels.join(", "),
-            })
-        }
+        many => Err(ReadingError::Multiple {
+            count: many.len(),
+            labels: label_names(many),
+        }),
     }
 }
 
@@ -586,6 +709,119 @@ fn endpoint(base: &str) -> Result<(reqwest::Url, String), ReadingError> {
     Ok((url, shown))
 }
 
+/// A Prometheus base URL the gate's config allows (`error_budget.prometheus.allowed_urls`):
+/// an origin (scheme, host, port) and a path prefix.
+///
+/// URLs are compared parsed (WHATWG rules, as requests are sent), never as strings: userinfo
+/// (`http://127.0.0.1:9090@evil/` is host `evil`), case, default ports, IP spellings and dot
+/// segments are resolved first. The path prefix is matched by whole segments
+/// (`/prom` allows `/prom/x`, not `/prometheus`), and the segments a manifest adds after it
+/// must be plain (letters, digits, `-`, `_`, `~`, `.` not first): no percent-encoding or
+/// `..;` that a proxy behind the allowed URL could decode into another path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedUrl {
+    scheme: String,
+    host: String,
+    port: u16,
+    segments: Vec<String>,
+    shown: String,
+}
+
+impl AllowedUrl {
+    /// Parses a base URL from the config.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = reqwest::Url::parse(text.trim()).map_err(|e| {
+            format!("`{text}` is not a URL ({e}); write e.g. http://prometheus.monitoring:9090")
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "`{text}`: scheme `{}` is not http or https",
+                url.scheme()
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "`{text}` holds credentials; list the base URL without them (a manifest URL with credentials still matches it)"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "`{text}`: give the base URL without `?` or `#` parts"
+            ));
+        }
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err(format!("`{text}` names no host"));
+        };
+        let mut segments = path_segments(&url);
+        if segments.ends_with(&["api".to_string(), "v1".to_string(), "query".to_string()]) {
+            segments.truncate(segments.len() - 3);
+        }
+        let mut shown = url.clone();
+        shown.set_path(&segments.join("/"));
+        Ok(Self {
+            scheme: url.scheme().to_string(),
+            host: host.to_string(),
+            port,
+            segments,
+            shown: shown.as_str().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// Whether `url` (a request URL) is at this origin, under this path prefix.
+    pub fn allows(&self, url: &reqwest::Url) -> bool {
+        if url.scheme() != self.scheme
+            || url.host_str() != Some(self.host.as_str())
+            || url.port_or_known_default() != Some(self.port)
+        {
+            return false;
+        }
+        let segments = path_segments(url);
+        segments.len() >= self.segments.len()
+            && segments[..self.segments.len()] == self.segments[..]
+            && segments[self.segments.len()..]
+                .iter()
+                .all(|s| plain_segment(s))
+    }
+
+    /// The URL as configured (normalised), for messages.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// A URL's non-empty path segments, as written (still percent-encoded).
+fn path_segments(url: &reqwest::Url) -> Vec<String> {
+    url.path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A path segment with nothing a server or proxy could decode or resolve into another path.
+fn plain_segment(segment: &str) -> bool {
+    !segment.starts_with('.')
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~' | b'.'))
+}
+
+/// Why a manifest's Prometheus URL is refused, when it is outside the allowed URLs.
+fn refusal(url: &reqwest::Url, shown: &str, options: &Options) -> Option<String> {
+    if options.allows(url) {
+        return None;
+    }
+    let listed = if options.allowed_urls.is_empty() {
+        "the list is empty: name the Prometheus base URLs manifests may use there".to_string()
+    } else {
+        let urls: Vec<&str> = options.allowed_urls.iter().map(AllowedUrl::shown).collect();
+        format!("allowed: {}", urls.join(", "))
+    };
+    Some(format!(
+        "the Prometheus URL `{shown}` is not in error_budget.prometheus.allowed_urls ({listed}); relgate only queries the Prometheus servers the gate's config allows, so it sent no request"
+    ))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Asking Prometheus.
 
@@ -665,17 +901,29 @@ async fn query_once(
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    if status.is_redirection() {
+        // The redirect policy stopped here: the target is outside the allowed URLs (or the
+        // chain is too long). Its Location is not shown either: it is the server's text.
+        return Err(ReadingError::Http {
+            status: status.as_u16(),
+            url: request.shown_url.clone(),
+            detail: ": a redirect to a URL outside error_budget.prometheus.allowed_urls (or a chain of more than 5) is not followed".to_string(),
+            attempts: 1,
+        });
+    }
     let body = read_body(response, options.max_body_bytes, &request.shown_url, secs).await?;
     if status.is_success() {
         return parse_response(&body, content_type.as_deref());
     }
     let detail = match parse_response(&body, content_type.as_deref()) {
-        Err(ReadingError::Prometheus {
-            error_type,
-            message,
-        }) => format!(": {error_type}: {message}"),
-        Err(ReadingError::Html { .. }) => ": an HTML page (a proxy or login page?)".to_string(),
-        _ => format!(": {}", snippet(&body)),
+        Err(ReadingError::Prometheus { error_type }) => {
+            format!(": Prometheus error {error_type} (its message is not shown; run the query in Prometheus to see it)")
+        }
+        Err(ReadingError::Html { .. }) => format!(
+            ": an HTML page (a proxy or login page?), {}",
+            describe_body(&body, content_type.as_deref())
+        ),
+        _ => format!(" ({})", describe_body(&body, content_type.as_deref())),
     };
     Err(ReadingError::Http {
         status: status.as_u16(),
@@ -723,8 +971,19 @@ async fn run_requests(
     if requests.is_empty() {
         return Vec::new();
     }
+    // Redirects are followed only to an allowed URL: a redirect is the answering server's
+    // choice, and following it elsewhere would reach a service the config never named.
+    let allowed = options.allowed_urls.clone();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > 5 || !allowed.iter().any(|a| a.allows(attempt.url())) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
     let client = match reqwest::Client::builder()
         .user_agent(concat!("relgate/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirects)
         .connect_timeout(options.request_timeout)
         .pool_max_idle_per_host(options.concurrency.max(1))
         .build()
@@ -792,8 +1051,15 @@ fn read_file(
     written: &str,
     options: &Options,
 ) -> Result<FileReading, ReadingError> {
-    let path = root.confine(written)?;
-    let source = manifest::read_limited(&path, written, options.max_body_bytes)?;
+    let source = super::read_file(root, written, options.max_body_bytes).map_err(|message| {
+        ReadingError::File {
+            file: written.to_string(),
+            message: message
+                .strip_prefix(&format!("{written}: "))
+                .unwrap_or(&message)
+                .to_string(),
+        }
+    })?;
     let value = parse_json(&source.bytes, None).map_err(|err| ReadingError::File {
         file: written.to_string(),
         message: err.to_string().replacen("the response", "the file", 1),
@@ -813,6 +1079,62 @@ fn read_file(
     }
 }
 
+/// The window a `file` source's reading must be dated in: a saved answer is evidence about the
+/// time it was taken, and a file from 1970 (or 2099) says nothing about now.
+struct Freshness {
+    now: chrono::DateTime<chrono::Utc>,
+    max_age: Duration,
+    max_future: Duration,
+}
+
+impl Freshness {
+    fn new(options: &Options) -> Self {
+        let now = options
+            .time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
+        Self {
+            now,
+            max_age: options.reading_max_age,
+            max_future: options.reading_max_future,
+        }
+    }
+
+    /// `Ok` when `time` (RFC 3339, as the readings carry it) is inside the window.
+    fn check(&self, time: Option<&str>) -> Result<(), ReadingError> {
+        let Some(text) = time else {
+            return Err(ReadingError::Stale(
+                "the reading has no time: a saved reading must say when it was taken".to_string(),
+            ));
+        };
+        let Ok(taken) = chrono::DateTime::parse_from_rfc3339(text) else {
+            return Err(ReadingError::Stale(format!(
+                "the reading's time `{text}` is not RFC 3339"
+            )));
+        };
+        let taken = taken.with_timezone(&chrono::Utc);
+        let minutes = |d: Duration| d.as_secs() / 60;
+        let now = self
+            .now
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let age = self.now.signed_duration_since(taken);
+        if age.num_seconds() > i64::try_from(self.max_age.as_secs()).unwrap_or(i64::MAX) {
+            return Err(ReadingError::Stale(format!(
+                "the reading was taken at {text}, older than {} minutes before the check's time {now} (error_budget.reading_files.max_age_minutes); save a current reading",
+                minutes(self.max_age)
+            )));
+        }
+        if -age.num_seconds() > i64::try_from(self.max_future.as_secs()).unwrap_or(i64::MAX) {
+            return Err(ReadingError::Stale(format!(
+                "the reading is dated {text}, in the future: more than {} minutes after the check's time {now} (error_budget.reading_files.max_future_minutes); save a reading with its real time",
+                minutes(self.max_future)
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn file_error(file: &str, err: ReadingError) -> ReadingError {
     match err {
         ReadingError::Path(_) | ReadingError::Input(_) | ReadingError::File { .. } => err,
@@ -828,6 +1150,7 @@ fn file_remaining(
     reading: &FileReading,
     file: &str,
     wanted: Option<&str>,
+    fresh: &Freshness,
 ) -> (Option<String>, Result<Budget, ReadingError>) {
     let (query, outcome) = match reading {
         FileReading::Envelope(envelope) => (
@@ -879,12 +1202,19 @@ fn file_remaining(
         ))),
         _ => outcome,
     };
+    let outcome =
+        outcome.and_then(|(value, time)| fresh.check(time.as_deref()).map(|()| (value, time)));
     let query = wanted.map(str::to_string).or(query);
     (query, outcome.map_err(|e| file_error(file, e)))
 }
 
 /// An alert reading of a file: `(series, time)`.
-fn file_alert(reading: &FileReading, file: &str, query: &str) -> Result<Alerts, ReadingError> {
+fn file_alert(
+    reading: &FileReading,
+    file: &str,
+    query: &str,
+    fresh: &Freshness,
+) -> Result<Alerts, ReadingError> {
     let outcome = match reading {
         FileReading::Envelope(_) => Err(ReadingError::Spec(
             "the file is a Prometheus API response for one query (the remaining budget); give block_on_alerts readings in a relgate reading file (`alerts`, see docs/error-budget.md)"
@@ -924,7 +1254,9 @@ fn file_alert(reading: &FileReading, file: &str, query: &str) -> Result<Alerts, 
             }
         }
     };
-    outcome.map_err(|e| file_error(file, e))
+    outcome
+        .and_then(|(series, time)| fresh.check(time.as_deref()).map(|()| (series, time)))
+        .map_err(|e| file_error(file, e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1068,9 +1400,9 @@ impl Plan {
         if !options.offline {
             for entry in entries.iter().flatten() {
                 if let Ok(Source::Prometheus { url, query }) = &entry.source {
-                    plan.add(url, query);
+                    plan.add(url, query, options);
                     for alert in entry.alerts.iter().flatten() {
-                        plan.add(url, alert);
+                        plan.add(url, alert, options);
                     }
                 }
             }
@@ -1079,12 +1411,19 @@ impl Plan {
         plan
     }
 
-    fn add(&mut self, url: &str, query: &str) {
+    fn add(&mut self, url: &str, query: &str, options: &Options) {
         let key = (url.to_string(), query.to_string());
         if self.index.contains_key(&key) {
             return;
         }
-        let slot = endpoint(url).map(|(endpoint, shown_url)| {
+        // A URL outside the allowed list is never requested.
+        let allowed = endpoint(url).and_then(|(endpoint, shown_url)| {
+            match refusal(&endpoint, &shown_url, options) {
+                Some(message) => Err(ReadingError::Refused(message)),
+                None => Ok((endpoint, shown_url)),
+            }
+        });
+        let slot = allowed.map(|(endpoint, shown_url)| {
             let next = self.requests.len();
             let slot = *self
                 .by_endpoint
@@ -1114,6 +1453,7 @@ impl Plan {
         options: &Options,
     ) -> Vec<Value> {
         let mut files: HashMap<String, Result<FileReading, ReadingError>> = HashMap::new();
+        let fresh = Freshness::new(options);
         let outcome = |url: &str, query: &str| -> Result<QueryData, ReadingError> {
             match self.index.get(&(url.to_string(), query.to_string())) {
                 Some(Ok(i)) => outcomes.get(*i).cloned().unwrap_or_else(|| {
@@ -1160,12 +1500,18 @@ impl Plan {
                                 finish(entry, Value::Null, remaining, alerts, &errors)
                             }
                             Ok(Source::Prometheus { url, query }) => {
-                                let shown = endpoint(url)
+                                let parsed = endpoint(url);
+                                let refused = parsed.as_ref().ok().and_then(|(endpoint, shown)| {
+                                    refusal(endpoint, shown, options)
+                                });
+                                let shown = parsed
                                     .map(|(_, shown)| shown)
                                     .unwrap_or_else(|_| url.clone());
                                 let origin = Origin::Url(&shown);
                                 let run = |q: &str| {
-                                    if options.offline {
+                                    if let Some(message) = &refused {
+                                        Err(ReadingError::Refused(message.clone()))
+                                    } else if options.offline {
                                         Err(ReadingError::Offline)
                                     } else {
                                         outcome(url, q)
@@ -1209,7 +1555,16 @@ impl Plan {
                                 } else {
                                     "prometheus"
                                 };
-                                finish(entry, json!(source), remaining, alerts, &errors)
+                                let mut reading =
+                                    finish(entry, json!(source), remaining, alerts, &errors);
+                                // `refused` tells the policy this is the config's refusal, not
+                                // a missing value: it blocks whatever on_unknown says.
+                                if let (Some(message), Some(object)) =
+                                    (refused, reading.as_object_mut())
+                                {
+                                    object.insert("refused".to_string(), Value::String(message));
+                                }
+                                reading
                             }
                             Ok(Source::File { path, query }) => {
                                 let reading = files
@@ -1218,7 +1573,7 @@ impl Plan {
                                     .clone();
                                 let origin = Origin::File(path);
                                 let (found_query, value) = match &reading {
-                                    Ok(r) => file_remaining(r, path, query.as_deref()),
+                                    Ok(r) => file_remaining(r, path, query.as_deref(), &fresh),
                                     Err(err) => (query.clone(), Err(err.clone())),
                                 };
                                 let remaining = remaining_json(
@@ -1234,7 +1589,7 @@ impl Plan {
                                         (Ok(q), Ok(r)) => alert_json(
                                             Some(q),
                                             &origin,
-                                            file_alert(r, path, q),
+                                            file_alert(r, path, q, &fresh),
                                             &mut errors,
                                         ),
                                         (Ok(q), Err(err)) => alert_json(
@@ -1352,7 +1707,11 @@ mod tests {
         ));
         let err = remaining(&vector_of(&["0.1", "0.2"])).expect_err("two series");
         assert!(err.to_string().contains("2 series"), "{err}");
-        assert!(err.to_string().contains(r#"{i="0"}"#), "{err}");
+        // Label names, never their values (the answer's data).
+        assert!(err.to_string().contains("labels: i"), "{err}");
+        assert!(!err.to_string().contains(r#""0""#), "{err}");
+        let err = remaining(&vector_of(&["token-abc"])).expect_err("text");
+        assert!(!err.to_string().contains("token"), "{err}");
     }
 
     #[test]
@@ -1375,17 +1734,37 @@ mod tests {
     fn envelopes_errors_html_and_garbage() {
         let err = data(r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#)
             .expect_err("error");
-        assert_eq!(
-            err.to_string(),
-            r#"Prometheus answered status "error" (bad_data): parse error"#
+        assert!(
+            err.to_string()
+                .starts_with(r#"Prometheus answered status "error" (bad_data)"#),
+            "{err}"
         );
+        assert!(!err.to_string().contains("parse error"), "{err}");
+        let err =
+            data(r#"{"status":"error","errorType":"<b>x</b>","error":"e"}"#).expect_err("odd type");
+        assert!(err.to_string().contains("(unknown)"), "{err}");
+        let err = data(r#"{"status":"success","warnings":["store down"],"data":{"resultType":"vector","result":[]}}"#)
+            .expect_err("warnings");
+        assert!(matches!(err, ReadingError::Warnings { count: 1 }), "{err}");
+        assert!(!err.to_string().contains("store down"), "{err}");
+        assert!(data(
+            r#"{"status":"success","warnings":[],"data":{"resultType":"vector","result":[]}}"#
+        )
+        .is_ok());
+        let err = data(
+            r#"{"status":"success","data":{"resultType":"vector","result":[]},"status":"error"}"#,
+        )
+        .expect_err("duplicate");
+        assert!(err.to_string().contains("duplicate key `status`"), "{err}");
         let err = data("<!DOCTYPE html><html><body>Sign in</body></html>").expect_err("html");
         assert!(matches!(err, ReadingError::Html { .. }), "{err}");
         let err = parse_response(b"{}", Some("text/html; charset=utf-8")).expect_err("html type");
         assert!(matches!(err, ReadingError::Html { .. }), "{err}");
         let err = data("upstream connect error").expect_err("text");
         assert!(matches!(err, ReadingError::NotJson { .. }), "{err}");
-        assert!(err.to_string().contains("upstream connect error"), "{err}");
+        // The body is described, never quoted.
+        assert!(!err.to_string().contains("upstream"), "{err}");
+        assert!(err.to_string().contains("22 bytes"), "{err}");
         assert!(matches!(data("[1,2]"), Err(ReadingError::Envelope(_))));
         assert!(matches!(
             data(r#"{"status":"success"}"#),
@@ -1464,11 +1843,15 @@ mod tests {
         let slo_slash = json!({"source": {"prometheus": {"url": "http://127.0.0.1:9/", "query": "q"}}, "block_on_alerts": ["a"]});
         let m1 = json!({"spec": {"slo": [slo]}});
         let m2 = json!({"spec": {"slo": [slo_slash]}});
-        let plan = Plan::new(&[&m1, &m2], &Options::default());
+        let plan = Plan::new(&[&m1, &m2], &allowing("http://127.0.0.1:9"));
         assert_eq!(plan.requests.len(), 2);
+        // Nothing allowed: nothing requested.
+        assert!(Plan::new(&[&m1, &m2], &Options::default())
+            .requests
+            .is_empty());
         let offline = Options {
             offline: true,
-            ..Options::default()
+            ..allowing("http://127.0.0.1:9")
         };
         assert!(Plan::new(&[&m1, &m2], &offline).requests.is_empty());
     }
@@ -1478,7 +1861,7 @@ mod tests {
         let m = json!({"spec": {"slo": [{"name": "x", "source": {"prometheus": {"url": "http://127.0.0.1:9", "query": "q"}}, "block_on_alerts": ["a"]}]}});
         let options = Options {
             offline: true,
-            ..Options::default()
+            ..allowing("http://127.0.0.1:9")
         };
         let root = GateRoot {
             dir: std::env::temp_dir(),
@@ -1491,6 +1874,105 @@ mod tests {
         assert_eq!(reading["remaining"]["query"], "q");
         assert_eq!(reading["remaining"]["value"], Value::Null);
         assert_eq!(reading["alerts"][0]["firing"], Value::Null);
+    }
+
+    fn allowing(url: &str) -> Options {
+        Options {
+            allowed_urls: vec![AllowedUrl::parse(url).expect("allowed url")],
+            ..Options::default()
+        }
+    }
+
+    fn allowed(list: &str, url: &str) -> bool {
+        let (endpoint, _) = endpoint(url).expect("manifest url");
+        AllowedUrl::parse(list).expect("list url").allows(&endpoint)
+    }
+
+    #[test]
+    fn allowed_urls_compare_parsed_origins_and_whole_segments() {
+        let base = "http://127.0.0.1:9090";
+        for ok in [
+            "http://127.0.0.1:9090",
+            "http://127.0.0.1:9090/",
+            "HTTP://127.0.0.1:9090/api/v1/query",
+            "http://user:pw@127.0.0.1:9090",
+            "http://127.1:9090",
+            "http://127.0.0.1:9090/tenant-a/",
+        ] {
+            assert!(allowed(base, ok), "{ok}");
+        }
+        for refused in [
+            "http://127.0.0.1:9090@evil.example/",
+            "http://127.0.0.1:909",
+            "https://127.0.0.1:9090",
+            "http://localhost:9090",
+            "http://127.0.0.1.evil.example:9090",
+            "http://127.0.0.1:9090/%2e%2e%2fadmin",
+            "http://127.0.0.1:9090/a%2Fb",
+            "http://127.0.0.1:9090/..;/admin",
+        ] {
+            assert!(!allowed(base, refused), "{refused}");
+        }
+        // A string prefix of the manifest URL is not its origin.
+        assert!(!allowed("http://127.0.0.1:909", "http://127.0.0.1:9090"));
+        let prefix = "https://Prom.Example/prom/";
+        assert!(allowed(prefix, "https://prom.example:443/prom"));
+        assert!(allowed(prefix, "https://prom.example/prom/x"));
+        assert!(!allowed(prefix, "https://prom.example/prometheus"));
+        assert!(!allowed(prefix, "https://prom.example/"));
+        assert!(!allowed(prefix, "https://prom.example/prom/../admin"));
+        assert!(!allowed(prefix, "https://prom.example./prom"));
+        for bad in [
+            "ftp://x",
+            "http://u:p@x",
+            "http://x/?a=1",
+            "not a url",
+            "file:///etc",
+        ] {
+            assert!(AllowedUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configure_reads_the_error_budget_keys() {
+        let mut options = Options::default();
+        options
+            .configure(&json!({"error_budget": {
+                "prometheus": {"allowed_urls": ["http://127.0.0.1:9090"]},
+                "reading_files": {"max_age_minutes": 60, "max_future_minutes": 0},
+            }}))
+            .expect("valid");
+        assert_eq!(options.allowed_urls.len(), 1);
+        assert_eq!(options.reading_max_age, Duration::from_secs(3600));
+        assert_eq!(options.reading_max_future, Duration::ZERO);
+        let err = Options::default()
+            .configure(&json!({"error_budget": {"prometheus": {"allowed_urls": ["nope"]}}}))
+            .expect_err("bad url");
+        assert!(
+            err.starts_with("error_budget.prometheus.allowed_urls[0]"),
+            "{err}"
+        );
+        let err = Options::default()
+            .configure(&json!({"error_budget": {"reading_files": {"max_age_minutes": -1}}}))
+            .expect_err("negative");
+        assert!(err.contains("max_age_minutes"), "{err}");
+    }
+
+    #[test]
+    fn reading_freshness_window() {
+        let fresh = Freshness::new(&Options {
+            time: Some("2026-11-27T12:00:00Z".to_string()),
+            ..Options::default()
+        });
+        assert!(fresh.check(Some("2026-11-27T11:45:00Z")).is_ok());
+        assert!(fresh.check(Some("2026-11-27T12:05:00Z")).is_ok());
+        let old = fresh.check(Some("2026-11-27T11:44:59Z")).expect_err("old");
+        assert!(old.to_string().contains("older than 15 minutes"), "{old}");
+        let future = fresh
+            .check(Some("2026-11-27T12:05:01Z"))
+            .expect_err("future");
+        assert!(future.to_string().contains("in the future"), "{future}");
+        assert!(fresh.check(None).is_err());
     }
 
     #[test]

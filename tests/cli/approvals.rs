@@ -61,15 +61,20 @@ spec:
 const ENVIRONMENT_LINE: u64 = 7;
 const TIER_LINE: u64 = 8;
 
+/// relgate.yaml lines accepting SLO readings up to a day old (the demo's reading is older than
+/// the default 15 minutes at the tests' clock).
+const DAY_OLD_SLO_READINGS: &str = "error_budget:\n  reading_files:\n    max_age_minutes: 1440\n";
+
 fn repo() -> Repo {
     let repo = Repo::git();
     let slo =
         std::fs::read(crate::support::project_root().join("examples/demo/slo/hotel-search.json"))
             .expect("demo SLO reading");
     // Teams are org-specific, so the defaults require none; this repo requires one for tiers 0-1.
+    // The demo's SLO reading was saved 12 hours before the tests' clock: accept a day-old one.
     repo.file(
         "relgate.yaml",
-        "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {\"0\": [ml-reliability], \"1\": [ml-reliability]}\n",
+        format!("apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {{\"0\": [ml-reliability], \"1\": [ml-reliability]}}\n{DAY_OLD_SLO_READINGS}"),
     )
     .file("releases/answer.yaml", RELEASE)
         .file("slo/hotel-search.json", slo);
@@ -268,7 +273,7 @@ fn stale_approvals_do_not_count_when_the_config_dismisses_them() {
         .exit(0);
     repo.file(
         "relgate.yaml",
-        "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    dismiss_stale: true\n    teams: {\"0\": [ml-reliability]}\n",
+        format!("apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    dismiss_stale: true\n    teams: {{\"0\": [ml-reliability]}}\n{DAY_OLD_SLO_READINGS}"),
     );
     let run = repo.run(&["check", "releases", "--pr-json", "pr.json"]);
     run.exit(1)

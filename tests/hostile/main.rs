@@ -6,6 +6,9 @@
 //! `tests/cli/support.rs`, except `properties`, which drives the library's readers directly.
 
 mod discovery;
+mod evidence;
+#[path = "../support/fake_http.rs"]
+mod fake_http;
 mod floors;
 mod properties;
 #[path = "../cli/support.rs"]

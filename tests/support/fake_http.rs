@@ -20,6 +20,8 @@ pub enum Reply {
     },
     /// Accept, read the request, and never answer (until the server stops).
     Hang,
+    /// A redirect (`status` 3xx) to `location`, with an empty body.
+    Redirect { status: u16, location: String },
 }
 
 impl Reply {
@@ -187,6 +189,13 @@ fn serve(
             while !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        Reply::Redirect { status, location } => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.flush();
         }
         Reply::Respond {
             status,
