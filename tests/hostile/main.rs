@@ -7,3 +7,4 @@
 
 #[path = "../cli/support.rs"]
 mod support;
+mod base_rules;
