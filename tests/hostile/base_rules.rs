@@ -90,8 +90,11 @@ fn an_exception_added_to_the_policy_directory_is_not_used() {
 #[test]
 fn a_policy_directory_added_to_relgate_yaml_is_not_used() {
     let repo = strict_main();
-    repo.file("relgate.yaml", format!("{STRICT}policies: [.relgate/policies, ours]\n"))
-        .file("ours/escape.rego", ESCAPE);
+    repo.file(
+        "relgate.yaml",
+        format!("{STRICT}policies: [.relgate/policies, ours]\n"),
+    )
+    .file("ours/escape.rego", ESCAPE);
     repo.commit("add a team policy directory");
     changed(&repo, &["--rules", "head"]).exit(0);
     changed(&repo, &[])
@@ -118,29 +121,43 @@ fn relgate_yaml_replaced_by_a_symlink_is_read_from_the_base() {
 #[test]
 fn a_nearer_relgate_yaml_does_not_move_the_gate_root_away_from_the_base_rules() {
     let repo = strict_main();
-    repo.file("releases/relgate.yaml", LAX);
+    repo.file(
+        "releases/relgate.yaml",
+        format!("{LAX}manifests: [\"*.yaml\"]\n"),
+    );
     repo.commit("a lax gate next to the release");
     // Head rules find the nearer (lax) configuration and pass.
-    let head = repo.run_in("releases", &["check", "--changed", "--base", "main", "--rules", "head"]);
+    let head = repo.run_in(
+        "releases",
+        &["check", "--changed", "--base", "main", "--rules", "head"],
+    );
     head.no_panic();
     head.exit(0);
-    // Base rules: the base has no releases/relgate.yaml, so the gate root is where the base
-    // has one, and its rules decide.
-    for args in [
-        vec!["check", "--changed", "--base", "main"],
-        vec!["check", "--changed", "--base", "main", "a.yaml"],
-    ] {
-        let run = repo.run_in("releases", &args);
-        run.no_panic();
-        run.exit(1).stdout_has("PRR-MISSING");
-    }
+    // Base rules: the base has no releases/relgate.yaml, so the gate root stays where the base
+    // has one, and its rules decide. Its globs select the new file as a manifest, and a
+    // GateConfig is not a release: that is an error too (exit 2), never a pass.
+    let run = repo.run_in("releases", &["check", "--changed", "--base", "main"]);
+    run.no_panic();
+    run.exit(2)
+        .stdout_has("PRR-MISSING")
+        .stdout_has("the gate root is the top of the repository")
+        .stdout_has("kind GateConfig is a gate configuration");
+    let run = repo.run_in(
+        "releases",
+        &["check", "--changed", "--base", "main", "a.yaml"],
+    );
+    run.no_panic();
+    run.exit(1).stdout_has("PRR-MISSING");
 }
 
 #[test]
 fn deleting_a_nearer_base_config_does_not_fall_back_to_a_laxer_one_above() {
     let repo = Repo::git();
     repo.file("relgate.yaml", LAX)
-        .file("releases/relgate.yaml", format!("{STRICT}manifests: [\"*.yaml\"]\n"))
+        .file(
+            "releases/relgate.yaml",
+            format!("{STRICT}manifests: [\"*.yaml\"]\n"),
+        )
         .file("releases/a.yaml", dev_release("alpha"));
     repo.commit("a strict gate for releases/");
     repo.branch("feature");
@@ -222,8 +239,11 @@ fn record_changed_uses_the_base_rules() {
 #[test]
 fn a_manifest_renamed_out_of_the_globs_is_an_error_not_a_removal() {
     let repo = Repo::git();
-    repo.file("relgate.yaml", "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/**/*.yaml\"]\n")
-        .file("releases/a.yaml", dev_release("alpha"));
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/**/*.yaml\"]\n",
+    )
+    .file("releases/a.yaml", dev_release("alpha"));
     repo.commit("release");
     repo.branch("feature");
     repo.rename("releases/a.yaml", "releases/a.yml");
@@ -241,14 +261,18 @@ fn a_manifest_renamed_out_of_the_globs_is_an_error_not_a_removal() {
     repo2.branch("feature");
     repo2.remove("releases/a.yaml");
     repo2.commit("retire");
-    changed(&repo2, &[]).exit(0).stdout_has("removed: releases/a.yaml");
+    changed(&repo2, &[])
+        .exit(0)
+        .stdout_has("removed: releases/a.yaml");
 }
 
 #[test]
 fn editing_only_the_target_of_a_symlinked_manifest_rechecks_it() {
     let repo = Repo::git();
-    repo.file("relgate.yaml", STRICT)
-        .file("shared/a.yaml", dev_release("alpha").replace("tier: 3", "tier: 2"));
+    repo.file("relgate.yaml", STRICT).file(
+        "shared/a.yaml",
+        dev_release("alpha").replace("tier: 3", "tier: 2"),
+    );
     std::fs::create_dir_all(repo.path().join("releases")).expect("mkdir");
     std::os::unix::fs::symlink("../shared/a.yaml", repo.path().join("releases/a.yaml"))
         .expect("ln");
