@@ -187,7 +187,17 @@ pub fn plan_rules(
             }
             match found {
                 Some(prefix) => (prefix, None),
-                None => return Ok((head_root, first_adoption(CONFIG_FILE))),
+                // The change adds relgate.yaml: it introduces relgate, and its rules are all
+                // there is to judge it by.
+                None if std::fs::symlink_metadata(head_root.dir.join(CONFIG_FILE)).is_ok() => {
+                    return Ok((head_root, first_adoption(CONFIG_FILE)))
+                }
+                // Neither side has one: the built-in defaults decide, with the merge base's
+                // `.relgate/policies` (a change cannot add an exception there either).
+                None => match head_root.dir.strip_prefix(&workdir) {
+                    Ok(rel) => (to_slash(rel), None),
+                    Err(_) => return Ok((head_root, first_adoption(CONFIG_FILE))),
+                },
             }
         }
     };
@@ -210,13 +220,22 @@ pub fn plan_rules(
                 .unwrap_or_else(|_| head_root.dir.display().to_string()),
         )
     });
-    let written = write_tree(
-        &repo,
-        range.merge_base,
-        &prefix,
-        &range.merge_base.to_string(),
-        "relgate-base-",
-    )?;
+    let written = if prefix.is_empty()
+        || tree
+            .get_path(Path::new(&prefix))
+            .is_ok_and(|e| e.kind() == Some(ObjectType::Tree))
+    {
+        write_tree(
+            &repo,
+            range.merge_base,
+            &prefix,
+            &range.merge_base.to_string(),
+            "relgate-base-",
+        )?
+    } else {
+        // The gate root is new with the change: the merge base has nothing of it (defaults).
+        empty_tree(&prefix, &range.merge_base.to_string())?
+    };
     let config = config_rel.map(|rel| written.top.join(rel));
     Ok((
         root,
@@ -614,6 +633,26 @@ fn write_tree(
             }
         }
     }
+    Ok(HeadTree {
+        _dir: dir,
+        root,
+        top,
+    })
+}
+
+/// An empty temporary tree whose gate root is `prefix` (for a gate root the merge base lacks).
+fn empty_tree(prefix: &str, head: &str) -> Result<HeadTree, ChangedError> {
+    let fail = |message: String| ChangedError::Materialize {
+        head: head.to_string(),
+        message,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("relgate-base-")
+        .tempdir()
+        .map_err(|e| fail(e.to_string()))?;
+    let top = std::fs::canonicalize(dir.path()).map_err(|e| fail(e.to_string()))?;
+    let root = top.join(prefix);
+    std::fs::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
     Ok(HeadTree {
         _dir: dir,
         root,

@@ -138,11 +138,15 @@ impl Gate {
                     path: base.tree.root.clone(),
                     source,
                 })?;
-                let file = base
-                    .config
-                    .clone()
-                    .unwrap_or_else(|| base.tree.root.join(CONFIG_FILE));
-                let config = GateConfig::load(&base_root, Some(&file), settings.max_file_bytes)?;
+                // The merge base's relgate.yaml is named explicitly, so one that cannot be read
+                // is an error, not the defaults; without one (a repository on the defaults)
+                // the defaults decide.
+                let file = base.config.clone().or_else(|| {
+                    let file = base.tree.root.join(CONFIG_FILE);
+                    std::fs::symlink_metadata(&file).is_ok().then_some(file)
+                });
+                let config =
+                    GateConfig::load(&base_root, file.as_deref(), settings.max_file_bytes)?;
                 let sources = config_sources(&base_root, &config)?;
                 let edits = rule_edits(&config, &sources, &head_config, &head_sources);
                 let mut notes = vec![format!(

@@ -541,13 +541,21 @@ fn changed_text_run() {
 }
 
 #[test]
-fn a_manifest_moved_out_of_the_manifest_set_is_removed() {
+fn a_manifest_moved_out_of_the_manifest_set_is_an_error_not_a_removal() {
+    // The release still exists, outside the gate's sight: delete it to retire it.
     let repo = two_releases_on_main();
     repo.rename("releases/b.yaml", "archive/b.yaml");
     repo.commit("archive beta");
     let json = changed_json(&repo, &["--base", "main"]);
-    assert_eq!(json["summary"]["manifests"], 0);
-    assert_eq!(json["removed"][0]["file"], "releases/b.yaml");
+    assert_eq!(json["decision"], "error");
+    assert_eq!(checked(&json), ["releases/b.yaml"]);
+    let error = json["results"][0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("renames this release manifest to archive/b.yaml"),
+        "{error}"
+    );
+    assert!(error.contains("delete it to retire the release"), "{error}");
+    assert_eq!(json["removed"], serde_json::json!([]));
 }
 
 #[test]
@@ -836,7 +844,17 @@ fn an_edit_through_a_symlinked_policy_directory_rechecks_everything() {
         "package main\n\ndeny contains \"frozen\" if { input.manifest.kind == \"PromptRelease\" }\n",
     );
     repo.commit("freeze");
-    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    // The change's own policy decides only with --rules head (the default is the base's).
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--rules",
+        "head",
+        "--format",
+        "json",
+    ]);
     run.exit(1);
     let json = run.json();
     assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);

@@ -285,3 +285,29 @@ fn editing_only_the_target_of_a_symlinked_manifest_rechecks_it() {
         .exit(1)
         .stdout_has("PRR-MISSING");
 }
+
+#[test]
+fn without_relgate_yaml_on_either_side_an_added_exception_is_not_used() {
+    // A repository gated by the built-in defaults only: the base's rules are the defaults and
+    // the base's `.relgate/policies` (none), not what the change adds there.
+    let blocked = || dev_release("alpha").replace("retention_days: 30", "retention_days: 900");
+    let repo = Repo::git();
+    repo.file("releases/a.yaml", blocked());
+    repo.commit("a release the defaults block");
+    repo.branch("feature");
+    repo.file(
+        "releases/a.yaml",
+        blocked().replace("version: \"2\"", "version: \"3\""),
+    )
+    .file(
+        ".relgate/policies/escape.rego",
+        ESCAPE.replace("PRR-MISSING", "PII-RETENTION"),
+    );
+    repo.commit("add an exception");
+    changed(&repo, &["--rules", "head"]).exit(0);
+    changed(&repo, &[])
+        .exit(1)
+        .stdout_has("PII-RETENTION")
+        .stdout_has("GATE-CONFIG-CHANGED")
+        .stdout_lacks("first adoption");
+}
