@@ -23,7 +23,16 @@
 //! it. Policy directories and config files are compared as written and by their real paths.
 //!
 //! Deleted manifests (under either configuration's globs) are not checked; the report lists
-//! them as `removed`.
+//! them as `removed`. A manifest renamed out of the manifest set is an error, not a removal:
+//! the release would otherwise leave the gate by a rename (`x.yaml` -> `x.yml`).
+//!
+//! The rules ([`plan_rules`]): with `--rules base` (the default) the configuration and policy
+//! directories are the merge base's, written out of git into a private temporary directory, so
+//! the change under check cannot edit what judges it; the gate root is where the merge base
+//! has `relgate.yaml`, so it cannot move the root either. [`check`] then adds a
+//! `GATE-CONFIG-CHANGED` warning to every checked manifest listing what the change's own
+//! configuration and policies would change once merged. A base without `relgate.yaml` whose
+//! head adds one is the change that adopts relgate: the head's rules, with a note.
 //!
 //! Invariants. Fail closed: a revision that does not resolve, a missing merge base (unrelated
 //! histories, a shallow clone) or an unreadable repository is an error, never an empty or a

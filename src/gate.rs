@@ -3,6 +3,10 @@
 //! policy input, evaluate the compiled policy set in parallel (one engine clone per worker),
 //! and decide.
 //!
+//! Under `--changed` the configuration and policies are loaded from the merge base unless
+//! `--rules head` ([`changed::plan_rules`]); [`GateRules`] says which, and the report carries
+//! it.
+//!
 //! Invariant: every discovered file appears in the report, as results or as an error; nothing
 //! is skipped silently.
 
