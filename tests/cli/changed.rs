@@ -210,17 +210,31 @@ fn a_config_or_policy_change_rechecks_every_manifest() {
         .to_string()
         .contains("relgate.yaml changed (the gate configuration): every manifest is checked"));
 
-    // A team policy: both manifests are checked, and both are blocked by it.
+    // A team policy: both manifests are checked; with the change's own rules (--rules head)
+    // both are blocked by it, with the merge base's both pass and carry the warning.
     repo.checkout("main").branch("policy");
     repo.file(
         ".relgate/policies/team.rego",
         "package main\n\ndeny contains \"frozen\" if { input.manifest.kind == \"PromptRelease\" }\n",
     );
-    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--rules",
+        "head",
+        "--format",
+        "json",
+    ]);
     run.exit(1);
     let json = run.json();
     assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
     assert_eq!(json["summary"]["failed"], 2);
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
+    assert_eq!(json["summary"]["warnings"], 2);
+    assert!(json.to_string().contains("GATE-CONFIG-CHANGED"));
 }
 
 #[test]

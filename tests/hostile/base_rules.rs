@@ -311,3 +311,17 @@ fn without_relgate_yaml_on_either_side_an_added_exception_is_not_used() {
         .stdout_has("GATE-CONFIG-CHANGED")
         .stdout_lacks("first adoption");
 }
+
+#[test]
+fn a_head_commit_that_is_not_checked_out_is_judged_by_the_base_rules_too() {
+    let repo = strict_main();
+    repo.file("relgate.yaml", LAX)
+        .file(".relgate/policies/escape.rego", ESCAPE);
+    repo.commit("lower the bar");
+    repo.checkout("main");
+    changed(&repo, &["--head", "feature", "--rules", "head"]).exit(0);
+    changed(&repo, &["--head", "feature"])
+        .exit(1)
+        .stdout_has("PRR-MISSING")
+        .stdout_has("GATE-CONFIG-CHANGED");
+}
