@@ -550,7 +550,8 @@ const MAX_EDIT_LINES: usize = 12;
 
 /// What the head's configuration and policies change against the base's, in effect: each
 /// configuration value that differs (by its dotted path in the merged configuration) and each
-/// team policy file added, removed or modified. Sorted; empty when nothing differs.
+/// team policy file added, modified or removed (values in key order, then files by path, removed
+/// files last); empty when nothing differs.
 fn rule_edits(
     base: &GateConfig,
     base_sources: &[PolicySource],
@@ -772,4 +773,73 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
     }
     let gate = Gate::open(settings)?;
     check_opened(&gate, settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(merged: Value) -> GateConfig {
+        GateConfig {
+            file: Some(CONFIG_FILE.to_string()),
+            merged,
+            manifests: Vec::new(),
+            policies: Vec::new(),
+            namespaces: Vec::new(),
+            max_file_bytes: 1,
+        }
+    }
+
+    fn source(path: &str, text: &str) -> PolicySource {
+        PolicySource {
+            path: path.to_string(),
+            text: text.to_string(),
+            builtin: false,
+            v0: false,
+        }
+    }
+
+    #[test]
+    fn rule_edits_name_each_changed_value_and_policy_file() {
+        let base = config(json!({"prr": {"required": {"dev": {"3": ["PRR-SEC-01"]}}}, "a": 1}));
+        let head = config(json!({"prr": {"required": {"dev": {"3": []}}}, "b": true}));
+        let edits = rule_edits(
+            &base,
+            &[
+                source("p/kept.rego", "x"),
+                source("p/gone.rego", "y"),
+                source("p/edit.rego", "1"),
+            ],
+            &head,
+            &[
+                source("p/kept.rego", "x"),
+                source("p/new.rego", "z"),
+                source("p/edit.rego", "2"),
+            ],
+        );
+        assert_eq!(
+            edits,
+            [
+                "relgate.yaml: a 1 -> (unset)",
+                "relgate.yaml: b (unset) -> true",
+                "relgate.yaml: prr.required.dev.3 [\"PRR-SEC-01\"] -> []",
+                "p/edit.rego (modified)",
+                "p/new.rego (added)",
+                "p/gone.rego (removed)",
+            ]
+        );
+        // Nothing differs: nothing to say.
+        assert!(rule_edits(&base, &[], &base, &[]).is_empty());
+    }
+
+    #[test]
+    fn rule_edits_are_bounded() {
+        let many: Vec<PolicySource> = (0..20)
+            .map(|i| source(&format!("p/{i:02}.rego"), ""))
+            .collect();
+        let empty = config(json!({}));
+        let edits = rule_edits(&empty, &[], &empty, &many);
+        assert_eq!(edits.len(), MAX_EDIT_LINES + 1);
+        assert_eq!(edits.last().map(String::as_str), Some("… and 8 more"));
+    }
 }
