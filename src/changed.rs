@@ -23,7 +23,16 @@
 //! it. Policy directories and config files are compared as written and by their real paths.
 //!
 //! Deleted manifests (under either configuration's globs) are not checked; the report lists
-//! them as `removed`.
+//! them as `removed`. A manifest renamed out of the manifest set is an error, not a removal:
+//! the release would otherwise leave the gate by a rename (`x.yaml` -> `x.yml`).
+//!
+//! The rules ([`plan_rules`]): with `--rules base` (the default) the configuration and policy
+//! directories are the merge base's, written out of git into a private temporary directory, so
+//! the change under check cannot edit what judges it; the gate root is where the merge base
+//! has `relgate.yaml`, so it cannot move the root either. [`check`] then adds a
+//! `GATE-CONFIG-CHANGED` warning to every checked manifest listing what the change's own
+//! configuration and policies would change once merged. A base without `relgate.yaml` whose
+//! head adds one is the change that adopts relgate: the head's rules, with a note.
 //!
 //! Invariants. Fail closed: a revision that does not resolve, a missing merge base (unrelated
 //! histories, a shallow clone) or an unreadable repository is an error, never an empty or a
@@ -42,7 +51,10 @@ use serde_json::{json, Value};
 use crate::error::Result;
 use crate::gate::{CheckSettings, Gate};
 use crate::manifest;
-use crate::report::{ChangedRange, Decision, Removed, Report};
+use crate::report::{ChangedRange, Decision, Finding, ManifestResult, Removed, Report};
+
+/// Rule id of the warning that a change edits the gate's own files (docs/changed.md).
+pub const GATE_CONFIG_CHANGED: &str = "GATE-CONFIG-CHANGED";
 use crate::workspace::{self, to_slash, Discovered, GateRoot, CONFIG_FILE};
 
 /// `--changed` with its `--base` and `--head`.
@@ -54,6 +66,204 @@ pub struct ChangedOptions {
     /// Head revision; default: HEAD plus the uncommitted work-tree and index changes (which
     /// also count when this names the checked-out commit).
     pub head: Option<String>,
+    /// `--rules`: whose configuration and policies decide (default: the merge base's).
+    pub rules: Rules,
+}
+
+/// `--rules`: where the gate's own files (relgate.yaml, its policy directories) are read from
+/// under `--changed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rules {
+    /// The merge base's: the change under check cannot edit the rules it is judged by (its
+    /// edits take effect after merge).
+    #[default]
+    Base,
+    /// The head's (the work tree's, or `--head`'s): to try a change to the rules locally.
+    Head,
+}
+
+/// Where a run's rules come from, decided before the gate opens.
+pub enum RulesPlan {
+    /// The checked files' own configuration and policies, with why (a note), if not plain.
+    Head { note: Option<String> },
+    /// The merge base's.
+    Base(BaseRules),
+}
+
+/// The merge base's gate-root subtree, written out to read its configuration and policies.
+pub struct BaseRules {
+    /// The merge-base commit.
+    pub commit: String,
+    /// The subtree; [`HeadTree::root`] is the base's gate root.
+    pub tree: HeadTree,
+    /// `--config` as the same file in the written tree.
+    pub config: Option<PathBuf>,
+    /// A note when the head would find another gate root (a nearer or removed relgate.yaml).
+    pub note: Option<String>,
+}
+
+/// Decides where the rules of a `--changed` run come from, and the gate root in the work tree.
+///
+/// With `--rules base` (the default) the gate root is the nearest directory at or above
+/// `start` that holds relgate.yaml **at the merge base** (or the parent of `--config` when the
+/// merge base has that file): a change cannot move the gate root by adding a nearer
+/// relgate.yaml or deleting one. When the merge base has no configuration there, the change
+/// introduces relgate: the head's rules are used, with a note. A `--config` outside the
+/// repository is the operator's: read as given.
+pub fn plan_rules(
+    head_root: GateRoot,
+    start: &Path,
+    config: Option<&Path>,
+    cwd: &Path,
+    options: &ChangedOptions,
+) -> Result<(GateRoot, RulesPlan), ChangedError> {
+    if options.rules == Rules::Head {
+        return Ok((
+            head_root,
+            RulesPlan::Head {
+                note: Some(
+                    "rules: the head's relgate.yaml and policies (--rules head): the change \
+                     under check is judged by its own version of them"
+                        .to_string(),
+                ),
+            },
+        ));
+    }
+    let (repo, workdir) = open_repository(&head_root)?;
+    let range = Range::resolve(&repo, options)?;
+    let tree = repo
+        .find_commit(range.merge_base)
+        .and_then(|c| c.tree())
+        .map_err(ChangedError::git("reading the merge base"))?;
+    let has_file = |rel: &str| {
+        tree.get_path(Path::new(rel))
+            .is_ok_and(|e| matches!(e.filemode(), 0o100_644 | 0o100_755 | 0o100_664 | 0o120_000))
+    };
+    let join = |dir: &str, name: &str| {
+        if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        }
+    };
+    let first_adoption = |shown: &str| RulesPlan::Head {
+        note: Some(format!(
+            "the base has no {shown}; the head's rules were used (first adoption)"
+        )),
+    };
+    let (prefix, config_rel) = match config {
+        Some(config) => match command_line_rel(&workdir, cwd, config) {
+            None => {
+                return Ok((
+                    head_root,
+                    RulesPlan::Head {
+                        note: Some(format!(
+                            "rules: --config {} is outside the repository, so it and the \
+                             policy directories it names are read as given",
+                            config.display()
+                        )),
+                    },
+                ))
+            }
+            Some(rel) if has_file(&rel) => {
+                let parent = rel.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
+                (parent, Some(rel))
+            }
+            Some(rel) => return Ok((head_root, first_adoption(&rel))),
+        },
+        None => {
+            let start = std::fs::canonicalize(start).unwrap_or_else(|_| start.to_path_buf());
+            let start = if start.is_dir() {
+                start
+            } else {
+                start.parent().map(Path::to_path_buf).unwrap_or(start)
+            };
+            let Some(rel_start) = start.strip_prefix(&workdir).ok().map(to_slash) else {
+                return Ok((head_root, first_adoption(CONFIG_FILE)));
+            };
+            let mut dir = Some(rel_start.as_str());
+            let mut found = None;
+            while let Some(at) = dir {
+                if has_file(&join(at, CONFIG_FILE)) {
+                    found = Some(at.to_string());
+                    break;
+                }
+                dir = match at.rsplit_once('/') {
+                    Some((up, _)) => Some(up),
+                    None if at.is_empty() => None,
+                    None => Some(""),
+                };
+            }
+            match found {
+                Some(prefix) => (prefix, None),
+                // The change adds relgate.yaml: it introduces relgate, and its rules are all
+                // there is to judge it by.
+                None if std::fs::symlink_metadata(head_root.dir.join(CONFIG_FILE)).is_ok() => {
+                    return Ok((head_root, first_adoption(CONFIG_FILE)))
+                }
+                // Neither side has one: the built-in defaults decide, with the merge base's
+                // `.relgate/policies` (a change cannot add an exception there either).
+                None => match head_root.dir.strip_prefix(&workdir) {
+                    Ok(rel) => (to_slash(rel), None),
+                    Err(_) => return Ok((head_root, first_adoption(CONFIG_FILE))),
+                },
+            }
+        }
+    };
+    let in_work_tree = workdir.join(&prefix);
+    let root = GateRoot::at(&in_work_tree).map_err(|err| ChangedError::NoBaseGateRoot {
+        prefix: join(&prefix, CONFIG_FILE),
+        message: err.to_string(),
+    })?;
+    let note = (root.dir != head_root.dir).then(|| {
+        format!(
+            "the gate root is {} (where the merge base has {}), not {} as the head's files \
+             would have it: a change cannot move the gate root; its own relgate.yaml takes \
+             effect after merge",
+            shown_dir(&prefix),
+            join(&prefix, CONFIG_FILE),
+            head_root
+                .dir
+                .strip_prefix(&workdir)
+                .map(|rel| shown_dir(&to_slash(rel)))
+                .unwrap_or_else(|_| head_root.dir.display().to_string()),
+        )
+    });
+    let written = if prefix.is_empty()
+        || tree
+            .get_path(Path::new(&prefix))
+            .is_ok_and(|e| e.kind() == Some(ObjectType::Tree))
+    {
+        write_tree(
+            &repo,
+            range.merge_base,
+            &prefix,
+            &range.merge_base.to_string(),
+            "relgate-base-",
+        )?
+    } else {
+        // The gate root is new with the change: the merge base has nothing of it (defaults).
+        empty_tree(&prefix, &range.merge_base.to_string())?
+    };
+    let config = config_rel.map(|rel| written.top.join(rel));
+    Ok((
+        root,
+        RulesPlan::Base(BaseRules {
+            commit: range.merge_base.to_string(),
+            tree: written,
+            config,
+            note,
+        }),
+    ))
+}
+
+/// A work-tree-relative directory as a reader sees it.
+fn shown_dir(prefix: &str) -> String {
+    if prefix.is_empty() {
+        "the top of the repository".to_string()
+    } else {
+        format!("{prefix}/")
+    }
 }
 
 /// Why the change set could not be computed. Each message names what to do.
@@ -84,6 +294,8 @@ pub enum ChangedError {
     NoGateRootAtHead { prefix: String, head: String },
     #[error("--changed: cannot write the tree of {head} to a temporary directory: {message}")]
     Materialize { head: String, message: String },
+    #[error("--changed: the merge base has {prefix}, so its directory is the gate root, but that directory cannot be used in the work tree ({message}); restore it, or pass --rules head to try the change's own rules")]
+    NoBaseGateRoot { prefix: String, message: String },
     #[error("--changed: git: {context}: {message}")]
     Git { context: String, message: String },
 }
@@ -207,75 +419,23 @@ fn is_yaml(path: &str) -> bool {
 impl ChangeSet {
     /// Resolves the range for the gate root `root` (in the work tree) and diffs it.
     pub fn compute(root: &GateRoot, options: &ChangedOptions) -> Result<Self, ChangedError> {
-        let repo = Repository::discover(&root.dir).map_err(|err| ChangedError::NotARepository {
-            root: root.dir.display().to_string(),
-            message: err.message().to_string(),
-        })?;
-        let workdir = repo
-            .workdir()
-            .ok_or_else(|| ChangedError::Bare(repo.path().display().to_string()))?;
-        let workdir = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+        let (repo, workdir) = open_repository(root)?;
         let prefix = root.dir.strip_prefix(&workdir).map(to_slash).map_err(|_| {
             ChangedError::NotARepository {
                 root: root.dir.display().to_string(),
                 message: format!("it is outside the work tree {}", workdir.display()),
             }
         })?;
-
-        let checked_out = match repo.head() {
-            Ok(head) => Some(
-                head.peel_to_commit()
-                    .map_err(ChangedError::git("reading HEAD"))?
-                    .id(),
-            ),
-            Err(err)
-                if err.code() == ErrorCode::UnbornBranch || err.code() == ErrorCode::NotFound =>
-            {
-                None
-            }
-            Err(err) => return Err(ChangedError::git("reading HEAD")(err)),
-        };
-        let (head, head_commit, head_ref, work_tree) = match &options.head {
-            None => (
-                "HEAD".to_string(),
-                checked_out.ok_or(ChangedError::UnbornHead)?,
-                None,
-                true,
-            ),
-            Some(rev) => {
-                let commit = resolve(&repo, "--head", rev)?;
-                let head_ref = repo
-                    .resolve_reference_from_short_name(rev)
-                    .ok()
-                    .and_then(|r| r.name().ok().map(str::to_string));
-                // The checked-out commit's files are read from the work tree, so its
-                // uncommitted changes must be in the diff too: otherwise a manifest edited on
-                // disk is read for the check but never selected by it.
-                let work_tree = checked_out == Some(commit);
-                (rev.clone(), commit, head_ref, work_tree)
-            }
-        };
-        let (base, base_commit) = match &options.base {
-            Some(rev) => (rev.clone(), resolve(&repo, "--base", rev)?),
-            None => default_base(&repo)?,
-        };
-        let merge_base = match repo.merge_base(base_commit, head_commit) {
-            Ok(oid) => oid,
-            Err(err) if err.code() == ErrorCode::NotFound => {
-                let hint = if repo.is_shallow() {
-                    "this clone is shallow, so the history that joins them was not fetched; \
-                     fetch it (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
-                        .to_string()
-                } else {
-                    format!(
-                        "they share no history (unrelated histories); pass a --base that {head} \
-                         branched from"
-                    )
-                };
-                return Err(ChangedError::NoMergeBase { base, head, hint });
-            }
-            Err(err) => return Err(ChangedError::git("finding the merge base")(err)),
-        };
+        let Range {
+            base,
+            base_commit,
+            head,
+            head_commit,
+            head_ref,
+            work_tree,
+            checked_out,
+            merge_base,
+        } = Range::resolve(&repo, options)?;
 
         let changes = diff(&repo, merge_base, head_commit, work_tree, &prefix)?;
         Ok(Self {
@@ -321,80 +481,10 @@ impl ChangeSet {
     /// Files are written as git stores them (no filters: an LFS file is its pointer);
     /// submodules are not entered.
     pub fn materialize(&self) -> Result<HeadTree, ChangedError> {
-        let head = self.range.head.clone();
-        let fail = |message: String| ChangedError::Materialize {
-            head: head.clone(),
-            message,
-        };
         let repo = Repository::open(&self.git_dir).map_err(ChangedError::git("reopening"))?;
         let oid = Oid::from_str(&self.range.head_commit)
             .map_err(ChangedError::git("reading the head commit"))?;
-        let mut tree = repo
-            .find_commit(oid)
-            .and_then(|c| c.tree())
-            .map_err(ChangedError::git("reading the head tree"))?;
-        if !self.prefix.is_empty() {
-            let missing = || ChangedError::NoGateRootAtHead {
-                prefix: self.prefix.clone(),
-                head: head.clone(),
-            };
-            let entry = tree
-                .get_path(Path::new(&self.prefix))
-                .map_err(|_| missing())?;
-            tree = entry
-                .to_object(&repo)
-                .and_then(|o| o.peel_to_tree())
-                .map_err(|_| missing())?;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("relgate-head-")
-            .tempdir()
-            .map_err(|e| fail(e.to_string()))?;
-        let top = std::fs::canonicalize(dir.path()).map_err(|e| fail(e.to_string()))?;
-        let root = top.join(&self.prefix);
-        std::fs::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
-        // An explicit stack: a hostile tree can nest deeper than the call stack would like.
-        let mut pending = vec![(tree.id(), root.clone())];
-        while let Some((tree_id, dir_path)) = pending.pop() {
-            let tree = repo
-                .find_tree(tree_id)
-                .map_err(ChangedError::git("reading a tree"))?;
-            for entry in tree.iter() {
-                let name = entry
-                    .name()
-                    .ok()
-                    .filter(|n| is_safe_entry_name(n))
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "the tree holds an entry named {:?} under {}, which is not a safe file name",
-                            String::from_utf8_lossy(entry.name_bytes()),
-                            dir_path.display()
-                        ))
-                    })?;
-                let path = dir_path.join(name);
-                match entry.kind() {
-                    Some(ObjectType::Tree) => {
-                        std::fs::create_dir(&path)
-                            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-                        pending.push((entry.id(), path));
-                    }
-                    Some(ObjectType::Blob) => {
-                        let blob = repo
-                            .find_blob(entry.id())
-                            .map_err(ChangedError::git("reading a file"))?;
-                        write_blob(&path, blob.content(), entry.filemode() == 0o120_000)
-                            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
-                    }
-                    // A submodule (a commit entry): not part of this repository's files.
-                    _ => {}
-                }
-            }
-        }
-        Ok(HeadTree {
-            _dir: dir,
-            root,
-            top,
-        })
+        write_tree(&repo, oid, &self.prefix, &self.range.head, "relgate-head-")
     }
 
     /// A command-line path of the work tree, as the same path in `tree`.
@@ -478,6 +568,107 @@ impl ChangeSet {
     }
 }
 
+/// Writes the subtree `prefix` of `commit` into a new temporary directory (named `label…`).
+/// Files are written as git stores them (no filters: an LFS file is its pointer); submodules
+/// are not entered; symlinks stay symlinks. `head` names the revision in errors.
+fn write_tree(
+    repo: &Repository,
+    commit: Oid,
+    prefix: &str,
+    head: &str,
+    label: &str,
+) -> Result<HeadTree, ChangedError> {
+    let head = head.to_string();
+    let fail = |message: String| ChangedError::Materialize {
+        head: head.clone(),
+        message,
+    };
+    let mut tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(ChangedError::git("reading the head tree"))?;
+    if !prefix.is_empty() {
+        let missing = || ChangedError::NoGateRootAtHead {
+            prefix: prefix.to_string(),
+            head: head.clone(),
+        };
+        let entry = tree.get_path(Path::new(prefix)).map_err(|_| missing())?;
+        tree = entry
+            .to_object(repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(|_| missing())?;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(label)
+        .tempdir()
+        .map_err(|e| fail(e.to_string()))?;
+    let top = std::fs::canonicalize(dir.path()).map_err(|e| fail(e.to_string()))?;
+    let root = top.join(prefix);
+    std::fs::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
+    // An explicit stack: a hostile tree can nest deeper than the call stack would like.
+    let mut pending = vec![(tree.id(), root.clone())];
+    while let Some((tree_id, dir_path)) = pending.pop() {
+        let tree = repo
+            .find_tree(tree_id)
+            .map_err(ChangedError::git("reading a tree"))?;
+        for entry in tree.iter() {
+            let name = entry
+                    .name()
+                    .ok()
+                    .filter(|n| is_safe_entry_name(n))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "the tree holds an entry named {:?} under {}, which is not a safe file name",
+                            String::from_utf8_lossy(entry.name_bytes()),
+                            dir_path.display()
+                        ))
+                    })?;
+            let path = dir_path.join(name);
+            match entry.kind() {
+                Some(ObjectType::Tree) => {
+                    std::fs::create_dir(&path)
+                        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                    pending.push((entry.id(), path));
+                }
+                Some(ObjectType::Blob) => {
+                    let blob = repo
+                        .find_blob(entry.id())
+                        .map_err(ChangedError::git("reading a file"))?;
+                    write_blob(&path, blob.content(), entry.filemode() == 0o120_000)
+                        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                }
+                // A submodule (a commit entry): not part of this repository's files.
+                _ => {}
+            }
+        }
+    }
+    Ok(HeadTree {
+        _dir: dir,
+        root,
+        top,
+    })
+}
+
+/// An empty temporary tree whose gate root is `prefix` (for a gate root the merge base lacks).
+fn empty_tree(prefix: &str, head: &str) -> Result<HeadTree, ChangedError> {
+    let fail = |message: String| ChangedError::Materialize {
+        head: head.to_string(),
+        message,
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("relgate-base-")
+        .tempdir()
+        .map_err(|e| fail(e.to_string()))?;
+    let top = std::fs::canonicalize(dir.path()).map_err(|e| fail(e.to_string()))?;
+    let root = top.join(prefix);
+    std::fs::create_dir_all(&root).map_err(|e| fail(e.to_string()))?;
+    Ok(HeadTree {
+        _dir: dir,
+        root,
+        top,
+    })
+}
+
 /// Git forbids these in trees; a crafted tree may still hold them.
 fn is_safe_entry_name(name: &str) -> bool {
     !(name.is_empty()
@@ -499,6 +690,100 @@ fn write_blob(path: &Path, content: &[u8], symlink: bool) -> std::io::Result<()>
         return Ok(());
     }
     std::fs::write(path, content)
+}
+
+/// The repository holding the gate root `root` and its work-tree top (canonical).
+fn open_repository(root: &GateRoot) -> Result<(Repository, PathBuf), ChangedError> {
+    let repo = Repository::discover(&root.dir).map_err(|err| ChangedError::NotARepository {
+        root: root.dir.display().to_string(),
+        message: err.message().to_string(),
+    })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| ChangedError::Bare(repo.path().display().to_string()))?;
+    let workdir = std::fs::canonicalize(workdir).unwrap_or_else(|_| workdir.to_path_buf());
+    Ok((repo, workdir))
+}
+
+/// `--base` and `--head` resolved, and their merge base.
+struct Range {
+    base: String,
+    base_commit: Oid,
+    head: String,
+    head_commit: Oid,
+    head_ref: Option<String>,
+    work_tree: bool,
+    checked_out: Option<Oid>,
+    merge_base: Oid,
+}
+
+impl Range {
+    fn resolve(repo: &Repository, options: &ChangedOptions) -> Result<Self, ChangedError> {
+        let checked_out = match repo.head() {
+            Ok(head) => Some(
+                head.peel_to_commit()
+                    .map_err(ChangedError::git("reading HEAD"))?
+                    .id(),
+            ),
+            Err(err)
+                if err.code() == ErrorCode::UnbornBranch || err.code() == ErrorCode::NotFound =>
+            {
+                None
+            }
+            Err(err) => return Err(ChangedError::git("reading HEAD")(err)),
+        };
+        let (head, head_commit, head_ref, work_tree) = match &options.head {
+            None => (
+                "HEAD".to_string(),
+                checked_out.ok_or(ChangedError::UnbornHead)?,
+                None,
+                true,
+            ),
+            Some(rev) => {
+                let commit = resolve(repo, "--head", rev)?;
+                let head_ref = repo
+                    .resolve_reference_from_short_name(rev)
+                    .ok()
+                    .and_then(|r| r.name().ok().map(str::to_string));
+                // The checked-out commit's files are read from the work tree, so its
+                // uncommitted changes must be in the diff too: otherwise a manifest edited on
+                // disk is read for the check but never selected by it.
+                let work_tree = checked_out == Some(commit);
+                (rev.clone(), commit, head_ref, work_tree)
+            }
+        };
+        let (base, base_commit) = match &options.base {
+            Some(rev) => (rev.clone(), resolve(repo, "--base", rev)?),
+            None => default_base(repo)?,
+        };
+        let merge_base = match repo.merge_base(base_commit, head_commit) {
+            Ok(oid) => oid,
+            Err(err) if err.code() == ErrorCode::NotFound => {
+                let hint = if repo.is_shallow() {
+                    "this clone is shallow, so the history that joins them was not fetched; \
+                     fetch it (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
+                        .to_string()
+                } else {
+                    format!(
+                        "they share no history (unrelated histories); pass a --base that {head} \
+                         branched from"
+                    )
+                };
+                return Err(ChangedError::NoMergeBase { base, head, hint });
+            }
+            Err(err) => return Err(ChangedError::git("finding the merge base")(err)),
+        };
+        Ok(Self {
+            base,
+            base_commit,
+            head,
+            head_commit,
+            head_ref,
+            work_tree,
+            checked_out,
+            merge_base,
+        })
+    }
 }
 
 /// A revision's commit, or an error saying how to make it resolve.
@@ -907,7 +1192,10 @@ fn gate_inputs_changed(
     if let Some(file) = gate.config.file.as_deref().and_then(normalize) {
         watched.push((gate_forms(file), false, "the gate configuration"));
     }
-    for dir in &gate.config.policies {
+    // Both sides' policy directories: with the merge base's rules, the head's configuration
+    // can name new ones.
+    let head_policies = gate.rules.head_config.iter().flat_map(|c| &c.policies);
+    for dir in gate.config.policies.iter().chain(head_policies) {
         if let Some(dir) = normalize(dir) {
             watched.push((gate_forms(dir), true, "a policy directory of relgate.yaml"));
         }
@@ -1020,6 +1308,15 @@ impl BaseGlobs {
         if !settings.paths.is_empty() {
             return Ok(none);
         }
+        // The merge base's rules decide: the other side is the head's configuration. Its
+        // globs select candidates too, so a release the change moves under new globs (which
+        // take effect after merge) is still checked.
+        if let Some(head) = &gate.rules.head_config {
+            return Ok(Self {
+                globs: (head.manifests != gate.config.manifests).then(|| head.manifests.clone()),
+                note: None,
+            });
+        }
         let in_tree = match &settings.config {
             Some(config) => match command_line_rel(&set.work_top, &settings.cwd, config) {
                 Some(rel) => rel,
@@ -1114,12 +1411,17 @@ pub fn check(
         );
         candidates.sort_by(|a, b| a.shown().cmp(b.shown()));
         candidates.dedup_by(|a, b| a.shown() == b.shown());
+        let (at_base, at_head) = if gate.rules.head_config.is_some() {
+            (&gate.config.manifests, globs)
+        } else {
+            (globs, &gate.config.manifests)
+        };
         notes.push(format!(
             "the change edits the `manifests` globs ({} at the merge base, {} at head): the \
              manifests either selects are candidates, so a change cannot take a release out of \
              the gate's sight",
-            globs.join(", "),
-            gate.config.manifests.join(", ")
+            at_base.join(", "),
+            at_head.join(", ")
         ));
     }
     notes.extend(base.note);
@@ -1133,11 +1435,20 @@ pub fn check(
         if inputs.len() > listed.len() {
             listed.push("…");
         }
-        notes.push(format!(
-            "this change modifies the gate's configuration/policies ({}); they decide this very \
-             check — protect them with CODEOWNERS (docs/changed.md)",
-            listed.join(", ")
-        ));
+        notes.push(if gate.rules.from == "base" {
+            format!(
+                "this change modifies the gate's configuration/policies ({}); the merge base's \
+                 decided this check and the change's take effect after merge — protect them \
+                 with CODEOWNERS (docs/changed.md)",
+                listed.join(", ")
+            )
+        } else {
+            format!(
+                "this change modifies the gate's configuration/policies ({}); they decide this \
+                 very check — protect them with CODEOWNERS (docs/changed.md)",
+                listed.join(", ")
+            )
+        });
     }
     let everything = !inputs.is_empty();
 
@@ -1196,15 +1507,41 @@ pub fn check(
     let removed: Vec<(String, Option<Oid>)> = set
         .changes
         .iter()
-        .filter_map(|c| match c.kind {
-            ChangeKind::Deleted => Some((c.path.clone(), c.old_blob)),
-            // Renamed out of the manifest set (e.g. moved to an archive folder).
-            ChangeKind::Renamed if !shown_at_head.contains(c.path.as_str()) => {
-                c.old_path.clone().map(|old| (old, c.old_blob))
-            }
-            _ => None,
-        })
+        .filter(|c| c.kind == ChangeKind::Deleted)
+        .map(|c| (c.path.clone(), c.old_blob))
         .filter(|(path, _)| manifests.contains(path))
+        .collect();
+    // A manifest renamed or moved out of the manifest set (`x.yaml` -> `x.yml`, or into a
+    // folder no glob covers) is not a removal: the release still exists, outside the gate's
+    // sight. Each is an error, so the run cannot pass.
+    let escaped: Vec<ManifestResult> = set
+        .changes
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Renamed && !shown_at_head.contains(c.path.as_str()))
+        .filter_map(|c| c.old_path.as_deref().map(|old| (old, c.path.as_str())))
+        .filter(|(old, _)| manifests.contains(old))
+        .map(|(old, new)| {
+            let selectors = if settings.paths.is_empty() {
+                format!(
+                    "the `manifests` globs ({})",
+                    gate.config.manifests.join(", ")
+                )
+            } else {
+                "the PATH arguments".to_string()
+            };
+            ManifestResult::error(
+                old,
+                0,
+                1,
+                None,
+                format!(
+                    "{old}: the change renames this release manifest to {new}, which \
+                     {selectors} do not select, so it would leave the gate unchecked; keep it \
+                     under the `manifests` globs (rename it back, or to a selected name), or \
+                     delete it to retire the release"
+                ),
+            )
+        })
         .collect();
     let removed = set.previous_digests(&removed);
 
@@ -1248,7 +1585,18 @@ pub fn check(
             ),
         );
     }
-    let results = gate.check_files(&selected);
+    let mut results = gate.check_files(&selected);
+    if !gate.rules.edits.is_empty() {
+        let finding = gate_config_changed(&gate.rules.edits);
+        for result in &mut results {
+            result.findings.push(Finding {
+                line: result.line,
+                ..finding.clone()
+            });
+            result.decide(settings.fail_on_warn);
+        }
+    }
+    results.extend(escaped);
     let mut report = Report::changed(
         gate.policies.digest.clone(),
         results,
@@ -1260,6 +1608,30 @@ pub fn check(
         report.decision = Decision::Error;
     }
     Ok(report)
+}
+
+/// The warning every checked manifest carries when the change edits the gate's own files
+/// and the merge base's rules decided: reviewers see what the change would change once merged.
+fn gate_config_changed(edits: &[String]) -> Finding {
+    Finding {
+        rule: GATE_CONFIG_CHANGED.to_string(),
+        severity: "warn".to_string(),
+        policy: "relgate.gate".to_string(),
+        message: format!(
+            "this change edits the gate's own files; the merge base's decided this check and \
+             the change's take effect after merge: {}",
+            edits.join("; ")
+        ),
+        path: None,
+        line: 1,
+        item: None,
+        remediation: Some(
+            "have the gate's owners review these edits (CODEOWNERS on relgate.yaml and the \
+             policy directories); `relgate check --changed --rules head` shows the decision \
+             under the change's own rules"
+                .to_string(),
+        ),
+    }
 }
 
 #[cfg(test)]

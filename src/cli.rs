@@ -272,6 +272,13 @@ pub struct CheckArgs {
     /// commit is read from its own tree.
     #[arg(long, value_name = "REV", requires = "changed")]
     pub head: Option<String>,
+    /// With --changed: whose relgate.yaml and policy directories decide. base (default): the
+    /// merge base's, so a change cannot edit the rules it is judged by (its edits take effect
+    /// after merge, and a GATE-CONFIG-CHANGED warning lists them); head: the checked files'
+    /// own, to try a rule change locally. A base without relgate.yaml (the change that adopts
+    /// relgate) uses the head's. --policy and --data are read as given either way.
+    #[arg(long, value_enum, value_name = "FROM", default_value_t = crate::changed::Rules::Base, requires = "changed")]
+    pub rules: crate::changed::Rules,
     /// GitHub mode, in a GitHub Actions job: read the pull request (author, labels, reviews,
     /// team membership) into `input.context.pull_request` before deciding, then publish the
     /// decision (--publish) and write $GITHUB_OUTPUT. Reads GITHUB_REPOSITORY, GITHUB_API_URL,
@@ -480,6 +487,7 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
         changed: args.changed.then(|| ChangedOptions {
             base: args.base.clone(),
             head: args.head.clone(),
+            rules: args.rules,
         }),
         pull_request: None,
     })

@@ -3,6 +3,10 @@
 //! policy input, evaluate the compiled policy set in parallel (one engine clone per worker),
 //! and decide.
 //!
+//! Under `--changed` the configuration and policies are loaded from the merge base unless
+//! `--rules head` ([`changed::plan_rules`]); [`GateRules`] says which, and the report carries
+//! it.
+//!
 //! Invariant: every discovered file appears in the report, as results or as an error; nothing
 //! is skipped silently.
 
@@ -12,16 +16,16 @@ use std::time::Duration;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
-use crate::changed::{self, ChangeSet, ChangedOptions};
+use crate::changed::{self, ChangeSet, ChangedOptions, RulesPlan};
 use crate::config::GateConfig;
 use crate::error::{Error, Result};
 use crate::evidence::slo;
 use crate::field_path;
 use crate::manifest::{self, Document, SourceFile};
 use crate::policy::{self, PolicyOptions, PolicySet, PolicySource};
-use crate::report::{Exception, Finding, ManifestResult, Report, Waiver};
+use crate::report::{Exception, Finding, ManifestResult, Report, RulesUsed, Waiver};
 use crate::schema;
-use crate::workspace::{self, Discovered, GateRoot};
+use crate::workspace::{self, Discovered, GateRoot, CONFIG_FILE};
 
 /// Everything `check` needs, resolved from the command line and the environment by the CLI.
 #[derive(Debug, Clone, Default)]
@@ -80,34 +84,109 @@ pub struct Gate {
     slo: slo::Options,
     /// `context.pull_request`: the validated context, or null.
     pull_request: Value,
+    /// Where `config` and `policies` came from (docs/changed.md, "The gate's own files").
+    pub rules: GateRules,
+}
+
+/// Where a gate's configuration and policies were read from.
+#[derive(Debug, Clone)]
+pub struct GateRules {
+    /// `base` or `head`.
+    pub from: &'static str,
+    /// The merge-base commit of `from: base`.
+    pub commit: Option<String>,
+    /// Run notes on the choice (first adoption, a moved gate root, `--rules head`).
+    pub notes: Vec<String>,
+    /// With base rules: the head's configuration, whose `manifests` globs still select
+    /// candidates and whose policy directories are watched for changes.
+    pub head_config: Option<GateConfig>,
+    /// With base rules: what the change's edits to the gate's own files change in effect, one
+    /// line each (empty: no edit with an effect).
+    pub edits: Vec<String>,
+}
+
+impl GateRules {
+    fn head(notes: Vec<String>) -> Self {
+        Self {
+            from: "head",
+            commit: None,
+            notes,
+            head_config: None,
+            edits: Vec::new(),
+        }
+    }
 }
 
 impl Gate {
-    /// Resolves the gate root, loads the config and compiles the policies.
+    /// Resolves the gate root, loads the config and compiles the policies. With `--changed`
+    /// the configuration and policies are the merge base's unless `--rules head`
+    /// ([`changed::plan_rules`]).
     pub fn open(settings: &CheckSettings) -> Result<Self> {
-        Self::open_at(gate_root(settings)?, settings)
+        let (root, plan) = plan_rules(settings)?;
+        Self::open_with(root, &plan, settings)
     }
 
-    /// [`Gate::open`] at a known gate root.
-    fn open_at(root: GateRoot, settings: &CheckSettings) -> Result<Self> {
-        let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
+    /// [`Gate::open`] at a known gate root (the head's files), with the rules `plan` says.
+    fn open_with(root: GateRoot, plan: &RulesPlan, settings: &CheckSettings) -> Result<Self> {
+        let head_config =
+            GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
+        let head_sources = config_sources(&root, &head_config)?;
+        let (config, mut sources, rules) = match plan {
+            RulesPlan::Head { note } => (
+                head_config,
+                head_sources,
+                GateRules::head(note.iter().cloned().collect()),
+            ),
+            RulesPlan::Base(base) => {
+                let base_root = GateRoot::at(&base.tree.root).map_err(|source| Error::Io {
+                    path: base.tree.root.clone(),
+                    source,
+                })?;
+                // The merge base's relgate.yaml is named explicitly, so one that cannot be read
+                // is an error, not the defaults; without one (a repository on the defaults)
+                // the defaults decide.
+                let file = base.config.clone().or_else(|| {
+                    let file = base.tree.root.join(CONFIG_FILE);
+                    std::fs::symlink_metadata(&file).is_ok().then_some(file)
+                });
+                let config =
+                    GateConfig::load(&base_root, file.as_deref(), settings.max_file_bytes)?;
+                let sources = config_sources(&base_root, &config)?;
+                let edits = rule_edits(&config, &sources, &head_config, &head_sources);
+                let mut notes = vec![format!(
+                    "rules: relgate.yaml and policies of the merge base {} (the change's own \
+                     take effect after merge; --rules head tries them)",
+                    base.commit.get(..12).unwrap_or(&base.commit)
+                )];
+                notes.extend(base.note.clone());
+                let rules = GateRules {
+                    from: "base",
+                    commit: Some(base.commit.clone()),
+                    notes,
+                    head_config: Some(head_config),
+                    edits,
+                };
+                (config, sources, rules)
+            }
+        };
         // A malformed context must stop the run, not make the approval rules silently miss.
         if let Some(context) = &settings.pull_request {
             crate::pull_request::validate(context, "pull-request context")?;
         }
 
-        // Config directories are optional (the default names `.relgate/policies`) and must be
-        // inside the root; `--policy` directories must exist. All are read in one pass so a
-        // file named twice (`team` in the config and `-p ./team`) is loaded once.
-        let mut policy_dirs = Vec::new();
-        for dir in policy::resolve_dirs(&root.dir, &config.policies) {
-            if dir.symlink_metadata().is_ok() {
-                policy_dirs.push(root.confine_existing(&dir, &root.relative(&dir))?);
+        // `--policy` and `--data` are the operator's (the command line is trusted): read as
+        // given, whichever side's rules decide. Each file is read once by real path
+        // (`policy::read_policy_dirs`); a `--policy` file whose name is already among the
+        // config's sources (the same directory named twice, or under base rules the head's copy
+        // of a directory the base config names) is the same policy file and is not loaded twice:
+        // two modules of one name would make the engine's rule lookup fail.
+        let operator =
+            policy::read_policy_dirs(Some(&root), &settings.policy_dirs, &|p| root.relative(p))?;
+        for source in operator {
+            if !sources.iter().any(|s| s.path == source.path) {
+                sources.push(source);
             }
         }
-        policy_dirs.extend(settings.policy_dirs.iter().cloned());
-        let mut sources: Vec<PolicySource> =
-            policy::read_policy_dirs(Some(&root), &policy_dirs, &|p| root.relative(p))?;
         for source in &mut sources {
             source.v0 = settings.rego_v0;
         }
@@ -161,6 +240,7 @@ impl Gate {
             fail_on_warn: settings.fail_on_warn,
             slo: slo_options,
             pull_request: settings.pull_request.clone().unwrap_or(Value::Null),
+            rules,
         })
     }
 
@@ -471,19 +551,25 @@ fn repository_path(uri: &str) -> Option<&str> {
     Some(rest)
 }
 
-/// The gate root of a run: the parent of `--config`, else found from the first path or the
-/// current directory.
-fn gate_root(settings: &CheckSettings) -> Result<GateRoot> {
+/// Where the gate root is searched from: the parent of `--config`, else the first path, else
+/// the current directory.
+fn root_start(settings: &CheckSettings) -> PathBuf {
     let start = match (&settings.config, settings.paths.first()) {
         (Some(config), _) => config.parent().map(PathBuf::from).unwrap_or_default(),
         (None, Some(path)) => path.clone(),
         (None, None) => settings.cwd.clone(),
     };
-    let start = if start.as_os_str().is_empty() {
+    if start.as_os_str().is_empty() {
         settings.cwd.clone()
     } else {
         start
-    };
+    }
+}
+
+/// The gate root of a run as the checked files have it: the parent of `--config`, else found
+/// from the first path or the current directory.
+fn gate_root(settings: &CheckSettings) -> Result<GateRoot> {
+    let start = root_start(settings);
     match &settings.config {
         Some(_) => GateRoot::at(&start),
         None => GateRoot::discover(&start, &settings.cwd),
@@ -492,6 +578,117 @@ fn gate_root(settings: &CheckSettings) -> Result<GateRoot> {
         path: start.clone(),
         source,
     })
+}
+
+/// The gate root (in the work tree) and where the rules come from: the head's without
+/// `--changed`; with it, [`changed::plan_rules`].
+fn plan_rules(settings: &CheckSettings) -> Result<(GateRoot, RulesPlan)> {
+    let head_root = gate_root(settings)?;
+    match &settings.changed {
+        None => Ok((head_root, RulesPlan::Head { note: None })),
+        Some(options) => Ok(changed::plan_rules(
+            head_root,
+            &root_start(settings),
+            settings.config.as_deref(),
+            &settings.cwd,
+            options,
+        )?),
+    }
+}
+
+/// The team policies of a configuration's `policies` directories under `root` (a missing
+/// directory is skipped: the default names `.relgate/policies`).
+fn config_sources(root: &GateRoot, config: &GateConfig) -> Result<Vec<PolicySource>> {
+    // Config directories are optional (the default names `.relgate/policies`) and must be
+    // inside the root. They are read in one pass, so a file two of them reach is loaded once.
+    let mut dirs = Vec::new();
+    for dir in policy::resolve_dirs(&root.dir, &config.policies) {
+        if dir.symlink_metadata().is_ok() {
+            dirs.push(root.confine_existing(&dir, &root.relative(&dir))?);
+        }
+    }
+    policy::read_policy_dirs(Some(root), &dirs, &|p| root.relative(p))
+}
+
+/// Most lines [`rule_edits`] lists; the rest are counted.
+const MAX_EDIT_LINES: usize = 12;
+
+/// What the head's configuration and policies change against the base's, in effect: each
+/// configuration value that differs (by its dotted path in the merged configuration) and each
+/// team policy file added, modified or removed (values in key order, then files by path, removed
+/// files last); empty when nothing differs.
+fn rule_edits(
+    base: &GateConfig,
+    base_sources: &[PolicySource],
+    head: &GateConfig,
+    head_sources: &[PolicySource],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let file = head.file.as_deref().unwrap_or(CONFIG_FILE);
+    config_diff(&base.merged, &head.merged, "", &mut |path, was, now| {
+        lines.push(format!("{file}: {path} {was} -> {now}"));
+    });
+    let texts = |sources: &[PolicySource]| -> std::collections::BTreeMap<String, String> {
+        sources
+            .iter()
+            .map(|s| (s.path.clone(), s.text.clone()))
+            .collect()
+    };
+    let (before, after) = (texts(base_sources), texts(head_sources));
+    for (path, text) in &after {
+        match before.get(path) {
+            None => lines.push(format!("{path} (added)")),
+            Some(old) if old != text => lines.push(format!("{path} (modified)")),
+            Some(_) => {}
+        }
+    }
+    for path in before.keys().filter(|p| !after.contains_key(*p)) {
+        lines.push(format!("{path} (removed)"));
+    }
+    if lines.len() > MAX_EDIT_LINES {
+        let more = lines.len() - MAX_EDIT_LINES;
+        lines.truncate(MAX_EDIT_LINES);
+        lines.push(format!("… and {more} more"));
+    }
+    lines
+}
+
+/// Calls `found(path, base value, head value)` for each leaf that differs (objects are
+/// compared key by key, anything else as a whole), in key order.
+fn config_diff(
+    base: &Value,
+    head: &Value,
+    path: &str,
+    found: &mut dyn FnMut(&str, String, String),
+) {
+    let show = |value: Option<&Value>| match value {
+        None => "(unset)".to_string(),
+        Some(value) => {
+            let text = value.to_string();
+            match text.char_indices().nth(60) {
+                Some((cut, _)) => format!("{}…", &text[..cut]),
+                None => text,
+            }
+        }
+    };
+    match (base, head) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => config_diff(x, y, &child, found),
+                    (x, y) => found(&child, show(x), show(y)),
+                }
+            }
+        }
+        (a, b) if a != b => found(path, show(Some(a)), show(Some(b))),
+        _ => {}
+    }
 }
 
 /// The schema kind of a document, or why it is not a relgate manifest.
@@ -595,17 +792,25 @@ pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
     Ok(with_approvals_flag(gate, report))
 }
 
-/// Every report says whether the approval rules had pull-request facts; one place sets it so
-/// no path through the check (plain, `--changed`, another head commit) can forget it.
+/// Every report says whether the approval rules had pull-request facts, and a `--changed`
+/// report where its rules came from; one place sets both so no path through the check (plain,
+/// `--changed`, another head commit) can forget them.
 fn with_approvals_flag(gate: &Gate, mut report: Report) -> Report {
     report.approvals_evaluated = gate.approvals_evaluated();
+    if report.changed.is_some() {
+        report.rules = Some(RulesUsed {
+            from: gate.rules.from,
+            commit: gate.rules.commit.clone(),
+        });
+        report.notes.extend(gate.rules.notes.iter().cloned());
+    }
     report
 }
 
 /// Runs a whole check.
 pub fn check(settings: &CheckSettings) -> Result<Report> {
     if let Some(options) = &settings.changed {
-        let work_root = gate_root(settings)?;
+        let (work_root, plan) = plan_rules(settings)?;
         let set = ChangeSet::compute(&work_root, options)?;
         if set.reads_commit {
             // `--head` is another commit: the gate reads that commit's tree, written out.
@@ -615,21 +820,91 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
                 .iter()
                 .map(|p| set.map_to_tree(&tree, &settings.cwd, p))
                 .collect();
-            let mut gate = Gate::open_at(
+            let mut gate = Gate::open_with(
                 GateRoot::at(&tree.root).map_err(|source| Error::Io {
                     path: tree.root.clone(),
                     source,
                 })?,
+                &plan,
                 settings,
             )?;
             gate.set_git_context(set.git_context());
             return changed::check(&gate, settings, &paths, &set)
                 .map(|report| with_approvals_flag(&gate, report));
         }
-        let gate = Gate::open_at(work_root, settings)?;
+        let gate = Gate::open_with(work_root, &plan, settings)?;
         return changed::check(&gate, settings, &settings.paths, &set)
             .map(|report| with_approvals_flag(&gate, report));
     }
     let gate = Gate::open(settings)?;
     check_opened(&gate, settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(merged: Value) -> GateConfig {
+        GateConfig {
+            file: Some(CONFIG_FILE.to_string()),
+            merged,
+            manifests: Vec::new(),
+            policies: Vec::new(),
+            namespaces: Vec::new(),
+            max_file_bytes: 1,
+        }
+    }
+
+    fn source(path: &str, text: &str) -> PolicySource {
+        PolicySource {
+            path: path.to_string(),
+            text: text.to_string(),
+            builtin: false,
+            v0: false,
+        }
+    }
+
+    #[test]
+    fn rule_edits_name_each_changed_value_and_policy_file() {
+        let base = config(json!({"prr": {"required": {"dev": {"3": ["PRR-SEC-01"]}}}, "a": 1}));
+        let head = config(json!({"prr": {"required": {"dev": {"3": []}}}, "b": true}));
+        let edits = rule_edits(
+            &base,
+            &[
+                source("p/kept.rego", "x"),
+                source("p/gone.rego", "y"),
+                source("p/edit.rego", "1"),
+            ],
+            &head,
+            &[
+                source("p/kept.rego", "x"),
+                source("p/new.rego", "z"),
+                source("p/edit.rego", "2"),
+            ],
+        );
+        assert_eq!(
+            edits,
+            [
+                "relgate.yaml: a 1 -> (unset)",
+                "relgate.yaml: b (unset) -> true",
+                "relgate.yaml: prr.required.dev.3 [\"PRR-SEC-01\"] -> []",
+                "p/edit.rego (modified)",
+                "p/new.rego (added)",
+                "p/gone.rego (removed)",
+            ]
+        );
+        // Nothing differs: nothing to say.
+        assert!(rule_edits(&base, &[], &base, &[]).is_empty());
+    }
+
+    #[test]
+    fn rule_edits_are_bounded() {
+        let many: Vec<PolicySource> = (0..20)
+            .map(|i| source(&format!("p/{i:02}.rego"), ""))
+            .collect();
+        let empty = config(json!({}));
+        let edits = rule_edits(&empty, &[], &empty, &many);
+        assert_eq!(edits.len(), MAX_EDIT_LINES + 1);
+        assert_eq!(edits.last().map(String::as_str), Some("… and 8 more"));
+    }
 }

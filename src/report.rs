@@ -219,6 +219,10 @@ pub struct Report {
     /// not checked, listed so a removal is never silent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<Vec<Removed>>,
+    /// `--changed` only: where the gate's configuration and policies were read from
+    /// (docs/changed.md, "The gate's own files").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<RulesUsed>,
     /// Run-level remarks (e.g. no manifests matched).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -238,6 +242,16 @@ pub struct ChangedRange {
     /// Uncommitted work-tree and index changes were included (no `--head`, or a `--head`
     /// naming the checked-out commit).
     pub work_tree: bool,
+}
+
+/// Where the rules of a `--changed` run came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RulesUsed {
+    /// `base` (the merge base's relgate.yaml and policy directories) or `head` (the checked
+    /// files').
+    pub from: &'static str,
+    /// The merge-base commit the rules were read from (`from: base`), else null.
+    pub commit: Option<String>,
 }
 
 /// A manifest the change deleted.
@@ -294,6 +308,7 @@ impl Report {
             results,
             changed: None,
             removed: None,
+            rules: None,
             notes,
         }
     }

@@ -210,17 +210,31 @@ fn a_config_or_policy_change_rechecks_every_manifest() {
         .to_string()
         .contains("relgate.yaml changed (the gate configuration): every manifest is checked"));
 
-    // A team policy: both manifests are checked, and both are blocked by it.
+    // A team policy: both manifests are checked; with the change's own rules (--rules head)
+    // both are blocked by it, with the merge base's both pass and carry the warning.
     repo.checkout("main").branch("policy");
     repo.file(
         ".relgate/policies/team.rego",
         "package main\n\ndeny contains \"frozen\" if { input.manifest.kind == \"PromptRelease\" }\n",
     );
-    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--rules",
+        "head",
+        "--format",
+        "json",
+    ]);
     run.exit(1);
     let json = run.json();
     assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
     assert_eq!(json["summary"]["failed"], 2);
+    let json = changed_json(&repo, &["--base", "main"]);
+    assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);
+    assert_eq!(json["summary"]["warnings"], 2);
+    assert!(json.to_string().contains("GATE-CONFIG-CHANGED"));
 }
 
 #[test]
@@ -541,13 +555,21 @@ fn changed_text_run() {
 }
 
 #[test]
-fn a_manifest_moved_out_of_the_manifest_set_is_removed() {
+fn a_manifest_moved_out_of_the_manifest_set_is_an_error_not_a_removal() {
+    // The release still exists, outside the gate's sight: delete it to retire it.
     let repo = two_releases_on_main();
     repo.rename("releases/b.yaml", "archive/b.yaml");
     repo.commit("archive beta");
     let json = changed_json(&repo, &["--base", "main"]);
-    assert_eq!(json["summary"]["manifests"], 0);
-    assert_eq!(json["removed"][0]["file"], "releases/b.yaml");
+    assert_eq!(json["decision"], "error");
+    assert_eq!(checked(&json), ["releases/b.yaml"]);
+    let error = json["results"][0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("renames this release manifest to archive/b.yaml"),
+        "{error}"
+    );
+    assert!(error.contains("delete it to retire the release"), "{error}");
+    assert_eq!(json["removed"], serde_json::json!([]));
 }
 
 #[test]
@@ -837,7 +859,17 @@ fn an_edit_through_a_symlinked_policy_directory_rechecks_everything() {
         "package main\n\ndeny contains \"frozen\" if { input.manifest.kind == \"PromptRelease\" }\n",
     );
     repo.commit("freeze");
-    let run = repo.run(&["check", "--changed", "--base", "main", "--format", "json"]);
+    // The change's own policy decides only with --rules head (the default is the base's).
+    let run = repo.run(&[
+        "check",
+        "--changed",
+        "--base",
+        "main",
+        "--rules",
+        "head",
+        "--format",
+        "json",
+    ]);
     run.exit(1);
     let json = run.json();
     assert_eq!(checked(&json), ["releases/a.yaml", "releases/b.yaml"]);

@@ -5,6 +5,7 @@
 //! Every test runs the real `relgate` binary on a real temporary repository with the DSL of
 //! `tests/cli/support.rs`, except `properties`, which drives the library's readers directly.
 
+mod base_rules;
 mod discovery;
 mod evidence;
 #[path = "../support/fake_http.rs"]
