@@ -19,6 +19,7 @@
 //! Formats, layout and what verification can and cannot detect: `docs/records.md`.
 
 pub mod checkpoint;
+pub mod completeness;
 pub mod dsse;
 pub mod keys;
 pub mod ledger;

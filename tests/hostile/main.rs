@@ -5,5 +5,6 @@
 //! Every test runs the real `relgate` binary on a real temporary repository with the DSL of
 //! `tests/cli/support.rs`.
 
+mod ledger;
 #[path = "../cli/support.rs"]
 mod support;
