@@ -171,7 +171,8 @@ pub struct VerifyArgs {
     pub no_history: bool,
     /// The branch the ledger records, for the completeness check (every commit after the
     /// first record's that changed a manifest, relgate.yaml or a policy must be named by a
-    /// record). Default: origin/HEAD, else HEAD.
+    /// record). Default: the branch the newest record names (origin/<branch> when the clone
+    /// has it), else origin/HEAD, else HEAD.
     #[arg(long, value_name = "REV")]
     pub default_branch: Option<String>,
 }

@@ -460,23 +460,12 @@ pub(super) struct RecordedRepo {
 }
 
 impl RecordedRepo {
-    /// The completeness check against `branch`, else origin/HEAD (a clone), else HEAD.
+    /// The completeness check against `branch` (default: see
+    /// [`crate::record::verify::CompletenessSpec::branch`]).
     fn spec(&self, branch: Option<&str>) -> crate::record::verify::CompletenessSpec {
-        let branch = branch.map(str::to_owned).unwrap_or_else(|| {
-            let has = |rev: &str| {
-                git2::Repository::open(&self.repo_dir)
-                    .and_then(|r| r.revparse_single(rev).map(|_| ()))
-                    .is_ok()
-            };
-            if has("refs/remotes/origin/HEAD") {
-                "refs/remotes/origin/HEAD".to_owned()
-            } else {
-                "HEAD".to_owned()
-            }
-        });
         crate::record::verify::CompletenessSpec {
             repo: self.repo_dir.clone(),
-            branch,
+            branch: branch.map(str::to_owned),
             watched: self.watched.clone(),
         }
     }

@@ -468,6 +468,9 @@ pub struct GitHead {
     /// Commit SHA.
     #[serde(default)]
     pub commit: String,
+    /// Ref (`refs/heads/main`), when recorded.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
 }
 
 impl PayloadHead {

@@ -99,8 +99,10 @@ pub struct VerifyOptions {
 pub struct CompletenessSpec {
     /// The repository holding the recorded branch.
     pub repo: PathBuf,
-    /// The recorded (default) branch: a revision, e.g. `refs/remotes/origin/HEAD` or `HEAD`.
-    pub branch: String,
+    /// The recorded (default) branch: a revision such as `origin/main`. `None`: the branch
+    /// the newest signed record names (`git.ref`, as `origin/<branch>` when the clone has it),
+    /// else `origin/HEAD`, else `HEAD`.
+    pub branch: Option<String>,
     /// The paths whose changes need a record.
     pub watched: WatchedPaths,
 }
@@ -375,6 +377,9 @@ pub struct VerifyReport {
     /// The seq and commit of the first record (lowest seq) whose signature verified.
     #[serde(skip)]
     first_commit: Option<(u64, String)>,
+    /// The seq and `git.ref` of the newest signed record that names a branch.
+    #[serde(skip)]
+    last_ref: Option<(u64, String)>,
     /// Parsed payloads in ledger order, when [`VerifyOptions::keep_payloads`].
     #[serde(skip)]
     pub payloads: Vec<RecordPayload>,
@@ -407,6 +412,7 @@ impl VerifyReport {
             problems: Vec::new(),
             named_commits: HashSet::new(),
             first_commit: None,
+            last_ref: None,
             payloads: Vec::new(),
         }
     }
@@ -627,15 +633,49 @@ fn check_completeness(spec: &CompletenessSpec, report: &mut VerifyReport) {
         Ok(r) => r,
         Err(e) => return unknown(report, format!("cannot open {}: {e}", spec.repo.display())),
     };
+    let resolves = |rev: &str| {
+        repo.revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .is_ok()
+    };
+    let branch = match &spec.branch {
+        Some(b) => b.clone(),
+        None => {
+            // The branch the records say they record; the published copy first (a local
+            // branch may hold commits nobody pushed, so no run recorded them yet).
+            let mut candidates = Vec::new();
+            if let Some((_, git_ref)) = &report.last_ref {
+                if let Some(name) = git_ref.strip_prefix("refs/heads/") {
+                    candidates.push(format!("refs/remotes/origin/{name}"));
+                }
+                candidates.push(git_ref.clone());
+            }
+            candidates.push("refs/remotes/origin/HEAD".to_owned());
+            candidates.push("HEAD".to_owned());
+            match candidates.iter().find(|c| resolves(c)) {
+                Some(c) => c.clone(),
+                None => {
+                    return unknown(
+                        report,
+                        format!(
+                            "none of {} resolves to a commit here; pass --default-branch REV \
+                             naming the branch the ledger records",
+                            candidates.join(", ")
+                        ),
+                    )
+                }
+            }
+        }
+    };
     let tip = match repo
-        .revparse_single(&spec.branch)
+        .revparse_single(&branch)
         .and_then(|o| o.peel_to_commit())
     {
         Ok(c) => c.id(),
         Err(e) => {
             return unknown(
                 report,
-                format!("the recorded branch {} does not resolve: {e}", spec.branch),
+                format!("the recorded branch {branch} does not resolve: {e}"),
             )
         }
     };
@@ -664,15 +704,15 @@ fn check_completeness(spec: &CompletenessSpec, report: &mut VerifyReport) {
                         "commit {} ({:?}) of {} changed {} but no record names it: records                          were removed from the end of the ledger (branch reset), or a record                          run failed or never ran; run `relgate record --changed --since-ledger`                          on {} to record what is missing",
                         id.get(..12).unwrap_or(&id),
                         c.summary,
-                        spec.branch,
+                        branch,
                         what.join(", "),
-                        spec.branch,
+                        branch,
                     ),
                 );
                 missing.push(id);
             }
             report.completeness = Some(CompletenessInfo {
-                branch: spec.branch.clone(),
+                branch,
                 since: first,
                 commits,
                 unrecorded: missing,
@@ -1376,6 +1416,8 @@ struct RecordInfo<'a> {
     commit: Option<String>,
     /// `changed_in`.
     changed_in: Vec<String>,
+    /// `git.ref`, when the record names a branch.
+    git_ref: Option<String>,
 }
 
 /// A signature check left for batch verification: one signature by a trusted key.
@@ -1406,6 +1448,7 @@ fn examine<'a>(
         payload: None,
         commit: None,
         changed_in: Vec::new(),
+        git_ref: None,
     };
     let here = |seq: Option<u64>| at(seq, Some(&entry.file));
     if file_seq.is_none() {
@@ -1480,6 +1523,13 @@ fn examine<'a>(
             .map(|g| g.commit.clone())
             .filter(|c| !c.is_empty());
         info.changed_in = h.predicate.change.changed_in.clone();
+        info.git_ref = h
+            .predicate
+            .change
+            .git
+            .as_ref()
+            .and_then(|g| g.git_ref.clone())
+            .filter(|r| r.starts_with("refs/heads/"));
         // PayloadHead::parse checked that prev is 64 lowercase hex digits.
         info.prev = hex::decode(&h.predicate.change.prev)
             .ok()
@@ -1719,6 +1769,11 @@ fn check_entries(
                     }
                 }
                 report.named_commits.insert(commit.clone());
+            }
+            if let (Some(git_ref), Some(seq)) = (&info.git_ref, info.seq) {
+                if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
+                    report.last_ref = Some((seq, git_ref.clone()));
+                }
             }
             report.named_commits.extend(info.changed_in.drain(..));
         }
