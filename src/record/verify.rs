@@ -1556,11 +1556,20 @@ fn examine<'a>(
                 DsseError::WrongPayloadType(_) => ProblemKind::WrongPayloadType,
                 _ => ProblemKind::BadSignature,
             };
-            info.problems.push(Problem::new(
-                kind,
-                here(seq),
-                format!("{}: {e}", entry.file),
-            ));
+            let message = match &e {
+                // Most often a key rotated out of the trusted directory instead of retired:
+                // say so, so it is not read as a forged record without a second look.
+                DsseError::UntrustedKey(ids) => format!(
+                    "{}: signed by key {}, which is not among the trusted keys (neither the key \
+                     directory nor its retired/ subdirectory): if it is a former signing key, \
+                     retire it (keep its public key in <keys>/retired/) and this record \
+                     verifies; otherwise this record was not made by a trusted signer",
+                    entry.file,
+                    ids.join(", ")
+                ),
+                _ => format!("{}: {e}", entry.file),
+            };
+            info.problems.push(Problem::new(kind, here(seq), message));
         }
     }
     if let Err(e) = head {

@@ -221,3 +221,28 @@ fn manifest_text_cannot_forge_lines_of_a_ledger_commit_message() {
     let trailers = git2::message_trailers_strs(message).expect("trailers");
     assert_eq!(trailers.len(), 0, "{message:?}");
 }
+
+#[test]
+fn a_rotated_key_is_retired_not_deleted_and_a_deleted_one_is_named() {
+    let (repo, old_key, _c1) = recorded_repo();
+    // Rotation: the old public key moves to retired/, the new one is trusted, CI signs with it.
+    let old_pem = std::fs::read(repo.path().join(".relgate/keys/ci.pem")).expect("old key");
+    std::fs::remove_file(repo.path().join(".relgate/keys/ci.pem")).expect("rm");
+    repo.file(".relgate/keys/retired/ci-2025.pem", &old_pem);
+    let new_key = trusted_key(&repo);
+    repo.file("releases/a.yaml", release("a", "2"));
+    let c2 = repo.commit("rotate the signing key; release a 2");
+    record(&repo, &new_key, &["releases/a.yaml"]).exit(0);
+    repo.run(&["verify"])
+        .exit(0)
+        .stdout_has("3 records, 3 signatures verified");
+    drop(old_key);
+    // Deleted instead of retired: the old records are named with what to do, not just "bad".
+    std::fs::remove_file(repo.path().join(".relgate/keys/retired/ci-2025.pem")).expect("rm");
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has("[untrusted_key]")
+        .stdout_has("which is not among the trusted keys")
+        .stdout_has("retire it (keep its public key in <keys>/retired/)")
+        .stdout_lacks(&c2[..12]);
+}
