@@ -13,10 +13,11 @@
 //! uses to fill `changed_in`, so a run that records a range of commits at once (a push of
 //! several merges, or a run catching up after a lost one) names every commit it covers.
 //!
-//! Cost: one tree-to-tree diff per first-parent commit. Git compares trees by object id and
-//! descends only into subtrees that differ, so a commit costs in proportion to what it
+//! Cost: a first-parent walk, and one tree-to-tree diff per commit that no record names (a
+//! named commit needs no diff). Git compares trees by object id and descends only into
+//! subtrees that differ, so a diffed commit costs in proportion to the directories it
 //! changed, not to the size of the repository or of the ledger; records contribute a hash-set
-//! lookup each.
+//! insert each.
 
 use std::collections::HashSet;
 
@@ -110,6 +111,19 @@ pub fn first_parent_changes(
     stop: Option<Oid>,
     watched: &WatchedPaths,
 ) -> Result<Vec<CommitChange>, git2::Error> {
+    first_parent_changes_except(repo, tip, stop, watched, &|_| false)
+}
+
+/// [`first_parent_changes`] without the commits `skip` accepts, which are not diffed at all:
+/// the completeness check skips the commits records already name, so a complete ledger costs
+/// a walk, not a diff per commit.
+fn first_parent_changes_except(
+    repo: &Repository,
+    tip: Oid,
+    stop: Option<Oid>,
+    watched: &WatchedPaths,
+    skip: &dyn Fn(Oid) -> bool,
+) -> Result<Vec<CommitChange>, git2::Error> {
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL)?;
     walk.simplify_first_parent()?;
@@ -122,6 +136,9 @@ pub fn first_parent_changes(
     options.skip_binary_check(true).ignore_submodules(false);
     for oid in walk {
         let oid = oid?;
+        if skip(oid) {
+            continue;
+        }
         let commit = repo.find_commit(oid)?;
         let tree = commit.tree()?;
         let parent_tree = match commit.parent(0) {
@@ -225,7 +242,9 @@ pub fn check(
         ));
     }
     let mut walk_count = 0u64;
-    let changes = match first_parent_changes(repo, tip, Some(first_oid), watched) {
+    let is_named = |oid: Oid| named.contains(&oid.to_string());
+    let changes = match first_parent_changes_except(repo, tip, Some(first_oid), watched, &is_named)
+    {
         Ok(c) => c,
         Err(e) => return Completeness::Unknown(format!("cannot read the branch history: {e}")),
     };
@@ -237,7 +256,6 @@ pub fn check(
     }
     let unrecorded = changes
         .into_iter()
-        .filter(|c| !named.contains(&c.commit.to_string()))
         .map(|change| Unrecorded { change })
         .collect();
     Completeness::Checked {
