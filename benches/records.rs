@@ -60,6 +60,7 @@ fn input(i: u64) -> RecordInput {
             commit: h(format!("c{i}"))[..40].to_owned(),
             git_ref: Some("refs/heads/main".into()),
         },
+        changed_in: Vec::new(),
         pull_request: None,
         slo_readings: vec![],
         ci_run_url: None,

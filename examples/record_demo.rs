@@ -91,6 +91,7 @@ fn demo_input(version: &str, decision: Decision) -> RecordInput {
             commit: "4f2c9a1e0b7d3c5a8e6f1d2b3c4a5e6f7a8b9c0d".into(),
             git_ref: Some("refs/heads/main".into()),
         },
+        changed_in: Vec::new(),
         pull_request: Some(PullRequestInfo {
             number: 512,
             author: "dana".into(),

@@ -118,6 +118,12 @@ pub struct RecordArgs {
     /// $GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID.
     #[arg(long, value_name = "URL")]
     pub ci_run_url: Option<String>,
+    /// With --changed: start the range at the commit of the ledger's last record (the last
+    /// commit the ledger covers) instead of --base, so a run catches up on every release change
+    /// since the last recorded run, including those of runs that failed or were cancelled.
+    /// --base is used only while the ledger is empty.
+    #[arg(long, requires = "changed")]
+    pub since_ledger: bool,
 }
 
 /// Which ledger to read and which keys to trust: the options `verify` and `export` share.
@@ -163,6 +169,12 @@ pub struct VerifyArgs {
     /// records, their chain and the checkpoint are still verified.
     #[arg(long)]
     pub no_history: bool,
+    /// The branch the ledger records, for the completeness check (every commit after the
+    /// first record's that changed a manifest, relgate.yaml or a policy must be named by a
+    /// record). Default: the branch the newest record names (origin/<branch> when the clone
+    /// has it), else origin/HEAD, else HEAD.
+    #[arg(long, value_name = "REV")]
+    pub default_branch: Option<String>,
 }
 
 /// Arguments of `relgate export`.

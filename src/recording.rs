@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::config::GateConfig;
 use crate::gate::Gate;
 use crate::policy;
+use crate::record::completeness::{changed_in, CommitChange};
 use crate::record::statement::{
     normalize_sha256, ArtifactRef, EvidenceDigest, GitInfo, ManifestSummary, Owner, PolicyRef,
     PullRequestInfo, RecordInput, SloReading,
@@ -289,6 +290,13 @@ pub struct RunFacts {
     pub ci_run_url: Option<String>,
     /// `timeVerified`: the run's `context.now`.
     pub time_verified: String,
+    /// The commits of the recorded range that changed manifests, the config or policies,
+    /// oldest first (`--changed` with a base); empty otherwise.
+    pub changes: Vec<CommitChange>,
+    /// The commit whose merge `pull_request` describes, when known (GitHub resolves the pull
+    /// request of the pushed head). A manifest whose last change in `changes` is another commit
+    /// is recorded without it: those facts are about another pull request.
+    pub pull_request_commit: Option<String>,
 }
 
 impl RunFacts {
@@ -327,6 +335,38 @@ impl RunFacts {
             pull_request,
             ci_run_url,
             time_verified,
+            changes: Vec::new(),
+            pull_request_commit: None,
+        }
+    }
+
+    /// The pull request to record with the manifest at `repo_path`: the run's, unless it was
+    /// resolved for a commit other than the last one of the range that changed this manifest
+    /// (or the gate).
+    fn pull_request_for(&self, repo_path: &str) -> Option<PullRequestInfo> {
+        let pr = self.pull_request.clone()?;
+        let Some(pr_commit) = &self.pull_request_commit else {
+            return Some(pr);
+        };
+        let last = self
+            .changes
+            .iter()
+            .rev()
+            .find(|c| c.gate || c.manifests.iter().any(|m| m == repo_path));
+        match last {
+            Some(change) if change.commit.to_string() == *pr_commit => Some(pr),
+            // Changed in the range, last by another commit: another merge's facts.
+            Some(_) => None,
+            // Not changed by any commit of the range (a referenced file changed): the facts
+            // describe this manifest only when the range is the head commit alone.
+            None if self
+                .changes
+                .iter()
+                .all(|c| c.commit.to_string() == *pr_commit) =>
+            {
+                Some(pr)
+            }
+            None => None,
         }
     }
 }
@@ -372,7 +412,11 @@ pub fn record_input(result: &ManifestResult, run: &RunFacts) -> Result<RecordInp
         findings,
         manifest: summary(result, manifest),
         git: run.repo.git.clone(),
-        pull_request: run.pull_request.clone(),
+        changed_in: match git2::Oid::from_str(&run.repo.git.commit) {
+            Ok(head) => changed_in(&run.changes, &run.repo.repo_path(&result.file), head),
+            Err(_) => Vec::new(),
+        },
+        pull_request: run.pull_request_for(&run.repo.repo_path(&result.file)),
         slo_readings: slo_readings(input, &run.time_verified),
         ci_run_url: run.ci_run_url.clone(),
         evidence: evidence(input, &run.repo),

@@ -739,3 +739,287 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Record mode: what the ledger says about pushes that carry several merges, runs lost between
+// pushes, and a ledger branch configured elsewhere.
+// ---------------------------------------------------------------------------------------------
+
+/// The pull-request repository with `origin` (main at the base) and a signing key, and a local
+/// GitHub API that knows the merged pull request #1347 of `repo.head` (approved by its
+/// reviews fixture).
+struct RecordRig {
+    repo: PullRequestRepo,
+    origin: PathBuf,
+    private_key: String,
+    trusted: PathBuf,
+    server: MockServer,
+}
+
+impl RecordRig {
+    async fn new() -> RecordRig {
+        let repo = pull_request_repo();
+        let origin = repo.runner_temp.join("origin.git");
+        git(
+            &repo.runner_temp,
+            &["init", "-q", "--bare", origin.to_str().unwrap()],
+        );
+        git(
+            &repo.root,
+            &["remote", "add", "origin", origin.to_str().unwrap()],
+        );
+        git(
+            &repo.root,
+            &[
+                "push",
+                "-q",
+                "origin",
+                &format!("{}:refs/heads/main", repo.base),
+            ],
+        );
+        git(&repo.root, &["checkout", "-q", "main"]);
+        let keys = repo.runner_temp.join("keys");
+        let keygen = Command::new(env!("CARGO_BIN_EXE_relgate"))
+            .args(["keygen", "--out", keys.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(keygen.status.success());
+        let private_key = std::fs::read_to_string(keys.join("relgate-signing.pem")).unwrap();
+        let trusted = repo.runner_temp.join("trusted");
+        std::fs::create_dir_all(&trusted).unwrap();
+        std::fs::copy(keys.join("relgate-signing.pub.pem"), trusted.join("ci.pem")).unwrap();
+        let server = MockServer::start().await;
+        let base = format!("/repos/{OWNER_REPO}");
+        let mut pr = fixture("pulls-get.json");
+        pr["head"]["sha"] = json!(repo.head);
+        pr["base"]["sha"] = json!(repo.base);
+        Mock::given(method("GET"))
+            .and(path(format!("{base}/pulls/1347")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pr))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(format!("{base}/pulls/1347/reviews")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")),
+            )
+            .mount(&server)
+            .await;
+        RecordRig {
+            repo,
+            origin,
+            private_key,
+            trusted,
+            server,
+        }
+    }
+
+    /// GitHub says `sha` was merged as pull request #1347 (`Some`) or came without one.
+    async fn commit_pulls(&self, sha: &str, merged_1347: bool) {
+        let mut pr = fixture("pulls-get.json");
+        pr["merge_commit_sha"] = json!(sha);
+        let body = if merged_1347 { json!([pr]) } else { json!([]) };
+        Mock::given(method("GET"))
+            .and(path(format!("/repos/{OWNER_REPO}/commits/{sha}/pulls")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Appends a line to a file of the work tree and commits it on main.
+    fn commit_edit(&self, file: &str, message: &str) -> String {
+        let target = self.repo.root.join(file);
+        let mut text = std::fs::read_to_string(&target).unwrap();
+        text.push_str(&format!("# {message}\n"));
+        std::fs::write(&target, text).unwrap();
+        git(&self.repo.root, &["commit", "-q", "-am", message]);
+        git(&self.repo.root, &["rev-parse", "HEAD"])
+    }
+
+    /// The record job of a push of main from `before` to `after` (checked out).
+    async fn run(&self, before: &str, after: &str) -> ActionRun {
+        git(&self.repo.root, &["push", "-q", "origin", "main"]);
+        git(&self.repo.root, &["checkout", "-q", after]);
+        let event = json!({
+            "ref": "refs/heads/main",
+            "before": before,
+            "after": after,
+            "repository": {"full_name": OWNER_REPO, "default_branch": "main"},
+        });
+        let event_path = self.repo.runner_temp.join("push.json");
+        std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
+        let mut env = runner_env(&self.repo, &self.server, "push", &event_path, after);
+        env.insert("GITHUB_REF".into(), "refs/heads/main".into());
+        let github = json!({
+            "event_name": "push",
+            "event": event,
+            "action_path": env!("CARGO_MANIFEST_DIR"),
+            "token": "ghs_test_token",
+            "repository": OWNER_REPO,
+        });
+        let inputs: BTreeMap<String, String> = [
+            ("relgate-bin", env!("CARGO_BIN_EXE_relgate").to_owned()),
+            ("mode", "record".to_owned()),
+            ("signing-key", self.private_key.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let run = run_action_in(&self.repo, inputs, github, env).await;
+        git(&self.repo.root, &["checkout", "-q", "main"]);
+        run
+    }
+
+    /// A fresh clone of origin with the ledger, as an auditor has it.
+    fn auditor_clone(&self, name: &str) -> PathBuf {
+        let clone = self.repo.runner_temp.join(name);
+        git(
+            &self.repo.runner_temp,
+            &[
+                "clone",
+                "-q",
+                self.origin.to_str().unwrap(),
+                clone.to_str().unwrap(),
+            ],
+        );
+        git(
+            &clone,
+            &["fetch", "-q", "origin", "relgate/records:relgate/records"],
+        );
+        clone
+    }
+
+    /// `relgate verify --format json` in `dir`: (exit code, report).
+    fn verify(&self, dir: &Path) -> (Option<i32>, Value) {
+        let out = Command::new(env!("CARGO_BIN_EXE_relgate"))
+            .args([
+                "verify",
+                "--keys",
+                self.trusted.to_str().unwrap(),
+                "--format",
+                "json",
+            ])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("verify json: {e}\n{}", String::from_utf8_lossy(&out.stderr))
+        });
+        (out.status.code(), report)
+    }
+}
+
+/// The change records of the ledger in `dir`, by manifest path (the newest per path).
+fn records_by_manifest(dir: &Path) -> BTreeMap<String, Value> {
+    let listing = git(dir, &["ls-tree", "-r", "--name-only", "relgate/records"]);
+    let mut out = BTreeMap::new();
+    for file in listing.lines().filter(|l| l.ends_with(".dsse.json")) {
+        let envelope: Value =
+            serde_json::from_str(&git(dir, &["show", &format!("relgate/records:{file}")])).unwrap();
+        let payload = base64_decode(envelope["payload"].as_str().unwrap());
+        let statement: Value = serde_json::from_slice(&payload).unwrap();
+        let change = statement["predicate"]["https://relgate.dev/change/v1"].clone();
+        let path = change["manifest"]["path"].as_str().unwrap().to_owned();
+        out.insert(path, change);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_of_several_merges_records_each_manifest_with_its_own_pull_request() {
+    let rig = RecordRig::new().await;
+    let base = rig.repo.base.clone();
+    // Pushed at once: a direct, unreviewed change of greet-user, then the merge of the
+    // approved pull request #1347 (support-answer and handoff-summary).
+    let unreviewed = rig.commit_edit(
+        "releases/prompts/greet-user.yaml",
+        "greet-user without review",
+    );
+    git(
+        &rig.repo.root,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge pull request #1347",
+            "feature",
+        ],
+    );
+    let head = git(&rig.repo.root, &["rev-parse", "HEAD"]);
+    rig.commit_pulls(&head, true).await;
+    rig.commit_pulls(&unreviewed, false).await;
+    let run = rig.run(&base, &head).await;
+    let log = run.log();
+    assert_eq!(run.status, 1, "{log}");
+    let clone = rig.auditor_clone("auditor");
+    let (code, report) = rig.verify(&clone);
+    assert_eq!(code, Some(0), "{report}");
+    let records = records_by_manifest(&clone);
+    let greet = &records["releases/prompts/greet-user.yaml"];
+    assert_eq!(greet["pull_request"], Value::Null, "{greet}");
+    assert_eq!(greet["changed_in"], json!([unreviewed]), "{greet}");
+    let support = &records["releases/prompts/support-answer.yaml"];
+    assert_eq!(support["pull_request"]["number"], json!(1347), "{support}");
+    assert!(
+        log.contains("recorded without the pull request of the head"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_after_a_lost_one_records_the_releases_in_between() {
+    let rig = RecordRig::new().await;
+    let base = rig.repo.base.clone();
+    git(&rig.repo.root, &["merge", "-q", "--ff-only", "feature"]);
+    let first = rig.repo.head.clone();
+    rig.commit_pulls(&first, true).await;
+    assert_eq!(rig.run(&base, &first).await.status, 1);
+    // The next push's run is cancelled by the concurrency group (or fails): nothing recorded.
+    let lost = rig.commit_edit("releases/prompts/greet-user.yaml", "greet-user 2");
+    git(&rig.repo.root, &["push", "-q", "origin", "main"]);
+    // The run after it sees `before` = the lost push's head.
+    let next = rig.commit_edit("releases/prompts/refund-helper.yaml", "refund-helper 2");
+    rig.commit_pulls(&next, false).await;
+    let run = rig.run(&lost, &next).await;
+    let log = run.log();
+    assert!(run.status == 0 || run.status == 1, "{log}");
+    let clone = rig.auditor_clone("auditor");
+    let (code, report) = rig.verify(&clone);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["completeness"]["unrecorded"], json!([]), "{report}");
+    let records = records_by_manifest(&clone);
+    let greet = &records["releases/prompts/greet-user.yaml"];
+    assert_eq!(greet["changed_in"], json!([lost]), "{greet}");
+    assert_eq!(greet["git"]["commit"], json!(next), "{greet}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_branch_in_relgate_yaml_fails_the_step_instead_of_losing_records() {
+    let rig = RecordRig::new().await;
+    let base = rig.repo.base.clone();
+    git(&rig.repo.root, &["merge", "-q", "--ff-only", "feature"]);
+    let first = rig.repo.head.clone();
+    rig.commit_pulls(&first, true).await;
+    assert_eq!(rig.run(&base, &first).await.status, 1);
+    let published = git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]);
+    // relgate.yaml now names another ledger branch; the action still pushes relgate/records.
+    let config = rig.repo.root.join("relgate.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\nledger:\n  branch: audit/records\n");
+    std::fs::write(&config, text).unwrap();
+    git(&rig.repo.root, &["commit", "-q", "-am", "ledger elsewhere"]);
+    let next = git(&rig.repo.root, &["rev-parse", "HEAD"]);
+    rig.commit_pulls(&next, false).await;
+    let run = rig.run(&first, &next).await;
+    let log = run.log();
+    assert_eq!(run.status, 2, "{log}");
+    assert!(
+        log.contains("--ledger relgate/records disagrees with ledger.branch audit/records"),
+        "{log}"
+    );
+    assert_eq!(
+        git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]),
+        published
+    );
+}

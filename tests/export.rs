@@ -944,6 +944,7 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
             "envelopes.jsonl",
             "export.csv",
             key_file.as_str(),
+            "merkle-root.sh",
             "report.html",
             "verification.json"
         ]
@@ -1003,8 +1004,9 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
         assert_eq!(code, 0, "VERIFY.md step failed on an intact bundle:\n{log}");
     }
 
-    // Tamper with one envelope (record 10 now says "pass", signature kept): steps 1 to 4 and
-    // 6 fail; the key ids (step 0) and the record count (step 5) are unchanged.
+    // Tamper with one envelope (record 10 now says "pass", signature kept): steps 1 to 6
+    // fail (step 5: the Merkle root recomputed from the payloads); the key ids (step 0) are
+    // unchanged.
     let tampered = f.path().join("tampered");
     unpack(&bundle, &tampered);
     let lines: Vec<String> = envelopes.lines().map(str::to_owned).collect();
@@ -1013,7 +1015,7 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
         String::from_utf8(tamper_envelope(lines[9].as_bytes(), set_decision_pass)).expect("utf8");
     std::fs::write(tampered.join("envelopes.jsonl"), edited.join("\n") + "\n").expect("write");
     let results = run_blocks(&blocks, &tampered);
-    for step in [1, 2, 3, 4, 6] {
+    for step in [1, 2, 3, 4, 5, 6] {
         assert_ne!(
             results[step].0, 0,
             "step {step} passed on a tampered envelope:\n{}",
@@ -1033,7 +1035,12 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
         "{}",
         results[4].1
     );
-    assert_eq!((results[0].0, results[5].0), (0, 0), "{results:?}");
+    assert_eq!(results[0].0, 0, "{results:?}");
+    assert!(
+        results[5].1.contains("the records' Merkle root is"),
+        "{}",
+        results[5].1
+    );
 
     // Drop the last envelope: the checksums, relgate, the checkpoint count and the rebuilt
     // CSV catch it (the remaining signatures and chain are fine, so steps 3 and 4 pass).
@@ -1053,6 +1060,96 @@ fn bundle_is_verified_by_following_verify_md_and_fails_after_tampering() {
         "{codes:?}"
     );
     assert_eq!((codes[0], codes[3], codes[4]), (0, 0, 0), "{codes:?}");
+
+    // Records dropped from the end, the CHECKPOINT's count edited to match and SHA256SUMS
+    // regenerated: the plain-tool steps catch it (step 5: the checkpoint's signature no
+    // longer verifies), not only relgate.
+    let resum = |dir: &Path| {
+        let ok = std::process::Command::new("bash")
+            .args(["-c", "sha256sum $(awk '{print $2}' SHA256SUMS) > SHA256SUMS.new && mv SHA256SUMS.new SHA256SUMS"])
+            .current_dir(dir)
+            .status()
+            .expect("sha256sum");
+        assert!(ok.success());
+    };
+    let cut = f.path().join("cut");
+    unpack(&bundle, &cut);
+    std::fs::write(cut.join("envelopes.jsonl"), lines[..15].join("\n") + "\n").expect("write");
+    let checkpoint = std::fs::read_to_string(cut.join("CHECKPOINT")).expect("checkpoint");
+    let mut cp_lines: Vec<&str> = checkpoint.split('\n').collect();
+    cp_lines[1] = "15";
+    std::fs::write(cut.join("CHECKPOINT"), cp_lines.join("\n")).expect("write");
+    resum(&cut);
+    let results = run_blocks(&blocks, &cut);
+    let codes: Vec<i32> = results.iter().map(|r| r.0).collect();
+    assert_eq!(
+        (codes[0], codes[1], codes[3], codes[4]),
+        (0, 0, 0, 0),
+        "{codes:?}"
+    );
+    assert_ne!(codes[5], 0, "{}", results[5].1);
+    assert!(
+        results[5]
+            .1
+            .contains("the checkpoint's signature does NOT verify"),
+        "{}",
+        results[5].1
+    );
+    assert_ne!(codes[2], 0, "{}", results[2].1);
+    // The count kept as signed: the count check and the Merkle root say what is missing.
+    let kept = f.path().join("kept");
+    unpack(&bundle, &kept);
+    std::fs::write(kept.join("envelopes.jsonl"), lines[..15].join("\n") + "\n").expect("write");
+    resum(&kept);
+    let results = run_blocks(&blocks, &kept);
+    assert!(
+        results[5]
+            .1
+            .contains("the checkpoint covers 20 records, the bundle has 15"),
+        "{}",
+        results[5].1
+    );
+    // A record re-signed by a key the bundle smuggles in (its file named by its own id):
+    // no step trusts a key that VERIFY.md does not pin.
+    let smuggled = f.path().join("smuggled");
+    unpack(&bundle, &smuggled);
+    let mallory = Signer::from_seed([9; 32]);
+    let mallory_id = mallory.key_id().to_string();
+    std::fs::write(
+        smuggled.join(format!("keys/{mallory_id}.pem")),
+        public_key_pem(&mallory.verifying_key()),
+    )
+    .expect("write key");
+    let mut resigned = lines.clone();
+    let envelope: serde_json::Value = serde_json::from_str(&lines[9]).expect("json");
+    let payload = B64
+        .decode(envelope["payload"].as_str().expect("payload"))
+        .expect("base64");
+    let mut statement: serde_json::Value = serde_json::from_slice(&payload).expect("statement");
+    set_decision_pass(&mut statement);
+    let forged = relgate::record::dsse::sign_payload(
+        &serde_json::to_vec(&statement).expect("json"),
+        &mallory,
+    );
+    resigned[9] = serde_json::to_string(&forged).expect("json");
+    std::fs::write(smuggled.join("envelopes.jsonl"), resigned.join("\n") + "\n").expect("write");
+    resum(&smuggled);
+    let results = run_blocks(&blocks, &smuggled);
+    assert_eq!(results[0].0, 0, "{}", results[0].1);
+    for step in [2, 3, 4, 5, 6] {
+        assert_ne!(
+            results[step].0, 0,
+            "step {step} trusted a smuggled key:\n{}",
+            results[step].1
+        );
+    }
+    assert!(
+        results[3].1.contains(&format!(
+            "record 10: signed by key '{mallory_id}', which is not a pinned key id"
+        )),
+        "{}",
+        results[3].1
+    );
 
     // Someone who can rewrite the bundle edits a CSV row and regenerates SHA256SUMS: the
     // signed records are untouched (steps 0 to 5 pass), the rebuilt CSV differs (step 6).

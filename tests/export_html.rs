@@ -145,6 +145,7 @@ fn input(rec: &Rec) -> RecordInput {
             commit: sha_hex(rec.time.as_bytes())[..40].to_owned(),
             git_ref: Some("refs/heads/main".into()),
         },
+        changed_in: Vec::new(),
         pull_request: None,
         slo_readings: vec![],
         ci_run_url: None,

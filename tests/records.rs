@@ -92,6 +92,7 @@ fn input(i: u64) -> RecordInput {
             commit: sha_hex(format!("commit {i}").as_bytes())[..40].to_owned(),
             git_ref: Some("refs/heads/main".into()),
         },
+        changed_in: Vec::new(),
         pull_request: Some(PullRequestInfo {
             number: 1000 + i,
             author: "dana".into(),

@@ -119,6 +119,7 @@ pub fn input(i: u64) -> RecordInput {
             commit: sha(format!("commit {i}"))[..40].to_owned(),
             git_ref: Some("refs/heads/main".into()),
         },
+        changed_in: Vec::new(),
         pull_request: if i % 5 == 2 {
             None
         } else {

@@ -18,7 +18,9 @@ use crate::config::GateConfig;
 use crate::gate::{self, Gate};
 use crate::output;
 use crate::record::keys::{self, Signer, TrustedKeys};
-use crate::record::ledger::{open_ledger, AppendReceipt, LedgerOptions, LedgerSource};
+use crate::record::ledger::{
+    last_record_commit, open_ledger, AppendReceipt, LedgerOptions, LedgerSource,
+};
 use crate::record::verify::{verify_envelopes_with, verify_ledger_with, VerifyOptions};
 use crate::recording::{self, LedgerConfig, LedgerStart, RepoFacts, RunEnvironment, RunFacts};
 use crate::workspace::GateRoot;
@@ -112,6 +114,87 @@ fn ledger_source(
     })
 }
 
+/// Refuses a ledger named on the command line that is not the one `ledger:` of relgate.yaml
+/// names: the records would go where neither `relgate verify` (which reads the config) nor
+/// whoever pushes the named branch looks.
+fn check_ledger_agrees(
+    branch: Option<&str>,
+    dir: Option<&Path>,
+    config: &LedgerConfig,
+) -> anyhow::Result<()> {
+    use crate::record::ledger::ledger_refname;
+    let configured = match (&config.dir, &config.branch) {
+        (Some(d), _) => format!("ledger.dir {}", d.display()),
+        (None, Some(b)) => format!("ledger.branch {b}"),
+        (None, None) => return Ok(()),
+    };
+    let agrees = match (branch, dir, &config.dir, &config.branch) {
+        (Some(b), _, None, Some(c)) => ledger_refname(b) == ledger_refname(c),
+        (None, Some(d), Some(c), _) => {
+            let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            real(d) == real(c)
+        }
+        (None, None, _, _) => true,
+        _ => false,
+    };
+    if agrees {
+        return Ok(());
+    }
+    let given = match (branch, dir) {
+        (Some(b), _) => format!("--ledger {b}"),
+        (None, Some(d)) => format!("--ledger-dir {}", d.display()),
+        (None, None) => String::new(),
+    };
+    anyhow::bail!(
+        "{given} disagrees with {configured} in relgate.yaml: records would be written where \
+         `relgate verify` (and whoever publishes {given}) does not look. Make them agree: \
+         remove `ledger:` from relgate.yaml or set it to the same ledger (with the GitHub \
+         Action: its ledger-branch input)"
+    )
+}
+
+/// The first-parent commits of a `--changed` range that changed manifests, the config or
+/// policies (for each record's `changed_in`); empty without `--changed` or outside git.
+fn range_changes(
+    gate: &Gate,
+    settings: &gate::CheckSettings,
+    repo: &RepoFacts,
+) -> anyhow::Result<Vec<crate::record::completeness::CommitChange>> {
+    use crate::record::completeness::{first_parent_changes, WatchedPaths};
+    let (Some(changed), Some(repo_dir)) = (&settings.changed, &repo.repo_dir) else {
+        return Ok(Vec::new());
+    };
+    let Some(base) = &changed.base else {
+        return Ok(Vec::new());
+    };
+    let r = git2::Repository::open(repo_dir)
+        .with_context(|| format!("cannot open {}", repo_dir.display()))?;
+    let head_rev = changed.head.as_deref().unwrap_or("HEAD");
+    let resolve = |rev: &str| {
+        r.revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .with_context(|| format!("cannot resolve {rev} to a commit"))
+    };
+    let head = resolve(head_rev)?;
+    let base = r
+        .merge_base(resolve(base)?, head)
+        .with_context(|| format!("no merge base of {base} and {head_rev}"))?;
+    let mut configs = vec![crate::workspace::CONFIG_FILE.to_owned()];
+    if let Some(file) = &gate.config.file {
+        configs.push(file.clone());
+    }
+    let watched = WatchedPaths::new(
+        &repo.prefix,
+        &gate.config.manifests,
+        &configs,
+        &gate.config.policies,
+    )
+    .map_err(anyhow::Error::msg)?;
+    first_parent_changes(&r, head, Some(base), &watched)
+        .with_context(|| format!("cannot read the history {base}..{head_rev}"))
+}
+
 /// The run's facts that come from the environment.
 fn run_environment() -> RunEnvironment {
     RunEnvironment {
@@ -171,10 +254,19 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
         pr_context = found.context;
     }
     let repo = RepoFacts::discover(&gate.root, &run_environment());
+    let ledger_config = LedgerConfig::from_config(&gate.config, &gate.root);
+    // A ledger named on the command line (the Action always names the branch it pushes) must
+    // be the one relgate.yaml names, else records land where the pusher and `relgate verify`
+    // do not look and are lost.
+    check_ledger_agrees(
+        args.ledger.as_deref(),
+        args.ledger_dir.as_deref(),
+        &ledger_config,
+    )?;
     let source = ledger_source(
         args.ledger.as_deref(),
         args.ledger_dir.as_deref(),
-        &LedgerConfig::from_config(&gate.config, &gate.root),
+        &ledger_config,
         &gate.root,
         repo.repo_dir.as_deref(),
     )?;
@@ -185,11 +277,24 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     };
     let mut ledger = open_ledger(&source, LedgerOptions::default())
         .with_context(|| format!("cannot open the ledger {}", source.describe()))?;
+    if args.since_ledger {
+        let last = last_record_commit(ledger.as_ref())
+            .with_context(|| format!("cannot read the last record of {}", source.describe()))?;
+        if let (Some(commit), Some(changed)) = (last, settings.changed.as_mut()) {
+            writeln!(
+                std::io::stderr().lock(),
+                "relgate record: recording every change since {}, the last commit the ledger                  covers",
+                commit.get(..12).unwrap_or(&commit)
+            )?;
+            changed.base = Some(commit);
+        }
+    }
 
     let report = gate::check_opened(&gate, &settings)?;
+    let changes = range_changes(&gate, &settings, &repo)?;
     print_report(&report, &args.check, color)?;
 
-    let run = RunFacts::new(
+    let mut run = RunFacts::new(
         &gate,
         &report,
         repo,
@@ -197,6 +302,13 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
         ci_run_url,
         settings.now.clone(),
     );
+    // Pull-request facts from GitHub belong to the pushed head's merge only; a manifest whose
+    // last change came with an earlier commit of the range is not recorded with them.
+    run.pull_request_commit = github
+        .as_ref()
+        .map(|_| run.repo.git.commit.clone())
+        .filter(|c| !c.is_empty());
+    run.changes = changes;
     let where_to = ledger.source().describe();
     let mut err = std::io::stderr().lock();
     match (&start, &source) {
@@ -219,7 +331,22 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     let mut failed = false;
     for result in &report.results {
         let input = match recording::record_input(result, &run) {
-            Ok(input) => input,
+            Ok(input) => {
+                if input.pull_request.is_none() && run.pull_request.is_some() {
+                    writeln!(
+                        err,
+                        "relgate record: {} was last changed before the pushed head {}: \
+                         recorded without the pull request of the head",
+                        input.manifest_path,
+                        run.repo
+                            .git
+                            .commit
+                            .get(..12)
+                            .unwrap_or(&run.repo.git.commit)
+                    )?;
+                }
+                input
+            }
             Err(not) => {
                 writeln!(
                     err,
@@ -319,6 +446,29 @@ pub(super) struct Selected {
     pub keys: TrustedKeys,
     /// The text of the older checkpoint given with `--checkpoint`.
     pub old_checkpoint: Option<String>,
+    /// What the completeness check needs (`verify`): the repository, its gate root and
+    /// configuration; `None` outside git or without a ledger to read.
+    pub recorded: Option<RecordedRepo>,
+}
+
+/// The repository a ledger records, for the completeness check.
+pub(super) struct RecordedRepo {
+    /// Its work tree (or git directory).
+    pub repo_dir: PathBuf,
+    /// The paths whose changes need a record.
+    pub watched: crate::record::completeness::WatchedPaths,
+}
+
+impl RecordedRepo {
+    /// The completeness check against `branch` (default: see
+    /// [`crate::record::verify::CompletenessSpec::branch`]).
+    fn spec(&self, branch: Option<&str>) -> crate::record::verify::CompletenessSpec {
+        crate::record::verify::CompletenessSpec {
+            repo: self.repo_dir.clone(),
+            branch: branch.map(str::to_owned),
+            watched: self.watched.clone(),
+        }
+    }
 }
 
 /// Resolves the ledger (when `with_source`), the trusted keys and the older checkpoint of the
@@ -326,12 +476,34 @@ pub(super) struct Selected {
 /// verified: an error (exit 2).
 pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result<Selected> {
     let root = gate_root(sel.config.as_deref())?;
+    let mut recorded = None;
     let source = if with_source {
         let config = GateConfig::load(&root, sel.config.as_deref(), None)?;
         let repo_dir = git2::Repository::discover(&root.dir).ok().map(|r| {
             let dir = r.workdir().unwrap_or_else(|| r.path());
             std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
         });
+        if let Some(dir) = &repo_dir {
+            let root_dir = std::fs::canonicalize(&root.dir).unwrap_or_else(|_| root.dir.clone());
+            let prefix = match root_dir.strip_prefix(dir) {
+                Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+                Ok(rel) => format!("{}/", rel.to_string_lossy().replace('\\', "/")),
+                Err(_) => String::new(),
+            };
+            let mut configs = vec![crate::workspace::CONFIG_FILE.to_owned()];
+            configs.extend(config.file.clone());
+            let watched = crate::record::completeness::WatchedPaths::new(
+                &prefix,
+                &config.manifests,
+                &configs,
+                &config.policies,
+            )
+            .map_err(anyhow::Error::msg)?;
+            recorded = Some(RecordedRepo {
+                repo_dir: dir.clone(),
+                watched,
+            });
+        }
         Some(ledger_source(
             sel.ledger.as_deref(),
             sel.ledger_dir.as_deref(),
@@ -371,6 +543,7 @@ pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result
         keys_dir,
         keys,
         old_checkpoint,
+        recorded,
     })
 }
 
@@ -380,6 +553,10 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
     let options = VerifyOptions {
         check_history: !args.no_history,
         check_reflog: !args.no_history,
+        completeness: selected
+            .recorded
+            .as_ref()
+            .map(|r| r.spec(args.default_branch.as_deref())),
         ..VerifyOptions::default()
     };
     let old = selected.old_checkpoint.as_deref();

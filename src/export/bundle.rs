@@ -9,7 +9,8 @@
 //! | `verification.json` | the [`VerifyReport`] of the export, as `relgate verify --format json` prints it |
 //! | `export.csv` | the exported rows (the same filter as the export) |
 //! | `report.html` | the self-contained HTML report of the same rows (KPIs, charts, per service) |
-//! | `VERIFY.md` | how to verify the bundle, step by step, with relgate and with standard tools |
+//! | `VERIFY.md` | how to verify the bundle, step by step, with relgate and with standard tools; every step uses only the key ids it pins (the keys trusted at export), never whatever key file the bundle holds |
+//! | `merkle-root.sh` | recomputes the RFC 6962 Merkle root of the record payloads with bash, coreutils and jq (VERIFY.md step 5) |
 //! | `SHA256SUMS` | `sha256sum` lines for every other file |
 //!
 //! Deterministic: entries sorted by path, mode 0644, uid/gid 0, mtime 0, no user names, gzip
@@ -48,6 +49,36 @@ pub const REPORT_HTML: &str = "report.html";
 pub const VERIFY_MD: &str = "VERIFY.md";
 /// The checksums.
 pub const SHA256SUMS: &str = "SHA256SUMS";
+/// The Merkle-root script.
+pub const MERKLE_SH: &str = "merkle-root.sh";
+/// Where VERIFY.md copies the pinned keys (never a member of the bundle).
+const PINNED_DIR: &str = "pinned-keys";
+
+/// `merkle-root.sh`: the RFC 6962 root (leaf `SHA-256(0x00 || payload)`, node
+/// `SHA-256(0x01 || left || right)`) of the payloads of an envelopes file, base64 as in
+/// `CHECKPOINT`. Level by level, an odd last node moving up unchanged: for n leaves that is
+/// the tree RFC 6962 defines (split at the largest power of two below n).
+const MERKLE_SCRIPT: &str = r#"#!/usr/bin/env bash
+# Prints the RFC 6962 Merkle root (base64) of the record payloads of an envelopes file, one
+# DSSE envelope per line: leaf = SHA-256(0x00 || payload), node = SHA-256(0x01 || left || right).
+# Needs bash, coreutils (sha256sum, base64, od) and jq. Usage: bash merkle-root.sh envelopes.jsonl
+set -euo pipefail
+bin() { printf '%b' "$(printf '%s' "$1" | sed 's/../\\x&/g')"; }
+level=()
+while IFS= read -r payload; do
+  level+=("$({ printf '\000'; printf '%s' "$payload" | base64 -d; } | sha256sum | cut -c1-64)")
+done < <(jq -r .payload "${1:-envelopes.jsonl}")
+[ "${#level[@]}" -gt 0 ] || { echo "no records" >&2; exit 1; }
+while [ "${#level[@]}" -gt 1 ]; do
+  next=()
+  for ((i = 0; i + 1 < ${#level[@]}; i += 2)); do
+    next+=("$({ printf '\001'; bin "${level[i]}"; bin "${level[i + 1]}"; } | sha256sum | cut -c1-64)")
+  done
+  if (( ${#level[@]} % 2 )); then next+=("${level[${#level[@]} - 1]}"); fi
+  level=("${next[@]}")
+done
+bin "${level[0]}" | base64
+"#;
 
 /// A file being written that hashes and counts its bytes.
 struct HashingFile {
@@ -254,6 +285,10 @@ impl Bundle {
             VERIFY_MD.to_owned(),
             Member::memory(verify_md(report, keys, info, &counts).into_bytes()),
         ));
+        members.push((
+            MERKLE_SH.to_owned(),
+            Member::memory(MERKLE_SCRIPT.as_bytes().to_vec()),
+        ));
         members.sort_by(|a, b| a.0.cmp(&b.0));
         let mut sums = String::new();
         for (name, member) in &members {
@@ -335,6 +370,13 @@ fn verify_md(report: &VerifyReport, keys: &TrustedKeys, info: &BundleInfo, c: &C
         .iter()
         .map(|(id, _)| format!("`{KEYS_DIR}/{id}.pem`"))
         .collect();
+    // The key ids every step pins: the keys trusted when the bundle was written. A key file
+    // added to the bundle later is never used by any step.
+    let pinned: Vec<String> = keys.iter().map(|(id, _)| id.to_string()).collect();
+    let pinned = pinned.join(" ");
+    let copy_pinned = format!(
+        "mkdir -p {PINNED_DIR} && rm -f {PINNED_DIR}/*.pem && for id in {pinned}; do cp \"{KEYS_DIR}/$id.pem\" {PINNED_DIR}/; done"
+    );
     let mut md = String::new();
     md.push_str(&format!(
         "# Verifying this relgate export bundle
@@ -366,22 +408,28 @@ mkdir bundle && tar -xzf <bundle>.tar.gz -C bundle && cd bundle
 
 ## 0. The keys are the ones you trust
 
-A key id is the SHA-256 of the public key's DER encoding. This prints the id of every key in
-the bundle and fails if a file is not named by its key's id:
+The bundle was written trusting these key ids, and every step below uses only them (it never
+picks up a key file just because the bundle holds it):
+
+    {pinned}
+
+A key id is the SHA-256 of the public key's DER encoding. This checks that each pinned key's
+file hashes to its id and prints the ids:
 
 ```sh
 fail=0
-for key in {KEYS_DIR}/*.pem; do
+for pinned in {pinned}; do
+  key={KEYS_DIR}/$pinned.pem
   id=$(openssl pkey -pubin -in \"$key\" -outform DER | sha256sum | cut -d' ' -f1)
   echo \"key id $id\"
-  [ \"$key\" = \"{KEYS_DIR}/$id.pem\" ] || {{ echo \"$key: its key id is $id, not its file name\"; fail=1; }}
+  [ \"$id\" = \"$pinned\" ] || {{ echo \"$key: its key id is $id, not its file name\"; fail=1; }}
 done
 test \"$fail\" = 0
 ```
 
 Compare the printed ids with the key ids your organisation published for its release gate,
 out of band (not from this bundle): a bundle made by someone else, with their own key, passes
-every other step. Better still, run step 2 with `--keys` pointing at a directory of the keys
+every other step, and so does a bundle whose VERIFY.md was rewritten to pin another key. Better still, run step 2 with `--keys` pointing at a directory of the keys
 you already trust instead of the bundle's.
 
 ## 1. The files arrived intact
@@ -397,13 +445,15 @@ check what is signed, and step 6 checks the CSV against it.
 ## 2. Verify with relgate
 
 ```sh
-relgate verify --envelopes {ENVELOPES} --keys {KEYS_DIR}
+{copy_pinned}
+relgate verify --envelopes {ENVELOPES} --keys {PINNED_DIR}
 ```
 
 It must print `INTACT` and exit 0. relgate checks every record's signature by a trusted key,
 that line n holds record n with no gap or duplicate, every record's `prev` (the SHA-256 of the
 previous record's payload), and that `{CHECKPOINT}` is signed by a trusted key and its size and
-Merkle root match the records. If you kept a `CHECKPOINT` from an earlier audit, add
+Merkle root match the records. Only the pinned keys are trusted: they are copied to
+`{PINNED_DIR}/` first. If you kept a `CHECKPOINT` from an earlier audit, add
 `--checkpoint <that file>`: relgate then also proves that the ledger only grew since.
 
 ## 3. Verify every signature with OpenSSL
@@ -416,7 +466,7 @@ bytes, the payload being the base64-decoded `payload` field.
 fail=0 n=0
 while IFS=$'\\t' read -r type payload sig keyid; do
   n=$((n + 1))
-  [[ \"$keyid\" =~ ^[0-9a-f]{{64}}$ ]] || {{ echo \"record $n: key id '$keyid' is not 64 hex digits\"; fail=1; continue; }}
+  case \" {pinned} \" in *\" $keyid \"*) ;; *) echo \"record $n: signed by key '$keyid', which is not a pinned key id\"; fail=1; continue ;; esac
   printf '%s' \"$payload\" | base64 -d > payload.bin
   {{ printf 'DSSEv1 %d %s %d ' \"${{#type}}\" \"$type\" \"$(wc -c < payload.bin)\"; cat payload.bin; }} > pae.bin
   printf '%s' \"$sig\" | base64 -d > sig.bin
@@ -451,6 +501,8 @@ test \"$fail\" = 0 && [ \"$n\" -eq $(( $(wc -l < {ENVELOPES}) )) ] && echo \"the
 
 It must end with `the chain of N records is unbroken`.
 ",
+        pinned = pinned,
+        copy_pinned = copy_pinned,
         version = env!("CARGO_PKG_VERSION"),
         at = info.generated_at,
         source = report.source,
@@ -461,32 +513,64 @@ It must end with `the chain of N records is unbroken`.
         filter = info.filter,
     ));
     if c.has_checkpoint {
-        md.push_str(&format!(
-            "
-## 5. The checkpoint covers every record
-
-The second line of `{CHECKPOINT}` is the number of records it covers:
-
-```sh
-test \"$(sed -n 2p {CHECKPOINT})\" = \"$(wc -l < {ENVELOPES} | tr -d ' ')\" && echo \"the checkpoint covers all records\"
-```
-
-Its Merkle root and signature are checked by step 2. The checkpoint is a C2SP signed note, so
-Go's `golang.org/x/mod/sumdb/note` can check its signature too, with the verifier key
-"
-        ));
-        let key = report
+        let signer = report
             .checkpoint
             .as_ref()
-            .and_then(|cp| Some((cp.origin.as_str(), keys.get(cp.key_id.as_deref()?)?)));
-        match key {
-            Some((origin, key)) => md.push_str(&format!(
-                "`{}`.\nKeep `{CHECKPOINT}`: at the next audit, `relgate verify --checkpoint` proves the ledger only grew since.\n",
-                verifier_key_string(origin, key)
+            .and_then(|cp| Some((cp.origin.as_str(), cp.key_id.as_deref()?)))
+            .and_then(|(origin, id)| Some((origin, id, keys.get(id)?)));
+        match signer {
+            Some((origin, id, key)) => md.push_str(&format!(
+                "
+## 5. The checkpoint is signed and covers exactly these records
+
+`{CHECKPOINT}` is a signed note (C2SP signed-note, as Go's `golang.org/x/mod/sumdb/note`):
+its text is the origin, the number of records and the base64 RFC 6962 Merkle root of their
+payloads, each on a line; after a blank line, the signature line `— <origin> <base64>`, whose
+bytes are a 4-byte key hash, the first 4 bytes of SHA-256(origin || \"\\n\" || 0x01 || the
+32-byte public key), then the Ed25519 signature of the text. It was signed by the pinned key
+`{id}`. This checks the key hash and the signature with OpenSSL, that the count is the
+number of envelopes, and that the root is the one `{MERKLE_SH}` recomputes from them:
+
+```sh
+key={KEYS_DIR}/{id}.pem
+origin=$(sed -n 1p {CHECKPOINT})
+awk 'NF == 0 {{exit}} {{print}}' {CHECKPOINT} > note.txt
+awk -v o=\"$origin\" 'body && $2 == o {{print $3; exit}} NF == 0 {{body = 1}}' {CHECKPOINT} | base64 -d > note-sig.bin
+openssl pkey -pubin -in \"$key\" -outform DER | tail -c 32 > key.raw
+expected=$({{ printf '%s\\n\\001' \"$origin\"; cat key.raw; }} | sha256sum | cut -c1-8)
+found=$(head -c 4 note-sig.bin | od -An -tx1 | tr -d ' \\n')
+[ \"$found\" = \"$expected\" ] || {{ echo \"the checkpoint's key hash is $found, not $expected (pinned key {id})\"; exit 1; }}
+tail -c 64 note-sig.bin > note-sig.ed25519
+openssl pkeyutl -verify -pubin -inkey \"$key\" -rawin -in note.txt -sigfile note-sig.ed25519 > /dev/null \\
+  || {{ echo \"the checkpoint's signature does NOT verify\"; exit 1; }}
+[ \"$(sed -n 2p note.txt)\" = \"$(wc -l < {ENVELOPES} | tr -d ' ')\" ] \\
+  || {{ echo \"the checkpoint covers $(sed -n 2p note.txt) records, the bundle has $(wc -l < {ENVELOPES} | tr -d ' ')\"; exit 1; }}
+root=$(bash {MERKLE_SH} {ENVELOPES})
+[ \"$root\" = \"$(sed -n 3p note.txt)\" ] || {{ echo \"the records' Merkle root is $root, the checkpoint says $(sed -n 3p note.txt)\"; exit 1; }}
+echo \"the checkpoint is signed by {id_short}, covers all $(sed -n 2p note.txt) records, and its root matches\"
+```
+
+It must end with `the checkpoint is signed by ..., covers all N records, and its root matches`.
+Go's `note` package verifies the same note with the verifier key `{verifier}`.
+Keep `{CHECKPOINT}`: at the next audit, `relgate verify --checkpoint` proves the ledger only
+grew since.
+",
+                id_short = id.get(..12).unwrap_or(id),
+                verifier = verifier_key_string(origin, key),
             )),
-            None => md.push_str(
-                "of the signing key (not printed here: the checkpoint did not verify at export time).\n",
-            ),
+            None => md.push_str(&format!(
+                "
+## 5. The checkpoint
+
+`{CHECKPOINT}` did not verify under a trusted key when the bundle was written (see
+`{VERIFICATION}`), so there is no pinned key to check it with: this bundle does not prove
+which records the ledger held.
+
+```sh
+echo \"the checkpoint did not verify at export time\"; false
+```
+"
+            )),
         }
     }
     let rebuild: Vec<String> = info.filter_args.iter().map(|a| shell_word(a)).collect();
@@ -504,7 +588,8 @@ from the envelopes (relgate verifies them again while it reads) with the export'
 compare:
 
 ```sh
-relgate export --envelopes {ENVELOPES} --keys {KEYS_DIR}{rebuild} --output rebuilt.csv && cmp rebuilt.csv {CSV} && echo \"{CSV} matches the signed records\"
+{copy_pinned}
+relgate export --envelopes {ENVELOPES} --keys {PINNED_DIR}{rebuild} --output rebuilt.csv && cmp rebuilt.csv {CSV} && echo \"{CSV} matches the signed records\"
 ```
 
 `report.html` is computed from the same rows by the same relgate version; rebuild it with

@@ -214,6 +214,9 @@ pub fn parse_public_key_pem(pem: &str) -> Result<VerifyingKey, RecordError> {
     Ok(key)
 }
 
+/// Subdirectory of a trusted-key directory holding retired (former) signing keys.
+pub const RETIRED_DIR: &str = "retired";
+
 /// The set of public keys an auditor trusts, by key id.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
@@ -239,17 +242,25 @@ impl TrustedKeys {
         Ok(self.insert(parse_public_key_pem(pem)?))
     }
 
-    /// Loads every `*.pem` file of `dir` (not recursive) as a trusted public key. A file that
-    /// is not an Ed25519 public key (including a private key left there by mistake) is an
-    /// error naming the file, so a misconfigured key directory never silently verifies less.
+    /// Loads every `*.pem` file of `dir` and of its `retired/` subdirectory (former signing
+    /// keys, kept so the records they signed still verify; see docs/records.md, "Key
+    /// rotation") as trusted public keys. A file that is not an Ed25519 public key (including a
+    /// private key left there by mistake) is an error naming the file, so a misconfigured key
+    /// directory never silently verifies less.
     pub fn load_dir(dir: &Path) -> Result<TrustedKeys, RecordError> {
-        let entries = fs::read_dir(dir).map_err(|e| RecordError::io(dir, e))?;
         let mut paths = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| RecordError::io(dir, e))?;
-            let path = entry.path();
-            if path.extension().is_some_and(|ext| ext == "pem") && path.is_file() {
-                paths.push(path);
+        let retired = dir.join(RETIRED_DIR);
+        for d in [dir, retired.as_path()] {
+            if d == retired.as_path() && !retired.is_dir() {
+                continue;
+            }
+            let entries = fs::read_dir(d).map_err(|e| RecordError::io(d, e))?;
+            for entry in entries {
+                let entry = entry.map_err(|e| RecordError::io(d, e))?;
+                let path = entry.path();
+                if path.extension().is_some_and(|ext| ext == "pem") && path.is_file() {
+                    paths.push(path);
+                }
             }
         }
         paths.sort();

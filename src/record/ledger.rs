@@ -190,6 +190,8 @@ pub trait Ledger {
     ) -> Result<AppendReceipt, RecordError>;
     /// The current head state, `None` for an empty ledger.
     fn state(&self) -> Result<Option<LedgerState>, RecordError>;
+    /// The envelope bytes of the head (last) record, `None` for an empty ledger.
+    fn head_record(&self) -> Result<Option<Vec<u8>>, RecordError>;
     /// Where the ledger lives (for [`super::verify::verify_ledger`]).
     fn source(&self) -> LedgerSource;
 }
@@ -206,6 +208,54 @@ pub fn open_ledger(
         LedgerSource::Dir(dir) => Box::new(DirLedger::open_with(dir, options)?),
     })
 }
+
+/// The commit the ledger's last record evaluated (`git.commit`): the last commit the ledger
+/// covers. `None` for an empty ledger or a last record that names no commit. The record's
+/// signature is not checked here: a forged last record can only make a run record *less*,
+/// which `relgate verify` reports (bad signature, and the commits no record names).
+pub fn last_record_commit(ledger: &dyn Ledger) -> Result<Option<String>, RecordError> {
+    let Some(bytes) = ledger.head_record()? else {
+        return Ok(None);
+    };
+    let envelope = dsse::Envelope::from_slice(&bytes)
+        .map_err(|e| RecordError::Inconsistent(format!("the last record: {e}")))?;
+    let payload = envelope
+        .decode_payload()
+        .map_err(|e| RecordError::Inconsistent(format!("the last record: {e}")))?;
+    let head = super::statement::PayloadHead::parse(&payload)
+        .map_err(|e| RecordError::Inconsistent(format!("the last record: {e}")))?;
+    Ok(head
+        .predicate
+        .change
+        .git
+        .map(|g| g.commit)
+        .filter(|c| !c.is_empty()))
+}
+
+/// Text from a manifest as it may appear in a ledger commit message: one line, at most
+/// [`MAX_MESSAGE_FIELD`] characters. Control characters (line breaks included) and the Unicode
+/// line and paragraph separators become `\u{..}` escapes and a backslash is doubled, so the
+/// text can neither start a new line (a forged trailer) nor be confused with an escape.
+pub fn commit_message_text(text: &str) -> String {
+    let mut out = String::new();
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_MESSAGE_FIELD {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Characters of one manifest field kept in a ledger commit message.
+pub const MAX_MESSAGE_FIELD: usize = 120;
 
 /// Sanitizes a manifest name or version for a file name: ASCII letters, digits, `.`, `_`
 /// and `-` are kept, anything else becomes `_`; at most 64 characters; never empty, never
@@ -651,11 +701,13 @@ impl GitLedger {
         )?;
         let tree = repo.find_tree(top.write()?)?;
         let sig = self.signature()?;
+        // Name and version come from the manifest, which the pull-request author wrote: they
+        // are escaped so they cannot add lines (forged trailers such as `Approved-by:`).
         let message = format!(
             "relgate: record {:06} {} {} ({})\n",
             prepared.seq,
-            input.manifest.name,
-            input.manifest.version,
+            commit_message_text(&input.manifest.name),
+            commit_message_text(&input.manifest.version),
             input.decision.as_str()
         );
         let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
@@ -720,6 +772,17 @@ impl Ledger for GitLedger {
     fn state(&self) -> Result<Option<LedgerState>, RecordError> {
         match self.head_commit()? {
             Some(c) => self.state_of(&c.tree()?),
+            None => Ok(None),
+        }
+    }
+
+    fn head_record(&self) -> Result<Option<Vec<u8>>, RecordError> {
+        let Some(commit) = self.head_commit()? else {
+            return Ok(None);
+        };
+        let tree = commit.tree()?;
+        match self.state_of(&tree)?.and_then(|s| s.head_file) {
+            Some(file) => self.blob_at(&tree, &file),
             None => Ok(None),
         }
     }
@@ -928,6 +991,13 @@ impl Ledger for DirLedger {
 
     fn state(&self) -> Result<Option<LedgerState>, RecordError> {
         self.load_state()
+    }
+
+    fn head_record(&self) -> Result<Option<Vec<u8>>, RecordError> {
+        match self.load_state()?.and_then(|s| s.head_file) {
+            Some(file) => self.read_opt(&file),
+            None => Ok(None),
+        }
     }
 
     fn source(&self) -> LedgerSource {

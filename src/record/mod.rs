@@ -3,7 +3,9 @@
 //! Statement carrying a SLSA VSA with relgate's change record ([`statement`]), signed with an
 //! Ed25519 key ([`keys`]), linked to its predecessor by `prev`, appended to a git branch or a
 //! directory ([`ledger`]) together with a signed RFC 6962 checkpoint ([`merkle`],
-//! [`checkpoint`]), and checked end to end by [`verify`].
+//! [`checkpoint`]), and checked end to end by [`verify`], including [`completeness`]: every
+//! commit of the recorded branch that changed a manifest, the config or a policy after the
+//! first record is named by a record.
 //!
 //! What the CLI calls:
 //! - `relgate keygen --out DIR`: [`keys::keygen`].
@@ -19,6 +21,7 @@
 //! Formats, layout and what verification can and cannot detect: `docs/records.md`.
 
 pub mod checkpoint;
+pub mod completeness;
 pub mod dsse;
 pub mod keys;
 pub mod ledger;

@@ -65,6 +65,12 @@ pub struct RecordInput {
     pub manifest: ManifestSummary,
     /// Git context of the evaluated commit.
     pub git: GitInfo,
+    /// The commits of the recorded branch range (before `git.commit`) that changed this
+    /// manifest, the gate's configuration or its policies, oldest first: `relgate verify`
+    /// checks that every such commit of the default branch is named by a record. Empty when
+    /// the run covered one commit only.
+    #[serde(default)]
+    pub changed_in: Vec<String>,
     /// Merged pull request, when known.
     pub pull_request: Option<PullRequestInfo>,
     /// SLO readings the decision used.
@@ -273,6 +279,11 @@ pub struct ChangeRecord {
     pub manifest: RecordedManifest,
     /// Git context.
     pub git: GitInfo,
+    /// Earlier commits of the recorded range that changed the manifest, config or policies
+    /// ([`RecordInput::changed_in`]); absent when empty, so records without it keep their
+    /// bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_in: Vec<String>,
     /// Pull request, or null.
     pub pull_request: Option<PullRequestInfo>,
     /// SLO readings.
@@ -391,6 +402,7 @@ pub fn build_statement(
                     summary: input.manifest.clone(),
                 },
                 git: input.git.clone(),
+                changed_in: input.changed_in.clone(),
                 pull_request: input.pull_request.clone(),
                 slo_readings: input.slo_readings.clone(),
                 ci_run_url: input.ci_run_url.clone(),
@@ -442,6 +454,23 @@ pub struct ChangeHead {
     pub seq: u64,
     /// Previous payload hash.
     pub prev: String,
+    /// The evaluated commit (`git.commit`), for the completeness check.
+    #[serde(default)]
+    pub git: Option<GitHead>,
+    /// [`ChangeRecord::changed_in`].
+    #[serde(default)]
+    pub changed_in: Vec<String>,
+}
+
+/// Part of [`ChangeHead`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GitHead {
+    /// Commit SHA.
+    #[serde(default)]
+    pub commit: String,
+    /// Ref (`refs/heads/main`), when recorded.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
 }
 
 impl PayloadHead {
@@ -509,6 +538,7 @@ pub(crate) mod tests {
                 commit: "0123456789abcdef0123456789abcdef01234567".into(),
                 git_ref: Some("refs/heads/main".into()),
             },
+            changed_in: Vec::new(),
             pull_request: None,
             slo_readings: vec![],
             ci_run_url: None,

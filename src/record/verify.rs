@@ -60,6 +60,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::checkpoint::{default_origin, open_checkpoint, CheckpointError, ORIGIN_PREFIX};
+use super::completeness::{self, WatchedPaths};
 use super::dsse::{self, DsseError, Envelope, MAX_ENVELOPE_BYTES};
 use super::keys::TrustedKeys;
 use super::ledger::{
@@ -87,6 +88,36 @@ pub struct VerifyOptions {
     /// one, so every bad record is named either way. The two can differ only on signatures a
     /// holder of a trusted private key deliberately crafts with small-order components.
     pub strict_signatures: bool,
+    /// Check the ledger against the branch it records ([`super::completeness`]): every
+    /// commit after the first record's that changed a manifest, the config or a policy must be
+    /// named by a record. `None`: not checked (no repository, or an envelopes file).
+    pub completeness: Option<CompletenessSpec>,
+}
+
+/// What the completeness check compares the records with.
+#[derive(Debug, Clone)]
+pub struct CompletenessSpec {
+    /// The repository holding the recorded branch.
+    pub repo: PathBuf,
+    /// The recorded (default) branch: a revision such as `origin/main`. `None`: the branch
+    /// the newest signed record names (`git.ref`, as `origin/<branch>` when the clone has it),
+    /// else `origin/HEAD`, else `HEAD`.
+    pub branch: Option<String>,
+    /// The paths whose changes need a record.
+    pub watched: WatchedPaths,
+}
+
+/// Summary of the completeness check in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompletenessInfo {
+    /// The branch compared with.
+    pub branch: String,
+    /// The commit of the ledger's first record, where the comparison starts.
+    pub since: String,
+    /// First-parent commits after it.
+    pub commits: u64,
+    /// Those that changed a manifest, the config or a policy and that no record names.
+    pub unrecorded: Vec<String>,
 }
 
 impl Default for VerifyOptions {
@@ -97,6 +128,7 @@ impl Default for VerifyOptions {
             expected_origin: None,
             keep_payloads: false,
             strict_signatures: false,
+            completeness: None,
         }
     }
 }
@@ -192,6 +224,12 @@ pub enum ProblemKind {
     OldCheckpointInvalid,
     /// A record could not be read (I/O error).
     ReadError,
+    /// A commit of the recorded branch after the ledger's first record changed a manifest,
+    /// the config or a policy, and no record names it: records were dropped from the end
+    /// (branch reset), lost (a failed run), or never made.
+    Unrecorded,
+    /// The completeness check could not run (a shallow clone, a first record off the branch).
+    CompletenessUnknown,
     /// `ledger-state.json` disagrees with the records (next append will refuse).
     StateMismatch,
     /// History before a shallow-clone boundary was not checked.
@@ -208,9 +246,8 @@ impl ProblemKind {
     pub fn severity(self) -> Severity {
         use ProblemKind::*;
         match self {
-            SourceUnavailable | NoTrustedKeys | OldCheckpointInvalid | ReadError => {
-                Severity::Unverifiable
-            }
+            SourceUnavailable | NoTrustedKeys | OldCheckpointInvalid | ReadError
+            | CompletenessUnknown => Severity::Unverifiable,
             StateMismatch | ShallowHistory | NoReflog => Severity::Warning,
             _ => Severity::Tampering,
         }
@@ -329,8 +366,20 @@ pub struct VerifyReport {
     pub consistency: Option<ConsistencyInfo>,
     /// Ledger commits walked (git).
     pub commits_checked: u64,
+    /// The completeness check against the recorded branch, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<CompletenessInfo>,
     /// Problems, in detection order.
     pub problems: Vec<Problem>,
+    /// Commits named by records whose signature verified (`git.commit` and `changed_in`).
+    #[serde(skip)]
+    named_commits: HashSet<String>,
+    /// The seq and commit of the first record (lowest seq) whose signature verified.
+    #[serde(skip)]
+    first_commit: Option<(u64, String)>,
+    /// The seq and `git.ref` of the newest signed record that names a branch.
+    #[serde(skip)]
+    last_ref: Option<(u64, String)>,
     /// Parsed payloads in ledger order, when [`VerifyOptions::keep_payloads`].
     #[serde(skip)]
     pub payloads: Vec<RecordPayload>,
@@ -359,7 +408,11 @@ impl VerifyReport {
             computed_root: None,
             consistency: None,
             commits_checked: 0,
+            completeness: None,
             problems: Vec::new(),
+            named_commits: HashSet::new(),
+            first_commit: None,
+            last_ref: None,
             payloads: Vec::new(),
         }
     }
@@ -553,9 +606,119 @@ fn run(
             }
         }
     }
+    if let Some(spec) = &options.completeness {
+        if !reader.is_envelopes() {
+            check_completeness(spec, &mut report);
+        }
+    }
     ledger.report = report.finish();
     ledger.reader = Some(reader);
     ledger
+}
+
+/// The completeness check ([`super::completeness`]) of a verified ledger.
+fn check_completeness(spec: &CompletenessSpec, report: &mut VerifyReport) {
+    let Some((_, first)) = report.first_commit.clone() else {
+        // No signed record names a commit: there is no start to compare from.
+        return;
+    };
+    let unknown = |report: &mut VerifyReport, why: String| {
+        report.push(
+            ProblemKind::CompletenessUnknown,
+            None,
+            format!("cannot check that every release change was recorded: {why}"),
+        )
+    };
+    let repo = match Repository::open(&spec.repo) {
+        Ok(r) => r,
+        Err(e) => return unknown(report, format!("cannot open {}: {e}", spec.repo.display())),
+    };
+    let resolves = |rev: &str| {
+        repo.revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .is_ok()
+    };
+    let branch = match &spec.branch {
+        Some(b) => b.clone(),
+        None => {
+            // The branch the records say they record; the published copy first (a local
+            // branch may hold commits nobody pushed, so no run recorded them yet).
+            let mut candidates = Vec::new();
+            if let Some((_, git_ref)) = &report.last_ref {
+                if let Some(name) = git_ref.strip_prefix("refs/heads/") {
+                    candidates.push(format!("refs/remotes/origin/{name}"));
+                }
+                candidates.push(git_ref.clone());
+            }
+            candidates.push("refs/remotes/origin/HEAD".to_owned());
+            candidates.push("HEAD".to_owned());
+            match candidates.iter().find(|c| resolves(c)) {
+                Some(c) => c.clone(),
+                None => {
+                    return unknown(
+                        report,
+                        format!(
+                            "none of {} resolves to a commit here; pass --default-branch REV \
+                             naming the branch the ledger records",
+                            candidates.join(", ")
+                        ),
+                    )
+                }
+            }
+        }
+    };
+    let tip = match repo
+        .revparse_single(&branch)
+        .and_then(|o| o.peel_to_commit())
+    {
+        Ok(c) => c.id(),
+        Err(e) => {
+            return unknown(
+                report,
+                format!("the recorded branch {branch} does not resolve: {e}"),
+            )
+        }
+    };
+    match completeness::check(&repo, tip, &first, &report.named_commits, &spec.watched) {
+        completeness::Completeness::Unknown(why) => unknown(report, why),
+        completeness::Completeness::Checked {
+            unrecorded,
+            commits,
+        } => {
+            let mut missing = Vec::new();
+            for u in &unrecorded {
+                let c = &u.change;
+                let mut what: Vec<String> = c.manifests.clone();
+                if c.gate {
+                    what.push("the gate configuration or policies".to_owned());
+                }
+                let id = c.commit.to_string();
+                report.push(
+                    ProblemKind::Unrecorded,
+                    Some(RecordRef {
+                        seq: None,
+                        file: None,
+                        commit: Some(id.clone()),
+                    }),
+                    format!(
+                        "commit {} ({:?}) of {} changed {} but no record names it: records                          were removed from the end of the ledger (branch reset), or a record                          run failed or never ran; run `relgate record --changed --since-ledger`                          on {} to record what is missing",
+                        id.get(..12).unwrap_or(&id),
+                        c.summary,
+                        branch,
+                        what.join(", "),
+                        branch,
+                    ),
+                );
+                missing.push(id);
+            }
+            report.completeness = Some(CompletenessInfo {
+                branch,
+                since: first,
+                commits,
+                unrecorded: missing,
+            });
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1249,6 +1412,12 @@ struct RecordInfo<'a> {
     signature_ok: bool,
     problems: Vec<Problem>,
     payload: Option<serde_json::Value>,
+    /// `git.commit`, when the record names one.
+    commit: Option<String>,
+    /// `changed_in`.
+    changed_in: Vec<String>,
+    /// `git.ref`, when the record names a branch.
+    git_ref: Option<String>,
 }
 
 /// A signature check left for batch verification: one signature by a trusted key.
@@ -1277,6 +1446,9 @@ fn examine<'a>(
         signature_ok: false,
         problems: Vec::new(),
         payload: None,
+        commit: None,
+        changed_in: Vec::new(),
+        git_ref: None,
     };
     let here = |seq: Option<u64>| at(seq, Some(&entry.file));
     if file_seq.is_none() {
@@ -1343,6 +1515,21 @@ fn examine<'a>(
     let head = PayloadHead::parse(&payload);
     if let Ok(h) = &head {
         info.seq = Some(h.predicate.change.seq);
+        info.commit = h
+            .predicate
+            .change
+            .git
+            .as_ref()
+            .map(|g| g.commit.clone())
+            .filter(|c| !c.is_empty());
+        info.changed_in = h.predicate.change.changed_in.clone();
+        info.git_ref = h
+            .predicate
+            .change
+            .git
+            .as_ref()
+            .and_then(|g| g.git_ref.clone())
+            .filter(|r| r.starts_with("refs/heads/"));
         // PayloadHead::parse checked that prev is 64 lowercase hex digits.
         info.prev = hex::decode(&h.predicate.change.prev)
             .ok()
@@ -1369,11 +1556,20 @@ fn examine<'a>(
                 DsseError::WrongPayloadType(_) => ProblemKind::WrongPayloadType,
                 _ => ProblemKind::BadSignature,
             };
-            info.problems.push(Problem::new(
-                kind,
-                here(seq),
-                format!("{}: {e}", entry.file),
-            ));
+            let message = match &e {
+                // Most often a key rotated out of the trusted directory instead of retired:
+                // say so, so it is not read as a forged record without a second look.
+                DsseError::UntrustedKey(ids) => format!(
+                    "{}: signed by key {}, which is not among the trusted keys (neither the key \
+                     directory nor its retired/ subdirectory): if it is a former signing key, \
+                     retire it (keep its public key in <keys>/retired/) and this record \
+                     verifies; otherwise this record was not made by a trusted signer",
+                    entry.file,
+                    ids.join(", ")
+                ),
+                _ => format!("{}: {e}", entry.file),
+            };
+            info.problems.push(Problem::new(kind, here(seq), message));
         }
     }
     if let Err(e) = head {
@@ -1574,6 +1770,21 @@ fn check_entries(
     for info in &mut infos {
         if info.signature_ok {
             report.verified_signatures += 1;
+            // Only signed records vouch for a commit being recorded.
+            if let Some(commit) = &info.commit {
+                if let Some(seq) = info.seq {
+                    if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
+                        report.first_commit = Some((seq, commit.clone()));
+                    }
+                }
+                report.named_commits.insert(commit.clone());
+            }
+            if let (Some(git_ref), Some(seq)) = (&info.git_ref, info.seq) {
+                if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
+                    report.last_ref = Some((seq, git_ref.clone()));
+                }
+            }
+            report.named_commits.extend(info.changed_in.drain(..));
         }
         report.problems.append(&mut info.problems);
         if let Some(payload) = info.payload.take() {

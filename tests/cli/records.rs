@@ -654,7 +654,16 @@ fn ledger_branch_from_relgate_yaml_and_no_history() {
     assert!(r.find_reference("refs/heads/audit/ledger").is_ok());
     assert!(r.find_reference(LEDGER_REF).is_err());
     repo.run_env(&["verify"], &[]).exit(0).stdout_has("INTACT");
-    // --ledger overrides the configuration.
+    // --ledger must agree with the configuration: records written where `relgate verify`
+    // does not look would be lost.
+    record(&repo, &keys, &["--ledger", "relgate/records"])
+        .exit(2)
+        .stderr_has("disagrees with ledger.branch audit/ledger in relgate.yaml");
+    assert!(r.find_reference(LEDGER_REF).is_err());
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+    );
     record(&repo, &keys, &["--ledger", "relgate/records"]).exit(0);
     assert!(r.find_reference(LEDGER_REF).is_ok());
     // A record changed and restored in two later commits: only the history shows it.

@@ -11,6 +11,7 @@ mod evidence;
 #[path = "../support/fake_http.rs"]
 mod fake_http;
 mod floors;
+mod ledger;
 mod properties;
 #[path = "../cli/support.rs"]
 mod support;

@@ -1,0 +1,248 @@
+//! The ledger cannot lose its tail or lie about what was merged: a ledger branch reset to an
+//! older commit (no key needed), records lost between runs, a `ledger:` in relgate.yaml that
+//! diverts the records, and manifest text that forges lines of a ledger commit message.
+
+use std::path::PathBuf;
+
+use crate::support::{dev_release, Repo, Run};
+
+const LEDGER: &str = "refs/heads/relgate/records";
+
+/// A signing key made by `relgate keygen`, its public half trusted in the repository.
+struct Key {
+    _dir: tempfile::TempDir,
+    private: PathBuf,
+}
+
+impl Key {
+    fn private(&self) -> &str {
+        self.private.to_str().expect("utf8 path")
+    }
+}
+
+fn trusted_key(repo: &Repo) -> Key {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("keys");
+    let run = repo.run(&["keygen", "--out", out.to_str().expect("utf8")]);
+    run.exit(0);
+    repo.file(
+        ".relgate/keys/ci.pem",
+        std::fs::read(out.join("relgate-signing.pub.pem")).expect("public key"),
+    );
+    Key {
+        _dir: dir,
+        private: out.join("relgate-signing.pem"),
+    }
+}
+
+fn record(repo: &Repo, key: &Key, extra: &[&str]) -> Run {
+    let mut args = vec!["record", "--key", key.private()];
+    args.extend_from_slice(extra);
+    repo.run(&args)
+}
+
+fn release(name: &str, version: &str) -> String {
+    dev_release(name).replace("version: \"2\"", &format!("version: \"{version}\""))
+}
+
+fn ledger_tip(repo: &Repo) -> String {
+    let r = git2::Repository::open(repo.path()).expect("open");
+    let tip = r
+        .find_reference(LEDGER)
+        .and_then(|x| x.peel_to_commit())
+        .expect("ledger branch")
+        .id()
+        .to_string();
+    tip
+}
+
+/// A repository with two releases, recorded once (the ledger's first record names `c1`).
+fn recorded_repo() -> (Repo, Key, String) {
+    let repo = Repo::git();
+    let key = trusted_key(&repo);
+    repo.file("releases/a.yaml", release("a", "1"))
+        .file("releases/b.yaml", release("b", "1"));
+    let c1 = repo.commit("two releases");
+    record(&repo, &key, &[]).exit(0);
+    (repo, key, c1)
+}
+
+#[test]
+fn a_ledger_reset_to_an_older_commit_is_reported_with_the_unrecorded_commits() {
+    let (repo, key, c1) = recorded_repo();
+    let short_tip = ledger_tip(&repo);
+    repo.file("releases/b.yaml", release("b", "2"));
+    let c2 = repo.commit("release b 2");
+    record(&repo, &key, &["--changed", "--base", &c1])
+        .exit(0)
+        .stderr_has("appended record 3 ");
+    repo.run(&["verify"]).exit(0).stdout_has("3 records");
+
+    // Anyone who can push the ledger branch cuts its tail: no key needed.
+    let r = git2::Repository::open(repo.path()).expect("open");
+    r.reference(
+        LEDGER,
+        git2::Oid::from_str(&short_tip).expect("oid"),
+        true,
+        "cut",
+    )
+    .expect("reset");
+    let clone = Repo::clone_of(&repo);
+    let run = clone.run(&["verify"]);
+    run.exit(1)
+        .stdout_has(&c2[..12])
+        .stdout_has("releases/b.yaml")
+        .stdout_has("no record names it");
+    let json = clone.run(&["verify", "--format", "json"]).json();
+    assert_eq!(json["completeness"]["unrecorded"], serde_json::json!([c2]));
+    assert!(json["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .any(|p| p["kind"] == "unrecorded"));
+}
+
+#[test]
+fn commits_that_change_nothing_the_gate_reads_need_no_record() {
+    let (repo, _key, _c1) = recorded_repo();
+    repo.file("README.md", "docs only\n");
+    repo.commit("docs");
+    repo.remove("releases/a.yaml");
+    repo.commit("retire a: a deleted manifest has nothing left to decide");
+    repo.run(&["verify"])
+        .exit(0)
+        .stdout_lacks("no record names");
+}
+
+#[test]
+fn a_policy_change_after_the_last_record_must_be_recorded() {
+    let (repo, _key, _c1) = recorded_repo();
+    repo.file("relgate.yaml", "manifests: [\"releases/**/*.yaml\"]\n");
+    let c2 = repo.commit("config");
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has(&c2[..12])
+        .stdout_has("the gate configuration or policies");
+}
+
+#[test]
+fn a_run_catches_up_on_the_releases_of_a_lost_run() {
+    let (repo, key, c1) = recorded_repo();
+    repo.file("releases/b.yaml", release("b", "2"));
+    let c2 = repo.commit("release b 2 (its record run was cancelled)");
+    repo.file("releases/a.yaml", release("a", "2"));
+    let c3 = repo.commit("release a 2");
+    // The next run's push event says `before` = c2: from there, b 2 is never recorded.
+    let run = record(&repo, &key, &["--changed", "--base", &c2, "--since-ledger"]);
+    run.exit(0)
+        .stderr_has(&format!("recording every change since {}", &c1[..12]))
+        .stderr_has("appended records 3..4 ");
+    repo.run(&["verify"]).exit(0).stdout_lacks(&c2[..12]);
+    // b's record names the commit that changed it; a's names the head.
+    let json = repo.run(&["verify", "--format", "json"]).json();
+    assert_eq!(json["completeness"]["unrecorded"], serde_json::json!([]));
+    let r = git2::Repository::open(repo.path()).expect("open");
+    let tree = r
+        .find_reference(LEDGER)
+        .and_then(|x| x.peel_to_tree())
+        .expect("ledger tree");
+    let b = tree
+        .get_path(std::path::Path::new("records/000/000003-b-2.dsse.json"))
+        .or_else(|_| tree.get_path(std::path::Path::new("records/000/000004-b-2.dsse.json")))
+        .expect("b's record");
+    let envelope: serde_json::Value =
+        serde_json::from_slice(r.find_blob(b.id()).expect("blob").content()).expect("json");
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().expect("payload"))
+        .expect("base64");
+    let statement: serde_json::Value = serde_json::from_slice(&payload).expect("statement");
+    let change = &statement["predicate"]["https://relgate.dev/change/v1"];
+    assert_eq!(change["git"]["commit"], serde_json::json!(c3));
+    assert_eq!(change["changed_in"], serde_json::json!([c2]));
+}
+
+#[test]
+fn without_catching_up_the_lost_release_is_named_by_verify() {
+    let (repo, key, _c1) = recorded_repo();
+    repo.file("releases/b.yaml", release("b", "2"));
+    let c2 = repo.commit("release b 2 (its record run failed)");
+    repo.file("releases/a.yaml", release("a", "2"));
+    let c3 = repo.commit("release a 2");
+    record(&repo, &key, &["--changed", "--base", &c2]).exit(0);
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has(&c2[..12])
+        .stdout_lacks(&c3[..12]);
+}
+
+#[test]
+fn a_ledger_in_relgate_yaml_cannot_divert_the_records_of_a_named_branch() {
+    let repo = Repo::git();
+    let key = trusted_key(&repo);
+    repo.file("releases/a.yaml", release("a", "1"))
+        .file("relgate.yaml", "ledger:\n  branch: elsewhere/records\n");
+    repo.commit("init");
+    record(&repo, &key, &["--ledger", "relgate/records"])
+        .exit(2)
+        .stderr_has("--ledger relgate/records disagrees with ledger.branch elsewhere/records");
+    let r = git2::Repository::open(repo.path()).expect("open");
+    assert!(r.find_reference(LEDGER).is_err());
+    assert!(r.find_reference("refs/heads/elsewhere/records").is_err());
+    // The same branch, written either way, agrees.
+    record(&repo, &key, &["--ledger", "refs/heads/elsewhere/records"]).exit(0);
+}
+
+#[test]
+fn manifest_text_cannot_forge_lines_of_a_ledger_commit_message() {
+    let repo = Repo::git();
+    let key = trusted_key(&repo);
+    repo.file(
+        "releases/a.yaml",
+        release("a", "1").replace(
+            "version: \"1\"",
+            "version: \"1\\n\\nApproved-by: alice\\nSigned-off-by: security\\u2028x\"",
+        ),
+    );
+    repo.commit("init");
+    // The version is recorded (the decision is whatever the gate says), never as lines.
+    record(&repo, &key, &[]);
+    let r = git2::Repository::open(repo.path()).expect("open");
+    let commit = r
+        .find_reference(LEDGER)
+        .and_then(|x| x.peel_to_commit())
+        .expect("ledger commit");
+    let message = commit.message().expect("utf8 message");
+    assert_eq!(message.lines().count(), 1, "{message:?}");
+    assert!(
+        message.contains("1\\u{a}\\u{a}Approved-by: alice\\u{a}Signed-off-by: security\\u{2028}x"),
+        "{message:?}"
+    );
+    let trailers = git2::message_trailers_strs(message).expect("trailers");
+    assert_eq!(trailers.len(), 0, "{message:?}");
+}
+
+#[test]
+fn a_rotated_key_is_retired_not_deleted_and_a_deleted_one_is_named() {
+    let (repo, old_key, _c1) = recorded_repo();
+    // Rotation: the old public key moves to retired/, the new one is trusted, CI signs with it.
+    let old_pem = std::fs::read(repo.path().join(".relgate/keys/ci.pem")).expect("old key");
+    std::fs::remove_file(repo.path().join(".relgate/keys/ci.pem")).expect("rm");
+    repo.file(".relgate/keys/retired/ci-2025.pem", &old_pem);
+    let new_key = trusted_key(&repo);
+    repo.file("releases/a.yaml", release("a", "2"));
+    let c2 = repo.commit("rotate the signing key; release a 2");
+    record(&repo, &new_key, &["releases/a.yaml"]).exit(0);
+    repo.run(&["verify"])
+        .exit(0)
+        .stdout_has("3 records, 3 signatures verified");
+    drop(old_key);
+    // Deleted instead of retired: the old records are named with what to do, not just "bad".
+    std::fs::remove_file(repo.path().join(".relgate/keys/retired/ci-2025.pem")).expect("rm");
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has("[untrusted_key]")
+        .stdout_has("which is not among the trusted keys")
+        .stdout_has("retire it (keep its public key in <keys>/retired/)")
+        .stdout_lacks(&c2[..12]);
+}
