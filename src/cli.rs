@@ -360,7 +360,14 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            let _ = writeln!(std::io::stderr(), "relgate: error: {err:#}");
+            // Errors quote file names and messages from the pull request: escaped for the log.
+            let message = format!("relgate: error: {err:#}");
+            let message = output::text::guard_log(
+                &output::text::multiline(&message),
+                output::text::LogSyntax::Plain,
+                false,
+            );
+            let _ = writeln!(std::io::stderr(), "{message}");
             ExitCode::from(2)
         }
     }
@@ -531,6 +538,13 @@ fn print_report(
             }
             None => {
                 let text = output::render(report, *format, color);
+                // stdout is a CI log: no line of it may read as a workflow command.
+                let syntax = match format {
+                    Format::Json | Format::Sarif => output::text::LogSyntax::Json,
+                    Format::Junit => output::text::LogSyntax::Xml,
+                    _ => output::text::LogSyntax::Plain,
+                };
+                let text = output::text::guard_log(&text, syntax, *format == Format::Github);
                 std::io::stdout().lock().write_all(text.as_bytes())?;
             }
         }

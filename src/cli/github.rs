@@ -88,14 +88,26 @@ pub fn publish(
         },
     );
     let mut err = std::io::stderr().lock();
+    // API errors quote GitHub's answers and paths: escaped for the log.
+    let safe = |text: String| {
+        crate::output::text::guard_log(
+            &crate::output::text::multiline(&text),
+            crate::output::text::LogSyntax::Plain,
+            false,
+        )
+    };
     for done in &outcome.done {
-        writeln!(err, "relgate: published: {done}")?;
+        writeln!(err, "{}", safe(format!("relgate: published: {done}")))?;
     }
     for skipped in &outcome.skipped {
-        writeln!(err, "relgate: not published: {skipped}")?;
+        writeln!(
+            err,
+            "{}",
+            safe(format!("relgate: not published: {skipped}"))
+        )?;
     }
     for failure in &outcome.failed {
-        writeln!(err, "relgate: error: {failure}")?;
+        writeln!(err, "{}", safe(format!("relgate: error: {failure}")))?;
     }
     if !outcome.failed.is_empty() {
         writeln!(

@@ -7,3 +7,5 @@
 
 #[path = "../cli/support.rs"]
 mod support;
+
+mod ci;
