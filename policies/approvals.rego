@@ -30,6 +30,10 @@
 #   counted approver must be in pull_request.teams[team].members (team names compare
 #   case-insensitively). A team missing from pull_request.teams is APPROVAL-TEAM as well:
 #   membership that is unknown cannot satisfy the rule (fail closed).
+# - pull_request = {unavailable: reason} (GitHub mode on merge_group, push, workflow_dispatch:
+#   no pull request, so nobody's approval can be read): every release whose environment
+#   requires approvals (min > 0 or a team for its tier) is APPROVAL-MISSING with that reason;
+#   the other approval rules do not fire. Absent facts never pass (fail closed).
 # - Labels (e.g. emergency-release) grant nothing here. A team that wants an emergency path
 #   writes an `exception` keyed on the label in its own policy; suppressed findings are always
 #   reported.
@@ -275,9 +279,37 @@ changes_note := "" if count(changes_requested_shown) == 0
 non_empty(parts) := [p | some p in parts; p != ""]
 
 # ---------------------------------------------------------------------------------------------
+# No pull request in a GitHub-mode run.
+
+unavailable := u if {
+	u := pr.unavailable
+	is_string(u)
+}
+
+requires_approval if required_count > 0
+
+requires_approval if count(required_teams) > 0
+
+deny contains f if {
+	reason := unavailable
+	requires_approval
+	f := {
+		"rule": "APPROVAL-MISSING",
+		"path": "metadata.environment",
+		"msg": sprintf("%s releases need %v %s from reviewers other than the author%s, but %s", [environment, required_count, approvals_word(required_count), teams_clause, reason]),
+		"remediation": "decide approvals on the pull request: run relgate on `pull_request` (and `pull_request_review`) and make its check required; a run without a pull request cannot pass a release that needs approvals",
+	}
+}
+
+teams_clause := sprintf(" and one from each of %s", [concat(", ", sort(required_teams))]) if count(required_teams) > 0
+
+teams_clause := "" if count(required_teams) == 0
+
+# ---------------------------------------------------------------------------------------------
 # APPROVAL-MISSING
 
 deny contains f if {
+	not unavailable
 	need := required_count
 	have := count(counted)
 	have < need
@@ -312,6 +344,7 @@ changes_fix := "" if count(changes_requested_shown) == 0
 # APPROVAL-SELF
 
 deny contains f if {
+	not unavailable
 	two_person
 	self_approved
 	f := {
@@ -326,6 +359,7 @@ deny contains f if {
 # APPROVAL-TEAM
 
 deny contains f if {
+	not unavailable
 	some team in required_teams
 	team_known(team)
 	members := team_members(team)
@@ -341,6 +375,7 @@ deny contains f if {
 }
 
 deny contains f if {
+	not unavailable
 	some team in required_teams
 	not team_known(team)
 	f := {

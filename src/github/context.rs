@@ -205,11 +205,17 @@ fn unexpected(endpoint: &Endpoint, path: &str, what: &str) -> GitHubError {
 
 /// Reads pull request `number` and builds `input.context.pull_request`. `approvals` is the
 /// config's `approvals` object (its teams are looked up).
+///
+/// `checked_head`: the head commit the run checked out (the event's `pull_request.head.sha`).
+/// When the API reports another head (a push during the run, or "re-run jobs" of an older
+/// run) the run stops: reviews of the API's head say nothing about the commit on disk, and
+/// staleness and the check run are always about the checked commit.
 pub async fn fetch(
     client: &Client,
     repo: &Repo,
     number: u64,
     approvals: Option<&Value>,
+    checked_head: Option<&str>,
 ) -> Result<Value, GitHubError> {
     let base = format!("/repos/{}/{}", segment(&repo.owner), segment(&repo.name));
     let endpoint = Endpoint::PullRequest { number };
@@ -220,6 +226,18 @@ pub async fn fetch(
         .ok_or_else(|| unexpected(&endpoint, &path, "the pull request has no user.login"))?;
     let head_sha = text_at(&pr, "/head/sha")
         .ok_or_else(|| unexpected(&endpoint, &path, "the pull request has no head.sha"))?;
+    if let Some(checked) = checked_head {
+        if !checked.trim().eq_ignore_ascii_case(head_sha.trim()) {
+            return Err(GitHubError::Setup(format!(
+                "pull request #{number}'s head is now {head_sha}, but this run checked out \
+                 {checked} (the event's head: a push came during the run, or this is a re-run \
+                 of an older run). Reviews and staleness would be judged against a commit \
+                 that is not the one on disk, so nothing was decided or published. The run \
+                 of the newer push decides; to decide again, re-run the latest run of the \
+                 pull request, not this one"
+            )));
+        }
+    }
 
     let mut events = Vec::new();
     let reviews_endpoint = Endpoint::Reviews { number };

@@ -158,6 +158,48 @@ impl GitHubEnv {
     }
 }
 
+/// Variables relgate reads that change its behaviour and that an earlier step of the job could
+/// have set through `$GITHUB_ENV`. Token variables are not listed (their values are secret and
+/// choosing the token is their purpose).
+pub const OVERRIDES: [&str; 6] = [
+    "RELGATE_GITHUB_COMMENT_AUTHOR",
+    "RELGATE_GITHUB_RETRY_ATTEMPTS",
+    "RELGATE_GITHUB_RETRY_BASE_MS",
+    "RELGATE_GITHUB_RETRY_MAX_MS",
+    "RELGATE_GITHUB_DEADLINE_SECS",
+    "RELGATE_GITHUB_TIMEOUT_SECS",
+];
+
+/// The report's notes on the environment of a GitHub-mode run: `RELGATE_NOW` is ignored (the
+/// clock is the runner's), and every other override in effect is named with its value, so
+/// nothing a previous step set is silent. No time in them: the same run gives the same
+/// comment (the sticky comment is only rewritten when it changes).
+pub fn environment_notes(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let shown = |v: &str| crate::output::text::field(v).into_owned();
+    let mut notes = Vec::new();
+    if let Some(value) = lookup("RELGATE_NOW") {
+        notes.push(format!(
+            "RELGATE_NOW={} is set but ignored: in GitHub mode the clock is the runner's",
+            shown(&value)
+        ));
+    }
+    let set: Vec<String> = OVERRIDES
+        .iter()
+        .filter_map(|name| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| format!("{name}={}", shown(&v)))
+        })
+        .collect();
+    if !set.is_empty() {
+        notes.push(format!(
+            "environment overrides in effect: {}",
+            set.join(", ")
+        ));
+    }
+    notes
+}
+
 /// The command-line side of GitHub mode.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -349,7 +391,13 @@ impl GitHub {
         };
         let (client, repo) = self.api()?;
         self.runtime
-            .block_on(context::fetch(client, repo, number, approvals))
+            .block_on(context::fetch(
+                client,
+                repo,
+                number,
+                approvals,
+                self.event_head_sha.as_deref(),
+            ))
             .map(Some)
     }
 
@@ -424,7 +472,8 @@ impl GitHub {
         self.runtime.block_on(async {
             match context::merged_pull_for_commit(client, repo, &sha).await? {
                 Some(number) => Ok(RecordContext {
-                    context: Some(context::fetch(client, repo, number, approvals).await?),
+                    // A merged pull request: its head is final, no checkout to compare.
+                    context: Some(context::fetch(client, repo, number, approvals, None).await?),
                     note: None,
                 }),
                 None => Ok(RecordContext {
@@ -513,6 +562,7 @@ impl GitHub {
                         prefix: publish::repo_prefix(&inputs.gate_root),
                         details_url: run_url.clone(),
                         completed_at: inputs.now.clone(),
+                        base: publish::BaseOf::from_context(inputs.context.as_ref()),
                     };
                     let result = self.api().and_then(|(client, repo)| {
                         self.runtime
