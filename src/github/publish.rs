@@ -366,7 +366,11 @@ pub async fn check_run(
         .strip_prefix(markdown::MARKER)
         .unwrap_or(report_markdown)
         .trim_start_matches('\n');
-    let mut with_base = String::new();
+    // The heading first (it says the verdict), then the base line, then the rest.
+    let (heading, rest) = summary_source
+        .split_once('\n')
+        .unwrap_or((summary_source, ""));
+    let mut with_base = format!("{heading}\n\n");
     if let Some(base) = &run.base {
         title = clip(&format!("{title} against {}", base.base_ref), 255);
         // The base name comes from the pull request: inert in markdown.
@@ -382,7 +386,7 @@ pub async fn check_run(
                 .unwrap_or_default()
         );
     }
-    with_base.push_str(summary_source);
+    with_base.push_str(rest.trim_start_matches('\n'));
     let summary = truncate(
         &with_base,
         CHECK_SUMMARY_LIMIT,
