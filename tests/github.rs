@@ -13,8 +13,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use support::github_api::{
-    bot_comment, comment, comment_by, fixture, review, Api, Seen, CHECK_RUN_ID, HEAD_SHA, NUMBER,
-    REPOSITORY, TOKEN,
+    bot_comment, comment, comment_by, commit_by, fixture, review, Api, Seen, CHECK_RUN_ID,
+    HEAD_SHA, NUMBER, REPOSITORY, TOKEN,
 };
 use support::releases::dev_release;
 
@@ -215,6 +215,10 @@ fn pr_requests(api: &Api, team_users: &[&str]) -> Vec<String> {
             "GET {}?per_page=100",
             api.repo_path(&format!("/pulls/{NUMBER}/reviews"))
         ),
+        format!(
+            "GET {}?per_page=100",
+            api.repo_path(&format!("/pulls/{NUMBER}/commits"))
+        ),
         format!("GET {}", api.at("/orgs/octocat/teams/ml-reliability")),
     ];
     for user in team_users {
@@ -281,7 +285,7 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
     assert_headers(&requests);
 
     // The comment: the workflow's marker on the first line, then the markdown report.
-    let body = requests[5].body["body"].as_str().expect("comment body");
+    let body = requests[6].body["body"].as_str().expect("comment body");
     assert_eq!(
         body.lines().next(),
         Some(r#"<!-- relgate-report workflow="release gate" -->"#)
@@ -292,13 +296,13 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
     );
     assert!(body.contains("https://github.com/octocat/Hello-World/actions/runs/1658821493"));
     assert_eq!(
-        requests[5].body.as_object().map(|o| o.len()),
+        requests[6].body.as_object().map(|o| o.len()),
         Some(1),
         "only `body`"
     );
 
     // The check run: on the head the event checked out, completed, no findings.
-    let check = &requests[6].body;
+    let check = &requests[7].body;
     assert_eq!(check["name"], "relgate");
     assert_eq!(check["head_sha"], repo.head.as_str());
     assert_eq!(check["status"], "completed");
@@ -314,7 +318,10 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
         check["details_url"],
         "https://github.com/octocat/Hello-World/actions/runs/1658821493"
     );
-    assert_eq!(check["output"]["title"], "pass: 1 release checked against master");
+    assert_eq!(
+        check["output"]["title"],
+        "pass: 1 release checked against master"
+    );
     assert_eq!(check["output"]["annotations"], json!([]));
     assert!(check["output"]["summary"]
         .as_str()
@@ -411,7 +418,7 @@ async fn second_run_updates_the_comment_found_on_the_last_page() {
         "updated, never a second comment"
     );
     assert_headers(&requests);
-    assert_eq!(requests[7].body, json!({"body": posted_body}));
+    assert_eq!(requests[8].body, json!({"body": posted_body}));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("comment 7777 on pull request #1347 updated (found in 3 page(s)"),
@@ -904,7 +911,7 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
     let requests = api.requests().await;
     // The bot's team membership is not looked up: its approval never counts.
     assert_eq!(
-        lines(&requests)[..7],
+        lines(&requests)[..8],
         pr_requests(&api, &["alice", "bob", "carol", "octocat"])[..]
     );
     assert!(
@@ -1503,4 +1510,79 @@ async fn the_check_run_names_the_base_it_was_computed_against() {
         runs[0].body["external_id"],
         format!("relgate:pr-1347:base-{base_ref}")
     );
+}
+
+#[tokio::test]
+async fn a_reviewer_who_pushed_the_head_does_not_satisfy_the_two_person_rule() {
+    // octocat opens the pull request; hubot approves commit 1, then pushes the final commit
+    // (authored by octocat, so only the push event says who pushed it) and approves it. No one
+    // but hubot has seen hubot's push: the two-person rule is not met.
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
+        )],
+    );
+    let api = Api::start("", &repo.head).await;
+    api.happy(json!([review(
+        81,
+        "hubot",
+        "APPROVED",
+        &repo.head,
+        "2026-11-26T10:00:00Z"
+    )]))
+    .await;
+    api.commits(
+        json!([
+            commit_by(OLD_SHA, "octocat", "octocat"),
+            commit_by(&repo.head, "octocat", "web-flow")
+        ]),
+        1,
+    )
+    .await;
+    let mut env = api.runner_env();
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
+            .expect("json");
+    event["action"] = "synchronize".into();
+    event["sender"]["login"] = "hubot".into();
+    let path = api.output_file().with_file_name("event-synchronize.json");
+    std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
+    for (k, v) in &mut env {
+        if k == "GITHUB_EVENT_PATH" {
+            *v = path.display().to_string();
+        }
+    }
+    let out = repo.run(&["check", "--github", "--format", "json"], &env);
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let findings = report["results"][0]["findings"].clone();
+    assert_eq!(findings[0]["rule"], "APPROVAL-MISSING", "{findings}");
+    assert_eq!(
+        findings[0]["message"],
+        "dev releases need 1 approval from reviewers other than the author; PR #1347 has 0 \
+         (nobody); not counted: hubot (authored or pushed commits that no other reviewer approved)"
+    );
+
+    // A reviewer who authored a commit is covered once someone else approves after it.
+    api.reset().await;
+    api.happy(json!([
+        review(81, "hubot", "APPROVED", &repo.head, "2026-11-26T10:00:00Z"),
+        review(82, "mona", "APPROVED", &repo.head, "2026-11-26T11:00:00Z")
+    ]))
+    .await;
+    api.commits(
+        json!([
+            commit_by(OLD_SHA, "octocat", "octocat"),
+            commit_by(&repo.head, "hubot", "hubot")
+        ]),
+        1,
+    )
+    .await;
+    let out = repo.run(
+        &["check", "--github", "--format", "json"],
+        &api.runner_env(),
+    );
+    assert_exit(&out, 0);
 }

@@ -220,6 +220,8 @@ pub struct Options {
 pub struct EventPull {
     pub number: u64,
     pub head_sha: Option<String>,
+    /// `sender.login` of a `synchronize` (a push to the pull request): who pushed the head.
+    pub pusher: Option<String>,
 }
 
 /// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
@@ -249,6 +251,10 @@ pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
         head_sha: pr
             .pointer("/head/sha")
             .and_then(Value::as_str)
+            .map(str::to_owned),
+        pusher: (event.get("action").and_then(Value::as_str) == Some("synchronize"))
+            .then(|| event.pointer("/sender/login").and_then(Value::as_str))
+            .flatten()
             .map(str::to_owned),
     }))
 }
@@ -292,6 +298,8 @@ pub struct GitHub {
     number: Option<u64>,
     /// Head commit the event checked out, when `number` is the event's pull request.
     event_head_sha: Option<String>,
+    /// Who pushed that head, when the event says (a `synchronize`).
+    event_pusher: Option<String>,
     client: Option<Client>,
     runtime: tokio::runtime::Runtime,
 }
@@ -324,9 +332,9 @@ impl GitHub {
             None => None,
         };
         let number = options.pull_request.or(event.as_ref().map(|e| e.number));
-        let event_head_sha = event
-            .filter(|e| Some(e.number) == number)
-            .and_then(|e| e.head_sha);
+        let event = event.filter(|e| Some(e.number) == number);
+        let event_pusher = event.as_ref().and_then(|e| e.pusher.clone());
+        let event_head_sha = event.and_then(|e| e.head_sha);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -364,6 +372,7 @@ impl GitHub {
             targets,
             number,
             event_head_sha,
+            event_pusher,
             client,
             runtime,
         })
@@ -397,6 +406,7 @@ impl GitHub {
                 number,
                 approvals,
                 self.event_head_sha.as_deref(),
+                self.event_pusher.as_deref(),
             ))
             .map(Some)
     }
@@ -473,7 +483,9 @@ impl GitHub {
             match context::merged_pull_for_commit(client, repo, &sha).await? {
                 Some(number) => Ok(RecordContext {
                     // A merged pull request: its head is final, no checkout to compare.
-                    context: Some(context::fetch(client, repo, number, approvals, None).await?),
+                    context: Some(
+                        context::fetch(client, repo, number, approvals, None, None).await?,
+                    ),
                     note: None,
                 }),
                 None => Ok(RecordContext {
