@@ -6,6 +6,8 @@
 //! A `--pr-json` file is either the full context (it has `reviews`), which the gate evaluates
 //! and records, or the older record-only shape `{number, author, approvers, merged_by}`, which
 //! `relgate record` still accepts for the record alone (approvals are then not evaluated).
+//! GitHub mode on an event without a pull request passes [`unavailable`] instead: the
+//! approval policy then blocks what needs approvals rather than skipping it.
 
 use std::path::Path;
 
