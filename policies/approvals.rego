@@ -30,6 +30,14 @@
 #   counted approver must be in pull_request.teams[team].members (team names compare
 #   case-insensitively). A team missing from pull_request.teams is APPROVAL-TEAM as well:
 #   membership that is unknown cannot satisfy the rule (fail closed).
+# - pull_request = {unavailable: reason} (GitHub mode on merge_group, push, workflow_dispatch:
+#   no pull request, so nobody's approval can be read): every release whose environment
+#   requires approvals (min > 0 or a team for its tier) is APPROVAL-MISSING with that reason;
+#   the other approval rules do not fire. Absent facts never pass (fail closed).
+# - With two_person (default), an approval whose review has `own_commits_unreviewed: true`
+#   does not count: the reviewer authored, committed or pushed a commit of the pull request
+#   that no approval by someone else covers (GitHub's "most recent reviewable push"). Absent
+#   means false.
 # - Labels (e.g. emergency-release) grant nothing here. A team that wants an emergency path
 #   writes an `exception` keyed on the label in its own policy; suppressed findings are always
 #   reported.
@@ -181,6 +189,12 @@ self_approved if {
 
 by_bot(r) if r.bot == true
 
+# The reviewer wrote or pushed code nobody else approved (two_person only).
+own_code(r) if {
+	two_person
+	r.own_commits_unreviewed == true
+}
+
 # Approvals that count: APPROVED, not by the author, not by a bot, not dismissed as stale.
 counted_reviews := [r |
 	some r in reviews
@@ -188,7 +202,26 @@ counted_reviews := [r |
 	not by_author(r)
 	not by_bot(r)
 	not dismissed(r)
+	not own_code(r)
 ]
+
+# Approvals of reviewers who wrote or pushed commits no one else approved.
+own_code_shown := {trim_space(r.user) |
+	some r in reviews
+	approved(r)
+	not by_author(r)
+	not by_bot(r)
+	own_code(r)
+	not key(r.user) in counted
+}
+
+own_code_note := sprintf("not counted: %s (authored or pushed commits that no other reviewer approved)", [names(own_code_shown)]) if count(own_code_shown) > 0
+
+own_code_note := "" if count(own_code_shown) == 0
+
+own_code_fix := "a reviewer who authored or pushed commits needs another reviewer to approve after their last commit" if count(own_code_shown) > 0
+
+own_code_fix := "" if count(own_code_shown) == 0
 
 counted := {key(r.user) | some r in counted_reviews}
 
@@ -275,9 +308,37 @@ changes_note := "" if count(changes_requested_shown) == 0
 non_empty(parts) := [p | some p in parts; p != ""]
 
 # ---------------------------------------------------------------------------------------------
+# No pull request in a GitHub-mode run.
+
+unavailable := u if {
+	u := pr.unavailable
+	is_string(u)
+}
+
+requires_approval if required_count > 0
+
+requires_approval if count(required_teams) > 0
+
+deny contains f if {
+	reason := unavailable
+	requires_approval
+	f := {
+		"rule": "APPROVAL-MISSING",
+		"path": "metadata.environment",
+		"msg": sprintf("%s releases need %v %s from reviewers other than the author%s, but %s", [environment, required_count, approvals_word(required_count), teams_clause, reason]),
+		"remediation": "decide approvals on the pull request: run relgate on `pull_request` (and `pull_request_review`) and make its check required; a run without a pull request cannot pass a release that needs approvals",
+	}
+}
+
+teams_clause := sprintf(" and one from each of %s", [concat(", ", sort(required_teams))]) if count(required_teams) > 0
+
+teams_clause := "" if count(required_teams) == 0
+
+# ---------------------------------------------------------------------------------------------
 # APPROVAL-MISSING
 
 deny contains f if {
+	not unavailable
 	need := required_count
 	have := count(counted)
 	have < need
@@ -285,13 +346,14 @@ deny contains f if {
 	fixes := non_empty([
 		sprintf("ask %v more reviewer(s) other than the author (%s) to approve %s", [need - have, author_shown, pr_ref]),
 		bot_fix,
+		own_code_fix,
 		stale_fix,
 		changes_fix,
 	])
 	f := {
 		"rule": "APPROVAL-MISSING",
 		"path": "metadata.environment",
-		"msg": concat("; ", non_empty([base, author_note, bot_note, stale_note, changes_note])),
+		"msg": concat("; ", non_empty([base, author_note, bot_note, own_code_note, stale_note, changes_note])),
 		"remediation": concat("; ", fixes),
 	}
 }
@@ -312,6 +374,7 @@ changes_fix := "" if count(changes_requested_shown) == 0
 # APPROVAL-SELF
 
 deny contains f if {
+	not unavailable
 	two_person
 	self_approved
 	f := {
@@ -326,6 +389,7 @@ deny contains f if {
 # APPROVAL-TEAM
 
 deny contains f if {
+	not unavailable
 	some team in required_teams
 	team_known(team)
 	members := team_members(team)
@@ -341,6 +405,7 @@ deny contains f if {
 }
 
 deny contains f if {
+	not unavailable
 	some team in required_teams
 	not team_known(team)
 	f := {

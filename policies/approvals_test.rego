@@ -105,6 +105,44 @@ test_no_pull_request_no_findings_with_default_config if {
 	count(deny) == 0 with input as {"manifest": base, "context": ctx(null)}
 }
 
+# --- who wrote the code ---------------------------------------------------------------------
+
+own_code_review(user) := object.union(review(user, "APPROVED"), {"own_commits_unreviewed": true})
+
+test_a_reviewer_who_pushed_unapproved_commits_does_not_count if {
+	fs := findings(with_reviews([review("erwinmombay", "APPROVED"), own_code_review("octocat")]))
+	f := the_one(fs, "APPROVAL-MISSING")
+	f.msg == "production releases need 2 approvals from reviewers other than the author; PR #1347 has 1 (erwinmombay); not counted: octocat (authored or pushed commits that no other reviewer approved)"
+	contains(f.remediation, "needs another reviewer to approve after their last commit")
+}
+
+test_own_commits_count_without_two_person if {
+	fs := findings_cfg(base, with_reviews([review("erwinmombay", "APPROVED"), own_code_review("octocat")]), cfg_with({"two_person": false}))
+	count(fs) == 0
+}
+
+# --- a GitHub-mode run without a pull request -------------------------------------------------
+
+no_pr := {"unavailable": "this run (event push) has no pull request, so no approval can be read"}
+
+test_unavailable_blocks_a_release_that_needs_approvals if {
+	fs := findings(no_pr)
+	rules(fs) == {"APPROVAL-MISSING"}
+	f := the_one(fs, "APPROVAL-MISSING")
+	f.msg == "production releases need 2 approvals from reviewers other than the author and one from each of ml-reliability, but this run (event push) has no pull request, so no approval can be read"
+	f.path == "metadata.environment"
+}
+
+test_unavailable_blocks_with_teams_only if {
+	fs := findings_cfg(base, no_pr, cfg_with({"min": 0}))
+	rules(fs) == {"APPROVAL-MISSING"}
+}
+
+test_unavailable_passes_what_needs_no_approval if {
+	count(findings_cfg(base, no_pr, {"approvals": {"production": {"min": 0}}})) == 0
+	count(findings_cfg(with_meta("environment", "dev"), no_pr, fixture_cfg)) == 0
+}
+
 test_pull_request_not_an_object_no_findings if {
 	count(findings("1347")) == 0
 }

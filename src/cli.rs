@@ -379,7 +379,14 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            let _ = writeln!(std::io::stderr(), "relgate: error: {err:#}");
+            // Errors quote file names and messages from the pull request: escaped for the log.
+            let message = format!("relgate: error: {err:#}");
+            let message = output::text::guard_log(
+                &output::text::multiline(&message),
+                output::text::LogSyntax::Plain,
+                false,
+            );
+            let _ = writeln!(std::io::stderr(), "{message}");
             ExitCode::from(2)
         }
     }
@@ -402,10 +409,18 @@ fn timeout(secs: f64) -> anyhow::Result<Duration> {
         .context("--timeout must be a positive number of seconds")
 }
 
-/// `context.now`: `RELGATE_NOW` (RFC 3339, for reproducible runs and tests) or the clock.
+/// `context.now` outside GitHub mode (see [`now_for`]).
 fn now() -> anyhow::Result<String> {
+    now_for(false)
+}
+
+/// `context.now`: `RELGATE_NOW` (RFC 3339, for reproducible runs and tests) or the clock.
+/// In GitHub mode (`github`) always the clock: an earlier step of the job can set any variable
+/// through $GITHUB_ENV, and a moved clock revives expired waivers and backdates records. The
+/// ignored override is reported (`github::environment_notes`).
+fn now_for(github: bool) -> anyhow::Result<String> {
     match std::env::var("RELGATE_NOW") {
-        Ok(text) => {
+        Ok(text) if !github => {
             let parsed = chrono::DateTime::parse_from_rfc3339(&text).with_context(|| {
                 format!("RELGATE_NOW={text} is not an RFC 3339 time (e.g. 2026-11-27T12:00:00Z)")
             })?;
@@ -413,7 +428,7 @@ fn now() -> anyhow::Result<String> {
                 .with_timezone(&chrono::Utc)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         }
-        Err(_) => Ok(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        _ => Ok(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     }
 }
 
@@ -488,7 +503,7 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
         max_file_bytes: args.max_file_bytes,
         eval_timeout: Some(timeout(args.timeout)?),
         rego_v0: args.v0_compatible,
-        now: now()?,
+        now: now_for(args.github)?,
         offline: args.offline,
         prometheus_timeout: Some(
             Duration::try_from_secs_f64(args.prometheus_timeout)
@@ -551,6 +566,13 @@ fn print_report(
             }
             None => {
                 let text = output::render(report, *format, color);
+                // stdout is a CI log: no line of it may read as a workflow command.
+                let syntax = match format {
+                    Format::Json | Format::Sarif => output::text::LogSyntax::Json,
+                    Format::Junit => output::text::LogSyntax::Xml,
+                    _ => output::text::LogSyntax::Plain,
+                };
+                let text = output::text::guard_log(&text, syntax, *format == Format::Github);
                 std::io::stdout().lock().write_all(text.as_bytes())?;
             }
         }

@@ -108,3 +108,28 @@ pub fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>> {
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WORKFLOW;
+
+    /// `pull_request` fires on opened/synchronize/reopened by default: a pull request whose
+    /// base is changed would keep a check computed against the old base. The workflow must
+    /// also run on `edited`, and its gate job must run for a base change.
+    #[test]
+    fn the_workflow_reruns_when_the_base_changes() {
+        let workflow: serde_yaml::Value = serde_yaml::from_str(WORKFLOW).expect("yaml");
+        let types: Vec<&str> = workflow["on"]["pull_request"]["types"]
+            .as_sequence()
+            .map(|s| s.iter().filter_map(|t| t.as_str()).collect())
+            .unwrap_or_default();
+        for needed in ["opened", "synchronize", "reopened", "edited"] {
+            assert!(types.contains(&needed), "{needed} in {types:?}");
+        }
+        let condition = workflow["jobs"]["gate"]["if"].as_str().unwrap_or_default();
+        assert!(
+            condition.contains("github.event.changes.base"),
+            "an `edited` run is for a base change: {condition}"
+        );
+    }
+}

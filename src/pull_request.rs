@@ -6,6 +6,8 @@
 //! A `--pr-json` file is either the full context (it has `reviews`), which the gate evaluates
 //! and records, or the older record-only shape `{number, author, approvers, merged_by}`, which
 //! `relgate record` still accepts for the record alone (approvals are then not evaluated).
+//! GitHub mode on an event without a pull request passes [`unavailable`] instead: the
+//! approval policy then blocks what needs approvals rather than skipping it.
 
 use std::path::Path;
 
@@ -84,9 +86,30 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<PrJson> {
 }
 
 /// Validates a pull-request context, whoever built it (a file, the GitHub integration).
-/// Every violation is listed with its field.
+/// Every violation is listed with its field. The [`unavailable`] shape is valid too.
 pub fn validate(value: &Value, shown: &str) -> Result<()> {
+    if is_unavailable(value) {
+        return Ok(());
+    }
     check(value, shown, None)
+}
+
+/// The context of a GitHub-mode run whose event has no pull request (`merge_group`, `push`,
+/// `workflow_dispatch`): `{"unavailable": reason}` (`$defs/pullRequestUnavailable`). The
+/// approval policy blocks every release whose environment requires approvals on it, saying
+/// `reason`, where an absent context would skip the approval rules and pass.
+pub fn unavailable(reason: &str) -> Value {
+    serde_json::json!({ "unavailable": reason })
+}
+
+/// `{"unavailable": "<non-empty reason>"}` and nothing else.
+fn is_unavailable(value: &Value) -> bool {
+    value.as_object().is_some_and(|o| {
+        o.len() == 1
+            && o.get("unavailable")
+                .and_then(Value::as_str)
+                .is_some_and(|r| !r.trim().is_empty())
+    })
 }
 
 /// [`validate`]; `lines` (of the file the context came from) add line numbers.

@@ -386,6 +386,12 @@ async fn github_api(repo: &PullRequestRepo, number: u64) -> MockServer {
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")))
         .mount(&server)
         .await;
+    // Who wrote the commits (two-person rule): the fixture's commit, by the author.
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/pulls/{number}/commits")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-commits.json")))
+        .mount(&server)
+        .await;
     Mock::given(method("GET"))
         .and(path(format!("{base}/issues/{number}/comments")))
         .respond_with(
@@ -636,6 +642,11 @@ async fn push_run_records_and_pushes_the_ledger() {
     Mock::given(method("GET"))
         .and(path(format!("{base}/pulls/1347/reviews")))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{base}/pulls/1347/commits")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-commits.json")))
         .mount(&server)
         .await;
 

@@ -13,12 +13,11 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use support::github_api::{
-    bot_comment, comment, comment_by, fixture, review, Api, Seen, CHECK_RUN_ID, HEAD_SHA, NUMBER,
-    REPOSITORY, TOKEN,
+    bot_comment, comment, comment_by, commit_by, fixture, review, Api, Seen, CHECK_RUN_ID,
+    HEAD_SHA, NUMBER, REPOSITORY, TOKEN,
 };
 use support::releases::dev_release;
 
-const NOW: &str = "2026-11-27T12:00:00Z";
 const OLD_SHA: &str = "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091";
 
 /// A git repository holding a gate root at `root` ("" or a subdirectory) with one release,
@@ -126,7 +125,7 @@ impl Repo {
             .current_dir(self.gate_root())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("RELGATE_NOW", NOW)
+            // No RELGATE_NOW: GitHub mode ignores it (the clock is the runner's).
             .env("NO_COLOR", "1")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
@@ -216,6 +215,10 @@ fn pr_requests(api: &Api, team_users: &[&str]) -> Vec<String> {
             "GET {}?per_page=100",
             api.repo_path(&format!("/pulls/{NUMBER}/reviews"))
         ),
+        format!(
+            "GET {}?per_page=100",
+            api.repo_path(&format!("/pulls/{NUMBER}/commits"))
+        ),
         format!("GET {}", api.at("/orgs/octocat/teams/ml-reliability")),
     ];
     for user in team_users {
@@ -238,6 +241,7 @@ fn find<'a>(requests: &'a [Seen], verb: &str, target: &str) -> Vec<&'a Seen> {
 
 #[tokio::test]
 async fn first_run_posts_the_comment_and_publishes_everywhere() {
+    let started = chrono::Utc::now();
     let repo = Repo::new("");
     let api = Api::start("", &repo.head).await;
     api.happy(fixture("pulls-list-reviews.json")).await;
@@ -281,7 +285,7 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
     assert_headers(&requests);
 
     // The comment: the workflow's marker on the first line, then the markdown report.
-    let body = requests[5].body["body"].as_str().expect("comment body");
+    let body = requests[6].body["body"].as_str().expect("comment body");
     assert_eq!(
         body.lines().next(),
         Some(r#"<!-- relgate-report workflow="release gate" -->"#)
@@ -292,23 +296,32 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
     );
     assert!(body.contains("https://github.com/octocat/Hello-World/actions/runs/1658821493"));
     assert_eq!(
-        requests[5].body.as_object().map(|o| o.len()),
+        requests[6].body.as_object().map(|o| o.len()),
         Some(1),
         "only `body`"
     );
 
     // The check run: on the head the event checked out, completed, no findings.
-    let check = &requests[6].body;
+    let check = &requests[7].body;
     assert_eq!(check["name"], "relgate");
     assert_eq!(check["head_sha"], repo.head.as_str());
     assert_eq!(check["status"], "completed");
     assert_eq!(check["conclusion"], "success");
-    assert_eq!(check["completed_at"], NOW);
+    // The runner's clock (RELGATE_NOW is ignored in GitHub mode): a UTC time of this run.
+    let completed = check["completed_at"].as_str().expect("completed_at");
+    let completed = chrono::DateTime::parse_from_rfc3339(completed).expect("RFC 3339");
+    assert!(
+        completed.timestamp() >= started.timestamp() - 1,
+        "{completed}"
+    );
     assert_eq!(
         check["details_url"],
         "https://github.com/octocat/Hello-World/actions/runs/1658821493"
     );
-    assert_eq!(check["output"]["title"], "pass: 1 release checked");
+    assert_eq!(
+        check["output"]["title"],
+        "pass: 1 release checked against master"
+    );
     assert_eq!(check["output"]["annotations"], json!([]));
     assert!(check["output"]["summary"]
         .as_str()
@@ -405,7 +418,7 @@ async fn second_run_updates_the_comment_found_on_the_last_page() {
         "updated, never a second comment"
     );
     assert_headers(&requests);
-    assert_eq!(requests[7].body, json!({"body": posted_body}));
+    assert_eq!(requests[8].body, json!({"body": posted_body}));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("comment 7777 on pull request #1347 updated (found in 3 page(s)"),
@@ -549,7 +562,7 @@ async fn annotations_go_in_batches_of_fifty_at_repository_paths() {
     assert_eq!(runs[0].body["conclusion"], "failure");
     assert_eq!(
         runs[0].body["output"]["title"],
-        "blocked: 1 of 1 release fail (20 warnings)"
+        "blocked: 1 of 1 release fail (20 warnings) against master"
     );
     for update in &runs[1..] {
         // An update carries the output's required title and summary, nothing else.
@@ -898,7 +911,7 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
     let requests = api.requests().await;
     // The bot's team membership is not looked up: its approval never counts.
     assert_eq!(
-        lines(&requests)[..7],
+        lines(&requests)[..8],
         pr_requests(&api, &["alice", "bob", "carol", "octocat"])[..]
     );
     assert!(
@@ -1282,4 +1295,294 @@ async fn a_bots_approval_does_not_count() {
         find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
         "failure"
     );
+}
+
+/// `api.runner_env()` with the event's `pull_request.head.sha` set to `head` (the commit the
+/// event checked out), while the API keeps serving [`Api::head`].
+fn env_with_event_head(api: &Api, head: &str) -> Vec<(String, String)> {
+    let mut env = api.runner_env();
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
+            .expect("json");
+    event["pull_request"]["head"]["sha"] = head.into();
+    let path = api.output_file().with_file_name("event-other-head.json");
+    std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
+    for (k, v) in &mut env {
+        if k == "GITHUB_EVENT_PATH" {
+            *v = path.display().to_string();
+        }
+    }
+    env
+}
+
+#[tokio::test]
+async fn approvals_of_a_newer_head_do_not_count_for_the_checked_commit() {
+    // A force-push (or "re-run jobs" of an old run): the event checked out `repo.head`, but
+    // the API already reports a newer head, which hubot approved. That approval says nothing
+    // about the code on disk; counting it would post success on unreviewed code.
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n    dismiss_stale: true\n",
+        )],
+    );
+    let api = Api::start("", OLD_SHA).await;
+    api.happy(json!([review(
+        80,
+        "hubot",
+        "APPROVED",
+        OLD_SHA,
+        "2026-11-26T10:00:00Z"
+    )]))
+    .await;
+    let env = env_with_event_head(&api, &repo.head);
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    for part in [
+        format!("pull request #1347's head is now {OLD_SHA}"),
+        format!("this run checked out {}", repo.head),
+        "re-run".to_owned(),
+    ] {
+        assert!(stderr.contains(&part), "{part} in {stderr}");
+    }
+    assert_eq!(text(&out.stdout), "", "nothing decided");
+    let requests = api.requests().await;
+    assert!(
+        requests.iter().all(|r| r.method == "GET"),
+        "nothing published: {:?}",
+        lines(&requests)
+    );
+}
+
+/// The runner's environment for an event without a pull request: `name` with `payload`,
+/// GITHUB_SHA the checked-out `sha`.
+fn env_without_pull_request(
+    api: &Api,
+    name: &str,
+    payload: Value,
+    sha: &str,
+) -> Vec<(String, String)> {
+    let path = api
+        .output_file()
+        .with_file_name(format!("event-{name}.json"));
+    std::fs::write(&path, serde_json::to_vec(&payload).expect("json")).expect("write event");
+    let mut env = with_event_name(api.runner_env(), name);
+    for (k, v) in &mut env {
+        match k.as_str() {
+            "GITHUB_EVENT_PATH" => *v = path.display().to_string(),
+            "GITHUB_SHA" => *v = sha.to_owned(),
+            _ => {}
+        }
+    }
+    env
+}
+
+#[tokio::test]
+async fn events_without_a_pull_request_do_not_skip_required_approvals() {
+    // merge_group, push and workflow_dispatch carry no pull request. A release whose
+    // environment requires approvals must not pass there just because nobody was asked.
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
+        )],
+    );
+    let api = Api::start("", &repo.head).await;
+    api.check_runs().await;
+    let head = repo.head.clone();
+    let events = [
+        (
+            "merge_group",
+            json!({"action": "checks_requested", "merge_group": {"head_sha": head, "head_ref": "refs/heads/gh-readonly-queue/main/pr-1347-0000", "base_ref": "refs/heads/main"}}),
+        ),
+        ("push", json!({"ref": "refs/heads/main", "after": head})),
+        (
+            "workflow_dispatch",
+            json!({"ref": "refs/heads/main", "inputs": {}}),
+        ),
+    ];
+    for (name, payload) in events {
+        api.reset().await;
+        api.check_runs().await;
+        let env = env_without_pull_request(&api, name, payload, &head);
+        let out = repo.run(
+            &["check", "--github", "--publish", "check-run", "-f", "json"],
+            &env,
+        );
+        assert_exit(&out, 1);
+        let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+        let findings = report["results"][0]["findings"].clone();
+        assert_eq!(
+            findings[0]["rule"], "APPROVAL-MISSING",
+            "{name}: {findings}"
+        );
+        let message = findings[0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("this run (event {name}) has no pull request")),
+            "{name}: {message}"
+        );
+        let requests = api.requests().await;
+        let runs = find(&requests, "POST", &api.repo_path("/check-runs"));
+        assert_eq!(runs.len(), 1, "{name}");
+        assert_eq!(runs[0].body["head_sha"], head.as_str());
+        assert_eq!(runs[0].body["conclusion"], "failure", "{name}");
+    }
+
+    // A release whose environment requires no approval still passes without a pull request.
+    let plain = Repo::new("");
+    let api = Api::start("", &plain.head).await;
+    api.check_runs().await;
+    let env = env_without_pull_request(
+        &api,
+        "push",
+        json!({"ref": "refs/heads/main", "after": plain.head}),
+        &plain.head,
+    );
+    let out = plain.run(&["check", "--github", "--publish", "check-run"], &env);
+    assert_exit(&out, 0);
+}
+
+#[tokio::test]
+async fn relgate_now_does_not_move_the_clock_in_github_mode() {
+    // A step before relgate can write RELGATE_NOW=… to $GITHUB_ENV: an expired waiver would
+    // pass again. In GitHub mode the clock is the runner's, and the override is reported.
+    let expired = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/scenarios/prr-waiver-expired/repo/releases/a.yaml"),
+    )
+    .expect("scenario manifest")
+    .replace("expires: 2026-11-01", "expires: 2020-02-01");
+    let repo = Repo::with_files("", &[("releases/a.yaml", &expired)]);
+    let api = Api::start("", &repo.head).await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let mut env = api.runner_env();
+    env.push(("RELGATE_NOW".into(), "2020-01-01T00:00:00Z".into()));
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 1);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("PRR-WAIVER-EXPIRED"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "RELGATE_NOW=2020-01-01T00:00:00Z is set but ignored: in GitHub mode the clock is the runner's"
+        ),
+        "{stdout}"
+    );
+    let requests = api.requests().await;
+    let runs = find(&requests, "POST", &api.repo_path("/check-runs"));
+    let completed = runs[0].body["completed_at"].as_str().unwrap_or_default();
+    assert!(completed > "2026-11-01", "{completed}");
+    assert_eq!(runs[0].body["conclusion"], "failure");
+}
+
+#[tokio::test]
+async fn the_check_run_names_the_base_it_was_computed_against() {
+    // A pass computed against one base says nothing about another: retargeting the pull
+    // request re-runs the gate (`edited`), and the check run says which base it judged.
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    let runs = find(&requests, "POST", &api.repo_path("/check-runs"));
+    let pull = fixture("pulls-get.json");
+    let base_ref = pull["base"]["ref"].as_str().expect("base ref");
+    let base_sha = pull["base"]["sha"].as_str().expect("base sha");
+    assert_eq!(
+        runs[0].body["output"]["title"],
+        format!("pass: 1 release checked against {base_ref}")
+    );
+    let summary = runs[0].body["output"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        summary.contains(&format!(
+            "Computed for pull request #1347 against base `{base_ref}` ({base_sha})"
+        )),
+        "{summary}"
+    );
+    assert_eq!(
+        runs[0].body["external_id"],
+        format!("relgate:pr-1347:base-{base_ref}")
+    );
+}
+
+#[tokio::test]
+async fn a_reviewer_who_pushed_the_head_does_not_satisfy_the_two_person_rule() {
+    // octocat opens the pull request; hubot approves commit 1, then pushes the final commit
+    // (authored by octocat, so only the push event says who pushed it) and approves it. No one
+    // but hubot has seen hubot's push: the two-person rule is not met.
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
+        )],
+    );
+    let api = Api::start("", &repo.head).await;
+    api.happy(json!([review(
+        81,
+        "hubot",
+        "APPROVED",
+        &repo.head,
+        "2026-11-26T10:00:00Z"
+    )]))
+    .await;
+    api.commits(
+        json!([
+            commit_by(OLD_SHA, "octocat", "octocat"),
+            commit_by(&repo.head, "octocat", "web-flow")
+        ]),
+        1,
+    )
+    .await;
+    let mut env = api.runner_env();
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
+            .expect("json");
+    event["action"] = "synchronize".into();
+    event["sender"]["login"] = "hubot".into();
+    let path = api.output_file().with_file_name("event-synchronize.json");
+    std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
+    for (k, v) in &mut env {
+        if k == "GITHUB_EVENT_PATH" {
+            *v = path.display().to_string();
+        }
+    }
+    let out = repo.run(&["check", "--github", "--format", "json"], &env);
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let findings = report["results"][0]["findings"].clone();
+    assert_eq!(findings[0]["rule"], "APPROVAL-MISSING", "{findings}");
+    assert_eq!(
+        findings[0]["message"],
+        "dev releases need 1 approval from reviewers other than the author; PR #1347 has 0 \
+         (nobody); not counted: hubot (authored or pushed commits that no other reviewer approved)"
+    );
+
+    // A reviewer who authored a commit is covered once someone else approves after it.
+    api.reset().await;
+    api.happy(json!([
+        review(81, "hubot", "APPROVED", &repo.head, "2026-11-26T10:00:00Z"),
+        review(82, "mona", "APPROVED", &repo.head, "2026-11-26T11:00:00Z")
+    ]))
+    .await;
+    api.commits(
+        json!([
+            commit_by(OLD_SHA, "octocat", "octocat"),
+            commit_by(&repo.head, "hubot", "hubot")
+        ]),
+        1,
+    )
+    .await;
+    let out = repo.run(
+        &["check", "--github", "--format", "json"],
+        &api.runner_env(),
+    );
+    assert_exit(&out, 0);
 }

@@ -49,15 +49,33 @@ pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow:
         .context("cannot read the pull request, so its approvals cannot be decided")?;
     // The files about to be decided must be the commit the result is published on.
     github.verify_checkout(&gate.root.dir, context.as_ref())?;
-    if context.is_none() {
-        writeln!(
-            std::io::stderr().lock(),
-            "relgate: no pull request in this run (event {}); approvals are not evaluated",
-            github.env.event_name.as_deref().unwrap_or("unknown")
-        )?;
-    }
-    gate.set_pull_request(context.clone())?;
-    let report = gate::check_opened(&gate, settings)?;
+    let policy_context = match &context {
+        Some(context) => Some(context.clone()),
+        None => {
+            // merge_group, push, workflow_dispatch…: no pull request, so nobody's approval
+            // can be read. Leaving the context empty would skip the approval rules and post
+            // success; instead the rules see that the context is unavailable and block every
+            // release whose environment requires approvals (docs/approvals.md).
+            let event = github.env.event_name.as_deref().unwrap_or("unknown");
+            writeln!(
+                std::io::stderr().lock(),
+                "relgate: no pull request in this run (event {}); releases that require \
+                 approvals are blocked",
+                crate::output::text::field(event)
+            )?;
+            Some(crate::pull_request::unavailable(&format!(
+                "this run (event {event}) has no pull request, so no approval can be read"
+            )))
+        }
+    };
+    gate.set_pull_request(policy_context)?;
+    let mut report = gate::check_opened(&gate, settings)?;
+    // Overrides a previous step could have set through $GITHUB_ENV are reported, never silent.
+    report
+        .notes
+        .extend(crate::github::environment_notes(&|name| {
+            std::env::var(name).ok()
+        }));
     print_report(&report, args, color)?;
     publish(&github, &report, args, &gate, context, &settings.now).map(|failed| {
         if failed {
@@ -88,14 +106,26 @@ pub fn publish(
         },
     );
     let mut err = std::io::stderr().lock();
+    // API errors quote GitHub's answers and paths: escaped for the log.
+    let safe = |text: String| {
+        crate::output::text::guard_log(
+            &crate::output::text::multiline(&text),
+            crate::output::text::LogSyntax::Plain,
+            false,
+        )
+    };
     for done in &outcome.done {
-        writeln!(err, "relgate: published: {done}")?;
+        writeln!(err, "{}", safe(format!("relgate: published: {done}")))?;
     }
     for skipped in &outcome.skipped {
-        writeln!(err, "relgate: not published: {skipped}")?;
+        writeln!(
+            err,
+            "{}",
+            safe(format!("relgate: not published: {skipped}"))
+        )?;
     }
     for failure in &outcome.failed {
-        writeln!(err, "relgate: error: {failure}")?;
+        writeln!(err, "{}", safe(format!("relgate: error: {failure}")))?;
     }
     if !outcome.failed.is_empty() {
         writeln!(

@@ -106,6 +106,9 @@ pub enum Endpoint {
     Reviews {
         number: u64,
     },
+    PullCommits {
+        number: u64,
+    },
     CommitPulls {
         sha: String,
     },
@@ -139,6 +142,7 @@ impl Endpoint {
         match self {
             Self::PullRequest { number } => format!("read pull request #{number}"),
             Self::Reviews { number } => format!("list the reviews of pull request #{number}"),
+            Self::PullCommits { number } => format!("list the commits of pull request #{number}"),
             Self::CommitPulls { sha } => {
                 format!(
                     "find the pull request of commit {}",
@@ -164,7 +168,7 @@ impl Endpoint {
     /// What a 403 or 404 from this endpoint most likely means, and how to fix it.
     pub fn permission_hint(&self) -> &'static str {
         match self {
-            Self::PullRequest { .. } | Self::Reviews { .. } => {
+            Self::PullRequest { .. } | Self::Reviews { .. } | Self::PullCommits { .. } => {
                 "the token needs `pull-requests: read` (workflow `permissions:`, or a fine-grained \
                  token / GitHub App with Pull requests: read), or the pull request does not exist \
                  in this repository"

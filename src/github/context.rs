@@ -69,6 +69,61 @@ pub struct LatestReview {
     pub stale: bool,
     /// The reviewer is a bot account; the approval policy never counts its approval.
     pub bot: bool,
+    /// The reviewer authored, committed or pushed a commit of the pull request that no
+    /// approval by someone else covers (see [`mark_own_commits`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub own_commits_unreviewed: bool,
+}
+
+/// One commit of the pull request, oldest first: its sha and the (lowercased) logins that
+/// wrote it: author, committer (not `web-flow`, GitHub's own committer for web edits) and,
+/// for the head, the last pusher when the event names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitBy {
+    pub sha: String,
+    pub people: BTreeSet<String>,
+}
+
+impl CommitBy {
+    /// From one item of `GET /repos/{o}/{r}/pulls/{n}/commits`.
+    pub fn from_api(commit: &Value) -> Option<Self> {
+        let sha = commit.get("sha")?.as_str()?.to_owned();
+        let people = ["/author/login", "/committer/login"]
+            .iter()
+            .filter_map(|p| commit.pointer(p).and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .filter(|login| login != "web-flow")
+            .collect();
+        Some(Self { sha, people })
+    }
+}
+
+/// Sets `own_commits_unreviewed` on each approval whose reviewer wrote or pushed a commit
+/// after the last commit approved by someone else (another person, not the author, not a
+/// bot). An approval covers every commit up to the one it was given on; an approval of a
+/// commit that is no longer in the pull request (force-pushed away) covers none.
+pub fn mark_own_commits(reviews: &mut [LatestReview], commits: &[CommitBy], author: &str) {
+    let position = |sha: &Option<String>| {
+        sha.as_deref()
+            .and_then(|sha| commits.iter().position(|c| c.sha.eq_ignore_ascii_case(sha)))
+    };
+    let approvals: Vec<(String, Option<usize>)> = reviews
+        .iter()
+        .filter(|r| r.state == "APPROVED" && !r.bot && r.user != author)
+        .map(|r| (r.user.clone(), position(&r.commit_id)))
+        .collect();
+    for review in reviews.iter_mut().filter(|r| r.state == "APPROVED") {
+        let Some(last_own) = commits
+            .iter()
+            .rposition(|c| c.people.contains(&review.user))
+        else {
+            continue;
+        };
+        let covered = approvals
+            .iter()
+            .any(|(user, at)| *user != review.user && at.is_some_and(|at| at >= last_own));
+        review.own_commits_unreviewed = !covered;
+    }
 }
 
 /// Decisive review states: each replaces the reviewer's earlier standing.
@@ -110,6 +165,7 @@ pub fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<LatestRevie
             commit_id: event.commit_id.clone(),
             stale: event.commit_id.as_deref() != Some(head_sha),
             bot: event.bot,
+            own_commits_unreviewed: false,
         })
         .collect()
 }
@@ -205,11 +261,18 @@ fn unexpected(endpoint: &Endpoint, path: &str, what: &str) -> GitHubError {
 
 /// Reads pull request `number` and builds `input.context.pull_request`. `approvals` is the
 /// config's `approvals` object (its teams are looked up).
+///
+/// `checked_head`: the head commit the run checked out (the event's `pull_request.head.sha`).
+/// When the API reports another head (a push during the run, or "re-run jobs" of an older
+/// run) the run stops: reviews of the API's head say nothing about the commit on disk, and
+/// staleness and the check run are always about the checked commit.
 pub async fn fetch(
     client: &Client,
     repo: &Repo,
     number: u64,
     approvals: Option<&Value>,
+    checked_head: Option<&str>,
+    pusher: Option<&str>,
 ) -> Result<Value, GitHubError> {
     let base = format!("/repos/{}/{}", segment(&repo.owner), segment(&repo.name));
     let endpoint = Endpoint::PullRequest { number };
@@ -220,6 +283,18 @@ pub async fn fetch(
         .ok_or_else(|| unexpected(&endpoint, &path, "the pull request has no user.login"))?;
     let head_sha = text_at(&pr, "/head/sha")
         .ok_or_else(|| unexpected(&endpoint, &path, "the pull request has no head.sha"))?;
+    if let Some(checked) = checked_head {
+        if !checked.trim().eq_ignore_ascii_case(head_sha.trim()) {
+            return Err(GitHubError::Setup(format!(
+                "pull request #{number}'s head is now {head_sha}, but this run checked out \
+                 {checked} (the event's head: a push came during the run, or this is a re-run \
+                 of an older run). Reviews and staleness would be judged against a commit \
+                 that is not the one on disk, so nothing was decided or published. The run \
+                 of the newer push decides; to decide again, re-run the latest run of the \
+                 pull request, not this one"
+            )));
+        }
+    }
 
     let mut events = Vec::new();
     let reviews_endpoint = Endpoint::Reviews { number };
@@ -233,8 +308,34 @@ pub async fn fetch(
             },
         )
         .await?;
-    let reviews = latest_reviews(&events, &head_sha);
+    let mut reviews = latest_reviews(&events, &head_sha);
     let approvers = approvers(&reviews);
+
+    // Who wrote the commits (GitHub lists at most 250; a longer pull request is refused, as
+    // its first commits could not be attributed).
+    let mut commits: Vec<CommitBy> = Vec::new();
+    let commits_endpoint = Endpoint::PullCommits { number };
+    let commits_path = format!("{base}/pulls/{number}/commits?per_page=100");
+    client
+        .get_pages(&commits_path, &commits_endpoint, &mut |page| {
+            commits.extend(page.iter().filter_map(CommitBy::from_api));
+            true
+        })
+        .await?;
+    if commits.len() >= 250 {
+        return Err(unexpected(
+            &commits_endpoint,
+            &commits_path,
+            "the pull request has 250 commits or more, the most GitHub lists: who wrote the \
+             rest cannot be read for the two-person rule; squash or split the pull request",
+        ));
+    }
+    if let (Some(pusher), Some(head)) = (pusher, commits.last_mut()) {
+        if head.sha.eq_ignore_ascii_case(&head_sha) {
+            head.people.insert(pusher.to_lowercase());
+        }
+    }
+    mark_own_commits(&mut reviews, &commits, &author);
 
     // Bots are not looked up: their approvals never count, and they belong to no team.
     let mut people: BTreeSet<String> = reviews

@@ -158,6 +158,48 @@ impl GitHubEnv {
     }
 }
 
+/// Variables relgate reads that change its behaviour and that an earlier step of the job could
+/// have set through `$GITHUB_ENV`. Token variables are not listed (their values are secret and
+/// choosing the token is their purpose).
+pub const OVERRIDES: [&str; 6] = [
+    "RELGATE_GITHUB_COMMENT_AUTHOR",
+    "RELGATE_GITHUB_RETRY_ATTEMPTS",
+    "RELGATE_GITHUB_RETRY_BASE_MS",
+    "RELGATE_GITHUB_RETRY_MAX_MS",
+    "RELGATE_GITHUB_DEADLINE_SECS",
+    "RELGATE_GITHUB_TIMEOUT_SECS",
+];
+
+/// The report's notes on the environment of a GitHub-mode run: `RELGATE_NOW` is ignored (the
+/// clock is the runner's), and every other override in effect is named with its value, so
+/// nothing a previous step set is silent. No time in them: the same run gives the same
+/// comment (the sticky comment is only rewritten when it changes).
+pub fn environment_notes(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    let shown = |v: &str| crate::output::text::field(v).into_owned();
+    let mut notes = Vec::new();
+    if let Some(value) = lookup("RELGATE_NOW") {
+        notes.push(format!(
+            "RELGATE_NOW={} is set but ignored: in GitHub mode the clock is the runner's",
+            shown(&value)
+        ));
+    }
+    let set: Vec<String> = OVERRIDES
+        .iter()
+        .filter_map(|name| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| format!("{name}={}", shown(&v)))
+        })
+        .collect();
+    if !set.is_empty() {
+        notes.push(format!(
+            "environment overrides in effect: {}",
+            set.join(", ")
+        ));
+    }
+    notes
+}
+
 /// The command-line side of GitHub mode.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -178,6 +220,8 @@ pub struct Options {
 pub struct EventPull {
     pub number: u64,
     pub head_sha: Option<String>,
+    /// `sender.login` of a `synchronize` (a push to the pull request): who pushed the head.
+    pub pusher: Option<String>,
 }
 
 /// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
@@ -207,6 +251,10 @@ pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
         head_sha: pr
             .pointer("/head/sha")
             .and_then(Value::as_str)
+            .map(str::to_owned),
+        pusher: (event.get("action").and_then(Value::as_str) == Some("synchronize"))
+            .then(|| event.pointer("/sender/login").and_then(Value::as_str))
+            .flatten()
             .map(str::to_owned),
     }))
 }
@@ -250,6 +298,8 @@ pub struct GitHub {
     number: Option<u64>,
     /// Head commit the event checked out, when `number` is the event's pull request.
     event_head_sha: Option<String>,
+    /// Who pushed that head, when the event says (a `synchronize`).
+    event_pusher: Option<String>,
     client: Option<Client>,
     runtime: tokio::runtime::Runtime,
 }
@@ -282,9 +332,9 @@ impl GitHub {
             None => None,
         };
         let number = options.pull_request.or(event.as_ref().map(|e| e.number));
-        let event_head_sha = event
-            .filter(|e| Some(e.number) == number)
-            .and_then(|e| e.head_sha);
+        let event = event.filter(|e| Some(e.number) == number);
+        let event_pusher = event.as_ref().and_then(|e| e.pusher.clone());
+        let event_head_sha = event.and_then(|e| e.head_sha);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -322,6 +372,7 @@ impl GitHub {
             targets,
             number,
             event_head_sha,
+            event_pusher,
             client,
             runtime,
         })
@@ -349,7 +400,14 @@ impl GitHub {
         };
         let (client, repo) = self.api()?;
         self.runtime
-            .block_on(context::fetch(client, repo, number, approvals))
+            .block_on(context::fetch(
+                client,
+                repo,
+                number,
+                approvals,
+                self.event_head_sha.as_deref(),
+                self.event_pusher.as_deref(),
+            ))
             .map(Some)
     }
 
@@ -424,7 +482,10 @@ impl GitHub {
         self.runtime.block_on(async {
             match context::merged_pull_for_commit(client, repo, &sha).await? {
                 Some(number) => Ok(RecordContext {
-                    context: Some(context::fetch(client, repo, number, approvals).await?),
+                    // A merged pull request: its head is final, no checkout to compare.
+                    context: Some(
+                        context::fetch(client, repo, number, approvals, None, None).await?,
+                    ),
                     note: None,
                 }),
                 None => Ok(RecordContext {
@@ -513,6 +574,7 @@ impl GitHub {
                         prefix: publish::repo_prefix(&inputs.gate_root),
                         details_url: run_url.clone(),
                         completed_at: inputs.now.clone(),
+                        base: publish::BaseOf::from_context(inputs.context.as_ref()),
                     };
                     let result = self.api().and_then(|(client, repo)| {
                         self.runtime

@@ -300,6 +300,34 @@ pub struct CheckRun {
     pub prefix: String,
     pub details_url: Option<String>,
     pub completed_at: String,
+    /// The pull request and the base the decision was computed against (`base_ref`,
+    /// `base_sha` of the context): named in the title, the summary and `external_id`, so a
+    /// check computed against one base is never read as a decision about another (the
+    /// workflow re-runs on `edited` when the base changes).
+    pub base: Option<BaseOf>,
+}
+
+/// See [`CheckRun::base`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseOf {
+    pub number: u64,
+    pub base_ref: String,
+    pub base_sha: Option<String>,
+}
+
+impl BaseOf {
+    /// From `input.context.pull_request` (`None` without a pull request or its base).
+    pub fn from_context(context: Option<&Value>) -> Option<Self> {
+        let context = context?;
+        Some(Self {
+            number: context.get("number")?.as_u64()?,
+            base_ref: context.get("base_ref")?.as_str()?.to_owned(),
+            base_sha: context
+                .get("base_sha")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
 }
 
 /// What [`check_run`] made.
@@ -333,13 +361,34 @@ pub async fn check_run(
     report_markdown: &str,
     run: &CheckRun,
 ) -> Result<CheckRunDone, GitHubError> {
-    let title = check_title(report);
+    let mut title = check_title(report);
     let summary_source = report_markdown
         .strip_prefix(markdown::MARKER)
         .unwrap_or(report_markdown)
         .trim_start_matches('\n');
+    // The heading first (it says the verdict), then the base line, then the rest.
+    let (heading, rest) = summary_source
+        .split_once('\n')
+        .unwrap_or((summary_source, ""));
+    let mut with_base = format!("{heading}\n\n");
+    if let Some(base) = &run.base {
+        title = clip(&format!("{title} against {}", base.base_ref), 255);
+        // The base name comes from the pull request: inert in markdown.
+        let _ = writeln!(
+            with_base,
+            "Computed for pull request #{} against base {}{}; a change of the base re-runs the \
+             gate.\n",
+            base.number,
+            markdown::code(&base.base_ref, false),
+            base.base_sha
+                .as_deref()
+                .map(|sha| format!(" ({})", markdown::cell(sha)))
+                .unwrap_or_default()
+        );
+    }
+    with_base.push_str(rest.trim_start_matches('\n'));
     let summary = truncate(
-        summary_source,
+        &with_base,
         CHECK_SUMMARY_LIMIT,
         "> **Report truncated** to GitHub's check-run summary limit. The full report is in the \
          job summary and the pull-request comment; every finding is an annotation.",
@@ -356,6 +405,9 @@ pub async fn check_run(
     });
     if !run.completed_at.is_empty() {
         body["completed_at"] = json!(run.completed_at);
+    }
+    if let Some(base) = &run.base {
+        body["external_id"] = json!(format!("relgate:pr-{}:base-{}", base.number, base.base_ref));
     }
     if let Some(url) = &run.details_url {
         body["details_url"] = json!(url);

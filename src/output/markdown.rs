@@ -274,7 +274,9 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
 /// - the `:` of `://` is escaped, so a bare `https://…` is not made a link (GitHub's autolink
 ///   would also swallow the backslash of a following escape); a bare `www.…` still is, and
 ///   shows its own target;
-/// - a newline becomes `<br>` instead of ending the row.
+/// - a newline becomes `<br>` instead of ending the row;
+/// - bidirectional overrides (U+202E…) and other control characters are named (`[U+202E]`):
+///   they would reorder or hide what the reader sees.
 pub fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut previous: Option<char> = None;
@@ -297,6 +299,11 @@ pub fn cell(text: &str) -> String {
             '&' => out.push_str("&amp;"),
             '\n' => out.push_str("<br>"),
             '\r' => {}
+            // Bidi overrides reorder what the reader sees; other control characters are
+            // invisible: both are named instead (`[U+202E]`).
+            c if crate::output::text::is_bidi(c) || c.is_control() => {
+                out.push_str(&format!("\\[U+{:04X}\\]", u32::from(c)));
+            }
             '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '!' | '~' | '$' | '|' => {
                 out.push('\\');
                 out.push(c);
@@ -316,13 +323,20 @@ pub fn cell(text: &str) -> String {
 
 /// `text` as a code span (shown verbatim, nothing in it is markdown): the fence is one backtick
 /// longer than the longest run of backticks in `text`, so a backtick cannot close it early;
-/// newlines become spaces (a span is one line); in a table (`table`) `|` is escaped, which GFM
+/// newlines become spaces (a span is one line); bidi overrides and control characters are
+/// named (`[U+202E]`); in a table (`table`) `|` is escaped, which GFM
 /// undoes inside the span.
 pub fn code(text: &str, table: bool) -> String {
-    let mut body: String = text
-        .chars()
-        .map(|c| if matches!(c, '\n' | '\r') { ' ' } else { c })
-        .collect();
+    let mut body = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => body.push(' '),
+            c if crate::output::text::is_bidi(c) || c.is_control() => {
+                body.push_str(&format!("[U+{:04X}]", u32::from(c)));
+            }
+            c => body.push(c),
+        }
+    }
     if table {
         body = body.replace('|', "\\|");
     }

@@ -15,3 +15,5 @@ mod ledger;
 mod properties;
 #[path = "../cli/support.rs"]
 mod support;
+
+mod ci;

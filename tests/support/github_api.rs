@@ -194,7 +194,8 @@ impl Api {
             .await;
     }
 
-    /// GET pulls/1347 answers `pulls-get.json` with `head.sha` = [`Api::head`].
+    /// GET pulls/1347 answers `pulls-get.json` with `head.sha` = [`Api::head`], and its
+    /// commits one commit, the head, by the author octocat.
     pub async fn pull_request(&self) {
         let mut pull = fixture("pulls-get.json");
         pull["head"]["sha"] = self.head.clone().into();
@@ -205,6 +206,22 @@ impl Api {
             pull,
         )
         .await;
+        self.commits(
+            serde_json::json!([commit_by(&self.head, "octocat", "octocat")]),
+            5,
+        )
+        .await;
+    }
+
+    /// GET the commits (one page, `per_page=100`); `priority` 1 overrides the default list.
+    pub async fn commits(&self, commits: Value, priority: u8) {
+        Mock::given(method("GET"))
+            .and(path(self.repo_path(&format!("/pulls/{NUMBER}/commits"))))
+            .and(query_param("per_page", "100"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(commits))
+            .with_priority(priority)
+            .mount(&self.server)
+            .await;
     }
 
     /// GET the reviews (one page, `per_page=100`).
@@ -319,6 +336,15 @@ pub fn review(id: u64, login: &str, state: &str, commit: &str, at: &str) -> Valu
     review["commit_id"] = commit.into();
     review["submitted_at"] = at.into();
     review
+}
+
+/// A commit of `pulls-list-commits.json` with another sha, author and committer login.
+pub fn commit_by(sha: &str, author: &str, committer: &str) -> Value {
+    let mut commit = fixture("pulls-list-commits.json")[0].clone();
+    commit["sha"] = sha.into();
+    commit["author"]["login"] = author.into();
+    commit["committer"]["login"] = committer.into();
+    commit
 }
 
 /// A comment of the fixture with another id and body (by the fixture's user octocat, a
