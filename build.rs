@@ -89,7 +89,14 @@ fn commit(manifest_dir: &Path) -> String {
         }
         if let Some(described) = git(
             manifest_dir,
-            &["describe", "--tags", "--always", "--abbrev=12", "--match", "v[0-9]*"],
+            &[
+                "describe",
+                "--tags",
+                "--always",
+                "--abbrev=12",
+                "--match",
+                "v[0-9]*",
+            ],
         ) {
             return described;
         }
@@ -101,7 +108,11 @@ fn commit(manifest_dir: &Path) -> String {
 /// dependency: the first `"sha1"` key's string value, accepted only if it is hex.
 fn sha1_field(text: &str) -> Option<&str> {
     let rest = &text[text.find("\"sha1\"")? + 6..];
-    let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let rest = rest
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
     let sha = &rest[..rest.find('"')?];
     (sha.len() >= 7 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then_some(sha)
 }

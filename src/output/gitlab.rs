@@ -36,7 +36,10 @@ pub fn render(report: &Report) -> String {
                 "blocker",
                 &path,
                 result.line,
-                unique(&mut seen, &["relgate-error", &result.file, &document, error]),
+                unique(
+                    &mut seen,
+                    &["relgate-error", &result.file, &document, error],
+                ),
             ));
         }
         for f in &result.findings {

@@ -19,7 +19,14 @@ fn version_names_the_commit_of_the_build() {
         .unwrap_or_else(|| panic!("`{version}` is not `relgate VERSION (COMMIT)`"));
     // Built from a git checkout (as the tests are): what git describes for this checkout.
     let described = Command::new("git")
-        .args(["describe", "--tags", "--always", "--abbrev=12", "--match", "v[0-9]*"])
+        .args([
+            "describe",
+            "--tags",
+            "--always",
+            "--abbrev=12",
+            "--match",
+            "v[0-9]*",
+        ])
         .current_dir(project_root())
         .output()
         .expect("git");
@@ -49,7 +56,11 @@ fn included(dir: &Path, root: &Path, out: &mut Vec<String>) {
                 let target = &rest[..rest.find('"').expect("closing quote")];
                 let resolved: PathBuf = path.parent().expect("parent").join(target);
                 let mut parts: Vec<String> = Vec::new();
-                for c in resolved.strip_prefix(root).expect("inside the crate").components() {
+                for c in resolved
+                    .strip_prefix(root)
+                    .expect("inside the crate")
+                    .components()
+                {
                     match c {
                         std::path::Component::ParentDir => {
                             parts.pop();
@@ -83,9 +94,16 @@ fn the_crate_package_holds_everything_the_build_reads() {
         .lines()
         .map(str::to_owned)
         .collect();
-    let mut needed = vec!["build.rs".to_owned(), "Cargo.toml".to_owned(), "Cargo.lock".to_owned()];
+    let mut needed = vec![
+        "build.rs".to_owned(),
+        "Cargo.toml".to_owned(),
+        "Cargo.lock".to_owned(),
+    ];
     // What build.rs embeds: every policy (.rego, .yaml) and schema (.json).
-    for (dir, exts) in [("policies", &["rego", "yaml"][..]), ("schemas", &["json"][..])] {
+    for (dir, exts) in [
+        ("policies", &["rego", "yaml"][..]),
+        ("schemas", &["json"][..]),
+    ] {
         for entry in std::fs::read_dir(root.join(dir)).expect("read dir") {
             let path = entry.expect("entry").path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -97,7 +115,10 @@ fn the_crate_package_holds_everything_the_build_reads() {
     }
     let before = needed.len();
     included(&root.join("src"), &root, &mut needed);
-    assert!(needed.len() > before, "found no include_str! (the scan is broken)");
+    assert!(
+        needed.len() > before,
+        "found no include_str! (the scan is broken)"
+    );
     assert!(needed.contains(&"examples/workflows/relgate.yml".to_owned()));
     let missing: Vec<&String> = needed.iter().filter(|n| !listed.contains(*n)).collect();
     assert!(missing.is_empty(), "not in the crate package: {missing:?}");

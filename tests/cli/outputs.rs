@@ -19,7 +19,8 @@ fn fixture() -> Repo {
         )
         .file(
             "releases/c.yaml",
-            dev_release("shapeless").replace("kind: PromptRelease", "kind: PromptRelease\nbogus: 1"),
+            dev_release("shapeless")
+                .replace("kind: PromptRelease", "kind: PromptRelease\nbogus: 1"),
         )
         .file("releases/d.yaml", "apiVersion: [relgate\n");
     repo
@@ -68,9 +69,14 @@ fn sarif_rules_carry_what_code_scanning_shows() {
             assert!(rule[field]["text"].is_string(), "{id}: no {field}");
         }
         assert!(rule["help"]["text"].is_string(), "{id}: no help.text");
-        assert!(rule["help"]["markdown"].is_string(), "{id}: no help.markdown");
         assert!(
-            rule["helpUri"].as_str().is_some_and(|u| u.starts_with("https://")),
+            rule["help"]["markdown"].is_string(),
+            "{id}: no help.markdown"
+        );
+        assert!(
+            rule["helpUri"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://")),
             "{id}: no helpUri"
         );
     }
@@ -158,7 +164,10 @@ fn fingerprints_survive_a_finding_moving_to_another_line() {
         "the finding moved"
     );
     assert_eq!(after.0, before.0, "SARIF fingerprint changed with the line");
-    assert_eq!(after.2, before.2, "GitLab fingerprint changed with the line");
+    assert_eq!(
+        after.2, before.2,
+        "GitLab fingerprint changed with the line"
+    );
     assert!(before.0.is_string() && before.2.is_string());
 }
 
@@ -185,13 +194,19 @@ fn junit_validates_against_the_jenkins_xunit_schema() {
     let repo = fixture();
     let run = repo.run(&["check", "releases", "-f", "junit"]);
     run.no_panic().exit(2);
-    assert!(run.stdout.contains("<skipped"), "the fixture has skipped cases");
+    assert!(
+        run.stdout.contains("<skipped"),
+        "the fixture has skipped cases"
+    );
     assert!(run.stdout.contains("<error"), "the fixture has an error");
     assert!(run.stdout.contains("<failure"), "the fixture has a failure");
     let (valid, why) = xmllint(&run.stdout);
     assert!(valid, "JUnit XML rejected by the xunit XSD:\n{why}");
     // The schema check is real: an attribute the XSD lacks is rejected.
-    let (valid, _) = xmllint(&run.stdout.replacen("<testsuites ", "<testsuites bogus=\"1\" ", 1));
+    let (valid, _) = xmllint(
+        &run.stdout
+            .replacen("<testsuites ", "<testsuites bogus=\"1\" ", 1),
+    );
     assert!(!valid);
 }
 
@@ -215,7 +230,10 @@ fn gitlab_code_quality_has_the_fields_gitlab_reads() {
             .as_u64()
             .is_some_and(|l| l >= 1));
         let print = issue["fingerprint"].as_str().expect("fingerprint");
-        assert!(prints.insert(print.to_owned()), "duplicate fingerprint {print}");
+        assert!(
+            prints.insert(print.to_owned()),
+            "duplicate fingerprint {print}"
+        );
     }
     let pii = issues
         .iter()
@@ -234,4 +252,39 @@ fn gitlab_code_quality_has_the_fields_gitlab_reads() {
     let run = clean.run(&["check", "releases", "-f", "gitlab"]);
     run.exit(0);
     assert_eq!(run.stdout.trim(), "[]");
+}
+
+#[test]
+fn junit_parses_in_junitparser() {
+    let repo = fixture();
+    let run = repo.run(&["check", "releases", "-f", "junit"]);
+    run.no_panic().exit(2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("junit.xml");
+    std::fs::write(&file, &run.stdout).expect("write");
+    // junitparser (PyPI; scripts/test installs it): per case, its result kind, one per line.
+    let script = "import sys\nfrom junitparser import JUnitXml\n\
+                  for suite in JUnitXml.fromfile(sys.argv[1]):\n\
+                  \x20   for case in suite:\n\
+                  \x20       kinds = [type(r).__name__ for r in case.result]\n\
+                  \x20       print(suite.name, case.name, ','.join(kinds) or 'pass')\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "junitparser (pip install junitparser; scripts/test installs it) failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases = String::from_utf8_lossy(&out.stdout).into_owned();
+    let count = |kind: &str| cases.lines().filter(|l| l.ends_with(kind)).count();
+    // The same cases and outcomes as the XML says (its own attributes counted).
+    assert_eq!(cases.lines().count(), run.stdout.matches("<testcase ").count());
+    assert_eq!(count("Failure"), run.stdout.matches("<failure ").count());
+    assert_eq!(count("Error"), run.stdout.matches("<error ").count());
+    assert_eq!(count("Skipped"), run.stdout.matches("<skipped ").count());
+    assert!(cases.contains("releases/b.yaml#0 leaky@2 relgate.pii Failure"), "{cases}");
+    assert!(cases.contains("releases/d.yaml#0 relgate Error"), "{cases}");
 }
