@@ -281,10 +281,16 @@ fn junit_parses_in_junitparser() {
     let cases = String::from_utf8_lossy(&out.stdout).into_owned();
     let count = |kind: &str| cases.lines().filter(|l| l.ends_with(kind)).count();
     // The same cases and outcomes as the XML says (its own attributes counted).
-    assert_eq!(cases.lines().count(), run.stdout.matches("<testcase ").count());
+    assert_eq!(
+        cases.lines().count(),
+        run.stdout.matches("<testcase ").count()
+    );
     assert_eq!(count("Failure"), run.stdout.matches("<failure ").count());
     assert_eq!(count("Error"), run.stdout.matches("<error ").count());
     assert_eq!(count("Skipped"), run.stdout.matches("<skipped ").count());
-    assert!(cases.contains("releases/b.yaml#0 leaky@2 relgate.pii Failure"), "{cases}");
+    assert!(
+        cases.contains("releases/b.yaml#0 leaky@2 relgate.pii Failure"),
+        "{cases}"
+    );
     assert!(cases.contains("releases/d.yaml#0 relgate Error"), "{cases}");
 }
