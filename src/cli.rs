@@ -29,7 +29,8 @@ mod records;
 #[derive(Debug, Parser)]
 #[command(
     name = "relgate",
-    version,
+    // The commit too: a bug report then names the exact build (see build.rs).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RELGATE_COMMIT"), ")"),
     propagate_version = true,
     max_term_width = 100
 )]

@@ -10,7 +10,7 @@
 //! Invariant: every discovered file appears in the report, as results or as an error; nothing
 //! is skipped silently.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rayon::prelude::*;
@@ -804,7 +804,31 @@ fn with_approvals_flag(gate: &Gate, mut report: Report) -> Report {
         });
         report.notes.extend(gate.rules.notes.iter().cloned());
     }
+    report.repository_prefix = repository_prefix(&gate.root.dir);
     report
+}
+
+/// `dir`'s path inside the git work tree holding it, `/`-separated (`ml/gate`); empty at the
+/// top of the work tree, outside git, or when it cannot be told (then paths stay
+/// gate-root-relative, as before).
+pub fn repository_prefix(dir: &Path) -> String {
+    let Ok(repo) = git2::Repository::discover(dir) else {
+        return String::new();
+    };
+    let Some(work_tree) = repo.workdir().and_then(|w| w.canonicalize().ok()) else {
+        return String::new();
+    };
+    let Ok(dir) = dir.canonicalize() else {
+        return String::new();
+    };
+    match dir.strip_prefix(&work_tree) {
+        Ok(rel) => rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/"),
+        Err(_) => String::new(),
+    }
 }
 
 /// Runs a whole check.
@@ -829,8 +853,12 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
                 settings,
             )?;
             gate.set_git_context(set.git_context());
-            return changed::check(&gate, settings, &paths, &set)
-                .map(|report| with_approvals_flag(&gate, report));
+            return changed::check(&gate, settings, &paths, &set).map(|report| {
+                let mut report = with_approvals_flag(&gate, report);
+                // The gate read a copy of the tree in a temp dir: the prefix is the real root's.
+                report.repository_prefix = repository_prefix(&work_root.dir);
+                report
+            });
         }
         let gate = Gate::open_with(work_root, &plan, settings)?;
         return changed::check(&gate, settings, &settings.paths, &set)

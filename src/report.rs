@@ -226,6 +226,12 @@ pub struct Report {
     /// Run-level remarks (e.g. no manifests matched).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The gate root's path inside its git work tree (`ml/gate`, `/`-separated), empty at the
+    /// top of the work tree or outside git. Not in the JSON report (its paths stay
+    /// gate-root-relative); SARIF and GitLab Code Quality prefix it, because code scanning and
+    /// merge requests resolve paths from the repository root.
+    #[serde(skip)]
+    pub repository_prefix: String,
 }
 
 /// The git range of a `--changed` run: merge-base(base, head) .. head.
@@ -310,6 +316,7 @@ impl Report {
             removed: None,
             rules: None,
             notes,
+            repository_prefix: String::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! The CLI picks one per `--format` and sends it to stdout or its `--output` file.
 
 pub mod github;
+pub mod gitlab;
 pub mod json;
 pub mod junit;
 pub mod markdown;
@@ -27,6 +28,8 @@ pub enum Format {
     Sarif,
     /// GitHub Actions workflow commands: an annotation per finding at file:line.
     Github,
+    /// GitLab Code Quality report (Code Climate JSON) for merge-request widgets.
+    Gitlab,
 }
 
 /// Renders `report` in `format`. `color` applies to text only.
@@ -38,5 +41,6 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
         Format::Junit => junit::render(report),
         Format::Sarif => sarif::render(report),
         Format::Github => github::render(report),
+        Format::Gitlab => gitlab::render(report),
     }
 }

@@ -4,7 +4,15 @@
 //! a result at its manifest `file:line` with a `partialFingerprints["relgate/v1"]` (hex sha256
 //! of rule, file, field path and message) that is stable across runs. Manifests that could not
 //! be evaluated are error notifications of the invocation, which is then not successful.
-//! Exceptions and waivers are not results. Paths are the report's (gate-root-relative).
+//! Exceptions and waivers are not results.
+//!
+//! Every rule has `shortDescription`, `fullDescription`, `help` (text and markdown) and a
+//! `helpUri`, which code scanning shows on each alert. A result's region is one line
+//! (`startLine` = `endLine`; relgate knows no columns). URIs are relative to the *repository*
+//! root ([`Report::repository_prefix`] + the report's gate-root-relative path), so a gate in a
+//! monorepo subdirectory points at files that exist. The fingerprint leaves out the line and the
+//! prefix, so an alert survives lines moving above it. tests/cli/outputs.rs validates the output
+//! against the official SARIF 2.1.0 schema.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +23,8 @@ use crate::report::{Finding, Report};
 
 pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 pub const INFORMATION_URI: &str = "https://relgate.dev";
+/// Where a rule's reference lives: `HELP_URI#RULE-ID`.
+pub const HELP_URI: &str = "https://relgate.dev/rules";
 
 /// The rule catalogue: id, default level, short description.
 pub const CATALOGUE: &[(&str, &str, &str)] = &[
@@ -190,7 +200,7 @@ pub fn render(report: &Report) -> String {
             notifications.push(json!({
                 "level": "error",
                 "message": {"text": error},
-                "locations": [location(&result.file, result.line)],
+                "locations": [location(&report.repository_prefix, &result.file, result.line)],
             }));
         }
         for f in &result.findings {
@@ -210,7 +220,7 @@ pub fn render(report: &Report) -> String {
                 "ruleIndex": index.get(&f.rule).copied().unwrap_or(0),
                 "level": level(f),
                 "message": {"text": f.message},
-                "locations": [location(&result.file, f.line)],
+                "locations": [location(&report.repository_prefix, &result.file, f.line)],
                 "partialFingerprints": {"relgate/v1": fingerprint(f, &result.file)},
                 "properties": properties,
             }));
@@ -246,9 +256,24 @@ pub fn render(report: &Report) -> String {
 }
 
 fn descriptor(id: &str, level: &str, text: &str) -> Value {
+    let effect = if level == "warning" {
+        "A warning: reported, and blocks the release only when the gate fails on warnings."
+    } else {
+        "A denial: the release is blocked until it is fixed or an exception applies."
+    };
+    let full = format!("{text} {effect}");
+    let help_uri = format!("{HELP_URI}#{}", id.to_ascii_lowercase());
+    let how = "Each alert names the manifest field at fault and how to fix it \
+               (the message and `properties.remediation`).";
     json!({
         "id": id,
         "shortDescription": {"text": text},
+        "fullDescription": {"text": full},
+        "help": {
+            "text": format!("{id}: {full}\n\n{how}\nReference: {help_uri}"),
+            "markdown": format!("**{id}**: {full}\n\n{how}\n\n[Rule reference]({help_uri})"),
+        },
+        "helpUri": help_uri,
         "defaultConfiguration": {"level": level},
     })
 }
@@ -261,15 +286,22 @@ fn level(f: &Finding) -> &'static str {
     }
 }
 
-fn location(file: &str, line: u32) -> Value {
+/// One line of `file` (gate-root-relative) as a repository-relative location.
+fn location(prefix: &str, file: &str, line: u32) -> Value {
+    let line = line.max(1);
+    let path = if prefix.is_empty() {
+        file.to_owned()
+    } else {
+        format!("{prefix}/{file}")
+    };
     json!({"physicalLocation": {
-        "artifactLocation": {"uri": uri(file)},
-        "region": {"startLine": line.max(1)},
+        "artifactLocation": {"uri": uri(&path)},
+        "region": {"startLine": line, "endLine": line},
     }})
 }
 
 /// Hex sha256 of rule, file, field path and message, NUL-separated so no two different
-/// findings share the input.
+/// findings share the input. No line: a finding keeps its fingerprint when lines move.
 pub fn fingerprint(f: &Finding, file: &str) -> String {
     let mut hasher = Sha256::new();
     for part in [

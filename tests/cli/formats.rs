@@ -148,9 +148,7 @@ fn junit_is_well_formed_xml_with_totals() {
     let out = check(&repo, "junit");
     insta::assert_snapshot!("formats_junit", out);
     well_formed(&out);
-    assert!(out.contains(
-        "<testsuites name=\"relgate\" tests=\"23\" failures=\"2\" errors=\"1\" skipped=\"3\""
-    ));
+    assert!(out.contains("<testsuites name=\"relgate\" tests=\"23\" failures=\"2\" errors=\"1\">"));
 }
 
 #[test]

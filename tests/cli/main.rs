@@ -9,6 +9,8 @@ mod evals;
 mod export;
 mod formats;
 mod hostile;
+mod install;
+mod outputs;
 mod records;
 mod rego_test;
 mod scenarios;

@@ -6,6 +6,7 @@
 //! `tests/cli/support.rs`, except `properties`, which drives the library's readers directly.
 
 mod base_rules;
+mod ci;
 mod discovery;
 mod evidence;
 #[path = "../support/fake_http.rs"]
@@ -16,4 +17,3 @@ mod properties;
 #[path = "../cli/support.rs"]
 mod support;
 
-mod ci;
