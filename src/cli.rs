@@ -17,6 +17,7 @@ use crate::policy::testing::{self, TestOptions};
 use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
+mod bundle;
 mod export;
 mod github;
 mod records;
@@ -87,6 +88,8 @@ pub enum Command {
     /// export is still written and the problems are printed on stderr), 2 could not verify
     /// or a verified record could not be exported.
     Export(ExportArgs),
+    /// Shared, signed policy bundles over OCI registries: push, pull, verify (docs/bundles.md).
+    Policy(bundle::PolicyArgs),
     /// Generate an Ed25519 key pair for signing change records and print its key id.
     Keygen {
         /// Directory for relgate-signing.pem (private) and relgate-signing.pub.pem (public);
@@ -251,6 +254,10 @@ pub struct CheckArgs {
     /// still read).
     #[arg(long)]
     pub offline: bool,
+    /// Development only: resolve a policy bundle referenced by tag instead of refusing it
+    /// (prints a warning; commit the digest it resolves to).
+    #[arg(long)]
+    pub allow_bundle_tag: bool,
     /// Limit of one Prometheus request, in seconds (failed requests are retried within an
     /// overall deadline).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -440,6 +447,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Record(args) => records::record(args, color),
         Command::Verify(args) => records::verify(args, color),
         Command::Export(args) => export::export(args, cli.color),
+        Command::Policy(args) => bundle::policy(args),
         Command::Keygen { out } => records::keygen(&out),
     }
 }
@@ -482,6 +490,7 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
             head: args.head.clone(),
         }),
         pull_request: None,
+        bundles: bundle::settings(None, args.allow_bundle_tag),
     })
 }
 
@@ -541,6 +550,12 @@ fn print_report(
 fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
     let mut settings = check_settings(&args)?;
     read_pr_json(&args, &mut settings, false)?;
+    if args.allow_bundle_tag {
+        eprintln!(
+            "warning: --allow-bundle-tag: policy bundles referenced by tag are resolved; a tag can \
+             move, so pin each bundle by the digest before relying on this run"
+        );
+    }
     if args.github {
         return github::check(&args, &settings, color);
     }

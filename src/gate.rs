@@ -58,6 +58,8 @@ pub struct CheckSettings {
     /// `--pr-json` or the GitHub integration; `None` without one (approvals not evaluated).
     /// Validated by [`Gate::open`].
     pub pull_request: Option<Value>,
+    /// Policy bundles (`bundles:` of relgate.yaml, docs/bundles.md): cache, auth, tag policy.
+    pub bundles: crate::bundle::gate::BundleSettings,
 }
 
 /// From this many documents on, the bundle is compiled for the RVM (a few milliseconds, paid
@@ -78,6 +80,8 @@ pub struct Gate {
     now: String,
     fail_on_warn: bool,
     slo: slo::Options,
+    /// The verified policy bundles this run loaded (docs/bundles.md).
+    bundles: crate::bundle::gate::Loaded,
     /// `context.pull_request`: the validated context, or null.
     pull_request: Value,
 }
@@ -90,7 +94,12 @@ impl Gate {
 
     /// [`Gate::open`] at a known gate root.
     fn open_at(root: GateRoot, settings: &CheckSettings) -> Result<Self> {
-        let config = GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
+        let mut config =
+            GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
+        // Policy bundles (docs/bundles.md): verified, then their config fragment is merged over
+        // the repository's config before anything reads it.
+        let mut bundles =
+            crate::bundle::gate::load(&root, &mut config, &settings.bundles, settings.offline)?;
         // A malformed context must stop the run, not make the approval rules silently miss.
         if let Some(context) = &settings.pull_request {
             crate::pull_request::validate(context, "pull-request context")?;
@@ -111,7 +120,9 @@ impl Gate {
         for source in &mut sources {
             source.v0 = settings.rego_v0;
         }
-        let mut data = Vec::new();
+        // Bundle Rego is always v1, so it joins after the v0 switch.
+        sources.append(&mut bundles.sources);
+        let mut data = std::mem::take(&mut bundles.data);
         for file in &settings.data_files {
             data.push(policy::read_data_file(
                 file,
@@ -150,7 +161,19 @@ impl Gate {
             fail_on_warn: settings.fail_on_warn,
             slo: slo_options,
             pull_request: settings.pull_request.clone().unwrap_or(Value::Null),
+            bundles,
         })
+    }
+
+    /// The policy bundles loaded for this run (reference, verified digest, signing key), in
+    /// config order: the hook for change records and reports.
+    pub fn bundles(&self) -> &[crate::bundle::gate::LoadedBundle] {
+        &self.bundles.bundles
+    }
+
+    /// Warnings from loading bundles (a tag resolved with `--allow-bundle-tag`), for the CLI.
+    pub fn bundle_warnings(&self) -> &[String] {
+        &self.bundles.warnings
     }
 
     /// Sets `context.git` (a check of a commit's tree outside the repository).
