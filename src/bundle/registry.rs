@@ -180,18 +180,22 @@ fn run<T: Send + 'static>(
     .map_err(|_| BundleError("the registry client crashed".into()))?
 }
 
+const AUTH_HINT: &str = "; check the credentials for this registry in the Docker config file \
+     (REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json or ~/.docker/config.json)";
+
 /// Describes an `oci-client` error without anything secret: the client's messages name URLs
 /// and statuses, never the credentials.
 fn describe(shown: &str, action: &str, e: oci_client::errors::OciDistributionError) -> BundleError {
     use oci_client::errors::OciDistributionError as E;
+    let text = e.to_string();
     let hint = match &e {
-        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
-            "; check the credentials for this registry in the Docker config file (REGISTRY_AUTH_FILE or ~/.docker/config.json)"
-        }
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => AUTH_HINT,
+        // Distribution answers a missing or wrong login with 401 (or 403 for no permission).
+        _ if text.contains("code: 401") || text.contains("code: 403") => AUTH_HINT,
         E::RequestError(_) => "; is the registry reachable?",
         _ => "",
     };
-    BundleError(format!("{shown}: cannot {action}: {e}{hint}"))
+    BundleError(format!("{shown}: cannot {action}: {text}{hint}"))
 }
 
 /// Pushes a packed bundle to `target` (its tag, or untagged by digest); returns the digest.
@@ -291,8 +295,13 @@ pub fn fetch(source: &BundleRef, credentials: &Credentials, cache: &Cache) -> Re
             }
             let mut blob = Vec::new();
             while let Some(chunk) = stream.stream.next().await {
+                // oci-client checks the digest as it streams; its error ends the stream.
                 let chunk = chunk.map_err(|e| {
-                    BundleError(format!("{shown}: blob {}: {e}", descriptor.digest))
+                    BundleError(format!(
+                        "{shown}: blob {} does not hash to its digest or could not be read \
+                         ({e}); the registry serves tampered or broken content",
+                        descriptor.digest
+                    ))
                 })?;
                 if (blob.len() + chunk.len()) as u64 > limit {
                     return err(format!(

@@ -165,9 +165,16 @@ fn push_pull_verify_and_a_pinned_bundle_is_the_floor() {
         .arg(format!("docker://{}/org/policies:v1", registry.addr))
         .output()
         .expect("run skopeo (apt-get install skopeo)");
-    assert!(skopeo.status.success(), "{}", String::from_utf8_lossy(&skopeo.stderr));
+    assert!(
+        skopeo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&skopeo.stderr)
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&skopeo.stdout).expect("json");
-    assert_eq!(manifest["artifactType"], "application/vnd.relgate.policy.bundle.v1");
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.relgate.policy.bundle.v1"
+    );
     assert_eq!(
         manifest["config"]["mediaType"],
         "application/vnd.relgate.policy.bundle.manifest.v1+json"
@@ -188,9 +195,13 @@ fn push_pull_verify_and_a_pinned_bundle_is_the_floor() {
     org.run(&scratch, &["policy", "pull", &pinned], "c2")
         .exit(0)
         .stdout_has(&pinned);
-    org.run(&scratch, &["policy", "verify", &pinned, "--key", &key], "c2")
-        .exit(0)
-        .stdout_has("verified, 4 files signed by key");
+    org.run(
+        &scratch,
+        &["policy", "verify", &pinned, "--key", &key],
+        "c2",
+    )
+    .exit(0)
+    .stdout_has("verified, 4 files signed by key");
 
     // The consumer: the bundle's rule runs and its fragment wins over relgate.yaml.
     let repo = consumer(&pinned, &org.public_key("key"));
@@ -228,7 +239,9 @@ fn moving_the_tag_does_not_change_a_pinned_consumer() {
     assert_ne!(first, second);
     // Fresh caches: each consumer fetches its own digest from the registry.
     let repo = consumer(&first, &org.public_key("key"));
-    org.run(&repo, &["check"], "c1").exit(1).stdout_has("ORG-FREEZE");
+    org.run(&repo, &["check"], "c1")
+        .exit(1)
+        .stdout_has("ORG-FREEZE");
     let repo = consumer(&second, &org.public_key("key"));
     org.run(&repo, &["check"], "c2")
         .exit(1)
@@ -240,11 +253,16 @@ fn moving_the_tag_does_not_change_a_pinned_consumer() {
 fn a_bundle_tampered_in_the_registry_storage_is_refused() {
     let registry = Registry::start();
     let org = Org::new();
-    let pinned = org.push("bundle", &format!("oci://{}/org/policies:v1", registry.addr), "key");
+    let pinned = org.push(
+        "bundle",
+        &format!("oci://{}/org/policies:v1", registry.addr),
+        "key",
+    );
     // Rewrite the files layer in the registry's storage (same size, different bytes).
     let manifest_path = registry.blob_path(digest_of(&pinned));
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(manifest_path).expect("manifest blob")).expect("json");
+        serde_json::from_slice(&std::fs::read(manifest_path).expect("manifest blob"))
+            .expect("json");
     let files = manifest["layers"][0]["digest"].as_str().expect("digest");
     let path = registry.blob_path(files);
     let mut bytes = std::fs::read(&path).expect("files blob");
@@ -266,7 +284,11 @@ fn unsigned_and_untrusted_bundles_are_refused() {
     let registry = Registry::start();
     let org = Org::new();
     org.keygen("other");
-    let pinned = org.push("bundle", &format!("oci://{}/org/policies:v1", registry.addr), "key");
+    let pinned = org.push(
+        "bundle",
+        &format!("oci://{}/org/policies:v1", registry.addr),
+        "key",
+    );
     // Signed by a key the consumer does not trust.
     let repo = consumer(&pinned, &org.public_key("other"));
     org.run(&repo, &["check"], "c1")
@@ -275,8 +297,8 @@ fn unsigned_and_untrusted_bundles_are_refused() {
 
     // An unsigned artifact: the same bundle with an empty signature layer.
     let files = relgate::bundle::BundleFiles::read_dir(&org.path("bundle")).expect("bundle");
-    let signer = relgate::record::keys::Signer::from_file(Path::new(&org.private_key("key")))
-        .expect("key");
+    let signer =
+        relgate::record::keys::Signer::from_file(Path::new(&org.private_key("key"))).expect("key");
     let mut packed = relgate::bundle::pack(&files, &signer).expect("pack");
     packed.signature = b"{}".to_vec();
     let mut oci: relgate::bundle::OciManifest =
@@ -293,10 +315,7 @@ fn unsigned_and_untrusted_bundles_are_refused() {
         &relgate::bundle::registry::Credentials::default(),
     )
     .expect("push unsigned");
-    let repo = consumer(
-        &target.pinned(&digest).to_string(),
-        &org.public_key("key"),
-    );
+    let repo = consumer(&target.pinned(&digest).to_string(), &org.public_key("key"));
     org.run(&repo, &["check"], "c2")
         .exit(2)
         .says("unsigned or malformed signature layer");
@@ -306,7 +325,11 @@ fn unsigned_and_untrusted_bundles_are_refused() {
 fn registry_down_fails_closed_without_a_warm_cache() {
     let mut registry = Registry::start();
     let org = Org::new();
-    let pinned = org.push("bundle", &format!("oci://{}/org/policies:v1", registry.addr), "key");
+    let pinned = org.push(
+        "bundle",
+        &format!("oci://{}/org/policies:v1", registry.addr),
+        "key",
+    );
     let repo = consumer(&pinned, &org.public_key("key"));
     org.run(&repo, &["check", "--offline"], "warm")
         .exit(2)
@@ -354,7 +377,10 @@ fn registry_auth_comes_from_the_auth_file_and_is_never_printed() {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         std::fs::write(
             org.path("auth.json"),
-            format!("{{\"auths\": {{\"{}\": {{\"auth\": \"{token}\"}}}}}}", registry.addr),
+            format!(
+                "{{\"auths\": {{\"{}\": {{\"auth\": \"{token}\"}}}}}}",
+                registry.addr
+            ),
         )
         .expect("auth file");
         token
@@ -374,5 +400,7 @@ fn registry_auth_comes_from_the_auth_file_and_is_never_printed() {
     }
     let pinned = run.stdout.trim().to_string();
     let repo = consumer(&pinned, &org.public_key("key"));
-    org.run(&repo, &["check"], "c2").exit(1).stdout_has("ORG-FREEZE");
+    org.run(&repo, &["check"], "c2")
+        .exit(1)
+        .stdout_has("ORG-FREEZE");
 }
