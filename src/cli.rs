@@ -321,6 +321,10 @@ pub struct TestArgs {
     /// Run the built-in bundle's own tests too.
     #[arg(long)]
     pub builtin: bool,
+    /// Run a policy bundle directory's tests (docs/bundles.md): its Rego, `_test.rego` and
+    /// data, with its config fragment merged over the config as in `check`.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
     /// A YAML or JSON data document added under `data` (repeatable).
     #[arg(long = "data", short = 'd', value_name = "FILE")]
     pub data: Vec<PathBuf>,
@@ -591,9 +595,9 @@ fn read_test_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySource>> {
 fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir()?;
     let root = crate::workspace::GateRoot::discover(args.paths.first().unwrap_or(&cwd), &cwd)?;
-    let config = crate::config::GateConfig::load(&root, None, None)?;
+    let mut config = crate::config::GateConfig::load(&root, None, None)?;
     let mut paths = args.paths.clone();
-    if paths.is_empty() && !args.builtin {
+    if paths.is_empty() && !args.builtin && args.bundle.is_none() {
         paths = policy::resolve_dirs(&root.dir, &config.policies)
             .into_iter()
             .filter(|p| p.is_dir())
@@ -613,6 +617,9 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
         sources.extend(policy::builtin_sources());
     }
     let mut data = Vec::new();
+    if let Some(dir) = &args.bundle {
+        bundle::test_inputs(dir, &mut config, &mut sources, &mut data)?;
+    }
     for file in &args.data {
         data.push(policy::read_data_file(
             file,

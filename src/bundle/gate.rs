@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::cache::Cache;
 use super::registry::{self, Credentials};
-use super::{verify_artifact, BundleRef, VerifiedBundle, CONFIG_FRAGMENT};
+use super::{verify_artifact, BundleFiles, BundleRef, CONFIG_FRAGMENT};
 use crate::config::{merge, GateConfig};
 use crate::error::{Error, Result};
 use crate::manifest::{self, SourceFile};
@@ -140,7 +140,11 @@ pub fn load(
         let shown = reference.to_string();
         let oci = cache.get(&digest, super::MAX_OCI_MANIFEST_BYTES)?;
         let verified = verify_artifact(&oci, Some(&digest), &mut &cache, &keys, &shown)?;
-        add_bundle(&mut loaded, &verified, &mut fragments)?;
+        let prefix = format!("bundle@{}", &verified.digest["sha256:".len()..][..12]);
+        let contents = contents(&verified.files, &prefix, false)?;
+        loaded.sources.extend(contents.sources);
+        loaded.data.extend(contents.data);
+        fragments.extend(contents.fragment);
         loaded.bundles.push(LoadedBundle {
             reference: written.to_string(),
             digest,
@@ -194,30 +198,35 @@ fn trusted_keys(
     Ok(keys)
 }
 
-/// Adds a verified bundle's Rego and data to `loaded`; keeps its fragment for later.
-fn add_bundle(
-    loaded: &mut Loaded,
-    bundle: &VerifiedBundle,
-    fragments: &mut Vec<(String, Value)>,
-) -> Result<()> {
-    let prefix = format!("bundle@{}", &bundle.digest["sha256:".len()..][..12]);
-    for (path, bytes) in bundle.files.rego(false) {
+/// What a bundle contributes: Rego sources, data documents and the config fragment.
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub sources: Vec<PolicySource>,
+    pub data: Vec<(String, Value)>,
+    /// (shown path, validated fragment).
+    pub fragment: Option<(String, Value)>,
+}
+
+/// Reads a bundle's files (already verified, or a local directory for `relgate test`) into
+/// sources, data and the schema-validated config fragment. `prefix` names the bundle in
+/// messages; `include_tests` adds the `_test.rego` files.
+pub fn contents(files: &BundleFiles, prefix: &str, include_tests: bool) -> Result<Contents> {
+    let mut out = Contents::default();
+    for (path, bytes) in files.rego(include_tests) {
         let text = String::from_utf8(bytes.clone())
             .map_err(|_| Error::Policy(format!("{prefix}/{path}: not UTF-8")))?;
-        loaded.sources.push(PolicySource {
+        out.sources.push(PolicySource {
             path: format!("{prefix}/{path}"),
             text,
             builtin: false,
             v0: false,
         });
     }
-    for (path, bytes) in bundle.files.data() {
+    for (path, bytes) in files.data() {
         let shown = format!("{prefix}/{path}");
-        loaded
-            .data
-            .push((shown.clone(), one_document(&shown, bytes)?));
+        out.data.push((shown.clone(), one_document(&shown, bytes)?));
     }
-    if let Some(bytes) = bundle.files.config_fragment() {
+    if let Some(bytes) = files.config_fragment() {
         let shown = format!("{prefix}/{CONFIG_FRAGMENT}");
         let source = source_file(&shown, bytes);
         let mut documents = manifest::parse_documents(&source)?;
@@ -240,9 +249,9 @@ fn add_bundle(
                 details,
             });
         }
-        fragments.push((shown, document.value));
+        out.fragment = Some((shown, document.value));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn source_file(shown: &str, bytes: &[u8]) -> SourceFile {
@@ -266,7 +275,7 @@ fn one_document(shown: &str, bytes: &[u8]) -> Result<Value> {
 /// Merges a bundle's config fragment over the config: the fragment wins for every key it
 /// sets (objects merge key by key, anything else replaces), except `namespaces`, which are
 /// added to the repository's.
-fn apply_fragment(config: &mut GateConfig, mut fragment: Value, shown: &str) -> Result<()> {
+pub fn apply_fragment(config: &mut GateConfig, mut fragment: Value, shown: &str) -> Result<()> {
     let Value::Object(map) = &mut fragment else {
         return Err(Error::Policy(format!("{shown}: expected a mapping")));
     };

@@ -194,3 +194,22 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
         }
     }
 }
+
+/// `relgate test --bundle DIR`: the bundle's sources (tests included) and data, and its
+/// config fragment merged over `config`, as `check` would.
+pub fn test_inputs(
+    dir: &std::path::Path,
+    config: &mut crate::config::GateConfig,
+    sources: &mut Vec<crate::policy::PolicySource>,
+    data: &mut Vec<(String, serde_json::Value)>,
+) -> anyhow::Result<()> {
+    let files = BundleFiles::read_dir(dir)?;
+    let prefix = dir.display().to_string();
+    let contents = crate::bundle::gate::contents(&files, prefix.trim_end_matches('/'), true)?;
+    sources.extend(contents.sources);
+    data.extend(contents.data);
+    if let Some((shown, fragment)) = contents.fragment {
+        crate::bundle::gate::apply_fragment(config, fragment, &shown)?;
+    }
+    Ok(())
+}

@@ -404,3 +404,84 @@ fn registry_auth_comes_from_the_auth_file_and_is_never_printed() {
         .exit(1)
         .stdout_has("ORG-FREEZE");
 }
+
+#[test]
+fn relgate_test_runs_a_bundle_directory_tests() {
+    let org = Org::new();
+    let repo = Repo::git();
+    org.run(
+        &repo,
+        &["test", "--bundle", &org.path("bundle").display().to_string()],
+        "c",
+    )
+    .exit(0)
+    .says("test_freeze_denies");
+}
+
+#[test]
+fn hostile_bundles_and_configs_are_refused() {
+    let registry = Registry::start();
+    let org = Org::new();
+    let target = format!("oci://{}/org/policies:v1", registry.addr);
+    // A symlink in the bundle directory is never packed.
+    org.write_bundle("linked", true);
+    std::os::unix::fs::symlink("/etc/passwd", org.path("linked/passwd.yaml")).expect("symlink");
+    let push = |bundle: &str| {
+        org.run(
+            &Repo::new(),
+            &[
+                "policy",
+                "push",
+                &org.path(bundle).display().to_string(),
+                &target,
+                "--key",
+                &org.private_key("key"),
+            ],
+            "c",
+        )
+    };
+    push("linked")
+        .exit(2)
+        .says("only regular files can go into a bundle");
+    // A fragment that tries to steer relgate itself is refused at check time.
+    org.write_bundle("steering", true);
+    std::fs::write(
+        org.path("steering/relgate-config.yaml"),
+        "policies: [elsewhere]\n",
+    )
+    .expect("write");
+    let run = push("steering");
+    run.exit(0);
+    let pinned = run.stdout.trim().to_string();
+    let repo = consumer(&pinned, &org.public_key("key"));
+    org.run(&repo, &["check"], "c1")
+        .exit(2)
+        .says("a bundle's config fragment cannot set `policies`");
+    // A trusted key outside the gate root is refused.
+    let outside = org.public_key("key").display().to_string();
+    repo.file(
+        "relgate.yaml",
+        format!(
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\nbundles:\n  - ref: {pinned}\n    keys: [{outside}]\n"
+        ),
+    );
+    org.run(&repo, &["check"], "c1").exit(2).no_panic();
+    // A cached blob edited after the pull is caught on the next run.
+    let pinned = org.push("bundle", &target, "key");
+    let repo = consumer(&pinned, &org.public_key("key"));
+    org.run(&repo, &["policy", "pull", &pinned], "c2").exit(0);
+    let cached = org
+        .path("c2/blobs/sha256")
+        .join(&digest_of(&pinned)["sha256:".len()..]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cached).expect("cached manifest")).expect("json");
+    let files = manifest["layers"][0]["digest"].as_str().expect("digest");
+    let blob = org.path("c2/blobs/sha256").join(&files["sha256:".len()..]);
+    let mut bytes = std::fs::read(&blob).expect("blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&blob, bytes).expect("tamper cache");
+    org.run(&repo, &["check", "--offline"], "c2")
+        .exit(2)
+        .says("the cached blob is corrupt");
+}
