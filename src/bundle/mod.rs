@@ -728,6 +728,7 @@ impl fmt::Display for BundleRef {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
