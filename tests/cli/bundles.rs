@@ -411,7 +411,11 @@ fn relgate_test_runs_a_bundle_directory_tests() {
     let repo = Repo::git();
     org.run(
         &repo,
-        &["test", "--bundle", &org.path("bundle").display().to_string()],
+        &[
+            "test",
+            "--bundle",
+            &org.path("bundle").display().to_string(),
+        ],
         "c",
     )
     .exit(0)
