@@ -469,7 +469,10 @@ fn hostile_bundles_and_configs_are_refused() {
             "apiVersion: relgate.dev/v1\nkind: GateConfig\nbundles:\n  - ref: {pinned}\n    keys: [{outside}]\n"
         ),
     );
-    org.run(&repo, &["check"], "c1").exit(2).no_panic();
+    org.run(&repo, &["check"], "c1")
+        .exit(2)
+        .no_panic()
+        .says("absolute paths are not allowed here");
     // A cached blob edited after the pull is caught on the next run.
     let pinned = org.push("bundle", &target, "key");
     let repo = consumer(&pinned, &org.public_key("key"));
