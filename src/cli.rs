@@ -17,6 +17,7 @@ use crate::policy::testing::{self, TestOptions};
 use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
+mod bundle;
 mod export;
 mod github;
 mod records;
@@ -88,6 +89,8 @@ pub enum Command {
     /// export is still written and the problems are printed on stderr), 2 could not verify
     /// or a verified record could not be exported.
     Export(ExportArgs),
+    /// Shared, signed policy bundles over OCI registries: push, pull, verify (docs/bundles.md).
+    Policy(bundle::PolicyArgs),
     /// Generate an Ed25519 key pair for signing change records and print its key id.
     Keygen {
         /// Directory for relgate-signing.pem (private) and relgate-signing.pub.pem (public);
@@ -264,6 +267,10 @@ pub struct CheckArgs {
     /// still read).
     #[arg(long)]
     pub offline: bool,
+    /// Development only: resolve a policy bundle referenced by tag instead of refusing it
+    /// (prints a warning; commit the digest it resolves to).
+    #[arg(long)]
+    pub allow_bundle_tag: bool,
     /// Limit of one Prometheus request, in seconds (failed requests are retried within an
     /// overall deadline).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
@@ -334,6 +341,10 @@ pub struct TestArgs {
     /// Run the built-in bundle's own tests too.
     #[arg(long)]
     pub builtin: bool,
+    /// Run a policy bundle directory's tests (docs/bundles.md): its Rego, `_test.rego` and
+    /// data, with its config fragment merged over the config as in `check`.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
     /// A YAML or JSON data document added under `data` (repeatable).
     #[arg(long = "data", short = 'd', value_name = "FILE")]
     pub data: Vec<PathBuf>,
@@ -475,6 +486,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Record(args) => records::record(args, color),
         Command::Verify(args) => records::verify(args, color),
         Command::Export(args) => export::export(args, cli.color),
+        Command::Policy(args) => bundle::policy(args),
         Command::Keygen { out } => records::keygen(&out),
     }
 }
@@ -518,6 +530,7 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
             rules: args.rules,
         }),
         pull_request: None,
+        bundles: bundle::settings(None, args.allow_bundle_tag),
     })
 }
 
@@ -584,6 +597,12 @@ fn print_report(
 fn check(args: CheckArgs, color: bool) -> anyhow::Result<u8> {
     let mut settings = check_settings(&args)?;
     read_pr_json(&args, &mut settings, false)?;
+    if args.allow_bundle_tag {
+        eprintln!(
+            "warning: --allow-bundle-tag: policy bundles referenced by tag are resolved; a tag can \
+             move, so pin each bundle by the digest before relying on this run"
+        );
+    }
     if args.github {
         return github::check(&args, &settings, color);
     }
@@ -619,9 +638,9 @@ fn read_test_sources(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicySource>> {
 fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
     let cwd = std::env::current_dir()?;
     let root = crate::workspace::GateRoot::discover(args.paths.first().unwrap_or(&cwd), &cwd)?;
-    let config = crate::config::GateConfig::load(&root, None, None)?;
+    let mut config = crate::config::GateConfig::load(&root, None, None)?;
     let mut paths = args.paths.clone();
-    if paths.is_empty() && !args.builtin {
+    if paths.is_empty() && !args.builtin && args.bundle.is_none() {
         paths = policy::resolve_dirs(&root.dir, &config.policies)
             .into_iter()
             .filter(|p| p.is_dir())
@@ -641,6 +660,9 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
         sources.extend(policy::builtin_sources());
     }
     let mut data = Vec::new();
+    if let Some(dir) = &args.bundle {
+        bundle::test_inputs(dir, &mut config, &mut sources, &mut data)?;
+    }
     for file in &args.data {
         data.push(policy::read_data_file(
             file,

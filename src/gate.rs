@@ -62,6 +62,8 @@ pub struct CheckSettings {
     /// `--pr-json` or the GitHub integration; `None` without one (approvals not evaluated).
     /// Validated by [`Gate::open`].
     pub pull_request: Option<Value>,
+    /// Policy bundles (`bundles:` of relgate.yaml, docs/bundles.md): cache, auth, tag policy.
+    pub bundles: crate::bundle::gate::BundleSettings,
 }
 
 /// From this many documents on, the bundle is compiled for the RVM (a few milliseconds, paid
@@ -82,6 +84,8 @@ pub struct Gate {
     now: String,
     fail_on_warn: bool,
     slo: slo::Options,
+    /// The verified policy bundles this run loaded (docs/bundles.md).
+    bundles: crate::bundle::gate::Loaded,
     /// `context.pull_request`: the validated context, or null.
     pull_request: Value,
     /// Where `config` and `policies` came from (docs/changed.md, "The gate's own files").
@@ -131,11 +135,12 @@ impl Gate {
         let head_config =
             GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
         let head_sources = config_sources(&root, &head_config)?;
-        let (config, mut sources, rules) = match plan {
+        let (mut config, mut sources, rules, rules_root) = match plan {
             RulesPlan::Head { note } => (
                 head_config,
                 head_sources,
                 GateRules::head(note.iter().cloned().collect()),
+                root.clone(),
             ),
             RulesPlan::Base(base) => {
                 let base_root = GateRoot::at(&base.tree.root).map_err(|source| Error::Io {
@@ -166,9 +171,18 @@ impl Gate {
                     head_config: Some(head_config),
                     edits,
                 };
-                (config, sources, rules)
+                (config, sources, rules, base_root)
             }
         };
+        // Policy bundles (docs/bundles.md): named by the config that decides, their keys read
+        // from the same side; verified, then their config fragment is merged over that config
+        // before anything reads it.
+        let mut bundles = crate::bundle::gate::load(
+            &rules_root,
+            &mut config,
+            &settings.bundles,
+            settings.offline,
+        )?;
         // A malformed context must stop the run, not make the approval rules silently miss.
         if let Some(context) = &settings.pull_request {
             crate::pull_request::validate(context, "pull-request context")?;
@@ -190,7 +204,9 @@ impl Gate {
         for source in &mut sources {
             source.v0 = settings.rego_v0;
         }
-        let mut data = Vec::new();
+        // Bundle Rego is always v1, so it joins after the v0 switch.
+        sources.append(&mut bundles.sources);
+        let mut data = std::mem::take(&mut bundles.data);
         for file in &settings.data_files {
             data.push(policy::read_data_file(
                 file,
@@ -241,7 +257,19 @@ impl Gate {
             slo: slo_options,
             pull_request: settings.pull_request.clone().unwrap_or(Value::Null),
             rules,
+            bundles,
         })
+    }
+
+    /// The policy bundles loaded for this run (reference, verified digest, signing key), in
+    /// config order: the hook for change records and reports.
+    pub fn bundles(&self) -> &[crate::bundle::gate::LoadedBundle] {
+        &self.bundles.bundles
+    }
+
+    /// Warnings from loading bundles (a tag resolved with `--allow-bundle-tag`), for the CLI.
+    pub fn bundle_warnings(&self) -> &[String] {
+        &self.bundles.warnings
     }
 
     /// Sets `context.git` (a check of a commit's tree outside the repository).

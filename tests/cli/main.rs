@@ -2,6 +2,7 @@
 //! written with the small DSL in `support.rs`.
 
 mod approvals;
+mod bundles;
 mod changed;
 mod check;
 mod demo;

@@ -16,4 +16,3 @@ mod ledger;
 mod properties;
 #[path = "../cli/support.rs"]
 mod support;
-

@@ -38,7 +38,10 @@ fn config() -> Config {
         .unwrap_or(64);
     let rng_seed = match std::env::var("RELGATE_PROPTEST_SEED").as_deref() {
         Ok("random") => RngSeed::Random,
-        Ok(seed) => seed.parse().map(RngSeed::Fixed).unwrap_or(RngSeed::Fixed(7)),
+        Ok(seed) => seed
+            .parse()
+            .map(RngSeed::Fixed)
+            .unwrap_or(RngSeed::Fixed(7)),
         Err(_) => RngSeed::Fixed(7),
     };
     Config {
@@ -243,7 +246,9 @@ fn evidence_seeds() -> Vec<Vec<u8>> {
         br#"{"run": {"data": {"metrics": [{"key": "f1", "value": 0.8, "timestamp": 1700000000000, "step": 3}]}}}"#.to_vec(),
     );
     seeds.push(br#"{"accuracy": {"value": 0.9, "stderr": 0.01, "samples": 500, "higher_is_better": true}, "latency_ms": 120}"#.to_vec());
-    seeds.push(b"metric,value,stderr,samples,higher_is_better\naccuracy,0.9,0.01,500,true\n".to_vec());
+    seeds.push(
+        b"metric,value,stderr,samples,higher_is_better\naccuracy,0.9,0.01,500,true\n".to_vec(),
+    );
     seeds
 }
 
@@ -390,8 +395,16 @@ impl Pipeline {
             ..CheckSettings::default()
         };
         let gate = Gate::open(&settings).expect("open the gate");
-        let pipeline = Self { _dir: dir, root, gate };
-        assert_eq!(pipeline.decide(), [Decision::Pass], "the unmutated release must pass");
+        let pipeline = Self {
+            _dir: dir,
+            root,
+            gate,
+        };
+        assert_eq!(
+            pipeline.decide(),
+            [Decision::Pass],
+            "the unmutated release must pass"
+        );
         pipeline
     }
 

@@ -1,0 +1,215 @@
+//! `relgate policy push|pull|verify`: shared, signed policy bundles over OCI
+//! (docs/bundles.md), and the environment those commands and `check` read for bundles.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::bundle::cache::{self, Cache};
+use crate::bundle::gate::BundleSettings;
+use crate::bundle::registry::{self, Credentials};
+use crate::bundle::{self, BundleFiles, BundleRef};
+use crate::record::keys::{Signer, TrustedKeys};
+
+/// `relgate policy`.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+    /// Bundle cache directory. Default: $RELGATE_BUNDLE_CACHE, else
+    /// $XDG_CACHE_HOME/relgate/bundles, else ~/.cache/relgate/bundles.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Pack a bundle directory, sign it and push it as an OCI artifact; prints its digest.
+    Push {
+        /// The bundle directory: .rego (and _test.rego), .json/.yaml data, relgate-config.yaml.
+        dir: PathBuf,
+        /// Where to push: oci://REGISTRY/REPOSITORY:TAG.
+        target: String,
+        /// Private signing key (PKCS#8 PEM, from `relgate keygen`). Default: the PEM text in
+        /// RELGATE_SIGNING_KEY.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Fetch a bundle by tag or digest into the cache; prints the pinned reference.
+    ///
+    /// With --key, also verifies it (as `verify` does).
+    Pull {
+        /// oci://REGISTRY/REPOSITORY:TAG or oci://REGISTRY/REPOSITORY@sha256:…
+        reference: String,
+        /// Trusted public key(s) (PEM) to verify the bundle's signature with.
+        #[arg(long = "key", value_name = "FILE")]
+        keys: Vec<PathBuf>,
+    },
+    /// Verify a cached bundle offline: digest, every blob, signature, every file.
+    /// Exit 0 verified, 2 not.
+    Verify {
+        /// oci://REGISTRY/REPOSITORY@sha256:… (in the cache).
+        reference: String,
+        /// Trusted public key(s) (PEM).
+        #[arg(long = "key", value_name = "FILE", required = true)]
+        keys: Vec<PathBuf>,
+    },
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The bundle settings from the environment (and `--cache`).
+pub fn settings(cache_flag: Option<PathBuf>, allow_tag: bool) -> BundleSettings {
+    let home = env_path("HOME");
+    let cache_dir = cache_flag.or_else(|| {
+        cache::default_dir(
+            env_path("RELGATE_BUNDLE_CACHE").as_deref(),
+            env_path("XDG_CACHE_HOME").as_deref(),
+            home.as_deref(),
+        )
+    });
+    // Docker's and podman's conventions: REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json,
+    // else ~/.docker/config.json.
+    let auth_file = env_path("REGISTRY_AUTH_FILE")
+        .or_else(|| env_path("DOCKER_CONFIG").map(|d| d.join("config.json")))
+        .or_else(|| home.map(|h| h.join(".docker").join("config.json")));
+    BundleSettings {
+        cache_dir,
+        auth_file,
+        allow_tag,
+    }
+}
+
+fn read_keys(paths: &[PathBuf]) -> anyhow::Result<TrustedKeys> {
+    let mut keys = TrustedKeys::new();
+    for path in paths {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the public key", path.display()))?;
+        keys.insert_pem(&pem)
+            .with_context(|| format!("{}: not a trusted public key", path.display()))?;
+    }
+    Ok(keys)
+}
+
+fn signer(key: Option<&PathBuf>) -> anyhow::Result<Signer> {
+    match key {
+        Some(path) => Ok(Signer::from_file(path)?),
+        None => {
+            let pem = std::env::var("RELGATE_SIGNING_KEY").map_err(|_| {
+                anyhow::anyhow!(
+                    "no signing key: give --key FILE or put the PEM in RELGATE_SIGNING_KEY"
+                )
+            })?;
+            Ok(Signer::from_pem(&pem)?)
+        }
+    }
+}
+
+fn cache_of(settings: &BundleSettings) -> anyhow::Result<Cache> {
+    settings
+        .cache_dir
+        .clone()
+        .map(Cache::new)
+        .context("no bundle cache directory: give --cache DIR or set RELGATE_BUNDLE_CACHE")
+}
+
+/// Verifies a cached bundle; returns it.
+fn verify_cached(
+    cache: &Cache,
+    reference: &BundleRef,
+    keys: &TrustedKeys,
+) -> anyhow::Result<bundle::VerifiedBundle> {
+    let digest = reference
+        .digest
+        .as_deref()
+        .context("verify needs a reference pinned by digest (oci://…@sha256:…)")?;
+    let oci = cache.get(digest, bundle::MAX_OCI_MANIFEST_BYTES)?;
+    Ok(bundle::verify_artifact(
+        &oci,
+        Some(digest),
+        &mut &*cache,
+        keys,
+        &reference.to_string(),
+    )?)
+}
+
+/// Runs `relgate policy …`.
+pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
+    let settings = settings(args.cache.clone(), false);
+    let mut stdout = std::io::stdout().lock();
+    match args.command {
+        PolicyCommand::Push { dir, target, key } => {
+            let target = BundleRef::parse(&target)?;
+            if target.digest.is_some() {
+                anyhow::bail!(
+                    "push to a tag (oci://REGISTRY/REPOSITORY:TAG); the digest is computed"
+                );
+            }
+            let signer = signer(key.as_ref())?;
+            let files = BundleFiles::read_dir(&dir)?;
+            let packed = bundle::pack(&files, &signer)?;
+            let credentials =
+                Credentials::from_docker_config(settings.auth_file.as_deref(), &target.registry)?;
+            let digest = registry::push(&packed, &target, &credentials)?;
+            writeln!(stdout, "{}", target.pinned(&digest))?;
+            eprintln!(
+                "pushed {} files signed by key {} as {target}",
+                files.files.len(),
+                signer.key_id()
+            );
+            Ok(0)
+        }
+        PolicyCommand::Pull { reference, keys } => {
+            let reference = BundleRef::parse(&reference)?;
+            let cache = cache_of(&settings)?;
+            let credentials = Credentials::from_docker_config(
+                settings.auth_file.as_deref(),
+                &reference.registry,
+            )?;
+            let digest = registry::fetch(&reference, &credentials, &cache)?;
+            let pinned = reference.pinned(&digest);
+            if !keys.is_empty() {
+                let verified = verify_cached(&cache, &pinned, &read_keys(&keys)?)?;
+                eprintln!("verified: signed by key {}", verified.key_id);
+            }
+            writeln!(stdout, "{pinned}")?;
+            Ok(0)
+        }
+        PolicyCommand::Verify { reference, keys } => {
+            let reference = BundleRef::parse(&reference)?;
+            let cache = cache_of(&settings)?;
+            let verified = verify_cached(&cache, &reference, &read_keys(&keys)?)?;
+            writeln!(
+                stdout,
+                "{reference}: verified, {} files signed by key {}",
+                verified.files.files.len(),
+                verified.key_id
+            )?;
+            Ok(0)
+        }
+    }
+}
+
+/// `relgate test --bundle DIR`: the bundle's sources (tests included) and data, and its
+/// config fragment merged over `config`, as `check` would.
+pub fn test_inputs(
+    dir: &std::path::Path,
+    config: &mut crate::config::GateConfig,
+    sources: &mut Vec<crate::policy::PolicySource>,
+    data: &mut Vec<(String, serde_json::Value)>,
+) -> anyhow::Result<()> {
+    let files = BundleFiles::read_dir(dir)?;
+    let prefix = dir.display().to_string();
+    let contents = crate::bundle::gate::contents(&files, prefix.trim_end_matches('/'), true)?;
+    sources.extend(contents.sources);
+    data.extend(contents.data);
+    if let Some((shown, fragment)) = contents.fragment {
+        crate::bundle::gate::apply_fragment(config, fragment, &shown)?;
+    }
+    Ok(())
+}
