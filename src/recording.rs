@@ -343,7 +343,7 @@ impl RunFacts {
     /// The pull request to record with the manifest at `repo_path`: the run's, unless it was
     /// resolved for a commit other than the last one of the range that changed this manifest
     /// (or the gate).
-    fn pull_request_for(&self, repo_path: &str) -> Option<PullRequestInfo> {
+    pub fn pull_request_for(&self, repo_path: &str) -> Option<PullRequestInfo> {
         let pr = self.pull_request.clone()?;
         let Some(pr_commit) = &self.pull_request_commit else {
             return Some(pr);

@@ -14,6 +14,15 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The decision of a run over non-empty `results`: the worst of them.
+    fn of(results: &[ManifestResult]) -> Self {
+        results
+            .iter()
+            .map(|r| r.decision)
+            .max()
+            .unwrap_or(Decision::Error)
+    }
+
     /// Exit code of a run with this decision: 0 pass, 1 blocked by policy, 2 could not decide.
     pub fn exit_code(self) -> u8 {
         match self {
@@ -200,6 +209,20 @@ pub struct Summary {
     pub warnings: usize,
 }
 
+impl Summary {
+    /// The counts of `results`.
+    fn of(results: &[ManifestResult]) -> Self {
+        let count = |d: Decision| results.iter().filter(|r| r.decision == d).count();
+        Summary {
+            manifests: results.len(),
+            passed: count(Decision::Pass),
+            failed: count(Decision::Fail),
+            errors: count(Decision::Error),
+            warnings: results.iter().map(ManifestResult::warnings).sum(),
+        }
+    }
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -279,31 +302,12 @@ impl Report {
         mut notes: Vec<String>,
     ) -> Self {
         results.sort_by(|a, b| (&a.file, a.document).cmp(&(&b.file, b.document)));
-        let summary = Summary {
-            manifests: results.len(),
-            passed: results
-                .iter()
-                .filter(|r| r.decision == Decision::Pass)
-                .count(),
-            failed: results
-                .iter()
-                .filter(|r| r.decision == Decision::Fail)
-                .count(),
-            errors: results
-                .iter()
-                .filter(|r| r.decision == Decision::Error)
-                .count(),
-            warnings: results.iter().map(ManifestResult::warnings).sum(),
-        };
+        let summary = Summary::of(&results);
         let decision = if results.is_empty() {
             notes.push("no manifests found: nothing was checked, so nothing passes".to_string());
             Decision::Error
         } else {
-            results
-                .iter()
-                .map(|r| r.decision)
-                .max()
-                .unwrap_or(Decision::Error)
+            Decision::of(&results)
         };
         Self {
             tool: Tool::default(),
@@ -317,6 +321,46 @@ impl Report {
             rules: None,
             notes,
             repository_prefix: String::new(),
+        }
+    }
+
+    /// Replaces the results of `files` with `again` (the same files decided anew), then
+    /// recounts the summary and the decision. `relgate record` uses it to decide a manifest
+    /// again without pull-request facts that are not its own; a file missing from `again` keeps
+    /// no result for it, so the recount cannot pass what was not decided: that file becomes an
+    /// error.
+    pub fn replace_results(
+        &mut self,
+        files: &std::collections::BTreeSet<String>,
+        again: Vec<ManifestResult>,
+    ) {
+        let before: Vec<ManifestResult> = self
+            .results
+            .iter()
+            .filter(|r| files.contains(&r.file))
+            .cloned()
+            .collect();
+        self.results.retain(|r| !files.contains(&r.file));
+        let mut replaced: Vec<ManifestResult> = again
+            .into_iter()
+            .filter(|r| files.contains(&r.file))
+            .collect();
+        for lost in before {
+            if !replaced.iter().any(|r| r.file == lost.file) {
+                replaced.push(ManifestResult {
+                    decision: Decision::Error,
+                    error: Some("not decided again without the pull request's facts".into()),
+                    findings: Vec::new(),
+                    ..lost
+                });
+            }
+        }
+        self.results.extend(replaced);
+        self.results
+            .sort_by(|a, b| (&a.file, a.document).cmp(&(&b.file, b.document)));
+        self.summary = Summary::of(&self.results);
+        if !self.results.is_empty() {
+            self.decision = Decision::of(&self.results);
         }
     }
 

@@ -816,6 +816,14 @@ impl RecordRig {
             )
             .mount(&server)
             .await;
+        // Who wrote the pull request's commits (the two-person rule reads them).
+        Mock::given(method("GET"))
+            .and(path(format!("{base}/pulls/1347/commits")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(fixture("pulls-list-commits.json")),
+            )
+            .mount(&server)
+            .await;
         RecordRig {
             repo,
             origin,
@@ -978,6 +986,71 @@ async fn a_push_of_several_merges_records_each_manifest_with_its_own_pull_reques
     );
 }
 
+/// The verification result (`PASSED`/`FAILED`) of each manifest's record.
+fn results_by_manifest(dir: &Path) -> BTreeMap<String, String> {
+    let listing = git(dir, &["ls-tree", "-r", "--name-only", "relgate/records"]);
+    let mut out = BTreeMap::new();
+    for file in listing.lines().filter(|l| l.ends_with(".dsse.json")) {
+        let envelope: Value =
+            serde_json::from_str(&git(dir, &["show", &format!("relgate/records:{file}")])).unwrap();
+        let payload = base64_decode(envelope["payload"].as_str().unwrap());
+        let statement: Value = serde_json::from_slice(&payload).unwrap();
+        let change = &statement["predicate"]["https://relgate.dev/change/v1"];
+        let path = change["manifest"]["path"].as_str().unwrap().to_owned();
+        let result = statement["predicate"]["verificationResult"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        out.insert(path, result);
+    }
+    out
+}
+
+/// A production release changed without review, pushed together with the merge of an approved
+/// pull request, is not *decided* with that pull request's approvals either: it needs two, has
+/// none that are its own, and is recorded FAILED (APPROVAL-MISSING), not signed as approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_push_does_not_lend_approvals_to_an_unreviewed_production_release() {
+    let rig = RecordRig::new().await;
+    let base = rig.repo.base.clone();
+    let unreviewed = rig.commit_edit(
+        "releases/models/search-ranker.yaml",
+        "search-ranker without review",
+    );
+    git(
+        &rig.repo.root,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge pull request #1347",
+            "feature",
+        ],
+    );
+    let head = git(&rig.repo.root, &["rev-parse", "HEAD"]);
+    rig.commit_pulls(&head, true).await;
+    rig.commit_pulls(&unreviewed, false).await;
+    let run = rig.run(&base, &head).await;
+    let log = run.log();
+    assert_eq!(run.status, 1, "{log}");
+    assert!(log.contains("APPROVAL-MISSING"), "{log}");
+    assert!(
+        log.contains("was last changed by a commit of this push other than"),
+        "{log}"
+    );
+    let clone = rig.auditor_clone("auditor");
+    let results = results_by_manifest(&clone);
+    assert_eq!(
+        results["releases/models/search-ranker.yaml"], "FAILED",
+        "{results:?}"
+    );
+    assert_eq!(
+        results["releases/prompts/support-answer.yaml"], "PASSED",
+        "{results:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_after_a_lost_one_records_the_releases_in_between() {
     let rig = RecordRig::new().await;
@@ -1013,7 +1086,7 @@ async fn a_ledger_branch_in_relgate_yaml_fails_the_step_instead_of_losing_record
     let first = rig.repo.head.clone();
     rig.commit_pulls(&first, true).await;
     assert_eq!(rig.run(&base, &first).await.status, 1);
-    let published = git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]);
+    let first_records = git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]);
     // relgate.yaml now names another ledger branch; the action still pushes relgate/records.
     let config = rig.repo.root.join("relgate.yaml");
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -1023,6 +1096,19 @@ async fn a_ledger_branch_in_relgate_yaml_fails_the_step_instead_of_losing_record
     let next = git(&rig.repo.root, &["rev-parse", "HEAD"]);
     rig.commit_pulls(&next, false).await;
     let run = rig.run(&first, &next).await;
+    let log = run.log();
+    // The push that changes relgate.yaml is decided, and recorded, under the rules it was
+    // merged into (the merge base's, docs/changed.md): its records still land on the branch the
+    // action pushes, and the report says the gate's own files changed.
+    assert!(run.status == 0 || run.status == 1, "{log}");
+    assert!(log.contains("GATE-CONFIG-CHANGED"), "{log}");
+    let published = git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]);
+    assert_ne!(published, first_records, "{log}");
+    // From the next push on the new `ledger:` is in force: it disagrees with the branch the
+    // action pushes, and the step fails instead of appending where nobody looks.
+    let third = rig.commit_edit("releases/prompts/refund-helper.yaml", "refund-helper 2");
+    rig.commit_pulls(&third, false).await;
+    let run = rig.run(&next, &third).await;
     let log = run.log();
     assert_eq!(run.status, 2, "{log}");
     assert!(

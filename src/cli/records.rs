@@ -217,6 +217,41 @@ fn seq_range(receipts: &[AppendReceipt]) -> String {
     }
 }
 
+/// A push can carry several merges (a merge queue batch, merges pushed together), and GitHub
+/// names the pull request of the pushed head only. A manifest whose last change in the range
+/// came with another commit must not be decided, nor recorded, with that pull request's
+/// approvals: it is decided again with the pull-request context marked unavailable, so a
+/// release that needs approvals is blocked (APPROVAL-MISSING, saying why) instead of signed as
+/// approved.
+fn decide_without_borrowed_approvals(
+    gate: &mut Gate,
+    settings: &gate::CheckSettings,
+    run: &recording::RunFacts,
+    report: &mut crate::report::Report,
+) -> anyhow::Result<()> {
+    let borrowed: std::collections::BTreeSet<String> = report
+        .results
+        .iter()
+        .filter(|r| {
+            run.pull_request.is_some()
+                && run.pull_request_for(&run.repo.repo_path(&r.file)).is_none()
+        })
+        .map(|r| r.file.clone())
+        .collect();
+    if borrowed.is_empty() {
+        return Ok(());
+    }
+    let head = run.pull_request_commit.as_deref().unwrap_or_default();
+    gate.set_pull_request(Some(crate::pull_request::unavailable(&format!(
+        "the manifest was last changed by a commit of this push other than {}, whose pull \
+         request was read; who reviewed that change is not known",
+        head.get(..12).unwrap_or(head)
+    ))))?;
+    let again = gate::check_opened(gate, settings)?;
+    report.replace_results(&borrowed, again.results);
+    Ok(())
+}
+
 /// `relgate record`.
 pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
     // Everything that can stop the records is checked before anything is decided or printed.
@@ -290,9 +325,8 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
         }
     }
 
-    let report = gate::check_opened(&gate, &settings)?;
+    let mut report = gate::check_opened(&gate, &settings)?;
     let changes = range_changes(&gate, &settings, &repo)?;
-    print_report(&report, &args.check, color)?;
 
     let mut run = RunFacts::new(
         &gate,
@@ -309,6 +343,10 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
         .map(|_| run.repo.git.commit.clone())
         .filter(|c| !c.is_empty());
     run.changes = changes;
+    if pr_context.is_some() {
+        decide_without_borrowed_approvals(&mut gate, &settings, &run, &mut report)?;
+    }
+    print_report(&report, &args.check, color)?;
     let where_to = ledger.source().describe();
     let mut err = std::io::stderr().lock();
     match (&start, &source) {
