@@ -1,4 +1,4 @@
-//! `--changed`: which release manifests a git change touches (DESIGN §7, docs/changed.md).
+//! `--changed`: which release manifests a git change touches (docs/changed.md).
 //!
 //! [`ChangeSet::compute`] resolves `--base` and `--head`, finds their merge base and diffs it
 //! against head, like GitHub's three-dot pull-request diff, with renames followed. Without

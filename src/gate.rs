@@ -1,4 +1,4 @@
-//! `relgate check`: from paths to a [`Report`]. Owns the pipeline of DESIGN §2 for the gate
+//! `relgate check`: from paths to a [`Report`]. Owns the check pipeline (ARCHITECTURE.md) for the gate
 //! core: discover files, load documents, validate them against their schema, build each
 //! policy input, evaluate the compiled policy set in parallel (one engine clone per worker),
 //! and decide.

@@ -1,4 +1,4 @@
-//! The pull-request context of a run (DESIGN §6, docs/approvals.md): the object the approval
+//! The pull-request context of a run (docs/approvals.md): the object the approval
 //! policy reads as `input.context.pull_request`. Owns reading it from a `--pr-json` file,
 //! validating it against `schemas/input.schema.json` `$defs/pullRequest` (whoever filled it:
 //! the file or the GitHub integration), and the summary a change record keeps of it.

@@ -1,5 +1,5 @@
 //! The decision model every printer reads: a [`Report`] of [`ManifestResult`]s, each with its
-//! [`Finding`]s. Field order here is the JSON field order (DESIGN §7), and every list is sorted
+//! [`Finding`]s. Field order here is the JSON field order (docs/report.md), and every list is sorted
 //! before a report leaves the library, so the same inputs always give the same bytes.
 
 use serde::{Deserialize, Serialize};

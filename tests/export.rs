@@ -20,7 +20,7 @@ use relgate::record::statement::{Decision, PullRequestInfo, RecordInput};
 use tempfile::TempDir;
 
 const NOW: &str = "2026-11-27T12:00:00Z";
-/// The CSV columns as DESIGN §10 lists them (+ manifest_path and evidence), written out here so
+/// The CSV columns as docs/export.md lists them (+ manifest_path and evidence), written out here so
 /// a change to the library's column list fails this test instead of silently passing.
 const COLUMNS: [&str; 22] = [
     "seq",

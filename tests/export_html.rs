@@ -1,4 +1,4 @@
-//! The audit export's KPIs and HTML report (issue #6, DESIGN §10), end to end: small ledgers
+//! The audit export's KPIs and HTML report (docs/export-report.md), end to end: small ledgers
 //! written with the real record library (fixed key, fixed times) into temp directories,
 //! verified with `verify_ledger_with(keep_payloads)`, turned into export rows, then
 //! - KPI values checked against figures computed by hand (the arithmetic is in the comments),

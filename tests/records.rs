@@ -885,7 +885,7 @@ tamper_case!(
 tamper_case!(
     record_outside_any_shard,
     |fx, files| {
-        // The flat layout of DESIGN §3: a record directly under records/.
+        // A flat layout: a record directly under records/.
         let f = file_of(files, 7);
         let bytes = files.remove(&f).expect("present");
         let name = f.rsplit('/').next().expect("name").to_owned();

@@ -1,4 +1,4 @@
-//! The self-contained HTML audit report of `relgate export --format html` (DESIGN §10): the
+//! The self-contained HTML audit report of `relgate export --format html` (docs/export-report.md): the
 //! verdict of the ledger verification, the release KPIs of [`super::kpi`] as inline SVG
 //! charts, and tables per week, per service and of the changes counted as failed.
 //!

@@ -1,4 +1,4 @@
-//! Release KPIs of an audit export (DESIGN §10), computed from export rows only, so the
+//! Release KPIs of an audit export (docs/export-report.md), computed from export rows only, so the
 //! figures in the HTML report can be recomputed by an auditor from the CSV or JSONL.
 //!
 //! Definitions (also in `docs/export-report.md`; every rate is `None` when its denominator is
@@ -26,7 +26,7 @@
 //!   non-rollback releases of the same service and environment whose first pass is before the
 //!   rollback and at most 7 days (604,800 s, inclusive) before it, one with the rollback's name
 //!   if any (a rollback manifest normally is the reverted manifest at an older version), the
-//!   latest otherwise. DESIGN says "a release followed by a rollback of the same service within
+//!   latest otherwise. The definition says "a release followed by a rollback of the same service within
 //!   7 days"; attributing each rollback to one release keeps one incident from counting
 //!   several times and leaves releases a later release had already superseded uncounted, and
 //!   matching the environment keeps a production rollback from failing a staging release.

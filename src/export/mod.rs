@@ -1,4 +1,4 @@
-//! `relgate export` (DESIGN §10): turns a verified ledger into evidence an auditor accepts.
+//! `relgate export` (docs/export.md): turns a verified ledger into evidence an auditor accepts.
 //! It owns the export row model ([`row`]), the row writers ([`csv`], [`jsonl`], the HTML
 //! report in [`html`]), the row filter ([`filter`]), the offline-verifiable bundle
 //! ([`bundle`]) and [`export_rows`], which reads a [`VerifiedLedger`] once more and feeds

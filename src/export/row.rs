@@ -1,4 +1,4 @@
-//! One export row per record: the columns of DESIGN §10, read from a record's Statement.
+//! One export row per record: the columns of docs/export.md, read from a record's Statement.
 //! The row is the single shape every export format (CSV, JSONL, HTML tables, KPIs) is built
 //! from, so the formats cannot disagree about what a record says.
 

@@ -1,4 +1,4 @@
-//! `--format json`: the report as one pretty-printed JSON object (DESIGN §7). Field order is
+//! `--format json`: the report as one pretty-printed JSON object (docs/report.md). Field order is
 //! the struct order in `report.rs`; lists are sorted by the library.
 
 use crate::report::Report;

@@ -18,7 +18,7 @@ use crate::report::Report;
 pub enum Format {
     /// For people: findings grouped per manifest with file:line and the fix.
     Text,
-    /// One JSON object (DESIGN §7), stable field order.
+    /// One JSON object (docs/report.md), stable field order.
     Json,
     /// A pull-request comment or job summary (GitHub-flavoured Markdown, sticky-comment marker).
     Markdown,

@@ -1,5 +1,5 @@
 //! `--format sarif`: SARIF 2.1.0 for code scanning. One run; `tool.driver.rules` holds one
-//! reporting descriptor per catalogue rule (DESIGN §6, plus SCHEMA and EVAL-PROMPT-MISMATCH) in
+//! reporting descriptor per catalogue rule (the built-in rules, SCHEMA included) in
 //! catalogue order, then one per other rule id that occurs (team rules), sorted. Each finding is
 //! a result at its manifest `file:line` with a `partialFingerprints["relgate/v1"]` (hex sha256
 //! of rule, file, field path and message) that is stable across runs. Manifests that could not

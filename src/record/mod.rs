@@ -1,5 +1,5 @@
 //! Signed, hash-chained change records and the append-only ledger that holds them
-//! (DESIGN §8). One record per gate decision: a DSSE envelope ([`dsse`]) around an in-toto
+//! (docs/records.md). One record per gate decision: a DSSE envelope ([`dsse`]) around an in-toto
 //! Statement carrying a SLSA VSA with relgate's change record ([`statement`]), signed with an
 //! Ed25519 key ([`keys`]), linked to its predecessor by `prev`, appended to a git branch or a
 //! directory ([`ledger`]) together with a signed RFC 6962 checkpoint ([`merkle`],

@@ -1,4 +1,4 @@
-//! Offline verification of a ledger (`relgate verify`): every check of DESIGN §8, each
+//! Offline verification of a ledger (`relgate verify`): every check of docs/records.md, each
 //! failure a named [`Problem`] with the record it concerns, classified as tampering (exit 1) or
 //! could-not-verify (exit 2).
 //!

@@ -51,7 +51,7 @@ fn demo_json_report() {
     let run = repo.run(&["check", "demo/releases", "--format", "json"]);
     run.exit(1).no_panic();
     insta::assert_snapshot!("demo_json", masked(&without_repo_path(&repo, &run.stdout)));
-    // Every finding's rule is in the catalogue (DESIGN §6) or SCHEMA.
+    // Every finding's rule is in the catalogue or SCHEMA.
     let json = run.json();
     for result in json["results"].as_array().expect("results") {
         for finding in result["findings"].as_array().expect("findings") {
