@@ -1,5 +1,5 @@
-# relgate.approvals: who approved the pull request that carries a release (DESIGN §6,
-# docs/approvals.md).
+# relgate.approvals: who approved the pull request that carries a release
+# (docs/approvals.md).
 #
 # Rules: APPROVAL-MISSING, APPROVAL-SELF, APPROVAL-TEAM.
 #
@@ -9,7 +9,7 @@
 # `reviews` holds one entry per reviewer: that reviewer's latest decisive review (a later
 # CHANGES_REQUESTED or DISMISSED replaces an earlier APPROVED; COMMENTED replaces nothing).
 #
-# Semantics (decisions beyond DESIGN §6):
+# Semantics:
 # - No rule fires when input.context.pull_request is null (or not an object): a local check has
 #   no pull-request facts, and the report says approvals were not evaluated.
 # - The requirements are data.relgate.config.approvals[environment]: {min, two_person,

@@ -7,7 +7,7 @@
 #   {name, index, source, remaining: {query, url|file, time, value, error},
 #    alerts: [{query, url|file, time, firing, series, error}], status: ok|unknown, reason?}
 #
-# Semantics (decisions beyond DESIGN §6):
+# Semantics:
 # - min_remaining defaults to config error_budget.default_min_remaining (default 0.0), and is
 #   never below config error_budget.min_remaining_floor (default 0.0): a manifest stating a
 #   lower bound gets the floor, and the message says so. A budget is exhausted when

@@ -4,8 +4,7 @@
 # EVIDENCE-DIGEST, EVIDENCE-UNREADABLE.
 #
 # Thresholds come from the manifest (spec.evaluations[i].thresholds), values from the gathered
-# evidence entry with the same index (docs/policy-contract.md, "Evaluation evidence"). Semantics
-# (decisions beyond DESIGN §4/§6):
+# evidence entry with the same index (docs/policy-contract.md, "Evaluation evidence"). Semantics:
 # - EVIDENCE-UNREADABLE: an evidence side (candidate, or a declared baseline) has a non-empty
 #   `error` (missing, outside the gate root, too large, not parsable as its format); the message
 #   carries the error. Also when relgate gathered no evidence entry for a manifest entry. A side

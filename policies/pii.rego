@@ -3,7 +3,7 @@
 # Rules: PII-CAPTURE-UNREDACTED, PII-ENTITIES, PII-RAW-CONTENT, PII-RETENTION, PII-SINK,
 # PII-RESIDENCY. They apply in every environment, except PII-RAW-CONTENT (production only).
 #
-# Semantics (decisions beyond DESIGN §6):
+# Semantics:
 # - PII-CAPTURE-UNREDACTED: `content_capture: true` and no `redaction` block (path
 #   spec.logging.redaction), or a redaction block whose `enabled` is not true (path
 #   spec.logging.redaction.enabled).

@@ -2,7 +2,7 @@
 #
 # Rules: PRR-MISSING, PRR-NA-FORBIDDEN, PRR-WAIVER-INVALID, PRR-WAIVER-EXPIRED, PRR-EVIDENCE.
 #
-# Semantics (decisions beyond DESIGN §6):
+# Semantics:
 # - Required items = data.relgate.config.prr.required[environment][tier], plus
 #   prr.required_model[environment][tier] for kind ModelRelease. The manifest's integer tier is
 #   converted to a string ("0".."3") to index the config. An environment or tier missing from the

@@ -2,7 +2,7 @@
 #
 # Rules: ARTIFACT-DIGEST, ROLLOUT-PLAN, ROLLBACK-PLAN.
 #
-# Semantics (decisions beyond DESIGN §6):
+# Semantics:
 # - ARTIFACT-DIGEST checks the released file when it lives in the repository, whatever the
 #   manifest's `registry` says (a PR author controls that field): relgate records an
 #   input.evidence.artifacts entry with role "prompt" (PromptRelease, spec.prompt.path, else a
