@@ -59,7 +59,7 @@ fn a_policy_message_forges_no_workflow_command_in_any_stdout_format() {
             assert!(run.stdout.contains("svc support-bot"), "{}", run.stdout);
         }
         assert!(
-            matches!(run.code, Some(0 | 1 | 2)),
+            matches!(run.code, Some(0..=2)),
             "-f {format}: exit {:?}\n{}",
             run.code,
             run.stderr
