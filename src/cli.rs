@@ -582,7 +582,8 @@ fn print_report(
                 let text = output::render(report, *format, color);
                 // stdout is a CI log: no line of it may read as a workflow command.
                 let syntax = match format {
-                    Format::Json | Format::Sarif => output::text::LogSyntax::Json,
+                    // GitLab's report is JSON too: `#\\#[` would be an invalid escape in it.
+                    Format::Json | Format::Sarif | Format::Gitlab => output::text::LogSyntax::Json,
                     Format::Junit => output::text::LogSyntax::Xml,
                     _ => output::text::LogSyntax::Plain,
                 };

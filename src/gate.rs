@@ -130,6 +130,25 @@ impl Gate {
         Self::open_with(root, &plan, settings)
     }
 
+    /// [`Gate::open`] with the rules (relgate.yaml, policies) of the merge base of `base` and
+    /// HEAD, for a whole-tree check of a pull request (GitHub mode without `--changed`): the
+    /// pull request must not be judged by its own edits to them (docs/changed.md).
+    pub fn open_base_rules(settings: &CheckSettings, base: &str) -> Result<Self> {
+        let options = ChangedOptions {
+            base: Some(base.to_owned()),
+            head: None,
+            rules: changed::Rules::Base,
+        };
+        let (root, plan) = changed::plan_rules(
+            gate_root(settings)?,
+            &root_start(settings),
+            settings.config.as_deref(),
+            &settings.cwd,
+            &options,
+        )?;
+        Self::open_with(root, &plan, settings)
+    }
+
     /// [`Gate::open`] at a known gate root (the head's files), with the rules `plan` says.
     fn open_with(root: GateRoot, plan: &RulesPlan, settings: &CheckSettings) -> Result<Self> {
         let head_config =
@@ -825,7 +844,7 @@ pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
 /// `--changed`, another head commit) can forget them.
 fn with_approvals_flag(gate: &Gate, mut report: Report) -> Report {
     report.approvals_evaluated = gate.approvals_evaluated();
-    if report.changed.is_some() {
+    if report.changed.is_some() || gate.rules.commit.is_some() {
         report.rules = Some(RulesUsed {
             from: gate.rules.from,
             commit: gate.rules.commit.clone(),

@@ -1305,6 +1305,8 @@ fn env_with_event_head(api: &Api, head: &str) -> Vec<(String, String)> {
         serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
             .expect("json");
     event["pull_request"]["head"]["sha"] = head.into();
+    // The base whose rules decide without --changed must be in the repository.
+    event["pull_request"]["base"]["sha"] = head.into();
     let path = api.output_file().with_file_name("event-other-head.json");
     std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
     for (k, v) in &mut env {
@@ -1585,4 +1587,63 @@ async fn a_reviewer_who_pushed_the_head_does_not_satisfy_the_two_person_rule() {
         &api.runner_env(),
     );
     assert_exit(&out, 0);
+}
+
+// ---- red team X2 (tests/hostile/redteam_ci.rs has the rest) ----
+
+#[tokio::test]
+async fn without_changed_a_pull_request_is_still_judged_by_its_bases_rules() {
+    // The action's `changed-only: false` runs `relgate check --github` on the pull request's
+    // checkout without `--changed`. A hostile pull request loosens relgate.yaml (metrics may be
+    // kept 5000 days) in the same commit as a release that keeps them 3000 days: the base's
+    // rules (default 400) block it, and GitHub mode must judge it by them too.
+    let repo = Repo::new("");
+    let base = repo.head.clone();
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {\"0\": [ml-reliability], \"1\": [ml-reliability]}\npii:\n  max_retention_days: {metrics: 5000}\n",
+    );
+    repo.file(
+        "releases/greet.yaml",
+        &dev_release("greet").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    let head = repo.commit("keep metrics longer");
+    let api = Api::start("", &head).await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let mut env = api.runner_env();
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
+            .expect("json");
+    event["pull_request"]["base"]["sha"] = base.clone().into();
+    let event_path = api.output_file().with_file_name("event-real-base.json");
+    std::fs::write(&event_path, serde_json::to_vec(&event).expect("json")).expect("write event");
+    for (k, v) in &mut env {
+        if k == "GITHUB_SHA" {
+            *v = head.clone();
+        }
+        if k == "GITHUB_EVENT_PATH" {
+            *v = event_path.display().to_string();
+        }
+    }
+    // Sanity: under --changed the base's rules block it.
+    let out = repo.run(&["check", "--github", "--changed", "--base", &base], &env);
+    assert_exit(&out, 1);
+    let out = repo.run(&["check", "--github"], &env);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the head's own relgate.yaml let its release pass:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("PII-RETENTION"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "relgate.yaml and policies of the merge base {}",
+            &base[..12]
+        )),
+        "{stdout}"
+    );
 }

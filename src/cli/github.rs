@@ -43,7 +43,20 @@ pub fn json_report(args: &CheckArgs) -> Option<PathBuf> {
 /// `relgate check --github`.
 pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow::Result<u8> {
     let github = start(args, false)?;
-    let mut gate = Gate::open(settings)?;
+    // Without --changed (the action's `changed-only: false`) a pull request's whole tree is
+    // checked, but still by its base's relgate.yaml and policies, as under --changed: a
+    // pull request that loosens the rules in the same commit as a release must not be judged
+    // by its own rules (red team X2). Other events (push, merge_group…) keep the tree's own.
+    let event_base = match (&settings.changed, &github.env.event_path) {
+        (None, Some(path)) => crate::github::event_pull(path)?
+            .filter(|e| args.pull_request.is_none_or(|n| n == e.number))
+            .and_then(|e| e.base_sha),
+        _ => None,
+    };
+    let mut gate = match &event_base {
+        Some(base) => Gate::open_base_rules(settings, base)?,
+        None => Gate::open(settings)?,
+    };
     let context = github
         .context(gate.config.merged.get("approvals"))
         .context("cannot read the pull request, so its approvals cannot be decided")?;

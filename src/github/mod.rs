@@ -220,6 +220,9 @@ pub struct Options {
 pub struct EventPull {
     pub number: u64,
     pub head_sha: Option<String>,
+    /// `pull_request.base.sha`: whose rules judge the pull request when GitHub mode runs
+    /// without `--changed` (the action's `changed-only: false`).
+    pub base_sha: Option<String>,
     /// `sender.login` of a `synchronize` (a push to the pull request): who pushed the head.
     pub pusher: Option<String>,
 }
@@ -250,6 +253,10 @@ pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
         number,
         head_sha: pr
             .pointer("/head/sha")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        base_sha: pr
+            .pointer("/base/sha")
             .and_then(Value::as_str)
             .map(str::to_owned),
         pusher: (event.get("action").and_then(Value::as_str) == Some("synchronize"))

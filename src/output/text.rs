@@ -124,9 +124,33 @@ pub fn guard_log(text: &str, syntax: LogSyntax, own_commands: bool) -> String {
         } else {
             Cow::Borrowed(line)
         };
-        out.push_str(&line.replace("##[", hashes));
+        out.push_str(&escape_invisible(&line.replace("##[", hashes), syntax));
     }
     out
+}
+
+/// Bidi overrides and isolates reorder what a reviewer reads in the log, and the line and
+/// paragraph separators U+2028/U+2029 break a line in some viewers: the text format escapes
+/// them in each field, but JSON, SARIF, GitLab and JUnit on stdout carried them raw (red team
+/// X2). Written as an escape of the format, so the document means the same.
+fn escape_invisible(line: &str, syntax: LogSyntax) -> Cow<'_, str> {
+    let hostile = |c: char| matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}');
+    if !line.contains(hostile) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if !hostile(c) {
+            out.push(c);
+            continue;
+        }
+        let _ = match syntax {
+            LogSyntax::Plain => write!(out, "\\u{{{:x}}}", c as u32),
+            LogSyntax::Json => write!(out, "\\u{:04x}", c as u32),
+            LogSyntax::Xml => write!(out, "&#x{:X};", c as u32),
+        };
+    }
+    Cow::Owned(out)
 }
 
 /// The commands `--format github` writes.

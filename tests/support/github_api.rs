@@ -137,6 +137,10 @@ impl Api {
         event["number"] = NUMBER.into();
         event["pull_request"]["number"] = NUMBER.into();
         event["pull_request"]["head"]["sha"] = self.head.clone().into();
+        // Without --changed, GitHub mode reads relgate.yaml and policies at the merge base of
+        // `base.sha` and HEAD, so the base must be in the test's repository: its head (whose
+        // own rules then decide) unless a test sets the real base.
+        event["pull_request"]["base"]["sha"] = self.head.clone().into();
         let path = self.dir.path().join("event.json");
         std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
         path
