@@ -1647,3 +1647,45 @@ async fn without_changed_a_pull_request_is_still_judged_by_its_bases_rules() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_merge_queue_run_is_judged_by_the_queue_bases_rules() {
+    // A merge_group run checks the queue's merge commit, whose tree holds the pull request's
+    // relgate.yaml. A pull request that loosens the rules in the same commit as its release
+    // must not pass the merge queue by its own rules: `merge_group.base_sha` names the rules.
+    let repo = Repo::new("");
+    let base = repo.head.clone();
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\npii:\n  max_retention_days: {metrics: 5000}\n",
+    );
+    repo.file(
+        "releases/greet.yaml",
+        &dev_release("greet").replace("retention_days: 30", "retention_days: 3000"),
+    );
+    let head = repo.commit("keep metrics longer");
+    let api = Api::start("", &head).await;
+    api.check_runs().await;
+    let env = env_without_pull_request(
+        &api,
+        "merge_group",
+        json!({"action": "checks_requested", "merge_group": {"head_sha": head, "base_sha": base, "head_ref": "refs/heads/gh-readonly-queue/main/pr-1347-0000", "base_ref": "refs/heads/main"}}),
+        &head,
+    );
+    let out = repo.run(&["check", "--github", "--publish", "check-run"], &env);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the queue's own relgate.yaml let its release pass:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("PII-RETENTION"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "relgate.yaml and policies of the merge base {}",
+            &base[..12]
+        )),
+        "{stdout}"
+    );
+}

@@ -46,11 +46,19 @@ pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow:
     // Without --changed (the action's `changed-only: false`) a pull request's whole tree is
     // checked, but still by its base's relgate.yaml and policies, as under --changed: a
     // pull request that loosens the rules in the same commit as a release must not be judged
-    // by its own rules (red team X2). Other events (push, merge_group…) keep the tree's own.
+    // by its own rules (red team X2). A merge queue's merge commit holds the queued pull
+    // requests' rules too, so it is judged by `merge_group.base_sha`'s. Other events (push,
+    // workflow_dispatch) keep the tree's own: what they check is already merged.
     let event_base = match (&settings.changed, &github.env.event_path) {
-        (None, Some(path)) => crate::github::event_pull(path)?
-            .filter(|e| args.pull_request.is_none_or(|n| n == e.number))
-            .and_then(|e| e.base_sha),
+        (None, Some(path)) => match crate::github::event_pull(path)? {
+            Some(pull) => pull
+                .base_sha
+                .filter(|_| args.pull_request.is_none_or(|n| n == pull.number)),
+            None if github.env.event_name.as_deref() == Some("merge_group") => {
+                crate::github::event_merge_group_base(path)?
+            }
+            None => None,
+        },
         _ => None,
     };
     let mut gate = match &event_base {

@@ -227,6 +227,27 @@ pub struct EventPull {
     pub pusher: Option<String>,
 }
 
+/// `merge_group.base_sha` of a merge-queue event: the commit whose rules judge the queue's
+/// merge commit (its tree holds the queued pull requests' own `relgate.yaml` and policies).
+/// `None` for any other event.
+pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError> {
+    let bytes = std::fs::read(path).map_err(|source| GitHubError::Io {
+        what: "cannot read the event payload (GITHUB_EVENT_PATH)",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let event: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        GitHubError::Setup(format!(
+            "{}: the event payload (GITHUB_EVENT_PATH) is not JSON: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(event
+        .pointer("/merge_group/base_sha")
+        .and_then(Value::as_str)
+        .map(str::to_owned))
+}
+
 /// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
 pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
     let bytes = std::fs::read(path).map_err(|source| GitHubError::Io {
