@@ -1025,6 +1025,12 @@ fn referenced_paths(manifest: &Value) -> Vec<&str> {
     .into_iter()
     .filter_map(|pointer| at(manifest, pointer))
     .collect();
+    // The released artifact named by `uri` (a prompt without `path`, a model): the gate
+    // digest-checks it when it is a repository path (`gate::repository_path`), so an edit to
+    // that file must re-check the release, or swapping the prompt without re-pinning passes.
+    for pointer in ["/spec/prompt/uri", "/spec/model/uri"] {
+        found.extend(at(manifest, pointer).and_then(crate::gate::repository_path));
+    }
     for evaluation in list("/spec/evaluations") {
         found.extend(at(evaluation, "/candidate/path"));
         found.extend(at(evaluation, "/baseline/path"));

@@ -14,5 +14,6 @@ mod fake_http;
 mod floors;
 mod ledger;
 mod properties;
+mod redteam_pr;
 #[path = "../cli/support.rs"]
 mod support;
