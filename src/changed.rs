@@ -1240,6 +1240,9 @@ fn gate_inputs_changed(
 /// under the configuration at head or at the merge base.
 struct ManifestSet {
     globs: Vec<globset::GlobSet>,
+    /// The globs' literal directories ([`workspace::glob_dirs`]), to tell which skipped
+    /// directories discovery enters.
+    glob_dirs: Vec<String>,
     /// PATH arguments relative to the gate root ("" is the root).
     args: Vec<String>,
 }
@@ -1253,16 +1256,20 @@ impl ManifestSet {
     ) -> Result<Self> {
         if settings.paths.is_empty() {
             let mut globs = vec![workspace::build_globset(&gate.config.manifests)?];
+            let mut glob_dirs = workspace::glob_dirs(&gate.config.manifests);
             if let Some(base) = base_globs {
                 globs.push(workspace::build_globset(base)?);
+                glob_dirs.extend(workspace::glob_dirs(base));
             }
             return Ok(Self {
                 globs,
+                glob_dirs,
                 args: Vec::new(),
             });
         }
         Ok(Self {
             globs: Vec::new(),
+            glob_dirs: Vec::new(),
             args: settings
                 .paths
                 .iter()
@@ -1281,7 +1288,13 @@ impl ManifestSet {
             !dirs.into_iter().any(workspace::is_skipped_dir)
         };
         if self.args.is_empty() {
-            self.globs.iter().any(|g| g.is_match(path)) && walked(path)
+            // As the glob walk does (`workspace::enters_skipped_dir`).
+            let parts: Vec<&str> = path.split('/').collect();
+            let entered = (0..parts.len().saturating_sub(1)).all(|i| {
+                !workspace::is_skipped_dir(parts[i])
+                    || workspace::enters_skipped_dir(&self.glob_dirs, &parts[..=i].join("/"))
+            });
+            self.globs.iter().any(|g| g.is_match(path)) && entered
         } else {
             self.args.iter().any(|arg| {
                 path == arg
