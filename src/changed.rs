@@ -1533,7 +1533,7 @@ pub fn check(
     // A manifest renamed or moved out of the manifest set (`x.yaml` -> `x.yml`, or into a
     // folder no glob covers) is not a removal: the release still exists, outside the gate's
     // sight. Each is an error, so the run cannot pass.
-    let escaped: Vec<ManifestResult> = set
+    let mut escaped: Vec<ManifestResult> = set
         .changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Renamed && !shown_at_head.contains(c.path.as_str()))
@@ -1562,6 +1562,35 @@ pub fn check(
             )
         })
         .collect();
+    // A manifest "deleted" because a directory above it became a submodule (or another entry
+    // that is not a plain file) whose files the check does not see: the release moved where
+    // no check reads it (CI does not check submodules out by default), it was not retired.
+    // Each is an error, not a silent removal.
+    let covering = |path: &str| {
+        set.changes
+            .iter()
+            .filter(|c| c.not_a_file && c.kind != ChangeKind::Deleted && c.path != path)
+            .find(|c| is_under(path, &c.path) && !c.path.is_empty())
+            .map(|c| c.path.clone())
+    };
+    let (moved_away, removed): (Vec<_>, Vec<_>) = removed
+        .into_iter()
+        .partition(|(path, _)| !shown_at_head.contains(path.as_str()) && covering(path).is_some());
+    escaped.extend(moved_away.iter().map(|(path, _)| {
+        let entry = covering(path).unwrap_or_default();
+        ManifestResult::error(
+            path,
+            0,
+            1,
+            None,
+            format!(
+                "{path}: the change replaces {entry}, which held this release manifest, by a \
+                 submodule or link whose files this check does not read, so the release would \
+                 leave the gate unchecked; keep release manifests as files of this repository, \
+                 or delete them to retire the releases"
+            ),
+        )
+    }));
     let removed = set.previous_digests(&removed);
 
     // "Every manifest is checked" over no manifest at all checked nothing: the same error as

@@ -315,3 +315,53 @@ fn a_release_in_a_directory_discovery_skips_is_not_passed_unchecked() {
         assert_ne!(run.code, Some(0), "check, releases/{dir}: {}", run.stdout);
     }
 }
+
+fn git(repo: &Repo, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(repo.path())
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn moving_the_release_directory_into_a_submodule_is_not_a_silent_removal() {
+    // The change replaces releases/ by a submodule (a gitlink CI does not check out by
+    // default): every release manifest "disappears" from the checked tree, but after merge
+    // the releases are whatever the submodule's commit holds, which no check has read.
+    let repo = blocked_release_under("unused");
+    git(&repo, &["checkout", "-q", "main"]);
+    git(&repo, &["checkout", "-q", "-B", "feature2"]);
+    git(&repo, &["rm", "-q", "-r", "releases"]);
+    repo.file(
+        ".gitmodules",
+        "[submodule \"releases\"]\n\tpath = releases\n\turl = https://127.0.0.1/releases.git\n",
+    );
+    git(&repo, &["add", ".gitmodules"]);
+    git(
+        &repo,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            "160000,1111111111111111111111111111111111111111,releases",
+        ],
+    );
+    git(
+        &repo,
+        &["commit", "-q", "-m", "releases are a submodule now"],
+    );
+    std::fs::create_dir_all(repo.path().join("releases")).expect("mkdir");
+    changed(&repo)
+        .exit(2)
+        .says("releases/a.yaml: the change replaces releases, which held this release manifest, by a submodule");
+}
