@@ -208,7 +208,8 @@ fn hostile_shapes_of_the_heads_own_gate_files_neither_pass_crash_nor_hang() {
         let _ = std::fs::remove_file(at);
         std::os::unix::fs::symlink(target, at).expect("ln");
     };
-    let shapes: Vec<(&str, Box<dyn Fn(&std::path::Path)>)> = vec![
+    type Shape = Box<dyn Fn(&std::path::Path)>;
+    let shapes: Vec<(&str, Shape)> = vec![
         (
             "relgate.yaml is a directory",
             Box::new(|root: &std::path::Path| {
