@@ -75,10 +75,17 @@ owner_contact := address_key(c) if {
 # local part dropped (dana+waivers@example.com reaches dana@example.com). Every identity
 # comparison goes through it, so a plus-address or capitals cannot pass the owner off as
 # someone else.
+#
+# The schema's e-mail pattern also admits other spellings of one mailbox, so they are undone
+# too: `<dana@example.com>`, a `mailto:` prefix, a quoted local part (`"dana"@example.com`) and
+# the root dot of a fully qualified domain (`dana@example.com.`). Without this the owner could
+# approve their own waiver by writing their address differently.
 address_key(a) := key if {
-	parts := split(lower(trim_space(a)), "@")
+	bare := trim_prefix(trim_suffix(trim_prefix(lower(trim_space(a)), "<"), ">"), "mailto:")
+	parts := split(bare, "@")
 	count(parts) == 2
-	key := sprintf("%s@%s", [split(parts[0], "+")[0], parts[1]])
+	local := split(trim(parts[0], "\""), "+")[0]
+	key := sprintf("%s@%s", [local, trim_suffix(parts[1], ".")])
 } else := lower(trim_space(a))
 
 today := t if {

@@ -253,6 +253,9 @@ test_address_key if {
 	address_key(" Dana+x@Example.com ") == "dana@example.com"
 	address_key("not-an-address") == "not-an-address"
 	address_key("a@b@c") == "a@b@c"
+	address_key("<Dana@Example.com>") == "dana@example.com"
+	address_key("mailto:dana+w@example.com.") == "dana@example.com"
+	address_key("\"dana\"@example.com") == "dana@example.com"
 }
 
 # --- org bound: prr.max_waiver_days ------------------------------------------------------------

@@ -1025,6 +1025,12 @@ fn referenced_paths(manifest: &Value) -> Vec<&str> {
     .into_iter()
     .filter_map(|pointer| at(manifest, pointer))
     .collect();
+    // The released artifact named by `uri` (a prompt without `path`, a model): the gate
+    // digest-checks it when it is a repository path (`gate::repository_path`), so an edit to
+    // that file must re-check the release, or swapping the prompt without re-pinning passes.
+    for pointer in ["/spec/prompt/uri", "/spec/model/uri"] {
+        found.extend(at(manifest, pointer).and_then(crate::gate::repository_path));
+    }
     for evaluation in list("/spec/evaluations") {
         found.extend(at(evaluation, "/candidate/path"));
         found.extend(at(evaluation, "/baseline/path"));
@@ -1234,6 +1240,9 @@ fn gate_inputs_changed(
 /// under the configuration at head or at the merge base.
 struct ManifestSet {
     globs: Vec<globset::GlobSet>,
+    /// The globs' literal directories ([`workspace::glob_dirs`]), to tell which skipped
+    /// directories discovery enters.
+    glob_dirs: Vec<String>,
     /// PATH arguments relative to the gate root ("" is the root).
     args: Vec<String>,
 }
@@ -1247,16 +1256,20 @@ impl ManifestSet {
     ) -> Result<Self> {
         if settings.paths.is_empty() {
             let mut globs = vec![workspace::build_globset(&gate.config.manifests)?];
+            let mut glob_dirs = workspace::glob_dirs(&gate.config.manifests);
             if let Some(base) = base_globs {
                 globs.push(workspace::build_globset(base)?);
+                glob_dirs.extend(workspace::glob_dirs(base));
             }
             return Ok(Self {
                 globs,
+                glob_dirs,
                 args: Vec::new(),
             });
         }
         Ok(Self {
             globs: Vec::new(),
+            glob_dirs: Vec::new(),
             args: settings
                 .paths
                 .iter()
@@ -1275,7 +1288,13 @@ impl ManifestSet {
             !dirs.into_iter().any(workspace::is_skipped_dir)
         };
         if self.args.is_empty() {
-            self.globs.iter().any(|g| g.is_match(path)) && walked(path)
+            // As the glob walk does (`workspace::enters_skipped_dir`).
+            let parts: Vec<&str> = path.split('/').collect();
+            let entered = (0..parts.len().saturating_sub(1)).all(|i| {
+                !workspace::is_skipped_dir(parts[i])
+                    || workspace::enters_skipped_dir(&self.glob_dirs, &parts[..=i].join("/"))
+            });
+            self.globs.iter().any(|g| g.is_match(path)) && entered
         } else {
             self.args.iter().any(|arg| {
                 path == arg
@@ -1514,7 +1533,7 @@ pub fn check(
     // A manifest renamed or moved out of the manifest set (`x.yaml` -> `x.yml`, or into a
     // folder no glob covers) is not a removal: the release still exists, outside the gate's
     // sight. Each is an error, so the run cannot pass.
-    let escaped: Vec<ManifestResult> = set
+    let mut escaped: Vec<ManifestResult> = set
         .changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Renamed && !shown_at_head.contains(c.path.as_str()))
@@ -1543,6 +1562,35 @@ pub fn check(
             )
         })
         .collect();
+    // A manifest "deleted" because a directory above it became a submodule (or another entry
+    // that is not a plain file) whose files the check does not see: the release moved where
+    // no check reads it (CI does not check submodules out by default), it was not retired.
+    // Each is an error, not a silent removal.
+    let covering = |path: &str| {
+        set.changes
+            .iter()
+            .filter(|c| c.not_a_file && c.kind != ChangeKind::Deleted && c.path != path)
+            .find(|c| is_under(path, &c.path) && !c.path.is_empty())
+            .map(|c| c.path.clone())
+    };
+    let (moved_away, removed): (Vec<_>, Vec<_>) = removed
+        .into_iter()
+        .partition(|(path, _)| !shown_at_head.contains(path.as_str()) && covering(path).is_some());
+    escaped.extend(moved_away.iter().map(|(path, _)| {
+        let entry = covering(path).unwrap_or_default();
+        ManifestResult::error(
+            path,
+            0,
+            1,
+            None,
+            format!(
+                "{path}: the change replaces {entry}, which held this release manifest, by a \
+                 submodule or link whose files this check does not read, so the release would \
+                 leave the gate unchecked; keep release manifests as files of this repository, \
+                 or delete them to retire the releases"
+            ),
+        )
+    }));
     let removed = set.previous_digests(&removed);
 
     // "Every manifest is checked" over no manifest at all checked nothing: the same error as

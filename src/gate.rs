@@ -586,7 +586,7 @@ impl Gate {
 /// (`models/ranker.onnx`), also after `file:` or `file://`. A URI with a scheme (`s3://…`,
 /// `hf://…`, `models:/…`) or an absolute path is not a file of the repository. Anything else
 /// (`registry.example/ml/scorer:31`) is tried as a path and skipped when no such file exists.
-fn repository_path(uri: &str) -> Option<&str> {
+pub(crate) fn repository_path(uri: &str) -> Option<&str> {
     let rest = uri
         .strip_prefix("file://")
         .or_else(|| uri.strip_prefix("file:"))

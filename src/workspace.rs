@@ -259,9 +259,14 @@ pub fn discover_paths(root: &GateRoot, paths: &[PathBuf]) -> Vec<Discovered> {
     for path in paths {
         let shown = root.shown_as_given(&cwd, path);
         if path.is_dir() {
-            walk(root, path, &shown, &mut found, &|p: &Path, _rel: &str| {
-                is_manifest_name(p)
-            });
+            walk(
+                root,
+                path,
+                &shown,
+                &mut found,
+                &|p: &Path, _rel: &str| is_manifest_name(p),
+                &|_rel: &str| false,
+            );
         } else {
             found.push(check_file(root, path, shown));
         }
@@ -275,10 +280,53 @@ pub fn discover_globs(root: &GateRoot, globs: &[String]) -> Result<Vec<Discovere
     let set = build_globset(globs)?;
     let mut found = Vec::new();
     let root_dir = root.dir.clone();
-    walk(root, &root_dir, "", &mut found, &|_p: &Path, rel: &str| {
-        set.is_match(rel)
-    });
+    let dirs = glob_dirs(globs);
+    walk(
+        root,
+        &root_dir,
+        "",
+        &mut found,
+        &|_p: &Path, rel: &str| set.is_match(rel),
+        &|rel: &str| enters_skipped_dir(&dirs, rel),
+    );
     Ok(sort_dedup(found))
+}
+
+/// The literal leading directories of `manifests` globs: `releases` for `releases/**/*.yaml`,
+/// `.deploy/releases` for `.deploy/releases/*.yaml`; none for `**/*.yaml`.
+pub(crate) fn glob_dirs(globs: &[String]) -> Vec<String> {
+    globs
+        .iter()
+        .map(|glob| {
+            let parts: Vec<&str> = glob.split('/').collect();
+            parts[..parts.len().saturating_sub(1)]
+                .iter()
+                .take_while(|p| {
+                    !p.is_empty() && **p != "." && !p.contains(['*', '?', '[', '{', '\\'])
+                })
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .filter(|dir| !dir.is_empty())
+        .collect()
+}
+
+/// Whether the glob walk enters `rel` (gate-relative), a directory whose name
+/// [`is_skipped_dir`]: only when a glob names it, or a directory above it, literally
+/// (`releases/target/` under `releases/**/*.yaml`, `.deploy/` for `.deploy/releases/*.yaml`).
+/// Skipping it there would let a release the globs select pass unchecked: a pull request adds
+/// `releases/target/x.yaml` (or `releases/.x/x.yaml`) and no check ever reads it. `.git` is
+/// never entered.
+pub(crate) fn enters_skipped_dir(dirs: &[String], rel: &str) -> bool {
+    let under = |path: &str, dir: &str| {
+        path == dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    !rel.split('/').any(|part| part == ".git")
+        && dirs.iter().any(|dir| under(rel, dir) || under(dir, rel))
 }
 
 /// The config's `manifests` globs compiled as discovery matches them (relative to the root).
@@ -357,6 +405,7 @@ fn walk(
     shown_dir: &str,
     found: &mut Vec<Discovered>,
     wanted: &dyn Fn(&Path, &str) -> bool,
+    enter_skipped: &dyn Fn(&str) -> bool,
 ) {
     let shown_of = |path: &Path| -> String {
         let below = path.strip_prefix(dir).map(to_slash).unwrap_or_default();
@@ -379,7 +428,9 @@ fn walk(
             if entry.depth() == 0 || !entry.file_type().is_dir() {
                 return true;
             }
-            if entry.file_name().to_str().is_some_and(is_skipped_dir) {
+            if entry.file_name().to_str().is_some_and(is_skipped_dir)
+                && !enter_skipped(&shown_of(entry.path()))
+            {
                 return false;
             }
             if !entry.path_is_symlink() {

@@ -15,5 +15,6 @@ mod floors;
 mod ledger;
 mod properties;
 mod redteam_ci;
+mod redteam_pr;
 #[path = "../cli/support.rs"]
 mod support;
