@@ -741,7 +741,17 @@ impl Ledger for GitLedger {
                 Some(h) => self
                     .repo
                     .reference_matching(&self.refname, commit, true, h.id(), &log),
-                None => self.repo.reference(&self.refname, commit, false, &log),
+                // Creation is a compare-and-swap too: "currently absent" is the zero id,
+                // which libgit2 checks under the ref's lock. A plain non-forced create checks
+                // for an existing ref *before* taking the lock, so two first appends racing
+                // could both succeed and the second would silently replace record 1.
+                None => self.repo.reference_matching(
+                    &self.refname,
+                    commit,
+                    true,
+                    git2::Oid::zero(),
+                    &log,
+                ),
             };
             match result {
                 Ok(_) => {
