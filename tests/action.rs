@@ -930,6 +930,19 @@ impl RecordRig {
 
 /// The change records of the ledger in `dir`, by manifest path (the newest per path).
 fn records_by_manifest(dir: &Path) -> BTreeMap<String, Value> {
+    statements_by_manifest(dir)
+        .into_iter()
+        .map(|(path, statement)| {
+            (
+                path,
+                statement["predicate"]["https://relgate.dev/change/v1"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Each record's in-toto Statement on the ledger branch of `dir`, by manifest path.
+fn statements_by_manifest(dir: &Path) -> BTreeMap<String, Value> {
     let listing = git(dir, &["ls-tree", "-r", "--name-only", "relgate/records"]);
     let mut out = BTreeMap::new();
     for file in listing.lines().filter(|l| l.ends_with(".dsse.json")) {
@@ -937,9 +950,11 @@ fn records_by_manifest(dir: &Path) -> BTreeMap<String, Value> {
             serde_json::from_str(&git(dir, &["show", &format!("relgate/records:{file}")])).unwrap();
         let payload = base64_decode(envelope["payload"].as_str().unwrap());
         let statement: Value = serde_json::from_slice(&payload).unwrap();
-        let change = statement["predicate"]["https://relgate.dev/change/v1"].clone();
-        let path = change["manifest"]["path"].as_str().unwrap().to_owned();
-        out.insert(path, change);
+        let path = statement["predicate"]["https://relgate.dev/change/v1"]["manifest"]["path"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        out.insert(path, statement);
     }
     out
 }
@@ -988,22 +1003,16 @@ async fn a_push_of_several_merges_records_each_manifest_with_its_own_pull_reques
 
 /// The verification result (`PASSED`/`FAILED`) of each manifest's record.
 fn results_by_manifest(dir: &Path) -> BTreeMap<String, String> {
-    let listing = git(dir, &["ls-tree", "-r", "--name-only", "relgate/records"]);
-    let mut out = BTreeMap::new();
-    for file in listing.lines().filter(|l| l.ends_with(".dsse.json")) {
-        let envelope: Value =
-            serde_json::from_str(&git(dir, &["show", &format!("relgate/records:{file}")])).unwrap();
-        let payload = base64_decode(envelope["payload"].as_str().unwrap());
-        let statement: Value = serde_json::from_slice(&payload).unwrap();
-        let change = &statement["predicate"]["https://relgate.dev/change/v1"];
-        let path = change["manifest"]["path"].as_str().unwrap().to_owned();
-        let result = statement["predicate"]["verificationResult"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        out.insert(path, result);
-    }
-    out
+    statements_by_manifest(dir)
+        .into_iter()
+        .map(|(path, statement)| {
+            let result = statement["predicate"]["verificationResult"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (path, result)
+        })
+        .collect()
 }
 
 /// A production release changed without review, pushed together with the merge of an approved

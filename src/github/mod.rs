@@ -227,10 +227,8 @@ pub struct EventPull {
     pub pusher: Option<String>,
 }
 
-/// `merge_group.base_sha` of a merge-queue event: the commit whose rules judge the queue's
-/// merge commit (its tree holds the queued pull requests' own `relgate.yaml` and policies).
-/// `None` for any other event.
-pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError> {
+/// The event payload (`GITHUB_EVENT_PATH`) as JSON.
+fn read_event(path: &Path) -> Result<Value, GitHubError> {
     let bytes = std::fs::read(path).map_err(|source| GitHubError::Io {
         what: "cannot read the event payload (GITHUB_EVENT_PATH)",
         path: path.to_path_buf(),
@@ -242,6 +240,14 @@ pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError
             path.display()
         ))
     })?;
+    Ok(event)
+}
+
+/// `merge_group.base_sha` of a merge-queue event: the commit whose rules judge the queue's
+/// merge commit (its tree holds the queued pull requests' own `relgate.yaml` and policies).
+/// `None` for any other event.
+pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError> {
+    let event = read_event(path)?;
     Ok(event
         .pointer("/merge_group/base_sha")
         .and_then(Value::as_str)
@@ -250,17 +256,7 @@ pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError
 
 /// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
 pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
-    let bytes = std::fs::read(path).map_err(|source| GitHubError::Io {
-        what: "cannot read the event payload (GITHUB_EVENT_PATH)",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let event: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        GitHubError::Setup(format!(
-            "{}: the event payload (GITHUB_EVENT_PATH) is not JSON: {e}",
-            path.display()
-        ))
-    })?;
+    let event = read_event(path)?;
     let Some(pr) = event.get("pull_request").filter(|p| p.is_object()) else {
         return Ok(None);
     };

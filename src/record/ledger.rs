@@ -749,7 +749,7 @@ impl Ledger for GitLedger {
                     &self.refname,
                     commit,
                     true,
-                    git2::Oid::zero(),
+                    git2::Oid::ZERO_SHA1,
                     &log,
                 ),
             };
