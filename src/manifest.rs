@@ -89,36 +89,6 @@ fn not_regular(file_type: std::fs::FileType) -> &'static str {
     }
 }
 
-/// `O_NONBLOCK` where its value is known: opening a FIFO with it returns at once instead of
-/// waiting for a writer. Elsewhere 0, and the metadata checks around the open carry the load.
-#[cfg(all(
-    target_os = "linux",
-    not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
-))]
-const O_NONBLOCK: i32 = 0o4000;
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
-const O_NONBLOCK: i32 = 0x0004;
-#[cfg(not(any(
-    all(
-        target_os = "linux",
-        not(any(target_arch = "mips", target_arch = "mips64", target_arch = "sparc64"))
-    ),
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-)))]
-const O_NONBLOCK: i32 = 0;
-
 /// Opens a path that must be a regular file (symlinks followed), for reading. A FIFO, socket,
 /// device or directory is refused *before* it is opened (opening a FIFO for reading waits for
 /// a writer forever, reading `/dev/zero` never ends), the open itself does not block
@@ -146,7 +116,8 @@ pub fn open_regular(path: &Path, shown: &str) -> Result<std::fs::File, InputErro
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        options.custom_flags(O_NONBLOCK);
+        // Opening a FIFO non-blocking returns at once instead of waiting for a writer.
+        options.custom_flags(libc::O_NONBLOCK);
     }
     let file = options.open(path).map_err(io_error)?;
     let opened = file.metadata().map_err(io_error)?;

@@ -319,43 +319,9 @@ pub(crate) fn read_file(
     max_bytes: u64,
 ) -> Result<manifest::SourceFile, String> {
     let path = root.confine(written).map_err(|err| err.to_string())?;
-    // `metadata` follows symlinks, so this judges the file that would be opened (confine has
-    // already refused links out of the root). Checked before opening: opening a FIFO for
-    // reading blocks until a writer appears. The PR author writes the files but cannot swap
-    // them while relgate runs, so the check-then-open window is not theirs to use.
-    match std::fs::metadata(&path) {
-        Ok(meta) if !meta.is_file() => {
-            let kind = file_kind(&meta.file_type());
-            return Err(format!(
-                "{written}: not a regular file ({kind}); evidence must be a regular file committed in the repository"
-            ));
-        }
-        // A missing file: read_limited says so with its usual message.
-        _ => {}
-    }
+    // `read_limited` opens only regular files (`manifest::open_regular`: checked before the
+    // open, opened non-blocking, checked again), so a FIFO or device cannot hang the gate.
     manifest::read_limited(&path, written, max_bytes).map_err(|err| err.to_string())
-}
-
-/// What a non-regular file is, for messages.
-fn file_kind(file_type: &std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt as _;
-        if file_type.is_fifo() {
-            return "a named pipe (FIFO)";
-        }
-        if file_type.is_socket() {
-            return "a socket";
-        }
-        if file_type.is_char_device() || file_type.is_block_device() {
-            return "a device";
-        }
-    }
-    if file_type.is_dir() {
-        "a directory"
-    } else {
-        "not a file"
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
