@@ -15,9 +15,9 @@
 //! - `check/1000_manifests` and `check/1000_manifests_offline`: the whole `relgate check` of
 //!   1,000 manifest files (load, schema, gather, policies), with and without Prometheus.
 
-#[path = "../tests/support/fake_http.rs"]
+#[path = "../tests/it/support/fake_http.rs"]
 mod fake_http;
-#[path = "../tests/support/prometheus.rs"]
+#[path = "../tests/it/support/prometheus.rs"]
 mod prometheus;
 
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! and an untrusted key, and the audit bundle verified by running its VERIFY.md literally
 //! (then shown to fail once an envelope is tampered with).
 
-#[path = "../benches/support/ledger.rs"]
+#[path = "../../benches/support/ledger.rs"]
 mod gen;
 
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! (wiremock on 127.0.0.1) that serves the real response bodies of `tests/fixtures/github`.
 //! Every request is asserted: method, path and query, body, and the headers.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -1589,7 +1589,7 @@ async fn a_reviewer_who_pushed_the_head_does_not_satisfy_the_two_person_rule() {
     assert_exit(&out, 0);
 }
 
-// ---- red team X2 (tests/hostile/redteam_ci.rs has the rest) ----
+// ---- red team X2 (tests/it/hostile/redteam_ci.rs has the rest) ----
 
 #[tokio::test]
 async fn without_changed_a_pull_request_is_still_judged_by_its_bases_rules() {

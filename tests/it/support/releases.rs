@@ -1,5 +1,4 @@
-//! Release manifests the tests write, shared by the test binaries (`tests/cli` includes this
-//! file by path, the others through `tests/support/mod.rs`).
+//! Release manifests the tests write, shared by every test module through `support`.
 #![allow(dead_code)] // each test crate uses a different part
 
 /// A minimal valid dev release that the built-in policies pass.

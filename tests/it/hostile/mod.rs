@@ -3,18 +3,14 @@
 //! threat model these tests hold relgate to is `docs/threat-model.md`.
 //!
 //! Every test runs the real `relgate` binary on a real temporary repository with the DSL of
-//! `tests/cli/support.rs`, except `properties`, which drives the library's readers directly.
+//! `tests/it/support/dsl.rs`, except `properties`, which drives the library's readers directly.
 
 mod base_rules;
 mod ci;
 mod discovery;
 mod evidence;
-#[path = "../support/fake_http.rs"]
-mod fake_http;
 mod floors;
 mod ledger;
 mod properties;
 mod redteam_ci;
 mod redteam_pr;
-#[path = "../cli/support.rs"]
-mod support;

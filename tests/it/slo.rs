@@ -3,7 +3,7 @@
 //! script (refused connections, silence, 5xx then success, bodies that are not what Prometheus
 //! sends).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -149,7 +149,7 @@ fn allow_config(url: &str) -> String {
 }
 
 /// [`slo::gather_blocking`] with every Prometheus URL the manifests name allowed: these tests
-/// are about asking Prometheus; which URLs may be asked is tested in tests/hostile/evidence.rs.
+/// are about asking Prometheus; which URLs may be asked is tested in tests/it/hostile/evidence.rs.
 fn gather_allowing(root: &GateRoot, manifests: &[&Value], options: &Options) -> Vec<Value> {
     let mut options = options.clone();
     for manifest in manifests {

@@ -3,7 +3,7 @@
 //! workflow commands, HTML comment markers and bidi overrides; no stdout format may turn them
 //! into a workflow command, and the markdown comment may not hide or reorder text.
 //! The GitHub-mode attack (rules of the pull request's head without `--changed`) is
-//! `tests/github.rs::without_changed_a_pull_request_is_still_judged_by_its_bases_rules`.
+//! `tests/it/github.rs::without_changed_a_pull_request_is_still_judged_by_its_bases_rules`.
 
 use crate::support::{dev_release, Repo};
 

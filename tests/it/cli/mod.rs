@@ -1,5 +1,5 @@
 //! Whole-binary tests of `relgate`: one test binary, one module per command or concern, all
-//! written with the small DSL in `support.rs`.
+//! written with the small DSL in `tests/it/support/dsl.rs`.
 
 mod approvals;
 mod bundles;
@@ -15,4 +15,3 @@ mod outputs;
 mod records;
 mod rego_test;
 mod scenarios;
-mod support;

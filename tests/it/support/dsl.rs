@@ -7,10 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-// Shared with the other test binaries (tests/github.rs) through tests/support/.
-#[path = "../support/releases.rs"]
-mod releases;
-pub use releases::dev_release;
+pub use super::releases::dev_release;
 
 /// The fixed time of every test run.
 pub const NOW: &str = "2026-11-27T12:00:00Z";

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::fake_http::{vector, FakeServer, Reply};
+use crate::support::fake_http::{vector, FakeServer, Reply};
 use crate::support::{dev_release, Repo, NOW};
 
 /// The outcome of a bounded run: exit code (`None`: killed after the limit) and output.
