@@ -1600,7 +1600,7 @@ fn processes_append(backend: Backend) {
             Command::new(&exe)
                 .args([
                     "--exact",
-                    "child_append_worker",
+                    "records::child_append_worker",
                     "--test-threads=1",
                     "--nocapture",
                 ])
