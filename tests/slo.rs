@@ -164,7 +164,11 @@ fn gather_allowing(root: &GateRoot, manifests: &[&Value], options: &Options) -> 
             }
         }
     }
+    // The JSON the policy input holds, so these tests read what policies read.
     slo::gather_blocking(root, manifests, &options)
+        .iter()
+        .map(|readings| slo::to_value(readings))
+        .collect()
 }
 
 /// A production tier-1 PromptRelease that passes every other built-in rule, with `slo` (YAML

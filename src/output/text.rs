@@ -242,7 +242,7 @@ fn manifest(out: &mut String, result: &ManifestResult, p: &Palette) {
         let _ = writeln!(out, "      {}", field(error));
     }
     for finding in &result.findings {
-        let style = if finding.severity == "warn" {
+        let style = if finding.severity.is_warn() {
             p.warn
         } else {
             p.fail

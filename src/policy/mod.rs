@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use crate::embedded::POLICY_FILES;
 use crate::error::{Error, Result};
 use crate::manifest;
+use crate::report::Severity;
 
 /// Prefix of the built-in packages.
 pub const BUILTIN_PREFIX: &str = "relgate.";
@@ -164,7 +165,7 @@ struct PackageRules {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyFinding {
     pub rule: String,
-    pub severity: &'static str,
+    pub severity: Severity,
     pub message: String,
     /// Package, without `data.`.
     pub policy: String,
@@ -828,9 +829,9 @@ impl PolicySet {
                 RuleKind::Exception => collect_exceptions(&package, &query, json, &mut exceptions)?,
                 RuleKind::Deny | RuleKind::Warn => {
                     let severity = if kind == RuleKind::Warn {
-                        "warn"
+                        Severity::Warn
                     } else {
-                        "deny"
+                        Severity::Deny
                     };
                     collect_findings(&package, &rule, severity, &query, json, &mut findings)?;
                 }
@@ -899,7 +900,7 @@ fn collect_exceptions(
 fn collect_findings(
     package: &str,
     rule: &str,
-    severity: &'static str,
+    severity: Severity,
     query: &str,
     value: Value,
     out: &mut Vec<PolicyFinding>,
