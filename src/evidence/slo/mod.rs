@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::backoff::Backoff;
 use crate::manifest;
 use crate::workspace::GateRoot;
 
@@ -169,14 +170,21 @@ impl Options {
         self.allowed_urls.iter().any(|a| a.allows(url))
     }
 
+    /// The wait before each retry: `backoff`, doubled for each further retry, at most 2^16
+    /// times `backoff` (beyond that a run's deadline has long passed anyway).
+    pub fn backoff_schedule(&self) -> Backoff {
+        Backoff::doubling(self.backoff, self.backoff.saturating_mul(1 << 16))
+    }
+
     /// The overall deadline: the one given, else enough for every attempt of one query and its
     /// backoffs, and at least 30 s (queries wait for a free slot when there are many).
     pub fn deadline(&self) -> Duration {
         self.deadline.unwrap_or_else(|| {
             let attempts = self.retries.saturating_add(1);
+            // The delay a further retry would wait: more than all the retries' waits together.
             let backoffs = self
-                .backoff
-                .saturating_mul(2u32.saturating_pow(self.retries.min(16)));
+                .backoff_schedule()
+                .base_delay(self.retries.saturating_add(1));
             self.request_timeout
                 .saturating_mul(attempts)
                 .saturating_add(backoffs)
@@ -226,6 +234,31 @@ pub fn gather_blocking(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn retries_double_and_the_deadline_covers_them() {
+        let options = Options::default();
+        let delays: Vec<u128> = (1..=4)
+            .map(|n| options.backoff_schedule().base_delay(n).as_millis())
+            .collect();
+        assert_eq!(delays, [200, 400, 800, 1600]);
+        // Three tries of 5 s and their waits fit in the 30 s floor.
+        assert_eq!(options.deadline(), Duration::from_secs(30));
+        let slow = Options {
+            request_timeout: Duration::from_secs(20),
+            ..Options::default()
+        };
+        assert_eq!(slow.deadline(), Duration::from_millis(60_800));
+        // The doubling stops at 2^16 times the first wait, however many retries.
+        let many = Options {
+            retries: 100,
+            ..Options::default()
+        };
+        assert_eq!(
+            many.backoff_schedule().base_delay(90),
+            Duration::from_millis(200 * 65_536)
+        );
+    }
 
     #[test]
     fn configure_reads_the_error_budget_keys() {

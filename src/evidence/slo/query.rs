@@ -125,10 +125,7 @@ async fn query_with_retries(
         match query_once(client, request, options).await {
             Ok(data) => return Ok(data),
             Err(err) if err.retryable() && attempt <= options.retries => {
-                let delay = options
-                    .backoff
-                    .saturating_mul(2u32.saturating_pow((attempt - 1).min(16)));
-                tokio::time::sleep(delay).await;
+                tokio::time::sleep(options.backoff_schedule().base_delay(attempt)).await;
                 attempt += 1;
             }
             Err(err) => return Err(err.with_attempts(attempt)),
