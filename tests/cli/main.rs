@@ -16,3 +16,4 @@ mod records;
 mod rego_test;
 mod scenarios;
 mod support;
+mod vocabulary;
