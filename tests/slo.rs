@@ -871,6 +871,39 @@ fn readings_match_the_input_schema_and_round_trip() {
             "null/\"unknown\"/false",
         ]
     );
+    // Field order is the contract's (and the order the json! values had): what a record or a
+    // policy printing `input` shows does not move. A refused reading names the refusal last.
+    let keys =
+        |v: &Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
+    for reading in readings.iter().flat_map(|r| r.as_array().expect("a list")) {
+        let mut expected = vec!["name", "index", "source", "remaining", "alerts", "status"];
+        if reading["status"] == "unknown" {
+            expected.push("reason");
+        }
+        if reading.get("refused").is_some() {
+            expected.push("refused");
+        }
+        assert_eq!(keys(reading), expected, "{reading}");
+        let origin: Vec<&str> = ["url", "file"]
+            .into_iter()
+            .filter(|k| reading["remaining"].get(*k).is_some())
+            .collect();
+        let with = |tail: &[&'static str]| -> Vec<String> {
+            ["query"]
+                .iter()
+                .chain(origin.iter())
+                .chain(tail.iter())
+                .map(|k| k.to_string())
+                .collect()
+        };
+        assert_eq!(
+            keys(&reading["remaining"]),
+            with(&["time", "value", "error"])
+        );
+        for alert in reading["alerts"].as_array().expect("alerts") {
+            assert_eq!(keys(alert), with(&["time", "firing", "series", "error"]));
+        }
+    }
     // A reading that breaks the contract is caught: the schema is not `{}`.
     let mut bad = readings[0][0].clone();
     bad["remaining"]["value"] = json!("0.6");
