@@ -27,7 +27,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 
 use prometheus::{encode, family, http_get, Prometheus, SAMPLE_NOW};
-use relgate::evidence::slo::{gather_blocking, AllowedUrl, Options};
+use relgate::evidence::slo::{gather_blocking, AllowedUrl, Options, Reading, Status};
 use relgate::gate::{self, CheckSettings};
 use relgate::workspace::GateRoot;
 
@@ -81,11 +81,10 @@ spec:
     )
 }
 
-fn all_ok(readings: &[Value]) -> bool {
-    readings.iter().all(|r| {
-        r.as_array()
-            .is_some_and(|a| a.iter().all(|x| x["status"] == "ok"))
-    })
+fn all_ok(readings: &[Vec<Reading>]) -> bool {
+    readings
+        .iter()
+        .all(|r| r.iter().all(|x| x.status == Status::Ok))
 }
 
 fn bench(c: &mut Criterion) {
@@ -187,7 +186,7 @@ fn bench(c: &mut Criterion) {
         started.elapsed()
     );
     // The ALERTS queries get a one-series answer too: firing, but read fine.
-    assert!(readings.iter().all(|r| r[0]["remaining"]["value"] == 0.5));
+    assert!(readings.iter().all(|r| r[0].remaining.value == Some(0.5)));
     group.bench_function("1000x2_shared_10_services_20ms", |b| {
         b.iter(|| gather_blocking(&root, &slow_refs, &options))
     });

@@ -1663,7 +1663,7 @@ pub fn check(
 fn gate_config_changed(edits: &[String]) -> Finding {
     Finding {
         rule: GATE_CONFIG_CHANGED.to_string(),
-        severity: "warn".to_string(),
+        severity: crate::report::Severity::Warn,
         policy: "relgate.gate".to_string(),
         message: format!(
             "this change edits the gate's own files; the merge base's decided this check and \

@@ -43,12 +43,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorWhen {
-    Auto,
-    Always,
-    Never,
-}
+pub use crate::output::ColorWhen;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -405,20 +400,15 @@ pub fn main() -> ExitCode {
 }
 
 fn color_enabled(when: ColorWhen) -> bool {
-    match when {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
-        }
-    }
+    when.enabled_for(output::palette::Stream::Stdout)
 }
 
-fn timeout(secs: f64) -> anyhow::Result<Duration> {
+/// A time limit given in seconds on the command line (`flag` names it in the error).
+fn seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|d| !d.is_zero())
-        .context("--timeout must be a positive number of seconds")
+        .with_context(|| format!("{flag} must be a positive number of seconds"))
 }
 
 /// `context.now` outside GitHub mode (see [`now_for`]).
@@ -514,16 +504,11 @@ fn check_settings(args: &CheckArgs) -> anyhow::Result<CheckSettings> {
         namespaces: args.namespaces.clone(),
         fail_on_warn: args.fail_on_warn,
         max_file_bytes: args.max_file_bytes,
-        eval_timeout: Some(timeout(args.timeout)?),
+        eval_timeout: Some(seconds("--timeout", args.timeout)?),
         rego_v0: args.v0_compatible,
         now: now_for(args.github)?,
         offline: args.offline,
-        prometheus_timeout: Some(
-            Duration::try_from_secs_f64(args.prometheus_timeout)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .context("--prometheus-timeout must be a positive number of seconds")?,
-        ),
+        prometheus_timeout: Some(seconds("--prometheus-timeout", args.prometheus_timeout)?),
         changed: args.changed.then(|| ChangedOptions {
             base: args.base.clone(),
             head: args.head.clone(),
@@ -677,7 +662,7 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
         data,
         coverage: args.coverage,
         filter: args.run,
-        timeout: Some(timeout(args.timeout)?),
+        timeout: Some(seconds("--timeout", args.timeout)?),
     })?;
     let below_threshold = match (&report.coverage, args.threshold) {
         (Some(coverage), Some(threshold)) => coverage.percent < threshold,

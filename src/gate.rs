@@ -354,7 +354,10 @@ impl Gate {
         }
         // Evidence that needs I/O is gathered for all documents at once, before evaluation.
         let manifests: Vec<&Value> = work.iter().map(|(_, document)| &document.value).collect();
-        let slo_readings = slo::gather_blocking(&self.root, &manifests, &self.slo);
+        let slo_readings: Vec<Value> = slo::gather_blocking(&self.root, &manifests, &self.slo)
+            .iter()
+            .map(|readings| slo::to_value(readings))
+            .collect();
         let jobs: Vec<_> = work.into_iter().zip(slo_readings).collect();
         // A few chunks per thread, each evaluated with one clone of the policy set: rayon's
         // `map_init` would clone (and build a VM) once per split job, far more often.
@@ -437,7 +440,7 @@ impl Gate {
                     .into_iter()
                     .map(|v| Finding {
                         rule: "SCHEMA".to_string(),
-                        severity: "deny".to_string(),
+                        severity: crate::report::Severity::Deny,
                         policy: "relgate.schema".to_string(),
                         message: v.message,
                         path: Some(v.path).filter(|p| !p.is_empty()),
@@ -469,7 +472,7 @@ impl Gate {
                                     .as_deref()
                                     .map_or(result.line, |p| document.lines.line_of(p)),
                                 rule: f.rule,
-                                severity: f.severity.to_string(),
+                                severity: f.severity,
                                 policy: f.policy,
                                 message: f.message,
                                 path,

@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only calls [`cli::main`]. See `ARCHITECTURE.md` for
 //! the module map and the data flow.
 
+pub mod backoff;
 pub mod bundle;
 pub mod changed;
 pub mod cli;

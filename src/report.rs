@@ -41,13 +41,43 @@ impl Decision {
     }
 }
 
+/// How a finding weighs on the decision (docs/policy-contract.md): `deny` (from `deny*` and
+/// `violation*` rules, and SCHEMA) blocks the release; `warn` (from `warn*` rules) is reported
+/// and blocks only with `--fail-on-warn`. Serialized as the lowercase word, as reports and
+/// change records have always carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Deny,
+    Warn,
+}
+
+impl Severity {
+    /// The word reports use: `deny` or `warn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deny => "deny",
+            Self::Warn => "warn",
+        }
+    }
+
+    pub fn is_warn(self) -> bool {
+        self == Self::Warn
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One thing a policy (or the schema) found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     /// Catalogue id (`PRR-MISSING`) or, for team policies without one, the Rego rule name.
     pub rule: String,
-    /// `deny` or `warn`.
-    pub severity: String,
+    pub severity: Severity,
     /// Package that produced it (`relgate.pii`, `main`, `relgate.schema` for SCHEMA).
     pub policy: String,
     pub message: String,
@@ -151,14 +181,14 @@ impl ManifestResult {
     pub fn warnings(&self) -> usize {
         self.findings
             .iter()
-            .filter(|f| f.severity == "warn")
+            .filter(|f| f.severity.is_warn())
             .count()
     }
 
     pub fn denials(&self) -> usize {
         self.findings
             .iter()
-            .filter(|f| f.severity != "warn")
+            .filter(|f| !f.severity.is_warn())
             .count()
     }
 

@@ -128,16 +128,6 @@ impl Drop for Staged {
     }
 }
 
-fn stderr_color(when: ColorWhen) -> bool {
-    match when {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
-        }
-    }
-}
-
 /// `relgate export`.
 pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
     // Everything that can be wrong with the arguments is found before the ledger is read.
@@ -184,7 +174,7 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
             anyhow::bail!("no ledger to export (pass --ledger REF or --ledger-dir DIR)")
         }
     };
-    let color = stderr_color(color);
+    let color = color.enabled_for(crate::output::palette::Stream::Stderr);
     // Could not verify (no usable keys, unreadable ledger, a bad --checkpoint): exit 2 and
     // write nothing, so an earlier export at --output is not replaced by unverified rows.
     if ledger.report().status == VerifyStatus::Unverifiable {

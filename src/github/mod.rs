@@ -9,9 +9,14 @@
 //! before deciding (exit 2), and a publication that fails makes the run exit 2 after the
 //! decision was printed.
 
+mod checkout;
 pub mod client;
 pub mod context;
+mod endpoint;
+mod env;
+mod event;
 pub mod publish;
+mod retry;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,7 +26,11 @@ use serde_json::Value;
 
 use crate::output::markdown;
 use crate::report::Report;
-use client::{Client, RetryPolicy};
+use client::Client;
+
+pub use checkout::{verify_checkout, Subject};
+pub use env::{environment_notes, GitHubEnv, Repo, OVERRIDES};
+pub use event::{event_merge_group_base, event_pull, EventPull};
 
 /// Everything that stops the GitHub side; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -84,122 +93,6 @@ pub enum Target {
 /// The default of `--publish` in GitHub mode.
 pub const DEFAULT_TARGETS: [Target; 3] = [Target::Comment, Target::CheckRun, Target::Summary];
 
-/// `owner/name` of `GITHUB_REPOSITORY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repo {
-    pub owner: String,
-    pub name: String,
-}
-
-impl Repo {
-    pub fn parse(text: &str) -> Option<Self> {
-        let (owner, name) = text.trim().split_once('/')?;
-        (!owner.is_empty() && !name.is_empty() && !name.contains('/')).then(|| Self {
-            owner: owner.to_owned(),
-            name: name.to_owned(),
-        })
-    }
-}
-
-/// What the runner sets (docs/github.md lists each variable).
-#[derive(Debug, Clone)]
-pub struct GitHubEnv {
-    /// `GITHUB_REPOSITORY`.
-    pub repository: Option<String>,
-    /// `GITHUB_API_URL`, default `https://api.github.com`.
-    pub api_url: String,
-    /// `GITHUB_SERVER_URL`, default `https://github.com`.
-    pub server_url: String,
-    pub event_path: Option<PathBuf>,
-    pub event_name: Option<String>,
-    pub sha: Option<String>,
-    pub run_id: Option<String>,
-    pub step_summary: Option<PathBuf>,
-    pub output: Option<PathBuf>,
-    pub workflow: Option<String>,
-    /// `RELGATE_GITHUB_TOKEN`, else `GITHUB_TOKEN`.
-    pub token: Option<String>,
-    /// `RELGATE_GITHUB_COMMENT_AUTHOR`: the login relgate comments as when its token is a
-    /// person's (a PAT). Comments of bot accounts are always relgate's candidates; a user's
-    /// comment only when written by this login.
-    pub comment_author: Option<String>,
-    pub retry: RetryPolicy,
-}
-
-impl GitHubEnv {
-    /// Reads the variables through `lookup` (empty values count as unset).
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, GitHubError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        Ok(Self {
-            repository: get("GITHUB_REPOSITORY"),
-            api_url: get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned()),
-            server_url: get("GITHUB_SERVER_URL").unwrap_or_else(|| "https://github.com".to_owned()),
-            event_path: get("GITHUB_EVENT_PATH").map(PathBuf::from),
-            event_name: get("GITHUB_EVENT_NAME"),
-            sha: get("GITHUB_SHA"),
-            run_id: get("GITHUB_RUN_ID"),
-            step_summary: get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
-            output: get("GITHUB_OUTPUT").map(PathBuf::from),
-            workflow: get("GITHUB_WORKFLOW"),
-            token: get("RELGATE_GITHUB_TOKEN").or_else(|| get("GITHUB_TOKEN")),
-            comment_author: get("RELGATE_GITHUB_COMMENT_AUTHOR").map(|l| l.trim().to_owned()),
-            retry: RetryPolicy::from_lookup(lookup)?,
-        })
-    }
-
-    /// The URL of this workflow run, when the runner said which.
-    pub fn run_url(&self) -> Option<String> {
-        Some(format!(
-            "{}/{}/actions/runs/{}",
-            self.server_url.trim_end_matches('/'),
-            self.repository.as_deref()?,
-            self.run_id.as_deref()?
-        ))
-    }
-}
-
-/// Variables relgate reads that change its behaviour and that an earlier step of the job could
-/// have set through `$GITHUB_ENV`. Token variables are not listed (their values are secret and
-/// choosing the token is their purpose).
-pub const OVERRIDES: [&str; 6] = [
-    "RELGATE_GITHUB_COMMENT_AUTHOR",
-    "RELGATE_GITHUB_RETRY_ATTEMPTS",
-    "RELGATE_GITHUB_RETRY_BASE_MS",
-    "RELGATE_GITHUB_RETRY_MAX_MS",
-    "RELGATE_GITHUB_DEADLINE_SECS",
-    "RELGATE_GITHUB_TIMEOUT_SECS",
-];
-
-/// The report's notes on the environment of a GitHub-mode run: `RELGATE_NOW` is ignored (the
-/// clock is the runner's), and every other override in effect is named with its value, so
-/// nothing a previous step set is silent. No time in them: the same run gives the same
-/// comment (the sticky comment is only rewritten when it changes).
-pub fn environment_notes(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
-    let shown = |v: &str| crate::output::text::field(v).into_owned();
-    let mut notes = Vec::new();
-    if let Some(value) = lookup("RELGATE_NOW") {
-        notes.push(format!(
-            "RELGATE_NOW={} is set but ignored: in GitHub mode the clock is the runner's",
-            shown(&value)
-        ));
-    }
-    let set: Vec<String> = OVERRIDES
-        .iter()
-        .filter_map(|name| {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| format!("{name}={}", shown(&v)))
-        })
-        .collect();
-    if !set.is_empty() {
-        notes.push(format!(
-            "environment overrides in effect: {}",
-            set.join(", ")
-        ));
-    }
-    notes
-}
-
 /// The command-line side of GitHub mode.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -212,75 +105,6 @@ pub struct Options {
     /// `relgate record`: the run looks up the merged pull request of the pushed commit, so it
     /// talks to the API whatever it publishes.
     pub record: bool,
-}
-
-/// The pull request a `pull_request` / `pull_request_review` / `pull_request_target` event
-/// carries: its number and the head commit that was checked out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventPull {
-    pub number: u64,
-    pub head_sha: Option<String>,
-    /// `pull_request.base.sha`: whose rules judge the pull request when GitHub mode runs
-    /// without `--changed` (the action's `changed-only: false`).
-    pub base_sha: Option<String>,
-    /// `sender.login` of a `synchronize` (a push to the pull request): who pushed the head.
-    pub pusher: Option<String>,
-}
-
-/// The event payload (`GITHUB_EVENT_PATH`) as JSON.
-fn read_event(path: &Path) -> Result<Value, GitHubError> {
-    let bytes = std::fs::read(path).map_err(|source| GitHubError::Io {
-        what: "cannot read the event payload (GITHUB_EVENT_PATH)",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let event: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        GitHubError::Setup(format!(
-            "{}: the event payload (GITHUB_EVENT_PATH) is not JSON: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(event)
-}
-
-/// `merge_group.base_sha` of a merge-queue event: the commit whose rules judge the queue's
-/// merge commit (its tree holds the queued pull requests' own `relgate.yaml` and policies).
-/// `None` for any other event.
-pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError> {
-    let event = read_event(path)?;
-    Ok(event
-        .pointer("/merge_group/base_sha")
-        .and_then(Value::as_str)
-        .map(str::to_owned))
-}
-
-/// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
-pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
-    let event = read_event(path)?;
-    let Some(pr) = event.get("pull_request").filter(|p| p.is_object()) else {
-        return Ok(None);
-    };
-    let number = pr.get("number").and_then(Value::as_u64).ok_or_else(|| {
-        GitHubError::Setup(format!(
-            "{}: the event's pull_request has no number",
-            path.display()
-        ))
-    })?;
-    Ok(Some(EventPull {
-        number,
-        head_sha: pr
-            .pointer("/head/sha")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        base_sha: pr
-            .pointer("/base/sha")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        pusher: (event.get("action").and_then(Value::as_str) == Some("synchronize"))
-            .then(|| event.pointer("/sender/login").and_then(Value::as_str))
-            .flatten()
-            .map(str::to_owned),
-    }))
 }
 
 /// Pull-request context found for `relgate record`.
@@ -627,208 +451,5 @@ impl GitHub {
             }
         }
         outcome
-    }
-}
-
-/// What the checked-out commit must be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
-    /// The head of pull request `number` (`event`: GITHUB_EVENT_NAME).
-    PullRequest { number: u64, event: Option<String> },
-    /// `GITHUB_SHA`, the commit of a run without a pull request.
-    GithubSha,
-}
-
-/// Checks that HEAD of the git repository holding `gate_root` is `expected`, or a merge
-/// commit one of whose parents is `expected`. Only the commit objects are read (a shallow
-/// clone of depth 1 has the merge commit but not its parents, and that is enough).
-pub fn verify_checkout(
-    gate_root: &Path,
-    expected: &str,
-    what: &Subject,
-) -> Result<(), GitHubError> {
-    let subject = match what {
-        Subject::PullRequest { number, .. } => format!("pull request #{number}'s head {expected}"),
-        Subject::GithubSha => format!("GITHUB_SHA {expected}"),
-    };
-    let repo = git2::Repository::discover(gate_root).map_err(|e| {
-        GitHubError::Setup(format!(
-            "GitHub mode checks that the checked-out commit is {subject}, but {} is not inside \
-             a git repository ({}): check the repository out with actions/checkout",
-            gate_root.display(),
-            e.message()
-        ))
-    })?;
-    let place = repo
-        .workdir()
-        .unwrap_or_else(|| repo.path())
-        .display()
-        .to_string();
-    let head = repo.head().and_then(|h| h.peel_to_commit()).map_err(|e| {
-        GitHubError::Setup(format!(
-            "GitHub mode checks that the checked-out commit is {subject}, but HEAD of \
-                 {place} is no commit ({})",
-            e.message()
-        ))
-    })?;
-    let same = |id: git2::Oid| id.to_string().eq_ignore_ascii_case(expected.trim());
-    if same(head.id()) || (head.parent_count() > 1 && head.parent_ids().any(same)) {
-        return Ok(());
-    }
-    let parents: Vec<String> = head.parent_ids().map(|id| id.to_string()).collect();
-    let checked_out = match parents.as_slice() {
-        [_, _, ..] => format!(
-            "{} (a merge of {}, none of them the expected commit)",
-            head.id(),
-            parents.join(" and ")
-        ),
-        _ => head.id().to_string(),
-    };
-    let summary = String::from_utf8_lossy(head.summary_bytes().unwrap_or_default()).into_owned();
-    let checked_out = if summary.is_empty() {
-        checked_out
-    } else {
-        format!("{checked_out} \"{summary}\"")
-    };
-    let fix = match what {
-        Subject::PullRequest { number, event } => {
-            let event_note = event
-                .as_deref()
-                .map(|e| format!(" (event {e})"))
-                .unwrap_or_default();
-            format!(
-                "relgate decides about the files checked out and would publish that decision \
-                 on the pull request's head{event_note}, so nothing was decided or published. \
-                 Check out the pull request's code: on `pull_request` events actions/checkout's \
-                 default (refs/pull/{number}/merge, a merge commit of the head) is right; on \
-                 `pull_request_target` actions/checkout checks out the base branch unless given \
-                 `ref: ${{{{ github.event.pull_request.head.sha }}}}`, and that job then holds \
-                 the pull request's code next to the workflow's secrets and write token: no \
-                 step of it may build or run anything from the checkout (relgate only reads \
-                 files); see docs/github.md"
-            )
-        }
-        Subject::GithubSha => "relgate decides about the files checked out and would publish \
-             that decision as a check run on GITHUB_SHA, so nothing was decided or published. \
-             Check out GITHUB_SHA (actions/checkout's default), or publish without a check run \
-             (--publish comment,summary)"
-            .to_owned(),
-    };
-    Err(GitHubError::Setup(format!(
-        "the checked-out commit is not {subject}: HEAD of {place} is {checked_out}. {fix}"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn environment_defaults_and_token_fallback() {
-        let env = GitHubEnv::from_lookup(&|name| match name {
-            "GITHUB_REPOSITORY" => Some("acme/models".into()),
-            "GITHUB_TOKEN" => Some("t1".into()),
-            "RELGATE_GITHUB_TOKEN" => Some("  ".into()),
-            "GITHUB_RUN_ID" => Some("42".into()),
-            _ => None,
-        })
-        .expect("valid");
-        assert_eq!(env.api_url, "https://api.github.com");
-        assert_eq!(env.token.as_deref(), Some("t1"));
-        assert_eq!(
-            env.run_url().as_deref(),
-            Some("https://github.com/acme/models/actions/runs/42")
-        );
-        assert_eq!(
-            Repo::parse("acme/models"),
-            Some(Repo {
-                owner: "acme".into(),
-                name: "models".into()
-            })
-        );
-        assert_eq!(Repo::parse("acme"), None);
-        assert_eq!(Repo::parse("a/b/c"), None);
-    }
-}
-
-#[cfg(test)]
-mod checkout_tests {
-    use super::{verify_checkout, Subject};
-
-    /// Commits the (empty) tree on top of HEAD with `parents` added; returns the commit.
-    fn commit(repo: &git2::Repository, message: &str, extra: &[git2::Oid]) -> git2::Oid {
-        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(1_764_000_000, 0))
-            .expect("signature");
-        let tree_id = repo
-            .treebuilder(None)
-            .and_then(|b| b.write())
-            .expect("tree");
-        let tree = repo.find_tree(tree_id).expect("tree");
-        let mut parents: Vec<git2::Commit> = repo
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .into_iter()
-            .collect();
-        for id in extra {
-            parents.push(repo.find_commit(*id).expect("parent"));
-        }
-        let parents: Vec<&git2::Commit> = parents.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .expect("commit")
-    }
-
-    #[test]
-    fn head_or_a_merge_of_it_and_nothing_else() {
-        let dir = tempfile::tempdir().expect("temp");
-        let pr = Subject::PullRequest {
-            number: 7,
-            event: Some("pull_request".into()),
-        };
-        let err = verify_checkout(dir.path(), "abc", &pr).expect_err("no repository");
-        assert!(
-            err.to_string().contains("is not inside a git repository"),
-            "{err}"
-        );
-
-        let repo = git2::Repository::init(dir.path()).expect("init");
-        let err = verify_checkout(dir.path(), "abc", &pr).expect_err("unborn");
-        assert!(err.to_string().contains("is no commit"), "{err}");
-
-        let base = commit(&repo, "base", &[]);
-        let head = commit(&repo, "head", &[]);
-        let sub = dir.path().join("gate");
-        std::fs::create_dir_all(&sub).expect("mkdir");
-        // The head itself (upper case from a payload too), from a gate root below the top.
-        verify_checkout(&sub, &head.to_string(), &pr).expect("the head");
-        verify_checkout(&sub, &head.to_string().to_uppercase(), &pr).expect("case");
-        // A commit on top of the head is not the head.
-        let child = commit(&repo, "child", &[]);
-        let err = verify_checkout(&sub, &head.to_string(), &pr).expect_err("child");
-        assert!(
-            err.to_string().contains(&format!(
-                "the checked-out commit is not pull request #7's head {head}: HEAD of"
-            )) && err.to_string().contains(&format!("is {child} \"child\"")),
-            "{err}"
-        );
-        // refs/pull/7/merge: a merge of the base and the head.
-        repo.set_head_detached(base).expect("detach");
-        let merge = commit(&repo, "merge", &[head]);
-        verify_checkout(&sub, &head.to_string(), &pr).expect("a merge of the head");
-        let err = verify_checkout(&sub, &child.to_string(), &pr).expect_err("not a parent");
-        assert!(
-            err.to_string().contains(&format!(
-                "is {merge} (a merge of {base} and {head}, none of them"
-            )),
-            "{err}"
-        );
-        // Without a pull request: GITHUB_SHA.
-        let err = verify_checkout(&sub, &child.to_string(), &Subject::GithubSha)
-            .expect_err("other commit");
-        assert!(
-            err.to_string().contains("is not GITHUB_SHA")
-                && err.to_string().contains("--publish comment,summary"),
-            "{err}"
-        );
     }
 }

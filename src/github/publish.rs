@@ -242,7 +242,7 @@ pub fn annotations(report: &Report, prefix: &str) -> Vec<Value> {
                 "path": path,
                 "start_line": f.line.max(1),
                 "end_line": f.line.max(1),
-                "annotation_level": if f.severity == "warn" { "warning" } else { "failure" },
+                "annotation_level": if f.severity.is_warn() { "warning" } else { "failure" },
                 "title": clip(&format!("{} ({})", f.rule, f.policy), 255),
                 "message": clip(&message, 4000),
             }));

@@ -26,7 +26,7 @@ pub fn render(report: &Report) -> String {
             );
         }
         for f in &result.findings {
-            let command = if f.severity == "warn" {
+            let command = if f.severity.is_warn() {
                 "warning"
             } else {
                 "error"

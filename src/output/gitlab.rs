@@ -50,7 +50,7 @@ pub fn render(report: &Report) -> String {
             if let Some(fix) = &f.remediation {
                 description.push_str(&format!(". Fix: {fix}"));
             }
-            let severity = if f.severity == "warn" {
+            let severity = if f.severity.is_warn() {
                 "minor"
             } else {
                 "major"

@@ -98,9 +98,9 @@ fn suite(out: &mut String, result: &ManifestResult, approvals_evaluated: bool) -
                 .filter(|f| f.policy == area)
                 .collect();
             let denials: Vec<&&Finding> =
-                findings.iter().filter(|f| f.severity != "warn").collect();
+                findings.iter().filter(|f| !f.severity.is_warn()).collect();
             let warnings: Vec<&&Finding> =
-                findings.iter().filter(|f| f.severity == "warn").collect();
+                findings.iter().filter(|f| f.severity.is_warn()).collect();
             let skipped = if !findings.is_empty() {
                 None
             } else if schema_failed && area != "relgate.schema" {

@@ -213,7 +213,7 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
                 out,
                 "| {} | {} | {} | {} | {} |",
                 cell(&f.rule),
-                cell(&f.severity),
+                cell(f.severity.as_str()),
                 location(f.line),
                 message,
                 cell(f.remediation.as_deref().unwrap_or("")),

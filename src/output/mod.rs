@@ -6,12 +6,15 @@ pub mod gitlab;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod palette;
 pub mod sarif;
 pub mod test_report;
 pub mod text;
 pub mod verify;
 
 use crate::report::Report;
+
+pub use palette::ColorWhen;
 
 /// Output formats of `relgate check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -279,7 +279,7 @@ fn descriptor(id: &str, level: &str, text: &str) -> Value {
 }
 
 fn level(f: &Finding) -> &'static str {
-    if f.severity == "warn" {
+    if f.severity.is_warn() {
         "warning"
     } else {
         "error"

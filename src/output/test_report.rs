@@ -4,15 +4,13 @@
 
 use std::fmt::Write as _;
 
-use anstyle::{AnsiColor, Style};
-
+use super::palette::Palette;
 use crate::policy::testing::{Outcome, TestReport};
 
 /// Renders `report`; `threshold` is the `--threshold` given with `--coverage`, if any.
 pub fn render(report: &TestReport, threshold: Option<f64>, color: bool) -> String {
-    let style = |s: Style| if color { s } else { Style::new() };
-    let red = style(AnsiColor::Red.on_default().bold());
-    let green = style(AnsiColor::Green.on_default().bold());
+    let palette = Palette::new(color);
+    let (red, green) = (palette.fail, palette.pass);
     let mut out = String::new();
     for error in &report.load_errors {
         let _ = writeln!(

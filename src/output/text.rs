@@ -14,40 +14,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use anstyle::{AnsiColor, Style};
-
-use crate::report::{Decision, ManifestResult, Report, APPROVALS_NOT_EVALUATED};
-
-struct Palette {
-    pass: Style,
-    fail: Style,
-    error: Style,
-    warn: Style,
-    dim: Style,
-    bold: Style,
-}
-
-impl Palette {
-    fn new(color: bool) -> Self {
-        let style = |s: Style| if color { s } else { Style::new() };
-        Self {
-            pass: style(AnsiColor::Green.on_default().bold()),
-            fail: style(AnsiColor::Red.on_default().bold()),
-            error: style(AnsiColor::Magenta.on_default().bold()),
-            warn: style(AnsiColor::Yellow.on_default().bold()),
-            dim: style(Style::new().dimmed()),
-            bold: style(Style::new().bold()),
-        }
-    }
-
-    fn decision(&self, decision: Decision) -> (Style, &'static str) {
-        match decision {
-            Decision::Pass => (self.pass, "PASS "),
-            Decision::Fail => (self.fail, "FAIL "),
-            Decision::Error => (self.error, "ERROR"),
-        }
-    }
-}
+use super::palette::Palette;
+use crate::report::{ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 
 /// Characters that change the display order of the text around them (Trojan Source,
 /// CVE-2021-42574) or are invisible marks: shown as escapes wherever relgate prints text it did
@@ -242,7 +210,7 @@ fn manifest(out: &mut String, result: &ManifestResult, p: &Palette) {
         let _ = writeln!(out, "      {}", field(error));
     }
     for finding in &result.findings {
-        let style = if finding.severity == "warn" {
+        let style = if finding.severity.is_warn() {
             p.warn
         } else {
             p.fail

@@ -6,28 +6,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anstyle::{AnsiColor, Style};
-
+use super::palette::Palette;
 use crate::record::verify::{Problem, Severity, VerifyReport};
-
-struct Palette {
-    bad: Style,
-    warn: Style,
-    good: Style,
-    bold: Style,
-}
-
-impl Palette {
-    fn new(color: bool) -> Self {
-        let style = |s: Style| if color { s } else { Style::new() };
-        Self {
-            bad: style(AnsiColor::Red.on_default().bold()),
-            warn: style(AnsiColor::Yellow.on_default().bold()),
-            good: style(AnsiColor::Green.on_default().bold()),
-            bold: style(Style::new().bold()),
-        }
-    }
-}
 
 /// The whole report of `relgate verify`: where from, every problem, the counts, the
 /// checkpoint, the verdict and the checkpoint to keep.
@@ -89,8 +69,8 @@ pub fn render_summary(report: &VerifyReport, color: bool) -> String {
 fn problems(out: &mut String, report: &VerifyReport, p: &Palette) {
     for problem in &report.problems {
         let (style, label) = match problem.severity {
-            Severity::Tampering => (p.bad, "TAMPERED"),
-            Severity::Unverifiable => (p.bad, "UNVERIFIABLE"),
+            Severity::Tampering => (p.fail, "TAMPERED"),
+            Severity::Unverifiable => (p.fail, "UNVERIFIABLE"),
             Severity::Warning => (p.warn, "WARNING"),
         };
         let _ = writeln!(
@@ -117,22 +97,22 @@ fn verdict(out: &mut String, report: &VerifyReport, p: &Palette) {
         0 => writeln!(
             out,
             "{}INTACT{}: every record verified ({} warnings)",
-            p.good.render(),
-            p.good.render_reset(),
+            p.pass.render(),
+            p.pass.render_reset(),
             count(Severity::Warning)
         ),
         1 => writeln!(
             out,
             "{}TAMPERED{}: {} problems show the ledger was altered",
-            p.bad.render(),
-            p.bad.render_reset(),
+            p.fail.render(),
+            p.fail.render_reset(),
             count(Severity::Tampering)
         ),
         _ => writeln!(
             out,
             "{}COULD NOT VERIFY{}: {} problems kept the ledger from being checked",
-            p.bad.render(),
-            p.bad.render_reset(),
+            p.fail.render(),
+            p.fail.render_reset(),
             count(Severity::Unverifiable)
         ),
     };

@@ -6,142 +6,38 @@
 //! past the time limit) are errors, never an empty set of findings; the set of evaluated
 //! packages is fixed at load time, and asking for a package that does not exist is an error.
 
+//!
+//! Files: [`sources`] reads policy files and data, `engine` sets up regorus (limits, panics,
+//! RVM compilation, rule discovery), `evaluate` runs one input, `rules` is the rule graph
+//! (recursion), [`testing`] is `relgate test`.
+
+mod engine;
+mod evaluate;
 mod rules;
+mod sources;
 pub mod testing;
 
 use std::collections::BTreeSet;
-use std::num::NonZeroU32;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
-use crate::embedded::POLICY_FILES;
 use crate::error::{Error, Result};
-use crate::manifest;
+use crate::report::Severity;
+
+pub use engine::MAX_POLICY_NESTING;
+pub(crate) use engine::{add_data, add_source, new_engine, panic_message};
+use engine::{compile_program, declared_rules, digest_parts, timer_config};
+pub use sources::{
+    builtin_sources, read_data_file, read_dir_sources, read_policy_dirs, resolve_dirs, PolicySource,
+};
 
 /// Prefix of the built-in packages.
 pub const BUILTIN_PREFIX: &str = "relgate.";
 
 /// Default wall-clock limit of one policy evaluation.
 pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A Rego source file.
-#[derive(Debug, Clone)]
-pub struct PolicySource {
-    /// Path as reported: `policies/prr.rego` for built-ins, relative to the gate root (or as
-    /// given) for team files.
-    pub path: String,
-    pub text: String,
-    pub builtin: bool,
-    /// Parse as Rego v0 (OPA's `--v0-compatible`: rule bodies without `if`, `deny[msg] { … }`).
-    /// Files that `import rego.v1` are v1 either way; the bundle is always v1.
-    pub v0: bool,
-}
-
-impl PolicySource {
-    pub fn is_test(&self) -> bool {
-        self.path.ends_with("_test.rego")
-    }
-}
-
-/// The built-in bundle's Rego files (tests included).
-pub fn builtin_sources() -> Vec<PolicySource> {
-    POLICY_FILES
-        .iter()
-        .filter(|(path, _)| path.ends_with(".rego"))
-        .map(|(path, text)| PolicySource {
-            path: (*path).to_string(),
-            text: (*text).to_string(),
-            builtin: true,
-            v0: false,
-        })
-        .collect()
-}
-
-/// Reads every `*.rego` file under `dir` (recursively, sorted). `shown` maps a file to the name
-/// used in reports. See [`read_policy_dirs`].
-pub fn read_dir_sources(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Result<Vec<PolicySource>> {
-    read_policy_dirs(None, &[dir.to_path_buf()], shown)
-}
-
-/// Reads every `*.rego` file under `dirs` (each recursively, sorted), each real file once
-/// however many names reach it (a directory named twice, `./dir`, a symlink). Symlinks are
-/// followed while they stay inside the boundary (the gate root for a directory inside it, else
-/// the directory itself); one that leads out, a symlink loop, or a `.rego` that is not a
-/// regular file (a FIFO would block the read forever) is an error, never skipped: a skipped
-/// policy file is a team rule that silently stops applying.
-pub fn read_policy_dirs(
-    root: Option<&crate::workspace::GateRoot>,
-    dirs: &[PathBuf],
-    shown: &dyn Fn(&Path) -> String,
-) -> Result<Vec<PolicySource>> {
-    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
-    let mut sources = Vec::new();
-    for dir in dirs {
-        let real_dir = std::fs::canonicalize(dir)
-            .ok()
-            .filter(|d| d.is_dir())
-            .ok_or_else(|| Error::Usage(format!("{}: policy directory not found", shown(dir))))?;
-        let boundary = match root {
-            Some(root) if real_dir.starts_with(&root.dir) => root.dir.clone(),
-            _ => real_dir.clone(),
-        };
-        let leaves = |path: &Path| {
-            Error::Usage(format!(
-                "{}: the path leaves the gate root (through a symlink); keep policy files inside the repository",
-                shown(path)
-            ))
-        };
-        let walker = walkdir::WalkDir::new(dir)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter();
-        for entry in walker {
-            let entry = entry.map_err(|err| {
-                let at = err.path().map_or_else(|| shown(dir), shown);
-                match err.loop_ancestor() {
-                    Some(_) => Error::Usage(format!(
-                        "{at}: symlink loop in a policy directory; remove the symlink"
-                    )),
-                    None => Error::Usage(format!("{at}: {err}")),
-                }
-            })?;
-            let path = entry.path();
-            let real = std::fs::canonicalize(path).map_err(|source| Error::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            if !real.starts_with(&boundary) {
-                return Err(leaves(path));
-            }
-            if entry.file_type().is_dir() || path.extension().is_none_or(|e| e != "rego") {
-                continue;
-            }
-            if !seen.insert(real.clone()) {
-                continue;
-            }
-            let name = shown(path);
-            let source = manifest::read_limited(&real, &name, manifest::DEFAULT_MAX_FILE_BYTES)?;
-            let text = String::from_utf8(source.bytes).map_err(|err| {
-                Error::Usage(format!(
-                    "{name}: not valid UTF-8 (byte {}); save the policy as UTF-8",
-                    err.utf8_error().valid_up_to()
-                ))
-            })?;
-            sources.push(PolicySource {
-                path: name,
-                text,
-                builtin: false,
-                v0: false,
-            });
-        }
-    }
-    Ok(sources)
-}
 
 /// What kind of result a rule produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -164,7 +60,7 @@ struct PackageRules {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyFinding {
     pub rule: String,
-    pub severity: &'static str,
+    pub severity: Severity,
     pub message: String,
     /// Package, without `data.`.
     pub policy: String,
@@ -273,229 +169,6 @@ impl std::fmt::Debug for PolicySet {
             .field("files", &self.files)
             .finish_non_exhaustive()
     }
-}
-
-/// Deepest nesting of `[` and `{` a policy may use. regorus 0.14's parser backtracks on nested
-/// array, set and object literals and takes time exponential in their depth (about 2x per
-/// level: 16 levels take seconds, 24 never finish), and parsing has no time limit. Real
-/// policies nest a handful of levels; refusing deeper ones keeps a hostile or generated
-/// policy from hanging the gate.
-pub const MAX_POLICY_NESTING: usize = 12;
-
-/// Deepest `[`/`{` nesting of a Rego source and the line where it is reached, ignoring strings,
-/// raw strings and comments.
-fn literal_nesting(text: &str) -> (usize, u32) {
-    let (mut depth, mut deepest, mut deepest_line, mut line) = (0usize, 0usize, 1u32, 1u32);
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => line += 1,
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        line += 1;
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    match c {
-                        _ if escaped => escaped = false,
-                        '\\' => escaped = true,
-                        '"' | '\n' => break,
-                        _ => {}
-                    }
-                }
-            }
-            '`' => {
-                for c in chars.by_ref() {
-                    match c {
-                        '`' => break,
-                        '\n' => line += 1,
-                        _ => {}
-                    }
-                }
-            }
-            '[' | '{' => {
-                depth += 1;
-                if depth > deepest {
-                    deepest = depth;
-                    deepest_line = line;
-                }
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    (deepest, deepest_line)
-}
-
-/// Adds one policy file to an engine; a regorus panic is caught and reported as a load error.
-pub(crate) fn add_source(
-    engine: &mut regorus::Engine,
-    source: &PolicySource,
-) -> std::result::Result<String, String> {
-    let (depth, line) = literal_nesting(&source.text);
-    if depth > MAX_POLICY_NESTING {
-        return Err(format!(
-            "{}:{line}: brackets nest {depth} levels deep here (limit {MAX_POLICY_NESTING}); the Rego parser slows down exponentially with nesting: flatten the literal or move the value into a data file (--data)",
-            source.path
-        ));
-    }
-    // The syntax version applies to the files added after it is set.
-    engine.set_rego_v0(source.v0);
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        engine.add_policy(source.path.clone(), source.text.clone())
-    }));
-    match outcome {
-        Ok(Ok(package)) => Ok(package.strip_prefix("data.").unwrap_or(&package).to_string()),
-        Ok(Err(err)) => Err(format!("{err}")),
-        Err(panic) => Err(format!(
-            "{}: the Rego parser crashed on this file ({}); this is a regorus bug, please simplify the file around the construct it names",
-            source.path,
-            panic_message(&panic)
-        )),
-    }
-}
-
-/// Text of a caught panic.
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
-}
-
-/// The wall-clock limit of one evaluation.
-fn timer_config(timeout: Option<Duration>) -> ExecutionTimerConfig {
-    ExecutionTimerConfig {
-        limit: timeout.unwrap_or(DEFAULT_EVAL_TIMEOUT),
-        // Check the clock every 1,000 work units: cheap, and a runaway policy stops within
-        // milliseconds of the limit.
-        check_interval: NonZeroU32::new(1000).unwrap_or(NonZeroU32::MIN),
-    }
-}
-
-/// A new engine with relgate's limits.
-pub(crate) fn new_engine(timeout: Option<Duration>) -> regorus::Engine {
-    let mut engine = regorus::Engine::new();
-    engine.set_strict_builtin_errors(false);
-    engine.set_gather_prints(true);
-    engine.set_execution_timer_config(timer_config(timeout));
-    engine
-}
-
-/// Compiles the evaluated rules to RVM bytecode. Any failure (a construct or builtin the RVM
-/// does not support yet, or a panic inside the compiler) is returned as text and the set runs
-/// on the interpreter.
-fn compile_program(
-    engine: &mut regorus::Engine,
-    entry_points: &[String],
-) -> std::result::Result<std::sync::Arc<regorus::rvm::Program>, String> {
-    let Some(first) = entry_points.first() else {
-        return Err("no rules to compile".to_string());
-    };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let compiled = engine
-            .compile_with_entrypoint(&first.as_str().into())
-            .map_err(|e| e.to_string())?;
-        let names: Vec<&str> = entry_points.iter().map(String::as_str).collect();
-        regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &names)
-            .map_err(|e| e.to_string())
-    }));
-    match outcome {
-        Ok(result) => result,
-        Err(panic) => Err(format!(
-            "the RVM compiler crashed: {}",
-            panic_message(&panic)
-        )),
-    }
-}
-
-/// Rule heads declared in a built-in source whose names are one of `prefixes` (or one followed
-/// by `_suffix`). A textual scan proposes names (the bundle puts every head at the start of a
-/// line); the engine confirms each one is a declared rule, so a local variable called `deny_x`
-/// is never taken. A lookup the engine cannot answer is an error, never "no such rule".
-fn declared_rules(
-    engine: &regorus::Engine,
-    source: &PolicySource,
-    prefixes: &[&str],
-) -> Result<BTreeSet<(String, u32)>> {
-    let mut names = BTreeSet::new();
-    let mut seen = BTreeSet::new();
-    for (number, line) in source.text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        let end = trimmed
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(trimmed.len());
-        let name = &trimmed[..end];
-        if !rules::has_prefix(name, prefixes) || !seen.insert(name.to_string()) {
-            continue;
-        }
-        let declared = engine
-            .has_declared_rule_rooted_at(&source.path, name)
-            .map_err(|e| {
-                Error::Policy(format!(
-                    "{}: cannot look up rule `{name}`: {e}",
-                    source.path
-                ))
-            })?;
-        if declared {
-            names.insert((
-                name.to_string(),
-                u32::try_from(number + 1).unwrap_or(u32::MAX),
-            ));
-        }
-    }
-    Ok(names)
-}
-
-/// sha256 over length-prefixed parts, so no two different inputs share a digest.
-fn digest_parts<'a>(parts: impl Iterator<Item = &'a [u8]>) -> String {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    format!("sha256:{}", hex::encode(hasher.finalize()))
-}
-
-/// Adds `data.relgate.config` and the `--data` documents to an engine.
-pub(crate) fn add_data(
-    engine: &mut regorus::Engine,
-    config: &Value,
-    data: &[(String, Value)],
-) -> Result<()> {
-    let config_doc = serde_json::json!({"relgate": {"config": config}});
-    engine
-        .add_data(regorus::Value::from(config_doc))
-        .map_err(|e| Error::Policy(format!("cannot add the gate config as data: {e}")))?;
-    for (shown, value) in data {
-        if !value.is_object() {
-            return Err(Error::Usage(format!(
-                "{shown}: a data document must be a mapping at the top level"
-            )));
-        }
-        engine
-            .add_data(regorus::Value::from(value.clone()))
-            .map_err(|e| Error::Usage(format!("{shown}: cannot add data document: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Reads a `--data` file (YAML or JSON) within the size limit.
-pub fn read_data_file(path: &Path, shown: &str, max_bytes: u64) -> Result<(String, Value)> {
-    let source = manifest::read_limited(path, shown, max_bytes)?;
-    let mut documents = manifest::parse_documents(&source)?;
-    if documents.len() != 1 {
-        return Err(Error::Usage(format!(
-            "{shown}: a data file must hold exactly one document"
-        )));
-    }
-    Ok((shown.to_string(), documents.swap_remove(0).value))
 }
 
 impl PolicySet {
@@ -746,220 +419,6 @@ impl PolicySet {
             })
             .collect()
     }
-
-    /// This clone's VM, created on first use.
-    fn vm(&mut self) -> Option<&mut regorus::rvm::RegoVM> {
-        if self.vm.is_none() {
-            let program = self.program.clone()?;
-            let mut vm = regorus::rvm::RegoVM::new();
-            vm.load_program(program);
-            vm.set_execution_timer_config(Some(self.timer));
-            if vm.set_data(self.data.clone()).is_err() {
-                self.program = None;
-                return None;
-            }
-            self.vm = Some(vm);
-        }
-        self.vm.as_mut()
-    }
-
-    /// Evaluates one rule: on the RVM when it can, else (or when the RVM reports an error) on
-    /// the interpreter, whose answer is final.
-    fn eval_rule(
-        &mut self,
-        query: &str,
-        on_rvm: bool,
-        input: &regorus::Value,
-        interpreter_has_input: &mut bool,
-    ) -> std::result::Result<regorus::Value, String> {
-        if on_rvm {
-            if let Some(vm) = self.vm() {
-                vm.set_input(input.clone());
-                match catch_unwind(AssertUnwindSafe(|| vm.execute_entry_point_by_name(query))) {
-                    Ok(Ok(value)) => return Ok(value),
-                    // Running the same work again on the interpreter would only double the wait.
-                    Ok(Err(err @ regorus::rvm::vm::VmError::TimeLimitExceeded { .. })) => {
-                        return Err(format!("policy {query} failed: {err}"))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if !*interpreter_has_input {
-            self.engine.set_input(input.clone());
-            *interpreter_has_input = true;
-        }
-        let engine = &mut self.engine;
-        match catch_unwind(AssertUnwindSafe(|| engine.eval_rule(query.to_string()))) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(format!("policy {query} failed: {err}")),
-            Err(panic) => Err(format!(
-                "policy {query} crashed the evaluator: {}",
-                panic_message(&panic)
-            )),
-        }
-    }
-
-    /// Evaluates every deny/violation/warn rule of every evaluated package against `input`,
-    /// then applies exceptions. Any policy error fails the whole evaluation.
-    pub fn evaluate(&mut self, input: regorus::Value) -> std::result::Result<Evaluation, String> {
-        let mut findings = Vec::new();
-        // (package, name) of every exception that holds.
-        let mut exceptions: Vec<(String, String)> = Vec::new();
-        let mut interpreter_has_input = false;
-        let rules: Vec<(String, String, RuleKind, bool)> = self
-            .packages
-            .iter()
-            .flat_map(|p| {
-                p.rules
-                    .iter()
-                    .map(move |(rule, kind)| (p.package.clone(), rule.clone(), *kind, p.on_rvm))
-            })
-            .collect();
-        for (package, rule, kind, on_rvm) in rules {
-            let query = format!("data.{package}.{rule}");
-            let value = self.eval_rule(&query, on_rvm, &input, &mut interpreter_has_input)?;
-            if value == regorus::Value::Undefined {
-                continue;
-            }
-            let json = serde_json::to_value(&value)
-                .map_err(|e| format!("policy {query} returned a value that is not JSON: {e}"))?;
-            match kind {
-                RuleKind::Exception => collect_exceptions(&package, &query, json, &mut exceptions)?,
-                RuleKind::Deny | RuleKind::Warn => {
-                    let severity = if kind == RuleKind::Warn {
-                        "warn"
-                    } else {
-                        "deny"
-                    };
-                    collect_findings(&package, &rule, severity, &query, json, &mut findings)?;
-                }
-            }
-        }
-        let mut evaluation = Evaluation::default();
-        for finding in findings {
-            let suffix = finding
-                .source_rule
-                .split_once('_')
-                .map(|(_, suffix)| suffix.to_string());
-            let matched = exceptions.iter().find(|(package, name)| {
-                (package == &finding.policy && suffix.as_deref() == Some(name.as_str()))
-                    || name == &finding.rule
-            });
-            match matched {
-                Some((package, name)) => evaluation.suppressed.push(SuppressedFinding {
-                    finding,
-                    exception: name.clone(),
-                    exception_policy: package.clone(),
-                }),
-                None => evaluation.findings.push(finding),
-            }
-        }
-        Ok(evaluation)
-    }
-}
-
-fn collect_exceptions(
-    package: &str,
-    query: &str,
-    value: Value,
-    out: &mut Vec<(String, String)>,
-) -> std::result::Result<(), String> {
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Bool(false) => return Ok(()),
-        other => return Err(format!("{query} must be a set of rule names, got {other}")),
-    };
-    for item in items {
-        match item {
-            Value::String(name) => out.push((package.to_string(), name)),
-            // conftest style: `exception contains rules if { rules := ["a", "b"] }`.
-            Value::Array(names) => {
-                for name in names {
-                    match name {
-                        Value::String(name) => out.push((package.to_string(), name)),
-                        other => {
-                            return Err(format!(
-                                "{query}: exception names must be strings, got {other}"
-                            ))
-                        }
-                    }
-                }
-            }
-            other => {
-                return Err(format!(
-                    "{query}: exception names must be strings, got {other}"
-                ))
-            }
-        }
-    }
-    Ok(())
-}
-
-fn collect_findings(
-    package: &str,
-    rule: &str,
-    severity: &'static str,
-    query: &str,
-    value: Value,
-    out: &mut Vec<PolicyFinding>,
-) -> std::result::Result<(), String> {
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Bool(true) => vec![Value::String(format!("{rule} is true"))],
-        Value::Bool(false) => Vec::new(),
-        Value::String(message) => vec![Value::String(message)],
-        other => {
-            return Err(format!(
-                "{query} must be a set of messages (strings or objects with `msg`), got {other}"
-            ))
-        }
-    };
-    for item in items {
-        let finding = match item {
-            Value::String(message) => PolicyFinding {
-                rule: rule.to_string(),
-                severity,
-                message,
-                policy: package.to_string(),
-                path: None,
-                item: None,
-                remediation: None,
-                source_rule: rule.to_string(),
-            },
-            Value::Object(map) => {
-                let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
-                let message = text("msg").or_else(|| text("message")).ok_or_else(|| {
-                    format!(
-                        "{query} returned an object without a string `msg`: {}",
-                        Value::Object(map.clone())
-                    )
-                })?;
-                PolicyFinding {
-                    rule: text("rule").unwrap_or_else(|| rule.to_string()),
-                    severity,
-                    message,
-                    policy: package.to_string(),
-                    path: text("path"),
-                    item: text("item"),
-                    remediation: text("remediation"),
-                    source_rule: rule.to_string(),
-                }
-            }
-            other => {
-                return Err(format!(
-                    "{query} must contain strings or objects with `msg`, got {other}"
-                ))
-            }
-        };
-        out.push(finding);
-    }
-    Ok(())
-}
-
-/// Paths of team policy directories resolved against the gate root (or as given).
-pub fn resolve_dirs(root: &Path, dirs: &[String]) -> Vec<PathBuf> {
-    dirs.iter().map(|d| root.join(d)).collect()
 }
 
 #[cfg(test)]
@@ -1067,15 +526,6 @@ mod tests {
         ] {
             load(vec![team("team/r.rego", text)], &[]).expect(text);
         }
-    }
-
-    #[test]
-    fn nesting_ignores_strings_and_comments() {
-        assert_eq!(
-            literal_nesting("x := [[1]]\n# [[[[[[\ny := \"[[[[\"\nz := `{{{{`\n"),
-            (2, 1)
-        );
-        assert_eq!(literal_nesting("a := 1\nb := {\"k\": [{}]}\n"), (3, 2));
     }
 
     #[test]

@@ -164,7 +164,11 @@ fn gather_allowing(root: &GateRoot, manifests: &[&Value], options: &Options) -> 
             }
         }
     }
+    // The JSON the policy input holds, so these tests read what policies read.
     slo::gather_blocking(root, manifests, &options)
+        .iter()
+        .map(|readings| slo::to_value(readings))
+        .collect()
 }
 
 /// A production tier-1 PromptRelease that passes every other built-in rule, with `slo` (YAML
@@ -740,6 +744,173 @@ fn readings_have_the_documented_shape() {
             "status": "ok",
         }])]
     );
+}
+
+/// The `$defs/sloReading` validator of `schemas/input.schema.json` (the file users read).
+fn slo_reading_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/input.schema.json"),
+    )
+    .expect("input schema");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    // `evidence.slo.items` must name the definition, so the check below is the contract's.
+    assert_eq!(
+        schema["properties"]["evidence"]["properties"]["slo"]["items"]["$ref"],
+        "#/$defs/sloReading"
+    );
+    let wrapper = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": schema["$defs"],
+        "$ref": "#/$defs/sloReading",
+    });
+    jsonschema::draft202012::new(&wrapper).expect("schema compiles")
+}
+
+/// Every shape of reading (read from Prometheus, refused, offline, from a file, stale, no
+/// source, a bad `block_on_alerts`) is valid against the input schema, and the typed readings
+/// read back from the JSON serialize to the same bytes.
+#[test]
+fn readings_match_the_input_schema_and_round_trip() {
+    let prom = prometheus();
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("fresh.json"),
+        json!({"time": SAMPLE_NOW, "remaining": {"query": "q", "value": 0.25},
+               "alerts": [{"query": "a", "series": 2}]})
+        .to_string(),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("stale.json"),
+        json!({"time": "2000-01-01T00:00:00Z", "remaining": {"value": 0.25}}).to_string(),
+    )
+    .expect("write");
+    let root = GateRoot::at(dir.path()).expect("root");
+    let live = json!({"spec": {"slo": [{
+        "name": "availability",
+        "source": {"prometheus": {"url": prom.url, "query": budget_query("healthy")}},
+        "block_on_alerts": [page_query("paging"), page_query("healthy")],
+    }, {
+        "name": "with a bad alert",
+        "source": {"prometheus": {"url": prom.url, "query": budget_query("healthy")}},
+        "block_on_alerts": [""],
+    }]}});
+    let others = json!({"spec": {"slo": [
+        {"name": "fresh", "source": {"file": {"path": "fresh.json", "query": "q"}}, "block_on_alerts": ["a"]},
+        {"name": "fresh, one alert unread", "source": {"file": {"path": "fresh.json"}}, "block_on_alerts": ["a", "b"]},
+        {"name": "stale", "source": {"file": {"path": "stale.json"}}},
+        {"name": "missing", "source": {"file": {"path": "nowhere.json"}}},
+        {"name": 7, "source": {}},
+        {"source": {"prometheus": {"url": "http://user:pw@127.0.0.1:9/", "query": "q"}}, "block_on_alerts": "ALERTS"},
+        "not a mapping",
+    ]}});
+    let time = Some(SAMPLE_NOW.to_string());
+    let mut readings = gather_allowing(
+        &root,
+        &[&live],
+        &Options {
+            time: time.clone(),
+            ..Options::default()
+        },
+    );
+    // Not allowed: refused, never asked.
+    readings.extend(
+        slo::gather_blocking(
+            &root,
+            &[&others],
+            &Options {
+                time: time.clone(),
+                ..Options::default()
+            },
+        )
+        .iter()
+        .map(|r| slo::to_value(r)),
+    );
+    let offline = Options {
+        offline: true,
+        time,
+        allowed_urls: vec![slo::AllowedUrl::parse(&prom.url).expect("url")],
+        ..Options::default()
+    };
+    readings.extend(
+        slo::gather_blocking(&root, &[&live], &offline)
+            .iter()
+            .map(|r| slo::to_value(r)),
+    );
+    let validator = slo_reading_schema();
+    let mut seen = std::collections::BTreeSet::new();
+    for reading in readings.iter().flat_map(|r| r.as_array().expect("a list")) {
+        let errors: Vec<String> = validator
+            .iter_errors(reading)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{reading:#}");
+        seen.insert(format!(
+            "{}/{}/{}",
+            reading["source"],
+            reading["status"],
+            reading.get("refused").is_some()
+        ));
+        let typed: slo::Reading = serde_json::from_value(reading.clone()).expect("typed");
+        assert_eq!(
+            serde_json::to_string(&typed).expect("json"),
+            reading.to_string(),
+            "round trip"
+        );
+    }
+    // The shapes above were all met: a test that validated nothing would prove nothing.
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [
+            "\"file\"/\"ok\"/false",
+            "\"file\"/\"unknown\"/false",
+            "\"offline\"/\"unknown\"/false",
+            "\"prometheus\"/\"ok\"/false",
+            "\"prometheus\"/\"unknown\"/false",
+            "\"prometheus\"/\"unknown\"/true",
+            "null/\"unknown\"/false",
+        ]
+    );
+    // Field order is the contract's (and the order the json! values had): what a record or a
+    // policy printing `input` shows does not move. A refused reading names the refusal last.
+    let keys =
+        |v: &Value| -> Vec<String> { v.as_object().expect("object").keys().cloned().collect() };
+    for reading in readings.iter().flat_map(|r| r.as_array().expect("a list")) {
+        let mut expected = vec!["name", "index", "source", "remaining", "alerts", "status"];
+        if reading["status"] == "unknown" {
+            expected.push("reason");
+        }
+        if reading.get("refused").is_some() {
+            expected.push("refused");
+        }
+        assert_eq!(keys(reading), expected, "{reading}");
+        let origin: Vec<&str> = ["url", "file"]
+            .into_iter()
+            .filter(|k| reading["remaining"].get(*k).is_some())
+            .collect();
+        let with = |tail: &[&'static str]| -> Vec<String> {
+            ["query"]
+                .iter()
+                .chain(origin.iter())
+                .chain(tail.iter())
+                .map(|k| k.to_string())
+                .collect()
+        };
+        assert_eq!(
+            keys(&reading["remaining"]),
+            with(&["time", "value", "error"])
+        );
+        for alert in reading["alerts"].as_array().expect("alerts") {
+            assert_eq!(keys(alert), with(&["time", "firing", "series", "error"]));
+        }
+    }
+    // A reading that breaks the contract is caught: the schema is not `{}`.
+    let mut bad = readings[0][0].clone();
+    bad["remaining"]["value"] = json!("0.6");
+    assert!(!validator.is_valid(&bad), "{bad}");
+    bad = readings[0][0].clone();
+    bad["status"] = json!("fine");
+    assert!(!validator.is_valid(&bad), "{bad}");
 }
 
 // ---------------------------------------------------------------------------------------------

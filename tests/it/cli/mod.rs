@@ -15,3 +15,4 @@ mod outputs;
 mod records;
 mod rego_test;
 mod scenarios;
+mod vocabulary;

@@ -1,0 +1,77 @@
+//! The event payload (`GITHUB_EVENT_PATH`): the pull request of a `pull_request*` event and
+//! the base of a merge-queue event.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::GitHubError;
+
+/// The pull request a `pull_request` / `pull_request_review` / `pull_request_target` event
+/// carries: its number and the head commit that was checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPull {
+    pub number: u64,
+    pub head_sha: Option<String>,
+    /// `pull_request.base.sha`: whose rules judge the pull request when GitHub mode runs
+    /// without `--changed` (the action's `changed-only: false`).
+    pub base_sha: Option<String>,
+    /// `sender.login` of a `synchronize` (a push to the pull request): who pushed the head.
+    pub pusher: Option<String>,
+}
+
+/// The event payload (`GITHUB_EVENT_PATH`) as JSON.
+fn read_event(path: &Path) -> Result<Value, GitHubError> {
+    let bytes = std::fs::read(path).map_err(|source| GitHubError::Io {
+        what: "cannot read the event payload (GITHUB_EVENT_PATH)",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let event: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        GitHubError::Setup(format!(
+            "{}: the event payload (GITHUB_EVENT_PATH) is not JSON: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(event)
+}
+
+/// `merge_group.base_sha` of a merge-queue event: the commit whose rules judge the queue's
+/// merge commit (its tree holds the queued pull requests' own `relgate.yaml` and policies).
+/// `None` for any other event.
+pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError> {
+    let event = read_event(path)?;
+    Ok(event
+        .pointer("/merge_group/base_sha")
+        .and_then(Value::as_str)
+        .map(str::to_owned))
+}
+
+/// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
+pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
+    let event = read_event(path)?;
+    let Some(pr) = event.get("pull_request").filter(|p| p.is_object()) else {
+        return Ok(None);
+    };
+    let number = pr.get("number").and_then(Value::as_u64).ok_or_else(|| {
+        GitHubError::Setup(format!(
+            "{}: the event's pull_request has no number",
+            path.display()
+        ))
+    })?;
+    Ok(Some(EventPull {
+        number,
+        head_sha: pr
+            .pointer("/head/sha")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        base_sha: pr
+            .pointer("/base/sha")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        pusher: (event.get("action").and_then(Value::as_str) == Some("synchronize"))
+            .then(|| event.pointer("/sender/login").and_then(Value::as_str))
+            .flatten()
+            .map(str::to_owned),
+    }))
+}
