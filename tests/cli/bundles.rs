@@ -312,7 +312,7 @@ fn unsigned_and_untrusted_bundles_are_refused() {
     let digest = relgate::bundle::registry::push(
         &packed,
         &target,
-        &relgate::bundle::registry::Credentials::default(),
+        &relgate::bundle::registry::Remote::anonymous(),
     )
     .expect("push unsigned");
     let repo = consumer(&target.pinned(&digest).to_string(), &org.public_key("key"));
@@ -340,7 +340,8 @@ fn registry_down_fails_closed_without_a_warm_cache() {
     org.run(&repo, &["check"], "cold")
         .exit(2)
         .no_panic()
-        .says("cannot fetch the manifest")
+        .says("cannot reach the registry")
+        .says("Connection refused")
         .says("is the registry reachable?");
     for args in [&["check"][..], &["check", "--offline"][..]] {
         org.run(&repo, args, "warm")
