@@ -17,8 +17,8 @@ use crate::gate::Gate;
 use crate::policy;
 use crate::record::completeness::{changed_in, CommitChange};
 use crate::record::statement::{
-    normalize_sha256, ArtifactRef, BundleUsed, EvidenceDigest, GitInfo, ManifestSummary, Owner, PolicyRef,
-    PullRequestInfo, RecordInput, SloReading,
+    normalize_sha256, ArtifactRef, BundleUsed, EvidenceDigest, GitInfo, ManifestSummary, Owner,
+    PolicyRef, PullRequestInfo, RecordInput, SloReading,
 };
 use crate::record::RecordError;
 use crate::report::{ManifestResult, Report};

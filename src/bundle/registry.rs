@@ -332,9 +332,8 @@ fn helper_get(name: &str, registry: &str, file: &Path, section: &str) -> Result<
         #[serde(rename = "Secret")]
         secret: String,
     }
-    let answer: Answer = serde_json::from_slice(&out).map_err(|_| {
-        failed("its answer is not {\"Username\": …, \"Secret\": …} JSON".into())
-    })?;
+    let answer: Answer = serde_json::from_slice(&out)
+        .map_err(|_| failed("its answer is not {\"Username\": …, \"Secret\": …} JSON".into()))?;
     if answer.username == "<token>" {
         return Err(failed(
             "it holds an identity token, which relgate cannot use; log in with a user name and password or token".into(),
@@ -372,8 +371,7 @@ fn scheme(registry: &str) -> &'static str {
 
 /// Whether `host` (as in a URL, IPv6 in brackets) names this machine or a private network.
 fn is_local_host(host: &str) -> bool {
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost")
-    {
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
         return true;
     }
     match host
@@ -406,7 +404,9 @@ fn allowed_target(registry: &str, url: &Url) -> std::result::Result<(), String> 
     if is_loopback(registry) {
         let (want_host, want_port) = split_host_port(registry);
         let want_port: u16 = want_port.and_then(|p| p.parse().ok()).unwrap_or(80);
-        if url.scheme() != "http" || host != want_host || url.port_or_known_default() != Some(want_port)
+        if url.scheme() != "http"
+            || host != want_host
+            || url.port_or_known_default() != Some(want_port)
         {
             return Err(format!(
                 "a loopback registry may only send relgate to itself ({registry}), not to {}",
@@ -732,9 +732,8 @@ impl Fetcher {
         let body = self
             .read_bounded(response, MAX_TOKEN_BYTES, "the token answer")
             .await?;
-        let token: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
-            BundleError(format!("{}: the token answer is not JSON", self.shown))
-        })?;
+        let token: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| BundleError(format!("{}: the token answer is not JSON", self.shown)))?;
         let token = token
             .get("token")
             .or_else(|| token.get("access_token"))
@@ -778,7 +777,12 @@ impl Fetcher {
         Ok(body)
     }
 
-    async fn get(&self, url: &str, accept: Option<&str>, action: &str) -> Result<reqwest::Response> {
+    async fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        action: &str,
+    ) -> Result<reqwest::Response> {
         let mut request = self.authorization.apply(self.http.get(url));
         if let Some(accept) = accept {
             request = request.header(reqwest::header::ACCEPT, accept);
@@ -802,7 +806,11 @@ fn challenge_params(text: &str) -> Vec<(String, String)> {
         let Some((key, after)) = rest.split_once('=') else {
             break;
         };
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
             match quoted.find('"') {
@@ -890,7 +898,10 @@ pub fn fetch(source: &BundleRef, remote: &Remote, cache: &Cache) -> Result<Strin
                 fetcher.base, source.repository, descriptor.digest
             );
             let response = fetcher.get(&url, None, "fetch a blob").await?;
-            let what = format!("blob {} (its descriptor says {} bytes)", descriptor.digest, descriptor.size);
+            let what = format!(
+                "blob {} (its descriptor says {} bytes)",
+                descriptor.digest, descriptor.size
+            );
             let blob = fetcher.read_bounded(response, limit, &what).await?;
             if digest_of(&blob) != descriptor.digest {
                 return err(format!(
@@ -920,9 +931,16 @@ mod tests {
             "https://127.0.0.1:5000/x",
             "http://example.com/x",
         ] {
-            assert!(allowed_target("127.0.0.1:5000", &url(bad)).is_err(), "{bad}");
+            assert!(
+                allowed_target("127.0.0.1:5000", &url(bad)).is_err(),
+                "{bad}"
+            );
         }
-        assert!(allowed_target("ghcr.io", &url("https://pkg-containers.githubusercontent.com/x")).is_ok());
+        assert!(allowed_target(
+            "ghcr.io",
+            &url("https://pkg-containers.githubusercontent.com/x")
+        )
+        .is_ok());
         for bad in [
             "http://cdn.example.com/x",
             "https://127.0.0.1/x",
@@ -937,7 +955,9 @@ mod tests {
 
     #[test]
     fn challenges_parse() {
-        let p = challenge_params(r#"realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull""#);
+        let p = challenge_params(
+            r#"realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull""#,
+        );
         assert_eq!(p[0], ("realm".into(), "https://ghcr.io/token".into()));
         assert_eq!(p[1], ("service".into(), "ghcr.io".into()));
         assert_eq!(p.len(), 3);

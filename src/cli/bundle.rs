@@ -175,7 +175,8 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
         PolicyCommand::Pull { reference, keys } => {
             let reference = BundleRef::parse(&reference)?;
             let cache = cache_of(&settings)?;
-            let digest = registry::fetch(&reference, &settings.remote(&reference.registry)?, &cache)?;
+            let digest =
+                registry::fetch(&reference, &settings.remote(&reference.registry)?, &cache)?;
             let pinned = reference.pinned(&digest);
             if !keys.is_empty() {
                 let verified = verify_cached(&cache, &pinned, &read_keys(&keys)?)?;
@@ -274,10 +275,16 @@ fn config_keys(
             .get("ref")
             .and_then(serde_json::Value::as_str)
             .and_then(|r| BundleRef::parse(r).ok())
-            .is_some_and(|r| r.registry == reference.registry && r.repository == reference.repository);
+            .is_some_and(|r| {
+                r.registry == reference.registry && r.repository == reference.repository
+            });
         if same {
-            let found =
-                crate::bundle::gate::trusted_keys(root, config, entry, &format!("bundles[{index}]"))?;
+            let found = crate::bundle::gate::trusted_keys(
+                root,
+                config,
+                entry,
+                &format!("bundles[{index}]"),
+            )?;
             for (_, key) in found.iter() {
                 keys.insert(*key);
             }

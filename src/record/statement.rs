@@ -610,7 +610,10 @@ pub(crate) mod tests {
         assert!(!String::from_utf8_lossy(&plain).contains("\"bundles\""));
         let mut with = input.clone();
         with.bundles = vec![BundleUsed {
-            reference: format!("oci://127.0.0.1:5000/org/policies@sha256:{}", "a".repeat(64)),
+            reference: format!(
+                "oci://127.0.0.1:5000/org/policies@sha256:{}",
+                "a".repeat(64)
+            ),
             digest: format!("sha256:{}", "a".repeat(64)),
             keyid: "b".repeat(64),
         }];
@@ -637,7 +640,10 @@ pub(crate) mod tests {
         assert_ne!(other, payload);
         with.bundles[0].digest = "sha256:short".into();
         let e = build_statement(&with, 1, GENESIS_PREV).expect_err("bad digest");
-        assert!(e.to_string().contains("is not sha256:<64 lowercase hex>"), "{e}");
+        assert!(
+            e.to_string().contains("is not sha256:<64 lowercase hex>"),
+            "{e}"
+        );
     }
 
     #[test]
