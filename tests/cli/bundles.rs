@@ -1,5 +1,8 @@
-//! `relgate policy push|pull|verify` and `bundles:` in relgate.yaml, against a real OCI
-//! registry (Debian `docker-registry`, the CNCF Distribution registry) on 127.0.0.1.
+//! `relgate policy push|pull|verify`, `bundles:` in relgate.yaml, bundles in change records and
+//! exports, `relgate test --bundle oci://…`, credential helpers and the demo's rules as a
+//! bundle, against a real OCI registry (Debian `docker-registry`, the CNCF Distribution
+//! registry) on 127.0.0.1; and a lying registry (`registry::FakeRegistry`, 127.0.0.1) that
+//! serves oversized, endless, mistyped or redirected content.
 
 use std::path::{Path, PathBuf};
 
