@@ -281,3 +281,46 @@ fn helper_get(name: &str, registry: &str, file: &Path, section: &str) -> Result<
         source: Some(format!("{section} ({program})")),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_token_is_for_ghcr_only_and_after_the_config_file() {
+        let github = GithubToken {
+            actor: Some("octocat".into()),
+            token: "ghs_secret".into(),
+        };
+        let ghcr = Credentials::resolve(None, "ghcr.io", Some(&github)).unwrap();
+        assert_eq!(
+            ghcr.basic,
+            Some(("octocat".to_string(), "ghs_secret".to_string()))
+        );
+        assert!(!format!("{ghcr:?}").contains("ghs_secret"));
+        assert!(format!("{github:?}").contains("token hidden"));
+        let other = Credentials::resolve(None, "registry.example.com", Some(&github)).unwrap();
+        assert!(other.is_anonymous());
+        // A login in the Docker config file wins over the token.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(
+            &file,
+            r#"{"auths": {"ghcr.io": {"username": "bot", "password": "pat"}}}"#,
+        )
+        .unwrap();
+        let from_file = Credentials::resolve(Some(&file), "ghcr.io", Some(&github)).unwrap();
+        assert_eq!(
+            from_file.basic,
+            Some(("bot".to_string(), "pat".to_string()))
+        );
+        // No actor: a fixed user name (ghcr.io checks the token, not the name).
+        let anonymous_actor = GithubToken {
+            actor: None,
+            token: "t".into(),
+        };
+        let ghcr = Credentials::resolve(None, "ghcr.io", Some(&anonymous_actor)).unwrap();
+        assert_eq!(ghcr.basic.unwrap().0, "x-access-token");
+    }
+}

@@ -124,7 +124,8 @@ pub fn load(
         })?;
         let reference = BundleRef::parse(written)
             .map_err(|e| config_error(config, format!("{field}.ref: {e}")))?;
-        if reference.digest.is_none() && !(settings.allow_tag && !offline) {
+        // A tag is resolved only with --allow-bundle-tag, and never offline.
+        if reference.digest.is_none() && (offline || !settings.allow_tag) {
             return Err(config_error(
                 config,
                 format!(

@@ -49,7 +49,6 @@ pub const MAX_REDIRECTS: usize = 5;
 /// Bound of a token answer from a registry's auth realm.
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
-
 /// How registries are reached: the credentials and the read timeout.
 #[derive(Clone, Debug)]
 pub struct Remote {
@@ -74,7 +73,6 @@ impl Remote {
         self.read_timeout.saturating_mul(DEADLINE_FACTOR)
     }
 }
-
 
 fn split_host_port(authority: &str) -> (&str, Option<&str>) {
     match authority.rsplit_once(':') {

@@ -13,8 +13,8 @@ use sha2::{Digest as _, Sha256};
 use super::{
     check_path, digest_of, err, file_kind, is_digest, signed_message, BundleError, BundleFiles,
     BundleManifest, BundleSignature, Descriptor, FileEntry, OciManifest, Result, ARTIFACT_TYPE,
-    BUNDLE_SCHEMA, FILES_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, MAX_BUNDLE_MANIFEST_BYTES,
-    MAX_FILES, MAX_FILES_BYTES, MAX_FILE_BYTES, MAX_OCI_MANIFEST_BYTES, MAX_SIGNATURE_BYTES,
+    BUNDLE_SCHEMA, FILES_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, MAX_BUNDLE_MANIFEST_BYTES, MAX_FILES,
+    MAX_FILES_BYTES, MAX_FILE_BYTES, MAX_OCI_MANIFEST_BYTES, MAX_SIGNATURE_BYTES,
     OCI_MANIFEST_MEDIA_TYPE, SIGNATURE_MEDIA_TYPE,
 };
 use crate::record::keys::{KeyId, TrustedKeys};
