@@ -113,6 +113,7 @@ fn demo_input(version: &str, decision: Decision) -> RecordInput {
             uri: "relgate:builtin@0.1.0".into(),
             sha256: "c1".repeat(32),
         },
+        bundles: Vec::new(),
         verifier_version: env!("CARGO_PKG_VERSION").into(),
         time_verified: "2026-01-31T12:00:00Z".into(),
     }

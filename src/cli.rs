@@ -336,10 +336,15 @@ pub struct TestArgs {
     /// Run the built-in bundle's own tests too.
     #[arg(long)]
     pub builtin: bool,
-    /// Run a policy bundle directory's tests (docs/bundles.md): its Rego, `_test.rego` and
-    /// data, with its config fragment merged over the config as in `check`.
-    #[arg(long, value_name = "DIR")]
+    /// Run a policy bundle's tests (docs/bundles.md): its Rego, `_test.rego` and data, with its
+    /// config fragment merged over the config as in `check`. A directory, or a pushed bundle
+    /// oci://REGISTRY/REPO@sha256:… (fetched and verified as `check` does, against --key).
+    #[arg(long, value_name = "DIR|REF")]
     pub bundle: Option<PathBuf>,
+    /// With --bundle oci://…: a trusted public key (PEM) that signs the bundle (repeatable).
+    /// Default: the keys of the relgate.yaml `bundles:` entry for the same repository.
+    #[arg(long = "key", value_name = "FILE", requires = "bundle")]
+    pub keys: Vec<PathBuf>,
     /// A YAML or JSON data document added under `data` (repeatable).
     #[arg(long = "data", short = 'd', value_name = "FILE")]
     pub data: Vec<PathBuf>,
@@ -647,7 +652,7 @@ fn test(args: TestArgs, color: bool) -> anyhow::Result<u8> {
     }
     let mut data = Vec::new();
     if let Some(dir) = &args.bundle {
-        bundle::test_inputs(dir, &mut config, &mut sources, &mut data)?;
+        bundle::test_inputs(dir, &args.keys, &root, &mut config, &mut sources, &mut data)?;
     }
     for file in &args.data {
         data.push(policy::read_data_file(

@@ -17,8 +17,8 @@ use crate::gate::Gate;
 use crate::policy;
 use crate::record::completeness::{changed_in, CommitChange};
 use crate::record::statement::{
-    normalize_sha256, ArtifactRef, EvidenceDigest, GitInfo, ManifestSummary, Owner, PolicyRef,
-    PullRequestInfo, RecordInput, SloReading,
+    normalize_sha256, ArtifactRef, BundleUsed, EvidenceDigest, GitInfo, ManifestSummary, Owner,
+    PolicyRef, PullRequestInfo, RecordInput, SloReading,
 };
 use crate::record::RecordError;
 use crate::report::{ManifestResult, Report};
@@ -297,6 +297,8 @@ pub struct RunFacts {
     /// request of the pushed head). A manifest whose last change in `changes` is another commit
     /// is recorded without it: those facts are about another pull request.
     pub pull_request_commit: Option<String>,
+    /// The verified policy bundles whose rules decided (`Gate::bundles`), in config order.
+    pub bundles: Vec<BundleUsed>,
 }
 
 impl RunFacts {
@@ -337,6 +339,15 @@ impl RunFacts {
             time_verified,
             changes: Vec::new(),
             pull_request_commit: None,
+            bundles: gate
+                .bundles()
+                .iter()
+                .map(|b| BundleUsed {
+                    reference: b.reference.clone(),
+                    digest: b.digest.clone(),
+                    keyid: b.key_id.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -421,6 +432,7 @@ pub fn record_input(result: &ManifestResult, run: &RunFacts) -> Result<RecordInp
         ci_run_url: run.ci_run_url.clone(),
         evidence: evidence(input, &run.repo),
         policy: run.policy.clone(),
+        bundles: run.bundles.clone(),
         verifier_version: env!("CARGO_PKG_VERSION").to_owned(),
         time_verified: run.time_verified.clone(),
     })

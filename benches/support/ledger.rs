@@ -144,6 +144,7 @@ pub fn input(i: u64) -> RecordInput {
             uri: "relgate:builtin@0.1.0".into(),
             sha256: sha(format!("policy {}", i / 50)),
         },
+        bundles: Vec::new(),
         verifier_version: "0.1.0".into(),
         time_verified: time_of(i),
     }

@@ -6,12 +6,13 @@
 //! (exit 2), never a skipped bundle.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::cache::Cache;
-use super::registry::{self, Credentials};
-use super::{verify_artifact, BundleFiles, BundleRef, CONFIG_FRAGMENT};
+use super::registry::{self, Credentials, GithubToken, Remote};
+use super::{verify_artifact, BundleFiles, BundleRef, VerifiedBundle, CONFIG_FRAGMENT};
 use crate::config::{merge, GateConfig};
 use crate::error::{Error, Result};
 use crate::manifest::{self, SourceFile};
@@ -38,6 +39,32 @@ pub struct BundleSettings {
     pub auth_file: Option<PathBuf>,
     /// `--allow-bundle-tag`: resolve a tag-only reference (development only; warns).
     pub allow_tag: bool,
+    /// `GITHUB_TOKEN` (and `GITHUB_ACTOR`): the credentials for `ghcr.io` when the Docker
+    /// config has none.
+    pub github: Option<GithubToken>,
+    /// `RELGATE_REGISTRY_TIMEOUT` as given (seconds without a byte before a registry request
+    /// fails); parsed when a registry is contacted, so a bad value stops only runs that need it.
+    pub read_timeout: Option<String>,
+}
+
+impl BundleSettings {
+    /// How to reach `registry`: its credentials and the read timeout.
+    pub fn remote(&self, registry: &str) -> Result<Remote> {
+        let timeout = match self.read_timeout.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => match text.parse::<u64>() {
+                Ok(secs) if (1..=3600).contains(&secs) => Some(Duration::from_secs(secs)),
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "RELGATE_REGISTRY_TIMEOUT={text:?}: expected whole seconds from 1 to 3600"
+                    )))
+                }
+            },
+        };
+        let credentials =
+            Credentials::resolve(self.auth_file.as_deref(), registry, self.github.as_ref())?;
+        Ok(Remote::new(credentials, timeout))
+    }
 }
 
 /// A bundle the gate loaded: the hook for change records.
@@ -97,49 +124,27 @@ pub fn load(
         })?;
         let reference = BundleRef::parse(written)
             .map_err(|e| config_error(config, format!("{field}.ref: {e}")))?;
-        let keys = trusted_keys(root, config, entry, &field)?;
-        let cache = Cache::new(settings.cache_dir.clone().ok_or_else(|| {
-            Error::Usage(format!(
-                "{field}: no bundle cache directory: set RELGATE_BUNDLE_CACHE (or HOME)"
-            ))
-        })?);
-        let credentials = || Credentials::for_registry(settings, &reference.registry);
-        let digest = match &reference.digest {
-            Some(digest) => digest.clone(),
-            None if settings.allow_tag && !offline => {
-                let digest = registry::fetch(&reference, &credentials()?, &cache)?;
-                loaded.warnings.push(format!(
-                    "{field}.ref {written} is a tag, resolved to {digest} because of \
-                     --allow-bundle-tag; pin it as {}",
-                    reference.pinned(&digest)
-                ));
-                digest
-            }
-            None => {
-                return Err(config_error(
-                    config,
-                    format!(
-                        "{field}.ref {written}: a tag can move, so bundles are pinned by digest; \
-                         run `relgate policy pull {written}` and write the oci://…@sha256:… it \
-                         prints (--allow-bundle-tag resolves tags during development)"
-                    ),
-                ))
-            }
-        };
-        let reference = reference.pinned(&digest);
-        if !cache.contains(&digest) {
-            if offline {
-                return Err(Error::Usage(format!(
-                    "{field}: {reference} is not in the bundle cache {} and --offline forbids \
-                     fetching it; run `relgate policy pull {reference}` while online",
-                    cache.dir.display()
-                )));
-            }
-            registry::fetch(&reference, &credentials()?, &cache)?;
+        // A tag is resolved only with --allow-bundle-tag, and never offline.
+        if reference.digest.is_none() && (offline || !settings.allow_tag) {
+            return Err(config_error(
+                config,
+                format!(
+                    "{field}.ref {written}: a tag can move, so bundles are pinned by digest; \
+                     run `relgate policy pull {written}` and write the oci://…@sha256:… it \
+                     prints (--allow-bundle-tag resolves tags during development)"
+                ),
+            ));
         }
-        let shown = reference.to_string();
-        let oci = cache.get(&digest, super::MAX_OCI_MANIFEST_BYTES)?;
-        let verified = verify_artifact(&oci, Some(&digest), &mut &cache, &keys, &shown)?;
+        let keys = trusted_keys(root, config, entry, &field)?;
+        let verified = fetch_verified(&reference, &keys, settings, offline, &field)?;
+        if reference.digest.is_none() {
+            loaded.warnings.push(format!(
+                "{field}.ref {written} is a tag, resolved to {} because of \
+                 --allow-bundle-tag; pin it as {}",
+                verified.digest,
+                reference.pinned(&verified.digest)
+            ));
+        }
         let prefix = format!("bundle@{}", &verified.digest["sha256:".len()..][..12]);
         let contents = contents(&verified.files, &prefix, false)?;
         loaded.sources.extend(contents.sources);
@@ -147,7 +152,7 @@ pub fn load(
         fragments.extend(contents.fragment);
         loaded.bundles.push(LoadedBundle {
             reference: written.to_string(),
-            digest,
+            digest: verified.digest.clone(),
             key_id: verified.key_id.to_string(),
         });
     }
@@ -157,17 +162,56 @@ pub fn load(
     Ok(loaded)
 }
 
-impl Credentials {
-    fn for_registry(settings: &BundleSettings, registry: &str) -> Result<Credentials> {
-        Ok(Credentials::from_docker_config(
-            settings.auth_file.as_deref(),
-            registry,
-        )?)
+/// Fetches `reference` into the cache when it is not there (never when `offline`), then
+/// verifies it from the cache against `keys`: the one path by which both `check` and
+/// `relgate test --bundle oci://…` get a bundle's files. A reference without a digest is
+/// resolved at the registry (callers allow that only in development). `field` names the
+/// reference in messages.
+pub fn fetch_verified(
+    reference: &BundleRef,
+    keys: &TrustedKeys,
+    settings: &BundleSettings,
+    offline: bool,
+    field: &str,
+) -> Result<VerifiedBundle> {
+    let cache = Cache::new(settings.cache_dir.clone().ok_or_else(|| {
+        Error::Usage(format!(
+            "{field}: no bundle cache directory: set RELGATE_BUNDLE_CACHE (or HOME)"
+        ))
+    })?);
+    let digest = match &reference.digest {
+        Some(digest) => digest.clone(),
+        None if offline => {
+            return Err(Error::Usage(format!(
+                "{field}: {reference} has no digest and --offline forbids resolving it"
+            )))
+        }
+        None => registry::fetch(reference, &settings.remote(&reference.registry)?, &cache)?,
+    };
+    let reference = reference.pinned(&digest);
+    if !cache.contains(&digest) {
+        if offline {
+            return Err(Error::Usage(format!(
+                "{field}: {reference} is not in the bundle cache {} and --offline forbids \
+                 fetching it; run `relgate policy pull {reference}` while online",
+                cache.dir.display()
+            )));
+        }
+        registry::fetch(&reference, &settings.remote(&reference.registry)?, &cache)?;
     }
+    let shown = reference.to_string();
+    let oci = cache.get(&digest, super::MAX_OCI_MANIFEST_BYTES)?;
+    Ok(verify_artifact(
+        &oci,
+        Some(&digest),
+        &mut &cache,
+        keys,
+        &shown,
+    )?)
 }
 
 /// The keys named by `keys:` of a bundle entry: PEM files inside the gate root.
-fn trusted_keys(
+pub fn trusted_keys(
     root: &GateRoot,
     config: &GateConfig,
     entry: &Value,

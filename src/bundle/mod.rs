@@ -17,24 +17,30 @@
 //! are never written out under their bundle paths (they stay in memory), so a hostile path
 //! cannot escape anywhere; paths are still checked so that reports name sane files.
 //!
-//! Submodules: `cache` (content-addressed blob store), `registry` (the OCI client: push and
-//! pull with `oci-client`, Docker-config auth), `gate` (what `relgate check` loads).
+//! Submodules: `verify` (checking an untrusted artifact), `reference` (`oci://` references),
+//! `cache` (content-addressed blob store), `registry` (push with `oci-client`, a bounded fetch
+//! client, credentials), `gate` (what `relgate check` and `relgate test --bundle` load).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read as _;
 use std::path::Path;
 
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Verifier as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::record::keys::{KeyId, Signer, TrustedKeys};
+use crate::record::keys::Signer;
 
 pub mod cache;
+pub mod credentials;
 pub mod gate;
+mod reference;
 pub mod registry;
+mod verify;
+
+pub use reference::BundleRef;
+pub use verify::{parse_oci_manifest, verify_artifact, BlobSource, VerifiedBundle};
 
 /// `artifactType` of the OCI manifest.
 pub const ARTIFACT_TYPE: &str = "application/vnd.relgate.policy.bundle.v1";
@@ -390,347 +396,12 @@ fn tar_files(bundle: &BundleFiles) -> Result<Vec<u8>> {
         .map_err(|e| BundleError(format!("cannot pack: {e}")))
 }
 
-/// Where [`verify_artifact`] reads blobs from: the cache (already digest-checked by the caller)
-/// or anything else that returns a blob's bytes given its descriptor.
-pub trait BlobSource {
-    /// The bytes of the blob `digest`, at most `limit` bytes (more is an error).
-    fn blob(&mut self, digest: &str, limit: u64) -> Result<Vec<u8>>;
-}
-
-/// A bundle that passed every check.
-#[derive(Debug, Clone)]
-pub struct VerifiedBundle {
-    /// The OCI manifest digest.
-    pub digest: String,
-    /// The key that signed it.
-    pub key_id: KeyId,
-    pub files: BundleFiles,
-}
-
-/// Parses and checks the shape of an OCI manifest: the relgate artifact type, one config
-/// (the bundle manifest) and exactly a files and a signature layer, each within its bound.
-pub fn parse_oci_manifest(bytes: &[u8], shown: &str) -> Result<OciManifest> {
-    if bytes.len() as u64 > MAX_OCI_MANIFEST_BYTES {
-        return err(format!(
-            "{shown}: the OCI manifest is larger than {MAX_OCI_MANIFEST_BYTES} bytes; not a relgate bundle"
-        ));
-    }
-    let oci: OciManifest = serde_json::from_slice(bytes).map_err(|e| {
-        BundleError(format!(
-            "{shown}: not a relgate policy bundle (the OCI manifest does not parse: {e})"
-        ))
-    })?;
-    let shape_ok = oci.schema_version == 2
-        && oci.media_type == OCI_MANIFEST_MEDIA_TYPE
-        && oci.artifact_type.as_deref() == Some(ARTIFACT_TYPE)
-        && oci.config.media_type == MANIFEST_MEDIA_TYPE
-        && oci.layers.len() == 2
-        && oci.layers[0].media_type == FILES_MEDIA_TYPE
-        && oci.layers[1].media_type == SIGNATURE_MEDIA_TYPE;
-    if !shape_ok {
-        return err(format!(
-            "{shown}: not a relgate policy bundle (expected artifactType {ARTIFACT_TYPE} with \
-             a {MANIFEST_MEDIA_TYPE} config and a files and a signature layer); push it with \
-             `relgate policy push`"
-        ));
-    }
-    for (descriptor, limit) in [
-        (&oci.config, MAX_BUNDLE_MANIFEST_BYTES),
-        (&oci.layers[0], MAX_FILES_BYTES),
-        (&oci.layers[1], MAX_SIGNATURE_BYTES),
-    ] {
-        if !is_digest(&descriptor.digest) {
-            return err(format!(
-                "{shown}: blob digest {:?} is not a sha256 digest",
-                descriptor.digest
-            ));
-        }
-        if descriptor.size > limit {
-            return err(format!(
-                "{shown}: {} blob declares {} bytes, more than the limit of {limit}",
-                descriptor.media_type, descriptor.size
-            ));
-        }
-    }
-    Ok(oci)
-}
-
-/// Verifies a bundle artifact: the OCI manifest bytes against `pinned` (when given), every
-/// blob's digest and size, the signature against `trusted` before any file is read, and every
-/// file against the signed bundle manifest. `shown` names the bundle in messages.
-pub fn verify_artifact(
-    oci_bytes: &[u8],
-    pinned: Option<&str>,
-    blobs: &mut dyn BlobSource,
-    trusted: &TrustedKeys,
-    shown: &str,
-) -> Result<VerifiedBundle> {
-    let digest = digest_of(oci_bytes);
-    if let Some(pinned) = pinned {
-        if digest != pinned {
-            return err(format!(
-                "{shown}: digest mismatch: the OCI manifest hashes to {digest}, not the pinned \
-                 {pinned}; the registry or cache serves different content, refusing it"
-            ));
-        }
-    }
-    let oci = parse_oci_manifest(oci_bytes, shown)?;
-    let get = |blobs: &mut dyn BlobSource, d: &Descriptor, limit: u64| -> Result<Vec<u8>> {
-        let bytes = blobs.blob(&d.digest, limit.min(d.size))?;
-        if bytes.len() as u64 != d.size || digest_of(&bytes) != d.digest {
-            return err(format!(
-                "{shown}: blob {} does not match its descriptor (digest or size differ); \
-                 the bundle was tampered with",
-                d.digest
-            ));
-        }
-        Ok(bytes)
-    };
-    let signature_bytes = get(blobs, &oci.layers[1], MAX_SIGNATURE_BYTES)?;
-    let manifest_bytes = get(blobs, &oci.config, MAX_BUNDLE_MANIFEST_BYTES)?;
-    let key_id = verify_signature(&signature_bytes, &manifest_bytes, trusted, shown)?;
-    let manifest: BundleManifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| BundleError(format!("{shown}: the bundle manifest does not parse: {e}")))?;
-    if manifest.schema != BUNDLE_SCHEMA {
-        return err(format!(
-            "{shown}: bundle schema {:?} is not supported (expected {BUNDLE_SCHEMA})",
-            manifest.schema
-        ));
-    }
-    let tar_bytes = get(blobs, &oci.layers[0], MAX_FILES_BYTES)?;
-    let files = untar_checked(&tar_bytes, &manifest, shown)?;
-    Ok(VerifiedBundle {
-        digest,
-        key_id,
-        files: BundleFiles { manifest, files },
-    })
-}
-
-/// Verifies the signature layer over the bundle manifest; returns the signing key's id.
-fn verify_signature(
-    signature_bytes: &[u8],
-    manifest_bytes: &[u8],
-    trusted: &TrustedKeys,
-    shown: &str,
-) -> Result<KeyId> {
-    let signature: BundleSignature = serde_json::from_slice(signature_bytes).map_err(|e| {
-        BundleError(format!(
-            "{shown}: unsigned or malformed signature layer ({e}); sign it with `relgate policy \
-             push --key`"
-        ))
-    })?;
-    let Some(key) = trusted.get(&signature.keyid) else {
-        let mut trusted_ids: Vec<&str> = trusted.iter().map(|(id, _)| id.as_str()).collect();
-        trusted_ids.sort();
-        return err(format!(
-            "{shown}: signed by key {} which is not trusted (trusted: {}); add its public key \
-             to the bundle's `keys` only if you trust its owner",
-            signature.keyid,
-            if trusted_ids.is_empty() {
-                "none".to_string()
-            } else {
-                trusted_ids.join(", ")
-            }
-        ));
-    };
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(signature.sig.as_bytes())
-        .map_err(|_| BundleError(format!("{shown}: the signature is not base64")))?;
-    let sig = Signature::from_slice(&raw)
-        .map_err(|_| BundleError(format!("{shown}: the signature is not 64 bytes")))?;
-    let manifest_digest = digest_of(manifest_bytes);
-    key.verify(&signed_message(&manifest_digest), &sig)
-        .map_err(|_| {
-            BundleError(format!(
-                "{shown}: bad signature: key {} did not sign this bundle manifest ({manifest_digest}); \
-                 the bundle was altered after signing",
-                signature.keyid
-            ))
-        })?;
-    Ok(KeyId::of(key))
-}
-
-/// Reads the files tar in memory: only regular files, each listed in the manifest exactly
-/// once, with the listed size and sha256, and nothing listed missing.
-fn untar_checked(
-    tar_bytes: &[u8],
-    manifest: &BundleManifest,
-    shown: &str,
-) -> Result<BTreeMap<String, Vec<u8>>> {
-    let listed: BTreeMap<&str, &FileEntry> = manifest
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f))
-        .collect();
-    if listed.len() != manifest.files.len() || manifest.files.len() > MAX_FILES {
-        return err(format!(
-            "{shown}: the bundle manifest lists a path twice or too many files"
-        ));
-    }
-    for path in listed.keys() {
-        check_path(path).map_err(|e| BundleError(format!("{shown}: {e}")))?;
-        if file_kind(path).is_none() {
-            return err(format!("{shown}: {path}: not a bundle file type"));
-        }
-    }
-    let mut files = BTreeMap::new();
-    let mut archive = tar::Archive::new(tar_bytes);
-    let entries = archive
-        .entries()
-        .map_err(|e| BundleError(format!("{shown}: the files layer is not a tar: {e}")))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| BundleError(format!("{shown}: the files layer is corrupt: {e}")))?;
-        let path_bytes = entry.path_bytes().into_owned();
-        let path = String::from_utf8(path_bytes)
-            .map_err(|_| BundleError(format!("{shown}: a file name in the bundle is not UTF-8")))?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
-            return err(format!(
-                "{shown}: {path}: not a regular file (links and special files are refused)"
-            ));
-        }
-        let Some(expected) = listed.get(path.as_str()) else {
-            return err(format!(
-                "{shown}: {path}: in the files layer but not in the signed bundle manifest"
-            ));
-        };
-        if files.contains_key(&path) {
-            return err(format!("{shown}: {path}: appears twice in the files layer"));
-        }
-        let mut bytes = Vec::new();
-        (&mut entry)
-            .take(expected.size.min(MAX_FILE_BYTES) + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| BundleError(format!("{shown}: {path}: cannot read: {e}")))?;
-        if bytes.len() as u64 != expected.size
-            || hex::encode(Sha256::digest(&bytes)) != expected.sha256
-        {
-            return err(format!(
-                "{shown}: {path}: content does not match the signed bundle manifest"
-            ));
-        }
-        files.insert(path, bytes);
-    }
-    let missing: BTreeSet<&str> = listed
-        .keys()
-        .filter(|p| !files.contains_key(**p))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        return err(format!(
-            "{shown}: files listed in the bundle manifest are missing: {}",
-            missing.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    Ok(files)
-}
-
-/// A parsed `oci://REGISTRY/REPO[:TAG][@sha256:…]` reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BundleRef {
-    /// `host[:port]`.
-    pub registry: String,
-    pub repository: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-}
-
-impl BundleRef {
-    /// Parses a reference; the `oci://` scheme is required so a bundle is never confused with
-    /// a directory.
-    pub fn parse(text: &str) -> Result<BundleRef> {
-        let usage = |why: &str| {
-            BundleError(format!(
-                "{text:?}: {why}; write oci://REGISTRY/REPOSITORY@sha256:<64 hex> (or :TAG where a tag is allowed)"
-            ))
-        };
-        let rest = text
-            .strip_prefix("oci://")
-            .ok_or_else(|| usage("a bundle reference starts with oci://"))?;
-        let (rest, digest) = match rest.split_once('@') {
-            Some((name, digest)) => {
-                if !is_digest(digest) {
-                    return Err(usage(
-                        "the digest is not sha256: followed by 64 lowercase hex digits",
-                    ));
-                }
-                (name, Some(digest.to_string()))
-            }
-            None => (rest, None),
-        };
-        let (registry, path) = rest
-            .split_once('/')
-            .ok_or_else(|| usage("no repository after the registry"))?;
-        let (repository, tag) = match path.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => (repo, Some(tag.to_string())),
-            _ => (path, None),
-        };
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
-                && !s.split('/').any(|p| p.is_empty() || p == "." || p == "..")
-        };
-        let registry_ok = !registry.is_empty()
-            && registry
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
-        if !registry_ok {
-            return Err(usage("the registry is not a host[:port]"));
-        }
-        if !name_ok(repository) {
-            return Err(usage(
-                "the repository must be lowercase letters, digits, '.', '_', '-' and '/'",
-            ));
-        }
-        if let Some(tag) = &tag {
-            let tag_ok = !tag.is_empty()
-                && tag.len() <= 128
-                && tag
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !tag_ok {
-                return Err(usage("the tag is not valid"));
-            }
-        }
-        if tag.is_none() && digest.is_none() {
-            return Err(usage("no tag and no digest"));
-        }
-        Ok(BundleRef {
-            registry: registry.to_string(),
-            repository: repository.to_string(),
-            tag,
-            digest,
-        })
-    }
-
-    /// The same reference pinned to `digest` (the tag dropped).
-    pub fn pinned(&self, digest: &str) -> BundleRef {
-        BundleRef {
-            tag: None,
-            digest: Some(digest.to_string()),
-            ..self.clone()
-        }
-    }
-}
-
-impl fmt::Display for BundleRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "oci://{}/{}", self.registry, self.repository)?;
-        if let Some(tag) = &self.tag {
-            write!(f, ":{tag}")?;
-        }
-        if let Some(digest) = &self.digest {
-            write!(f, "@{digest}")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::verify::untar_checked;
     use super::*;
+    use crate::record::keys::TrustedKeys;
 
     struct Map(BTreeMap<String, Vec<u8>>);
     impl BlobSource for Map {

@@ -1,25 +1,34 @@
-//! Talking to an OCI registry with `oci-client` (the ORAS project's Rust client): pushing a
-//! packed bundle and fetching one into the cache.
+//! Talking to an OCI registry: pushing a packed bundle (with `oci-client`, the ORAS project's
+//! Rust client) and fetching one into the cache (with a small client of relgate's own, so that
+//! every byte a registry sends is bounded and every redirect is checked).
 //!
-//! The registry is untrusted. Fetching reads the OCI manifest (refused above
-//! [`MAX_OCI_MANIFEST_BYTES`] and unless it hashes to the pinned digest), checks its shape, then
-//! streams each blob with a byte bound (the smaller of the descriptor's size and the
-//! media type's limit) and stores it only when it hashes to its descriptor. Nothing is
-//! interpreted here: [`super::verify_artifact`] checks the signature and files afterwards.
+//! The registry is untrusted. Fetching reads the OCI manifest (refused unless its
+//! `Content-Type` is the OCI image manifest's, refused above [`MAX_OCI_MANIFEST_BYTES`] before
+//! or while it streams, and unless it hashes to the pinned digest), checks its shape, then
+//! streams each blob with a byte bound (the smaller of the descriptor's size and the media
+//! type's limit) and stores it only when it hashes to its descriptor. Error bodies are never
+//! read. Every request has a connect and a read timeout and the whole fetch a deadline.
+//! Nothing is interpreted here: [`super::verify_artifact`] checks the signature and files
+//! afterwards.
+//!
+//! Redirects (registries send blob downloads to a CDN) are followed at most
+//! [`MAX_REDIRECTS`] times, and only: within the same `host:port` for a loopback registry; to
+//! HTTPS on a host that is not loopback, private or link-local for any other. A token realm
+//! obeys the same rule.
 //!
 //! Plain HTTP is used only for loopback registries (`127.0.0.1`, `localhost`, `[::1]`), as
-//! Docker does; every other registry is HTTPS. Credentials come from a Docker config file
-//! (`auths.<registry>.auth` or `username`/`password`) and are never printed.
+//! Docker does; every other registry is HTTPS. Credentials ([`Credentials::resolve`]) come
+//! from the Docker config file (`credHelpers`, `credsStore`, `auths`, in Docker's order) or,
+//! for `ghcr.io`, `GITHUB_TOKEN`; they are never printed.
 
-use std::path::Path;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
-use futures_util::StreamExt as _;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::manifest::OciDescriptor;
-use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use reqwest::Url;
+
+pub use super::credentials::{Credentials, GithubToken};
 
 use super::cache::Cache;
 use super::{
@@ -28,108 +37,191 @@ use super::{
     OCI_MANIFEST_MEDIA_TYPE,
 };
 
-/// Connect timeout and the deadline of one whole push or fetch.
+/// Connect timeout of every request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(30);
-const DEADLINE: Duration = Duration::from_secs(120);
+/// Default read timeout (no byte for this long fails the request); `RELGATE_REGISTRY_TIMEOUT`.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The deadline of one whole push or fetch, in read timeouts: a registry that drips one byte
+/// just inside every read timeout still ends.
+const DEADLINE_FACTOR: u32 = 4;
+/// Redirects followed per request.
+pub const MAX_REDIRECTS: usize = 5;
+/// Bound of a token answer from a registry's auth realm.
+const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
-/// Credentials for one registry, from a Docker config file. `Debug` hides the secret.
-#[derive(Clone, Default)]
-pub struct Credentials {
-    basic: Option<(String, String)>,
+/// How registries are reached: the credentials and the read timeout.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    pub credentials: Credentials,
+    pub read_timeout: Duration,
 }
 
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.basic {
-            Some((user, _)) => write!(f, "Credentials(basic, user {user:?})"),
-            None => f.write_str("Credentials(anonymous)"),
+impl Remote {
+    /// Anonymous, default timeout.
+    pub fn anonymous() -> Remote {
+        Remote::new(Credentials::default(), None)
+    }
+
+    pub fn new(credentials: Credentials, read_timeout: Option<Duration>) -> Remote {
+        Remote {
+            credentials,
+            read_timeout: read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT),
         }
+    }
+
+    fn deadline(&self) -> Duration {
+        self.read_timeout.saturating_mul(DEADLINE_FACTOR)
     }
 }
 
-impl Credentials {
-    fn auth(&self) -> RegistryAuth {
-        match &self.basic {
-            Some((user, password)) => RegistryAuth::Basic(user.clone(), password.clone()),
-            None => RegistryAuth::Anonymous,
+fn split_host_port(authority: &str) -> (&str, Option<&str>) {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, Some(port))
         }
-    }
-
-    /// Reads the credentials for `registry` from a Docker config file (`auths`). A missing
-    /// file means anonymous; an unreadable or malformed one is an error naming the file (never
-    /// its content).
-    pub fn from_docker_config(file: Option<&Path>, registry: &str) -> Result<Credentials> {
-        let Some(file) = file else {
-            return Ok(Credentials::default());
-        };
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Credentials::default()),
-            Err(e) => {
-                return err(format!(
-                    "{}: cannot read the registry auth file: {e}",
-                    file.display()
-                ))
-            }
-        };
-        let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            BundleError(format!(
-                "{}: the registry auth file is not JSON (line {}); expected {{\"auths\": {{\"{registry}\": {{\"auth\": \"<base64 user:password>\"}}}}}}",
-                file.display(),
-                e.line()
-            ))
-        })?;
-        let auths = config.get("auths").and_then(|a| a.as_object());
-        let entry = auths.and_then(|auths| {
-            [
-                registry.to_string(),
-                format!("https://{registry}"),
-                format!("http://{registry}"),
-            ]
-            .iter()
-            .find_map(|key| auths.get(key))
-        });
-        let Some(entry) = entry else {
-            return Ok(Credentials::default());
-        };
-        let bad = || {
-            BundleError(format!(
-                "{}: auths.{registry}: expected \"auth\" (base64 of user:password) or \"username\" and \"password\"",
-                file.display()
-            ))
-        };
-        if let Some(encoded) = entry.get("auth").and_then(|a| a.as_str()) {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .map_err(|_| bad())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-            let (user, password) = decoded.split_once(':').ok_or_else(bad)?;
-            return Ok(Credentials {
-                basic: Some((user.to_string(), password.to_string())),
-            });
-        }
-        match (
-            entry.get("username").and_then(|u| u.as_str()),
-            entry.get("password").and_then(|p| p.as_str()),
-        ) {
-            (Some(user), Some(password)) => Ok(Credentials {
-                basic: Some((user.to_string(), password.to_string())),
-            }),
-            _ => Err(bad()),
-        }
+        _ => (authority, None),
     }
 }
 
 fn is_loopback(registry: &str) -> bool {
-    let host = match registry.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => registry,
-    };
-    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+    matches!(
+        split_host_port(registry).0,
+        "127.0.0.1" | "localhost" | "[::1]"
+    )
 }
 
-fn client(registry: &str) -> Client {
+fn scheme(registry: &str) -> &'static str {
+    if is_loopback(registry) {
+        "http"
+    } else {
+        "https"
+    }
+}
+
+/// Whether `host` (as in a URL, IPv6 in brackets) names this machine or a private network.
+fn is_local_host(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    match host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(IpAddr::V4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+        }
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                // fc00::/7 unique local, fe80::/10 link local
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether a request that started at `registry` may go to `url` (a redirect or a token realm).
+fn allowed_target(registry: &str, url: &Url) -> std::result::Result<(), String> {
+    let host = url.host_str().unwrap_or_default();
+    if is_loopback(registry) {
+        let (want_host, want_port) = split_host_port(registry);
+        let want_port: u16 = want_port.and_then(|p| p.parse().ok()).unwrap_or(80);
+        if url.scheme() != "http"
+            || host != want_host
+            || url.port_or_known_default() != Some(want_port)
+        {
+            return Err(format!(
+                "a loopback registry may only send relgate to itself ({registry}), not to {}",
+                origin(url)
+            ));
+        }
+        return Ok(());
+    }
+    if url.scheme() != "https" {
+        return Err(format!("{} is not HTTPS", origin(url)));
+    }
+    if is_local_host(host) {
+        return Err(format!(
+            "{} is a loopback, private or link-local address",
+            origin(url)
+        ));
+    }
+    Ok(())
+}
+
+/// `scheme://host:port` of a URL: never its path or query (which may carry a signed token).
+fn origin(url: &Url) -> String {
+    match url.port() {
+        Some(port) => format!(
+            "{}://{}:{port}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        ),
+        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+    }
+}
+
+#[derive(Debug)]
+struct RedirectRefused(String);
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redirect refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// The HTTP client of a fetch from `registry`: timeouts, the redirect rule, no proxy for a
+/// loopback registry.
+fn http_client(registry: &str, remote: &Remote) -> Result<reqwest::Client> {
+    let origin_registry = registry.to_string();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            let why = format!("more than {MAX_REDIRECTS} redirects");
+            return attempt.error(RedirectRefused(why));
+        }
+        match allowed_target(&origin_registry, attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(why) => attempt.error(RedirectRefused(why)),
+        }
+    });
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(remote.read_timeout)
+        .redirect(policy)
+        .user_agent(concat!("relgate/", env!("CARGO_PKG_VERSION")));
+    if is_loopback(registry) {
+        builder = builder.no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| BundleError(format!("cannot create the HTTP client: {e}")))
+}
+
+/// An error and its causes, one sentence (reqwest's own message names only the URL).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn oci_client(registry: &str, remote: &Remote) -> Client {
     Client::new(ClientConfig {
         protocol: if is_loopback(registry) {
             ClientProtocol::HttpsExcept(vec![registry.to_string()])
@@ -137,7 +229,7 @@ fn client(registry: &str) -> Client {
             ClientProtocol::Https
         },
         connect_timeout: Some(CONNECT_TIMEOUT),
-        read_timeout: Some(READ_TIMEOUT),
+        read_timeout: Some(remote.read_timeout),
         platform_resolver: None,
         ..ClientConfig::default()
     })
@@ -162,6 +254,7 @@ fn reference(r: &BundleRef) -> Reference {
 /// caller is inside a runtime, under the overall deadline.
 fn run<T: Send + 'static>(
     what: String,
+    deadline: Duration,
     future: impl std::future::Future<Output = Result<T>> + Send + 'static,
 ) -> Result<T> {
     std::thread::spawn(move || {
@@ -170,9 +263,12 @@ fn run<T: Send + 'static>(
             .build()
             .map_err(|e| BundleError(format!("cannot start the network runtime: {e}")))?;
         runtime.block_on(async move {
-            match tokio::time::timeout(DEADLINE, future).await {
+            match tokio::time::timeout(deadline, future).await {
                 Ok(result) => result,
-                Err(_) => err(format!("{what}: no answer within {}s", DEADLINE.as_secs())),
+                Err(_) => err(format!(
+                    "{what}: the registry did not finish within {}s; refusing it",
+                    deadline.as_secs()
+                )),
             }
         })
     })
@@ -181,7 +277,8 @@ fn run<T: Send + 'static>(
 }
 
 const AUTH_HINT: &str = "; check the credentials for this registry in the Docker config file \
-     (REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json or ~/.docker/config.json)";
+     (REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json or ~/.docker/config.json: auths, \
+     credHelpers or credsStore; GITHUB_TOKEN for ghcr.io)";
 
 /// Describes an `oci-client` error without anything secret: the client's messages name URLs
 /// and statuses, never the credentials.
@@ -199,13 +296,13 @@ fn describe(shown: &str, action: &str, e: oci_client::errors::OciDistributionErr
 }
 
 /// Pushes a packed bundle to `target` (its tag, or untagged by digest); returns the digest.
-pub fn push(packed: &Packed, target: &BundleRef, credentials: &Credentials) -> Result<String> {
+pub fn push(packed: &Packed, target: &BundleRef, remote: &Remote) -> Result<String> {
     let shown = target.to_string();
     let packed = packed.clone();
     let target = target.clone();
-    let auth = credentials.auth();
-    run(shown.clone(), async move {
-        let client = client(&target.registry);
+    let auth = remote.credentials.auth();
+    let client = oci_client(&target.registry, remote);
+    run(shown.clone(), remote.deadline(), async move {
         let digest = packed.digest();
         let image = match &target.tag {
             Some(_) => reference(&BundleRef {
@@ -237,26 +334,276 @@ pub fn push(packed: &Packed, target: &BundleRef, credentials: &Credentials) -> R
     })
 }
 
-/// Fetches a bundle (by tag or digest) into `cache`; returns the OCI manifest digest. With a
-/// pinned digest the manifest must hash to it. Blobs already cached are not fetched again.
-pub fn fetch(source: &BundleRef, credentials: &Credentials, cache: &Cache) -> Result<String> {
-    let shown = source.to_string();
-    let source = source.clone();
-    let auth = credentials.auth();
-    let cache = cache.clone();
-    run(shown.clone(), async move {
-        let client = client(&source.registry);
-        let image = reference(&source);
-        let (bytes, _) = client
-            .pull_manifest_raw(&image, &auth, &[OCI_MANIFEST_MEDIA_TYPE])
+/// What a request carries to prove who is asking.
+#[derive(Clone)]
+enum Authorization {
+    None,
+    Bearer(String),
+    Basic(String, String),
+}
+
+impl Authorization {
+    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Authorization::None => request,
+            Authorization::Bearer(token) => request.bearer_auth(token),
+            Authorization::Basic(user, password) => request.basic_auth(user, Some(password)),
+        }
+    }
+}
+
+/// One fetch: the client, the registry's base URL and the authorization.
+struct Fetcher {
+    http: reqwest::Client,
+    base: String,
+    registry: String,
+    repository: String,
+    shown: String,
+    authorization: Authorization,
+}
+
+impl Fetcher {
+    fn request_error(&self, action: &str, e: &reqwest::Error) -> BundleError {
+        let hint = if e.is_redirect() {
+            ""
+        } else if e.is_timeout() {
+            "; the registry stopped answering"
+        } else {
+            "; is the registry reachable?"
+        };
+        // reqwest's message names the URL; the URL never carries a secret here (no userinfo,
+        // tokens go in headers).
+        BundleError(format!(
+            "{}: cannot {action}: {}{hint}",
+            self.shown,
+            chain(e)
+        ))
+    }
+
+    fn status_error(&self, action: &str, status: reqwest::StatusCode) -> BundleError {
+        let hint = match status.as_u16() {
+            401 | 403 => AUTH_HINT,
+            404 => "; is the reference right, and was it pushed?",
+            _ => "",
+        };
+        BundleError(format!(
+            "{}: cannot {action}: the registry answered HTTP {status}{hint}",
+            self.shown
+        ))
+    }
+
+    /// Finds how to authenticate: `GET /v2/`; a `Bearer` challenge is answered at its realm
+    /// (with the credentials, when any), a `Basic` one with the credentials.
+    async fn authenticate(&mut self, credentials: &Credentials) -> Result<()> {
+        let url = format!("{}/v2/", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
             .await
-            .map_err(|e| describe(&shown, "fetch the manifest", e))?;
-        if bytes.len() as u64 > MAX_OCI_MANIFEST_BYTES {
+            .map_err(|e| self.request_error("reach the registry", &e))?;
+        if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+            // 200: anonymous access; anything else shows up on the manifest request.
+            return Ok(());
+        }
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        drop(response);
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((&challenge, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            if let Some((user, password)) = &credentials.basic {
+                self.authorization = Authorization::Basic(user.clone(), password.clone());
+            }
+            return Ok(());
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
             return err(format!(
-                "{shown}: the registry served a manifest of {} bytes (limit {MAX_OCI_MANIFEST_BYTES}); refusing it",
-                bytes.len()
+                "{}: the registry asks for an authentication scheme relgate does not know ({scheme:?})",
+                self.shown
             ));
         }
+        let params = challenge_params(params);
+        let realm = params
+            .iter()
+            .find(|(k, _)| k == "realm")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        let mut realm = Url::parse(realm).map_err(|_| {
+            BundleError(format!(
+                "{}: the registry's token realm {realm:?} is not a URL",
+                self.shown
+            ))
+        })?;
+        allowed_target(&self.registry, &realm)
+            .map_err(|why| BundleError(format!("{}: token realm refused: {why}", self.shown)))?;
+        {
+            let mut query = realm.query_pairs_mut();
+            if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", &format!("repository:{}:pull", self.repository));
+        }
+        let mut request = self.http.get(realm);
+        if let Some((user, password)) = &credentials.basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.request_error("get a registry token", &e))?;
+        if !response.status().is_success() {
+            return Err(self.status_error("get a registry token", response.status()));
+        }
+        let body = self
+            .read_bounded(response, MAX_TOKEN_BYTES, "the token answer")
+            .await?;
+        let token: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| BundleError(format!("{}: the token answer is not JSON", self.shown)))?;
+        let token = token
+            .get("token")
+            .or_else(|| token.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| BundleError(format!("{}: the token answer has no token", self.shown)))?;
+        self.authorization = Authorization::Bearer(token.to_string());
+        Ok(())
+    }
+
+    /// Reads a body of at most `limit` bytes: a larger `Content-Length` is refused before any
+    /// byte is read, a body that streams past it as soon as it does.
+    async fn read_bounded(
+        &self,
+        mut response: reqwest::Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        if let Some(length) = response.content_length() {
+            if length > limit {
+                return err(format!(
+                    "{}: {what} is {length} bytes, more than the {limit} allowed; refusing it",
+                    self.shown
+                ));
+            }
+        }
+        let mut body = Vec::new();
+        loop {
+            let chunk = response
+                .chunk()
+                .await
+                .map_err(|e| self.request_error(&format!("read {what}"), &e))?;
+            let Some(chunk) = chunk else { break };
+            if (body.len() + chunk.len()) as u64 > limit {
+                return err(format!(
+                    "{}: {what} is more than the {limit} bytes allowed; refusing it",
+                    self.shown
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    async fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        action: &str,
+    ) -> Result<reqwest::Response> {
+        let mut request = self.authorization.apply(self.http.get(url));
+        if let Some(accept) = accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.request_error(action, &e))?;
+        if !response.status().is_success() {
+            return Err(self.status_error(action, response.status()));
+        }
+        Ok(response)
+    }
+}
+
+/// `key=value` and `key="value"` pairs of a `WWW-Authenticate` challenge.
+fn challenge_params(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            }
+        } else {
+            match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            }
+        };
+        out.push((key, value.to_string()));
+        rest = next.trim_start().trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+/// Fetches a bundle (by tag or digest) into `cache`; returns the OCI manifest digest. With a
+/// pinned digest the manifest must hash to it. Blobs already cached are not fetched again.
+pub fn fetch(source: &BundleRef, remote: &Remote, cache: &Cache) -> Result<String> {
+    let shown = source.to_string();
+    let source = source.clone();
+    let credentials = remote.credentials.clone();
+    let cache = cache.clone();
+    let http = http_client(&source.registry, remote)?;
+    run(shown.clone(), remote.deadline(), async move {
+        let mut fetcher = Fetcher {
+            http,
+            base: format!("{}://{}", scheme(&source.registry), source.registry),
+            registry: source.registry.clone(),
+            repository: source.repository.clone(),
+            shown: shown.clone(),
+            authorization: Authorization::None,
+        };
+        fetcher.authenticate(&credentials).await?;
+        let manifest_ref = source
+            .digest
+            .clone()
+            .or_else(|| source.tag.clone())
+            .unwrap_or_else(|| "latest".into());
+        let url = format!(
+            "{}/v2/{}/manifests/{manifest_ref}",
+            fetcher.base, source.repository
+        );
+        let response = fetcher
+            .get(&url, Some(OCI_MANIFEST_MEDIA_TYPE), "fetch the manifest")
+            .await?;
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("(none)")
+            .to_string();
+        let media_type = content_type.split(';').next().unwrap_or_default().trim();
+        if media_type != OCI_MANIFEST_MEDIA_TYPE {
+            return err(format!(
+                "{shown}: the registry served the manifest as {content_type:?}, not \
+                 {OCI_MANIFEST_MEDIA_TYPE}; not a relgate bundle, refusing it"
+            ));
+        }
+        let bytes = fetcher
+            .read_bounded(response, MAX_OCI_MANIFEST_BYTES, "the manifest")
+            .await?;
         let digest = digest_of(&bytes);
         if let Some(pinned) = &source.digest {
             if &digest != pinned {
@@ -266,7 +613,6 @@ pub fn fetch(source: &BundleRef, credentials: &Credentials, cache: &Cache) -> Re
             }
         }
         let oci = parse_oci_manifest(&bytes, &shown)?;
-        let pinned = reference(&source.pinned(&digest));
         for (descriptor, limit) in [
             (&oci.config, MAX_BUNDLE_MANIFEST_BYTES),
             (&oci.layers[0], MAX_FILES_BYTES),
@@ -276,41 +622,16 @@ pub fn fetch(source: &BundleRef, credentials: &Credentials, cache: &Cache) -> Re
                 continue;
             }
             let limit = limit.min(descriptor.size);
-            let wanted = OciDescriptor {
-                media_type: descriptor.media_type.clone(),
-                digest: descriptor.digest.clone(),
-                size: i64::try_from(descriptor.size).unwrap_or(i64::MAX),
-                ..OciDescriptor::default()
-            };
-            let mut stream = client
-                .pull_blob_stream(&pinned, &wanted)
-                .await
-                .map_err(|e| describe(&shown, "fetch a blob", e))?;
-            if stream.content_length.is_some_and(|n| n > limit) {
-                return err(format!(
-                    "{shown}: blob {} is {} bytes, more than its descriptor allows ({limit}); refusing it",
-                    descriptor.digest,
-                    stream.content_length.unwrap_or_default()
-                ));
-            }
-            let mut blob = Vec::new();
-            while let Some(chunk) = stream.stream.next().await {
-                // oci-client checks the digest as it streams; its error ends the stream.
-                let chunk = chunk.map_err(|e| {
-                    BundleError(format!(
-                        "{shown}: blob {} does not hash to its digest or could not be read \
-                         ({e}); the registry serves tampered or broken content",
-                        descriptor.digest
-                    ))
-                })?;
-                if (blob.len() + chunk.len()) as u64 > limit {
-                    return err(format!(
-                        "{shown}: blob {} is larger than its descriptor allows ({limit} bytes); refusing it",
-                        descriptor.digest
-                    ));
-                }
-                blob.extend_from_slice(&chunk);
-            }
+            let url = format!(
+                "{}/v2/{}/blobs/{}",
+                fetcher.base, source.repository, descriptor.digest
+            );
+            let response = fetcher.get(&url, None, "fetch a blob").await?;
+            let what = format!(
+                "blob {} (its descriptor says {} bytes)",
+                descriptor.digest, descriptor.size
+            );
+            let blob = fetcher.read_bounded(response, limit, &what).await?;
             if digest_of(&blob) != descriptor.digest {
                 return err(format!(
                     "{shown}: blob {} does not hash to its digest; the registry serves tampered content",
@@ -322,4 +643,52 @@ pub fn fetch(source: &BundleRef, credentials: &Credentials, cache: &Cache) -> Re
         cache.put(&digest, &bytes)?;
         Ok(digest)
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_targets() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(allowed_target("127.0.0.1:5000", &url("http://127.0.0.1:5000/v2/x")).is_ok());
+        for bad in [
+            "http://127.0.0.1:5001/x",
+            "http://127.0.0.2:5000/x",
+            "https://127.0.0.1:5000/x",
+            "http://example.com/x",
+        ] {
+            assert!(
+                allowed_target("127.0.0.1:5000", &url(bad)).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(allowed_target(
+            "ghcr.io",
+            &url("https://pkg-containers.githubusercontent.com/x")
+        )
+        .is_ok());
+        for bad in [
+            "http://cdn.example.com/x",
+            "https://127.0.0.1/x",
+            "https://10.0.0.1/x",
+            "https://169.254.169.254/latest",
+            "https://[::1]/x",
+            "https://localhost/x",
+        ] {
+            assert!(allowed_target("ghcr.io", &url(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn challenges_parse() {
+        let p = challenge_params(
+            r#"realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull""#,
+        );
+        assert_eq!(p[0], ("realm".into(), "https://ghcr.io/token".into()));
+        assert_eq!(p[1], ("service".into(), "ghcr.io".into()));
+        assert_eq!(p.len(), 3);
+    }
 }

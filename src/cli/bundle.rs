@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use crate::bundle::cache::{self, Cache};
 use crate::bundle::gate::BundleSettings;
-use crate::bundle::registry::{self, Credentials};
+use crate::bundle::registry::{self, GithubToken};
 use crate::bundle::{self, BundleFiles, BundleRef};
 use crate::record::keys::{Signer, TrustedKeys};
 
@@ -78,10 +78,20 @@ pub fn settings(cache_flag: Option<PathBuf>, allow_tag: bool) -> BundleSettings 
     let auth_file = env_path("REGISTRY_AUTH_FILE")
         .or_else(|| env_path("DOCKER_CONFIG").map(|d| d.join("config.json")))
         .or_else(|| home.map(|h| h.join(".docker").join("config.json")));
+    // The Action's token, for ghcr.io only (docs/bundles.md, "Credentials").
+    let github = std::env::var("GITHUB_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(|token| GithubToken {
+            actor: std::env::var("GITHUB_ACTOR").ok(),
+            token,
+        });
     BundleSettings {
         cache_dir,
         auth_file,
         allow_tag,
+        github,
+        read_timeout: std::env::var("RELGATE_REGISTRY_TIMEOUT").ok(),
     }
 }
 
@@ -153,9 +163,7 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
             let signer = signer(key.as_ref())?;
             let files = BundleFiles::read_dir(&dir)?;
             let packed = bundle::pack(&files, &signer)?;
-            let credentials =
-                Credentials::from_docker_config(settings.auth_file.as_deref(), &target.registry)?;
-            let digest = registry::push(&packed, &target, &credentials)?;
+            let digest = registry::push(&packed, &target, &settings.remote(&target.registry)?)?;
             writeln!(stdout, "{}", target.pinned(&digest))?;
             eprintln!(
                 "pushed {} files signed by key {} as {target}",
@@ -167,11 +175,8 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
         PolicyCommand::Pull { reference, keys } => {
             let reference = BundleRef::parse(&reference)?;
             let cache = cache_of(&settings)?;
-            let credentials = Credentials::from_docker_config(
-                settings.auth_file.as_deref(),
-                &reference.registry,
-            )?;
-            let digest = registry::fetch(&reference, &credentials, &cache)?;
+            let digest =
+                registry::fetch(&reference, &settings.remote(&reference.registry)?, &cache)?;
             let pinned = reference.pinned(&digest);
             if !keys.is_empty() {
                 let verified = verify_cached(&cache, &pinned, &read_keys(&keys)?)?;
@@ -195,21 +200,101 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// `relgate test --bundle DIR`: the bundle's sources (tests included) and data, and its
-/// config fragment merged over `config`, as `check` would.
+/// `relgate test --bundle DIR|oci://…@sha256:…`: the bundle's sources (tests included) and
+/// data, and its config fragment merged over `config`, as `check` would. A reference is
+/// fetched (unless cached) and verified exactly as `check` verifies a bundle, against the
+/// `--key` files, else the keys of the `bundles:` entry of relgate.yaml for the same
+/// repository; it must be pinned by digest.
 pub fn test_inputs(
-    dir: &std::path::Path,
+    bundle: &std::path::Path,
+    keys: &[PathBuf],
+    root: &crate::workspace::GateRoot,
     config: &mut crate::config::GateConfig,
     sources: &mut Vec<crate::policy::PolicySource>,
     data: &mut Vec<(String, serde_json::Value)>,
 ) -> anyhow::Result<()> {
-    let files = BundleFiles::read_dir(dir)?;
-    let prefix = dir.display().to_string();
-    let contents = crate::bundle::gate::contents(&files, prefix.trim_end_matches('/'), true)?;
+    let text = bundle.to_string_lossy();
+    let (files, prefix) = if text.starts_with("oci://") {
+        let reference = BundleRef::parse(&text)?;
+        let Some(digest) = reference.digest.clone() else {
+            anyhow::bail!(
+                "--bundle {text}: a tag can move, so a bundle is tested by digest like the gate \
+                 uses it; run `relgate policy pull {text}` and test the oci://…@sha256:… it prints"
+            );
+        };
+        let trusted = if keys.is_empty() {
+            config_keys(root, config, &reference)?
+        } else {
+            read_keys(keys)?
+        };
+        let verified = crate::bundle::gate::fetch_verified(
+            &reference,
+            &trusted,
+            &settings(None, false),
+            false,
+            "--bundle",
+        )?;
+        eprintln!(
+            "testing {reference}: verified, {} files signed by key {}",
+            verified.files.files.len(),
+            verified.key_id
+        );
+        (
+            verified.files,
+            format!("bundle@{}", &digest["sha256:".len()..][..12]),
+        )
+    } else {
+        let files = BundleFiles::read_dir(bundle)?;
+        (files, text.trim_end_matches('/').to_string())
+    };
+    let contents = crate::bundle::gate::contents(&files, &prefix, true)?;
     sources.extend(contents.sources);
     data.extend(contents.data);
     if let Some((shown, fragment)) = contents.fragment {
         crate::bundle::gate::apply_fragment(config, fragment, &shown)?;
     }
     Ok(())
+}
+
+/// The keys relgate.yaml trusts for `reference`: those of its `bundles:` entries naming the
+/// same registry and repository.
+fn config_keys(
+    root: &crate::workspace::GateRoot,
+    config: &crate::config::GateConfig,
+    reference: &BundleRef,
+) -> anyhow::Result<TrustedKeys> {
+    let mut keys = TrustedKeys::new();
+    let entries = config
+        .merged
+        .get("bundles")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (index, entry) in entries.iter().enumerate() {
+        let same = entry
+            .get("ref")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|r| BundleRef::parse(r).ok())
+            .is_some_and(|r| {
+                r.registry == reference.registry && r.repository == reference.repository
+            });
+        if same {
+            let found = crate::bundle::gate::trusted_keys(
+                root,
+                config,
+                entry,
+                &format!("bundles[{index}]"),
+            )?;
+            for (_, key) in found.iter() {
+                keys.insert(*key);
+            }
+        }
+    }
+    if keys.is_empty() {
+        anyhow::bail!(
+            "--bundle {reference}: no trusted key: give --key FILE (the public key that signs \
+             the bundle), or list the bundle with its keys under `bundles:` in relgate.yaml"
+        );
+    }
+    Ok(keys)
 }

@@ -43,7 +43,7 @@ pub fn neutralize(cell: &str) -> Cow<'_, str> {
 }
 
 /// The cells of `row`, in [`ExportRow::COLUMNS`] order, before neutralizing.
-pub fn cells(row: &ExportRow) -> [String; 22] {
+pub fn cells(row: &ExportRow) -> [String; 23] {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let num = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
     [
@@ -66,10 +66,27 @@ pub fn cells(row: &ExportRow) -> [String; 22] {
         row.commit.clone(),
         opt(&row.ticket),
         row.policy_digest.clone(),
+        row.bundles
+            .iter()
+            .map(bundle_cell)
+            .collect::<Vec<_>>()
+            .join(";"),
         row.manifest_path.clone(),
         row.evidence.join(";"),
         row.verified.to_string(),
     ]
+}
+
+/// One bundle in the `bundles` cell: `REF keyid=KEYID`, the reference pinned to the verified
+/// digest (a tag written with `--allow-bundle-tag` gets `@DIGEST` appended) so the cell alone
+/// names the exact rules.
+fn bundle_cell(bundle: &crate::record::statement::BundleUsed) -> String {
+    let pinned = if bundle.reference.ends_with(&format!("@{}", bundle.digest)) {
+        bundle.reference.clone()
+    } else {
+        format!("{}@{}", bundle.reference, bundle.digest)
+    };
+    format!("{pinned} keyid={}", bundle.keyid)
 }
 
 /// Writes rows as CSV: the header on creation, then a line per [`CsvRows::write`].

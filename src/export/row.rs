@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::record::statement::Statement;
+use crate::record::statement::{BundleUsed, Statement};
 use crate::report::Decision;
 
 /// One record as an auditor sees it. Field order is the CSV column order.
@@ -48,6 +48,9 @@ pub struct ExportRow {
     pub ticket: Option<String>,
     /// Digest of the evaluated policy bundle and config (`sha256:<hex>`).
     pub policy_digest: String,
+    /// The shared policy bundles whose rules decided (reference, verified digest, signing key
+    /// id), in the order the gate loaded them; empty for a gate without bundles.
+    pub bundles: Vec<BundleUsed>,
     /// Repository path of the manifest.
     pub manifest_path: String,
     /// Evaluation files the decision read (candidate and baseline of `spec.evaluations`, as
@@ -62,7 +65,7 @@ pub struct ExportRow {
 
 impl ExportRow {
     /// The column names, in field order: the CSV header and the JSONL key order.
-    pub const COLUMNS: [&'static str; 22] = [
+    pub const COLUMNS: [&'static str; 23] = [
         "seq",
         "time",
         "service",
@@ -82,6 +85,7 @@ impl ExportRow {
         "commit",
         "ticket",
         "policy_digest",
+        "bundles",
         "manifest_path",
         "evidence",
         "verified",
@@ -139,6 +143,7 @@ impl ExportRow {
             commit: change.git.commit.clone(),
             ticket: summary.ticket.clone(),
             policy_digest: format!("sha256:{}", predicate.policy.digest.sha256),
+            bundles: change.bundles.clone(),
             manifest_path: change.manifest.path.clone(),
             evidence: {
                 let mut files: Vec<String> =
@@ -180,6 +185,7 @@ mod tests {
             commit: String::new(),
             ticket: None,
             policy_digest: "sha256:00".into(),
+            bundles: vec![],
             manifest_path: "m.yaml".into(),
             evidence: vec![],
             verified: true,

@@ -81,6 +81,10 @@ pub struct RecordInput {
     pub evidence: Vec<EvidenceDigest>,
     /// The evaluated policy bundle and configuration.
     pub policy: PolicyRef,
+    /// The shared policy bundles (docs/bundles.md) whose rules decided, in config order; empty
+    /// when the gate loaded none.
+    #[serde(default)]
+    pub bundles: Vec<BundleUsed>,
     /// relgate version (VSA `verifier.version.relgate`).
     pub verifier_version: String,
     /// RFC 3339 time of the decision (VSA `timeVerified`); see [`now_rfc3339`].
@@ -103,6 +107,19 @@ pub struct PolicyRef {
     pub uri: String,
     /// Digest of bundle and config: 64 hex digits, optionally prefixed `sha256:`.
     pub sha256: String,
+}
+
+/// A shared policy bundle whose rules decided (docs/bundles.md): what the gate verified before
+/// using it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleUsed {
+    /// The reference as written in `bundles:` of relgate.yaml (`oci://REGISTRY/REPO@sha256:…`).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The verified OCI manifest digest (`sha256:<hex>`).
+    pub digest: String,
+    /// Id of the trusted key whose signature verified.
+    pub keyid: String,
 }
 
 /// Summary of the manifest the record is about.
@@ -292,6 +309,10 @@ pub struct ChangeRecord {
     pub ci_run_url: Option<String>,
     /// Evidence digests.
     pub evidence: Vec<EvidenceDigest>,
+    /// The shared policy bundles whose rules decided ([`RecordInput::bundles`]); absent when
+    /// none, so records of gates without bundles keep their bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bundles: Vec<BundleUsed>,
 }
 
 /// The manifest summary as recorded (path and digest first).
@@ -369,6 +390,16 @@ pub fn build_statement(
         input.manifest_path,
         input.git.commit
     );
+    for bundle in &input.bundles {
+        // The digest is what an auditor looks the bundle up by: refuse anything that is not
+        // one rather than sign a record that names no version of the rules.
+        if !crate::bundle::is_digest(&bundle.digest) {
+            return Err(RecordError::Input(format!(
+                "bundle {}: digest {:?} is not sha256:<64 lowercase hex>",
+                bundle.reference, bundle.digest
+            )));
+        }
+    }
     let mut version = BTreeMap::new();
     version.insert("relgate".to_owned(), input.verifier_version.clone());
     Ok(Statement {
@@ -407,6 +438,7 @@ pub fn build_statement(
                 slo_readings: input.slo_readings.clone(),
                 ci_run_url: input.ci_run_url.clone(),
                 evidence,
+                bundles: input.bundles.clone(),
             },
         },
     })
@@ -547,6 +579,7 @@ pub(crate) mod tests {
                 uri: "relgate:builtin".into(),
                 sha256: "ef".repeat(32),
             },
+            bundles: Vec::new(),
             verifier_version: "0.1.0".into(),
             time_verified: "2026-01-31T12:00:00Z".into(),
         }
@@ -564,6 +597,53 @@ pub(crate) mod tests {
         assert_eq!(Statement::from_payload(&pa).ok(), Some(a));
         let head = PayloadHead::parse(&pa).expect("head");
         assert_eq!(head.predicate.change.seq, 3);
+    }
+
+    #[test]
+    fn bundles_round_trip_and_are_absent_when_empty() {
+        let input = sample_input();
+        let plain = build_statement(&input, 1, GENESIS_PREV)
+            .and_then(|s| s.to_payload())
+            .expect("builds");
+        // No bundles: no `bundles` key at all, so records of gates without bundles keep the
+        // bytes they had before the field existed.
+        assert!(!String::from_utf8_lossy(&plain).contains("\"bundles\""));
+        let mut with = input.clone();
+        with.bundles = vec![BundleUsed {
+            reference: format!(
+                "oci://127.0.0.1:5000/org/policies@sha256:{}",
+                "a".repeat(64)
+            ),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            keyid: "b".repeat(64),
+        }];
+        let statement = build_statement(&with, 1, GENESIS_PREV).expect("builds");
+        let payload = statement.to_payload().expect("serializes");
+        let text = String::from_utf8(payload.clone()).expect("utf8");
+        assert!(
+            text.ends_with(&format!(
+                r#""bundles":[{{"ref":"oci://127.0.0.1:5000/org/policies@sha256:{a}","digest":"sha256:{a}","keyid":"{b}"}}]}}}}}}"#,
+                a = "a".repeat(64),
+                b = "b".repeat(64)
+            )),
+            "{text}"
+        );
+        let back = Statement::from_payload(&payload).expect("parses");
+        assert_eq!(back.predicate.change.bundles, with.bundles);
+        assert_eq!(back, statement);
+        // The field is covered by the payload bytes (and so by the signature over them): a
+        // different digest is a different payload.
+        with.bundles[0].digest = format!("sha256:{}", "c".repeat(64));
+        let other = build_statement(&with, 1, GENESIS_PREV)
+            .and_then(|s| s.to_payload())
+            .expect("builds");
+        assert_ne!(other, payload);
+        with.bundles[0].digest = "sha256:short".into();
+        let e = build_statement(&with, 1, GENESIS_PREV).expect_err("bad digest");
+        assert!(
+            e.to_string().contains("is not sha256:<64 lowercase hex>"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use tempfile::TempDir;
 const NOW: &str = "2026-11-27T12:00:00Z";
 /// The CSV columns as docs/export.md lists them (+ manifest_path and evidence), written out here so
 /// a change to the library's column list fails this test instead of silently passing.
-const COLUMNS: [&str; 22] = [
+const COLUMNS: [&str; 23] = [
     "seq",
     "time",
     "service",
@@ -42,12 +42,13 @@ const COLUMNS: [&str; 22] = [
     "commit",
     "ticket",
     "policy_digest",
+    "bundles",
     "manifest_path",
     "evidence",
     "verified",
 ];
 /// Index of the `verified` column.
-const VERIFIED: usize = 21;
+const VERIFIED: usize = 22;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -269,6 +270,7 @@ fn expected(seq: u64, input: &RecordInput, verified: bool) -> serde_json::Value 
         "commit": input.git.commit,
         "ticket": m.ticket,
         "policy_digest": format!("sha256:{}", input.policy.sha256),
+        "bundles": input.bundles,
         "manifest_path": input.manifest_path,
         "evidence": evidence,
         "verified": verified,

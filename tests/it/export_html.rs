@@ -161,6 +161,7 @@ fn input(rec: &Rec) -> RecordInput {
             uri: "relgate:builtin@0.1.0".into(),
             sha256: sha_hex(b"policy bundle"),
         },
+        bundles: Vec::new(),
         verifier_version: "0.1.0".into(),
         time_verified: rec.time.into(),
     }

@@ -114,6 +114,7 @@ fn input(i: u64) -> RecordInput {
             uri: "relgate:builtin@0.1.0".into(),
             sha256: sha_hex(b"policy bundle"),
         },
+        bundles: Vec::new(),
         verifier_version: "0.1.0".into(),
         time_verified: "2026-01-31T12:00:00Z".into(),
     }

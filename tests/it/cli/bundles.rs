@@ -1,5 +1,8 @@
-//! `relgate policy push|pull|verify` and `bundles:` in relgate.yaml, against a real OCI
-//! registry (Debian `docker-registry`, the CNCF Distribution registry) on 127.0.0.1.
+//! `relgate policy push|pull|verify`, `bundles:` in relgate.yaml, bundles in change records and
+//! exports, `relgate test --bundle oci://…`, credential helpers and the demo's rules as a
+//! bundle, against a real OCI registry (Debian `docker-registry`, the CNCF Distribution
+//! registry) on 127.0.0.1; and a lying registry (`registry::FakeRegistry`, 127.0.0.1) that
+//! serves oversized, endless, mistyped or redirected content.
 
 use std::path::{Path, PathBuf};
 
@@ -310,7 +313,7 @@ fn unsigned_and_untrusted_bundles_are_refused() {
     let digest = relgate::bundle::registry::push(
         &packed,
         &target,
-        &relgate::bundle::registry::Credentials::default(),
+        &relgate::bundle::registry::Remote::anonymous(),
     )
     .expect("push unsigned");
     let repo = consumer(&target.pinned(&digest).to_string(), &org.public_key("key"));
@@ -338,7 +341,8 @@ fn registry_down_fails_closed_without_a_warm_cache() {
     org.run(&repo, &["check"], "cold")
         .exit(2)
         .no_panic()
-        .says("cannot fetch the manifest")
+        .says("cannot reach the registry")
+        .says("Connection refused")
         .says("is the registry reachable?");
     for args in [&["check"][..], &["check", "--offline"][..]] {
         org.run(&repo, args, "warm")
@@ -489,4 +493,629 @@ fn hostile_bundles_and_configs_are_refused() {
     org.run(&repo, &["check", "--offline"], "c2")
         .exit(2)
         .says("the cached blob is corrupt");
+}
+
+fn key_id_of(org: &Org, pinned: &str, key: &str) -> String {
+    let run = org.run(
+        &Repo::new(),
+        &[
+            "policy",
+            "pull",
+            pinned,
+            "--key",
+            &org.public_key(key).display().to_string(),
+        ],
+        "keyid-cache",
+    );
+    run.exit(0);
+    run.stderr
+        .split("verified: signed by key ")
+        .nth(1)
+        .expect("key id")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn records_name_the_bundles_that_decided_and_export_shows_them() {
+    let registry = Registry::start();
+    let org = Org::new();
+    org.keygen("records");
+    let pinned = org.push(
+        "bundle",
+        &format!("oci://{}/org/policies:v1", registry.addr),
+        "key",
+    );
+    let key_id = key_id_of(&org, &pinned, "key");
+    let repo = consumer(&pinned, &org.public_key("key"));
+    repo.file(
+        "trusted/records.pem",
+        std::fs::read(org.public_key("records")).expect("public key"),
+    );
+    repo.commit("init");
+    org.run(
+        &repo,
+        &[
+            "record",
+            "--key",
+            &org.private_key("records"),
+            "--ledger-dir",
+            "ledger",
+        ],
+        "c",
+    )
+    .exit(1)
+    .stdout_has("ORG-FREEZE")
+    .stderr_has("appended record 1");
+    let envelope: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            repo.path()
+                .join("ledger/records/000/000001-answer-2.dsse.json"),
+        )
+        .expect("record"),
+    )
+    .expect("json");
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = b64
+        .decode(envelope["payload"].as_str().expect("payload"))
+        .expect("base64");
+    let statement: serde_json::Value = serde_json::from_slice(&payload).expect("statement");
+    let change = &statement["predicate"]["https://relgate.dev/change/v1"];
+    assert_eq!(
+        change["bundles"],
+        serde_json::json!([{"ref": pinned, "digest": digest_of(&pinned), "keyid": key_id}]),
+        "{change}"
+    );
+    let verify = ["verify", "--ledger-dir", "ledger", "--keys", "trusted"];
+    org.run(&repo, &verify, "c").exit(0).stdout_has("INTACT");
+    // Export: JSONL keeps the structure, CSV one cell per record.
+    let export = |format: &str| {
+        let run = org.run(
+            &repo,
+            &[
+                "export",
+                "--ledger-dir",
+                "ledger",
+                "--keys",
+                "trusted",
+                "--format",
+                format,
+            ],
+            "c",
+        );
+        run.exit(0);
+        run.stdout.clone()
+    };
+    let jsonl: serde_json::Value =
+        serde_json::from_str(export("jsonl").lines().next().expect("row")).expect("json");
+    assert_eq!(jsonl["bundles"], change["bundles"]);
+    let csv = export("csv");
+    let header = csv.lines().next().expect("header");
+    assert!(
+        header.contains(",policy_digest,bundles,manifest_path,"),
+        "{header}"
+    );
+    assert!(csv.contains(&format!(",{pinned} keyid={key_id},")), "{csv}");
+    // The field is signed: naming another bundle digest in the record breaks its signature.
+    let other = format!("sha256:{}", "0".repeat(64));
+    let forged = String::from_utf8(payload).expect("utf8").replace(
+        &format!("\"digest\":\"{}\"", digest_of(&pinned)),
+        &format!("\"digest\":\"{other}\""),
+    );
+    let mut tampered = envelope.clone();
+    tampered["payload"] = b64.encode(forged.as_bytes()).into();
+    std::fs::write(
+        repo.path()
+            .join("ledger/records/000/000001-answer-2.dsse.json"),
+        serde_json::to_vec(&tampered).expect("json"),
+    )
+    .expect("tamper");
+    org.run(&repo, &verify, "c")
+        .exit(1)
+        .stdout_has("TAMPERED record 1");
+}
+
+#[test]
+fn relgate_test_runs_a_pushed_bundle_verified_like_the_gate() {
+    let registry = Registry::start();
+    let org = Org::new();
+    org.keygen("other");
+    let target = format!("oci://{}/org/policies:v1", registry.addr);
+    let pinned = org.push("bundle", &target, "key");
+    let key = org.public_key("key").display().to_string();
+    let scratch = Repo::git();
+    org.run(
+        &scratch,
+        &["test", "--bundle", &pinned, "--key", &key],
+        "c1",
+    )
+    .exit(0)
+    .stdout_has("test_freeze_denies")
+    .stderr_has(&format!(
+        "testing {pinned}: verified, 4 files signed by key"
+    ));
+    // A tag is refused, as in the gate.
+    org.run(
+        &scratch,
+        &["test", "--bundle", &target, "--key", &key],
+        "c1",
+    )
+    .exit(2)
+    .says("a tag can move");
+    // An untrusted key, and no key at all.
+    let other = org.public_key("other").display().to_string();
+    org.run(
+        &scratch,
+        &["test", "--bundle", &pinned, "--key", &other],
+        "c1",
+    )
+    .exit(2)
+    .says("which is not trusted");
+    org.run(&scratch, &["test", "--bundle", &pinned], "c1")
+        .exit(2)
+        .says("no trusted key: give --key FILE");
+    // Without --key: the keys relgate.yaml trusts for that bundle.
+    let repo = consumer(&pinned, &org.public_key("key"));
+    org.run(&repo, &["test", "--bundle", &pinned], "c2")
+        .exit(0)
+        .stdout_has("test_freeze_denies");
+    // A bundle whose own test fails fails `relgate test`.
+    org.write_bundle("broken", true);
+    std::fs::write(
+        org.path("broken/org_test.rego"),
+        ORG_TEST.replace("count(deny) == 1", "count(deny) == 2"),
+    )
+    .expect("write");
+    let broken = org.push(
+        "broken",
+        &format!("oci://{}/org/policies:broken", registry.addr),
+        "key",
+    );
+    org.run(
+        &scratch,
+        &["test", "--bundle", &broken, "--key", &key],
+        "c1",
+    )
+    .exit(1)
+    .says("test_freeze_denies");
+    // Tampered in the registry: refused before any test runs.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(registry.blob_path(digest_of(&pinned))).expect("manifest blob"),
+    )
+    .expect("json");
+    let files = manifest["layers"][0]["digest"].as_str().expect("digest");
+    let path = registry.blob_path(files);
+    let mut bytes = std::fs::read(&path).expect("blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).expect("tamper");
+    org.run(
+        &scratch,
+        &["test", "--bundle", &pinned, "--key", &key],
+        "fresh",
+    )
+    .exit(2)
+    .no_panic()
+    .says("does not hash to its digest")
+    .stdout_lacks("test_freeze_denies");
+}
+
+/// A signed bundle's blobs, served by a [`registry::FakeRegistry`].
+struct Served {
+    packed: relgate::bundle::Packed,
+    manifest_digest: String,
+    files_digest: String,
+}
+
+fn served(org: &Org) -> Served {
+    let files = relgate::bundle::BundleFiles::read_dir(&org.path("bundle")).expect("bundle");
+    let signer =
+        relgate::record::keys::Signer::from_file(Path::new(&org.private_key("key"))).expect("key");
+    let packed = relgate::bundle::pack(&files, &signer).expect("pack");
+    Served {
+        manifest_digest: packed.digest(),
+        files_digest: relgate::bundle::digest_of(&packed.files_tar),
+        packed,
+    }
+}
+
+/// The honest answers for `served`, by path.
+fn honest(s: &Served, path: &str) -> registry::FakeReply {
+    use registry::FakeReply;
+    if path == "/v2/" {
+        return FakeReply::ok("application/json", b"{}".to_vec());
+    }
+    if path.contains("/manifests/") {
+        return FakeReply::ok(
+            relgate::bundle::OCI_MANIFEST_MEDIA_TYPE,
+            s.packed.oci_manifest.clone(),
+        );
+    }
+    for blob in [
+        &s.packed.bundle_manifest,
+        &s.packed.files_tar,
+        &s.packed.signature,
+    ] {
+        if path.ends_with(&relgate::bundle::digest_of(blob)) {
+            return FakeReply::ok("application/octet-stream", blob.clone());
+        }
+    }
+    FakeReply::not_found()
+}
+
+#[test]
+fn a_lying_registry_is_refused_with_bounded_memory_and_no_hang() {
+    use registry::{FakeBody, FakeRegistry, FakeReply};
+    use std::sync::Arc;
+    let org = Org::new();
+    let s = Arc::new(served(&org));
+    let pull = |fake: &FakeRegistry, cache: &str| {
+        let reference = format!("oci://{}/org/policies@{}", fake.addr, s.manifest_digest);
+        let env = org.env(cache);
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(("RELGATE_REGISTRY_TIMEOUT", "2"));
+        let started = std::time::Instant::now();
+        let run = Repo::new().run_env(&["policy", "pull", &reference], &env);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "pull took {:?}",
+            started.elapsed()
+        );
+        run
+    };
+
+    // The honest fake works, so each refusal below is the lie's doing.
+    let fake = {
+        let s = s.clone();
+        FakeRegistry::start(move |path| honest(&s, path))
+    };
+    pull(&fake, "honest").exit(0).stdout_has(&s.manifest_digest);
+
+    // A manifest listing 10,000 layers (with the right media type): refused by its size
+    // before it is parsed.
+    let layers: Vec<serde_json::Value> = (0..10_000)
+        .map(|i| {
+            serde_json::json!({"mediaType": relgate::bundle::FILES_MEDIA_TYPE,
+                "digest": format!("sha256:{i:064x}"), "size": 1})
+        })
+        .collect();
+    let huge = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": relgate::bundle::OCI_MANIFEST_MEDIA_TYPE, "layers": layers}))
+    .expect("json");
+    let huge_digest = relgate::bundle::digest_of(&huge);
+    let fake = FakeRegistry::start(move |path| match path {
+        "/v2/" => FakeReply::ok("application/json", b"{}".to_vec()),
+        _ => FakeReply::ok(relgate::bundle::OCI_MANIFEST_MEDIA_TYPE, huge.clone()),
+    });
+    let reference = format!("oci://{}/org/policies@{huge_digest}", fake.addr);
+    let env = org.env("huge");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Repo::new()
+        .run_env(&["policy", "pull", &reference], &env)
+        .exit(2)
+        .no_panic()
+        .says("the manifest is")
+        .says("more than the 65536 allowed; refusing it");
+
+    // A manifest that never ends (no Content-Length): cut at the bound, not read to the end.
+    let fake = FakeRegistry::start(|path| match path {
+        "/v2/" => FakeReply::ok("application/json", b"{}".to_vec()),
+        _ => FakeReply {
+            status: 200,
+            headers: vec![(
+                "Content-Type".into(),
+                relgate::bundle::OCI_MANIFEST_MEDIA_TYPE.into(),
+            )],
+            body: FakeBody::Endless,
+        },
+    });
+    pull(&fake, "endless")
+        .exit(2)
+        .no_panic()
+        .says("the manifest is more than the 65536 bytes allowed; refusing it");
+    assert!(fake.sent() < 16 * 1024 * 1024, "read {} bytes", fake.sent());
+
+    // The right manifest under the wrong content type.
+    let fake = {
+        let s = s.clone();
+        FakeRegistry::start(move |path| match honest(&s, path) {
+            FakeReply { body, .. } if path.contains("/manifests/") => FakeReply {
+                status: 200,
+                headers: vec![("Content-Type".into(), "text/html".into())],
+                body,
+            },
+            reply => reply,
+        })
+    };
+    pull(&fake, "ctype")
+        .exit(2)
+        .says("the registry served the manifest as \"text/html\"");
+
+    // The files blob: its descriptor says a few KB, the registry streams without end, or
+    // announces 100 MB.
+    for (body, says) in [
+        (FakeBody::Endless, "bytes) is more than the"),
+        (
+            FakeBody::ClaimLength(100 * 1024 * 1024),
+            "is 104857600 bytes, more than the",
+        ),
+    ] {
+        let body = std::sync::Mutex::new(Some(body));
+        let fake = {
+            let s = s.clone();
+            FakeRegistry::start(move |path| {
+                if path.ends_with(&s.files_digest) {
+                    if let Some(body) = body.lock().expect("lock").take() {
+                        return FakeReply {
+                            status: 200,
+                            headers: Vec::new(),
+                            body,
+                        };
+                    }
+                }
+                honest(&s, path)
+            })
+        };
+        pull(&fake, "blob")
+            .exit(2)
+            .no_panic()
+            .says(&format!("blob {}", s.files_digest))
+            .says(says);
+        assert!(fake.sent() < 16 * 1024 * 1024, "read {} bytes", fake.sent());
+    }
+
+    // Redirects of a blob to another loopback port, another loopback host and a private
+    // address: refused before any connection; the other server sees no request.
+    let elsewhere = FakeRegistry::start(|_| FakeReply::not_found());
+    for location in [
+        format!("http://{}/blob", elsewhere.addr),
+        "http://127.0.0.2:9/blob".to_string(),
+        "http://10.255.255.1/blob".to_string(),
+    ] {
+        let fake = {
+            let s = s.clone();
+            let location = location.clone();
+            FakeRegistry::start(move |path| {
+                if path.ends_with(&s.files_digest) {
+                    FakeReply::redirect(&location)
+                } else {
+                    honest(&s, path)
+                }
+            })
+        };
+        pull(&fake, "redirect")
+            .exit(2)
+            .no_panic()
+            .says("redirect refused: a loopback registry may only send relgate to itself");
+    }
+    assert!(elsewhere.paths().is_empty(), "{:?}", elsewhere.paths());
+    // A redirect within the registry is fine.
+    let fake = {
+        let s = s.clone();
+        FakeRegistry::start(move |path| {
+            if path.ends_with(&s.files_digest) && !path.starts_with("/moved") {
+                FakeReply::redirect(&format!("/moved{path}"))
+            } else {
+                honest(&s, path.trim_start_matches("/moved"))
+            }
+        })
+    };
+    pull(&fake, "same-host").exit(0);
+
+    // A registry that accepts and never answers: the read timeout ends it.
+    let fake = FakeRegistry::start(|_| FakeReply {
+        status: 200,
+        headers: Vec::new(),
+        body: FakeBody::Hang,
+    });
+    pull(&fake, "hang")
+        .exit(2)
+        .no_panic()
+        .says("the registry stopped answering");
+}
+
+#[test]
+fn credential_helpers_are_run_like_docker_and_nothing_secret_is_printed() {
+    let registry = Registry::start_with_auth("ci", "s3cret-pa55");
+    let org = Org::new();
+    let bin = org.path("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    // A helper that records what it was asked and answers from the protocol.
+    let asked = org.path("asked.txt");
+    let helper = bin.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 3\ncat > {asked}\n\
+             echo '{{\"ServerURL\":\"{addr}\",\"Username\":\"ci\",\"Secret\":\"s3cret-pa55\"}}'\n",
+            asked = asked.display(),
+            addr = registry.addr
+        ),
+    )
+    .expect("helper");
+    let failing = bin.join("docker-credential-broken");
+    std::fs::write(&failing, "#!/bin/sh\necho 'token leaked-s3cret'\nexit 1\n").expect("helper");
+    for file in [&helper, &failing] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let target = format!("oci://{}/org/policies:v1", registry.addr);
+    let run = |config: String| {
+        std::fs::write(org.path("auth.json"), config).expect("auth file");
+        let env = org.env("c");
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(("PATH", &path));
+        let bundle = org.path("bundle").display().to_string();
+        let key = org.private_key("key");
+        let run = Repo::new().run_env(&["policy", "push", &bundle, &target, "--key", &key], &env);
+        for secret in ["s3cret-pa55", "leaked-s3cret"] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{}{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+        run
+    };
+    // credHelpers for this registry.
+    run(format!(
+        "{{\"credHelpers\": {{\"{}\": \"fake\"}}}}",
+        registry.addr
+    ))
+    .exit(0);
+    assert_eq!(
+        std::fs::read_to_string(&asked).expect("asked"),
+        registry.addr
+    );
+    std::fs::remove_file(&asked).expect("rm");
+    // credsStore for every registry, and it wins over an `auths` entry (Docker's order).
+    let pushed = run(format!(
+        "{{\"credsStore\": \"fake\", \"auths\": {{\"{}\": {{\"auth\": \"bm86bm8=\"}}}}}}",
+        registry.addr
+    ));
+    pushed.exit(0);
+    assert!(asked.is_file());
+    // A consumer pulls through the same helper.
+    let pinned = pushed.stdout.trim().to_string();
+    let repo = consumer(&pinned, &org.public_key("key"));
+    let env = org.env("consumer");
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("PATH", &path));
+    repo.run_env(&["check"], &env)
+        .exit(1)
+        .stdout_has("ORG-FREEZE");
+    // A failing helper: an error naming it, without its output.
+    run(format!(
+        "{{\"credHelpers\": {{\"{}\": \"broken\"}}}}",
+        registry.addr
+    ))
+    .exit(2)
+    .says("docker-credential-broken (from credHelpers of")
+    .says("it failed (exit status: 1)");
+    // A missing helper, and a helper name that is a path.
+    run(r#"{"credsStore": "absent"}"#.to_string())
+        .exit(2)
+        .says("docker-credential-absent")
+        .says("is it on PATH?");
+    run(r#"{"credsStore": "../../bin/sh"}"#.to_string())
+        .exit(2)
+        .says("is not a credential helper name");
+}
+
+#[test]
+fn the_demo_decides_identically_from_its_rules_in_a_pinned_bundle() {
+    let registry = Registry::start();
+    let org = Org::new();
+    let demo = crate::support::project_root().join("examples/demo");
+    let bundle_dir = demo.join("policy-bundle");
+    // The bundle's config fragment is the demo's relgate.yaml, less what only the repository
+    // decides (kept in step by this assertion).
+    let config: serde_yaml::Value =
+        serde_yaml::from_slice(&std::fs::read(demo.join("relgate.yaml")).expect("config"))
+            .expect("yaml");
+    let mut expected = config.as_mapping().expect("mapping").clone();
+    for key in ["apiVersion", "kind", "manifests"] {
+        expected.remove(key);
+    }
+    let fragment: serde_yaml::Value = serde_yaml::from_slice(
+        &std::fs::read(bundle_dir.join("relgate-config.yaml")).expect("fragment"),
+    )
+    .expect("yaml");
+    assert_eq!(fragment, serde_yaml::Value::Mapping(expected));
+
+    let now = [("RELGATE_NOW", "2026-11-27T12:00:00Z")];
+    let env_of = |cache: &str| {
+        let mut env = org.env(cache);
+        env.extend(now.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    };
+    let run = |repo: &Repo, args: &[&str], cache: &str| {
+        let env = env_of(cache);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        repo.run_env(args, &env)
+    };
+    // Local: the demo as it is, the team's Rego and data given on the command line.
+    let local = Repo::git();
+    local.copy_dir(&demo, ".");
+    let local_run = run(
+        &local,
+        &[
+            "check",
+            "-f",
+            "json",
+            "-p",
+            "policy-bundle",
+            "--data",
+            "policy-bundle/jira-projects.yaml",
+        ],
+        "c",
+    );
+    local_run.exit(1).stdout_has("KESTREL-TICKET");
+    // Bundled: pushed, pinned by digest; the repository keeps only what is its own.
+    let pinned = {
+        let out = run(
+            &Repo::new(),
+            &[
+                "policy",
+                "push",
+                &bundle_dir.display().to_string(),
+                &format!("oci://{}/kestrel/release-rules:2026-11", registry.addr),
+                "--key",
+                &org.private_key("key"),
+            ],
+            "c",
+        );
+        out.exit(0);
+        out.stdout.trim().to_string()
+    };
+    let bundled = Repo::git();
+    bundled.copy_dir(&demo, ".");
+    std::fs::remove_dir_all(bundled.path().join("policy-bundle")).expect("rm");
+    bundled
+        .file(
+            ".relgate/keys/platform.pem",
+            std::fs::read(org.public_key("key")).expect("key"),
+        )
+        .file(
+            "relgate.yaml",
+            format!(
+                "apiVersion: relgate.dev/v1\nkind: GateConfig\nmanifests: [\"releases/**/*.yaml\"]\n\
+                 bundles:\n  - ref: {pinned}\n    keys: [.relgate/keys/platform.pem]\n"
+            ),
+        );
+    let bundled_run = run(&bundled, &["check", "-f", "json"], "c2");
+    bundled_run.exit(1);
+    // Same decisions and findings; only where the rules came from differs.
+    let prefix = format!("bundle@{}/", &digest_of(&pinned)["sha256:".len()..][..12]);
+    let normal = |text: &str| {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&text.replace(&prefix, "policy-bundle/")).expect("json");
+        json.as_object_mut()
+            .expect("report")
+            .remove("policy_digest");
+        json
+    };
+    assert_eq!(normal(&local_run.stdout), normal(&bundled_run.stdout));
+    // And the bundle's own tests pass from the registry.
+    run(
+        &Repo::git(),
+        &[
+            "test",
+            "--bundle",
+            &pinned,
+            "--key",
+            &org.public_key("key").display().to_string(),
+        ],
+        "c2",
+    )
+    .exit(0);
 }
