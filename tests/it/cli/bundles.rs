@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::{dev_release, Repo};
 
-use crate::support::registry::Registry;
+use crate::support::registry::{self, Registry};
 
 /// The organisation's bundle: a freeze rule fed by a data document, and a config fragment that
 /// narrows the allowed sinks (the repository's relgate.yaml tries to widen them again).
