@@ -58,7 +58,10 @@ fn benches(c: &mut Criterion) {
         relgate::manifest::read_limited(&one.join("releases/g00/r00001.yaml"), "r.yaml", 1 << 22)
             .expect("read");
     let documents = relgate::manifest::parse_documents(&file).expect("parse");
-    let input = regorus::Value::from(gate.input(&file, &documents[0], serde_json::json!([])));
+    let input = regorus::Value::from(
+        gate.input(&file, &documents[0], serde_json::json!([]))
+            .expect("input"),
+    );
     let mut policies = gate.policies.clone();
     c.bench_function("evaluate_one", |b| {
         b.iter(|| policies.evaluate(input.clone()).expect("evaluate"))

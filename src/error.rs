@@ -28,8 +28,10 @@ pub enum Error {
     #[error("{0}")]
     Policy(String),
     /// `--changed` could not tell what changed (bad revision, no merge base, no repository).
+    /// The git range's own error (`changed::ChangedError`), converted where the pipeline
+    /// calls it, so this module needs nothing of the pipeline.
     #[error(transparent)]
-    Changed(#[from] crate::changed::ChangedError),
+    Changed(Box<dyn std::error::Error + Send + Sync>),
     /// The command line asks for something that cannot be done.
     #[error("{0}")]
     Usage(String),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod evidence;
+pub mod exit_status;
 pub mod export;
 pub mod field_path;
 pub mod gate;

@@ -1,5 +1,5 @@
 //! The `relgate` binary: everything lives in the library; this only hands over the exit code.
 
-fn main() -> std::process::ExitCode {
+fn main() -> relgate::exit_status::ExitStatus {
     relgate::cli::main()
 }

@@ -66,13 +66,9 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<PrJson> {
     };
     if !object.contains_key("reviews") {
         // The older record-only shape; its own parser names what is wrong with it.
-        return crate::recording::parse_pull_request(bytes, Path::new(shown))
+        return parse_record_only(bytes, Path::new(shown))
             .map(PrJson::RecordOnly)
-            .map_err(|e| {
-                let why = match e {
-                    crate::record::RecordError::Input(why) => why,
-                    other => other.to_string(),
-                };
+            .map_err(|why| {
                 Error::Usage(format!(
                     "{why} (without `reviews` a file is read as the record-only shape \
                      {{number, author, approvers, merged_by}}; for approvals it needs the full \
@@ -166,9 +162,79 @@ pub fn record_info(context: &Value) -> Option<PullRequestInfo> {
     })
 }
 
+/// Parses the record-only shape of a `--pr-json` file, `{number, author, approvers,
+/// merged_by}` (other fields are ignored, so the JSON of `gh pr view --json` with those names
+/// works). The error names the file and what is wrong.
+pub fn parse_record_only(
+    bytes: &[u8],
+    shown: &Path,
+) -> std::result::Result<PullRequestInfo, String> {
+    #[derive(serde::Deserialize)]
+    struct Pr {
+        number: u64,
+        author: Value,
+        #[serde(default)]
+        approvers: Vec<Value>,
+        #[serde(default)]
+        merged_by: Value,
+    }
+    // `gh` writes users as {"login": ...}; plain strings are accepted too.
+    fn login(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Object(o) => o.get("login").and_then(Value::as_str).map(str::to_owned),
+            _ => None,
+        }
+    }
+    let pr: Pr = serde_json::from_slice(bytes).map_err(|e| {
+        format!(
+            "{}: not a pull-request context {{number, author, approvers, merged_by}}: {e}",
+            shown.display()
+        )
+    })?;
+    let author = login(&pr.author).ok_or_else(|| {
+        format!(
+            "{}: `author` must be a login (a string or {{\"login\": ...}})",
+            shown.display()
+        )
+    })?;
+    let mut approvers = Vec::new();
+    for a in &pr.approvers {
+        approvers.push(login(a).ok_or_else(|| {
+            format!(
+                "{}: every entry of `approvers` must be a login",
+                shown.display()
+            )
+        })?);
+    }
+    Ok(PullRequestInfo {
+        number: pr.number,
+        author,
+        approvers,
+        merged_by: login(&pr.merged_by),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_request_context_accepts_strings_and_gh_users() {
+        let pr = parse_record_only(
+            br#"{"number": 7, "author": {"login": "dana"}, "approvers": ["bob", {"login": "erin"}], "merged_by": null, "title": "x"}"#,
+            Path::new("pr.json"),
+        )
+        .expect("parses");
+        assert_eq!(pr.number, 7);
+        assert_eq!(pr.author, "dana");
+        assert_eq!(pr.approvers, ["bob", "erin"]);
+        assert_eq!(pr.merged_by, None);
+        let err = parse_record_only(br#"{"number": 7}"#, Path::new("pr.json"));
+        assert!(err.is_err());
+        let err = parse_record_only(br#"{"number": 7, "author": 3}"#, Path::new("pr.json"));
+        assert!(err.is_err());
+    }
     use serde_json::json;
 
     fn context() -> Value {

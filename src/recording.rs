@@ -232,55 +232,6 @@ pub fn github_run_url(
     ))
 }
 
-/// Parses a pull-request context: `{number, author, approvers, merged_by}` (other fields are
-/// ignored, so the JSON of `gh pr view --json` with those names works).
-pub fn parse_pull_request(bytes: &[u8], shown: &Path) -> Result<PullRequestInfo, RecordError> {
-    #[derive(serde::Deserialize)]
-    struct Pr {
-        number: u64,
-        author: Value,
-        #[serde(default)]
-        approvers: Vec<Value>,
-        #[serde(default)]
-        merged_by: Value,
-    }
-    // `gh` writes users as {"login": ...}; plain strings are accepted too.
-    fn login(v: &Value) -> Option<String> {
-        match v {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Object(o) => o.get("login").and_then(Value::as_str).map(str::to_owned),
-            _ => None,
-        }
-    }
-    let pr: Pr = serde_json::from_slice(bytes).map_err(|e| {
-        RecordError::Input(format!(
-            "{}: not a pull-request context {{number, author, approvers, merged_by}}: {e}",
-            shown.display()
-        ))
-    })?;
-    let author = login(&pr.author).ok_or_else(|| {
-        RecordError::Input(format!(
-            "{}: `author` must be a login (a string or {{\"login\": ...}})",
-            shown.display()
-        ))
-    })?;
-    let mut approvers = Vec::new();
-    for a in &pr.approvers {
-        approvers.push(login(a).ok_or_else(|| {
-            RecordError::Input(format!(
-                "{}: every entry of `approvers` must be a login",
-                shown.display()
-            ))
-        })?);
-    }
-    Ok(PullRequestInfo {
-        number: pr.number,
-        author,
-        approvers,
-        merged_by: login(&pr.merged_by),
-    })
-}
-
 /// Everything a record takes from the run rather than from one manifest.
 #[derive(Debug, Clone)]
 pub struct RunFacts {
@@ -629,23 +580,6 @@ mod tests {
             None
         );
         assert_eq!(github_run_url(Some(""), Some("a/b"), Some("1")), None);
-    }
-
-    #[test]
-    fn pull_request_context_accepts_strings_and_gh_users() {
-        let pr = parse_pull_request(
-            br#"{"number": 7, "author": {"login": "dana"}, "approvers": ["bob", {"login": "erin"}], "merged_by": null, "title": "x"}"#,
-            Path::new("pr.json"),
-        )
-        .expect("parses");
-        assert_eq!(pr.number, 7);
-        assert_eq!(pr.author, "dana");
-        assert_eq!(pr.approvers, ["bob", "erin"]);
-        assert_eq!(pr.merged_by, None);
-        let err = parse_pull_request(br#"{"number": 7}"#, Path::new("pr.json"));
-        assert!(err.is_err());
-        let err = parse_pull_request(br#"{"number": 7, "author": 3}"#, Path::new("pr.json"));
-        assert!(err.is_err());
     }
 
     #[test]

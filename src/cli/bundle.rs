@@ -10,6 +10,7 @@ use crate::bundle::cache::{self, Cache};
 use crate::bundle::gate::BundleSettings;
 use crate::bundle::registry::{self, GithubToken};
 use crate::bundle::{self, BundleFiles, BundleRef};
+use crate::exit_status::ExitStatus;
 use crate::record::keys::{Signer, TrustedKeys};
 
 /// `relgate policy`.
@@ -149,7 +150,7 @@ fn verify_cached(
 }
 
 /// Runs `relgate policy …`.
-pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
+pub fn policy(args: PolicyArgs) -> anyhow::Result<ExitStatus> {
     let settings = settings(args.cache.clone(), false);
     let mut stdout = std::io::stdout().lock();
     match args.command {
@@ -170,7 +171,7 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
                 files.files.len(),
                 signer.key_id()
             );
-            Ok(0)
+            Ok(ExitStatus::Pass)
         }
         PolicyCommand::Pull { reference, keys } => {
             let reference = BundleRef::parse(&reference)?;
@@ -183,7 +184,7 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
                 eprintln!("verified: signed by key {}", verified.key_id);
             }
             writeln!(stdout, "{pinned}")?;
-            Ok(0)
+            Ok(ExitStatus::Pass)
         }
         PolicyCommand::Verify { reference, keys } => {
             let reference = BundleRef::parse(&reference)?;
@@ -195,7 +196,7 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<u8> {
                 verified.files.files.len(),
                 verified.key_id
             )?;
-            Ok(0)
+            Ok(ExitStatus::Pass)
         }
     }
 }

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{records, ColorWhen, ExportArgs};
+use crate::exit_status::ExitStatus;
 use crate::export::{self, Bundle, BundleInfo, ExportOutcome, Format, RowFilter, Targets};
 use crate::output;
 use crate::record::verify::{Progress, VerifiedLedger, VerifyOptions, VerifyStatus};
@@ -129,7 +130,7 @@ impl Drop for Staged {
 }
 
 /// `relgate export`.
-pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
+pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<ExitStatus> {
     // Everything that can be wrong with the arguments is found before the ledger is read.
     let filter = RowFilter::new(
         args.since.as_deref(),
@@ -186,7 +187,7 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
             "relgate export: nothing exported: the ledger {} could not be verified",
             described
         )?;
-        return Ok(2);
+        return Ok(ExitStatus::Error);
     }
     bar.phase("exporting", ledger.record_files());
 
@@ -248,10 +249,10 @@ pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<u8> {
         w.flush().context("cannot write the export to stdout")?;
     }
     summarize(&args, format, &filter, ledger.report(), &outcome, color)?;
-    let code = ledger.report().exit_code();
-    Ok(match code {
-        0 if outcome.incomplete() => 2,
-        c => u8::try_from(c).unwrap_or(2),
+    // A verified ledger whose export is incomplete could not be exported: 2, not a pass.
+    Ok(match ExitStatus::from(ledger.report().status) {
+        ExitStatus::Pass if outcome.incomplete() => ExitStatus::Error,
+        status => status,
     })
 }
 

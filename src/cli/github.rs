@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::{print_report, CheckArgs};
+use crate::exit_status::ExitStatus;
 use crate::gate::{self, CheckSettings, Gate};
 use crate::github::{GitHub, GitHubEnv, Options, PublishInputs};
 use crate::output::Format;
@@ -41,7 +42,11 @@ pub fn json_report(args: &CheckArgs) -> Option<PathBuf> {
 }
 
 /// `relgate check --github`.
-pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow::Result<u8> {
+pub fn check(
+    args: &CheckArgs,
+    settings: &CheckSettings,
+    color: bool,
+) -> anyhow::Result<ExitStatus> {
     let github = start(args, false)?;
     // Without --changed (the action's `changed-only: false`) a pull request's whole tree is
     // checked, but still by its base's relgate.yaml and policies, as under --changed: a
@@ -100,9 +105,9 @@ pub fn check(args: &CheckArgs, settings: &CheckSettings, color: bool) -> anyhow:
     print_report(&report, args, color)?;
     publish(&github, &report, args, &gate, context, &settings.now).map(|failed| {
         if failed {
-            2
+            ExitStatus::Error
         } else {
-            report.decision.exit_code()
+            report.decision.into()
         }
     })
 }

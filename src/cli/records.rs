@@ -15,6 +15,7 @@ use super::{
     VerifyFormat,
 };
 use crate::config::GateConfig;
+use crate::exit_status::ExitStatus;
 use crate::gate::{self, Gate};
 use crate::output;
 use crate::record::keys::{self, Signer, TrustedKeys};
@@ -35,7 +36,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// `relgate keygen --out DIR`.
-pub fn keygen(out: &Path) -> anyhow::Result<u8> {
+pub fn keygen(out: &Path) -> anyhow::Result<ExitStatus> {
     let id = keys::keygen(out)
         .with_context(|| format!("cannot create a signing key in {}", out.display()))?;
     writeln!(std::io::stdout().lock(), "{id}")?;
@@ -52,7 +53,7 @@ pub fn keygen(out: &Path) -> anyhow::Result<u8> {
          PEM as the CI secret {SIGNING_KEY_ENV} (or pass --key FILE) and delete this copy. \
          `relgate verify` refuses a key directory that holds a private key."
     )?;
-    Ok(0)
+    Ok(ExitStatus::Pass)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ fn decide_without_borrowed_approvals(
 }
 
 /// `relgate record`.
-pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
+pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
     // Everything that can stop the records is checked before anything is decided or printed.
     let mut settings = check_settings(&args.check)?;
     let signer = signing_key(args.key.as_deref())?;
@@ -451,12 +452,12 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<u8> {
             std::io::stderr().lock(),
             "relgate record: exit 2: not every decision was recorded (records already appended stay; run `relgate verify`)"
         )?;
-        return Ok(2);
+        return Ok(ExitStatus::Error);
     }
     if publish_failed {
-        return Ok(2);
+        return Ok(ExitStatus::Error);
     }
-    Ok(report.decision.exit_code())
+    Ok(report.decision.into())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,7 +587,7 @@ pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result
 }
 
 /// `relgate verify`.
-pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
+pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<ExitStatus> {
     let selected = select(&args.selection, args.envelopes.is_none())?;
     let options = VerifyOptions {
         check_history: !args.no_history,
@@ -623,5 +624,5 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<u8> {
             )?,
         }
     }
-    Ok(u8::try_from(report.exit_code()).unwrap_or(2))
+    Ok(report.status.into())
 }

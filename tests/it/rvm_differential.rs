@@ -53,8 +53,10 @@ fn rvm_and_interpreter_agree_on_every_sample_manifest() {
                 continue;
             };
             for document in &documents {
-                let input =
-                    regorus::Value::from(gate.input(&source, document, serde_json::json!([])));
+                let input = regorus::Value::from(
+                    gate.input(&source, document, serde_json::json!([]))
+                        .expect("input"),
+                );
                 let on_rvm = rvm.evaluate(input.clone());
                 let on_interpreter = interpreter.evaluate(input);
                 match (&on_rvm, &on_interpreter) {
@@ -159,8 +161,10 @@ fn rvm_and_interpreter_agree_on_approvals() {
             let source = relgate::manifest::read_limited(&path, &shown, 1 << 22).expect("read");
             let documents = relgate::manifest::parse_documents(&source).expect("parse");
             for document in &documents {
-                let input =
-                    regorus::Value::from(gate.input(&source, document, serde_json::json!([])));
+                let input = regorus::Value::from(
+                    gate.input(&source, document, serde_json::json!([]))
+                        .expect("input"),
+                );
                 let on_rvm = rvm.evaluate(input.clone()).expect("rvm");
                 let on_interpreter = interpreter.evaluate(input).expect("interpreter");
                 assert_eq!(

@@ -1,31 +1,51 @@
-//! `relgate check`: from paths to a [`Report`]. Owns the check pipeline (ARCHITECTURE.md) for the gate
-//! core: discover files, load documents, validate them against their schema, build each
-//! policy input, evaluate the compiled policy set in parallel (one engine clone per worker),
-//! and decide.
+//! `relgate check`: from paths to a [`Report`]. Owns the check pipeline (ARCHITECTURE.md):
+//! discover files, load documents, validate them against their schema, build each policy input
+//! ([`input`]), evaluate the compiled policy set in parallel (one engine clone per worker), and
+//! decide.
 //!
-//! Under `--changed` the configuration and policies are loaded from the merge base unless
-//! `--rules head` ([`changed::plan_rules`]); [`GateRules`] says which, and the report carries
-//! it.
+//! - [`rules`]: which configuration and policies judge the run, and where the gate root is;
+//!   under `--changed` the merge base's unless `--rules head`. [`GateRules`] says which, and
+//!   the report carries it.
+//! - [`select`]: which manifests a `--changed` run checks, given the git range that
+//!   [`crate::changed`] computes.
+//! - [`input`]: the policy input document, as typed structs.
 //!
 //! Invariant: every discovered file appears in the report, as results or as an error; nothing
-//! is skipped silently.
+//! is skipped silently. Errors of the git range ([`crate::changed::ChangedError`]) become the
+//! library's [`Error`] here, at the boundary of the pipeline.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::changed::{self, ChangeSet, ChangedOptions, RulesPlan};
+use crate::changed::{ChangeSet, ChangedError, ChangedOptions};
 use crate::config::GateConfig;
 use crate::error::{Error, Result};
 use crate::evidence::slo;
 use crate::field_path;
 use crate::manifest::{self, Document, SourceFile};
-use crate::policy::{self, PolicyOptions, PolicySet, PolicySource};
+use crate::policy::{self, PolicyOptions, PolicySet};
 use crate::report::{Exception, Finding, ManifestResult, Report, RulesUsed, Waiver};
 use crate::schema;
-use crate::workspace::{self, Discovered, GateRoot, CONFIG_FILE};
+use crate::workspace::{self, Discovered, GateRoot};
+
+pub mod input;
+pub mod rules;
+mod select;
+
+pub use input::{GitContext, PolicyInput};
+use rules::{load_rules, plan_rules, LoadedRules};
+pub use rules::{GateRules, RulesPlan, GATE_CONFIG_CHANGED};
+
+/// The git range's errors, at the boundary of the pipeline: `changed` knows nothing of the
+/// library's error type.
+impl From<ChangedError> for Error {
+    fn from(err: ChangedError) -> Self {
+        Error::Changed(Box::new(err))
+    }
+}
 
 /// Everything `check` needs, resolved from the command line and the environment by the CLI.
 #[derive(Debug, Clone, Default)]
@@ -80,7 +100,8 @@ pub struct Gate {
     pub policies: PolicySet,
     /// Keep each result's manifest and policy input ([`Gate::keep_evaluated`]).
     keep_evaluated: bool,
-    git: Value,
+    /// `context.git`.
+    git: Option<GitContext>,
     now: String,
     fail_on_warn: bool,
     slo: slo::Options,
@@ -92,39 +113,10 @@ pub struct Gate {
     pub rules: GateRules,
 }
 
-/// Where a gate's configuration and policies were read from.
-#[derive(Debug, Clone)]
-pub struct GateRules {
-    /// `base` or `head`.
-    pub from: &'static str,
-    /// The merge-base commit of `from: base`.
-    pub commit: Option<String>,
-    /// Run notes on the choice (first adoption, a moved gate root, `--rules head`).
-    pub notes: Vec<String>,
-    /// With base rules: the head's configuration, whose `manifests` globs still select
-    /// candidates and whose policy directories are watched for changes.
-    pub head_config: Option<GateConfig>,
-    /// With base rules: what the change's edits to the gate's own files change in effect, one
-    /// line each (empty: no edit with an effect).
-    pub edits: Vec<String>,
-}
-
-impl GateRules {
-    fn head(notes: Vec<String>) -> Self {
-        Self {
-            from: "head",
-            commit: None,
-            notes,
-            head_config: None,
-            edits: Vec::new(),
-        }
-    }
-}
-
 impl Gate {
     /// Resolves the gate root, loads the config and compiles the policies. With `--changed`
     /// the configuration and policies are the merge base's unless `--rules head`
-    /// ([`changed::plan_rules`]).
+    /// ([`rules::plan_rules`]).
     pub fn open(settings: &CheckSettings) -> Result<Self> {
         let (root, plan) = plan_rules(settings)?;
         Self::open_with(root, &plan, settings)
@@ -134,65 +126,18 @@ impl Gate {
     /// HEAD, for a whole-tree check of a pull request (GitHub mode without `--changed`): the
     /// pull request must not be judged by its own edits to them (docs/changed.md).
     pub fn open_base_rules(settings: &CheckSettings, base: &str) -> Result<Self> {
-        let options = ChangedOptions {
-            base: Some(base.to_owned()),
-            head: None,
-            rules: changed::Rules::Base,
-        };
-        let (root, plan) = changed::plan_rules(
-            gate_root(settings)?,
-            &root_start(settings),
-            settings.config.as_deref(),
-            &settings.cwd,
-            &options,
-        )?;
+        let (root, plan) = rules::base_plan(settings, base)?;
         Self::open_with(root, &plan, settings)
     }
 
     /// [`Gate::open`] at a known gate root (the head's files), with the rules `plan` says.
     fn open_with(root: GateRoot, plan: &RulesPlan, settings: &CheckSettings) -> Result<Self> {
-        let head_config =
-            GateConfig::load(&root, settings.config.as_deref(), settings.max_file_bytes)?;
-        let head_sources = config_sources(&root, &head_config)?;
-        let (mut config, mut sources, rules, rules_root) = match plan {
-            RulesPlan::Head { note } => (
-                head_config,
-                head_sources,
-                GateRules::head(note.iter().cloned().collect()),
-                root.clone(),
-            ),
-            RulesPlan::Base(base) => {
-                let base_root = GateRoot::at(&base.tree.root).map_err(|source| Error::Io {
-                    path: base.tree.root.clone(),
-                    source,
-                })?;
-                // The merge base's relgate.yaml is named explicitly, so one that cannot be read
-                // is an error, not the defaults; without one (a repository on the defaults)
-                // the defaults decide.
-                let file = base.config.clone().or_else(|| {
-                    let file = base.tree.root.join(CONFIG_FILE);
-                    std::fs::symlink_metadata(&file).is_ok().then_some(file)
-                });
-                let config =
-                    GateConfig::load(&base_root, file.as_deref(), settings.max_file_bytes)?;
-                let sources = config_sources(&base_root, &config)?;
-                let edits = rule_edits(&config, &sources, &head_config, &head_sources);
-                let mut notes = vec![format!(
-                    "rules: relgate.yaml and policies of the merge base {} (the change's own \
-                     take effect after merge; --rules head tries them)",
-                    base.commit.get(..12).unwrap_or(&base.commit)
-                )];
-                notes.extend(base.note.clone());
-                let rules = GateRules {
-                    from: "base",
-                    commit: Some(base.commit.clone()),
-                    notes,
-                    head_config: Some(head_config),
-                    edits,
-                };
-                (config, sources, rules, base_root)
-            }
-        };
+        let LoadedRules {
+            mut config,
+            mut sources,
+            rules,
+            root: rules_root,
+        } = load_rules(&root, plan, settings)?;
         // Policy bundles (docs/bundles.md): named by the config that decides, their keys read
         // from the same side; verified, then their config fragment is merged over that config
         // before anything reads it.
@@ -266,7 +211,7 @@ impl Gate {
                 details: format!("  {message}"),
             })?;
         Ok(Self {
-            git: git_context(&root),
+            git: input::git_context(&root),
             keep_evaluated: false,
             root,
             config,
@@ -292,8 +237,8 @@ impl Gate {
     }
 
     /// Sets `context.git` (a check of a commit's tree outside the repository).
-    pub(crate) fn set_git_context(&mut self, git: Value) {
-        self.git = git;
+    fn set_git_context(&mut self, git: GitContext) {
+        self.git = Some(git);
     }
 
     /// Makes every [`ManifestResult`] keep what was evaluated: the manifest document and the
@@ -457,9 +402,14 @@ impl Gate {
                 );
             }
             Ok(_) => {
-                let input = self.input(source, document, slo);
-                result.input = self.keep_evaluated.then(|| input.clone());
-                match policies.evaluate(regorus::Value::from(input)) {
+                let evaluated = self
+                    .input(source, document, slo)
+                    .map_err(|err| err.to_string())
+                    .and_then(|input| {
+                        result.input = self.keep_evaluated.then(|| input.clone());
+                        policies.evaluate(regorus::Value::from(input))
+                    });
+                match evaluated {
                     Ok(evaluation) => {
                         let to_finding = |f: policy::PolicyFinding| {
                             let path = f.path.as_deref().map(|p| {
@@ -499,245 +449,6 @@ impl Gate {
         result.waivers = waivers(manifest, document);
         result.decide(self.fail_on_warn);
         result
-    }
-
-    /// The released files that live in the repository, each with its sha256, for
-    /// ARTIFACT-DIGEST and EVAL-PROMPT-MISMATCH (`input.evidence.artifacts`).
-    ///
-    /// The manifest's `registry` does not decide whether a file is checked: a PR author could
-    /// otherwise write `registry: other` beside a repository `path` and ship an unreviewed
-    /// prompt. So a prompt (`spec.prompt.path`, else `spec.prompt.uri`) or model
-    /// (`spec.model.uri`) written as a relative path (optionally after `file:`) that names a
-    /// file inside the gate root is always
-    /// digest-checked. `registry: git` promises a repository file, so for it a path that is
-    /// missing is an artifact with an error (fail closed); for another registry a path that
-    /// names no file is the registry's own name and nothing is recorded. A path that exists
-    /// but cannot be used (a symlink out of the root, unreadable, too large) is an error for
-    /// every registry.
-    fn artifacts(&self, manifest: &Value) -> Vec<Value> {
-        let (role, section) = match manifest.get("kind").and_then(Value::as_str) {
-            Some("PromptRelease") => ("prompt", "/spec/prompt"),
-            Some("ModelRelease") => ("model", "/spec/model"),
-            _ => return Vec::new(),
-        };
-        let Some(section) = manifest.pointer(section) else {
-            return Vec::new();
-        };
-        let registry = section.get("registry").and_then(Value::as_str);
-        // A prompt's `path`, else (like a model's) a `uri` that is a repository path: a
-        // `uri: file:prompts/answer.prompt` must not dodge the check either.
-        let written = section
-            .get("path")
-            .filter(|_| role == "prompt")
-            .and_then(Value::as_str)
-            .or_else(|| {
-                section
-                    .get("uri")
-                    .and_then(Value::as_str)
-                    .and_then(repository_path)
-            });
-        let promised = role == "prompt" && registry == Some("git");
-        let written = match written {
-            Some(written) => written,
-            // registry git without a path is a SCHEMA finding; ARTIFACT-DIGEST still fails
-            // closed on the missing artifact.
-            None if promised => "",
-            None => return Vec::new(),
-        };
-        let (digest, error) = match self.root.confine(written) {
-            Ok(path) if !promised && path.is_dir() => return Vec::new(),
-            Ok(path) => match manifest::read_limited(&path, written, self.config.max_file_bytes) {
-                Ok(file) => (Value::String(file.digest), Value::Null),
-                Err(err) => (Value::Null, Value::String(err.to_string())),
-            },
-            Err(crate::workspace::PathError::NotFound { .. }) if !promised => return Vec::new(),
-            Err(err) => (Value::Null, Value::String(err.to_string())),
-        };
-        vec![json!({
-            "role": role,
-            "path": written,
-            "declared_digest": section.get("digest").cloned().unwrap_or(Value::Null),
-            "digest": digest,
-            "error": error,
-        })]
-    }
-
-    /// The policy input document (docs/policy-contract.md). `slo` is the document's
-    /// `evidence.slo` (from [`slo::gather`]).
-    pub fn input(&self, source: &SourceFile, document: &Document, slo: Value) -> Value {
-        let manifest = &document.value;
-        let artifacts = self.artifacts(manifest);
-        let evaluations =
-            crate::evidence::gather_evaluations(&self.root, manifest, self.config.max_file_bytes);
-        let mut input = json!({
-            "manifest": manifest,
-            "file": {"path": source.path, "digest": source.digest, "document": document.index},
-            "evidence": {"artifacts": artifacts, "evaluations": evaluations, "slo": []},
-            "context": {
-                "now": self.now,
-                "today": self.now.get(..10).unwrap_or_default(),
-                "git": self.git,
-                "pull_request": self.pull_request,
-            },
-        });
-        input["evidence"]["slo"] = slo;
-        input
-    }
-}
-
-/// The repository path a model `uri` names, if it can name one: a relative path
-/// (`models/ranker.onnx`), also after `file:` or `file://`. A URI with a scheme (`s3://…`,
-/// `hf://…`, `models:/…`) or an absolute path is not a file of the repository. Anything else
-/// (`registry.example/ml/scorer:31`) is tried as a path and skipped when no such file exists.
-pub(crate) fn repository_path(uri: &str) -> Option<&str> {
-    let rest = uri
-        .strip_prefix("file://")
-        .or_else(|| uri.strip_prefix("file:"))
-        .unwrap_or(uri);
-    let first = rest.split('/').next().unwrap_or_default();
-    if rest.is_empty() || rest.starts_with('/') || rest.contains("://") || first.ends_with(':') {
-        return None;
-    }
-    Some(rest)
-}
-
-/// Where the gate root is searched from: the parent of `--config`, else the first path, else
-/// the current directory.
-fn root_start(settings: &CheckSettings) -> PathBuf {
-    let start = match (&settings.config, settings.paths.first()) {
-        (Some(config), _) => config.parent().map(PathBuf::from).unwrap_or_default(),
-        (None, Some(path)) => path.clone(),
-        (None, None) => settings.cwd.clone(),
-    };
-    if start.as_os_str().is_empty() {
-        settings.cwd.clone()
-    } else {
-        start
-    }
-}
-
-/// The gate root of a run as the checked files have it: the parent of `--config`, else found
-/// from the first path or the current directory.
-fn gate_root(settings: &CheckSettings) -> Result<GateRoot> {
-    let start = root_start(settings);
-    match &settings.config {
-        Some(_) => GateRoot::at(&start),
-        None => GateRoot::discover(&start, &settings.cwd),
-    }
-    .map_err(|source| Error::Io {
-        path: start.clone(),
-        source,
-    })
-}
-
-/// The gate root (in the work tree) and where the rules come from: the head's without
-/// `--changed`; with it, [`changed::plan_rules`].
-fn plan_rules(settings: &CheckSettings) -> Result<(GateRoot, RulesPlan)> {
-    let head_root = gate_root(settings)?;
-    match &settings.changed {
-        None => Ok((head_root, RulesPlan::Head { note: None })),
-        Some(options) => Ok(changed::plan_rules(
-            head_root,
-            &root_start(settings),
-            settings.config.as_deref(),
-            &settings.cwd,
-            options,
-        )?),
-    }
-}
-
-/// The team policies of a configuration's `policies` directories under `root` (a missing
-/// directory is skipped: the default names `.relgate/policies`).
-fn config_sources(root: &GateRoot, config: &GateConfig) -> Result<Vec<PolicySource>> {
-    // Config directories are optional (the default names `.relgate/policies`) and must be
-    // inside the root. They are read in one pass, so a file two of them reach is loaded once.
-    let mut dirs = Vec::new();
-    for dir in policy::resolve_dirs(&root.dir, &config.policies) {
-        if dir.symlink_metadata().is_ok() {
-            dirs.push(root.confine_existing(&dir, &root.relative(&dir))?);
-        }
-    }
-    policy::read_policy_dirs(Some(root), &dirs, &|p| root.relative(p))
-}
-
-/// Most lines [`rule_edits`] lists; the rest are counted.
-const MAX_EDIT_LINES: usize = 12;
-
-/// What the head's configuration and policies change against the base's, in effect: each
-/// configuration value that differs (by its dotted path in the merged configuration) and each
-/// team policy file added, modified or removed (values in key order, then files by path, removed
-/// files last); empty when nothing differs.
-fn rule_edits(
-    base: &GateConfig,
-    base_sources: &[PolicySource],
-    head: &GateConfig,
-    head_sources: &[PolicySource],
-) -> Vec<String> {
-    let mut lines = Vec::new();
-    let file = head.file.as_deref().unwrap_or(CONFIG_FILE);
-    config_diff(&base.merged, &head.merged, "", &mut |path, was, now| {
-        lines.push(format!("{file}: {path} {was} -> {now}"));
-    });
-    let texts = |sources: &[PolicySource]| -> std::collections::BTreeMap<String, String> {
-        sources
-            .iter()
-            .map(|s| (s.path.clone(), s.text.clone()))
-            .collect()
-    };
-    let (before, after) = (texts(base_sources), texts(head_sources));
-    for (path, text) in &after {
-        match before.get(path) {
-            None => lines.push(format!("{path} (added)")),
-            Some(old) if old != text => lines.push(format!("{path} (modified)")),
-            Some(_) => {}
-        }
-    }
-    for path in before.keys().filter(|p| !after.contains_key(*p)) {
-        lines.push(format!("{path} (removed)"));
-    }
-    if lines.len() > MAX_EDIT_LINES {
-        let more = lines.len() - MAX_EDIT_LINES;
-        lines.truncate(MAX_EDIT_LINES);
-        lines.push(format!("… and {more} more"));
-    }
-    lines
-}
-
-/// Calls `found(path, base value, head value)` for each leaf that differs (objects are
-/// compared key by key, anything else as a whole), in key order.
-fn config_diff(
-    base: &Value,
-    head: &Value,
-    path: &str,
-    found: &mut dyn FnMut(&str, String, String),
-) {
-    let show = |value: Option<&Value>| match value {
-        None => "(unset)".to_string(),
-        Some(value) => {
-            let text = value.to_string();
-            match text.char_indices().nth(60) {
-                Some((cut, _)) => format!("{}…", &text[..cut]),
-                None => text,
-            }
-        }
-    };
-    match (base, head) {
-        (Value::Object(a), Value::Object(b)) => {
-            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-            for key in keys {
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                match (a.get(key), b.get(key)) {
-                    (Some(x), Some(y)) => config_diff(x, y, &child, found),
-                    (x, y) => found(&child, show(x), show(y)),
-                }
-            }
-        }
-        (a, b) if a != b => found(path, show(Some(a)), show(Some(b))),
-        _ => {}
     }
 }
 
@@ -798,18 +509,6 @@ fn waivers(manifest: &Value, document: &Document) -> Vec<Waiver> {
         .collect()
 }
 
-/// `{commit, ref}` of the repository holding the gate root, or null outside git.
-fn git_context(root: &GateRoot) -> Value {
-    let Ok(repo) = git2::Repository::discover(&root.dir) else {
-        return Value::Null;
-    };
-    let head = repo.head().ok();
-    json!({
-        "commit": head.as_ref().and_then(|h| h.target()).map(|oid| oid.to_string()),
-        "ref": head.as_ref().and_then(|h| h.name().ok().map(str::to_string)),
-    })
-}
-
 /// The steps of [`check`] after [`Gate::open`]: discover, check, report. For callers that
 /// need the opened gate before or after deciding (`relgate record` resolves its ledger first
 /// and builds records from the gate's root and policies afterwards).
@@ -826,7 +525,7 @@ pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
                 set.range.head, set.range.head
             )));
         }
-        return changed::check(gate, settings, &settings.paths, &set)
+        return select::check_change(gate, settings, &settings.paths, &set)
             .map(|report| with_approvals_flag(gate, report));
     }
     let files = gate.discover(&settings.paths)?;
@@ -902,8 +601,11 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
                 &plan,
                 settings,
             )?;
-            gate.set_git_context(set.git_context());
-            return changed::check(&gate, settings, &paths, &set).map(|report| {
+            gate.set_git_context(GitContext {
+                commit: Some(set.range.head_commit.clone()),
+                reference: set.head_ref().map(str::to_string),
+            });
+            return select::check_change(&gate, settings, &paths, &set).map(|report| {
                 let mut report = with_approvals_flag(&gate, report);
                 // The gate read a copy of the tree in a temp dir: the prefix is the real root's.
                 report.repository_prefix = repository_prefix(&work_root.dir);
@@ -911,78 +613,9 @@ pub fn check(settings: &CheckSettings) -> Result<Report> {
             });
         }
         let gate = Gate::open_with(work_root, &plan, settings)?;
-        return changed::check(&gate, settings, &settings.paths, &set)
+        return select::check_change(&gate, settings, &settings.paths, &set)
             .map(|report| with_approvals_flag(&gate, report));
     }
     let gate = Gate::open(settings)?;
     check_opened(&gate, settings)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(merged: Value) -> GateConfig {
-        GateConfig {
-            file: Some(CONFIG_FILE.to_string()),
-            merged,
-            manifests: Vec::new(),
-            policies: Vec::new(),
-            namespaces: Vec::new(),
-            max_file_bytes: 1,
-        }
-    }
-
-    fn source(path: &str, text: &str) -> PolicySource {
-        PolicySource {
-            path: path.to_string(),
-            text: text.to_string(),
-            builtin: false,
-            v0: false,
-        }
-    }
-
-    #[test]
-    fn rule_edits_name_each_changed_value_and_policy_file() {
-        let base = config(json!({"prr": {"required": {"dev": {"3": ["PRR-SEC-01"]}}}, "a": 1}));
-        let head = config(json!({"prr": {"required": {"dev": {"3": []}}}, "b": true}));
-        let edits = rule_edits(
-            &base,
-            &[
-                source("p/kept.rego", "x"),
-                source("p/gone.rego", "y"),
-                source("p/edit.rego", "1"),
-            ],
-            &head,
-            &[
-                source("p/kept.rego", "x"),
-                source("p/new.rego", "z"),
-                source("p/edit.rego", "2"),
-            ],
-        );
-        assert_eq!(
-            edits,
-            [
-                "relgate.yaml: a 1 -> (unset)",
-                "relgate.yaml: b (unset) -> true",
-                "relgate.yaml: prr.required.dev.3 [\"PRR-SEC-01\"] -> []",
-                "p/edit.rego (modified)",
-                "p/new.rego (added)",
-                "p/gone.rego (removed)",
-            ]
-        );
-        // Nothing differs: nothing to say.
-        assert!(rule_edits(&base, &[], &base, &[]).is_empty());
-    }
-
-    #[test]
-    fn rule_edits_are_bounded() {
-        let many: Vec<PolicySource> = (0..20)
-            .map(|i| source(&format!("p/{i:02}.rego"), ""))
-            .collect();
-        let empty = config(json!({}));
-        let edits = rule_edits(&empty, &[], &empty, &many);
-        assert_eq!(edits.len(), MAX_EDIT_LINES + 1);
-        assert_eq!(edits.last().map(String::as_str), Some("… and 8 more"));
-    }
 }
