@@ -18,6 +18,7 @@ use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
 mod bundle;
+mod explain;
 mod export;
 mod github;
 mod records;
@@ -56,6 +57,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run Rego unit tests (`test_*` rules), like `opa test`.
     Test(TestArgs),
+    /// Explain a rule: why it matters, how to fix it, an example (`--list`: every rule).
+    Explain(explain::ExplainArgs),
     /// Print the JSON Schema of a kind (ModelRelease, PromptRelease, GateConfig, Input).
     Schema {
         /// The kind; without it, lists the kinds.
@@ -449,6 +452,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Check(args) => check(args, color),
         Command::Test(args) => test(args, color),
+        Command::Explain(args) => explain::explain(args),
         Command::Schema { kind } => {
             let mut stdout = std::io::stdout().lock();
             match kind {

@@ -4,6 +4,7 @@
 //! the module map and the data flow.
 
 pub mod bundle;
+pub mod catalogue;
 pub mod changed;
 pub mod cli;
 pub mod config;
