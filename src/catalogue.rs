@@ -48,8 +48,12 @@ impl Severity {
     /// What the severity means for a release, for descriptions.
     pub fn effect(self) -> &'static str {
         match self {
-            Severity::Deny => "A denial: the release is blocked until it is fixed or an exception applies.",
-            Severity::Warn => "A warning: reported, and blocks the release only when the gate fails on warnings.",
+            Severity::Deny => {
+                "A denial: the release is blocked until it is fixed or an exception applies."
+            }
+            Severity::Warn => {
+                "A warning: reported, and blocks the release only when the gate fails on warnings."
+            }
         }
     }
 }
@@ -164,8 +168,8 @@ pub fn catalogue() -> &'static Catalogue {
 impl Catalogue {
     /// Parses and validates catalogue text.
     pub fn parse(text: &str) -> Result<Catalogue, String> {
-        let catalogue: Catalogue = serde_yaml::from_str(text)
-            .map_err(|err| format!("{CATALOGUE_FILE}: {err}"))?;
+        let catalogue: Catalogue =
+            serde_yaml::from_str(text).map_err(|err| format!("{CATALOGUE_FILE}: {err}"))?;
         catalogue.validate()?;
         Ok(catalogue)
     }
@@ -199,8 +203,11 @@ impl Catalogue {
             if !areas.contains(rule.area.as_str()) {
                 problems.push(format!("rule {id}: area `{}` is not in `areas`", rule.area));
             }
-            for (field, text) in [("title", &rule.title), ("why", &rule.why), ("fix", &rule.fix)]
-            {
+            for (field, text) in [
+                ("title", &rule.title),
+                ("why", &rule.why),
+                ("fix", &rule.fix),
+            ] {
                 if text.trim().is_empty() {
                     problems.push(format!("rule {id}: `{field}` is empty"));
                 }
@@ -319,7 +326,11 @@ impl Catalogue {
                      `null` removes the key).\n\n",
                 );
                 if let Some(config) = &example.config {
-                    let _ = writeln!(out, "With this `relgate.yaml`:\n\n```yaml\n{}```\n", ends_nl(config));
+                    let _ = writeln!(
+                        out,
+                        "With this `relgate.yaml`:\n\n```yaml\n{}```\n",
+                        ends_nl(config)
+                    );
                 }
                 for (label, variant) in [
                     (
@@ -392,7 +403,9 @@ impl Catalogue {
     }
 
     fn readme_table_with_links(&self, prefix: &str) -> String {
-        let mut out = String::from("| area | rule | severity | what it checks |\n| --- | --- | --- | --- |\n");
+        let mut out = String::from(
+            "| area | rule | severity | what it checks |\n| --- | --- | --- | --- |\n",
+        );
         for area in &self.areas {
             for rule in self.rules.iter().filter(|r| r.area == area.package) {
                 let _ = writeln!(
@@ -481,10 +494,15 @@ mod tests {
         let text = "version: 1\nareas: [{package: relgate.prr, title: PRR, junit: true}]\nexample: {manifest: 'a: 1', files: {}, pull_request: 'b: 2'}\nrules:\n  - {id: prr-x, area: relgate.nope, severity: deny, title: t, why: w, fix: f}\n";
         let err = Catalogue::parse(text).expect_err("invalid");
         assert!(err.contains("rule id `prr-x`"), "{err}");
-        assert!(err.contains("area `relgate.nope` is not in `areas`"), "{err}");
+        assert!(
+            err.contains("area `relgate.nope` is not in `areas`"),
+            "{err}"
+        );
         assert!(err.contains("give an `example`"), "{err}");
         let typo = text.replace("severity: deny", "severity: block");
-        assert!(Catalogue::parse(&typo).expect_err("bad severity").contains("unknown variant"));
+        assert!(Catalogue::parse(&typo)
+            .expect_err("bad severity")
+            .contains("unknown variant"));
     }
 
     #[test]
@@ -502,7 +520,10 @@ mod tests {
         let catalogue = catalogue();
         assert_eq!(catalogue.suggest("prr-missing"), Some("PRR-MISSING"));
         assert_eq!(catalogue.suggest("PRR-MISING"), Some("PRR-MISSING"));
-        assert_eq!(catalogue.suggest("SLO-BUDGET-EXHAUST"), Some("SLO-BUDGET-EXHAUSTED"));
+        assert_eq!(
+            catalogue.suggest("SLO-BUDGET-EXHAUST"),
+            Some("SLO-BUDGET-EXHAUSTED")
+        );
         assert_eq!(catalogue.suggest("ZZZZZZ"), None);
     }
 }

@@ -1058,7 +1058,10 @@ mod tests {
         // A team file extending the library extends every bundle package: all of them then
         // run on the interpreter, never on a program compiled without the team's part.
         let mut set = load(
-            vec![team("team/lib.rego", "package relgate.lib\n\nteam_helper := 1\n")],
+            vec![team(
+                "team/lib.rego",
+                "package relgate.lib\n\nteam_helper := 1\n",
+            )],
             &[],
         )
         .expect("loads");
