@@ -94,7 +94,7 @@ fn relgate_ids() -> Vec<(&'static str, &'static str)> {
 fn drift(catalogue: &Catalogue, emitted: &[Emitted]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut by_id: BTreeMap<&str, Vec<&Emitted>> = BTreeMap::new();
-    for e in &emitted {
+    for e in emitted {
         by_id.entry(e.id.as_str()).or_default().push(e);
         match catalogue.rule(&e.id) {
             None => problems.push(format!(
