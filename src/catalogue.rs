@@ -265,39 +265,47 @@ impl Catalogue {
             &example.passes
         };
         let side = if failing { "fails" } else { "passes" };
-        Some((|| {
-            let base = parse_yaml(&self.example.manifest, "example.manifest")?;
-            let manifest = match &variant.manifest {
-                Some(patch) => merge(
+        Some(self.build_run(rule, example, variant, side))
+    }
+
+    fn build_run(
+        &self,
+        rule: &Rule,
+        example: &Example,
+        variant: &Variant,
+        side: &str,
+    ) -> Result<ExampleRun, String> {
+        let base = parse_yaml(&self.example.manifest, "example.manifest")?;
+        let manifest = match &variant.manifest {
+            Some(patch) => merge(
+                base,
+                parse_yaml(patch, &format!("rule {}: {side}.manifest", rule.id))?,
+            ),
+            None => base,
+        };
+        let manifest = serde_yaml::to_string(&manifest)
+            .map_err(|err| format!("rule {}: {side}: {err}", rule.id))?;
+        let pull_request = match &variant.pull_request {
+            Some(patch) => {
+                let base = parse_yaml(&self.example.pull_request, "example.pull_request")?;
+                let merged = merge(
                     base,
-                    parse_yaml(patch, &format!("rule {}: {side}.manifest", rule.id))?,
-                ),
-                None => base,
-            };
-            let manifest = serde_yaml::to_string(&manifest)
-                .map_err(|err| format!("rule {}: {side}: {err}", rule.id))?;
-            let pull_request = match &variant.pull_request {
-                Some(patch) => {
-                    let base = parse_yaml(&self.example.pull_request, "example.pull_request")?;
-                    let merged = merge(
-                        base,
-                        parse_yaml(patch, &format!("rule {}: {side}.pull_request", rule.id))?,
-                    );
-                    let json: serde_json::Value = serde_yaml::from_value(merged)
-                        .map_err(|err| format!("rule {}: {side}.pull_request: {err}", rule.id))?;
-                    Some(
-                        serde_json::to_string_pretty(&json)
-                            .map_err(|err| format!("rule {}: {side}: {err}", rule.id))?,
-                    )
-                }
-                None => None,
-            };
-            Ok(ExampleRun {
-                manifest,
-                pull_request,
-                config: example.config.clone(),
-            })
-        })())
+                    parse_yaml(patch, &format!("rule {}: {side}.pull_request", rule.id))?,
+                );
+                let json: serde_json::Value = serde_yaml::from_value(merged)
+                    .map_err(|err| format!("rule {}: {side}.pull_request: {err}", rule.id))?;
+                Some(
+                    serde_json::to_string_pretty(&json)
+                        .map_err(|err| format!("rule {}: {side}: {err}", rule.id))?,
+                )
+            }
+            None => None,
+        };
+        Ok(ExampleRun {
+            manifest,
+            pull_request,
+            config: example.config.clone(),
+        })
     }
 
     /// The page of one rule: `docs/rules/<ID>.md`, and what `relgate explain ID` prints.
@@ -465,11 +473,16 @@ pub fn merge(base: serde_yaml::Value, patch: serde_yaml::Value) -> serde_yaml::V
                     base.remove(&key);
                     continue;
                 }
-                let merged = match base.remove(&key) {
-                    Some(old) => merge(old, value),
-                    None => value,
-                };
-                base.insert(key, merged);
+                // Merged in place, so a patched key keeps its position in the manifest.
+                match base.get_mut(&key) {
+                    Some(old) => {
+                        let taken = std::mem::take(old);
+                        *old = merge(taken, value);
+                    }
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
             }
             serde_yaml::Value::Mapping(base)
         }
