@@ -38,47 +38,15 @@
 #   production: ["0", "1"]).
 package relgate.error_budget
 
+import data.relgate.lib
+import data.relgate.lib.cfg
+import data.relgate.lib.manifest
+import data.relgate.lib.environment
+import data.relgate.lib.change_type
+import data.relgate.lib.tier_key
+
 # ---------------------------------------------------------------------------------------------
-# Inputs, with safe defaults (a runtime error in a policy would block every release).
-
-cfg := c if {
-	c := data.relgate.config
-	is_object(c)
-} else := {}
-
-manifest := m if {
-	m := input.manifest
-	is_object(m)
-} else := {}
-
-environment := e if {
-	e := object.get(manifest, ["metadata", "environment"], "")
-	is_string(e)
-} else := ""
-
-change_type := c if {
-	c := object.get(manifest, ["metadata", "change_type"], "")
-	is_string(c)
-} else := ""
-
-# The tier as the string key used in the config ("0".."3").
-tier_key := format_int(t, 10) if {
-	t := object.get(manifest, ["metadata", "tier"], null)
-	is_number(t)
-} else := t if {
-	t := object.get(manifest, ["metadata", "tier"], null)
-	is_string(t)
-} else := ""
-
-# A config list (array or set), else an empty array. (regorus raises an error for `some .. in`
-# over a non-collection, e.g. a YAML key left empty, which is null.)
-cfg_list(path) := l if {
-	l := object.get(cfg, path, [])
-	is_array(l)
-} else := l if {
-	l := object.get(cfg, path, [])
-	is_set(l)
-} else := []
+# Inputs: cfg, manifest and the metadata fields come from relgate.lib (safe defaults).
 
 slos := s if {
 	s := object.get(manifest, ["spec", "slo"], [])
@@ -96,9 +64,9 @@ reading(i) := rs[0] if {
 	count(rs) > 0
 }
 
-budget_exempt if change_type in cfg_list(["error_budget", "exempt_change_types"])
+budget_exempt if change_type in lib.cfg_list(["error_budget", "exempt_change_types"])
 
-alert_exempt if change_type in cfg_list(["error_budget", "alert_exempt_change_types"])
+alert_exempt if change_type in lib.cfg_list(["error_budget", "alert_exempt_change_types"])
 
 entry_name(slo, i) := n if {
 	n := slo.name
@@ -192,7 +160,7 @@ deny contains f if {
 		"rule": "SLO-BUDGET-EXHAUSTED",
 		"path": sprintf("spec.slo[%d].min_remaining", [i]),
 		"msg": sprintf("%s; feature and config releases are frozen until the budget recovers", [exhausted_msg(i)]),
-		"remediation": sprintf("spend the release on reliability until the budget is back above %v (it recovers as the SLO window rolls on); an urgent fix may ship with metadata.change_type one of: %s", [bound, concat(", ", [t | some t in cfg_list(["error_budget", "exempt_change_types"]); is_string(t)])]),
+		"remediation": sprintf("spend the release on reliability until the budget is back above %v (it recovers as the SLO window rolls on); an urgent fix may ship with metadata.change_type one of: %s", [bound, concat(", ", [t | some t in lib.cfg_list(["error_budget", "exempt_change_types"]); is_string(t)])]),
 	}
 }
 
@@ -250,7 +218,7 @@ deny contains f if {
 		"rule": "SLO-ALERT-FIRING",
 		"path": sprintf("spec.slo[%d].block_on_alerts[%d]", [i, j]),
 		"msg": sprintf("%s; releases are blocked while it fires", [firing_msg(i, j)]),
-		"remediation": sprintf("resolve the incident first; a fix or rollback for it may ship with metadata.change_type one of: %s", [concat(", ", [t | some t in cfg_list(["error_budget", "alert_exempt_change_types"]); is_string(t)])]),
+		"remediation": sprintf("resolve the incident first; a fix or rollback for it may ship with metadata.change_type one of: %s", [concat(", ", [t | some t in lib.cfg_list(["error_budget", "alert_exempt_change_types"]); is_string(t)])]),
 	}
 }
 
@@ -350,7 +318,7 @@ on_unknown_warn(slo) if {
 	not unknown_must_fail
 }
 
-unknown_must_fail if tier_key in cfg_list(["error_budget", "on_unknown_fail_required", environment])
+unknown_must_fail if tier_key in lib.cfg_list(["error_budget", "on_unknown_fail_required", environment])
 
 unknown_fail_note(slo) := sprintf("; on_unknown: warn is not honoured for %s tier %s releases (error_budget.on_unknown_fail_required)", [environment, tier_key]) if {
 	object.get(slo, "on_unknown", "fail") == "warn"
@@ -414,7 +382,7 @@ deny contains f if {
 # SLO-MISSING
 
 deny contains f if {
-	tier_key in cfg_list(["error_budget", "slo_required", environment])
+	tier_key in lib.cfg_list(["error_budget", "slo_required", environment])
 	count(entries) == 0
 	f := {
 		"rule": "SLO-MISSING",

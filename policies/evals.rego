@@ -43,20 +43,13 @@
 #   (a prompt kept only in a registry) nothing can be compared and nothing fires.
 package relgate.evals
 
+import data.relgate.lib
+import data.relgate.lib.cfg
+import data.relgate.lib.manifest
+import data.relgate.lib.kind
+
 # ---------------------------------------------------------------------------------------------
-# Inputs, with safe defaults (a runtime error in a policy would block every release).
-
-cfg := c if {
-	c := data.relgate.config
-	is_object(c)
-} else := {}
-
-manifest := m if {
-	m := input.manifest
-	is_object(m)
-} else := {}
-
-kind := object.get(manifest, "kind", "")
+# Inputs: cfg, manifest and the metadata fields come from relgate.lib (safe defaults).
 
 specs := e if {
 	e := object.get(manifest, ["spec", "evaluations"], [])
@@ -73,17 +66,6 @@ artifacts := a if {
 	is_array(a)
 } else := []
 
-as_list(x) := x if {
-	is_array(x)
-} else := x if {
-	is_set(x)
-} else := []
-
-non_empty_string(x) if {
-	is_string(x)
-	trim_space(x) != ""
-}
-
 sides := ["candidate", "baseline"]
 
 # The evidence entry of spec.evaluations[i] (the first one with that index).
@@ -99,7 +81,7 @@ side(i, role) := s if {
 
 usable(s) if {
 	is_object(s)
-	not non_empty_string(s.error)
+	not lib.non_empty_string(s.error)
 	is_object(s.metrics)
 }
 
@@ -132,7 +114,7 @@ has_regression_bound(t) if bound(t, "max_relative_regression")
 
 declared_digest(e, role) := d if {
 	d := object.get(e, [role, "digest"], null)
-	non_empty_string(d)
+	lib.non_empty_string(d)
 }
 
 baseline_declared(e) if is_object(e.baseline)
@@ -142,7 +124,7 @@ baseline_declared(e) if is_object(e.baseline)
 
 label(i) := sprintf("evaluation %s", [id]) if {
 	id := specs[i].id
-	non_empty_string(id)
+	lib.non_empty_string(id)
 } else := sprintf("spec.evaluations[%d]", [i])
 
 file_of(s) := p if {
@@ -254,7 +236,7 @@ deny contains f if {
 	some role in sides
 	s := side(i, role)
 	err := s.error
-	non_empty_string(err)
+	lib.non_empty_string(err)
 	f := {
 		"rule": "EVIDENCE-UNREADABLE",
 		"path": sprintf("spec.evaluations[%d].%s.path", [i, role]),
@@ -393,7 +375,7 @@ deny contains f if {
 # Two definitions rather than `r := metric(...)` `else := {}`: regorus' RVM (0.14) does not take
 # an `else` when the body before it ends with an assignment whose value is undefined, so the
 # missing record came out undefined and the direction finding below fired for every metric
-# whose baseline (or candidate) record is absent. tests/rvm_differential.rs covers it through
+# whose baseline (or candidate) record is absent. tests/it/rvm_differential.rs covers it through
 # examples/demo/releases/models/assist-llm.yaml.
 record_or_empty(i, role, name) := r if {
 	r := metric(i, role, name)
@@ -678,7 +660,7 @@ prompt_file := p if {
 	is_string(p)
 } else := "the prompt file"
 
-recorded_digests(s) := {lower(d) | some d in as_list(object.get(s, "prompt_digests", [])); is_string(d)}
+recorded_digests(s) := {lower(d) | some d in lib.as_list(object.get(s, "prompt_digests", [])); is_string(d)}
 
 promptfoo_candidate(i) := s if {
 	is_object(specs[i])

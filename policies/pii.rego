@@ -24,20 +24,13 @@
 #   sink (the manifest's list is reported first).
 package relgate.pii
 
+import data.relgate.lib
+import data.relgate.lib.cfg
+import data.relgate.lib.manifest
+import data.relgate.lib.environment
+
 # ---------------------------------------------------------------------------------------------
-# Inputs, with safe defaults (a runtime error in a policy would block every release).
-
-cfg := c if {
-	c := data.relgate.config
-	is_object(c)
-} else := {}
-
-manifest := m if {
-	m := input.manifest
-	is_object(m)
-} else := {}
-
-environment := object.get(manifest, ["metadata", "environment"], "")
+# Inputs: cfg, manifest and the metadata fields come from relgate.lib (safe defaults).
 
 logging := l if {
 	l := object.get(manifest, ["spec", "logging"], {})

@@ -32,34 +32,15 @@
 # - A finding for an item carries `item`; messages use the title from prr.catalogue.
 package relgate.prr
 
+import data.relgate.lib
+import data.relgate.lib.cfg
+import data.relgate.lib.manifest
+import data.relgate.lib.kind
+import data.relgate.lib.environment
+import data.relgate.lib.tier_key
+
 # ---------------------------------------------------------------------------------------------
-# Inputs, with safe defaults (a runtime error in a policy would block every release).
-
-cfg := c if {
-	c := data.relgate.config
-	is_object(c)
-} else := {}
-
-manifest := m if {
-	m := input.manifest
-	is_object(m)
-} else := {}
-
-kind := object.get(manifest, "kind", "")
-
-environment := e if {
-	e := object.get(manifest, ["metadata", "environment"], "")
-	is_string(e)
-} else := ""
-
-# The tier as the string key used in the config ("0".."3").
-tier_key := format_int(t, 10) if {
-	t := object.get(manifest, ["metadata", "tier"], null)
-	is_number(t)
-} else := t if {
-	t := object.get(manifest, ["metadata", "tier"], null)
-	is_string(t)
-} else := ""
+# Inputs: cfg, manifest and the metadata fields come from relgate.lib (safe defaults).
 
 items := p if {
 	p := object.get(manifest, ["spec", "prr"], {})
@@ -103,17 +84,9 @@ date_string(ns) := sprintf("%04d-%02d-%02d", time.date(ns))
 # ---------------------------------------------------------------------------------------------
 # Configuration lookups.
 
-# x if it is an array or set, else an empty array. (regorus raises an error for `some .. in`
-# over a non-collection, e.g. a YAML key left empty, which is null.)
-as_list(x) := x if {
-	is_array(x)
-} else := x if {
-	is_set(x)
-} else := []
-
 # Item ids listed in config map[environment][tier], as a set of strings.
 configured_items(section) := {id |
-	some id in as_list(object.get(cfg, ["prr", section, environment, tier_key], []))
+	some id in lib.as_list(object.get(cfg, ["prr", section, environment, tier_key], []))
 	is_string(id)
 }
 
@@ -125,7 +98,7 @@ required contains id if {
 }
 
 na_forbidden contains id if {
-	some id in as_list(object.get(cfg, ["prr", "not_applicable_forbidden"], []))
+	some id in lib.as_list(object.get(cfg, ["prr", "not_applicable_forbidden"], []))
 	is_string(id)
 }
 
@@ -150,18 +123,13 @@ shown_status("") := "(none)"
 
 item_path(id) := sprintf("spec.prr[\"%s\"]", [id])
 
-non_empty_string(x) if {
-	is_string(x)
-	trim_space(x) != ""
-}
-
-has_evidence(v) if non_empty_string(v.evidence)
+has_evidence(v) if lib.non_empty_string(v.evidence)
 
 has_evidence(v) if {
 	is_array(v.evidence)
 	count(v.evidence) > 0
 	every e in v.evidence {
-		non_empty_string(e)
+		lib.non_empty_string(e)
 	}
 }
 
@@ -175,32 +143,32 @@ iso_date(x) if regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}`, x)
 # Waiver problems, as a set of [field, message] pairs (field: the waiver key at fault).
 waiver_problems(id) := {[field, msg] |
 	some field in ["approver", "reason", "expires"]
-	not non_empty_string(object.get(waiver(id), field, null))
+	not lib.non_empty_string(object.get(waiver(id), field, null))
 	msg := sprintf("waiver has no %s", [field])
 } | {[field, msg] |
 	field := "expires"
 	e := waiver(id).expires
-	non_empty_string(e)
+	lib.non_empty_string(e)
 	not iso_date(e)
 	msg := sprintf("waiver expires \"%s\" is not a date (YYYY-MM-DD)", [e])
 } | {[field, msg] |
 	field := "approver"
 	a := waiver(id).approver
-	non_empty_string(a)
+	lib.non_empty_string(a)
 	owner_contact != ""
 	address_key(a) == owner_contact
 	msg := sprintf("waiver is approved by the owner contact %s; a waiver needs someone other than the owner", [a])
 } | {[field, msg] |
 	field := "expires"
 	e := waiver(id).expires
-	non_empty_string(e)
+	lib.non_empty_string(e)
 	iso_date(e)
 	not day_ns(substring(e, 0, 10))
 	msg := sprintf("waiver expires \"%s\" is not a calendar date", [e])
 } | {[field, msg] |
 	field := "expires"
 	e := waiver(id).expires
-	non_empty_string(e)
+	lib.non_empty_string(e)
 	iso_date(e)
 	days := days_until(substring(e, 0, 10))
 	days > max_waiver_days
@@ -255,7 +223,7 @@ deny contains f if {
 	some id in required
 	status(id) == "n/a"
 	not id in na_forbidden
-	not non_empty_string(items[id].reason)
+	not lib.non_empty_string(items[id].reason)
 	f := {
 		"rule": "PRR-MISSING",
 		"item": id,

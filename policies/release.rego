@@ -36,36 +36,16 @@
 #   spec.rollback.max_minutes or one above the limit.
 package relgate.release
 
+import data.relgate.lib
+import data.relgate.lib.cfg
+import data.relgate.lib.manifest
+import data.relgate.lib.kind
+import data.relgate.lib.environment
+import data.relgate.lib.change_type
+import data.relgate.lib.tier_key
+
 # ---------------------------------------------------------------------------------------------
-# Inputs, with safe defaults (a runtime error in a policy would block every release).
-
-cfg := c if {
-	c := data.relgate.config
-	is_object(c)
-} else := {}
-
-manifest := m if {
-	m := input.manifest
-	is_object(m)
-} else := {}
-
-kind := object.get(manifest, "kind", "")
-
-environment := e if {
-	e := object.get(manifest, ["metadata", "environment"], "")
-	is_string(e)
-} else := ""
-
-change_type := object.get(manifest, ["metadata", "change_type"], "")
-
-# The tier as the string key used in the config ("0".."3").
-tier_key := format_int(t, 10) if {
-	t := object.get(manifest, ["metadata", "tier"], null)
-	is_number(t)
-} else := t if {
-	t := object.get(manifest, ["metadata", "tier"], null)
-	is_string(t)
-} else := ""
+# Inputs: cfg, manifest and the metadata fields come from relgate.lib (safe defaults).
 
 spec_obj(key) := v if {
 	v := object.get(manifest, ["spec", key], {})
@@ -77,21 +57,6 @@ prompt := spec_obj("prompt")
 rollout := spec_obj("rollout")
 
 rollback := spec_obj("rollback")
-
-# A config list (array or set), else an empty array. (regorus raises an error for `some .. in`
-# over a non-collection, e.g. a YAML key left empty, which is null.)
-cfg_list(path) := l if {
-	l := object.get(cfg, path, [])
-	is_array(l)
-} else := l if {
-	l := object.get(cfg, path, [])
-	is_set(l)
-} else := []
-
-non_empty_string(x) if {
-	is_string(x)
-	trim_space(x) != ""
-}
 
 # A scalar as text for messages and comparisons (YAML may give versions as numbers).
 text(x) := x if {
@@ -139,7 +104,7 @@ prompt_file := p if {
 
 # The file an artifact is, for messages.
 artifact_file(a) := sprintf("%s file %s", [a.role, a.path]) if {
-	non_empty_string(a.path)
+	lib.non_empty_string(a.path)
 } else := sprintf("%s file %s", [a.role, prompt_file])
 
 # The field an artifact's file is named by, and the digest field it must match.
@@ -155,12 +120,12 @@ digest_field(role) := sprintf("spec.%s.digest", [role])
 
 declared_digest(role) := d if {
 	d := object.get(manifest, ["spec", role, "digest"], null)
-	non_empty_string(d)
+	lib.non_empty_string(d)
 }
 
 artifact_error(a) := e if {
 	e := a.error
-	non_empty_string(e)
+	lib.non_empty_string(e)
 } else := "no error given"
 
 deny contains f if {
@@ -214,8 +179,8 @@ deny contains f if {
 # ROLLOUT-PLAN
 
 progressive_required if {
-	tier_key in cfg_list(["rollout", "progressive_required", environment])
-	not change_type in cfg_list(["rollout", "exempt_change_types"])
+	tier_key in lib.cfg_list(["rollout", "progressive_required", environment])
+	not change_type in lib.cfg_list(["rollout", "exempt_change_types"])
 }
 
 stepped_strategies := {"canary", "percentage"}
@@ -376,14 +341,14 @@ valid_step(s) if {
 # ROLLBACK-PLAN
 
 rollback_required if {
-	environment in cfg_list(["rollback", "environments"])
-	not change_type in cfg_list(["rollback", "exempt_change_types"])
+	environment in lib.cfg_list(["rollback", "environments"])
+	not change_type in lib.cfg_list(["rollback", "exempt_change_types"])
 }
 
 to_version := text(v) if {
 	v := rollback.to_version
 	v != null
-	non_empty_string(text(v))
+	lib.non_empty_string(text(v))
 }
 
 max_minutes_limit := l if {

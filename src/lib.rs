@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod bundle;
+pub mod catalogue;
 pub mod changed;
 pub mod cli;
 pub mod config;

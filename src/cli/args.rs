@@ -38,6 +38,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run Rego unit tests (`test_*` rules), like `opa test`.
     Test(TestArgs),
+    /// Explain a rule: why it matters, how to fix it, an example (`--list`: every rule).
+    Explain(ExplainArgs),
     /// Print the JSON Schema of a kind (ModelRelease, PromptRelease, GateConfig, Input).
     Schema {
         /// The kind; without it, lists the kinds.
@@ -359,4 +361,15 @@ pub struct TestArgs {
 pub enum TestFormat {
     Text,
     Json,
+}
+
+/// Arguments of `relgate explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The rule id, as reports show it (e.g. PRR-MISSING); case does not matter.
+    #[arg(required_unless_present = "list", conflicts_with = "list")]
+    pub rule: Option<String>,
+    /// List every rule: id, severity and title.
+    #[arg(long)]
+    pub list: bool,
 }

@@ -16,6 +16,7 @@ use crate::{init, schema};
 mod args;
 mod bundle;
 mod check;
+mod explain;
 mod export;
 mod github;
 mod records;
@@ -94,6 +95,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Check(args) => check::check(args, color),
         Command::Test(args) => test::test(args, color),
+        Command::Explain(args) => explain::explain(args),
         Command::Schema { kind } => {
             let mut stdout = std::io::stdout().lock();
             match kind {

@@ -1,30 +1,30 @@
 //! `--format junit`: JUnit XML for CI test reports. One `<testsuite>` per manifest, named
-//! `file#document name@version`; one `<testcase>` per policy area (`relgate.prr`,
-//! `relgate.evals`, `relgate.error_budget`, `relgate.pii`, `relgate.release`,
-//! `relgate.approvals`, `relgate.schema`, then any other package that produced findings,
-//! sorted). A testcase with deny findings has one `<failure>` listing them (`type` is the rule,
+//! `file#document name@version`; one `<testcase>` per policy area of the rule catalogue
+//! marked `junit` (`relgate.prr`, `relgate.evals`, `relgate.error_budget`, `relgate.pii`,
+//! `relgate.release`, `relgate.approvals`, `relgate.schema`, in catalogue order), then any other
+//! package that produced findings (team packages, `relgate.gate`), sorted. A testcase with deny findings has one `<failure>` listing them (`type` is the rule,
 //! or the rules comma-separated); its warnings go to `<system-out>`. When the schema failed the
 //! policy areas are `<skipped>` (they were not run); so is `relgate.approvals` in a run without
 //! pull-request context. A manifest that could not be evaluated is one testcase with an `<error>`.
 //! `<testsuites>` carries the totals `tests`, `failures` and `errors`; not `skipped`, which
 //! the Jenkins xunit JUnit schema (the one CI servers validate against) allows only on
-//! `<testsuite>`. tests/cli/outputs.rs validates the output against that XSD.
+//! `<testsuite>`. tests/it/cli/outputs.rs validates the output against that XSD.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::report::{Finding, ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 
-/// The built-in policy areas, in report order.
-pub const AREAS: &[&str] = &[
-    "relgate.prr",
-    "relgate.evals",
-    "relgate.error_budget",
-    "relgate.pii",
-    "relgate.release",
-    "relgate.approvals",
-    "relgate.schema",
-];
+/// The policy areas every manifest gets a testcase for, in report order: the rule catalogue's
+/// areas marked `junit` (`crate::catalogue`).
+fn areas() -> Vec<&'static str> {
+    crate::catalogue::catalogue()
+        .areas
+        .iter()
+        .filter(|a| a.junit)
+        .map(|a| a.package.as_str())
+        .collect()
+}
 
 #[derive(Default)]
 struct Totals {
@@ -84,13 +84,14 @@ fn suite(out: &mut String, result: &ManifestResult, approvals_evaluated: bool) -
         );
     } else {
         let schema_failed = result.findings.iter().any(|f| f.policy == "relgate.schema");
+        let areas = areas();
         let extra: BTreeSet<&str> = result
             .findings
             .iter()
             .map(|f| f.policy.as_str())
-            .filter(|p| !AREAS.contains(p))
+            .filter(|p| !areas.contains(p))
             .collect();
-        for area in AREAS.iter().copied().chain(extra) {
+        for area in areas.iter().copied().chain(extra) {
             totals.tests += 1;
             let findings: Vec<&Finding> = result
                 .findings

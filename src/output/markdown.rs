@@ -2,7 +2,8 @@
 //! marker (`<!-- relgate-report -->`) so the GitHub Action can find and update its one sticky
 //! comment. Then the verdict, a summary table, one section per failing or erroring manifest
 //! (a table of rule, severity, `file:line`, message and fix, then exceptions, waivers and notes),
-//! and the passing manifests collapsed in a `<details>` block, then the run notes (including
+//! and the passing manifests collapsed in a `<details>` block, then links to the pages of the
+//! catalogue rules that occurred (what `relgate explain RULE` prints), then the run notes (including
 //! that approvals were not evaluated without pull-request context). Locations are `file:line`
 //! relative to the gate root: plain text, or, with [`SourceLinks`] (GitHub mode knows the
 //! repository and commit), links to that line of the file on GitHub.
@@ -148,6 +149,28 @@ pub fn render_linked(report: &Report, links: Option<&SourceLinks>) -> String {
         for r in removed {
             let _ = writeln!(out, "- removed: {}", cell(&r.file));
         }
+    }
+
+    // The catalogue rules that occurred, linked to their pages (ids and links are the
+    // catalogue's own text, not the policies').
+    let explained = crate::catalogue::catalogue().rules_among(
+        report
+            .results
+            .iter()
+            .flat_map(|r| &r.findings)
+            .map(|f| f.rule.as_str()),
+    );
+    if !explained.is_empty() {
+        let links: Vec<String> = explained
+            .iter()
+            .map(|r| format!("[{}]({})", r.id, r.help_uri()))
+            .collect();
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "Why each rule matters and how to fix it: {} (or `relgate explain RULE`).",
+            links.join(", ")
+        );
     }
 
     let approvals = (!report.approvals_evaluated).then_some(APPROVALS_NOT_EVALUATED);

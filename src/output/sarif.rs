@@ -1,17 +1,19 @@
 //! `--format sarif`: SARIF 2.1.0 for code scanning. One run; `tool.driver.rules` holds one
-//! reporting descriptor per catalogue rule (the built-in rules, SCHEMA included) in
-//! catalogue order, then one per other rule id that occurs (team rules), sorted. Each finding is
+//! reporting descriptor per rule of the rule catalogue (`crate::catalogue`: the built-in rules,
+//! SCHEMA and GATE-CONFIG-CHANGED included) in catalogue order, then one per other rule id that occurs (team rules), sorted. Each finding is
 //! a result at its manifest `file:line` with a `partialFingerprints["relgate/v1"]` (hex sha256
 //! of rule, file, field path and message) that is stable across runs. Manifests that could not
 //! be evaluated are error notifications of the invocation, which is then not successful.
 //! Exceptions and waivers are not results.
 //!
-//! Every rule has `shortDescription`, `fullDescription`, `help` (text and markdown) and a
-//! `helpUri`, which code scanning shows on each alert. A result's region is one line
+//! Every catalogue rule has `shortDescription` (its title), `fullDescription` (why it matters),
+//! `help` (text and markdown: why, how to fix, `relgate explain ID`) and a `helpUri` (its page
+//! under docs/rules/), all from the catalogue, which code scanning shows on each alert. A team
+//! rule's descriptor says only its package: its fix is in each result. A result's region is one line
 //! (`startLine` = `endLine`; relgate knows no columns). URIs are relative to the *repository*
 //! root ([`Report::repository_prefix`] + the report's gate-root-relative path), so a gate in a
 //! monorepo subdirectory points at files that exist. The fingerprint leaves out the line and the
-//! prefix, so an alert survives lines moving above it. tests/cli/outputs.rs validates the output
+//! prefix, so an alert survives lines moving above it. tests/it/cli/outputs.rs validates the output
 //! against the official SARIF 2.1.0 schema.
 
 use std::collections::BTreeMap;
@@ -19,164 +21,20 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::catalogue::{self, Rule, Severity};
 use crate::report::{Finding, Report};
 
 pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 pub const INFORMATION_URI: &str = "https://relgate.dev";
-/// Where a rule's reference lives: `HELP_URI#RULE-ID`.
-pub const HELP_URI: &str = "https://relgate.dev/rules";
-
-/// The rule catalogue: id, default level, short description.
-pub const CATALOGUE: &[(&str, &str, &str)] = &[
-    ("SCHEMA", "error", "The manifest violates its JSON Schema."),
-    (
-        "PRR-MISSING",
-        "error",
-        "A required production-readiness item is absent or not done, n/a or waived.",
-    ),
-    (
-        "PRR-NA-FORBIDDEN",
-        "error",
-        "A production-readiness item that may not be n/a is n/a.",
-    ),
-    (
-        "PRR-WAIVER-INVALID",
-        "error",
-        "A waiver lacks an approver, reason or expiry, or is approved by the owner contact.",
-    ),
-    ("PRR-WAIVER-EXPIRED", "error", "A waiver has expired."),
-    (
-        "PRR-EVIDENCE",
-        "error",
-        "A done production-readiness item has no evidence.",
-    ),
-    (
-        "EVAL-MISSING",
-        "error",
-        "A thresholded metric is absent from the candidate (or baseline) evaluation.",
-    ),
-    (
-        "EVAL-THRESHOLD",
-        "error",
-        "An evaluation metric is outside its min/max.",
-    ),
-    (
-        "EVAL-REGRESSION",
-        "error",
-        "An evaluation metric is worse than baseline beyond the regression bound.",
-    ),
-    (
-        "EVAL-SAMPLES",
-        "error",
-        "An evaluation has fewer samples than min_samples.",
-    ),
-    (
-        "EVAL-PROMPT-MISMATCH",
-        "error",
-        "The evaluated prompt is not the prompt being released.",
-    ),
-    (
-        "EVIDENCE-DIGEST",
-        "error",
-        "An evidence file does not match its pinned digest.",
-    ),
-    (
-        "EVIDENCE-UNREADABLE",
-        "error",
-        "An evidence file is missing, outside the repository or not parsable as its format.",
-    ),
-    (
-        "SLO-BUDGET-EXHAUSTED",
-        "error",
-        "The remaining error budget is below min_remaining and the change type is not exempt.",
-    ),
-    (
-        "SLO-BUDGET-LOW",
-        "warning",
-        "The remaining error budget is below warn_below.",
-    ),
-    (
-        "SLO-ALERT-FIRING",
-        "error",
-        "A block_on_alerts query returns a series.",
-    ),
-    (
-        "SLO-UNKNOWN",
-        "error",
-        "An SLO query failed, timed out, or returned nothing or NaN.",
-    ),
-    (
-        "SLO-MISSING",
-        "error",
-        "A production release of tier 0-1 has no SLO entry.",
-    ),
-    (
-        "PII-CAPTURE-UNREDACTED",
-        "error",
-        "Content capture is on without redaction.",
-    ),
-    (
-        "PII-ENTITIES",
-        "error",
-        "Redaction lacks a required entity.",
-    ),
-    (
-        "PII-RAW-CONTENT",
-        "error",
-        "A production sink stores raw content.",
-    ),
-    (
-        "PII-RETENTION",
-        "error",
-        "A sink keeps a data class longer than allowed.",
-    ),
-    ("PII-SINK", "error", "A logging sink is not allowed."),
-    (
-        "PII-RESIDENCY",
-        "error",
-        "A sink's region is outside the allowed regions.",
-    ),
-    (
-        "ARTIFACT-DIGEST",
-        "error",
-        "A git-registry prompt file's sha256 differs from its digest.",
-    ),
-    (
-        "ROLLOUT-PLAN",
-        "error",
-        "A production tier 0-1 release lacks progressive steps ascending to 100.",
-    ),
-    (
-        "ROLLBACK-PLAN",
-        "error",
-        "No rollback target, or max_minutes above the tier's limit.",
-    ),
-    (
-        "APPROVAL-MISSING",
-        "error",
-        "Fewer approvals than required.",
-    ),
-    (
-        "APPROVAL-SELF",
-        "error",
-        "The pull request author's own approval was counted toward the two-person rule.",
-    ),
-    (
-        "APPROVAL-TEAM",
-        "error",
-        "No approval from a required team.",
-    ),
-];
 
 pub fn render(report: &Report) -> String {
-    let mut rules: Vec<Value> = CATALOGUE
-        .iter()
-        .map(|(id, level, text)| descriptor(id, level, text))
-        .collect();
-    let mut index: BTreeMap<String, usize> = CATALOGUE
+    let catalogue = catalogue::catalogue();
+    let mut rules: Vec<Value> = catalogue.rules.iter().map(descriptor).collect();
+    let mut index: BTreeMap<String, usize> = catalogue
+        .rules
         .iter()
         .enumerate()
-        .map(|(i, (id, _, _))| ((*id).to_string(), i))
+        .map(|(i, rule)| (rule.id.clone(), i))
         .collect();
     let mut team: BTreeMap<&str, &Finding> = BTreeMap::new();
     for f in report.results.iter().flat_map(|r| &r.findings) {
@@ -186,11 +44,7 @@ pub fn render(report: &Report) -> String {
     }
     for (id, f) in team {
         index.insert(id.to_string(), rules.len());
-        rules.push(descriptor(
-            id,
-            level(f),
-            &format!("Rule `{id}` of policy package `{}`.", f.policy),
-        ));
+        rules.push(team_descriptor(id, f));
     }
 
     let mut results = Vec::new();
@@ -255,14 +109,43 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn descriptor(id: &str, level: &str, text: &str) -> Value {
-    let effect = if level == "warning" {
-        "A warning: reported, and blocks the release only when the gate fails on warnings."
-    } else {
-        "A denial: the release is blocked until it is fixed or an exception applies."
+/// The reporting descriptor of a catalogue rule: its title, why it matters, how to fix it and
+/// its page.
+fn descriptor(rule: &Rule) -> Value {
+    let level = match rule.severity {
+        Severity::Deny => "error",
+        Severity::Warn => "warning",
     };
+    let why = rule.why_text();
+    let fix = rule.fix_text();
+    let effect = rule.severity.effect();
+    let help_uri = rule.help_uri();
+    let id = &rule.id;
+    json!({
+        "id": id,
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": format!("{why} {effect}")},
+        "help": {
+            "text": format!("{id}: {title}\n\nWhy it matters: {why}\n\nHow to fix it: {fix}\n\n`relgate explain {id}` prints the rule's page: {help_uri}", title = rule.title),
+            "markdown": format!("**{id}**: {title}\n\n**Why it matters.** {why}\n\n**How to fix it.** {fix}\n\n[Rule reference]({help_uri}) (`relgate explain {id}`)", title = rule.title),
+        },
+        "helpUri": help_uri,
+        "defaultConfiguration": {"level": level},
+        "properties": {"area": rule.area},
+    })
+}
+
+/// The descriptor of a rule id the catalogue does not know (a team rule): what relgate knows is
+/// its package and severity; its fix is in each result's message and remediation.
+fn team_descriptor(id: &str, f: &Finding) -> Value {
+    let level = level(f);
+    let effect = if level == "warning" {
+        Severity::Warn.effect()
+    } else {
+        Severity::Deny.effect()
+    };
+    let text = format!("Rule `{id}` of policy package `{}`.", f.policy);
     let full = format!("{text} {effect}");
-    let help_uri = format!("{HELP_URI}#{}", id.to_ascii_lowercase());
     let how = "Each alert names the manifest field at fault and how to fix it \
                (the message and `properties.remediation`).";
     json!({
@@ -270,11 +153,11 @@ fn descriptor(id: &str, level: &str, text: &str) -> Value {
         "shortDescription": {"text": text},
         "fullDescription": {"text": full},
         "help": {
-            "text": format!("{id}: {full}\n\n{how}\nReference: {help_uri}"),
-            "markdown": format!("**{id}**: {full}\n\n{how}\n\n[Rule reference]({help_uri})"),
+            "text": format!("{id}: {full}\n\n{how}"),
+            "markdown": format!("**{id}**: {full}\n\n{how}"),
         },
-        "helpUri": help_uri,
         "defaultConfiguration": {"level": level},
+        "properties": {"area": f.policy},
     })
 }
 

@@ -1,6 +1,7 @@
 //! `--format text`: for a person at a terminal. Findings are grouped per manifest, each with
 //! `file:line`, the rule, the message, the field and the remedy; run notes (including that
-//! approvals were not evaluated without pull-request context) and a summary line close the run.
+//! approvals were not evaluated without pull-request context), a `help:` line naming the
+//! catalogue rules that occurred for `relgate explain RULE`, and a summary line close the run.
 //! Colour only when asked (the CLI decides from the tty, `NO_COLOR` and `--color`).
 //!
 //! The text goes to CI logs, where the runner takes a line starting with `::` (after leading
@@ -151,6 +152,23 @@ pub fn render(report: &Report, color: bool) -> String {
             p.dim.render(),
             p.dim.render_reset(),
             field(note)
+        );
+    }
+    let explained = crate::catalogue::catalogue().rules_among(
+        report
+            .results
+            .iter()
+            .flat_map(|r| &r.findings)
+            .map(|f| f.rule.as_str()),
+    );
+    if !explained.is_empty() {
+        let ids: Vec<&str> = explained.iter().map(|r| r.id.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "{}help:{} `relgate explain RULE` says why a rule matters and how to fix it ({})",
+            p.dim.render(),
+            p.dim.render_reset(),
+            ids.join(", ")
         );
     }
     let s = &report.summary;

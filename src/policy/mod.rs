@@ -36,6 +36,12 @@ pub use sources::{
 /// Prefix of the built-in packages.
 pub const BUILTIN_PREFIX: &str = "relgate.";
 
+/// The bundle's shared library (`policies/lib.rego`), which every built-in package imports.
+/// A team file that extends it changes every built-in package, so then they all count as
+/// extended: they join the recursion check and run on the interpreter, never on an RVM program
+/// compiled without the team's part of the library.
+pub const LIB_PACKAGE: &str = "relgate.lib";
+
 /// Default wall-clock limit of one policy evaluation.
 pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -220,8 +226,9 @@ impl PolicySet {
             .filter(|(source, _)| !source.builtin)
             .map(|(_, package)| package)
             .collect();
+        let lib_extended = team_packages.iter().any(|p| p.as_str() == LIB_PACKAGE);
         let in_graph = |source: &PolicySource, package: &String| {
-            !source.builtin || team_packages.contains(package)
+            !source.builtin || team_packages.contains(package) || lib_extended
         };
         let mut graph_engine = new_engine(options.timeout);
         for (source, package) in &loaded {
@@ -316,7 +323,8 @@ impl PolicySet {
             .collect();
         for package in &mut packages {
             package.on_rvm = builtin_packages.contains(&package.package)
-                && !team_packages.contains(&package.package);
+                && !team_packages.contains(&package.package)
+                && !lib_extended;
         }
         let entry_points: Vec<String> = packages
             .iter()
@@ -496,6 +504,28 @@ mod tests {
         );
         assert_eq!(rules.get("extra").cloned().unwrap_or_default(), ["deny_c"]);
         assert!(!rules.contains_key("other"));
+    }
+
+    #[test]
+    fn the_bundle_and_its_shared_library_compile_for_the_rvm() {
+        // Every bundle package imports relgate.lib; the RVM must compile them all (a fallback
+        // to the interpreter would be silent, only slower).
+        let mut set = load(Vec::new(), &[]).expect("loads");
+        set.compile_rvm();
+        assert_eq!(set.rvm_unavailable, None);
+        assert!(set.uses_rvm());
+        // A team file extending the library extends every bundle package: all of them then
+        // run on the interpreter, never on a program compiled without the team's part.
+        let mut set = load(
+            vec![team(
+                "team/lib.rego",
+                "package relgate.lib\n\nteam_helper := 1\n",
+            )],
+            &[],
+        )
+        .expect("loads");
+        set.compile_rvm();
+        assert!(!set.uses_rvm());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod bundles;
+mod catalogue;
 mod changed;
 mod check;
 mod demo;
