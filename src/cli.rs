@@ -18,6 +18,7 @@ use crate::policy::{self, PolicySource};
 use crate::{init, schema};
 
 mod bundle;
+mod collect;
 mod export;
 mod github;
 mod records;
@@ -89,6 +90,13 @@ pub enum Command {
     /// export is still written and the problems are printed on stderr), 2 could not verify
     /// or a verified record could not be exported.
     Export(ExportArgs),
+    /// Collect many repositories' verified ledgers into one Parquet dataset (docs/collect.md).
+    ///
+    /// Each ledger is verified against that repository's trusted keys before any row is
+    /// taken; a repository that fails is named and its rows are withheld. Incremental: a state
+    /// file keeps each repository's checkpoint. Exit 0 all collected, 1 a repository failed
+    /// verification or was rewritten (the others are written), 2 could not run.
+    Collect(collect::CollectArgs),
     /// Shared, signed policy bundles over OCI registries: push, pull, verify (docs/bundles.md).
     Policy(bundle::PolicyArgs),
     /// Generate an Ed25519 key pair for signing change records and print its key id.
@@ -486,6 +494,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Record(args) => records::record(args, color),
         Command::Verify(args) => records::verify(args, color),
         Command::Export(args) => export::export(args, cli.color),
+        Command::Collect(args) => collect::collect(args),
         Command::Policy(args) => bundle::policy(args),
         Command::Keygen { out } => records::keygen(&out),
     }

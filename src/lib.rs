@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod changed;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod embedded;
 pub mod error;

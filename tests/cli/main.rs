@@ -5,6 +5,7 @@ mod approvals;
 mod bundles;
 mod changed;
 mod check;
+mod collect;
 mod demo;
 mod evals;
 mod export;
