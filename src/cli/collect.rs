@@ -102,10 +102,8 @@ pub fn collect(args: CollectArgs) -> anyhow::Result<u8> {
     };
     let wanted = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let bar = Bar(wanted.then(|| {
-        let bar = ProgressBar::with_draw_target(
-            Some(specs.len() as u64),
-            ProgressDrawTarget::stderr(),
-        );
+        let bar =
+            ProgressBar::with_draw_target(Some(specs.len() as u64), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("collecting [{bar:30}] {pos}/{len} repositories {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())

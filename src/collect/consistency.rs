@@ -42,7 +42,10 @@ impl Compact<'_> {
                 .ok_or_else(|| MerkleError::Inconsistent(format!("no leaf {a}")));
         }
         let k = split_point(b - a);
-        Ok(merkle::node_hash(&self.mth(a, a + k)?, &self.mth(a + k, b)?))
+        Ok(merkle::node_hash(
+            &self.mth(a, a + k)?,
+            &self.mth(a + k, b)?,
+        ))
     }
 
     /// SUBPROOF(m, D[a:b], complete) of RFC 6962 §2.1.2.

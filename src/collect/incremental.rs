@@ -7,14 +7,14 @@
 //! 2. Its size is not below the state's (else rolled back: rewritten); at equal size its root
 //!    equals the state's (else rewritten).
 //! 3. Records `size + 1 ..= checkpoint size`: exactly one file per seq, in the shard of its
-//!    seq; a DSSE envelope signed by a trusted key; a change Statement whose seq is the file's
-//!    and whose `prev` is the SHA-256 of the payload before it (the state's head hash for the
-//!    first).
+//!    seq; a DSSE envelope signed by a trusted key; a change Statement whose seq is the file's.
 //! 4. The state's frontier extended by the new leaves has the checkpoint's root, and the RFC
 //!    6962 consistency proof from the state's checkpoint (size, root) to the new one, built
 //!    from the frontier and the new leaves ([`super::consistency`]), verifies: the collected
 //!    records are a prefix of the signed tree. A rewrite of an already collected record
 //!    therefore fails here (rewritten), without reading the old records.
+//! 5. Every new record's `prev` is the SHA-256 of the payload before it (the state's head hash
+//!    for the first); checked last so that a rewrite is reported as one.
 //!
 //! Not checked here (the full path and `relgate verify` do): the git history of the ledger
 //! branch and the files of records already collected. `relgate collect --full` re-verifies
@@ -96,6 +96,7 @@ pub(crate) fn verify_new(
     let mut read = 0u64;
     let mut shard = String::new();
     let mut names: Vec<(u64, String)> = Vec::new();
+    let mut broken_chain: Option<String> = None;
     for seq in old.size + 1..=checkpoint.size {
         let at_fail = |read: u64, p: String| failed(RepoStatus::Failed, read, p);
         let want_shard = shard_name(seq);
@@ -147,11 +148,15 @@ pub(crate) fn verify_new(
                 head.predicate.change.seq
             )));
         }
-        if head.predicate.change.prev != prev {
-            return Err(here(format!(
-                "prev is {}, the payload before it hashes to {prev}: the chain is broken",
+        // A broken chain is judged after the Merkle checks: when the collected records were
+        // rewritten, the first new record's `prev` names the rewritten head, and the
+        // consistency proof is what tells a rewrite from a bad new record.
+        if head.predicate.change.prev != prev && broken_chain.is_none() {
+            broken_chain = Some(format!(
+                "record {seq}, {file}: prev is {}, the payload before it hashes to {prev}: the \
+                 chain is broken",
                 head.predicate.change.prev
-            )));
+            ));
         }
         let statement = Statement::from_payload(&payload)
             .map_err(|e| here(format!("not a relgate change Statement: {e}")))?;
@@ -177,18 +182,27 @@ pub(crate) fn verify_new(
     }
     let proof = proof_from_frontier(&old_frontier, &leaves)
         .map_err(|e| failed(RepoStatus::Rewritten, read, e.to_string()))?;
-    merkle::verify_consistency(old.size, checkpoint.size, &old_root, &checkpoint.root, &proof)
-        .map_err(|e| {
-            failed(
-                RepoStatus::Rewritten,
-                read,
-                format!(
-                    "RFC 6962 consistency from the collected checkpoint ({} records) to the \
+    merkle::verify_consistency(
+        old.size,
+        checkpoint.size,
+        &old_root,
+        &checkpoint.root,
+        &proof,
+    )
+    .map_err(|e| {
+        failed(
+            RepoStatus::Rewritten,
+            read,
+            format!(
+                "RFC 6962 consistency from the collected checkpoint ({} records) to the \
                      current one ({} records): {e}",
-                    old.size, checkpoint.size
-                ),
-            )
-        })?;
+                old.size, checkpoint.size
+            ),
+        )
+    })?;
+    if let Some(problem) = broken_chain {
+        return Err(failed(RepoStatus::Failed, read, problem));
+    }
     Ok(Verified {
         mode: Mode::Incremental,
         rows,

@@ -275,8 +275,7 @@ pub fn collect_repo(
         new_state: None,
     };
     let result = (|| -> Result<Verified, Withheld> {
-        let opened =
-            source::open(spec, &options.cache).map_err(|e| Withheld::failed(None, e))?;
+        let opened = source::open(spec, &options.cache).map_err(|e| Withheld::failed(None, e))?;
         let (keys, keys_from) = source::load_keys(spec, &opened, options.keys.as_deref())
             .map_err(|e| Withheld::failed(None, e))?;
         outcome.keys = Some(keys_from);
@@ -343,7 +342,9 @@ fn verify_full(
         let rewritten = report.problems.iter().any(|p| {
             matches!(
                 p.kind,
-                ProblemKind::ConsistencyFailed | ProblemKind::Rollback | ProblemKind::LedgerMismatch
+                ProblemKind::ConsistencyFailed
+                    | ProblemKind::Rollback
+                    | ProblemKind::LedgerMismatch
             )
         });
         let mut problems: Vec<String> = report
@@ -374,7 +375,9 @@ fn verify_full(
         let more = problems.len().saturating_sub(LIST_PROBLEMS);
         problems.truncate(LIST_PROBLEMS);
         if more > 0 {
-            problems.push(format!("... and {more} more (run relgate verify on {describe})"));
+            problems.push(format!(
+                "... and {more} more (run relgate verify on {describe})"
+            ));
         }
         Withheld {
             status: if rewritten {
@@ -518,7 +521,10 @@ fn write_rows(
                 let name = part.file_name().to_string_lossy().into_owned();
                 if part_first_seq(&name).is_some_and(|s| s > old_size) {
                     fs::remove_file(part.path()).map_err(|e| {
-                        format!("cannot remove the stale part {}: {e}", part.path().display())
+                        format!(
+                            "cannot remove the stale part {}: {e}",
+                            part.path().display()
+                        )
                     })?;
                 }
             }

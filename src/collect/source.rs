@@ -68,7 +68,9 @@ impl Location {
 /// A URL without `user:password@`, for messages and the state file.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
         _ => url.to_owned(),
     }
 }
@@ -98,7 +100,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// so it cannot smuggle a second refspec into a fetch.
 pub fn check_branch(branch: &str) -> Result<(), String> {
     let refname = ledger_refname(branch);
-    if branch.contains(':') || branch.starts_with(['+', '^']) || !git2::Reference::is_valid_name(&refname) {
+    if branch.contains(':')
+        || branch.starts_with(['+', '^'])
+        || !git2::Reference::is_valid_name(&refname)
+    {
         return Err(format!(
             "ledger branch {branch:?} is not a valid branch name (e.g. relgate/records)"
         ));
@@ -206,7 +211,9 @@ pub fn read_list(path: &Path, default_branch: &str) -> Result<Vec<RepoSpec>, Lis
             location,
             branch,
             keys: e.keys.map(|k| base.join(k)),
-            keys_in_repo: e.keys_in_repo.unwrap_or_else(|| DEFAULT_KEYS_PATH.to_owned()),
+            keys_in_repo: e
+                .keys_in_repo
+                .unwrap_or_else(|| DEFAULT_KEYS_PATH.to_owned()),
         });
     }
     Ok(out)
@@ -525,7 +532,17 @@ mod tests {
         for ok in ["assistants", "a.b_c-1", "R2"] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "..", ".hidden", "_x", "a/b", "a=b", "a b", "ä", &"x".repeat(101)] {
+        for bad in [
+            "",
+            "..",
+            ".hidden",
+            "_x",
+            "a/b",
+            "a=b",
+            "a b",
+            "ä",
+            &"x".repeat(101),
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }
