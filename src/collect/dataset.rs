@@ -313,49 +313,57 @@ pub fn write_part(
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| write_err("not a file name".into()))?;
     let tmp = path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| -> Result<(), String> {
-        let file = File::create(&tmp).map_err(|e| e.to_string())?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
-        let mut writer = SerializedFileWriter::new(
-            BufWriter::new(file),
-            schema.parquet.clone(),
-            Arc::new(props),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut group = writer.next_row_group().map_err(|e| e.to_string())?;
-        for leaf in &leaves {
-            let mut col = group
-                .next_column()
-                .map_err(|e| e.to_string())?
-                .ok_or("the schema has more columns than the writer")?;
-            let def = leaf.def.as_deref();
-            let rep = leaf.rep.as_deref();
-            match &leaf.values {
-                Values::Bytes(v) => col
-                    .typed::<ByteArrayType>()
-                    .write_batch(v, def, rep)
-                    .map(drop),
-                Values::I64(v) => col.typed::<Int64Type>().write_batch(v, def, rep).map(drop),
-                Values::I32(v) => col.typed::<Int32Type>().write_batch(v, def, rep).map(drop),
-                Values::Bool(v) => col.typed::<BoolType>().write_batch(v, def, rep).map(drop),
-            }
-            .map_err(|e| e.to_string())?;
-            col.close().map_err(|e| e.to_string())?;
-        }
-        group.close().map_err(|e| e.to_string())?;
-        let inner = writer.into_inner().map_err(|e| e.to_string())?;
-        let file = inner.into_inner().map_err(|e| e.error().to_string())?;
-        file.sync_all().map_err(|e| e.to_string())?;
-        fs::rename(&tmp, path).map_err(|e| e.to_string())
-    })();
+    let result = write_file(&tmp, path, schema, &leaves);
     if let Err(detail) = result {
         // Best effort: the part was not written, and its temporary file must not linger.
         let _ = fs::remove_file(&tmp);
         return Err(write_err(detail));
     }
     Ok(())
+}
+
+/// Writes the leaves as a Parquet file at `tmp`, then renames it to `path`.
+fn write_file(
+    tmp: &Path,
+    path: &Path,
+    schema: &DatasetSchema,
+    leaves: &[Leaf],
+) -> Result<(), String> {
+    let file = File::create(tmp).map_err(|e| e.to_string())?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = SerializedFileWriter::new(
+        BufWriter::new(file),
+        schema.parquet.clone(),
+        Arc::new(props),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut group = writer.next_row_group().map_err(|e| e.to_string())?;
+    for leaf in leaves {
+        let mut col = group
+            .next_column()
+            .map_err(|e| e.to_string())?
+            .ok_or("the schema has more columns than the writer")?;
+        let def = leaf.def.as_deref();
+        let rep = leaf.rep.as_deref();
+        match &leaf.values {
+            Values::Bytes(v) => col
+                .typed::<ByteArrayType>()
+                .write_batch(v, def, rep)
+                .map(drop),
+            Values::I64(v) => col.typed::<Int64Type>().write_batch(v, def, rep).map(drop),
+            Values::I32(v) => col.typed::<Int32Type>().write_batch(v, def, rep).map(drop),
+            Values::Bool(v) => col.typed::<BoolType>().write_batch(v, def, rep).map(drop),
+        }
+        .map_err(|e| e.to_string())?;
+        col.close().map_err(|e| e.to_string())?;
+    }
+    group.close().map_err(|e| e.to_string())?;
+    let inner = writer.into_inner().map_err(|e| e.to_string())?;
+    let file = inner.into_inner().map_err(|e| e.error().to_string())?;
+    file.sync_all().map_err(|e| e.to_string())?;
+    fs::rename(tmp, path).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

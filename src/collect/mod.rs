@@ -274,19 +274,7 @@ pub fn collect_repo(
         problems: Vec::new(),
         new_state: None,
     };
-    let result = (|| -> Result<Verified, Withheld> {
-        let opened = source::open(spec, &options.cache).map_err(|e| Withheld::failed(None, e))?;
-        let (keys, keys_from) = source::load_keys(spec, &opened, options.keys.as_deref())
-            .map_err(|e| Withheld::failed(None, e))?;
-        outcome.keys = Some(keys_from);
-        let describe = spec.location.describe();
-        match old {
-            Some(s) if !options.full => {
-                incremental::verify_new(&opened.source, &keys, s, &describe)
-            }
-            _ => verify_full(&opened.source, &keys, old, options, &describe),
-        }
-    })();
+    let result = open_and_verify(spec, old, options, &mut outcome.keys);
     match result {
         Ok(v) => {
             let old_size = old.map_or(0, |s| s.size);
@@ -315,6 +303,25 @@ pub fn collect_repo(
         }
     }
     outcome
+}
+
+/// Opens (fetches) a repository, loads its keys (noting where from in `keys_from`) and
+/// verifies what this run may collect from it.
+fn open_and_verify(
+    spec: &RepoSpec,
+    old: Option<&RepoState>,
+    options: &CollectOptions,
+    keys_from: &mut Option<String>,
+) -> Result<Verified, Withheld> {
+    let opened = source::open(spec, &options.cache).map_err(|e| Withheld::failed(None, e))?;
+    let (keys, from) = source::load_keys(spec, &opened, options.keys.as_deref())
+        .map_err(|e| Withheld::failed(None, e))?;
+    *keys_from = Some(from);
+    let describe = spec.location.describe();
+    match old {
+        Some(s) if !options.full => incremental::verify_new(&opened.source, &keys, s, &describe),
+        _ => verify_full(&opened.source, &keys, old, options, &describe),
+    }
 }
 
 /// Verifies the whole ledger and takes the rows after `old`'s size.

@@ -113,16 +113,18 @@ impl CollectState {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| invalid("not a file name".into()))?;
         let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&text)?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
+        write_replace(&tmp, path, &text).map_err(|e| {
             // Best effort: the old state stays in place; the temporary file must not linger.
             let _ = fs::remove_file(&tmp);
             invalid(format!("cannot write: {e}"))
         })
     }
+}
+
+/// Writes `text` to `tmp`, syncs it and renames it over `path`.
+fn write_replace(tmp: &Path, path: &Path, text: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create(tmp)?;
+    f.write_all(text)?;
+    f.sync_all()?;
+    fs::rename(tmp, path)
 }
