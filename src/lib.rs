@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod catalogue;
 pub mod changed;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod embedded;
 pub mod error;

@@ -73,6 +73,13 @@ pub enum Command {
     /// export is still written and the problems are printed on stderr), 2 could not verify
     /// or a verified record could not be exported.
     Export(ExportArgs),
+    /// Collect many repositories' verified ledgers into one Parquet dataset (docs/collect.md).
+    ///
+    /// Each ledger is verified against that repository's trusted keys before any row is
+    /// taken; a repository that fails is named and its rows are withheld. Incremental: a state
+    /// file keeps each repository's checkpoint. Exit 0 all collected, 1 a repository failed
+    /// verification or was rewritten (the others are written), 2 could not run.
+    Collect(CollectArgs),
     /// Shared, signed policy bundles over OCI registries: push, pull, verify (docs/bundles.md).
     Policy(bundle::PolicyArgs),
     /// Generate an Ed25519 key pair for signing change records and print its key id.
@@ -372,4 +379,52 @@ pub struct ExplainArgs {
     /// List every rule: id, severity and title.
     #[arg(long)]
     pub list: bool,
+}
+
+/// Summary formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CollectFormat {
+    /// Lines for people.
+    Text,
+    /// The whole summary as one JSON object.
+    Json,
+}
+
+/// Arguments of `relgate collect`.
+#[derive(Debug, clap::Args)]
+pub struct CollectArgs {
+    /// Repositories: `NAME=LOCATION` or `LOCATION`, a local clone, bare mirror or ledger
+    /// directory, or a git URL (`file://`, `https://`, `ssh://`); the name defaults to the last
+    /// path component without `.git`.
+    #[arg(value_name = "REPO")]
+    pub repos: Vec<String>,
+    /// A YAML list of repositories (`repos:` entries of name, path or url, keys,
+    /// keys_in_repo, ledger; docs/collect.md).
+    #[arg(long = "repos", value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// The dataset directory (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The state file [default: OUT/_relgate-collect-state.json].
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Where git URLs are mirrored [default: OUT/_relgate-mirrors].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Trusted public keys (*.pem) for every repository that has no `keys:` of its own
+    /// [default: .relgate/keys committed on each repository's default branch].
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// The ledger branch of repositories given on the command line or without `ledger:`.
+    #[arg(long, value_name = "BRANCH", default_value = crate::collect::source::DEFAULT_LEDGER)]
+    pub ledger: String,
+    /// Verify every ledger whole, even those the state file has collected before.
+    #[arg(long)]
+    pub full: bool,
+    /// Skip the git history walk of the whole-ledger verification.
+    #[arg(long)]
+    pub no_history: bool,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value_t = CollectFormat::Text)]
+    pub format: CollectFormat,
 }

@@ -16,6 +16,7 @@ use crate::{init, schema};
 mod args;
 mod bundle;
 mod check;
+mod collect;
 mod explain;
 mod export;
 mod github;
@@ -132,6 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         }
         Command::Record(args) => records::record(args, color),
         Command::Verify(args) => records::verify(args, color),
+        Command::Collect(args) => collect::collect(args),
         Command::Export(args) => export::export(args, cli.color),
         Command::Policy(args) => bundle::policy(args),
         Command::Keygen { out } => records::keygen(&out),

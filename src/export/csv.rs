@@ -80,7 +80,7 @@ pub fn cells(row: &ExportRow) -> [String; 23] {
 /// One bundle in the `bundles` cell: `REF keyid=KEYID`, the reference pinned to the verified
 /// digest (a tag written with `--allow-bundle-tag` gets `@DIGEST` appended) so the cell alone
 /// names the exact rules.
-fn bundle_cell(bundle: &crate::record::statement::BundleUsed) -> String {
+pub(crate) fn bundle_cell(bundle: &crate::record::statement::BundleUsed) -> String {
     let pinned = if bundle.reference.ends_with(&format!("@{}", bundle.digest)) {
         bundle.reference.clone()
     } else {

@@ -6,6 +6,7 @@ mod bundles;
 mod catalogue;
 mod changed;
 mod check;
+mod collect;
 mod demo;
 mod evals;
 mod export;
