@@ -11,6 +11,7 @@ mod export;
 mod formats;
 mod hostile;
 mod install;
+mod wheel;
 mod outputs;
 mod records;
 mod rego_test;
