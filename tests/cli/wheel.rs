@@ -47,7 +47,14 @@ fn git(dir: &Path, args: &[&str]) {
 fn build_wheel(out: &Path) -> PathBuf {
     let root = project_root();
     let output = run(Command::new("maturin")
-        .args(["build", "--profile", "dev", "--locked", "--offline", "--out"])
+        .args([
+            "build",
+            "--profile",
+            "dev",
+            "--locked",
+            "--offline",
+            "--out",
+        ])
         .arg(out)
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
@@ -59,7 +66,11 @@ fn build_wheel(out: &Path) -> PathBuf {
         .filter(|p| p.extension().is_some_and(|e| e == "whl"))
         .collect();
     assert_eq!(wheels.len(), 1, "{wheels:?}");
-    let name = wheels[0].file_name().unwrap().to_string_lossy().into_owned();
+    let name = wheels[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     // A binary wheel: any Python 3, no ABI, one platform.
     let prefix = concat!("relgate-", env!("CARGO_PKG_VERSION"), "-py3-none-");
     assert!(name.starts_with(prefix), "{name}");
@@ -74,7 +85,11 @@ fn offer_setuptools(find_links: &Path) {
         "-c",
         "import virtualenv, os; print(os.path.join(os.path.dirname(virtualenv.__file__), 'seed', 'wheels', 'embed'))",
     ]));
-    assert!(output.status.success(), "virtualenv (comes with pre-commit): {}", text(&output));
+    assert!(
+        output.status.success(),
+        "virtualenv (comes with pre-commit): {}",
+        text(&output)
+    );
     let embed = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     let mut found = false;
     for entry in std::fs::read_dir(&embed).unwrap() {
@@ -112,7 +127,10 @@ fn the_wheel_installs_without_rust_and_its_pre_commit_hook_gates_commits() {
         .arg(&wheels)
         .arg("relgate"));
     assert!(output.status.success(), "pip install: {}", text(&output));
-    eprintln!("pip install of the wheel into a fresh venv: {:?}", started.elapsed());
+    eprintln!(
+        "pip install of the wheel into a fresh venv: {:?}",
+        started.elapsed()
+    );
 
     let relgate = venv.join("bin/relgate");
     let output = run(Command::new(&relgate).arg("--version"));
@@ -139,7 +157,11 @@ fn the_wheel_installs_without_rust_and_its_pre_commit_hook_gates_commits() {
     assert_eq!(pass.status.code(), Some(0), "{}", text(&pass));
     let blocked = check("releases/bad.yaml");
     assert_eq!(blocked.status.code(), Some(1), "{}", text(&blocked));
-    assert!(text(&blocked).contains("PII-CAPTURE-UNREDACTED"), "{}", text(&blocked));
+    assert!(
+        text(&blocked).contains("PII-CAPTURE-UNREDACTED"),
+        "{}",
+        text(&blocked)
+    );
 
     // The hook repository as it is published: pre-commit/ at the root of its own git repo.
     let hook_source = project_root().join("pre-commit");
@@ -184,9 +206,16 @@ fn the_wheel_installs_without_rust_and_its_pre_commit_hook_gates_commits() {
     project.file("releases/next.yaml", dev_release("next"));
     let started = Instant::now();
     let passed = hook(&project);
-    eprintln!("pre-commit hook, first run (installs the wheel): {:?}", started.elapsed());
+    eprintln!(
+        "pre-commit hook, first run (installs the wheel): {:?}",
+        started.elapsed()
+    );
     assert_eq!(passed.status.code(), Some(0), "{}", text(&passed));
-    assert!(text(&passed).contains("relgate check --changed"), "{}", text(&passed));
+    assert!(
+        text(&passed).contains("relgate check --changed"),
+        "{}",
+        text(&passed)
+    );
     assert!(text(&passed).contains("Passed"), "{}", text(&passed));
 
     project.file(
@@ -196,6 +225,14 @@ fn the_wheel_installs_without_rust_and_its_pre_commit_hook_gates_commits() {
     let failed = hook(&project);
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     assert!(text(&failed).contains("Failed"), "{}", text(&failed));
-    assert!(text(&failed).contains("releases/leaky.yaml"), "{}", text(&failed));
-    assert!(text(&failed).contains("PII-CAPTURE-UNREDACTED"), "{}", text(&failed));
+    assert!(
+        text(&failed).contains("releases/leaky.yaml"),
+        "{}",
+        text(&failed)
+    );
+    assert!(
+        text(&failed).contains("PII-CAPTURE-UNREDACTED"),
+        "{}",
+        text(&failed)
+    );
 }
