@@ -16,10 +16,9 @@ use crate::support::{dev_release, project_root, Repo};
 
 fn run(command: &mut Command) -> Output {
     let shown = format!("{command:?}");
-    let output = command
+    command
         .output()
-        .unwrap_or_else(|e| panic!("{shown}: {e} (scripts/test installs maturin and pre-commit)"));
-    output
+        .unwrap_or_else(|e| panic!("{shown}: {e} (scripts/test installs maturin and pre-commit)"))
 }
 
 fn text(output: &Output) -> String {
