@@ -3,8 +3,10 @@
 //! with the `GITHUB_*` variables a runner sets, a real `pull_request` event payload from the
 //! fixtures, a temporary git repository with base and head commits, and a local GitHub API
 //! server (wiremock on loopback) serving real response bodies. `uses:` steps (actions/cache) are
-//! the runner's business and are skipped; the build step is given the test's relgate binary
-//! through the `relgate-bin` input, so this test does not rebuild relgate in release mode.
+//! the runner's business and are skipped. Most tests give the action the test's relgate binary
+//! through the `relgate-bin` input; the install tests run the real install step against a
+//! release served on 127.0.0.1 (archives built from the test's binary, a table in a copy of
+//! the action) and check that it refuses what does not match, naming why.
 
 // A panic is how a test reports a broken fixture; unwrap keeps this harness readable.
 #![allow(clippy::unwrap_used)]
@@ -92,14 +94,15 @@ impl Expressions {
         out
     }
 
-    /// An `if:` condition (bare expression or `${{ }}`).
+    /// An `if:` condition (bare expression or `${{ }}`): comparisons joined by `&&`.
     fn condition(&self, text: &str) -> bool {
         let text = text.trim();
         let body = text
             .strip_prefix("${{")
             .and_then(|t| t.strip_suffix("}}"))
             .unwrap_or(text);
-        self.eval(body) == "true"
+        assert!(!body.contains("||"), "unsupported condition `{body}`");
+        body.split("&&").all(|part| self.eval(part) == "true")
     }
 }
 
@@ -159,7 +162,8 @@ async fn run_action_in(
         .unwrap()
 }
 
-/// Runs action.yml's steps in order. `env` is what the runner sets for every step.
+/// Runs action.yml's steps in order. `env` is what the runner sets for every step. The action
+/// is read from `github.action_path` (this repository unless a test copies it elsewhere).
 fn run_action(
     inputs: &BTreeMap<String, String>,
     github: Value,
@@ -167,7 +171,11 @@ fn run_action(
     workdir: &Path,
     runner_temp: &Path,
 ) -> ActionRun {
-    let action_path = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let action_path = PathBuf::from(
+        github["action_path"]
+            .as_str()
+            .unwrap_or(env!("CARGO_MANIFEST_DIR")),
+    );
     let action: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(action_path.join("action.yml")).unwrap())
             .expect("action.yml is YAML");
@@ -185,7 +193,11 @@ fn run_action(
     let mut exprs = Expressions {
         context: json!({
             "github": github,
-            "runner": {"temp": runner_temp.to_str(), "os": "Linux"},
+            "runner": {
+                "temp": runner_temp.to_str(),
+                "os": env.get("RUNNER_OS").map_or("Linux", String::as_str),
+                "arch": env.get("RUNNER_ARCH").map_or("X64", String::as_str),
+            },
             "steps": {},
             "inputs": {},
         }),
@@ -232,6 +244,18 @@ fn run_action(
         assert_eq!(step["shell"].as_str(), Some("bash"), "step {id}: shell");
         let output_file = runner_temp.join(format!("output-{index}"));
         std::fs::write(&output_file, "").unwrap();
+        // $GITHUB_PATH: directories a step adds to PATH for the steps after it.
+        let path_file = runner_temp.join("github-path");
+        if !path_file.exists() {
+            std::fs::write(&path_file, "").unwrap();
+        }
+        let mut search_path: Vec<String> = std::fs::read_to_string(&path_file)
+            .unwrap()
+            .lines()
+            .rev()
+            .map(str::to_owned)
+            .collect();
+        search_path.push(std::env::var("PATH").unwrap_or_default());
         let mut cmd = Command::new("bash");
         cmd.arg("--noprofile")
             .arg("--norc")
@@ -241,10 +265,11 @@ fn run_action(
             .arg(script)
             .current_dir(workdir)
             .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PATH", search_path.join(":"))
             .env("HOME", std::env::var("HOME").unwrap_or_default())
             .env("GITHUB_OUTPUT", &output_file)
-            .env("GITHUB_ACTION_PATH", action_path)
+            .env("GITHUB_PATH", &path_file)
+            .env("GITHUB_ACTION_PATH", &action_path)
             .env("RUNNER_TEMP", runner_temp);
         for (k, v) in env {
             cmd.env(k, v);
@@ -1123,5 +1148,393 @@ async fn a_ledger_branch_in_relgate_yaml_fails_the_step_instead_of_losing_record
     assert_eq!(
         git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]),
         published
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The install step: a release served on loopback, checked against the action's table
+// ---------------------------------------------------------------------------------------------
+
+use crate::support::release_server::ReleaseServer;
+use sha2::{Digest as _, Sha256};
+
+const TARGET: &str = "x86_64-unknown-linux-musl";
+const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+fn archive_name() -> String {
+    format!("relgate-{VERSION}-{TARGET}.tar.gz")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The Linux x86_64 release archive as release.yml lays it out (`relgate-VERSION-TARGET/` with
+/// the binary and README), holding a stripped copy of the test's relgate. Built once per test
+/// run into the target's tmp dir and shared by the tests.
+fn release_archive() -> &'static [u8] {
+    static ARCHIVE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("action-release-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let stage = dir.join(format!("relgate-{VERSION}-{TARGET}"));
+        std::fs::create_dir_all(&stage).unwrap();
+        let bin = stage.join("relgate");
+        // Stripped: the debug binary is ~300 MB of debug info the install does not need.
+        let stripped = Command::new("strip")
+            .arg("-o")
+            .arg(&bin)
+            .arg(env!("CARGO_BIN_EXE_relgate"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stripped {
+            std::fs::copy(env!("CARGO_BIN_EXE_relgate"), &bin).unwrap();
+        }
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+            stage.join("README.md"),
+        )
+        .unwrap();
+        let archive = dir.join(archive_name());
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("--use-compress-program=gzip -1")
+            .arg("-cf")
+            .arg(&archive)
+            .arg(stage.file_name().unwrap())
+            .status()
+            .unwrap();
+        assert!(status.success(), "tar failed");
+        let bytes = std::fs::read(&archive).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        bytes
+    })
+}
+
+/// A copy of the action (action.yml and a release.sha256 table) in a temp dir, as a runner
+/// checks out `relgate/relgate@REF`.
+struct ActionCopy {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn action_with_table(table: &str) -> ActionCopy {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("action");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"),
+        path.join("action.yml"),
+    )
+    .unwrap();
+    std::fs::write(path.join("release.sha256"), table).unwrap();
+    ActionCopy { _dir: dir, path }
+}
+
+/// The table a release commits: this repository's release.sha256 (its comments) followed by
+/// `sha256sum` lines.
+fn table_with(lines: &[(String, String)]) -> String {
+    let mut table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("release.sha256"))
+            .unwrap();
+    for (sha, name) in lines {
+        table.push_str(&format!("{sha}  {name}\n"));
+    }
+    table
+}
+
+/// A release server holding `archive` at the path the action asks for.
+fn serve_release(archive: Vec<u8>, truncate: bool) -> ReleaseServer {
+    let path = format!("/{VERSION}/{}", archive_name());
+    let mut files = BTreeMap::new();
+    files.insert(path.clone(), archive);
+    ReleaseServer::start(files, truncate.then_some(path))
+}
+
+/// Runs the action on the demo pull request with the install step (no `relgate-bin`) from
+/// `action`, downloading from `release_url`.
+async fn run_install(
+    action: &ActionCopy,
+    release_url: &str,
+    extra_inputs: &[(&str, &str)],
+    extra_env: &[(&str, &str)],
+    action_ref: &str,
+) -> (ActionRun, PullRequestRepo) {
+    let repo = pull_request_repo();
+    let number = 2;
+    let server = github_api(&repo, number).await;
+    let event = pull_request_event(&repo, number);
+    let event_path = repo.runner_temp.join("event.json");
+    std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
+    let mut env = runner_env(&repo, &server, "pull_request", &event_path, &repo.head);
+    for (k, v) in extra_env {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let github = json!({
+        "event_name": "pull_request",
+        "event": event,
+        "action_path": action.path.to_str().unwrap(),
+        "action_repository": "relgate/relgate",
+        "action_ref": action_ref,
+        "server_url": "https://github.com",
+        "token": "ghs_test_token",
+        "repository": OWNER_REPO,
+    });
+    let mut inputs: BTreeMap<String, String> = [("release-url", release_url), ("publish", "")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    for (k, v) in extra_inputs {
+        inputs.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let run = run_action_in(&repo, inputs, github, env).await;
+    (run, repo)
+}
+
+/// The install step's exit status and its log.
+fn install_step(run: &ActionRun) -> (i32, String) {
+    let (_, code, out, err) = run
+        .steps
+        .iter()
+        .find(|(id, ..)| id == "install")
+        .unwrap_or_else(|| panic!("the install step did not run:\n{}", run.log()));
+    (*code, format!("{out}{err}"))
+}
+
+/// The install step failed (exit 2) with `why` in its `::error` line, and nothing after it ran.
+fn assert_refused(run: &ActionRun, why: &str) {
+    let (code, log) = install_step(run);
+    assert_eq!(code, 2, "{}", run.log());
+    let error = log
+        .lines()
+        .find(|l| l.starts_with("::error title=relgate install::"))
+        .unwrap_or_else(|| panic!("no ::error line:\n{log}"));
+    assert!(error.contains(why), "`{why}` not in `{error}`");
+    assert_eq!(run.status, 2, "{}", run.log());
+    assert_eq!(run.steps.last().unwrap().0, "install", "{}", run.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_downloads_the_release_checks_its_sha256_and_runs_it() {
+    let archive = release_archive().to_vec();
+    let action = action_with_table(&table_with(&[(sha256_hex(&archive), archive_name())]));
+    let release = serve_release(archive, false);
+    let started = std::time::Instant::now();
+    let (run, repo) = run_install(&action, &release.url, &[], &[], "v1").await;
+    let (code, log) = install_step(&run);
+    eprintln!(
+        "action run with install from the loopback release: {:?} (install + gate)",
+        started.elapsed()
+    );
+    assert_eq!(code, 0, "{}", run.log());
+    assert!(log.contains("matches the action's release.sha256"), "{log}");
+    assert!(
+        log.contains(concat!(
+            "installed relgate ",
+            env!("CARGO_PKG_VERSION"),
+            " ("
+        )),
+        "{log}"
+    );
+    assert_eq!(
+        release.requests(),
+        [format!("/{VERSION}/{}", archive_name())]
+    );
+    // The installed binary is on PATH for later steps and ran the gate: the demo PR is blocked.
+    let path_file = std::fs::read_to_string(repo.runner_temp.join("github-path")).unwrap();
+    let bindir = Path::new(path_file.trim());
+    assert!(bindir.starts_with(&repo.runner_temp), "{path_file}");
+    assert!(bindir.join("relgate").is_file());
+    assert_eq!(run.status, 1, "{}", run.log());
+    assert_eq!(run.outputs["decision"], "fail", "{}", run.log());
+    assert_eq!(run.outputs["manifests"], "2", "{}", run.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_refuses_a_tampered_archive() {
+    let archive = release_archive().to_vec();
+    let expected = sha256_hex(&archive);
+    let mut tampered = archive.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x01;
+    let action = action_with_table(&table_with(&[(expected.clone(), archive_name())]));
+    let release = serve_release(tampered.clone(), false);
+    let (run, repo) = run_install(&action, &release.url, &[], &[], "v1").await;
+    assert_refused(
+        &run,
+        &format!(
+            "checksum mismatch for {}: the action's release.sha256 says {expected}, the download is {}",
+            archive_name(),
+            sha256_hex(&tampered)
+        ),
+    );
+    // Nothing was unpacked or put on PATH.
+    let path_file = std::fs::read_to_string(repo.runner_temp.join("github-path")).unwrap();
+    assert_eq!(path_file, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_refuses_an_archive_the_table_does_not_name() {
+    let archive = release_archive().to_vec();
+    let wrong = sha256_hex(b"another build");
+    let action = action_with_table(&table_with(&[(wrong.clone(), archive_name())]));
+    let release = serve_release(archive.clone(), false);
+    let (run, _repo) = run_install(&action, &release.url, &[], &[], "v1").await;
+    assert_refused(
+        &run,
+        &format!(
+            "the action's release.sha256 says {wrong}, the download is {}",
+            sha256_hex(&archive)
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_names_a_missing_asset() {
+    let archive = release_archive().to_vec();
+    let action = action_with_table(&table_with(&[(sha256_hex(&archive), archive_name())]));
+    let release = ReleaseServer::start(BTreeMap::new(), None);
+    let (run, _repo) = run_install(&action, &release.url, &[], &[], "v1").await;
+    assert_refused(
+        &run,
+        &format!(
+            "could not download {}/{VERSION}/{}: the server refused it (curl: (22) The requested URL returned error: 404)",
+            release.url,
+            archive_name()
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_names_a_truncated_download() {
+    let archive = release_archive().to_vec();
+    let action = action_with_table(&table_with(&[(sha256_hex(&archive), archive_name())]));
+    let release = serve_release(archive, true);
+    let (run, _repo) = run_install(&action, &release.url, &[], &[], "v1").await;
+    assert_refused(
+        &run,
+        "the download was cut short: the archive is truncated (curl: (18)",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_names_a_server_that_is_down() {
+    let archive = release_archive().to_vec();
+    let action = action_with_table(&table_with(&[(sha256_hex(&archive), archive_name())]));
+    // A port that was just free: nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let (run, _repo) = run_install(&action, &url, &[], &[], "v1").await;
+    assert_refused(&run, "could not connect to the server (curl: (7)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_refuses_what_it_cannot_verify_before_downloading() {
+    let archive = release_archive().to_vec();
+    let table = table_with(&[(sha256_hex(&archive), archive_name())]);
+    let release = serve_release(archive, false);
+    let action = action_with_table(&table);
+    let cases: [(&[(&str, &str)], &[(&str, &str)], &str, String); 6] = [
+        // A runner relgate publishes no build for.
+        (
+            &[],
+            &[("RUNNER_ARCH", "ARM")],
+            "v1",
+            "no relgate release is built for Linux ARM".to_owned(),
+        ),
+        // The action used at a release tag whose table names another release.
+        (
+            &[],
+            &[],
+            "v9.9.9",
+            format!("the action is used at v9.9.9 but its release.sha256 names {VERSION}"),
+        ),
+        // Plain http to anything but 127.0.0.1; userinfo must not pass for a loopback host.
+        (
+            &[("release-url", "http://127.0.0.1:1@example.com")],
+            &[],
+            "v1",
+            "release-url must be https:// (http:// only for 127.0.0.1), not 'http://127.0.0.1:1@example.com'".to_owned(),
+        ),
+        (
+            &[("release-url", "http://example.com/releases")],
+            &[],
+            "v1",
+            "release-url must be https://".to_owned(),
+        ),
+        (
+            &[("install", "latest")],
+            &[],
+            "v1",
+            "install must be release or source, not 'latest'".to_owned(),
+        ),
+        (
+            &[("verify-provenance", "maybe")],
+            &[],
+            "v1",
+            "verify-provenance must be auto, required or off, not 'maybe'".to_owned(),
+        ),
+    ];
+    for (inputs, env, action_ref, why) in cases {
+        let (run, _repo) = run_install(&action, &release.url, inputs, env, action_ref).await;
+        assert_refused(&run, &why);
+    }
+    // Only the bad verify-provenance value got as far as downloading.
+    assert_eq!(release.requests().len(), 1, "{:?}", release.requests());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_from_an_unreleased_ref_fails_and_names_the_alternatives() {
+    // This repository's own table: a commit that is not a release lists no archive.
+    let own = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("release.sha256"))
+        .unwrap();
+    let action = action_with_table(&own);
+    let release = ReleaseServer::start(BTreeMap::new(), None);
+    let (run, _repo) = run_install(&action, &release.url, &[], &[], "main").await;
+    assert_refused(
+        &run,
+        "release.sha256 of this action ref (main) lists no archive for x86_64-unknown-linux-musl: the ref is not a relgate release (a branch or an unreleased commit); use a release tag or commit, install: source, or relgate-bin",
+    );
+    assert!(release.requests().is_empty());
+    // Two lines for one platform are ambiguous, not "the first one".
+    let archive = release_archive().to_vec();
+    let sha = sha256_hex(&archive);
+    let action = action_with_table(&table_with(&[
+        (sha.clone(), archive_name()),
+        (sha, format!("relgate-v0.0.9-{TARGET}.tar.gz")),
+    ]));
+    let (run, _repo) = run_install(&action, &release.url, &[], &[], "main").await;
+    assert_refused(
+        &run,
+        "release.sha256 lists 2 archives for x86_64-unknown-linux-musl; expected exactly one",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_with_required_provenance_needs_the_github_cli() {
+    if Command::new("gh").arg("--version").output().is_ok() {
+        eprintln!("skipped: gh is installed here, so the missing-gh path cannot be reached");
+        return;
+    }
+    let archive = release_archive().to_vec();
+    let action = action_with_table(&table_with(&[(sha256_hex(&archive), archive_name())]));
+    let release = serve_release(archive, false);
+    let (run, _repo) = run_install(
+        &action,
+        &release.url,
+        &[("verify-provenance", "required")],
+        &[],
+        "v1",
+    )
+    .await;
+    assert_refused(
+        &run,
+        "verify-provenance: required, but the GitHub CLI (gh) is not on PATH",
     );
 }

@@ -18,3 +18,4 @@ mod records;
 mod rego_test;
 mod scenarios;
 mod vocabulary;
+mod wheel;

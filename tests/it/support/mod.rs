@@ -9,6 +9,7 @@ pub mod fake_http;
 pub mod github_api;
 pub mod prometheus;
 pub mod registry;
+pub mod release_server;
 pub mod releases;
 
 pub use dsl::*;
