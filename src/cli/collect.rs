@@ -4,13 +4,13 @@
 //! stdout, and maps the outcome to an exit code: 0 every repository collected, 1 at least one
 //! failed verification or was rewritten (the others are written), 2 could not run.
 
-use std::io::{IsTerminal as _, Write as _};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal as _, Write as _};
 
 use super::{CollectArgs, CollectFormat};
 use crate::collect::source::{self, RepoSpec};
-use crate::exit_status::ExitStatus;
 use crate::collect::{self as lib, CollectOptions, CollectProgress, RepoOutcome, RepoStatus};
+use crate::exit_status::ExitStatus;
 use crate::output::text::{guard_log, multiline, LogSyntax};
 
 /// A bar over repositories, on a terminal outside CI only.

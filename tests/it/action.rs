@@ -1440,7 +1440,14 @@ async fn install_refuses_what_it_cannot_verify_before_downloading() {
     let table = table_with(&[(sha256_hex(&archive), archive_name())]);
     let release = serve_release(archive, false);
     let action = action_with_table(&table);
-    let cases: [(&[(&str, &str)], &[(&str, &str)], &str, String); 6] = [
+    // (action inputs, runner environment, the action's ref, the reason the step must name)
+    type Case<'a> = (
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, &'a str)],
+        &'a str,
+        String,
+    );
+    let cases: [Case; 6] = [
         // A runner relgate publishes no build for.
         (
             &[],
