@@ -5,13 +5,12 @@
 //! overruns so the test fails instead of hanging the suite.
 #![cfg(unix)]
 
-use std::io::Read as _;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{dev_release, Repo, NOW};
+use crate::support::{self, dev_release, Repo, NOW};
 
 /// A release the built-in schema blocks (`tier` must be an integer): exit 1 with a SCHEMA
 /// finding when it is checked, exit 0 if discovery skips it.
@@ -50,49 +49,20 @@ impl Outcome {
 /// Runs `relgate ARGS` in `dir`, killing it after `deadline`: a hang fails the test (with
 /// what relgate printed so far) instead of hanging the suite.
 fn run_with_deadline(dir: &Path, args: &[&str], deadline: Duration) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relgate"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relgate"));
+    cmd.args(args)
         .current_dir(dir)
         .env("RELGATE_NOW", NOW)
         .env("NO_COLOR", "1")
-        .env_remove("RELGATE_SIGNING_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn relgate");
-    // Pipes are drained on threads so a chatty child never blocks on a full pipe.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if started.elapsed() > deadline {
-            child.kill().expect("kill relgate");
-            child.wait().expect("reap relgate");
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        .env_remove("RELGATE_SIGNING_KEY");
+    let run = support::run_with_deadline(cmd, deadline);
     let outcome = Outcome {
-        code: status.and_then(|s| s.code()),
-        stdout: out_thread.join().expect("stdout thread"),
-        stderr: err_thread.join().expect("stderr thread"),
+        code: run.code,
+        stdout: run.stdout,
+        stderr: run.stderr,
     };
     assert!(
-        status.is_some(),
+        !run.killed,
         "relgate {} hung for {deadline:?} and was killed\n{}",
         args.join(" "),
         outcome.show()

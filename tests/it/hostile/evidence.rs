@@ -6,15 +6,14 @@
 //!
 //! Every HTTP server here listens on 127.0.0.1; every run is bounded in time.
 
-use std::io::Read as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
 use crate::support::fake_http::{vector, FakeServer, Reply};
-use crate::support::{dev_release, Repo, NOW};
+use crate::support::{self, dev_release, Repo, NOW};
 
 /// The outcome of a bounded run: exit code (`None`: killed after the limit) and output.
 struct Bounded {
@@ -58,48 +57,20 @@ impl Bounded {
 /// Runs `relgate ARGS` in `dir`, killing it after `limit` (a hang is a test failure, never a
 /// stuck test run).
 fn run_bounded(dir: &Path, args: &[&str], limit: Duration) -> Bounded {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relgate"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relgate"));
+    cmd.args(args)
         .current_dir(dir)
         .env("RELGATE_NOW", NOW)
         .env("NO_COLOR", "1")
         .env_remove("RELGATE_SIGNING_KEY")
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy")
-        .env_remove("ALL_PROXY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn relgate");
-    // Drain the pipes on threads so a large report cannot block the child.
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        .env_remove("ALL_PROXY");
+    let run = support::run_with_deadline(cmd, limit);
     Bounded {
-        code,
-        stdout: out.join().expect("stdout thread"),
-        stderr: err.join().expect("stderr thread"),
+        code: run.code,
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
 }
 

@@ -160,43 +160,13 @@ fn bounded(
     args: &[&str],
     deadline: std::time::Duration,
 ) -> (Option<i32>, String) {
-    use std::io::Read;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relgate"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn relgate");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let started = std::time::Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if started.elapsed() > deadline {
-            child.kill().expect("kill");
-            child.wait().expect("reap");
-            break None;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let stdout = reader.join().expect("stdout");
-    let stderr = err_reader.join().expect("stderr");
-    (code, format!("{stdout}\n--- stderr:\n{stderr}"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relgate"));
+    cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
+    let run = crate::support::run_with_deadline(cmd, deadline);
+    (
+        run.code,
+        format!("{}\n--- stderr:\n{}", run.stdout, run.stderr),
+    )
 }
 
 #[test]

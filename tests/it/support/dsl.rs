@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 pub use super::releases::dev_release;
 
@@ -308,5 +309,55 @@ impl Repo {
         std::fs::create_dir_all(target.parent().expect("file has a parent")).expect("mkdir");
         std::fs::rename(self.path().join(from), target).expect("rename");
         self
+    }
+}
+
+/// What a run with a deadline printed. `code` is `None` when it was killed at the deadline
+/// (`killed`) or died by a signal.
+pub struct Deadlined {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub killed: bool,
+}
+
+/// Runs `cmd` (its stdout and stderr piped here), killing it after `deadline`: a hang ends the
+/// run, with what it printed so far, instead of hanging the test suite. The pipes are drained
+/// on threads so a chatty child never blocks on a full pipe.
+pub fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Deadlined {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = pipe.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout is piped")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr is piped")));
+    let started = Instant::now();
+    let (code, killed) = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break (status.code(), false);
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Deadlined {
+        code,
+        stdout: out.join().expect("stdout thread"),
+        stderr: err.join().expect("stderr thread"),
+        killed,
     }
 }
