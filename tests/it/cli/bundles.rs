@@ -1119,3 +1119,74 @@ fn the_demo_decides_identically_from_its_rules_in_a_pinned_bundle() {
     )
     .exit(0);
 }
+
+/// The pull request's author edits the gate's own bundle settings to get a frozen release
+/// through: drops the organisation's bundle, or pins a lax bundle of their own and replaces
+/// the trusted key file with their key. Under `--changed` the merge base's relgate.yaml names
+/// the bundles and its key files are read from the merge base, so the freeze still blocks;
+/// with `--rules head` (a local experiment) the edits decide and the freeze is gone.
+#[test]
+fn a_pull_request_cannot_swap_or_drop_the_bundle_that_decides() {
+    let registry = Registry::start();
+    let org = Org::new();
+    let pinned = org.push(
+        "bundle",
+        &format!("oci://{}/org/policies:v1", registry.addr),
+        "key",
+    );
+    let repo = consumer(&pinned, &org.public_key("key"));
+    repo.commit("pin the organisation's bundle");
+    org.run(&repo, &["check"], "cache")
+        .exit(1)
+        .stdout_has("ORG-FREEZE");
+
+    // Attack 1: the bundle is dropped from relgate.yaml.
+    repo.branch("drop");
+    repo.file(
+        "relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\npii:\n  allowed_sinks: [prometheus, langfuse]\n",
+    );
+    repo.commit("drop the bundle");
+    org.run(&repo, &["check", "--changed", "--base", "main"], "cache")
+        .exit(1)
+        .stdout_has("ORG-FREEZE")
+        .stdout_has("GATE-CONFIG-CHANGED");
+    // Judged by its own rules the edit drops the freeze: the block above comes from the
+    // base's bundle, not from something else in the change.
+    org.run(
+        &repo,
+        &["check", "--changed", "--base", "main", "--rules", "head"],
+        "cache",
+    )
+    .stdout_lacks("ORG-FREEZE");
+
+    // Attack 2: a lax bundle (no freeze) signed by the author's own key, whose public key
+    // replaces the trusted key file, pinned in place of the organisation's.
+    repo.checkout("main");
+    repo.branch("swap");
+    org.keygen("mallory");
+    org.write_bundle("lax", false);
+    let lax = org.push(
+        "lax",
+        &format!("oci://{}/mallory/policies:v1", registry.addr),
+        "mallory",
+    );
+    let consumer_lax = consumer(&lax, &org.public_key("mallory"));
+    for file in ["relgate.yaml", ".relgate/keys/org.pem"] {
+        repo.file(
+            file,
+            std::fs::read(consumer_lax.path().join(file)).expect("read"),
+        );
+    }
+    repo.commit("pin a lax bundle and trust its key");
+    org.run(&repo, &["check", "--changed", "--base", "main"], "cache")
+        .exit(1)
+        .stdout_has("ORG-FREEZE")
+        .stdout_has("GATE-CONFIG-CHANGED");
+    org.run(
+        &repo,
+        &["check", "--changed", "--base", "main", "--rules", "head"],
+        "cache",
+    )
+    .stdout_lacks("ORG-FREEZE");
+}
