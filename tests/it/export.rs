@@ -20,8 +20,9 @@ use relgate::record::statement::{Decision, PullRequestInfo, RecordInput};
 use tempfile::TempDir;
 
 const NOW: &str = "2026-11-27T12:00:00Z";
-/// The CSV columns as docs/export.md lists them (+ manifest_path and evidence), written out here so
-/// a change to the library's column list fails this test instead of silently passing.
+/// The CSV columns, written out here so a change to the library's column list fails these tests
+/// instead of silently passing; `docs_list_the_columns_the_export_writes_in_order` holds this
+/// list, the written header and keys and docs/export.md to one another.
 const COLUMNS: [&str; 23] = [
     "seq",
     "time",
@@ -1339,4 +1340,75 @@ fn a_filter_matching_nothing_warns() {
     let run = f.export(&["--service", "Support-Bot"]);
     run.exit(0).stderr_has("no record matched the filter");
     assert_eq!(parse_csv(&run.stdout).1.len(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The documented columns
+// ---------------------------------------------------------------------------------------------
+
+/// The columns docs/export.md lists, in order: the backticked names in the first cell of each
+/// row of the table under `## Rows` (a cell may name several, `service`, `name`, …).
+fn documented_columns() -> Vec<String> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/export.md"))
+        .expect("docs/export.md");
+    let section = doc
+        .split("\n## ")
+        .find(|s| s.starts_with("Rows\n"))
+        .expect("docs/export.md has a `## Rows` section");
+    let mut columns = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cell = line.split('|').nth(1).expect("first cell");
+        // Every other piece between backticks is a name: "`a`, `b`" splits to ["", a, ", ", b, ""].
+        columns.extend(cell.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    assert!(!columns.is_empty(), "no column table under ## Rows");
+    columns
+}
+
+/// docs/export.md lists the columns the export writes, in the order it writes them: the CSV
+/// header, the JSONL keys of every line, the library's column list, and the Parquet dataset of
+/// `relgate collect` (schemas/collect.schema.json: `repo`, then the same columns).
+#[test]
+fn docs_list_the_columns_the_export_writes_in_order() {
+    let documented = documented_columns();
+    let f = Fixture::generated(Backend::Dir, 3);
+    let csv_run = f.export(&["--format", "csv"]);
+    csv_run.exit(0);
+    let (header, rows) = parse_csv(&csv_run.stdout);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(header, documented, "CSV header vs docs/export.md ## Rows");
+    let jsonl_run = f.export(&["--format", "jsonl"]);
+    jsonl_run.exit(0);
+    let lines = parse_jsonl(&jsonl_run.stdout);
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let keys: Vec<&String> = line.as_object().expect("object").keys().collect();
+        assert_eq!(
+            keys,
+            documented.iter().collect::<Vec<_>>(),
+            "JSONL keys vs docs/export.md"
+        );
+    }
+    assert_eq!(relgate::export::ExportRow::COLUMNS.as_slice(), documented);
+    assert_eq!(COLUMNS.as_slice(), documented, "this file's COLUMNS");
+
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/collect.schema.json"),
+        )
+        .expect("schemas/collect.schema.json"),
+    )
+    .expect("schema JSON");
+    let parquet: Vec<&str> = schema["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(parquet.first(), Some(&"repo"), "collect adds `repo` first");
+    assert_eq!(
+        parquet[1..],
+        documented,
+        "collect.schema.json columns after `repo`"
+    );
 }
