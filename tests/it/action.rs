@@ -914,6 +914,47 @@ impl RecordRig {
         run
     }
 
+    /// One push of main carrying two commits: a direct, unreviewed edit of `file`, then the
+    /// merge of the approved pull request #1347 (`feature`). GitHub knows the merge as #1347's
+    /// and the edit as coming without a pull request. Returns the unreviewed commit and the
+    /// record job's run, which blocks (exit 1).
+    async fn push_an_unreviewed_edit_with_the_merge(
+        &self,
+        file: &str,
+        message: &str,
+    ) -> (String, ActionRun) {
+        let base = self.repo.base.clone();
+        let unreviewed = self.commit_edit(file, message);
+        git(
+            &self.repo.root,
+            &[
+                "merge",
+                "-q",
+                "--no-ff",
+                "-m",
+                "Merge pull request #1347",
+                "feature",
+            ],
+        );
+        let head = git(&self.repo.root, &["rev-parse", "HEAD"]);
+        self.commit_pulls(&head, true).await;
+        self.commit_pulls(&unreviewed, false).await;
+        let run = self.run(&base, &head).await;
+        assert_eq!(run.status, 1, "{}", run.log());
+        (unreviewed, run)
+    }
+
+    /// The first push: main fast-forwarded to the pull request's head, merged as #1347, and
+    /// recorded (it blocks: exit 1). Returns the pushed head.
+    async fn push_the_pull_request(&self) -> String {
+        let base = self.repo.base.clone();
+        git(&self.repo.root, &["merge", "-q", "--ff-only", "feature"]);
+        let first = self.repo.head.clone();
+        self.commit_pulls(&first, true).await;
+        assert_eq!(self.run(&base, &first).await.status, 1);
+        first
+    }
+
     /// A fresh clone of origin with the ledger, as an auditor has it.
     fn auditor_clone(&self, name: &str) -> PathBuf {
         let clone = self.repo.runner_temp.join(name);
@@ -987,30 +1028,15 @@ fn statements_by_manifest(dir: &Path) -> BTreeMap<String, Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_of_several_merges_records_each_manifest_with_its_own_pull_request() {
     let rig = RecordRig::new().await;
-    let base = rig.repo.base.clone();
     // Pushed at once: a direct, unreviewed change of greet-user, then the merge of the
     // approved pull request #1347 (support-answer and handoff-summary).
-    let unreviewed = rig.commit_edit(
-        "releases/prompts/greet-user.yaml",
-        "greet-user without review",
-    );
-    git(
-        &rig.repo.root,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "Merge pull request #1347",
-            "feature",
-        ],
-    );
-    let head = git(&rig.repo.root, &["rev-parse", "HEAD"]);
-    rig.commit_pulls(&head, true).await;
-    rig.commit_pulls(&unreviewed, false).await;
-    let run = rig.run(&base, &head).await;
+    let (unreviewed, run) = rig
+        .push_an_unreviewed_edit_with_the_merge(
+            "releases/prompts/greet-user.yaml",
+            "greet-user without review",
+        )
+        .await;
     let log = run.log();
-    assert_eq!(run.status, 1, "{log}");
     let clone = rig.auditor_clone("auditor");
     let (code, report) = rig.verify(&clone);
     assert_eq!(code, Some(0), "{report}");
@@ -1046,28 +1072,13 @@ fn results_by_manifest(dir: &Path) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_push_does_not_lend_approvals_to_an_unreviewed_production_release() {
     let rig = RecordRig::new().await;
-    let base = rig.repo.base.clone();
-    let unreviewed = rig.commit_edit(
-        "releases/models/search-ranker.yaml",
-        "search-ranker without review",
-    );
-    git(
-        &rig.repo.root,
-        &[
-            "merge",
-            "-q",
-            "--no-ff",
-            "-m",
-            "Merge pull request #1347",
-            "feature",
-        ],
-    );
-    let head = git(&rig.repo.root, &["rev-parse", "HEAD"]);
-    rig.commit_pulls(&head, true).await;
-    rig.commit_pulls(&unreviewed, false).await;
-    let run = rig.run(&base, &head).await;
+    let (_, run) = rig
+        .push_an_unreviewed_edit_with_the_merge(
+            "releases/models/search-ranker.yaml",
+            "search-ranker without review",
+        )
+        .await;
     let log = run.log();
-    assert_eq!(run.status, 1, "{log}");
     assert!(log.contains("APPROVAL-MISSING"), "{log}");
     assert!(
         log.contains("was last changed by a commit of this push other than"),
@@ -1084,11 +1095,7 @@ async fn a_batch_push_does_not_lend_approvals_to_an_unreviewed_production_releas
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_after_a_lost_one_records_the_releases_in_between() {
     let rig = RecordRig::new().await;
-    let base = rig.repo.base.clone();
-    git(&rig.repo.root, &["merge", "-q", "--ff-only", "feature"]);
-    let first = rig.repo.head.clone();
-    rig.commit_pulls(&first, true).await;
-    assert_eq!(rig.run(&base, &first).await.status, 1);
+    rig.push_the_pull_request().await;
     // The next push's run is cancelled by the concurrency group (or fails): nothing recorded.
     let lost = rig.commit_edit("releases/prompts/greet-user.yaml", "greet-user 2");
     git(&rig.repo.root, &["push", "-q", "origin", "main"]);
@@ -1111,11 +1118,7 @@ async fn a_run_after_a_lost_one_records_the_releases_in_between() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_branch_in_relgate_yaml_fails_the_step_instead_of_losing_records() {
     let rig = RecordRig::new().await;
-    let base = rig.repo.base.clone();
-    git(&rig.repo.root, &["merge", "-q", "--ff-only", "feature"]);
-    let first = rig.repo.head.clone();
-    rig.commit_pulls(&first, true).await;
-    assert_eq!(rig.run(&base, &first).await.status, 1);
+    let first = rig.push_the_pull_request().await;
     let first_records = git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]);
     // relgate.yaml now names another ledger branch; the action still pushes relgate/records.
     let config = rig.repo.root.join("relgate.yaml");

@@ -20,6 +20,9 @@ use support::releases::dev_release;
 
 const OLD_SHA: &str = "ecdd80bb57125d7ba9641ffaa4d7d2c19d3f3091";
 
+/// The test repository's relgate.yaml: production releases need team `ml-reliability`.
+const CONFIG: &str = "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {\"0\": [ml-reliability], \"1\": [ml-reliability]}\n";
+
 /// A git repository holding a gate root at `root` ("" or a subdirectory) with one release,
 /// committed: `head` is the checked-out commit, which the tests serve as the pull request's
 /// head (relgate refuses to publish about another commit than the one checked out).
@@ -42,10 +45,7 @@ impl Repo {
             head: String::new(),
         };
         git2::Repository::init(repo.dir.path()).expect("git init");
-        repo.file(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {\"0\": [ml-reliability], \"1\": [ml-reliability]}\n",
-        );
+        repo.file("relgate.yaml", CONFIG);
         repo.file("releases/greet.yaml", &dev_release("greet"));
         for (rel, text) in files {
             repo.file(rel, text);
@@ -997,15 +997,9 @@ async fn record_on_push_records_the_merged_pull_request() {
         json!({"ref": "refs/heads/main", "after": merged}).to_string(),
     )
     .expect("event");
-    let mut env = api.runner_env();
-    for (k, v) in &mut env {
-        match k.as_str() {
-            "GITHUB_EVENT_NAME" => *v = "push".into(),
-            "GITHUB_EVENT_PATH" => *v = event.display().to_string(),
-            "GITHUB_SHA" => *v = merged.clone(),
-            _ => {}
-        }
-    }
+    let mut env = with_event_name(api.runner_env(), "push");
+    set_env(&mut env, "GITHUB_EVENT_PATH", &event.display().to_string());
+    set_env(&mut env, "GITHUB_SHA", &merged);
     let out = repo.run(
         &[
             "record",
@@ -1141,11 +1135,35 @@ async fn a_huge_report_is_cut_to_githubs_limits() {
 
 /// The runner's environment for event `name` (the payload stays the pull request's).
 fn with_event_name(mut env: Vec<(String, String)>, name: &str) -> Vec<(String, String)> {
-    for (k, v) in &mut env {
-        if k == "GITHUB_EVENT_NAME" {
-            *v = name.to_owned();
-        }
-    }
+    set_env(&mut env, "GITHUB_EVENT_NAME", name);
+    env
+}
+
+/// Sets the runner variable `key` (which [`Api::runner_env`] always has) to `value`.
+#[track_caller]
+fn set_env(env: &mut [(String, String)], key: &str, value: &str) {
+    let entry = env
+        .iter_mut()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("the runner environment has no {key}"));
+    entry.1 = value.to_owned();
+}
+
+/// `api.runner_env()` with the pull-request event payload changed by `edit`, written to
+/// `file_name` beside the API's files.
+fn env_with_edited_event(
+    api: &Api,
+    file_name: &str,
+    edit: impl FnOnce(&mut Value),
+) -> Vec<(String, String)> {
+    let mut event: Value =
+        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
+            .expect("json");
+    edit(&mut event);
+    let path = api.output_file().with_file_name(file_name);
+    std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
+    let mut env = api.runner_env();
+    set_env(&mut env, "GITHUB_EVENT_PATH", &path.display().to_string());
     env
 }
 
@@ -1221,11 +1239,7 @@ async fn the_merge_commit_of_the_pull_request_is_what_it_checks() {
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
     let mut env = api.runner_env();
-    for (k, v) in &mut env {
-        if k == "GITHUB_SHA" {
-            *v = merge.clone();
-        }
-    }
+    set_env(&mut env, "GITHUB_SHA", &merge);
     let out = repo.run(&["check", "--github", "--changed", "--base", &base], &env);
     assert_exit(&out, 1);
     assert!(
@@ -1300,21 +1314,11 @@ async fn a_bots_approval_does_not_count() {
 /// `api.runner_env()` with the event's `pull_request.head.sha` set to `head` (the commit the
 /// event checked out), while the API keeps serving [`Api::head`].
 fn env_with_event_head(api: &Api, head: &str) -> Vec<(String, String)> {
-    let mut env = api.runner_env();
-    let mut event: Value =
-        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
-            .expect("json");
-    event["pull_request"]["head"]["sha"] = head.into();
-    // The base whose rules decide without --changed must be in the repository.
-    event["pull_request"]["base"]["sha"] = head.into();
-    let path = api.output_file().with_file_name("event-other-head.json");
-    std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
-    for (k, v) in &mut env {
-        if k == "GITHUB_EVENT_PATH" {
-            *v = path.display().to_string();
-        }
-    }
-    env
+    env_with_edited_event(api, "event-other-head.json", |event| {
+        event["pull_request"]["head"]["sha"] = head.into();
+        // The base whose rules decide without --changed must be in the repository.
+        event["pull_request"]["base"]["sha"] = head.into();
+    })
 }
 
 #[tokio::test]
@@ -1371,13 +1375,8 @@ fn env_without_pull_request(
         .with_file_name(format!("event-{name}.json"));
     std::fs::write(&path, serde_json::to_vec(&payload).expect("json")).expect("write event");
     let mut env = with_event_name(api.runner_env(), name);
-    for (k, v) in &mut env {
-        match k.as_str() {
-            "GITHUB_EVENT_PATH" => *v = path.display().to_string(),
-            "GITHUB_SHA" => *v = sha.to_owned(),
-            _ => {}
-        }
-    }
+    set_env(&mut env, "GITHUB_EVENT_PATH", &path.display().to_string());
+    set_env(&mut env, "GITHUB_SHA", sha);
     env
 }
 
@@ -1543,19 +1542,10 @@ async fn a_reviewer_who_pushed_the_head_does_not_satisfy_the_two_person_rule() {
         1,
     )
     .await;
-    let mut env = api.runner_env();
-    let mut event: Value =
-        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
-            .expect("json");
-    event["action"] = "synchronize".into();
-    event["sender"]["login"] = "hubot".into();
-    let path = api.output_file().with_file_name("event-synchronize.json");
-    std::fs::write(&path, serde_json::to_vec(&event).expect("json")).expect("write event");
-    for (k, v) in &mut env {
-        if k == "GITHUB_EVENT_PATH" {
-            *v = path.display().to_string();
-        }
-    }
+    let env = env_with_edited_event(&api, "event-synchronize.json", |event| {
+        event["action"] = "synchronize".into();
+        event["sender"]["login"] = "hubot".into();
+    });
     let out = repo.run(&["check", "--github", "--format", "json"], &env);
     assert_exit(&out, 1);
     let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
@@ -1591,53 +1581,37 @@ async fn a_reviewer_who_pushed_the_head_does_not_satisfy_the_two_person_rule() {
 
 // ---- red team X2 (tests/it/hostile/redteam_ci.rs has the rest) ----
 
-#[tokio::test]
-async fn without_changed_a_pull_request_is_still_judged_by_its_bases_rules() {
-    // The action's `changed-only: false` runs `relgate check --github` on the pull request's
-    // checkout without `--changed`. A hostile pull request loosens relgate.yaml (metrics may be
-    // kept 5000 days) in the same commit as a release that keeps them 3000 days: the base's
-    // rules (default 400) block it, and GitHub mode must judge it by them too.
+/// The metrics retention the loosened relgate.yaml of [`rules_loosened_with_a_release`]
+/// allows (the default, and the base's, is 400 days).
+const LOOSE_PII: &str = "pii:\n  max_retention_days: {metrics: 5000}\n";
+
+/// A change that loosens relgate.yaml to `config` (which allows metrics 5000 days) in the same
+/// commit as a release that keeps them 3000 days: (repo, base, head). By the base's rules the
+/// release is blocked (PII-RETENTION); by the head's own it would pass.
+fn rules_loosened_with_a_release(config: &str) -> (Repo, String, String) {
+    assert!(config.contains(LOOSE_PII), "{config}");
     let repo = Repo::new("");
     let base = repo.head.clone();
-    repo.file(
-        "relgate.yaml",
-        "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    teams: {\"0\": [ml-reliability], \"1\": [ml-reliability]}\npii:\n  max_retention_days: {metrics: 5000}\n",
-    );
+    repo.file("relgate.yaml", config);
     repo.file(
         "releases/greet.yaml",
         &dev_release("greet").replace("retention_days: 30", "retention_days: 3000"),
     );
     let head = repo.commit("keep metrics longer");
-    let api = Api::start("", &head).await;
-    api.happy(fixture("pulls-list-reviews.json")).await;
-    teams(&api, &["octocat"]).await;
-    let mut env = api.runner_env();
-    let mut event: Value =
-        serde_json::from_slice(&std::fs::read(api.pull_request_event()).expect("event"))
-            .expect("json");
-    event["pull_request"]["base"]["sha"] = base.clone().into();
-    let event_path = api.output_file().with_file_name("event-real-base.json");
-    std::fs::write(&event_path, serde_json::to_vec(&event).expect("json")).expect("write event");
-    for (k, v) in &mut env {
-        if k == "GITHUB_SHA" {
-            *v = head.clone();
-        }
-        if k == "GITHUB_EVENT_PATH" {
-            *v = event_path.display().to_string();
-        }
-    }
-    // Sanity: under --changed the base's rules block it.
-    let out = repo.run(&["check", "--github", "--changed", "--base", &base], &env);
-    assert_exit(&out, 1);
-    let out = repo.run(&["check", "--github"], &env);
+    (repo, base, head)
+}
+
+/// The run blocked the release of [`rules_loosened_with_a_release`] and says the merge base's
+/// rules decided.
+#[track_caller]
+fn assert_judged_by_the_bases_rules(out: &Output, base: &str, whose: &str) {
+    let stdout = text(&out.stdout);
     assert_eq!(
         out.status.code(),
         Some(1),
-        "the head's own relgate.yaml let its release pass:\n{}\n{}",
-        text(&out.stdout),
+        "{whose} own relgate.yaml let its release pass:\n{stdout}\n{}",
         text(&out.stderr)
     );
-    let stdout = text(&out.stdout);
     assert!(stdout.contains("PII-RETENTION"), "{stdout}");
     assert!(
         stdout.contains(&format!(
@@ -1649,21 +1623,34 @@ async fn without_changed_a_pull_request_is_still_judged_by_its_bases_rules() {
 }
 
 #[tokio::test]
+async fn without_changed_a_pull_request_is_still_judged_by_its_bases_rules() {
+    // The action's `changed-only: false` runs `relgate check --github` on the pull request's
+    // checkout without `--changed`. A hostile pull request loosens relgate.yaml in the same
+    // commit as its release: GitHub mode must judge it by the base's rules.
+    let (repo, base, head) = rules_loosened_with_a_release(&format!("{CONFIG}{LOOSE_PII}"));
+    let api = Api::start("", &head).await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let mut env = env_with_edited_event(&api, "event-real-base.json", |event| {
+        event["pull_request"]["base"]["sha"] = base.clone().into();
+    });
+    set_env(&mut env, "GITHUB_SHA", &head);
+    // Sanity: under --changed the base's rules block it.
+    let out = repo.run(&["check", "--github", "--changed", "--base", &base], &env);
+    assert_exit(&out, 1);
+    let out = repo.run(&["check", "--github"], &env);
+    assert_judged_by_the_bases_rules(&out, &base, "the head's");
+}
+
+#[tokio::test]
 async fn a_merge_queue_run_is_judged_by_the_queue_bases_rules() {
     // A merge_group run checks the queue's merge commit, whose tree holds the pull request's
-    // relgate.yaml. A pull request that loosens the rules in the same commit as its release
-    // must not pass the merge queue by its own rules: `merge_group.base_sha` names the rules.
-    let repo = Repo::new("");
-    let base = repo.head.clone();
-    repo.file(
-        "relgate.yaml",
-        "apiVersion: relgate.dev/v1\nkind: GateConfig\npii:\n  max_retention_days: {metrics: 5000}\n",
-    );
-    repo.file(
-        "releases/greet.yaml",
-        &dev_release("greet").replace("retention_days: 30", "retention_days: 3000"),
-    );
-    let head = repo.commit("keep metrics longer");
+    // relgate.yaml. A pull request that loosens the rules (and drops the approvals) in the
+    // same commit as its release must not pass the merge queue by its own rules:
+    // `merge_group.base_sha` names the rules.
+    let (repo, base, head) = rules_loosened_with_a_release(&format!(
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\n{LOOSE_PII}"
+    ));
     let api = Api::start("", &head).await;
     api.check_runs().await;
     let env = env_without_pull_request(
@@ -1673,19 +1660,5 @@ async fn a_merge_queue_run_is_judged_by_the_queue_bases_rules() {
         &head,
     );
     let out = repo.run(&["check", "--github", "--publish", "check-run"], &env);
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the queue's own relgate.yaml let its release pass:\n{stdout}\n{}",
-        text(&out.stderr)
-    );
-    assert!(stdout.contains("PII-RETENTION"), "{stdout}");
-    assert!(
-        stdout.contains(&format!(
-            "relgate.yaml and policies of the merge base {}",
-            &base[..12]
-        )),
-        "{stdout}"
-    );
+    assert_judged_by_the_bases_rules(&out, &base, "the queue's");
 }
