@@ -613,153 +613,45 @@ async fn pull_request_run_checks_the_changed_manifests_and_publishes() {
 /// the pushed ledger verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_run_records_and_pushes_the_ledger() {
-    let repo = pull_request_repo();
-    let origin = repo.runner_temp.join("origin.git");
-    git(
-        &repo.runner_temp,
-        &["init", "-q", "--bare", origin.to_str().unwrap()],
-    );
-    git(
-        &repo.root,
-        &["remote", "add", "origin", origin.to_str().unwrap()],
-    );
-    git(
-        &repo.root,
-        &[
-            "push",
-            "-q",
-            "origin",
-            &format!("{}:refs/heads/main", repo.base),
-        ],
-    );
+    let rig = RecordRig::new().await;
+    let repo = &rig.repo;
     // The pull request is merged (fast-forward) and main is pushed: the run's event.
-    git(&repo.root, &["checkout", "-q", "main"]);
     git(&repo.root, &["merge", "-q", "--ff-only", "feature"]);
     git(&repo.root, &["push", "-q", "origin", "main"]);
-
-    let keys = repo.runner_temp.join("keys");
-    let keygen = Command::new(env!("CARGO_BIN_EXE_relgate"))
-        .args(["keygen", "--out", keys.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(keygen.status.success());
-    let private_key = std::fs::read_to_string(keys.join("relgate-signing.pem")).unwrap();
-    let trusted = repo.runner_temp.join("trusted");
-    std::fs::create_dir_all(&trusted).unwrap();
-    std::fs::copy(keys.join("relgate-signing.pub.pem"), trusted.join("ci.pem")).unwrap();
-
-    // GitHub: the merged pull request behind the pushed commit, and its reviews.
-    let server = MockServer::start().await;
-    let base = format!("/repos/{OWNER_REPO}");
+    // GitHub: the merged pull request behind the pushed commit. A fast-forward merge: its
+    // `merge_commit_sha` is not the pushed commit, so relgate takes the merged pull request
+    // GitHub lists for the commit.
     let mut pr = fixture("pulls-get.json");
     pr["head"]["sha"] = json!(repo.head);
     pr["base"]["sha"] = json!(repo.base);
     Mock::given(method("GET"))
-        .and(path(format!("{base}/commits/{}/pulls", repo.head)))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pr.clone()])))
-        .mount(&server)
+        .and(path(format!(
+            "/repos/{OWNER_REPO}/commits/{}/pulls",
+            repo.head
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pr])))
+        .mount(&rig.server)
         .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{base}/pulls/1347")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(pr))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{base}/pulls/1347/reviews")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{base}/pulls/1347/commits")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-commits.json")))
-        .mount(&server)
-        .await;
-
-    let event = json!({
-        "ref": "refs/heads/main",
-        "before": repo.base,
-        "after": repo.head,
-        "repository": {"full_name": OWNER_REPO, "default_branch": "main"},
-    });
-    let event_path = repo.runner_temp.join("push.json");
-    std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
-    let mut env = runner_env(&repo, &server, "push", &event_path, &repo.head);
-    env.insert("GITHUB_REF".into(), "refs/heads/main".into());
-    let github = json!({
-        "event_name": "push",
-        "event": event,
-        "action_path": env!("CARGO_MANIFEST_DIR"),
-        "token": "ghs_test_token",
-        "repository": OWNER_REPO,
-    });
-    let inputs: BTreeMap<String, String> = [
-        ("relgate-bin", env!("CARGO_BIN_EXE_relgate").to_owned()),
-        ("mode", "record".to_owned()),
-        ("signing-key", private_key),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let run = run_action_in(&repo, inputs, github, env).await;
+    // On the branch, as actions/checkout leaves a push run.
+    let run = rig.record_job(&repo.base, &repo.head).await;
     let log = run.log();
 
     // handoff-summary is blocked, so the job fails; the denial is recorded and pushed anyway.
     assert_eq!(run.status, 1, "{log}");
     assert_eq!(run.outputs["decision"], "fail", "{log}");
     assert_eq!(run.outputs["manifests"], "2", "{log}");
-    let pushed = git(&origin, &["rev-parse", "refs/heads/relgate/records"]);
+    let pushed = git(&rig.origin, &["rev-parse", "refs/heads/relgate/records"]);
     assert_eq!(pushed, git(&repo.root, &["rev-parse", "relgate/records"]));
 
     // A fresh clone of origin verifies the ledger with the trusted public key.
-    let clone = repo.runner_temp.join("auditor");
-    git(
-        &repo.runner_temp,
-        &[
-            "clone",
-            "-q",
-            origin.to_str().unwrap(),
-            clone.to_str().unwrap(),
-        ],
-    );
-    git(
-        &clone,
-        &["fetch", "-q", "origin", "relgate/records:relgate/records"],
-    );
-    let verify = Command::new(env!("CARGO_BIN_EXE_relgate"))
-        .args([
-            "verify",
-            "--keys",
-            trusted.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-        .current_dir(&clone)
-        .output()
-        .unwrap();
-    let verified: Value = serde_json::from_slice(&verify.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify json: {e}\n{}\n{}",
-            String::from_utf8_lossy(&verify.stdout),
-            String::from_utf8_lossy(&verify.stderr)
-        )
-    });
-    assert_eq!(verify.status.code(), Some(0), "{verified}");
+    let clone = rig.auditor_clone("auditor");
+    let (code, verified) = rig.verify(&clone);
+    assert_eq!(code, Some(0), "{verified}");
     assert_eq!(verified["records"], json!(2));
 
     // The records carry the merged pull request: number, author and who approved.
-    let listing = git(&clone, &["ls-tree", "-r", "--name-only", "relgate/records"]);
-    let record = listing
-        .lines()
-        .find(|l| l.contains("support-answer"))
-        .unwrap_or_else(|| panic!("a support-answer record in {listing}"));
-    let envelope: Value = serde_json::from_str(&git(
-        &clone,
-        &["show", &format!("relgate/records:{record}")],
-    ))
-    .unwrap();
-    let payload = base64_decode(envelope["payload"].as_str().unwrap());
-    let statement: Value = serde_json::from_slice(&payload).unwrap();
-    let change = &statement["predicate"]["https://relgate.dev/change/v1"];
+    let records = records_by_manifest(&clone);
+    let change = &records["releases/prompts/support-answer.yaml"];
     assert_eq!(change["pull_request"]["number"], json!(1347), "{change}");
     assert_eq!(
         change["pull_request"]["author"],
@@ -884,6 +776,13 @@ impl RecordRig {
     async fn run(&self, before: &str, after: &str) -> ActionRun {
         git(&self.repo.root, &["push", "-q", "origin", "main"]);
         git(&self.repo.root, &["checkout", "-q", after]);
+        let run = self.record_job(before, after).await;
+        git(&self.repo.root, &["checkout", "-q", "main"]);
+        run
+    }
+
+    /// The record job of a push of main from `before` to `after`, in the work tree as it is.
+    async fn record_job(&self, before: &str, after: &str) -> ActionRun {
         let event = json!({
             "ref": "refs/heads/main",
             "before": before,
@@ -909,9 +808,7 @@ impl RecordRig {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let run = run_action_in(&self.repo, inputs, github, env).await;
-        git(&self.repo.root, &["checkout", "-q", "main"]);
-        run
+        run_action_in(&self.repo, inputs, github, env).await
     }
 
     /// One push of main carrying two commits: a direct, unreviewed edit of `file`, then the
