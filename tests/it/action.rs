@@ -393,9 +393,9 @@ fn pull_request_event(repo: &PullRequestRepo, number: u64) -> Value {
     event
 }
 
-/// The local GitHub API: PR, reviews, comments and check runs from the real response bodies.
-async fn github_api(repo: &PullRequestRepo, number: u64) -> MockServer {
-    let server = MockServer::start().await;
+/// Serves pull request `number` of `repo` (its head and base) on `server`, with its reviews
+/// and commits, from the real response bodies: approved, and its commit by its author.
+async fn serve_pull_request(server: &MockServer, repo: &PullRequestRepo, number: u64) {
     let base = format!("/repos/{OWNER_REPO}");
     let mut pr = fixture("pulls-get.json");
     pr["number"] = json!(number);
@@ -404,19 +404,26 @@ async fn github_api(repo: &PullRequestRepo, number: u64) -> MockServer {
     Mock::given(method("GET"))
         .and(path(format!("{base}/pulls/{number}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(pr))
-        .mount(&server)
+        .mount(server)
         .await;
     Mock::given(method("GET"))
         .and(path(format!("{base}/pulls/{number}/reviews")))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")))
-        .mount(&server)
+        .mount(server)
         .await;
     // Who wrote the commits (two-person rule): the fixture's commit, by the author.
     Mock::given(method("GET"))
         .and(path(format!("{base}/pulls/{number}/commits")))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("pulls-list-commits.json")))
-        .mount(&server)
+        .mount(server)
         .await;
+}
+
+/// The local GitHub API: PR, reviews, comments and check runs from the real response bodies.
+async fn github_api(repo: &PullRequestRepo, number: u64) -> MockServer {
+    let server = MockServer::start().await;
+    let base = format!("/repos/{OWNER_REPO}");
+    serve_pull_request(&server, repo, number).await;
     Mock::given(method("GET"))
         .and(path(format!("{base}/issues/{number}/comments")))
         .respond_with(
@@ -717,30 +724,7 @@ impl RecordRig {
         std::fs::create_dir_all(&trusted).unwrap();
         std::fs::copy(keys.join("relgate-signing.pub.pem"), trusted.join("ci.pem")).unwrap();
         let server = MockServer::start().await;
-        let base = format!("/repos/{OWNER_REPO}");
-        let mut pr = fixture("pulls-get.json");
-        pr["head"]["sha"] = json!(repo.head);
-        pr["base"]["sha"] = json!(repo.base);
-        Mock::given(method("GET"))
-            .and(path(format!("{base}/pulls/1347")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(pr))
-            .mount(&server)
-            .await;
-        Mock::given(method("GET"))
-            .and(path(format!("{base}/pulls/1347/reviews")))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(fixture("pulls-list-reviews.json")),
-            )
-            .mount(&server)
-            .await;
-        // Who wrote the pull request's commits (the two-person rule reads them).
-        Mock::given(method("GET"))
-            .and(path(format!("{base}/pulls/1347/commits")))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(fixture("pulls-list-commits.json")),
-            )
-            .mount(&server)
-            .await;
+        serve_pull_request(&server, &repo, 1347).await;
         RecordRig {
             repo,
             origin,

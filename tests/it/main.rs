@@ -7,12 +7,14 @@
 //!   local API serving GitHub's real bodies;
 //! - `slo`: the error-budget gate against a real Prometheus;
 //! - `records`, `export`, `export_html`, `evidence`, `rvm_differential`: library-level suites;
+//! - `docs_fields`: docs that list fields (docs/report.md) against what the binary writes;
 //! - `support`: what they share (the DSL, local servers on 127.0.0.1, release manifests).
 //!
 //! Run one area with a filter: `cargo test --test it hostile::`.
 
 mod action;
 mod cli;
+mod docs_fields;
 mod evidence;
 mod export;
 mod export_html;
