@@ -4,7 +4,8 @@
 //! item, waivers, exceptions, notes, a `--changed` range with a removed manifest and the
 //! rules it was judged by). A field the binary writes that the page does not name, a field
 //! the page names that no run writes, or an example in another order than the output fails.
-//! (The export's columns are checked the same way in `export.rs`.)
+//! docs/records.md's example Statement is held to the payload the record library builds from
+//! an input with every optional part. (The export's columns are checked in `export.rs`.)
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -225,5 +226,96 @@ fn report_md_names_the_fields_the_json_report_has() {
     assert!(
         unwritten.is_empty(),
         "docs/report.md names fields no report has: {unwritten:?}"
+    );
+}
+
+/// docs/records.md's example Statement has the fields of a real record's payload, in its
+/// order, at every level; a record has no field the page neither shows nor lists as an
+/// extension (`changed_in`).
+#[test]
+fn records_md_shows_the_fields_of_a_record_in_order() {
+    let page = doc("records.md");
+    let section = page
+        .split("## Record format")
+        .nth(1)
+        .expect("docs/records.md has `## Record format`");
+    // The second JSON block of the section is the Statement (the first is the envelope).
+    let example: Value = serde_json::from_str(
+        section
+            .split("```json\n")
+            .nth(2)
+            .and_then(|s| s.split("\n```").next())
+            .expect("the Statement example"),
+    )
+    .expect("the Statement example of docs/records.md is JSON");
+
+    // A record with every optional part: artifact, pull request, SLO reading, evidence,
+    // bundles and changed_in.
+    let sha = |c: char| c.to_string().repeat(64);
+    let input: relgate::record::statement::RecordInput = serde_json::from_value(serde_json::json!({
+        "manifest_path": "releases/answer.yaml",
+        "manifest_sha256": sha('a'),
+        "artifact": {"name": "prompts/answer.prompt", "sha256": sha('b')},
+        "decision": "fail",
+        "findings": [{"rule": "PII-RETENTION", "severity": "deny", "policy": "relgate.pii",
+                      "message": "m", "path": "spec.logging.sinks[0].retention_days", "line": 41}],
+        "manifest": {"kind": "PromptRelease", "name": "support-answer", "version": "17",
+                     "service": "support-bot", "environment": "production", "tier": 1,
+                     "change_type": "feature",
+                     "owner": {"team": "assistants", "contact": "dana@example.com"},
+                     "ticket": "AIR-1234", "baseline": "15", "candidate": "17"},
+        "git": {"repo": "https://github.com/acme/assistants", "commit": "c".repeat(40),
+                "ref": "refs/heads/main"},
+        "changed_in": ["d".repeat(40)],
+        "pull_request": {"number": 512, "author": "dana", "approvers": ["bob", "erin"],
+                         "merged_by": "bob"},
+        "slo_readings": [{"name": "answer-availability", "query": "slo:x",
+                          "time": "2026-01-31T11:59:00Z", "value": 0.42}],
+        "ci_run_url": "https://github.com/acme/assistants/actions/runs/1",
+        "evidence": [{"uri": "evals/answer-v17.json", "sha256": sha('e')}],
+        "policy": {"uri": "relgate:builtin@0.1.0", "sha256": sha('f')},
+        "bundles": [{"ref": format!("oci://registry.example.com/org/policies@sha256:{}", "1".repeat(64)),
+                     "digest": format!("sha256:{}", "1".repeat(64)), "keyid": "2".repeat(64)}],
+        "verifier_version": "0.1.0",
+        "time_verified": "2026-01-31T12:00:00Z",
+    }))
+    .expect("a record input");
+    let statement =
+        relgate::record::statement::build_statement(&input, 42, &sha('0')).expect("statement");
+    let payload: Value =
+        serde_json::from_slice(&statement.to_payload().expect("payload")).expect("payload JSON");
+
+    let mut real = BTreeMap::new();
+    keys_at(&payload, &mut real, "");
+    let mut shown = BTreeMap::new();
+    keys_at(&example, &mut shown, "");
+    let change = "predicate.https://relgate.dev/change/v1";
+    let extensions = [format!("{change}.changed_in")];
+    for (level, keys) in &real {
+        let listed = shown.get(level);
+        let missing: Vec<&String> = keys
+            .iter()
+            .filter(|k| !listed.is_some_and(|l| l.contains(k)))
+            .filter(|k| !extensions.contains(&format!("{level}.{k}")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/records.md's example lacks {missing:?} at `{level}`"
+        );
+    }
+    for (level, keys) in &shown {
+        let written = real
+            .get(level)
+            .unwrap_or_else(|| panic!("docs/records.md shows `{level}`, which a record lacks"));
+        let in_order: Vec<&String> = written.iter().filter(|k| keys.contains(k)).collect();
+        assert_eq!(
+            in_order,
+            keys.iter().collect::<Vec<_>>(),
+            "docs/records.md's example at `{level}`: its keys, in the record's order"
+        );
+    }
+    assert!(
+        section.contains("`changed_in`"),
+        "docs/records.md lists the changed_in extension"
     );
 }

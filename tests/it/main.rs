@@ -7,7 +7,8 @@
 //!   local API serving GitHub's real bodies;
 //! - `slo`: the error-budget gate against a real Prometheus;
 //! - `records`, `export`, `export_html`, `evidence`, `rvm_differential`: library-level suites;
-//! - `docs_fields`: docs that list fields (docs/report.md) against what the binary writes;
+//! - `docs_fields`: docs that list fields (docs/report.md, docs/records.md) against what is
+//!   written;
 //! - `support`: what they share (the DSL, local servers on 127.0.0.1, release manifests).
 //!
 //! Run one area with a filter: `cargo test --test it hostile::`.
