@@ -77,6 +77,27 @@ fn keys_at(report: &Value, out: &mut BTreeMap<String, Vec<String>>, level: &str)
     }
 }
 
+/// Every key an example of docs/`page` shows (`shown`, by level) is written at that level
+/// (`real`), and the example's keys are in the written order.
+#[track_caller]
+fn assert_shown_in_order(
+    page: &str,
+    shown: &BTreeMap<String, Vec<String>>,
+    real: &BTreeMap<String, Vec<String>>,
+) {
+    for (level, keys) in shown {
+        let written = real
+            .get(level)
+            .unwrap_or_else(|| panic!("docs/{page} shows `{level}`, which is never written"));
+        let in_order: Vec<&String> = written.iter().filter(|k| keys.contains(k)).collect();
+        assert_eq!(
+            in_order,
+            keys.iter().collect::<Vec<_>>(),
+            "docs/{page}'s example at `{level}`: its keys, in the written order"
+        );
+    }
+}
+
 /// The field table of docs/report.md: each row's names (the backticked names of its first
 /// cell), as full paths (`findings[]` is short for `results[].findings[]`), with the row's
 /// description.
@@ -143,17 +164,7 @@ fn report_md_names_the_fields_the_json_report_has() {
         serde_json::from_str(&example_text).expect("the example of docs/report.md is JSON");
     let mut shown = BTreeMap::new();
     keys_at(&example, &mut shown, "");
-    for (level, keys) in &shown {
-        let written = real
-            .get(level)
-            .unwrap_or_else(|| panic!("docs/report.md shows `{level}`, which no report has"));
-        let in_order: Vec<&String> = written.iter().filter(|k| keys.contains(k)).collect();
-        assert_eq!(
-            in_order,
-            keys.iter().collect::<Vec<_>>(),
-            "docs/report.md's example at `{level}`: its keys, in the report's order"
-        );
-    }
+    assert_shown_in_order("report.md", &shown, &real);
 
     // The example and the table together name every key of the report, and nothing else.
     let rows = documented_rows(&page);
@@ -303,17 +314,7 @@ fn records_md_shows_the_fields_of_a_record_in_order() {
             "docs/records.md's example lacks {missing:?} at `{level}`"
         );
     }
-    for (level, keys) in &shown {
-        let written = real
-            .get(level)
-            .unwrap_or_else(|| panic!("docs/records.md shows `{level}`, which a record lacks"));
-        let in_order: Vec<&String> = written.iter().filter(|k| keys.contains(k)).collect();
-        assert_eq!(
-            in_order,
-            keys.iter().collect::<Vec<_>>(),
-            "docs/records.md's example at `{level}`: its keys, in the record's order"
-        );
-    }
+    assert_shown_in_order("records.md", &shown, &real);
     assert!(
         section.contains("`changed_in`"),
         "docs/records.md lists the changed_in extension"
