@@ -3,29 +3,29 @@
 //! The library holds everything; `main.rs` only calls [`cli::main`]. See `ARCHITECTURE.md` for
 //! the module map and the data flow.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod bundle;
 pub mod catalogue;
-pub mod changed;
+pub(crate) mod changed;
 pub mod cli;
-pub mod collect;
+pub(crate) mod collect;
 pub mod config;
-pub mod embedded;
-pub mod error;
+pub(crate) mod embedded;
+pub(crate) mod error;
 pub mod evidence;
 pub mod exit_status;
 pub mod export;
-pub mod field_path;
+pub(crate) mod field_path;
 pub mod gate;
-pub mod github;
-pub mod init;
-pub mod line_index;
+pub(crate) mod github;
+pub(crate) mod init;
+pub(crate) mod line_index;
 pub mod manifest;
-pub mod output;
+pub(crate) mod output;
 pub mod policy;
-pub mod pull_request;
+pub(crate) mod pull_request;
 pub mod record;
-pub mod recording;
+pub(crate) mod recording;
 pub mod report;
-pub mod schema;
+pub(crate) mod schema;
 pub mod workspace;
