@@ -20,7 +20,7 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// The process exit code.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         self as u8
     }
 }

@@ -26,7 +26,7 @@ impl CollectProgress for Bar {
 }
 
 /// `relgate collect`.
-pub fn collect(args: CollectArgs) -> anyhow::Result<ExitStatus> {
+pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitStatus> {
     let mut specs: Vec<RepoSpec> = Vec::new();
     if let Some(list) = &args.list {
         specs.extend(source::read_list(list, &args.ledger)?);

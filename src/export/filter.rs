@@ -13,7 +13,7 @@ use super::ExportRow;
 
 /// A filter option that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FilterError {
+pub(crate) enum FilterError {
     /// A date option is neither `YYYY-MM-DD` nor RFC 3339.
     #[error("{option} {value:?} is not a date: use YYYY-MM-DD (a day in UTC) or RFC 3339 (2026-01-31T12:00:00Z)")]
     BadDate {
@@ -35,24 +35,24 @@ pub enum FilterError {
 /// A row's time that is not RFC 3339, so a date filter cannot place it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("timeVerified {0:?} is not an RFC 3339 time, so --since/--until cannot place it")]
-pub struct UndatedRow(pub String);
+pub(crate) struct UndatedRow(pub(crate) String);
 
 /// The rows an export keeps. The default keeps every row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowFilter {
     /// Earliest time kept (inclusive).
-    pub since: Option<DateTime<Utc>>,
+    pub(crate) since: Option<DateTime<Utc>>,
     /// Latest time kept: inclusive, or exclusive for a bare `--until` day.
-    pub until: Option<Until>,
+    pub(crate) until: Option<Until>,
     /// Services kept (any of); empty keeps all.
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// Environments kept (any of); empty keeps all.
-    pub environments: Vec<String>,
+    pub(crate) environments: Vec<String>,
 }
 
 /// The upper bound of a date filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
+pub(crate) enum Until {
     /// Times at or before this instant (`--until` in RFC 3339).
     AtOrBefore(DateTime<Utc>),
     /// Times strictly before this instant (`--until DAY`: the start of the next day).
@@ -60,7 +60,7 @@ pub enum Until {
 }
 
 /// Parses an RFC 3339 time, to UTC.
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -71,7 +71,7 @@ fn parse_day(text: &str) -> Option<NaiveDate> {
 }
 
 /// `--since`: a day (from its first instant, UTC) or an RFC 3339 time.
-pub fn parse_since(text: &str) -> Result<DateTime<Utc>, FilterError> {
+pub(crate) fn parse_since(text: &str) -> Result<DateTime<Utc>, FilterError> {
     if let Some(day) = parse_day(text) {
         return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
     }
@@ -82,7 +82,7 @@ pub fn parse_since(text: &str) -> Result<DateTime<Utc>, FilterError> {
 }
 
 /// `--until`: a day (through its last instant, UTC) or an RFC 3339 time (inclusive).
-pub fn parse_until(text: &str) -> Result<Until, FilterError> {
+pub(crate) fn parse_until(text: &str) -> Result<Until, FilterError> {
     let bad = || FilterError::BadDate {
         option: "--until",
         value: text.to_owned(),
@@ -98,7 +98,7 @@ pub fn parse_until(text: &str) -> Result<Until, FilterError> {
 
 impl RowFilter {
     /// A filter from the command-line texts; checks that the range is not empty.
-    pub fn new(
+    pub(crate) fn new(
         since: Option<&str>,
         until: Option<&str>,
         services: Vec<String>,
@@ -127,18 +127,18 @@ impl RowFilter {
     }
 
     /// True when a date bound is set.
-    pub fn has_dates(&self) -> bool {
+    pub(crate) fn has_dates(&self) -> bool {
         self.since.is_some() || self.until.is_some()
     }
 
     /// True when every filter is off.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         !self.has_dates() && self.services.is_empty() && self.environments.is_empty()
     }
 
     /// Whether `row` is kept. A row whose time cannot be read is an error only when a date
     /// bound is set.
-    pub fn keeps(&self, row: &ExportRow) -> Result<bool, UndatedRow> {
+    pub(crate) fn keeps(&self, row: &ExportRow) -> Result<bool, UndatedRow> {
         let listed = |wanted: &[String], value: &Option<String>| {
             wanted.is_empty() || value.as_ref().is_some_and(|v| wanted.contains(v))
         };
@@ -160,7 +160,7 @@ impl RowFilter {
     }
 
     /// The filter in words, for VERIFY.md and the summary (`none` when off).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         if let Some(s) = self.since {
