@@ -23,15 +23,6 @@ impl Decision {
             .unwrap_or(Decision::Error)
     }
 
-    /// Exit code of a run with this decision: 0 pass, 1 blocked by policy, 2 could not decide.
-    pub(crate) fn exit_code(self) -> u8 {
-        match self {
-            Self::Pass => 0,
-            Self::Fail => 1,
-            Self::Error => 2,
-        }
-    }
-
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pass => "pass",

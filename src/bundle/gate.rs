@@ -84,8 +84,6 @@ pub(crate) struct Loaded {
     pub(crate) sources: Vec<PolicySource>,
     pub(crate) data: Vec<(String, Value)>,
     pub(crate) bundles: Vec<LoadedBundle>,
-    /// Warnings for the CLI to print (a tag resolved with `--allow-bundle-tag`).
-    pub(crate) warnings: Vec<String>,
 }
 
 fn config_error(config: &GateConfig, details: String) -> Error {
@@ -137,14 +135,6 @@ pub(crate) fn load(
         }
         let keys = trusted_keys(root, config, entry, &field)?;
         let verified = fetch_verified(&reference, &keys, settings, offline, &field)?;
-        if reference.digest.is_none() {
-            loaded.warnings.push(format!(
-                "{field}.ref {written} is a tag, resolved to {} because of \
-                 --allow-bundle-tag; pin it as {}",
-                verified.digest,
-                reference.pinned(&verified.digest)
-            ));
-        }
         let prefix = format!("bundle@{}", &verified.digest["sha256:".len()..][..12]);
         let contents = contents(&verified.files, &prefix, false)?;
         loaded.sources.extend(contents.sources);

@@ -79,11 +79,7 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitStatus> {
         }
     }
     out.flush()?;
-    Ok(if summary.exit_code() == 0 {
-        ExitStatus::Pass
-    } else {
-        ExitStatus::Blocked
-    })
+    Ok(summary.status())
 }
 
 fn render_text(summary: &lib::Summary, out: &std::path::Path) -> String {

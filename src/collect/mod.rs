@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::exit_status::ExitStatus;
 use crate::export::kpi::parse_time;
 use crate::export::ExportRow;
 use crate::record::checkpoint::open_checkpoint;
@@ -147,9 +148,13 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    /// 0 every repository collected, 1 at least one failed or was rewritten.
-    pub(crate) fn exit_code(&self) -> u8 {
-        u8::from(self.totals.failed > 0)
+    /// Pass when every repository collected, blocked when at least one failed or was rewritten.
+    pub(crate) fn status(&self) -> ExitStatus {
+        if self.totals.failed > 0 {
+            ExitStatus::Blocked
+        } else {
+            ExitStatus::Pass
+        }
     }
 }
 
@@ -177,10 +182,6 @@ pub(crate) trait CollectProgress: Sync {
     /// One more repository done.
     fn repo_done(&self, _outcome: &RepoOutcome) {}
 }
-
-/// No progress reporting.
-pub(crate) struct NoCollectProgress;
-impl CollectProgress for NoCollectProgress {}
 
 /// Collects every repository of `specs` (names unique) into `options.out`, updating the state
 /// file for the repositories that verified.

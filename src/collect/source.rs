@@ -407,8 +407,6 @@ pub(crate) enum LedgerFiles {
         repo: Repository,
         /// The tip's tree.
         tree: git2::Oid,
-        /// The tip commit.
-        commit: String,
     },
     /// A ledger directory.
     Dir(PathBuf),
@@ -428,13 +426,8 @@ impl LedgerFiles {
                     .and_then(|rf| rf.peel_to_commit())
                     .map_err(|e| format!("no ledger branch {refname}: {}", e.message()))?;
                 let tree = commit.tree_id();
-                let id = commit.id().to_string();
                 drop(commit);
-                Ok(LedgerFiles::Git {
-                    repo: r,
-                    tree,
-                    commit: id,
-                })
+                Ok(LedgerFiles::Git { repo: r, tree })
             }
         }
     }

@@ -131,11 +131,6 @@ impl RowFilter {
         self.since.is_some() || self.until.is_some()
     }
 
-    /// True when every filter is off.
-    pub(crate) fn is_empty(&self) -> bool {
-        !self.has_dates() && self.services.is_empty() && self.environments.is_empty()
-    }
-
     /// Whether `row` is kept. A row whose time cannot be read is an error only when a date
     /// bound is set.
     pub(crate) fn keeps(&self, row: &ExportRow) -> Result<bool, UndatedRow> {

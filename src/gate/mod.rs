@@ -35,9 +35,9 @@ pub(crate) mod input;
 pub mod rules;
 mod select;
 
-pub(crate) use input::{GitContext, PolicyInput};
+pub(crate) use input::GitContext;
 use rules::{load_rules, plan_rules, LoadedRules};
-pub(crate) use rules::{GateRules, RulesPlan, GATE_CONFIG_CHANGED};
+pub(crate) use rules::{GateRules, RulesPlan};
 
 /// The git range's errors, at the boundary of the pipeline: `changed` knows nothing of the
 /// library's error type.
@@ -229,11 +229,6 @@ impl Gate {
     /// config order: the hook for change records and reports.
     pub(crate) fn bundles(&self) -> &[crate::bundle::gate::LoadedBundle] {
         &self.bundles.bundles
-    }
-
-    /// Warnings from loading bundles (a tag resolved with `--allow-bundle-tag`), for the CLI.
-    pub(crate) fn bundle_warnings(&self) -> &[String] {
-        &self.bundles.warnings
     }
 
     /// Sets `context.git` (a check of a commit's tree outside the repository).

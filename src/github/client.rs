@@ -15,7 +15,7 @@ use octocrab::Octocrab;
 use serde_json::Value;
 
 pub(crate) use super::endpoint::Endpoint;
-pub(crate) use super::retry::{classify, RetryHeaders, RetryPolicy, Verdict, RETRY_ENV};
+pub(crate) use super::retry::{classify, RetryHeaders, RetryPolicy, Verdict};
 use super::GitHubError;
 
 /// HTTP method of a request.
@@ -119,10 +119,6 @@ impl Client {
                 GitHubError::Setup(format!("cannot set up the GitHub client: {}", chain(&e)))
             })?;
         Ok(Self { octo, base, retry })
-    }
-
-    pub(crate) fn retry(&self) -> &RetryPolicy {
-        &self.retry
     }
 
     /// GET `path` (relative to the API root, e.g. `/repos/o/r/pulls/1`).

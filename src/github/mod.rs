@@ -29,8 +29,8 @@ use crate::report::Report;
 use client::Client;
 
 pub(crate) use checkout::{verify_checkout, Subject};
-pub(crate) use env::{environment_notes, GitHubEnv, Repo, OVERRIDES};
-pub(crate) use event::{event_merge_group_base, event_pull, EventPull};
+pub(crate) use env::{environment_notes, GitHubEnv, Repo};
+pub(crate) use event::{event_merge_group_base, event_pull};
 
 /// Everything that stops the GitHub side; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -225,11 +225,6 @@ impl GitHub {
             client,
             runtime,
         })
-    }
-
-    /// The pull request of this run (`--pull-request` or the event's).
-    pub(crate) fn pull_request_number(&self) -> Option<u64> {
-        self.number
     }
 
     fn api(&self) -> Result<(&Client, &Repo), GitHubError> {

@@ -26,7 +26,6 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::report::Severity;
 
-pub(crate) use engine::MAX_POLICY_NESTING;
 pub(crate) use engine::{add_data, add_source, new_engine, panic_message};
 use engine::{compile_program, declared_rules, digest_parts, timer_config};
 pub use sources::{builtin_sources, PolicySource};
@@ -414,8 +413,9 @@ impl PolicySet {
         self.program.is_some() && self.packages.iter().any(|p| p.on_rvm)
     }
 
-    /// Packages this set evaluates, with their rule names (for `--help`-style listings and tests).
-    pub(crate) fn evaluated_rules(&self) -> Vec<(String, Vec<String>)> {
+    /// Packages this set evaluates, with their rule names (for the tests of rule collection).
+    #[cfg(test)]
+    fn evaluated_rules(&self) -> Vec<(String, Vec<String>)> {
         self.packages
             .iter()
             .map(|p| {

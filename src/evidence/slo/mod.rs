@@ -51,10 +51,8 @@ use crate::manifest;
 use crate::workspace::GateRoot;
 
 pub(crate) use error::ReadingError;
-pub(crate) use parse::{alert_series, parse_envelope, sample_value, Alerts, Budget, QueryData};
 pub use parse::{parse_response, remaining_value};
 pub use reading::{to_value, Reading, Status};
-pub(crate) use reading::{Alert, Remaining, SourceKind};
 pub use url::AllowedUrl;
 
 use plan::Plan;
@@ -194,18 +192,7 @@ impl Options {
 
 /// Gathers the SLO readings of every manifest: one list per manifest, in order, for its
 /// `input.evidence.slo` ([`to_value`]). Never fails: problems are recorded on the readings.
-pub(crate) async fn gather(
-    root: &GateRoot,
-    manifests: &[&Value],
-    options: &Options,
-) -> Vec<Vec<Reading>> {
-    let plan = Plan::new(manifests, options);
-    let outcomes = run_requests(&plan.requests, options).await;
-    plan.assemble(root, &outcomes, options)
-}
-
-/// [`gather`] from synchronous code: builds the run's tokio runtime when some manifest asks
-/// Prometheus, else needs none.
+/// Builds the run's tokio runtime when some manifest asks Prometheus, else needs none.
 pub fn gather_blocking(
     root: &GateRoot,
     manifests: &[&Value],

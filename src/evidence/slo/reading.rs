@@ -80,16 +80,6 @@ pub(crate) struct Alert {
     pub(crate) error: Option<String>,
 }
 
-impl Reading {
-    /// The readings of a policy input document (`input.evidence.slo`), for code that holds
-    /// the input as JSON (change records read the remaining budget from it). `None` when the
-    /// input has no such list or it is not a list of readings.
-    pub(crate) fn all_in_input(input: &Value) -> Option<Vec<Reading>> {
-        let readings = input.pointer("/evidence/slo")?;
-        Vec::<Reading>::deserialize(readings).ok()
-    }
-}
-
 /// The readings of one manifest as the JSON value the policy input holds.
 pub fn to_value(readings: &[Reading]) -> Value {
     // Cannot fail: serde_json::to_value errors only for maps with non-string keys and for
