@@ -9,6 +9,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::kpi::parse_time;
 use super::ExportRow;
 
 /// A filter option that cannot be used.
@@ -59,13 +60,6 @@ pub(crate) enum Until {
     Before(DateTime<Utc>),
 }
 
-/// Parses an RFC 3339 time, to UTC.
-pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
 fn parse_day(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
 }
@@ -75,7 +69,7 @@ pub(crate) fn parse_since(text: &str) -> Result<DateTime<Utc>, FilterError> {
     if let Some(day) = parse_day(text) {
         return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
     }
-    parse_time(text).ok_or_else(|| FilterError::BadDate {
+    parse_time(text.trim()).ok_or_else(|| FilterError::BadDate {
         option: "--since",
         value: text.to_owned(),
     })
@@ -93,7 +87,9 @@ pub(crate) fn parse_until(text: &str) -> Result<Until, FilterError> {
             next.and_time(chrono::NaiveTime::MIN).and_utc(),
         ));
     }
-    parse_time(text).map(Until::AtOrBefore).ok_or_else(bad)
+    parse_time(text.trim())
+        .map(Until::AtOrBefore)
+        .ok_or_else(bad)
 }
 
 impl RowFilter {
@@ -202,5 +198,47 @@ mod tests {
         assert!(parse_until("2026-02-30").is_err());
         assert!(RowFilter::new(Some("2026-02-01"), Some("2026-01-31"), vec![], vec![]).is_err());
         assert!(RowFilter::new(Some("2026-01-31"), Some("2026-01-31"), vec![], vec![]).is_ok());
+        // Surrounding space is forgiven on the command line only.
+        assert!(RowFilter::new(Some(" 2026-01-31T00:00:00Z "), None, vec![], vec![]).is_ok());
+    }
+
+    fn row(time: &str) -> ExportRow {
+        ExportRow {
+            seq: 1,
+            time: time.to_owned(),
+            service: None,
+            name: "m".into(),
+            version: "1".into(),
+            kind: "ModelRelease".into(),
+            environment: None,
+            tier: None,
+            change_type: None,
+            decision: crate::report::Decision::Pass,
+            failed_rules: vec![],
+            warned_rules: vec![],
+            approvers: vec![],
+            requester: None,
+            pull_request: None,
+            merged_by: None,
+            commit: String::new(),
+            ticket: None,
+            policy_digest: String::new(),
+            bundles: vec![],
+            manifest_path: String::new(),
+            evidence: vec![],
+            verified: true,
+        }
+    }
+
+    #[test]
+    fn a_record_time_the_kpis_call_undated_is_undated_for_the_date_filter_too() {
+        let filter = RowFilter::new(Some("2026-01-01"), None, vec![], vec![]).expect("filter");
+        assert_eq!(filter.keeps(&row("2026-01-02T00:00:00Z")), Ok(true));
+        let padded = " 2026-01-02T00:00:00Z";
+        assert_eq!(super::super::kpi::parse_time(padded), None);
+        assert_eq!(
+            filter.keeps(&row(padded)),
+            Err(UndatedRow(padded.to_owned()))
+        );
     }
 }

@@ -217,7 +217,9 @@ pub struct Kpis {
     pub services: Vec<ServiceKpis>,
 }
 
-/// Parses a record time; `None` when it is not RFC 3339.
+/// Parses a record time (RFC 3339, to UTC; no surrounding space allowed); `None` when it is
+/// not one. The one reading of record times: the KPIs, `--since`/`--until` and `collect` agree
+/// on which records are dated.
 pub(crate) fn parse_time(time: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(time)
         .ok()

@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 
 use super::client::{Client, Endpoint};
 use super::{GitHubError, Repo};
-use crate::record::statement::PullRequestInfo;
 
 /// One review as GitHub lists it (the fields the reduction reads).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -465,25 +464,6 @@ pub(crate) async fn merged_pull_for_commit(
     Ok(exact
         .or_else(|| pulls.iter().find(merged))
         .and_then(|p| p.get("number").and_then(Value::as_u64)))
-}
-
-/// The part of the context a change record keeps.
-pub(crate) fn record_info(context: &Value) -> Option<PullRequestInfo> {
-    Some(PullRequestInfo {
-        number: context.get("number")?.as_u64()?,
-        author: context.get("author")?.as_str()?.to_owned(),
-        approvers: context
-            .get("approvers")?
-            .as_array()?
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        merged_by: context
-            .get("merged_by")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
 }
 
 #[cfg(test)]
