@@ -2,6 +2,11 @@
 //!
 //! The library holds everything; `main.rs` only calls [`cli::main`]. See `ARCHITECTURE.md` for
 //! the module map and the data flow.
+//!
+//! Crate-internal items are `pub(crate)` or private, so the dead-code lint sees them, and
+//! `unreachable_pub` warns on a `pub` item no outside code can reach (`changed`, `recording` and
+//! `cli::records` are exempt until narrowed). Outside `record`, `pub` marks only what the
+//! binary, `tests/it`, the benches and the examples use.
 
 #![warn(unreachable_pub)]
 
