@@ -25,7 +25,7 @@ fn embed(dir: &str, exts: &[&str], out: &mut String, name: &str) {
             .is_some_and(|e| exts.contains(&e))
     });
     files.sort();
-    let _ = writeln!(out, "pub static {name}: &[(&str, &str)] = &[");
+    let _ = writeln!(out, "pub(crate) static {name}: &[(&str, &str)] = &[");
     for path in files {
         let file_name = path
             .file_name()

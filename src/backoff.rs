@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// How the delay grows with the number of failed tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Growth {
+pub(crate) enum Growth {
     /// `first`, `2 first`, `4 first`, …
     Doubling,
     /// `first`, `2 first`, `3 first`, …
@@ -21,19 +21,19 @@ pub enum Growth {
 
 /// A backoff schedule: the delay before try `n + 1` after `n` failed tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// The delay after the first failed try.
-    pub first: Duration,
-    pub growth: Growth,
+    pub(crate) first: Duration,
+    pub(crate) growth: Growth,
     /// The largest delay the schedule picks (before jitter).
-    pub max: Duration,
+    pub(crate) max: Duration,
     /// A random extra delay below this, added to each delay (zero: none).
-    pub jitter: Duration,
+    pub(crate) jitter: Duration,
 }
 
 impl Backoff {
     /// `first`, doubled after each further failed try, at most `max`.
-    pub const fn doubling(first: Duration, max: Duration) -> Self {
+    pub(crate) const fn doubling(first: Duration, max: Duration) -> Self {
         Self {
             first,
             growth: Growth::Doubling,
@@ -43,7 +43,7 @@ impl Backoff {
     }
 
     /// `first` times the number of failed tries, at most `max`.
-    pub const fn linear(first: Duration, max: Duration) -> Self {
+    pub(crate) const fn linear(first: Duration, max: Duration) -> Self {
         Self {
             first,
             growth: Growth::Linear,
@@ -53,13 +53,13 @@ impl Backoff {
     }
 
     /// The same schedule with a random extra delay in `[0, jitter)` on each wait.
-    pub const fn with_jitter(self, jitter: Duration) -> Self {
+    pub(crate) const fn with_jitter(self, jitter: Duration) -> Self {
         Self { jitter, ..self }
     }
 
     /// The delay before the next try after `failed` failed tries (0 counts as 1), without
     /// jitter: deterministic, for deadlines and tests.
-    pub fn base_delay(&self, failed: u32) -> Duration {
+    pub(crate) fn base_delay(&self, failed: u32) -> Duration {
         let failed = failed.max(1);
         let grown = match self.growth {
             // 2^(failed-1), saturating: a shift of 32 or more is u32::MAX, capped by `max`.
@@ -72,7 +72,7 @@ impl Backoff {
     }
 
     /// The delay before the next try after `failed` failed tries, jitter included.
-    pub fn delay(&self, failed: u32) -> Duration {
+    pub(crate) fn delay(&self, failed: u32) -> Duration {
         self.base_delay(failed).saturating_add(self.jitter_sample())
     }
 
@@ -91,7 +91,7 @@ impl Backoff {
     }
 
     /// Sleeps for [`Backoff::delay`] (blocking; async callers sleep on their runtime).
-    pub fn sleep(&self, failed: u32) {
+    pub(crate) fn sleep(&self, failed: u32) {
         std::thread::sleep(self.delay(failed));
     }
 }

@@ -24,10 +24,10 @@ use serde::Deserialize;
 use crate::embedded::{self, POLICY_FILES};
 
 /// The catalogue's path in the embedded policy bundle (and in the source tree).
-pub const CATALOGUE_FILE: &str = "policies/catalogue.yaml";
+pub(crate) const CATALOGUE_FILE: &str = "policies/catalogue.yaml";
 
 /// Where the rule pages are published: `{DOCS_URI}/{ID}.md`, the repository's `docs/rules/`.
-pub const DOCS_URI: &str = "https://github.com/relgate/relgate/blob/main/docs/rules";
+pub(crate) const DOCS_URI: &str = "https://github.com/relgate/relgate/blob/main/docs/rules";
 
 /// Default severity of a rule: `deny` blocks the release, `warn` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -46,7 +46,7 @@ impl Severity {
     }
 
     /// What the severity means for a release, for descriptions.
-    pub fn effect(self) -> &'static str {
+    pub(crate) fn effect(self) -> &'static str {
         match self {
             Severity::Deny => {
                 "A denial: the release is blocked until it is fixed or an exception applies."
@@ -61,12 +61,12 @@ impl Severity {
 /// A policy area: a Rego package of the bundle, or one of relgate's own.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Area {
-    pub package: String,
-    pub title: String,
+pub(crate) struct Area {
+    pub(crate) package: String,
+    pub(crate) title: String,
     /// Whether JUnit reports a testcase for the area in every report (else only when it has
     /// findings).
-    pub junit: bool,
+    pub(crate) junit: bool,
 }
 
 /// What every example starts from.
@@ -84,18 +84,18 @@ pub struct ExampleBase {
 /// One side of an example: patches over the base (YAML text, shown as written in the docs).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Variant {
-    pub manifest: Option<String>,
-    pub pull_request: Option<String>,
+pub(crate) struct Variant {
+    pub(crate) manifest: Option<String>,
+    pub(crate) pull_request: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Example {
+pub(crate) struct Example {
     /// relgate.yaml of the example repository (both sides).
-    pub config: Option<String>,
-    pub fails: Variant,
-    pub passes: Variant,
+    pub(crate) config: Option<String>,
+    pub(crate) fails: Variant,
+    pub(crate) passes: Variant,
 }
 
 /// A catalogue rule.
@@ -106,16 +106,16 @@ pub struct Rule {
     pub area: String,
     pub severity: Severity,
     pub title: String,
-    pub why: String,
-    pub fix: String,
-    pub example: Option<Example>,
+    pub(crate) why: String,
+    pub(crate) fix: String,
+    pub(crate) example: Option<Example>,
     /// Why the rule has no example.
-    pub no_example: Option<String>,
+    pub(crate) no_example: Option<String>,
 }
 
 impl Rule {
     /// The rule's page: `docs/rules/<ID>.md` of the repository.
-    pub fn help_uri(&self) -> String {
+    pub(crate) fn help_uri(&self) -> String {
         format!("{DOCS_URI}/{}.md", self.id)
     }
 
@@ -134,8 +134,8 @@ impl Rule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalogue {
-    pub version: u32,
-    pub areas: Vec<Area>,
+    pub(crate) version: u32,
+    pub(crate) areas: Vec<Area>,
     pub example: ExampleBase,
     pub rules: Vec<Rule>,
 }
@@ -234,13 +234,13 @@ impl Catalogue {
 
     /// The catalogue rules among `ids` (the rule ids of a report's findings), sorted by id,
     /// each once; ids the catalogue does not know (team rules) are left out.
-    pub fn rules_among<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<&Rule> {
+    pub(crate) fn rules_among<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Vec<&Rule> {
         let ids: BTreeSet<&str> = ids.into_iter().collect();
         ids.into_iter().filter_map(|id| self.rule(id)).collect()
     }
 
     /// The area with this package.
-    pub fn area(&self, package: &str) -> Option<&Area> {
+    pub(crate) fn area(&self, package: &str) -> Option<&Area> {
         self.areas.iter().find(|a| a.package == package)
     }
 
@@ -430,7 +430,7 @@ impl Catalogue {
     }
 
     /// `relgate explain --list`: one line per rule, `ID  severity  title`, aligned.
-    pub fn list(&self) -> String {
+    pub(crate) fn list(&self) -> String {
         let width = self.rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
         let mut out = String::new();
         for rule in &self.rules {
@@ -465,7 +465,7 @@ fn parse_yaml(text: &str, what: &str) -> Result<serde_yaml::Value, String> {
 
 /// `patch` applied to `base`: mappings merge key by key (recursively), `null` removes a key,
 /// anything else (a list too) replaces.
-pub fn merge(base: serde_yaml::Value, patch: serde_yaml::Value) -> serde_yaml::Value {
+pub(crate) fn merge(base: serde_yaml::Value, patch: serde_yaml::Value) -> serde_yaml::Value {
     match (base, patch) {
         (serde_yaml::Value::Mapping(mut base), serde_yaml::Value::Mapping(patch)) => {
             for (key, value) in patch {

@@ -19,21 +19,21 @@ const DEFAULTS_FILE: &str = "policies/config.default.yaml";
 #[derive(Debug, Clone)]
 pub struct GateConfig {
     /// The config file read, relative to the gate root (`None`: defaults only).
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     /// Defaults merged with the file: `data.relgate.config`.
     pub merged: Value,
     /// Globs (relative to the gate root) that select manifests when no path is given.
-    pub manifests: Vec<String>,
+    pub(crate) manifests: Vec<String>,
     /// Team policy directories (relative to the gate root).
-    pub policies: Vec<String>,
+    pub(crate) policies: Vec<String>,
     /// Extra packages to evaluate besides `main` and the bundle.
-    pub namespaces: Vec<String>,
+    pub(crate) namespaces: Vec<String>,
     /// Size limit of every file relgate reads.
-    pub max_file_bytes: u64,
+    pub(crate) max_file_bytes: u64,
 }
 
 /// The built-in defaults as JSON.
-pub fn defaults() -> Result<Value> {
+pub(crate) fn defaults() -> Result<Value> {
     let text = embedded::file(POLICY_FILES, DEFAULTS_FILE)
         .ok_or_else(|| Error::Policy(format!("{DEFAULTS_FILE} is missing from the bundle")))?;
     let source = manifest::SourceFile {
@@ -46,7 +46,7 @@ pub fn defaults() -> Result<Value> {
 }
 
 /// Deep merge: objects merge key by key, anything else in `overlay` replaces `base`.
-pub fn merge(base: &mut Value, overlay: Value) {
+pub(crate) fn merge(base: &mut Value, overlay: Value) {
     match (base, overlay) {
         (Value::Object(base), Value::Object(overlay)) => {
             for (key, value) in overlay {

@@ -4,7 +4,7 @@
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// Contents of an embedded file by its source-tree path.
-pub fn file(table: &[(&'static str, &'static str)], path: &str) -> Option<&'static str> {
+pub(crate) fn file(table: &[(&'static str, &'static str)], path: &str) -> Option<&'static str> {
     table
         .iter()
         .find(|(name, _)| *name == path)

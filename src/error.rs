@@ -38,4 +38,4 @@ pub enum Error {
 }
 
 /// Shorthand used across the library.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

@@ -20,7 +20,7 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// The process exit code.
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         self as u8
     }
 }
@@ -67,9 +67,10 @@ mod tests {
             [ExitStatus::Pass, ExitStatus::Blocked, ExitStatus::Error].map(ExitStatus::code),
             [0, 1, 2]
         );
-        for decision in [Decision::Pass, Decision::Fail, Decision::Error] {
-            assert_eq!(ExitStatus::from(decision).code(), decision.exit_code());
-        }
+        assert_eq!(
+            [Decision::Pass, Decision::Fail, Decision::Error].map(|d| ExitStatus::from(d).code()),
+            [0, 1, 2]
+        );
         assert_eq!(
             ExitStatus::from(VerifyStatus::Tampered),
             ExitStatus::Blocked

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Segment {
+pub(crate) enum Segment {
     Key(String),
     Index(usize),
 }
@@ -21,7 +21,7 @@ fn is_bare_key(key: &str) -> bool {
 
 /// Renders segments in canonical form: bare keys after dots, other keys as JSON strings in
 /// brackets, indexes in brackets.
-pub fn render(segments: &[Segment]) -> String {
+pub(crate) fn render(segments: &[Segment]) -> String {
     let mut out = String::new();
     for segment in segments {
         match segment {
@@ -45,7 +45,7 @@ pub fn render(segments: &[Segment]) -> String {
 
 /// Parses a path written by a policy. Returns `None` for text that is not a path, so a
 /// malformed path costs the finding its line number, never the finding itself.
-pub fn parse(path: &str) -> Option<Vec<Segment>> {
+pub(crate) fn parse(path: &str) -> Option<Vec<Segment>> {
     let bytes = path.as_bytes();
     let mut segments = Vec::new();
     let mut i = 0;
@@ -95,7 +95,7 @@ fn find_bracket_end(path: &str, open: usize) -> Option<usize> {
 
 /// Converts a JSON pointer (as used by JSON Schema errors) into segments, using the instance to
 /// tell array indexes from object keys that look like numbers.
-pub fn from_json_pointer(pointer: &str, instance: &serde_json::Value) -> Vec<Segment> {
+pub(crate) fn from_json_pointer(pointer: &str, instance: &serde_json::Value) -> Vec<Segment> {
     let mut segments = Vec::new();
     let mut node = Some(instance);
     for raw in pointer.split('/').skip(1) {

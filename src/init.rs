@@ -66,7 +66,7 @@ spec:
 }
 
 /// Writes the scaffold into `dir`; returns the files written.
-pub fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>> {
+pub(crate) fn scaffold(dir: &Path, force: bool) -> Result<Vec<PathBuf>> {
     let files: Vec<(PathBuf, String)> = vec![
         (dir.join("relgate.yaml"), CONFIG.to_string()),
         (dir.join("prompts/example.prompt"), PROMPT.to_string()),

@@ -14,17 +14,17 @@ use crate::field_path::{self, Segment};
 
 /// Line numbers (1-based) of the fields of one document.
 #[derive(Debug, Default, Clone)]
-pub struct LineIndex {
+pub(crate) struct LineIndex {
     lines: HashMap<String, u32>,
     /// Line where the document's root node starts.
-    pub start_line: u32,
+    pub(crate) start_line: u32,
 }
 
 impl LineIndex {
     /// Line of `path`, or of its nearest ancestor that exists (a finding about a missing field
     /// points at the parent that should hold it). Paths that do not parse fall back to the
     /// document start.
-    pub fn line_of(&self, path: &str) -> u32 {
+    pub(crate) fn line_of(&self, path: &str) -> u32 {
         let Some(mut segments) = field_path::parse(path) else {
             return self.start_line;
         };
@@ -40,7 +40,7 @@ impl LineIndex {
     }
 
     /// Line of a path given as segments.
-    pub fn line_of_segments(&self, segments: &[Segment]) -> u32 {
+    pub(crate) fn line_of_segments(&self, segments: &[Segment]) -> u32 {
         self.line_of(&field_path::render(segments))
     }
 }
@@ -48,7 +48,7 @@ impl LineIndex {
 /// The line indexes of one file's documents, built on first use: most documents of a run
 /// have no finding, and building an index costs a second parse of the text.
 #[derive(Debug)]
-pub struct FileLines {
+pub(crate) struct FileLines {
     text: String,
     documents: usize,
     indexes: std::sync::OnceLock<Vec<LineIndex>>,
@@ -56,14 +56,14 @@ pub struct FileLines {
 
 /// Lines of one document of a file (cheap to clone; the index is shared and lazy).
 #[derive(Debug, Clone)]
-pub struct Lines {
+pub(crate) struct Lines {
     file: std::sync::Arc<FileLines>,
     document: usize,
 }
 
 impl Lines {
     /// The lines of each of a file's `documents` documents.
-    pub fn for_file(text: String, documents: usize) -> Vec<Lines> {
+    pub(crate) fn for_file(text: String, documents: usize) -> Vec<Lines> {
         let file = std::sync::Arc::new(FileLines {
             text,
             documents,
@@ -85,12 +85,12 @@ impl Lines {
     }
 
     /// See [`LineIndex::line_of`].
-    pub fn line_of(&self, path: &str) -> u32 {
+    pub(crate) fn line_of(&self, path: &str) -> u32 {
         self.index().map_or(1, |index| index.line_of(path))
     }
 
     /// See [`LineIndex::line_of_segments`].
-    pub fn line_of_segments(&self, segments: &[Segment]) -> u32 {
+    pub(crate) fn line_of_segments(&self, segments: &[Segment]) -> u32 {
         self.index()
             .map_or(1, |index| index.line_of_segments(segments))
     }
@@ -98,7 +98,7 @@ impl Lines {
     /// Line where the document starts (1-based). A single-document file is read by a plain
     /// scan (the first line that is not blank, a comment, a directive or a bare `---`), so no
     /// index is built for it.
-    pub fn start_line(&self) -> u32 {
+    pub(crate) fn start_line(&self) -> u32 {
         if self.file.documents == 1 {
             return first_content_line(&self.file.text);
         }
@@ -140,7 +140,7 @@ enum Frame {
 /// Builds one [`LineIndex`] per document of `text`. Returns fewer indexes than documents only if
 /// the event parser stops early, in which case the remaining documents get default indexes
 /// (their findings then carry the document's first line, never a wrong one).
-pub fn index_documents(text: &str) -> Vec<LineIndex> {
+pub(crate) fn index_documents(text: &str) -> Vec<LineIndex> {
     let mut parser = Parser::new_from_str(text);
     let mut indexes = Vec::new();
     let mut current = LineIndex::default();
@@ -236,7 +236,7 @@ fn leave_value(stack: &mut [Frame], path: &mut Vec<Segment>) {
 /// The first key that appears twice in one mapping: its path (canonical form) and the line of
 /// the second occurrence. serde_yaml refuses such files but reports the mapping's line; this
 /// tells the person which key and where.
-pub fn first_duplicate_key(text: &str) -> Option<(String, u32)> {
+pub(crate) fn first_duplicate_key(text: &str) -> Option<(String, u32)> {
     let mut parser = Parser::new_from_str(text);
     // Per open collection: keys seen (mappings only) and whether a key is pending.
     let mut stack: Vec<(Option<std::collections::HashSet<String>>, bool)> = Vec::new();

@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::line_index::{self, Lines};
 
 /// Default size limit of an input file: 4 MiB.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// An input file that could not be turned into documents. `Display` gives `file:line: what,
 /// and how to fix it`.
@@ -24,16 +24,16 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 #[error("{file}{}: {message}", .line.map(|l| format!(":{l}")).unwrap_or_default())]
 pub struct InputError {
     /// The file as the user knows it (relative to the gate root where possible).
-    pub file: String,
+    pub(crate) file: String,
     /// Line (1-based) of the problem, where known.
-    pub line: Option<u32>,
+    pub(crate) line: Option<u32>,
     /// Document index in a multi-document file, where known.
-    pub document: Option<usize>,
-    pub message: String,
+    pub(crate) document: Option<usize>,
+    pub(crate) message: String,
 }
 
 impl InputError {
-    pub fn new(file: &str, line: Option<u32>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &str, line: Option<u32>, message: impl Into<String>) -> Self {
         Self {
             file: file.to_string(),
             line,
@@ -59,7 +59,7 @@ pub struct Document {
     /// Position in the file, from 0.
     pub index: usize,
     pub value: serde_json::Value,
-    pub lines: Lines,
+    pub(crate) lines: Lines,
 }
 
 /// `sha256:<hex>` of some bytes.
@@ -94,7 +94,7 @@ fn not_regular(file_type: std::fs::FileType) -> &'static str {
 /// a writer forever, reading `/dev/zero` never ends), the open itself does not block
 /// (`O_NONBLOCK`), and the opened handle is checked again, so a file swapped for a FIFO between
 /// the check and the open is refused too. Every reader of input files goes through here.
-pub fn open_regular(path: &Path, shown: &str) -> Result<std::fs::File, InputError> {
+pub(crate) fn open_regular(path: &Path, shown: &str) -> Result<std::fs::File, InputError> {
     let io_error =
         |err: std::io::Error| InputError::new(shown, None, format!("cannot read: {err}"));
     let refuse = |file_type: std::fs::FileType| {

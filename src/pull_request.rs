@@ -24,7 +24,7 @@ const CONTRACT: &str = "schemas/input.schema.json $defs/pullRequest, docs/approv
 
 /// What a `--pr-json` file holds.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PrJson {
+pub(crate) enum PrJson {
     /// The full pull-request context (validated): evaluated by the gate and recorded.
     Context(Value),
     /// The record-only shape (no `reviews`): recorded, not evaluated.
@@ -33,7 +33,7 @@ pub enum PrJson {
 
 impl PrJson {
     /// The pull-request summary a change record keeps.
-    pub fn record_info(&self) -> Option<PullRequestInfo> {
+    pub(crate) fn record_info(&self) -> Option<PullRequestInfo> {
         match self {
             PrJson::Context(context) => record_info(context),
             PrJson::RecordOnly(info) => Some(info.clone()),
@@ -42,13 +42,13 @@ impl PrJson {
 }
 
 /// Reads a `--pr-json` file (at most `max_bytes`). `shown` names it in errors.
-pub fn read(path: &Path, shown: &str, max_bytes: u64) -> Result<PrJson> {
+pub(crate) fn read(path: &Path, shown: &str, max_bytes: u64) -> Result<PrJson> {
     let source = manifest::read_limited(path, shown, max_bytes)?;
     parse(&source.bytes, shown)
 }
 
 /// Parses and validates the text of a `--pr-json` file.
-pub fn parse(bytes: &[u8], shown: &str) -> Result<PrJson> {
+pub(crate) fn parse(bytes: &[u8], shown: &str) -> Result<PrJson> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         InputError::new(
             shown,
@@ -83,7 +83,7 @@ pub fn parse(bytes: &[u8], shown: &str) -> Result<PrJson> {
 
 /// Validates a pull-request context, whoever built it (a file, the GitHub integration).
 /// Every violation is listed with its field. The [`unavailable`] shape is valid too.
-pub fn validate(value: &Value, shown: &str) -> Result<()> {
+pub(crate) fn validate(value: &Value, shown: &str) -> Result<()> {
     if is_unavailable(value) {
         return Ok(());
     }
@@ -94,7 +94,7 @@ pub fn validate(value: &Value, shown: &str) -> Result<()> {
 /// `workflow_dispatch`): `{"unavailable": reason}` (`$defs/pullRequestUnavailable`). The
 /// approval policy blocks every release whose environment requires approvals on it, saying
 /// `reason`, where an absent context would skip the approval rules and pass.
-pub fn unavailable(reason: &str) -> Value {
+pub(crate) fn unavailable(reason: &str) -> Value {
     serde_json::json!({ "unavailable": reason })
 }
 
@@ -140,7 +140,7 @@ fn check(value: &Value, shown: &str, lines: Option<&Lines>) -> Result<()> {
 /// The summary of a pull-request context that a change record keeps: number, author,
 /// approvers (the contract's `approvers`) and who merged it. `None` when the context lacks a
 /// number or an author (it was validated, so only a context built without validation can).
-pub fn record_info(context: &Value) -> Option<PullRequestInfo> {
+pub(crate) fn record_info(context: &Value) -> Option<PullRequestInfo> {
     let text = |key: &str| context.get(key).and_then(Value::as_str).map(str::to_owned);
     let mut approvers: Vec<String> = context
         .get("approvers")
@@ -165,7 +165,7 @@ pub fn record_info(context: &Value) -> Option<PullRequestInfo> {
 /// Parses the record-only shape of a `--pr-json` file, `{number, author, approvers,
 /// merged_by}` (other fields are ignored, so the JSON of `gh pr view --json` with those names
 /// works). The error names the file and what is wrong.
-pub fn parse_record_only(
+pub(crate) fn parse_record_only(
     bytes: &[u8],
     shown: &Path,
 ) -> std::result::Result<PullRequestInfo, String> {

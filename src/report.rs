@@ -23,16 +23,7 @@ impl Decision {
             .unwrap_or(Decision::Error)
     }
 
-    /// Exit code of a run with this decision: 0 pass, 1 blocked by policy, 2 could not decide.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Self::Pass => 0,
-            Self::Fail => 1,
-            Self::Error => 2,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Pass => "pass",
             Self::Fail => "fail",
@@ -47,21 +38,21 @@ impl Decision {
 /// change records have always carried it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub(crate) enum Severity {
     Deny,
     Warn,
 }
 
 impl Severity {
     /// The word reports use: `deny` or `warn`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Deny => "deny",
             Self::Warn => "warn",
         }
     }
 
-    pub fn is_warn(self) -> bool {
+    pub(crate) fn is_warn(self) -> bool {
         self == Self::Warn
     }
 }
@@ -74,21 +65,21 @@ impl std::fmt::Display for Severity {
 
 /// One thing a policy (or the schema) found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
     /// Catalogue id (`PRR-MISSING`) or, for team policies without one, the Rego rule name.
-    pub rule: String,
-    pub severity: Severity,
+    pub(crate) rule: String,
+    pub(crate) severity: Severity,
     /// Package that produced it (`relgate.pii`, `main`, `relgate.schema` for SCHEMA).
-    pub policy: String,
-    pub message: String,
+    pub(crate) policy: String,
+    pub(crate) message: String,
     /// Manifest field in dot/bracket form.
-    pub path: Option<String>,
+    pub(crate) path: Option<String>,
     /// Line of `path` (or of its nearest existing parent, or of the document).
-    pub line: u32,
+    pub(crate) line: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub item: Option<String>,
+    pub(crate) item: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub remediation: Option<String>,
+    pub(crate) remediation: Option<String>,
 }
 
 impl Finding {
@@ -99,60 +90,60 @@ impl Finding {
 
 /// A finding an `exception` rule suppressed. Reported, never dropped.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Exception {
+pub(crate) struct Exception {
     #[serde(flatten)]
-    pub finding: Finding,
+    pub(crate) finding: Finding,
     /// The exception name that matched and the package that declared it.
-    pub exception: String,
-    pub exception_policy: String,
+    pub(crate) exception: String,
+    pub(crate) exception_policy: String,
 }
 
 /// A PRR item the manifest waives (reported so waivers stay visible).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Waiver {
-    pub item: String,
-    pub approver: Option<String>,
-    pub expires: Option<String>,
-    pub reason: Option<String>,
-    pub line: u32,
+pub(crate) struct Waiver {
+    pub(crate) item: String,
+    pub(crate) approver: Option<String>,
+    pub(crate) expires: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) line: u32,
 }
 
 /// The decision on one manifest document (or on a file that could not be read).
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestResult {
-    pub file: String,
-    pub document: usize,
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub version: Option<String>,
+    pub(crate) file: String,
+    pub(crate) document: usize,
+    pub(crate) kind: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) version: Option<String>,
     /// `sha256:` of the file's bytes.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// Line where the document starts.
-    pub line: u32,
+    pub(crate) line: u32,
     pub decision: Decision,
     /// Why no decision could be made (decision `error`).
-    pub error: Option<String>,
-    pub findings: Vec<Finding>,
+    pub(crate) error: Option<String>,
+    pub(crate) findings: Vec<Finding>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub exceptions: Vec<Exception>,
+    pub(crate) exceptions: Vec<Exception>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub waivers: Vec<Waiver>,
+    pub(crate) waivers: Vec<Waiver>,
     /// Things a reader should know (e.g. policies skipped because the schema failed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// The manifest document as parsed, when it could be read and the gate keeps it
     /// (`Gate::keep_evaluated`, for change records; not part of the report).
     #[serde(skip)]
-    pub manifest: Option<serde_json::Value>,
+    pub(crate) manifest: Option<serde_json::Value>,
     /// The policy input the decision was made on, when policies ran and the gate keeps it
     /// (for change records: evidence digests and SLO readings; not part of the report).
     #[serde(skip)]
-    pub input: Option<serde_json::Value>,
+    pub(crate) input: Option<serde_json::Value>,
 }
 
 impl ManifestResult {
     /// A result for a file or document that could not be evaluated.
-    pub fn error(
+    pub(crate) fn error(
         file: &str,
         document: usize,
         line: u32,
@@ -178,14 +169,14 @@ impl ManifestResult {
         }
     }
 
-    pub fn warnings(&self) -> usize {
+    pub(crate) fn warnings(&self) -> usize {
         self.findings
             .iter()
             .filter(|f| f.severity.is_warn())
             .count()
     }
 
-    pub fn denials(&self) -> usize {
+    pub(crate) fn denials(&self) -> usize {
         self.findings
             .iter()
             .filter(|f| !f.severity.is_warn())
@@ -193,7 +184,7 @@ impl ManifestResult {
     }
 
     /// Sets the decision from the findings. `fail_on_warn` turns warnings into a failure.
-    pub fn decide(&mut self, fail_on_warn: bool) {
+    pub(crate) fn decide(&mut self, fail_on_warn: bool) {
         self.findings
             .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         self.findings.dedup();
@@ -210,14 +201,14 @@ impl ManifestResult {
 }
 
 /// What the text and markdown reports say when a run had no pull-request context.
-pub const APPROVALS_NOT_EVALUATED: &str =
+pub(crate) const APPROVALS_NOT_EVALUATED: &str =
     "approvals not evaluated: no pull-request context (run in a pull request or pass --pr-json)";
 
 /// Tool identity in reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct Tool {
-    pub name: &'static str,
-    pub version: &'static str,
+pub(crate) struct Tool {
+    pub(crate) name: &'static str,
+    pub(crate) version: &'static str,
 }
 
 impl Default for Tool {
@@ -234,9 +225,9 @@ impl Default for Tool {
 pub struct Summary {
     pub manifests: usize,
     pub passed: usize,
-    pub failed: usize,
-    pub errors: usize,
-    pub warnings: usize,
+    pub(crate) failed: usize,
+    pub(crate) errors: usize,
+    pub(crate) warnings: usize,
 }
 
 impl Summary {
@@ -256,77 +247,77 @@ impl Summary {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    pub tool: Tool,
-    pub decision: Decision,
-    pub policy_digest: String,
+    pub(crate) tool: Tool,
+    pub(crate) decision: Decision,
+    pub(crate) policy_digest: String,
     /// Whether the run had pull-request context, so the approval rules (APPROVAL-*) were
     /// evaluated; without it they cannot fire, and the printers say so
     /// ([`APPROVALS_NOT_EVALUATED`]).
-    pub approvals_evaluated: bool,
+    pub(crate) approvals_evaluated: bool,
     pub summary: Summary,
-    pub results: Vec<ManifestResult>,
+    pub(crate) results: Vec<ManifestResult>,
     /// `--changed` only: the range that was compared (docs/changed.md).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub changed: Option<ChangedRange>,
+    pub(crate) changed: Option<ChangedRange>,
     /// `--changed` only: manifests deleted (or renamed out of the manifest set) by the change;
     /// not checked, listed so a removal is never silent.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub removed: Option<Vec<Removed>>,
+    pub(crate) removed: Option<Vec<Removed>>,
     /// `--changed` only: where the gate's configuration and policies were read from
     /// (docs/changed.md, "The gate's own files").
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rules: Option<RulesUsed>,
+    pub(crate) rules: Option<RulesUsed>,
     /// Run-level remarks (e.g. no manifests matched).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// The gate root's path inside its git work tree (`ml/gate`, `/`-separated), empty at the
     /// top of the work tree or outside git. Not in the JSON report (its paths stay
     /// gate-root-relative); SARIF and GitLab Code Quality prefix it, because code scanning and
     /// merge requests resolve paths from the repository root.
     #[serde(skip)]
-    pub repository_prefix: String,
+    pub(crate) repository_prefix: String,
 }
 
 /// The git range of a `--changed` run: merge-base(base, head) .. head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChangedRange {
+pub(crate) struct ChangedRange {
     /// The base as given (`--base`) or chosen (the upstream, `origin/HEAD`, `main`...).
-    pub base: String,
-    pub base_commit: String,
+    pub(crate) base: String,
+    pub(crate) base_commit: String,
     /// The commit the diff starts from.
-    pub merge_base: String,
+    pub(crate) merge_base: String,
     /// The head as given (`--head`), or `HEAD`.
-    pub head: String,
-    pub head_commit: String,
+    pub(crate) head: String,
+    pub(crate) head_commit: String,
     /// Uncommitted work-tree and index changes were included (no `--head`, or a `--head`
     /// naming the checked-out commit).
-    pub work_tree: bool,
+    pub(crate) work_tree: bool,
 }
 
 /// Where the rules of a `--changed` run came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RulesUsed {
+pub(crate) struct RulesUsed {
     /// `base` (the merge base's relgate.yaml and policy directories) or `head` (the checked
     /// files').
-    pub from: &'static str,
+    pub(crate) from: &'static str,
     /// The merge-base commit the rules were read from (`from: base`), else null.
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
 }
 
 /// A manifest the change deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Removed {
+pub(crate) struct Removed {
     /// Path relative to the gate root, as it was at the merge base.
-    pub file: String,
+    pub(crate) file: String,
     /// `sha256:` of the file's bytes at the merge base, when they could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_digest: Option<String>,
+    pub(crate) previous_digest: Option<String>,
 }
 
 impl Report {
     /// Builds a report from results: sorts them, counts, and decides. A run with no manifest
     /// at all is an error: a gate that checked nothing must not pass.
-    pub fn new(
+    pub(crate) fn new(
         policy_digest: String,
         mut results: Vec<ManifestResult>,
         mut notes: Vec<String>,
@@ -359,7 +350,7 @@ impl Report {
     /// again without pull-request facts that are not its own; a file missing from `again` keeps
     /// no result for it, so the recount cannot pass what was not decided: that file becomes an
     /// error.
-    pub fn replace_results(
+    pub(crate) fn replace_results(
         &mut self,
         files: &std::collections::BTreeSet<String>,
         again: Vec<ManifestResult>,
@@ -397,7 +388,7 @@ impl Report {
     /// A report of a `--changed` run. Unlike [`Report::new`], no manifest at all is a pass:
     /// the change touched no release (the notes say so), and removed manifests are listed,
     /// not decided.
-    pub fn changed(
+    pub(crate) fn changed(
         policy_digest: String,
         results: Vec<ManifestResult>,
         notes: Vec<String>,

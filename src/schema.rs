@@ -11,7 +11,7 @@ use crate::field_path::{self, Segment};
 use crate::line_index::Lines;
 
 /// The kinds relgate knows, with their schema files.
-pub const KINDS: &[(&str, &str)] = &[
+pub(crate) const KINDS: &[(&str, &str)] = &[
     ("ModelRelease", "schemas/model-release.schema.json"),
     ("PromptRelease", "schemas/prompt-release.schema.json"),
     ("GateConfig", "schemas/gate-config.schema.json"),
@@ -19,15 +19,15 @@ pub const KINDS: &[(&str, &str)] = &[
 ];
 
 /// The API version of every relgate document.
-pub const API_VERSION: &str = "relgate.dev/v1";
+pub(crate) const API_VERSION: &str = "relgate.dev/v1";
 
 /// One schema violation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Violation {
+pub(crate) struct Violation {
     /// Field path in canonical dot/bracket form (empty for the document itself).
-    pub path: String,
-    pub line: u32,
-    pub message: String,
+    pub(crate) path: String,
+    pub(crate) line: u32,
+    pub(crate) message: String,
 }
 
 struct Compiled {
@@ -36,7 +36,7 @@ struct Compiled {
 }
 
 /// The schema text of a kind (case-insensitive), for `relgate schema`.
-pub fn schema_text(kind: &str) -> Option<&'static str> {
+pub(crate) fn schema_text(kind: &str) -> Option<&'static str> {
     KINDS
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(kind))
@@ -70,7 +70,7 @@ fn compiled(kind: &str) -> Option<&'static Result<Compiled, String>> {
 
 /// Validates `value` as `kind`. Violations are sorted by line, then path. An internal schema
 /// problem (which a test guards against) is returned as `Err`.
-pub fn validate(kind: &str, value: &Value, lines: &Lines) -> Result<Vec<Violation>, String> {
+pub(crate) fn validate(kind: &str, value: &Value, lines: &Lines) -> Result<Vec<Violation>, String> {
     let compiled = match compiled(kind) {
         Some(Ok(compiled)) => compiled,
         Some(Err(message)) => return Err(message.clone()),
@@ -82,7 +82,7 @@ pub fn validate(kind: &str, value: &Value, lines: &Lines) -> Result<Vec<Violatio
 /// Validates `value` against one definition of a kind's schema (`$defs/<def>`), e.g. a
 /// pull-request context against Input's `pullRequest`. Compiled on every call: it serves
 /// inputs read once per run.
-pub fn validate_def(
+pub(crate) fn validate_def(
     kind: &str,
     def: &str,
     value: &Value,

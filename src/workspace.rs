@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 /// Name of the gate configuration file that marks a gate root.
-pub const CONFIG_FILE: &str = "relgate.yaml";
+pub(crate) const CONFIG_FILE: &str = "relgate.yaml";
 
 /// A path problem, phrased for the person who wrote the path.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum PathError {
 #[derive(Debug, Clone)]
 pub struct GateRoot {
     /// Canonical absolute path.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl GateRoot {
@@ -53,7 +53,7 @@ impl GateRoot {
     /// or directory must not move the root to wherever the link points, where the pull-request
     /// author could have planted a `relgate.yaml` of their own. Directories on the way that are
     /// reached through a symlink are therefore never taken as the root.
-    pub fn discover(start: &Path, cwd: &Path) -> std::io::Result<Self> {
+    pub(crate) fn discover(start: &Path, cwd: &Path) -> std::io::Result<Self> {
         let cwd = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
         let start = lexical_absolute(&cwd, start);
         // Fails (as before) when the path does not exist.
@@ -110,7 +110,7 @@ impl GateRoot {
 
     /// Resolves a path written in a manifest or config (relative to the root) to an existing
     /// file inside the root. Refuses absolute paths, `..` and symlinks that lead out.
-    pub fn confine(&self, written: &str) -> Result<PathBuf, PathError> {
+    pub(crate) fn confine(&self, written: &str) -> Result<PathBuf, PathError> {
         let relative = Path::new(written);
         if relative.is_absolute() || written.starts_with('\\') {
             return Err(PathError::Absolute {
@@ -132,7 +132,7 @@ impl GateRoot {
 
     /// Checks that an existing path (after following symlinks) is inside the root, and returns
     /// its canonical form.
-    pub fn confine_existing(&self, path: &Path, shown: &str) -> Result<PathBuf, PathError> {
+    pub(crate) fn confine_existing(&self, path: &Path, shown: &str) -> Result<PathBuf, PathError> {
         let canonical = std::fs::canonicalize(path).map_err(|err| {
             if err.kind() == std::io::ErrorKind::NotFound {
                 // A dangling symlink is reported as missing, which it is.
@@ -158,7 +158,7 @@ impl GateRoot {
 
     /// The path relative to the root, `/`-separated, for reports. Paths outside the root are
     /// shown as given.
-    pub fn relative(&self, path: &Path) -> String {
+    pub(crate) fn relative(&self, path: &Path) -> String {
         let absolute = if path.is_absolute() {
             path.to_path_buf()
         } else {
@@ -224,7 +224,7 @@ pub enum Discovered {
 }
 
 impl Discovered {
-    pub fn shown(&self) -> &str {
+    pub(crate) fn shown(&self) -> &str {
         match self {
             Self::File { shown, .. } | Self::Problem { shown, .. } => shown,
         }
@@ -251,7 +251,7 @@ const MAX_SYMLINKED_DIRS: usize = 256;
 /// are walked for `*.yaml`/`*.yml`/`*.json`. Each is reported under the path as given
 /// (relative to the root), also when it is a symlink; symlinks that lead outside the root are
 /// reported, not read.
-pub fn discover_paths(root: &GateRoot, paths: &[PathBuf]) -> Vec<Discovered> {
+pub(crate) fn discover_paths(root: &GateRoot, paths: &[PathBuf]) -> Vec<Discovered> {
     let cwd = std::env::current_dir()
         .and_then(std::fs::canonicalize)
         .unwrap_or_default();
@@ -276,7 +276,10 @@ pub fn discover_paths(root: &GateRoot, paths: &[PathBuf]) -> Vec<Discovered> {
 
 /// Files under the root matching the config's `manifests` globs (relative to the root, matched
 /// against the path as it is in the tree, through symlinks).
-pub fn discover_globs(root: &GateRoot, globs: &[String]) -> Result<Vec<Discovered>, PathError> {
+pub(crate) fn discover_globs(
+    root: &GateRoot,
+    globs: &[String],
+) -> Result<Vec<Discovered>, PathError> {
     let set = build_globset(globs)?;
     let mut found = Vec::new();
     let root_dir = root.dir.clone();

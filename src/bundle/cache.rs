@@ -11,12 +11,12 @@ use super::{digest_of, err, is_digest, BlobSource, BundleError, Result};
 
 /// A cache directory.
 #[derive(Debug, Clone)]
-pub struct Cache {
-    pub dir: PathBuf,
+pub(crate) struct Cache {
+    pub(crate) dir: PathBuf,
 }
 
 impl Cache {
-    pub fn new(dir: impl Into<PathBuf>) -> Cache {
+    pub(crate) fn new(dir: impl Into<PathBuf>) -> Cache {
         Cache { dir: dir.into() }
     }
 
@@ -32,12 +32,12 @@ impl Cache {
     }
 
     /// True when the blob is present (not verified).
-    pub fn contains(&self, digest: &str) -> bool {
+    pub(crate) fn contains(&self, digest: &str) -> bool {
         self.path(digest).is_ok_and(|p| p.is_file())
     }
 
     /// Stores `bytes` under `digest`; refuses bytes that do not hash to it.
-    pub fn put(&self, digest: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn put(&self, digest: &str, bytes: &[u8]) -> Result<()> {
         if digest_of(bytes) != digest {
             return err(format!(
                 "refusing to cache a blob whose content does not hash to {digest}"
@@ -75,7 +75,7 @@ impl Cache {
     }
 
     /// Reads a blob (at most `limit` bytes) and checks it hashes to `digest`.
-    pub fn get(&self, digest: &str, limit: u64) -> Result<Vec<u8>> {
+    pub(crate) fn get(&self, digest: &str, limit: u64) -> Result<Vec<u8>> {
         let path = self.path(digest)?;
         let file = std::fs::File::open(&path).map_err(|e| {
             BundleError(format!(
@@ -106,7 +106,7 @@ impl BlobSource for &Cache {
 /// The default cache directory given the environment values the CLI read:
 /// `RELGATE_BUNDLE_CACHE`, else `$XDG_CACHE_HOME/relgate/bundles`, else
 /// `$HOME/.cache/relgate/bundles`.
-pub fn default_dir(
+pub(crate) fn default_dir(
     relgate_cache: Option<&Path>,
     xdg_cache_home: Option<&Path>,
     home: Option<&Path>,

@@ -20,9 +20,9 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The GitHub token for `ghcr.io` (`GITHUB_TOKEN`, and `GITHUB_ACTOR` as the user name).
 /// `Debug` hides the token.
 #[derive(Clone)]
-pub struct GithubToken {
-    pub actor: Option<String>,
-    pub token: String,
+pub(crate) struct GithubToken {
+    pub(crate) actor: Option<String>,
+    pub(crate) token: String,
 }
 
 impl std::fmt::Debug for GithubToken {
@@ -33,7 +33,7 @@ impl std::fmt::Debug for GithubToken {
 
 /// Credentials for one registry. `Debug` hides the secret.
 #[derive(Clone, Default)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub(super) basic: Option<(String, String)>,
     /// Where they came from, for messages (`auths`, `credHelpers (docker-credential-x)`, …).
     source: Option<String>,
@@ -61,7 +61,7 @@ impl Credentials {
     }
 
     /// Whether any credentials were found.
-    pub fn is_anonymous(&self) -> bool {
+    pub(crate) fn is_anonymous(&self) -> bool {
         self.basic.is_none()
     }
 
@@ -71,7 +71,7 @@ impl Credentials {
     /// `github` (the Action's `GITHUB_TOKEN`). Nothing found: anonymous. A file that cannot
     /// be read or parsed, or a helper that fails, is an error naming the file or helper, never
     /// a secret.
-    pub fn resolve(
+    pub(crate) fn resolve(
         file: Option<&Path>,
         registry: &str,
         github: Option<&GithubToken>,
@@ -101,7 +101,7 @@ impl Credentials {
     /// Reads the credentials for `registry` from a Docker config file (`credHelpers`,
     /// `credsStore`, `auths`). A missing file means anonymous; an unreadable or malformed one is
     /// an error naming the file (never its content).
-    pub fn from_docker_config(file: Option<&Path>, registry: &str) -> Result<Credentials> {
+    pub(crate) fn from_docker_config(file: Option<&Path>, registry: &str) -> Result<Credentials> {
         let Some(file) = file else {
             return Ok(Credentials::default());
         };

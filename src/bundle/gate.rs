@@ -34,22 +34,22 @@ const FORBIDDEN_FRAGMENT_KEYS: [&str; 5] = [
 #[derive(Debug, Clone, Default)]
 pub struct BundleSettings {
     /// The cache directory (`None`: no cache could be located; bundles then fail).
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// The Docker config file with registry credentials.
-    pub auth_file: Option<PathBuf>,
+    pub(crate) auth_file: Option<PathBuf>,
     /// `--allow-bundle-tag`: resolve a tag-only reference (development only; warns).
-    pub allow_tag: bool,
+    pub(crate) allow_tag: bool,
     /// `GITHUB_TOKEN` (and `GITHUB_ACTOR`): the credentials for `ghcr.io` when the Docker
     /// config has none.
-    pub github: Option<GithubToken>,
+    pub(crate) github: Option<GithubToken>,
     /// `RELGATE_REGISTRY_TIMEOUT` as given (seconds without a byte before a registry request
     /// fails); parsed when a registry is contacted, so a bad value stops only runs that need it.
-    pub read_timeout: Option<String>,
+    pub(crate) read_timeout: Option<String>,
 }
 
 impl BundleSettings {
     /// How to reach `registry`: its credentials and the read timeout.
-    pub fn remote(&self, registry: &str) -> Result<Remote> {
+    pub(crate) fn remote(&self, registry: &str) -> Result<Remote> {
         let timeout = match self.read_timeout.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => match text.parse::<u64>() {
@@ -69,23 +69,21 @@ impl BundleSettings {
 
 /// A bundle the gate loaded: the hook for change records.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadedBundle {
+pub(crate) struct LoadedBundle {
     /// The reference as written in the config.
-    pub reference: String,
+    pub(crate) reference: String,
     /// The verified OCI manifest digest.
-    pub digest: String,
+    pub(crate) digest: String,
     /// The key id that signed it.
-    pub key_id: String,
+    pub(crate) key_id: String,
 }
 
 /// Everything the bundles add to a run.
 #[derive(Debug, Default)]
-pub struct Loaded {
-    pub sources: Vec<PolicySource>,
-    pub data: Vec<(String, Value)>,
-    pub bundles: Vec<LoadedBundle>,
-    /// Warnings for the CLI to print (a tag resolved with `--allow-bundle-tag`).
-    pub warnings: Vec<String>,
+pub(crate) struct Loaded {
+    pub(crate) sources: Vec<PolicySource>,
+    pub(crate) data: Vec<(String, Value)>,
+    pub(crate) bundles: Vec<LoadedBundle>,
 }
 
 fn config_error(config: &GateConfig, details: String) -> Error {
@@ -96,7 +94,7 @@ fn config_error(config: &GateConfig, details: String) -> Error {
 }
 
 /// Loads the bundles named in `config` and applies their config fragments to it.
-pub fn load(
+pub(crate) fn load(
     root: &GateRoot,
     config: &mut GateConfig,
     settings: &BundleSettings,
@@ -137,14 +135,6 @@ pub fn load(
         }
         let keys = trusted_keys(root, config, entry, &field)?;
         let verified = fetch_verified(&reference, &keys, settings, offline, &field)?;
-        if reference.digest.is_none() {
-            loaded.warnings.push(format!(
-                "{field}.ref {written} is a tag, resolved to {} because of \
-                 --allow-bundle-tag; pin it as {}",
-                verified.digest,
-                reference.pinned(&verified.digest)
-            ));
-        }
         let prefix = format!("bundle@{}", &verified.digest["sha256:".len()..][..12]);
         let contents = contents(&verified.files, &prefix, false)?;
         loaded.sources.extend(contents.sources);
@@ -167,7 +157,7 @@ pub fn load(
 /// `relgate test --bundle oci://…` get a bundle's files. A reference without a digest is
 /// resolved at the registry (callers allow that only in development). `field` names the
 /// reference in messages.
-pub fn fetch_verified(
+pub(crate) fn fetch_verified(
     reference: &BundleRef,
     keys: &TrustedKeys,
     settings: &BundleSettings,
@@ -211,7 +201,7 @@ pub fn fetch_verified(
 }
 
 /// The keys named by `keys:` of a bundle entry: PEM files inside the gate root.
-pub fn trusted_keys(
+pub(crate) fn trusted_keys(
     root: &GateRoot,
     config: &GateConfig,
     entry: &Value,
@@ -244,17 +234,17 @@ pub fn trusted_keys(
 
 /// What a bundle contributes: Rego sources, data documents and the config fragment.
 #[derive(Debug, Default)]
-pub struct Contents {
-    pub sources: Vec<PolicySource>,
-    pub data: Vec<(String, Value)>,
+pub(crate) struct Contents {
+    pub(crate) sources: Vec<PolicySource>,
+    pub(crate) data: Vec<(String, Value)>,
     /// (shown path, validated fragment).
-    pub fragment: Option<(String, Value)>,
+    pub(crate) fragment: Option<(String, Value)>,
 }
 
 /// Reads a bundle's files (already verified, or a local directory for `relgate test`) into
 /// sources, data and the schema-validated config fragment. `prefix` names the bundle in
 /// messages; `include_tests` adds the `_test.rego` files.
-pub fn contents(files: &BundleFiles, prefix: &str, include_tests: bool) -> Result<Contents> {
+pub(crate) fn contents(files: &BundleFiles, prefix: &str, include_tests: bool) -> Result<Contents> {
     let mut out = Contents::default();
     for (path, bytes) in files.rego(include_tests) {
         let text = String::from_utf8(bytes.clone())
@@ -319,7 +309,11 @@ fn one_document(shown: &str, bytes: &[u8]) -> Result<Value> {
 /// Merges a bundle's config fragment over the config: the fragment wins for every key it
 /// sets (objects merge key by key, anything else replaces), except `namespaces`, which are
 /// added to the repository's.
-pub fn apply_fragment(config: &mut GateConfig, mut fragment: Value, shown: &str) -> Result<()> {
+pub(crate) fn apply_fragment(
+    config: &mut GateConfig,
+    mut fragment: Value,
+    shown: &str,
+) -> Result<()> {
     let Value::Object(map) = &mut fragment else {
         return Err(Error::Policy(format!("{shown}: expected a mapping")));
     };

@@ -32,44 +32,46 @@ use sha2::{Digest as _, Sha256};
 
 use crate::record::keys::Signer;
 
-pub mod cache;
-pub mod credentials;
-pub mod gate;
+pub(crate) mod cache;
+pub(crate) mod credentials;
+pub(crate) mod gate;
 mod reference;
 pub mod registry;
 mod verify;
 
 pub use reference::BundleRef;
-pub use verify::{parse_oci_manifest, verify_artifact, BlobSource, VerifiedBundle};
+pub(crate) use verify::{parse_oci_manifest, verify_artifact, BlobSource, VerifiedBundle};
 
 /// `artifactType` of the OCI manifest.
-pub const ARTIFACT_TYPE: &str = "application/vnd.relgate.policy.bundle.v1";
+pub(crate) const ARTIFACT_TYPE: &str = "application/vnd.relgate.policy.bundle.v1";
 /// Media type of the bundle manifest (the OCI config blob).
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.relgate.policy.bundle.manifest.v1+json";
+pub(crate) const MANIFEST_MEDIA_TYPE: &str =
+    "application/vnd.relgate.policy.bundle.manifest.v1+json";
 /// Media type of the files layer.
 pub const FILES_MEDIA_TYPE: &str = "application/vnd.relgate.policy.bundle.files.v1.tar";
 /// Media type of the signature layer.
-pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.relgate.policy.bundle.signature.v1+json";
+pub(crate) const SIGNATURE_MEDIA_TYPE: &str =
+    "application/vnd.relgate.policy.bundle.signature.v1+json";
 /// Media type of the OCI image manifest relgate writes and accepts.
 pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 /// `schema` field of the bundle manifest.
-pub const BUNDLE_SCHEMA: &str = "relgate.policy.bundle/v1";
+pub(crate) const BUNDLE_SCHEMA: &str = "relgate.policy.bundle/v1";
 /// Name of the optional config fragment inside a bundle.
-pub const CONFIG_FRAGMENT: &str = "relgate-config.yaml";
+pub(crate) const CONFIG_FRAGMENT: &str = "relgate-config.yaml";
 /// Domain separation of the signed message: `PREFIX sha256:<hex>`.
 const SIGNATURE_PREFIX: &str = "relgate-bundle-v1 ";
 
 /// Size bounds: a registry (or a cache) that serves more is refused before it is read.
-pub const MAX_OCI_MANIFEST_BYTES: u64 = 64 * 1024;
-pub const MAX_BUNDLE_MANIFEST_BYTES: u64 = 1024 * 1024;
-pub const MAX_SIGNATURE_BYTES: u64 = 4 * 1024;
-pub const MAX_FILES_BYTES: u64 = 32 * 1024 * 1024;
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
-pub const MAX_FILES: usize = 2000;
+pub(crate) const MAX_OCI_MANIFEST_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_BUNDLE_MANIFEST_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_SIGNATURE_BYTES: u64 = 4 * 1024;
+pub(crate) const MAX_FILES_BYTES: u64 = 32 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const MAX_FILES: usize = 2000;
 
 /// A bundle problem; the message says what and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BundleError(pub String);
+pub struct BundleError(pub(crate) String);
 
 impl fmt::Display for BundleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -85,7 +87,7 @@ impl From<BundleError> for crate::error::Error {
     }
 }
 
-pub type Result<T, E = BundleError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = BundleError> = std::result::Result<T, E>;
 
 fn err<T>(message: impl Into<String>) -> Result<T> {
     Err(BundleError(message.into()))
@@ -97,7 +99,7 @@ pub fn digest_of(bytes: &[u8]) -> String {
 }
 
 /// True for `sha256:` followed by 64 lowercase hex digits.
-pub fn is_digest(text: &str) -> bool {
+pub(crate) fn is_digest(text: &str) -> bool {
     text.strip_prefix("sha256:").is_some_and(|hex| {
         hex.len() == 64
             && hex
@@ -109,30 +111,30 @@ pub fn is_digest(text: &str) -> bool {
 /// One file of the bundle manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileEntry {
-    pub path: String,
-    pub size: u64,
-    pub sha256: String,
+pub(crate) struct FileEntry {
+    pub(crate) path: String,
+    pub(crate) size: u64,
+    pub(crate) sha256: String,
 }
 
 /// The bundle manifest: what the signature covers (through its digest).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BundleManifest {
-    pub schema: String,
-    pub files: Vec<FileEntry>,
+pub(crate) struct BundleManifest {
+    pub(crate) schema: String,
+    pub(crate) files: Vec<FileEntry>,
 }
 
 /// The signature layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BundleSignature {
-    pub keyid: String,
+pub(crate) struct BundleSignature {
+    pub(crate) keyid: String,
     /// Standard base64 of the 64-byte Ed25519 signature.
-    pub sig: String,
+    pub(crate) sig: String,
     /// The digest of the bundle manifest that was signed (informational; the verifier
     /// recomputes it).
-    pub signed: String,
+    pub(crate) signed: String,
 }
 
 /// The message the signature is over.
@@ -142,7 +144,7 @@ fn signed_message(manifest_digest: &str) -> Vec<u8> {
 
 /// Checks a path inside a bundle: relative, `/`-separated, each component of
 /// `[A-Za-z0-9._-]`, not starting with `.` (no `..`, no hidden files), at most 255 bytes.
-pub fn check_path(path: &str) -> Result<()> {
+pub(crate) fn check_path(path: &str) -> Result<()> {
     let ok = !path.is_empty()
         && path.len() <= 255
         && path.split('/').all(|part| {
@@ -178,9 +180,9 @@ fn file_kind(path: &str) -> Option<&'static str> {
 /// A bundle's files, checked against its manifest (in memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleFiles {
-    pub manifest: BundleManifest,
+    pub(crate) manifest: BundleManifest,
     /// Path -> bytes, sorted by path.
-    pub files: BTreeMap<String, Vec<u8>>,
+    pub(crate) files: BTreeMap<String, Vec<u8>>,
 }
 
 impl BundleFiles {
@@ -258,21 +260,21 @@ impl BundleFiles {
     }
 
     /// The Rego files that are policies (not tests).
-    pub fn rego(&self, include_tests: bool) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+    pub(crate) fn rego(&self, include_tests: bool) -> impl Iterator<Item = (&String, &Vec<u8>)> {
         self.files.iter().filter(move |(path, _)| {
             path.ends_with(".rego") && (include_tests || !path.ends_with("_test.rego"))
         })
     }
 
     /// Data documents (not the config fragment).
-    pub fn data(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+    pub(crate) fn data(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
         self.files
             .iter()
             .filter(|(path, _)| file_kind(path) == Some("data"))
     }
 
     /// The config fragment, when the bundle has one.
-    pub fn config_fragment(&self) -> Option<&Vec<u8>> {
+    pub(crate) fn config_fragment(&self) -> Option<&Vec<u8>> {
         self.files.get(CONFIG_FRAGMENT)
     }
 }
@@ -313,7 +315,7 @@ impl Packed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Descriptor {
     #[serde(rename = "mediaType")]
-    pub media_type: String,
+    pub(crate) media_type: String,
     pub digest: String,
     pub size: u64,
 }
@@ -332,12 +334,12 @@ impl Descriptor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OciManifest {
     #[serde(rename = "schemaVersion")]
-    pub schema_version: u32,
+    pub(crate) schema_version: u32,
     #[serde(rename = "mediaType")]
-    pub media_type: String,
+    pub(crate) media_type: String,
     #[serde(rename = "artifactType", default)]
-    pub artifact_type: Option<String>,
-    pub config: Descriptor,
+    pub(crate) artifact_type: Option<String>,
+    pub(crate) config: Descriptor,
     pub layers: Vec<Descriptor>,
 }
 

@@ -9,10 +9,10 @@ use super::{is_digest, BundleError, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleRef {
     /// `host[:port]`.
-    pub registry: String,
-    pub repository: String,
-    pub tag: Option<String>,
-    pub digest: Option<String>,
+    pub(crate) registry: String,
+    pub(crate) repository: String,
+    pub(crate) tag: Option<String>,
+    pub(crate) digest: Option<String>,
 }
 
 impl BundleRef {

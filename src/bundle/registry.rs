@@ -28,7 +28,7 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::{Client, Reference};
 use reqwest::Url;
 
-pub use super::credentials::{Credentials, GithubToken};
+pub(crate) use super::credentials::{Credentials, GithubToken};
 
 use super::cache::Cache;
 use super::{
@@ -40,20 +40,20 @@ use super::{
 /// Connect timeout of every request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default read timeout (no byte for this long fails the request); `RELGATE_REGISTRY_TIMEOUT`.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The deadline of one whole push or fetch, in read timeouts: a registry that drips one byte
 /// just inside every read timeout still ends.
 const DEADLINE_FACTOR: u32 = 4;
 /// Redirects followed per request.
-pub const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 /// Bound of a token answer from a registry's auth realm.
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
 /// How registries are reached: the credentials and the read timeout.
 #[derive(Clone, Debug)]
 pub struct Remote {
-    pub credentials: Credentials,
-    pub read_timeout: Duration,
+    pub(crate) credentials: Credentials,
+    pub(crate) read_timeout: Duration,
 }
 
 impl Remote {
@@ -62,7 +62,7 @@ impl Remote {
         Remote::new(Credentials::default(), None)
     }
 
-    pub fn new(credentials: Credentials, read_timeout: Option<Duration>) -> Remote {
+    pub(crate) fn new(credentials: Credentials, read_timeout: Option<Duration>) -> Remote {
         Remote {
             credentials,
             read_timeout: read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT),
@@ -560,7 +560,7 @@ fn challenge_params(text: &str) -> Vec<(String, String)> {
 
 /// Fetches a bundle (by tag or digest) into `cache`; returns the OCI manifest digest. With a
 /// pinned digest the manifest must hash to it. Blobs already cached are not fetched again.
-pub fn fetch(source: &BundleRef, remote: &Remote, cache: &Cache) -> Result<String> {
+pub(crate) fn fetch(source: &BundleRef, remote: &Remote, cache: &Cache) -> Result<String> {
     let shown = source.to_string();
     let source = source.clone();
     let credentials = remote.credentials.clone();

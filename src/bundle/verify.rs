@@ -21,24 +21,24 @@ use crate::record::keys::{KeyId, TrustedKeys};
 
 /// Where [`verify_artifact`] reads blobs from: the cache (already digest-checked by the caller)
 /// or anything else that returns a blob's bytes given its descriptor.
-pub trait BlobSource {
+pub(crate) trait BlobSource {
     /// The bytes of the blob `digest`, at most `limit` bytes (more is an error).
     fn blob(&mut self, digest: &str, limit: u64) -> Result<Vec<u8>>;
 }
 
 /// A bundle that passed every check.
 #[derive(Debug, Clone)]
-pub struct VerifiedBundle {
+pub(crate) struct VerifiedBundle {
     /// The OCI manifest digest.
-    pub digest: String,
+    pub(crate) digest: String,
     /// The key that signed it.
-    pub key_id: KeyId,
-    pub files: BundleFiles,
+    pub(crate) key_id: KeyId,
+    pub(crate) files: BundleFiles,
 }
 
 /// Parses and checks the shape of an OCI manifest: the relgate artifact type, one config
 /// (the bundle manifest) and exactly a files and a signature layer, each within its bound.
-pub fn parse_oci_manifest(bytes: &[u8], shown: &str) -> Result<OciManifest> {
+pub(crate) fn parse_oci_manifest(bytes: &[u8], shown: &str) -> Result<OciManifest> {
     if bytes.len() as u64 > MAX_OCI_MANIFEST_BYTES {
         return err(format!(
             "{shown}: the OCI manifest is larger than {MAX_OCI_MANIFEST_BYTES} bytes; not a relgate bundle"
@@ -87,7 +87,7 @@ pub fn parse_oci_manifest(bytes: &[u8], shown: &str) -> Result<OciManifest> {
 /// Verifies a bundle artifact: the OCI manifest bytes against `pinned` (when given), every
 /// blob's digest and size, the signature against `trusted` before any file is read, and every
 /// file against the signed bundle manifest. `shown` names the bundle in messages.
-pub fn verify_artifact(
+pub(crate) fn verify_artifact(
     oci_bytes: &[u8],
     pinned: Option<&str>,
     blobs: &mut dyn BlobSource,

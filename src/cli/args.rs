@@ -22,18 +22,18 @@ use crate::output::Format;
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// When to colour text output: auto (a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
-    pub color: ColorWhen,
+    pub(crate) color: ColorWhen,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
-pub use crate::output::ColorWhen;
+pub(crate) use crate::output::ColorWhen;
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Decide on release manifests: pass (exit 0), blocked (exit 1) or could not decide (exit 2).
     Check(CheckArgs),
     /// Run Rego unit tests (`test_*` rules), like `opa test`.
@@ -94,178 +94,178 @@ pub enum Command {
 /// Arguments of `relgate record`: those of `check`, plus where records go and what they say
 /// about the run.
 #[derive(Debug, clap::Args)]
-pub struct RecordArgs {
+pub(crate) struct RecordArgs {
     #[command(flatten)]
-    pub check: CheckArgs,
+    pub(crate) check: CheckArgs,
     /// Private signing key (PKCS#8 PEM, from `relgate keygen` or `openssl genpkey -algorithm
     /// ed25519`). Default: the PEM text in the environment variable RELGATE_SIGNING_KEY.
     #[arg(long, value_name = "FILE")]
-    pub key: Option<PathBuf>,
+    pub(crate) key: Option<PathBuf>,
     /// Git branch of the ledger in the gate root's repository. Default: `ledger.branch` of
     /// relgate.yaml, else relgate/records.
     #[arg(long, value_name = "REF", conflicts_with = "ledger_dir")]
-    pub ledger: Option<String>,
+    pub(crate) ledger: Option<String>,
     /// Keep the ledger in this directory instead of a git branch (`ledger.dir` of
     /// relgate.yaml sets a default).
     #[arg(long, value_name = "DIR")]
-    pub ledger_dir: Option<PathBuf>,
+    pub(crate) ledger_dir: Option<PathBuf>,
     /// URL of the CI run, recorded with each decision. Default on GitHub Actions:
     /// $GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID.
     #[arg(long, value_name = "URL")]
-    pub ci_run_url: Option<String>,
+    pub(crate) ci_run_url: Option<String>,
     /// With --changed: start the range at the commit of the ledger's last record (the last
     /// commit the ledger covers) instead of --base, so a run catches up on every release change
     /// since the last recorded run, including those of runs that failed or were cancelled.
     /// --base is used only while the ledger is empty.
     #[arg(long, requires = "changed")]
-    pub since_ledger: bool,
+    pub(crate) since_ledger: bool,
 }
 
 /// Which ledger to read and which keys to trust: the options `verify` and `export` share.
 #[derive(Debug, clap::Args)]
-pub struct LedgerSelection {
+pub(crate) struct LedgerSelection {
     /// Git branch (or full ref, e.g. refs/remotes/origin/relgate/records) of the ledger.
     /// Default: `ledger.branch` of relgate.yaml, else relgate/records (or
     /// origin/relgate/records in a fresh clone).
     #[arg(long, value_name = "REF", conflicts_with = "ledger_dir")]
-    pub ledger: Option<String>,
+    pub(crate) ledger: Option<String>,
     /// Read a ledger kept in this directory instead of a git branch.
     #[arg(long, value_name = "DIR")]
-    pub ledger_dir: Option<PathBuf>,
+    pub(crate) ledger_dir: Option<PathBuf>,
     /// Directory of trusted public keys (*.pem; a private key there is an error). Default:
     /// .relgate/keys in the gate root.
     #[arg(long, value_name = "DIR")]
-    pub keys: Option<PathBuf>,
+    pub(crate) keys: Option<PathBuf>,
     /// A CHECKPOINT kept from an earlier verify: also prove that the ledger only grew since.
     #[arg(long, value_name = "FILE")]
-    pub checkpoint: Option<PathBuf>,
+    pub(crate) checkpoint: Option<PathBuf>,
     /// The gate configuration, read for `ledger:` (default: relgate.yaml of the gate root).
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// Arguments of `relgate verify`.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     #[command(flatten)]
-    pub selection: LedgerSelection,
+    pub(crate) selection: LedgerSelection,
     /// Verify the envelopes of an export bundle instead of a ledger: one DSSE envelope per
     /// line in seq order (envelopes.jsonl), with the ledger's CHECKPOINT in the same
     /// directory. Checks everything but the shard layout and the git history.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["ledger", "ledger_dir"])]
-    pub envelopes: Option<PathBuf>,
+    pub(crate) envelopes: Option<PathBuf>,
     /// Write the verified CHECKPOINT to this file, to keep for the next --checkpoint.
     #[arg(long, value_name = "FILE")]
-    pub save_checkpoint: Option<PathBuf>,
+    pub(crate) save_checkpoint: Option<PathBuf>,
     /// Output format: text, or json (the full verification report).
     #[arg(long, short = 'f', value_enum, default_value_t = VerifyFormat::Text)]
-    pub format: VerifyFormat,
+    pub(crate) format: VerifyFormat,
     /// Skip the git history checks (the walk over every ledger commit and the reflog); the
     /// records, their chain and the checkpoint are still verified.
     #[arg(long)]
-    pub no_history: bool,
+    pub(crate) no_history: bool,
     /// The branch the ledger records, for the completeness check (every commit after the
     /// first record's that changed a manifest, relgate.yaml or a policy must be named by a
     /// record). Default: the branch the newest record names (origin/<branch> when the clone
     /// has it), else origin/HEAD, else HEAD.
     #[arg(long, value_name = "REV")]
-    pub default_branch: Option<String>,
+    pub(crate) default_branch: Option<String>,
 }
 
 /// Arguments of `relgate export`.
 #[derive(Debug, clap::Args)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     #[command(flatten)]
-    pub selection: LedgerSelection,
+    pub(crate) selection: LedgerSelection,
     /// Output format. Default: csv, or none when only --bundle is asked for.
     #[arg(long, short = 'f', value_enum)]
-    pub format: Option<crate::export::Format>,
+    pub(crate) format: Option<crate::export::Format>,
     /// Keep decisions made on or after DATE: YYYY-MM-DD (from 00:00 UTC that day) or RFC 3339.
     #[arg(long, value_name = "DATE")]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Keep decisions made on or before DATE: YYYY-MM-DD (through the end of that day, UTC)
     /// or RFC 3339 (that instant included).
     #[arg(long, value_name = "DATE")]
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Keep only this service (repeatable: any of them).
     #[arg(long = "service", value_name = "S")]
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// Keep only this environment (repeatable: any of them).
     #[arg(long = "environment", value_name = "E")]
-    pub environments: Vec<String>,
+    pub(crate) environments: Vec<String>,
     /// Write the export to FILE instead of stdout (written whole or not at all).
     #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Export from the envelopes of an export bundle (envelopes.jsonl, with its CHECKPOINT
     /// beside it) instead of a ledger: how an auditor rebuilds a bundle's CSV from what is
     /// signed and compares.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["ledger", "ledger_dir"])]
-    pub envelopes: Option<PathBuf>,
+    pub(crate) envelopes: Option<PathBuf>,
     /// Also write an audit bundle (.tar.gz): the envelopes, trusted public keys, CHECKPOINT,
     /// verification report, CSV, HTML report, VERIFY.md (how to check it offline) and SHA256SUMS.
     #[arg(long, value_name = "FILE.tar.gz")]
-    pub bundle: Option<PathBuf>,
+    pub(crate) bundle: Option<PathBuf>,
     /// Skip the git history checks of the ledger branch (the records, their chain and the
     /// checkpoint are still verified).
     #[arg(long)]
-    pub no_history: bool,
+    pub(crate) no_history: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum VerifyFormat {
+pub(crate) enum VerifyFormat {
     Text,
     Json,
 }
 
 /// Arguments of `relgate check`.
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Manifest files or directories (directories are searched for *.yaml, *.yml and *.json).
     /// Default: the `manifests` globs of relgate.yaml.
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// A directory of team Rego policies, loaded beside the built-in bundle (repeatable).
     #[arg(long = "policy", short = 'p', value_name = "DIR")]
-    pub policies: Vec<PathBuf>,
+    pub(crate) policies: Vec<PathBuf>,
     /// A YAML or JSON data document added under `data` (repeatable).
     #[arg(long = "data", short = 'd', value_name = "FILE")]
-    pub data: Vec<PathBuf>,
+    pub(crate) data: Vec<PathBuf>,
     /// The gate configuration (default: relgate.yaml found from the first path upward).
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Output format (repeatable; pair each with an --output, the last may go to stdout).
     #[arg(long, short = 'f', value_enum, default_value = "text")]
-    pub format: Vec<Format>,
+    pub(crate) format: Vec<Format>,
     /// File for the matching --format (repeatable, in the same order).
     #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Vec<PathBuf>,
+    pub(crate) output: Vec<PathBuf>,
     /// Treat warnings as blocking (exit 1).
     #[arg(long)]
-    pub fail_on_warn: bool,
+    pub(crate) fail_on_warn: bool,
     /// Evaluate this package too, besides `main` and the built-in bundle (repeatable).
     #[arg(long = "namespace", short = 'n', value_name = "NS")]
-    pub namespaces: Vec<String>,
+    pub(crate) namespaces: Vec<String>,
     /// Largest input file accepted, in bytes (default: max_file_bytes of relgate.yaml, 4 MiB).
     #[arg(long, value_name = "BYTES")]
-    pub max_file_bytes: Option<u64>,
+    pub(crate) max_file_bytes: Option<u64>,
     /// Wall-clock limit of one policy evaluation, in seconds; a policy that runs longer is an
     /// error (exit 2).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
     /// Parse team policies as Rego v0 (OPA's --v0-compatible: `deny[msg] { … }` without `if`).
     #[arg(long)]
-    pub v0_compatible: bool,
+    pub(crate) v0_compatible: bool,
     /// Query no Prometheus: SLOs read from Prometheus become SLO-UNKNOWN (file sources are
     /// still read).
     #[arg(long)]
-    pub offline: bool,
+    pub(crate) offline: bool,
     /// Development only: resolve a policy bundle referenced by tag instead of refusing it
     /// (prints a warning; commit the digest it resolves to).
     #[arg(long)]
-    pub allow_bundle_tag: bool,
+    pub(crate) allow_bundle_tag: bool,
     /// Limit of one Prometheus request, in seconds (failed requests are retried within an
     /// overall deadline).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub prometheus_timeout: f64,
+    pub(crate) prometheus_timeout: f64,
     /// Check only the manifests a git change touches: added, modified or renamed ones, those
     /// referencing a changed evaluation, prompt, baseline or SLO file, and all of them when
     /// relgate.yaml or a policy changed. The change is merge-base(base, head)..head; without
@@ -273,37 +273,37 @@ pub struct CheckArgs {
     /// changes count too. Deleted manifests are listed
     /// as removed. Nothing changed: exit 0. See docs/changed.md.
     #[arg(long)]
-    pub changed: bool,
+    pub(crate) changed: bool,
     /// With --changed: the revision to compare with. Default: the upstream of the current
     /// branch, else origin/HEAD, main, master, origin/main, origin/master.
     #[arg(long, value_name = "REV", requires = "changed")]
-    pub base: Option<String>,
+    pub(crate) base: Option<String>,
     /// With --changed: the revision to check (default: HEAD and the work tree). The
     /// checked-out commit is read from the work tree, with its uncommitted changes; another
     /// commit is read from its own tree.
     #[arg(long, value_name = "REV", requires = "changed")]
-    pub head: Option<String>,
+    pub(crate) head: Option<String>,
     /// With --changed: whose relgate.yaml and policy directories decide. base (default): the
     /// merge base's, so a change cannot edit the rules it is judged by (its edits take effect
     /// after merge, and a GATE-CONFIG-CHANGED warning lists them); head: the checked files'
     /// own, to try a rule change locally. A base without relgate.yaml (the change that adopts
     /// relgate) uses the head's. --policy and --data are read as given either way.
     #[arg(long, value_enum, value_name = "FROM", default_value_t = crate::changed::Rules::Base, requires = "changed")]
-    pub rules: crate::changed::Rules,
+    pub(crate) rules: crate::changed::Rules,
     /// GitHub mode, in a GitHub Actions job: read the pull request (author, labels, reviews,
     /// team membership) into `input.context.pull_request` before deciding, then publish the
     /// decision (--publish) and write $GITHUB_OUTPUT. Reads GITHUB_REPOSITORY, GITHUB_API_URL,
     /// GITHUB_EVENT_PATH, GITHUB_SHA and the other runner variables (docs/github.md).
     #[arg(long)]
-    pub github: bool,
+    pub(crate) github: bool,
     /// GitHub API token (default: $RELGATE_GITHUB_TOKEN, else $GITHUB_TOKEN). Team membership
     /// needs a token with `read:org` (or a GitHub App with Members: read).
     #[arg(long, value_name = "TOKEN", requires = "github")]
-    pub github_token: Option<String>,
+    pub(crate) github_token: Option<String>,
     /// The pull request to read and comment on (default: `pull_request.number` of the event
     /// in $GITHUB_EVENT_PATH).
     #[arg(long, value_name = "N", requires = "github")]
-    pub pull_request: Option<u64>,
+    pub(crate) pull_request: Option<u64>,
     /// Where GitHub mode publishes, comma-separated: comment (one sticky comment per
     /// workflow), check-run (annotations at file:line), summary ($GITHUB_STEP_SUMMARY), or
     /// none. Default: comment,check-run,summary.
@@ -314,76 +314,76 @@ pub struct CheckArgs {
         value_name = "WHERE",
         requires = "github"
     )]
-    pub publish: Vec<crate::github::Target>,
+    pub(crate) publish: Vec<crate::github::Target>,
     /// Pull-request context for the approval rules: a JSON file {number, author, labels,
     /// reviews, approvers, teams, ...} (docs/approvals.md). Without it approvals are not
     /// evaluated. `record` also takes the record-only shape {number, author, approvers,
     /// merged_by}, which is recorded but not evaluated.
     #[arg(long, value_name = "FILE", conflicts_with = "github")]
-    pub pr_json: Option<PathBuf>,
+    pub(crate) pr_json: Option<PathBuf>,
 }
 
 /// Arguments of `relgate test`.
 #[derive(Debug, clap::Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// Directories (or .rego files) holding policies and their *_test.rego tests.
     /// Default: the `policies` directories of relgate.yaml.
-    pub paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// Run the built-in bundle's own tests too.
     #[arg(long)]
-    pub builtin: bool,
+    pub(crate) builtin: bool,
     /// Run a policy bundle's tests (docs/bundles.md): its Rego, `_test.rego` and data, with its
     /// config fragment merged over the config as in `check`. A directory, or a pushed bundle
     /// oci://REGISTRY/REPO@sha256:… (fetched and verified as `check` does, against --key).
     #[arg(long, value_name = "DIR|REF")]
-    pub bundle: Option<PathBuf>,
+    pub(crate) bundle: Option<PathBuf>,
     /// With --bundle oci://…: a trusted public key (PEM) that signs the bundle (repeatable).
     /// Default: the keys of the relgate.yaml `bundles:` entry for the same repository.
     #[arg(long = "key", value_name = "FILE", requires = "bundle")]
-    pub keys: Vec<PathBuf>,
+    pub(crate) keys: Vec<PathBuf>,
     /// A YAML or JSON data document added under `data` (repeatable).
     #[arg(long = "data", short = 'd', value_name = "FILE")]
-    pub data: Vec<PathBuf>,
+    pub(crate) data: Vec<PathBuf>,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = TestFormat::Text)]
-    pub format: TestFormat,
+    pub(crate) format: TestFormat,
     /// Only run tests whose name (data.<package>.<rule>) contains this text.
     #[arg(long, value_name = "TEXT")]
-    pub run: Option<String>,
+    pub(crate) run: Option<String>,
     /// Report per-file line coverage of the policies (not of the tests).
     #[arg(long)]
-    pub coverage: bool,
+    pub(crate) coverage: bool,
     /// With --coverage: fail (exit 1) when total coverage is below this percentage.
     #[arg(long, value_name = "PCT", requires = "coverage")]
-    pub threshold: Option<f64>,
+    pub(crate) threshold: Option<f64>,
     /// Wall-clock limit of one test, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    pub timeout: f64,
+    pub(crate) timeout: f64,
     /// Parse team policies as Rego v0 (OPA's --v0-compatible: `deny[msg] { … }` without `if`).
     #[arg(long)]
-    pub v0_compatible: bool,
+    pub(crate) v0_compatible: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TestFormat {
+pub(crate) enum TestFormat {
     Text,
     Json,
 }
 
 /// Arguments of `relgate explain`.
 #[derive(Debug, clap::Args)]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     /// The rule id, as reports show it (e.g. PRR-MISSING); case does not matter.
     #[arg(required_unless_present = "list", conflicts_with = "list")]
-    pub rule: Option<String>,
+    pub(crate) rule: Option<String>,
     /// List every rule: id, severity and title.
     #[arg(long)]
-    pub list: bool,
+    pub(crate) list: bool,
 }
 
 /// Summary formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CollectFormat {
+pub(crate) enum CollectFormat {
     /// Lines for people.
     Text,
     /// The whole summary as one JSON object.
@@ -392,39 +392,39 @@ pub enum CollectFormat {
 
 /// Arguments of `relgate collect`.
 #[derive(Debug, clap::Args)]
-pub struct CollectArgs {
+pub(crate) struct CollectArgs {
     /// Repositories: `NAME=LOCATION` or `LOCATION`, a local clone, bare mirror or ledger
     /// directory, or a git URL (`file://`, `https://`, `ssh://`); the name defaults to the last
     /// path component without `.git`.
     #[arg(value_name = "REPO")]
-    pub repos: Vec<String>,
+    pub(crate) repos: Vec<String>,
     /// A YAML list of repositories (`repos:` entries of name, path or url, keys,
     /// keys_in_repo, ledger; docs/collect.md).
     #[arg(long = "repos", value_name = "FILE")]
-    pub list: Option<PathBuf>,
+    pub(crate) list: Option<PathBuf>,
     /// The dataset directory (created when missing).
     #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// The state file [default: OUT/_relgate-collect-state.json].
     #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
     /// Where git URLs are mirrored [default: OUT/_relgate-mirrors].
     #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
+    pub(crate) cache: Option<PathBuf>,
     /// Trusted public keys (*.pem) for every repository that has no `keys:` of its own
     /// [default: .relgate/keys committed on each repository's default branch].
     #[arg(long, value_name = "DIR")]
-    pub keys: Option<PathBuf>,
+    pub(crate) keys: Option<PathBuf>,
     /// The ledger branch of repositories given on the command line or without `ledger:`.
     #[arg(long, value_name = "BRANCH", default_value = crate::collect::source::DEFAULT_LEDGER)]
-    pub ledger: String,
+    pub(crate) ledger: String,
     /// Verify every ledger whole, even those the state file has collected before.
     #[arg(long)]
-    pub full: bool,
+    pub(crate) full: bool,
     /// Skip the git history walk of the whole-ledger verification.
     #[arg(long)]
-    pub no_history: bool,
+    pub(crate) no_history: bool,
     /// Summary format on stdout.
     #[arg(long, value_enum, default_value_t = CollectFormat::Text)]
-    pub format: CollectFormat,
+    pub(crate) format: CollectFormat,
 }

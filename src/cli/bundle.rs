@@ -15,17 +15,17 @@ use crate::record::keys::{Signer, TrustedKeys};
 
 /// `relgate policy`.
 #[derive(Debug, clap::Args)]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     #[command(subcommand)]
-    pub command: PolicyCommand,
+    pub(crate) command: PolicyCommand,
     /// Bundle cache directory. Default: $RELGATE_BUNDLE_CACHE, else
     /// $XDG_CACHE_HOME/relgate/bundles, else ~/.cache/relgate/bundles.
     #[arg(long, global = true, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
+    pub(crate) cache: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Pack a bundle directory, sign it and push it as an OCI artifact; prints its digest.
     Push {
         /// The bundle directory: .rego (and _test.rego), .json/.yaml data, relgate-config.yaml.
@@ -65,7 +65,7 @@ fn env_path(name: &str) -> Option<PathBuf> {
 }
 
 /// The bundle settings from the environment (and `--cache`).
-pub fn settings(cache_flag: Option<PathBuf>, allow_tag: bool) -> BundleSettings {
+pub(crate) fn settings(cache_flag: Option<PathBuf>, allow_tag: bool) -> BundleSettings {
     let home = env_path("HOME");
     let cache_dir = cache_flag.or_else(|| {
         cache::default_dir(
@@ -150,7 +150,7 @@ fn verify_cached(
 }
 
 /// Runs `relgate policy …`.
-pub fn policy(args: PolicyArgs) -> anyhow::Result<ExitStatus> {
+pub(crate) fn policy(args: PolicyArgs) -> anyhow::Result<ExitStatus> {
     let settings = settings(args.cache.clone(), false);
     let mut stdout = std::io::stdout().lock();
     match args.command {
@@ -206,7 +206,7 @@ pub fn policy(args: PolicyArgs) -> anyhow::Result<ExitStatus> {
 /// fetched (unless cached) and verified exactly as `check` verifies a bundle, against the
 /// `--key` files, else the keys of the `bundles:` entry of relgate.yaml for the same
 /// repository; it must be pinned by digest.
-pub fn test_inputs(
+pub(crate) fn test_inputs(
     bundle: &std::path::Path,
     keys: &[PathBuf],
     root: &crate::workspace::GateRoot,

@@ -26,7 +26,7 @@ impl CollectProgress for Bar {
 }
 
 /// `relgate collect`.
-pub fn collect(args: CollectArgs) -> anyhow::Result<ExitStatus> {
+pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitStatus> {
     let mut specs: Vec<RepoSpec> = Vec::new();
     if let Some(list) = &args.list {
         specs.extend(source::read_list(list, &args.ledger)?);
@@ -79,11 +79,7 @@ pub fn collect(args: CollectArgs) -> anyhow::Result<ExitStatus> {
         }
     }
     out.flush()?;
-    Ok(if summary.exit_code() == 0 {
-        ExitStatus::Pass
-    } else {
-        ExitStatus::Blocked
-    })
+    Ok(summary.status())
 }
 
 fn render_text(summary: &lib::Summary, out: &std::path::Path) -> String {

@@ -9,7 +9,7 @@ use crate::catalogue;
 use crate::exit_status::ExitStatus;
 
 /// Prints the rule's page, or the list.
-pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitStatus> {
+pub(crate) fn explain(args: ExplainArgs) -> anyhow::Result<ExitStatus> {
     let catalogue = catalogue::catalogue();
     let mut stdout = std::io::stdout().lock();
     let Some(wanted) = args.rule.filter(|_| !args.list) else {

@@ -130,7 +130,7 @@ impl Drop for Staged {
 }
 
 /// `relgate export`.
-pub fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<ExitStatus> {
+pub(crate) fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<ExitStatus> {
     // Everything that can be wrong with the arguments is found before the ledger is read.
     let filter = RowFilter::new(
         args.since.as_deref(),

@@ -19,7 +19,7 @@ use crate::report::Report;
 /// Sets up GitHub mode from the flags and the process environment. Everything that can stop
 /// the run is checked here, before anything is decided.
 /// `record`: the run reads the merged pull request of the pushed commit.
-pub fn start(args: &CheckArgs, record: bool) -> anyhow::Result<GitHub> {
+pub(crate) fn start(args: &CheckArgs, record: bool) -> anyhow::Result<GitHub> {
     let env = GitHubEnv::from_lookup(&|name| std::env::var(name).ok())?;
     Ok(GitHub::new(
         env,
@@ -33,7 +33,7 @@ pub fn start(args: &CheckArgs, record: bool) -> anyhow::Result<GitHub> {
 }
 
 /// The file `--format json --output FILE` wrote, for the `report` step output.
-pub fn json_report(args: &CheckArgs) -> Option<PathBuf> {
+pub(crate) fn json_report(args: &CheckArgs) -> Option<PathBuf> {
     args.format
         .iter()
         .zip(&args.output)
@@ -42,7 +42,7 @@ pub fn json_report(args: &CheckArgs) -> Option<PathBuf> {
 }
 
 /// `relgate check --github`.
-pub fn check(
+pub(crate) fn check(
     args: &CheckArgs,
     settings: &CheckSettings,
     color: bool,
@@ -114,7 +114,7 @@ pub fn check(
 
 /// Publishes `report` and prints what happened on stderr. `true` when a publication failed
 /// (the run must then exit 2).
-pub fn publish(
+pub(crate) fn publish(
     github: &GitHub,
     report: &Report,
     args: &CheckArgs,

@@ -285,7 +285,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
         pull_request = found
             .context
             .as_ref()
-            .and_then(crate::github::context::record_info);
+            .and_then(crate::pull_request::record_info);
         gate.set_pull_request(found.context.clone())?;
         pr_context = found.context;
     }

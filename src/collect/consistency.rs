@@ -84,7 +84,10 @@ fn split_point(n: u64) -> u64 {
 /// The RFC 6962 consistency proof from the tree `old` describes to that tree extended by
 /// `new_leaves` (leaf hashes), computed from the frontier alone. Empty when `old` is empty or
 /// nothing was added, as [`merkle::consistency_proof`] gives.
-pub fn proof_from_frontier(old: &Frontier, new_leaves: &[Hash]) -> Result<Vec<Hash>, MerkleError> {
+pub(crate) fn proof_from_frontier(
+    old: &Frontier,
+    new_leaves: &[Hash],
+) -> Result<Vec<Hash>, MerkleError> {
     let old_size = old.size();
     let mut out = Vec::new();
     if old_size == 0 || new_leaves.is_empty() {

@@ -27,14 +27,14 @@ use serde_json::Value;
 use crate::export::ExportRow;
 
 /// The published schema file, compiled in.
-pub const SCHEMA_JSON: &str = include_str!("../../schemas/collect.schema.json");
+pub(crate) const SCHEMA_JSON: &str = include_str!("../../schemas/collect.schema.json");
 
 /// The repository column, first in every file and the first partition key.
-pub const REPO_COLUMN: &str = "repo";
+pub(crate) const REPO_COLUMN: &str = "repo";
 
 /// Value shape of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ColumnType {
+pub(crate) enum ColumnType {
     /// UTF-8 string (`binary (STRING)`).
     #[serde(rename = "string")]
     String,
@@ -54,14 +54,14 @@ pub enum ColumnType {
 
 /// One column of the published schema.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Column {
+pub(crate) struct Column {
     /// Column name.
-    pub name: String,
+    pub(crate) name: String,
     /// Value shape.
     #[serde(rename = "type")]
-    pub kind: ColumnType,
+    pub(crate) kind: ColumnType,
     /// Whether the value may be null (lists are never null: empty instead).
-    pub nullable: bool,
+    pub(crate) nullable: bool,
 }
 
 #[derive(Deserialize)]
@@ -72,15 +72,15 @@ struct SchemaFile {
 
 /// The dataset's columns, in file order.
 #[derive(Debug, Clone)]
-pub struct DatasetSchema {
+pub(crate) struct DatasetSchema {
     /// Columns, `repo` first.
-    pub columns: Vec<Column>,
+    pub(crate) columns: Vec<Column>,
     parquet: Arc<Type>,
 }
 
 /// Why the dataset could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum DatasetError {
+pub(crate) enum DatasetError {
     /// The compiled-in schema does not fit the export row (a build defect, caught by tests).
     #[error("schemas/collect.schema.json: {0}")]
     Schema(String),
@@ -104,7 +104,7 @@ pub enum DatasetError {
 
 impl DatasetSchema {
     /// The published schema, checked against the export row's columns.
-    pub fn published() -> Result<DatasetSchema, DatasetError> {
+    pub(crate) fn published() -> Result<DatasetSchema, DatasetError> {
         let file: SchemaFile =
             serde_json::from_str(SCHEMA_JSON).map_err(|e| DatasetError::Schema(e.to_string()))?;
         if file.partitioning != [REPO_COLUMN, "date"] {
@@ -273,7 +273,7 @@ fn leaf_of(column: &Column, cells: &[&Value]) -> Result<Leaf, DatasetError> {
 
 /// Writes `rows` of repository `repo` as one Parquet file at `path` (through a temporary file
 /// beside it, renamed into place), one row group, Snappy pages.
-pub fn write_part(
+pub(crate) fn write_part(
     path: &Path,
     schema: &DatasetSchema,
     repo: &str,

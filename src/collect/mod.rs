@@ -22,11 +22,11 @@
 //!   the same names; part files of a run that stopped before saving the state (first seq past
 //!   the state's size) are deleted before new ones are written.
 
-pub mod consistency;
-pub mod dataset;
-pub mod incremental;
-pub mod source;
-pub mod state;
+pub(crate) mod consistency;
+pub(crate) mod dataset;
+pub(crate) mod incremental;
+pub(crate) mod source;
+pub(crate) mod state;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::exit_status::ExitStatus;
 use crate::export::kpi::parse_time;
 use crate::export::ExportRow;
 use crate::record::checkpoint::open_checkpoint;
@@ -48,32 +49,32 @@ use source::{LedgerFiles, RepoSpec};
 use state::{CollectState, RepoState};
 
 /// The hive partition value of rows whose time cannot be read (Hive's name for null).
-pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+pub(crate) const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// Problems listed per failed repository before "and N more".
 const LIST_PROBLEMS: usize = 10;
 
 /// Options of a collection.
 #[derive(Debug, Clone)]
-pub struct CollectOptions {
+pub(crate) struct CollectOptions {
     /// The dataset directory.
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// The state file.
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// Where URLs are mirrored.
-    pub cache: PathBuf,
+    pub(crate) cache: PathBuf,
     /// Trusted keys for every repository without its own.
-    pub keys: Option<PathBuf>,
+    pub(crate) keys: Option<PathBuf>,
     /// Verify every ledger whole even when a state exists.
-    pub full: bool,
+    pub(crate) full: bool,
     /// Walk the git history of the ledger branch (full verification).
-    pub check_history: bool,
+    pub(crate) check_history: bool,
 }
 
 /// What happened to one repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RepoStatus {
+pub(crate) enum RepoStatus {
     /// Verified; its new rows were written.
     Collected,
     /// Verification failed (tampering, untrusted key, unreadable): rows withheld.
@@ -85,7 +86,7 @@ pub enum RepoStatus {
 /// How a repository was verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// The whole ledger.
     Full,
     /// Checkpoint, consistency and the new records.
@@ -94,68 +95,72 @@ pub enum Mode {
 
 /// One repository's result.
 #[derive(Debug, Clone, Serialize)]
-pub struct RepoOutcome {
+pub(crate) struct RepoOutcome {
     /// Its name.
-    pub name: String,
+    pub(crate) name: String,
     /// Where it was read.
-    pub source: String,
+    pub(crate) source: String,
     /// Collected, failed or rewritten.
-    pub status: RepoStatus,
+    pub(crate) status: RepoStatus,
     /// How it was verified (`None` when it could not be opened).
-    pub mode: Option<Mode>,
+    pub(crate) mode: Option<Mode>,
     /// Where the trusted keys came from.
-    pub keys: Option<String>,
+    pub(crate) keys: Option<String>,
     /// Records in the dataset for it after this run (the verified checkpoint's size; the
     /// earlier size when it failed).
-    pub records: u64,
+    pub(crate) records: u64,
     /// Rows written by this run.
-    pub new_records: u64,
+    pub(crate) new_records: u64,
     /// Record files read by this run.
-    pub records_read: u64,
+    pub(crate) records_read: u64,
     /// Part files written, relative to the dataset directory.
-    pub parts: Vec<String>,
+    pub(crate) parts: Vec<String>,
     /// Why it failed: problems with the record or file they concern.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
     #[serde(skip)]
     new_state: Option<RepoState>,
 }
 
 /// Totals of a run.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Totals {
+pub(crate) struct Totals {
     /// Repositories given.
-    pub repos: u64,
+    pub(crate) repos: u64,
     /// Collected.
-    pub collected: u64,
+    pub(crate) collected: u64,
     /// Failed or rewritten.
-    pub failed: u64,
+    pub(crate) failed: u64,
     /// Records in the dataset of the collected repositories.
-    pub records: u64,
+    pub(crate) records: u64,
     /// Rows written.
-    pub new_records: u64,
+    pub(crate) new_records: u64,
     /// Record files read.
-    pub records_read: u64,
+    pub(crate) records_read: u64,
 }
 
 /// A run's result.
 #[derive(Debug, Clone, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Per repository, in the order given.
-    pub repos: Vec<RepoOutcome>,
+    pub(crate) repos: Vec<RepoOutcome>,
     /// Totals.
-    pub totals: Totals,
+    pub(crate) totals: Totals,
 }
 
 impl Summary {
-    /// 0 every repository collected, 1 at least one failed or was rewritten.
-    pub fn exit_code(&self) -> u8 {
-        u8::from(self.totals.failed > 0)
+    /// Pass when every repository collected, blocked when at least one failed or was rewritten.
+    pub(crate) fn status(&self) -> ExitStatus {
+        if self.totals.failed > 0 {
+            ExitStatus::Blocked
+        } else {
+            ExitStatus::Pass
+        }
     }
 }
 
 /// Why a run could not happen at all (exit 2).
 #[derive(Debug, thiserror::Error)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     /// The state file.
     #[error(transparent)]
     State(#[from] state::StateError),
@@ -173,18 +178,14 @@ pub enum CollectError {
 }
 
 /// Told when a repository is done (for a progress bar).
-pub trait CollectProgress: Sync {
+pub(crate) trait CollectProgress: Sync {
     /// One more repository done.
     fn repo_done(&self, _outcome: &RepoOutcome) {}
 }
 
-/// No progress reporting.
-pub struct NoCollectProgress;
-impl CollectProgress for NoCollectProgress {}
-
 /// Collects every repository of `specs` (names unique) into `options.out`, updating the state
 /// file for the repositories that verified.
-pub fn collect(
+pub(crate) fn collect(
     specs: &[RepoSpec],
     options: &CollectOptions,
     progress: &dyn CollectProgress,
@@ -255,7 +256,7 @@ impl Withheld {
 }
 
 /// Collects one repository; never panics, every failure is in the outcome.
-pub fn collect_repo(
+pub(crate) fn collect_repo(
     spec: &RepoSpec,
     old: Option<&RepoState>,
     options: &CollectOptions,

@@ -26,29 +26,29 @@ use crate::record::keys::TrustedKeys;
 use crate::record::ledger::{ledger_refname, LedgerSource, DEFAULT_BRANCH};
 
 /// The default path of trusted keys inside a repository.
-pub const DEFAULT_KEYS_PATH: &str = ".relgate/keys";
+pub(crate) const DEFAULT_KEYS_PATH: &str = ".relgate/keys";
 
 /// The ref a fetched mirror keeps the remote's default branch under.
 const MIRROR_HEAD_REF: &str = "refs/relgate-collect/HEAD";
 
 /// One repository to collect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoSpec {
+pub(crate) struct RepoSpec {
     /// Its name: the `repo=` partition value and the key of the state file.
-    pub name: String,
+    pub(crate) name: String,
     /// Where it is.
-    pub location: Location,
+    pub(crate) location: Location,
     /// The ledger branch.
-    pub branch: String,
+    pub(crate) branch: String,
     /// A directory of trusted keys on this machine; `None`: `--keys`, else the repository's.
-    pub keys: Option<PathBuf>,
+    pub(crate) keys: Option<PathBuf>,
     /// The path of the keys inside the repository's default branch.
-    pub keys_in_repo: String,
+    pub(crate) keys_in_repo: String,
 }
 
 /// Where a repository is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
+pub(crate) enum Location {
     /// A clone, a bare mirror or a ledger directory on this machine.
     Path(PathBuf),
     /// A git URL (`file://`, `https://`, `ssh://`, ...), fetched into the cache.
@@ -57,7 +57,7 @@ pub enum Location {
 
 impl Location {
     /// As given.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Location::Path(p) => p.display().to_string(),
             Location::Url(u) => redact_url(u),
@@ -78,12 +78,12 @@ fn redact_url(url: &str) -> String {
 /// Why the repository list is unusable.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ListError(pub String);
+pub(crate) struct ListError(pub(crate) String);
 
 /// A repository name: ASCII letters, digits, `.`, `_`, `-`, at most 100 characters, not
 /// starting with `.` or `_` (readers skip such directories): safe as a hive partition value
 /// and a directory name on every platform.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let ok_chars = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
@@ -98,7 +98,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// A ledger branch: a valid git ref name once under `refs/heads/` (or a full `refs/...` name),
 /// so it cannot smuggle a second refspec into a fetch.
-pub fn check_branch(branch: &str) -> Result<(), String> {
+pub(crate) fn check_branch(branch: &str) -> Result<(), String> {
     let refname = ledger_refname(branch);
     if branch.contains(':')
         || branch.starts_with(['+', '^'])
@@ -124,7 +124,7 @@ fn derived_name(location: &str) -> String {
 }
 
 /// Parses a command-line repository: `NAME=LOCATION` or `LOCATION`.
-pub fn parse_arg(arg: &str, branch: &str) -> Result<RepoSpec, ListError> {
+pub(crate) fn parse_arg(arg: &str, branch: &str) -> Result<RepoSpec, ListError> {
     let (name, location) = match arg.split_once('=') {
         Some((n, l)) if !n.contains('/') && !n.contains(':') => (n.to_owned(), l),
         _ => (derived_name(arg), arg),
@@ -173,7 +173,7 @@ struct ListEntry {
 /// ```
 ///
 /// Relative `path` and `keys` are relative to the list file's directory.
-pub fn read_list(path: &Path, default_branch: &str) -> Result<Vec<RepoSpec>, ListError> {
+pub(crate) fn read_list(path: &Path, default_branch: &str) -> Result<Vec<RepoSpec>, ListError> {
     let err = |detail: String| ListError(format!("{}: {detail}", path.display()));
     let meta = fs::metadata(path).map_err(|e| err(e.to_string()))?;
     if !meta.is_file() || meta.len() > 16 * 1024 * 1024 {
@@ -220,7 +220,7 @@ pub fn read_list(path: &Path, default_branch: &str) -> Result<Vec<RepoSpec>, Lis
 }
 
 /// Checks that names are unique (each names a partition and a state entry).
-pub fn check_unique(specs: &[RepoSpec]) -> Result<(), ListError> {
+pub(crate) fn check_unique(specs: &[RepoSpec]) -> Result<(), ListError> {
     let mut seen = std::collections::BTreeSet::new();
     for s in specs {
         if !seen.insert(s.name.as_str()) {
@@ -235,17 +235,17 @@ pub fn check_unique(specs: &[RepoSpec]) -> Result<(), ListError> {
 }
 
 /// A repository opened for collection.
-pub struct Opened {
+pub(crate) struct Opened {
     /// The ledger to verify.
-    pub source: LedgerSource,
+    pub(crate) source: LedgerSource,
     /// The git repository holding it (for keys in the repository), when there is one.
-    pub repo: Option<PathBuf>,
+    pub(crate) repo: Option<PathBuf>,
     /// The revision of the default branch keys are read from.
-    pub head_rev: String,
+    pub(crate) head_rev: String,
 }
 
 /// Opens (and for a URL fetches) a repository.
-pub fn open(spec: &RepoSpec, cache: &Path) -> Result<Opened, String> {
+pub(crate) fn open(spec: &RepoSpec, cache: &Path) -> Result<Opened, String> {
     match &spec.location {
         Location::Path(p) => {
             let meta = fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -322,7 +322,7 @@ fn fetch(url: &str, mirror: &Path, branch: &str, with_head: bool) -> Result<(), 
 
 /// Loads the trusted keys of a repository (see the module docs for the order). Returns the
 /// keys and where they came from.
-pub fn load_keys(
+pub(crate) fn load_keys(
     spec: &RepoSpec,
     opened: &Opened,
     global: Option<&Path>,
@@ -400,15 +400,13 @@ fn keys_from_tree(repo: &Repository, rev: &str, path: &str) -> Result<TrustedKey
 }
 
 /// Read access to a ledger's files for the incremental path.
-pub enum LedgerFiles {
+pub(crate) enum LedgerFiles {
     /// The tree of the ledger branch's tip.
     Git {
         /// The repository.
         repo: Repository,
         /// The tip's tree.
         tree: git2::Oid,
-        /// The tip commit.
-        commit: String,
     },
     /// A ledger directory.
     Dir(PathBuf),
@@ -416,7 +414,7 @@ pub enum LedgerFiles {
 
 impl LedgerFiles {
     /// Opens the ledger's current files.
-    pub fn open(source: &LedgerSource) -> Result<LedgerFiles, String> {
+    pub(crate) fn open(source: &LedgerSource) -> Result<LedgerFiles, String> {
         match source {
             LedgerSource::Dir(d) => Ok(LedgerFiles::Dir(d.clone())),
             LedgerSource::Git { repo, branch } => {
@@ -428,19 +426,14 @@ impl LedgerFiles {
                     .and_then(|rf| rf.peel_to_commit())
                     .map_err(|e| format!("no ledger branch {refname}: {}", e.message()))?;
                 let tree = commit.tree_id();
-                let id = commit.id().to_string();
                 drop(commit);
-                Ok(LedgerFiles::Git {
-                    repo: r,
-                    tree,
-                    commit: id,
-                })
+                Ok(LedgerFiles::Git { repo: r, tree })
             }
         }
     }
 
     /// Reads a regular file at `path` (`CHECKPOINT`, `records/001/...`); `None` when absent.
-    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         let limit = MAX_ENVELOPE_BYTES;
         match self {
             LedgerFiles::Git { repo, tree, .. } => {
@@ -483,7 +476,7 @@ impl LedgerFiles {
     }
 
     /// The entry names of directory `path` (`records/001`), sorted; empty when absent.
-    pub fn list(&self, path: &str) -> Result<Vec<String>, String> {
+    pub(crate) fn list(&self, path: &str) -> Result<Vec<String>, String> {
         let mut names = match self {
             LedgerFiles::Git { repo, tree, .. } => {
                 let tree = repo.find_tree(*tree).map_err(|e| e.message().to_owned())?;
@@ -521,7 +514,7 @@ impl LedgerFiles {
 }
 
 /// The default ledger branch, for clap's default value.
-pub const DEFAULT_LEDGER: &str = DEFAULT_BRANCH;
+pub(crate) const DEFAULT_LEDGER: &str = DEFAULT_BRANCH;
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::merkle::FrontierState;
 
 /// State file format version.
-pub const STATE_FORMAT: u32 = 1;
+pub(crate) const STATE_FORMAT: u32 = 1;
 
 /// Largest state file read (a few hundred bytes per repository).
 const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
@@ -23,36 +23,36 @@ const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
 /// Everything collected so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CollectState {
+pub(crate) struct CollectState {
     /// [`STATE_FORMAT`].
-    pub format: u32,
+    pub(crate) format: u32,
     /// By repository name.
-    pub repos: BTreeMap<String, RepoState>,
+    pub(crate) repos: BTreeMap<String, RepoState>,
 }
 
 /// One repository's last collected checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RepoState {
+pub(crate) struct RepoState {
     /// Where it was collected from (for people; a changed location is not an error).
-    pub source: String,
+    pub(crate) source: String,
     /// The checkpoint's origin: the ledger's name.
-    pub origin: String,
+    pub(crate) origin: String,
     /// Records collected (the checkpoint's size).
-    pub size: u64,
+    pub(crate) size: u64,
     /// The checkpoint's RFC 6962 root, hex.
-    pub root: String,
+    pub(crate) root: String,
     /// SHA-256 of record `size`'s payload, hex: the `prev` record `size + 1` must carry.
-    pub head_sha256: String,
+    pub(crate) head_sha256: String,
     /// The Merkle frontier of the first `size` records.
-    pub frontier: FrontierState,
+    pub(crate) frontier: FrontierState,
     /// The signed checkpoint note as read.
-    pub checkpoint: String,
+    pub(crate) checkpoint: String,
 }
 
 /// Why the state file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub(crate) enum StateError {
     /// Unreadable or not a state file.
     #[error("state file {path}: {detail}")]
     Invalid {
@@ -65,7 +65,7 @@ pub enum StateError {
 
 impl CollectState {
     /// Reads the state file; a missing file is an empty state (first run).
-    pub fn load(path: &Path) -> Result<CollectState, StateError> {
+    pub(crate) fn load(path: &Path) -> Result<CollectState, StateError> {
         let invalid = |detail: String| StateError::Invalid {
             path: path.display().to_string(),
             detail,
@@ -101,7 +101,7 @@ impl CollectState {
     }
 
     /// Writes the state file atomically (temporary file beside it, then rename).
-    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+    pub(crate) fn save(&self, path: &Path) -> Result<(), StateError> {
         let invalid = |detail: String| StateError::Invalid {
             path: path.display().to_string(),
             detail,

@@ -28,7 +28,7 @@ fn shape(message: String) -> ImportError {
 }
 
 /// Parses an Inspect AI JSON eval log.
-pub fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
     let document = super::parse_json(bytes)?;
     let top = document.as_object().ok_or_else(|| {
         shape(format!(

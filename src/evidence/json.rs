@@ -17,7 +17,7 @@ use serde_json::{Map, Number, Value};
 const MAX_KEY_SHOWN: usize = 64;
 
 /// Parses JSON text into a [`Value`], refusing a key repeated within one object.
-pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
+pub(crate) fn from_str(text: &str) -> Result<Value, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = StrictValue::deserialize(&mut deserializer)?.0;
     deserializer.end()?;
@@ -25,7 +25,7 @@ pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
 }
 
 /// [`from_str`] of bytes (which must be UTF-8).
-pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+pub(crate) fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = StrictValue::deserialize(&mut deserializer)?.0;
     deserializer.end()?;

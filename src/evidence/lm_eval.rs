@@ -21,7 +21,7 @@ const FORMAT: Format = Format::LmEval;
 const NOT_METRICS: [&str; 2] = ["sample_len", "sample_count"];
 
 /// Parses an lm-evaluation-harness results file.
-pub fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
     let document = super::parse_json(bytes)?;
     let top = document.as_object().ok_or_else(|| {
         ImportError::shape(

@@ -22,7 +22,7 @@ fn shape(message: String) -> ImportError {
 }
 
 /// Parses a plain metrics file (JSON or CSV).
-pub fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
     let start = bytes
         .strip_prefix("\u{feff}".as_bytes())
         .unwrap_or(bytes)

@@ -29,7 +29,7 @@ fn shape(message: String) -> ImportError {
 type Point = (f64, f64, usize, Option<f64>);
 
 /// Parses MLflow run metrics.
-pub fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
     let document = super::parse_json(bytes)?;
     let top = document.as_object().ok_or_else(|| {
         shape(format!(

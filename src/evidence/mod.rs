@@ -20,12 +20,12 @@
 //! - non-finite numbers (Python writes `NaN`/`Infinity` into JSON) are read as unknown (null),
 //!   never as a value a threshold could compare against.
 
-pub mod inspect;
-pub mod json;
-pub mod lm_eval;
-pub mod metrics;
-pub mod mlflow;
-pub mod promptfoo;
+pub(crate) mod inspect;
+pub(crate) mod json;
+pub(crate) mod lm_eval;
+pub(crate) mod metrics;
+pub(crate) mod mlflow;
+pub(crate) mod promptfoo;
 pub mod slo;
 
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ impl Format {
     ];
 
     /// The format named in a manifest.
-    pub fn from_name(name: &str) -> Option<Self> {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)
     }
 
@@ -98,7 +98,7 @@ pub struct MetricRecord {
 }
 
 impl MetricRecord {
-    pub fn new(metric: impl Into<String>, value: f64) -> Self {
+    pub(crate) fn new(metric: impl Into<String>, value: f64) -> Self {
         Self {
             metric: metric.into(),
             value,
@@ -109,7 +109,7 @@ impl MetricRecord {
     }
 
     /// The record as the policies see it (every key present, `null` when unknown).
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "metric": self.metric,
             "value": self.value,

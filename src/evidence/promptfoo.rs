@@ -41,7 +41,7 @@ fn shape(message: String) -> ImportError {
 }
 
 /// Parses a promptfoo results file.
-pub fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
     let document = super::parse_json(bytes)?;
     let (summary, at) = locate(&document)?;
     let results_at = format!("{at}results");
@@ -221,7 +221,7 @@ fn add_mean(
 
 /// Nearest-rank percentile of sorted values: the smallest value with at least `percent`% of
 /// the values at or below it.
-pub fn nearest_rank(sorted: &[f64], percent: f64) -> Option<f64> {
+pub(crate) fn nearest_rank(sorted: &[f64], percent: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }

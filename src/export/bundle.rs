@@ -34,23 +34,23 @@ use crate::record::keys::{public_key_pem, TrustedKeys};
 use crate::record::verify::{VerifyReport, VerifyStatus};
 
 /// The name of each member.
-pub const ENVELOPES: &str = "envelopes.jsonl";
+pub(crate) const ENVELOPES: &str = "envelopes.jsonl";
 /// Keys directory in the bundle.
-pub const KEYS_DIR: &str = "keys";
+pub(crate) const KEYS_DIR: &str = "keys";
 /// The checkpoint.
-pub const CHECKPOINT: &str = "CHECKPOINT";
+pub(crate) const CHECKPOINT: &str = "CHECKPOINT";
 /// The verification report.
-pub const VERIFICATION: &str = "verification.json";
+pub(crate) const VERIFICATION: &str = "verification.json";
 /// The CSV rows.
-pub const CSV: &str = "export.csv";
+pub(crate) const CSV: &str = "export.csv";
 /// The HTML report.
-pub const REPORT_HTML: &str = "report.html";
+pub(crate) const REPORT_HTML: &str = "report.html";
 /// The instructions.
-pub const VERIFY_MD: &str = "VERIFY.md";
+pub(crate) const VERIFY_MD: &str = "VERIFY.md";
 /// The checksums.
-pub const SHA256SUMS: &str = "SHA256SUMS";
+pub(crate) const SHA256SUMS: &str = "SHA256SUMS";
 /// The Merkle-root script.
-pub const MERKLE_SH: &str = "merkle-root.sh";
+pub(crate) const MERKLE_SH: &str = "merkle-root.sh";
 /// Where VERIFY.md copies the pinned keys (never a member of the bundle).
 const PINNED_DIR: &str = "pinned-keys";
 
@@ -234,7 +234,7 @@ impl Bundle {
     }
 
     /// Adds the next record's envelope line (see [`envelope_line`]).
-    pub fn add_envelope(&mut self, line: &[u8]) -> io::Result<()> {
+    pub(crate) fn add_envelope(&mut self, line: &[u8]) -> io::Result<()> {
         self.envelopes.write_all(line)?;
         self.envelopes.write_all(b"\n")?;
         self.envelope_count += 1;
@@ -242,7 +242,7 @@ impl Bundle {
     }
 
     /// Adds a row to `export.csv`.
-    pub fn add_row(&mut self, row: &ExportRow) -> io::Result<()> {
+    pub(crate) fn add_row(&mut self, row: &ExportRow) -> io::Result<()> {
         self.row_count += 1;
         self.rows.push(row.clone());
         self.csv.write(row)
@@ -339,7 +339,7 @@ fn write_archive(path: &Path, members: &[(String, Member)]) -> io::Result<()> {
 /// order and values unchanged). A record file that is not JSON keeps its place with a line
 /// that names it, so line n stays record n and `relgate verify --envelopes` reports it as
 /// not an envelope, as verify reported the file.
-pub fn envelope_line(file: &str, stored: Result<&[u8], &str>) -> Vec<u8> {
+pub(crate) fn envelope_line(file: &str, stored: Result<&[u8], &str>) -> Vec<u8> {
     let parsed = stored
         .map_err(str::to_owned)
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).map_err(|e| e.to_string()));

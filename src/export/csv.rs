@@ -28,7 +28,7 @@ fn risky(part: &str) -> bool {
 
 /// A cell as written: every `;`-separated part that begins like a formula (or with `'`) gets
 /// a leading `'`.
-pub fn neutralize(cell: &str) -> Cow<'_, str> {
+pub(crate) fn neutralize(cell: &str) -> Cow<'_, str> {
     if !cell.split(';').any(risky) {
         return Cow::Borrowed(cell);
     }
@@ -43,7 +43,7 @@ pub fn neutralize(cell: &str) -> Cow<'_, str> {
 }
 
 /// The cells of `row`, in [`ExportRow::COLUMNS`] order, before neutralizing.
-pub fn cells(row: &ExportRow) -> [String; 23] {
+pub(crate) fn cells(row: &ExportRow) -> [String; 23] {
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let num = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
     [
@@ -90,13 +90,13 @@ pub(crate) fn bundle_cell(bundle: &crate::record::statement::BundleUsed) -> Stri
 }
 
 /// Writes rows as CSV: the header on creation, then a line per [`CsvRows::write`].
-pub struct CsvRows<W: Write> {
+pub(crate) struct CsvRows<W: Write> {
     writer: csv::Writer<W>,
 }
 
 impl<W: Write> CsvRows<W> {
     /// Starts the CSV with its header line.
-    pub fn new(out: W) -> std::io::Result<Self> {
+    pub(crate) fn new(out: W) -> std::io::Result<Self> {
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .from_writer(out);
@@ -107,7 +107,7 @@ impl<W: Write> CsvRows<W> {
     }
 
     /// Writes one row.
-    pub fn write(&mut self, row: &ExportRow) -> std::io::Result<()> {
+    pub(crate) fn write(&mut self, row: &ExportRow) -> std::io::Result<()> {
         let cells = cells(row);
         self.writer
             .write_record(cells.iter().map(|c| neutralize(c).into_owned()))
@@ -115,7 +115,7 @@ impl<W: Write> CsvRows<W> {
     }
 
     /// Flushes and returns the underlying writer.
-    pub fn finish(self) -> std::io::Result<W> {
+    pub(crate) fn finish(self) -> std::io::Result<W> {
         self.writer
             .into_inner()
             .map_err(|e| std::io::Error::other(e.to_string()))

@@ -9,11 +9,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::kpi::parse_time;
 use super::ExportRow;
 
 /// A filter option that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FilterError {
+pub(crate) enum FilterError {
     /// A date option is neither `YYYY-MM-DD` nor RFC 3339.
     #[error("{option} {value:?} is not a date: use YYYY-MM-DD (a day in UTC) or RFC 3339 (2026-01-31T12:00:00Z)")]
     BadDate {
@@ -35,35 +36,28 @@ pub enum FilterError {
 /// A row's time that is not RFC 3339, so a date filter cannot place it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("timeVerified {0:?} is not an RFC 3339 time, so --since/--until cannot place it")]
-pub struct UndatedRow(pub String);
+pub(crate) struct UndatedRow(pub(crate) String);
 
 /// The rows an export keeps. The default keeps every row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowFilter {
     /// Earliest time kept (inclusive).
-    pub since: Option<DateTime<Utc>>,
+    pub(crate) since: Option<DateTime<Utc>>,
     /// Latest time kept: inclusive, or exclusive for a bare `--until` day.
-    pub until: Option<Until>,
+    pub(crate) until: Option<Until>,
     /// Services kept (any of); empty keeps all.
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// Environments kept (any of); empty keeps all.
-    pub environments: Vec<String>,
+    pub(crate) environments: Vec<String>,
 }
 
 /// The upper bound of a date filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
+pub(crate) enum Until {
     /// Times at or before this instant (`--until` in RFC 3339).
     AtOrBefore(DateTime<Utc>),
     /// Times strictly before this instant (`--until DAY`: the start of the next day).
     Before(DateTime<Utc>),
-}
-
-/// Parses an RFC 3339 time, to UTC.
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn parse_day(text: &str) -> Option<NaiveDate> {
@@ -71,18 +65,18 @@ fn parse_day(text: &str) -> Option<NaiveDate> {
 }
 
 /// `--since`: a day (from its first instant, UTC) or an RFC 3339 time.
-pub fn parse_since(text: &str) -> Result<DateTime<Utc>, FilterError> {
+pub(crate) fn parse_since(text: &str) -> Result<DateTime<Utc>, FilterError> {
     if let Some(day) = parse_day(text) {
         return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
     }
-    parse_time(text).ok_or_else(|| FilterError::BadDate {
+    parse_time(text.trim()).ok_or_else(|| FilterError::BadDate {
         option: "--since",
         value: text.to_owned(),
     })
 }
 
 /// `--until`: a day (through its last instant, UTC) or an RFC 3339 time (inclusive).
-pub fn parse_until(text: &str) -> Result<Until, FilterError> {
+pub(crate) fn parse_until(text: &str) -> Result<Until, FilterError> {
     let bad = || FilterError::BadDate {
         option: "--until",
         value: text.to_owned(),
@@ -93,12 +87,14 @@ pub fn parse_until(text: &str) -> Result<Until, FilterError> {
             next.and_time(chrono::NaiveTime::MIN).and_utc(),
         ));
     }
-    parse_time(text).map(Until::AtOrBefore).ok_or_else(bad)
+    parse_time(text.trim())
+        .map(Until::AtOrBefore)
+        .ok_or_else(bad)
 }
 
 impl RowFilter {
     /// A filter from the command-line texts; checks that the range is not empty.
-    pub fn new(
+    pub(crate) fn new(
         since: Option<&str>,
         until: Option<&str>,
         services: Vec<String>,
@@ -127,18 +123,13 @@ impl RowFilter {
     }
 
     /// True when a date bound is set.
-    pub fn has_dates(&self) -> bool {
+    pub(crate) fn has_dates(&self) -> bool {
         self.since.is_some() || self.until.is_some()
-    }
-
-    /// True when every filter is off.
-    pub fn is_empty(&self) -> bool {
-        !self.has_dates() && self.services.is_empty() && self.environments.is_empty()
     }
 
     /// Whether `row` is kept. A row whose time cannot be read is an error only when a date
     /// bound is set.
-    pub fn keeps(&self, row: &ExportRow) -> Result<bool, UndatedRow> {
+    pub(crate) fn keeps(&self, row: &ExportRow) -> Result<bool, UndatedRow> {
         let listed = |wanted: &[String], value: &Option<String>| {
             wanted.is_empty() || value.as_ref().is_some_and(|v| wanted.contains(v))
         };
@@ -160,7 +151,7 @@ impl RowFilter {
     }
 
     /// The filter in words, for VERIFY.md and the summary (`none` when off).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         if let Some(s) = self.since {
@@ -207,5 +198,47 @@ mod tests {
         assert!(parse_until("2026-02-30").is_err());
         assert!(RowFilter::new(Some("2026-02-01"), Some("2026-01-31"), vec![], vec![]).is_err());
         assert!(RowFilter::new(Some("2026-01-31"), Some("2026-01-31"), vec![], vec![]).is_ok());
+        // Surrounding space is forgiven on the command line only.
+        assert!(RowFilter::new(Some(" 2026-01-31T00:00:00Z "), None, vec![], vec![]).is_ok());
+    }
+
+    fn row(time: &str) -> ExportRow {
+        ExportRow {
+            seq: 1,
+            time: time.to_owned(),
+            service: None,
+            name: "m".into(),
+            version: "1".into(),
+            kind: "ModelRelease".into(),
+            environment: None,
+            tier: None,
+            change_type: None,
+            decision: crate::report::Decision::Pass,
+            failed_rules: vec![],
+            warned_rules: vec![],
+            approvers: vec![],
+            requester: None,
+            pull_request: None,
+            merged_by: None,
+            commit: String::new(),
+            ticket: None,
+            policy_digest: String::new(),
+            bundles: vec![],
+            manifest_path: String::new(),
+            evidence: vec![],
+            verified: true,
+        }
+    }
+
+    #[test]
+    fn a_record_time_the_kpis_call_undated_is_undated_for_the_date_filter_too() {
+        let filter = RowFilter::new(Some("2026-01-01"), None, vec![], vec![]).expect("filter");
+        assert_eq!(filter.keeps(&row("2026-01-02T00:00:00Z")), Ok(true));
+        let padded = " 2026-01-02T00:00:00Z";
+        assert_eq!(super::super::kpi::parse_time(padded), None);
+        assert_eq!(
+            filter.keeps(&row(padded)),
+            Err(UndatedRow(padded.to_owned()))
+        );
     }
 }

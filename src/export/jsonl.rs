@@ -7,7 +7,7 @@ use std::io::Write;
 use super::ExportRow;
 
 /// Writes `row` as one line.
-pub fn write_row(out: &mut dyn Write, row: &ExportRow) -> std::io::Result<()> {
+pub(crate) fn write_row(out: &mut dyn Write, row: &ExportRow) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, row).map_err(std::io::Error::from)?;
     out.write_all(b"\n")
 }

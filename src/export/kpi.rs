@@ -57,10 +57,10 @@ use crate::export::ExportRow;
 use crate::report::Decision;
 
 /// How long after a release a rollback still counts as undoing it: 7 days.
-pub const ROLLBACK_WINDOW_SECONDS: i64 = 7 * 24 * 60 * 60;
+pub(crate) const ROLLBACK_WINDOW_SECONDS: i64 = 7 * 24 * 60 * 60;
 
 /// How many failing rules [`Kpis::top_failing_rules`] keeps.
-pub const TOP_RULES: usize = 10;
+pub(crate) const TOP_RULES: usize = 10;
 
 /// A rate with the counts it comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -104,7 +104,7 @@ impl DecisionCounts {
     }
 
     /// All decisions.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.pass + self.fail + self.error
     }
 }
@@ -150,15 +150,15 @@ pub struct ReleaseRef {
     /// Seq of the first passing record.
     pub seq: u64,
     /// Service.
-    pub service: String,
+    pub(crate) service: String,
     /// Environment.
-    pub environment: Option<String>,
+    pub(crate) environment: Option<String>,
     /// Release name.
     pub name: String,
     /// Version.
     pub version: String,
     /// Time of the first pass (RFC 3339 UTC).
-    pub time: String,
+    pub(crate) time: String,
 }
 
 /// A release counted as a failed change, and the rollback that undid it.
@@ -217,8 +217,10 @@ pub struct Kpis {
     pub services: Vec<ServiceKpis>,
 }
 
-/// Parses a record time; `None` when it is not RFC 3339.
-pub fn parse_time(time: &str) -> Option<DateTime<Utc>> {
+/// Parses a record time (RFC 3339, to UTC; no surrounding space allowed); `None` when it is
+/// not one. The one reading of record times: the KPIs, `--since`/`--until` and `collect` agree
+/// on which records are dated.
+pub(crate) fn parse_time(time: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(time)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -229,7 +231,7 @@ fn format_time(time: DateTime<Utc>) -> String {
 }
 
 /// Whether the policies ran on this record's manifest (see the module docs).
-pub fn policy_evaluated(row: &ExportRow) -> bool {
+pub(crate) fn policy_evaluated(row: &ExportRow) -> bool {
     row.decision != Decision::Error
         && !row.failed_rules.iter().any(|r| r == "SCHEMA")
         && matches!(row.kind.as_str(), "ModelRelease" | "PromptRelease")
@@ -240,7 +242,7 @@ fn is_evaluation_rule(rule: &str) -> bool {
 }
 
 /// Whether the record was subject to the evaluation rules (see the module docs).
-pub fn evaluation_subject(row: &ExportRow) -> bool {
+pub(crate) fn evaluation_subject(row: &ExportRow) -> bool {
     policy_evaluated(row)
         && (!row.evidence.is_empty()
             || row

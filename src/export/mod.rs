@@ -10,13 +10,13 @@
 //! bytes per record: place, payload hash, verdict). The HTML report aggregates, so it holds
 //! its rows.
 
-pub mod bundle;
-pub mod csv;
-pub mod filter;
+pub(crate) mod bundle;
+pub(crate) mod csv;
+pub(crate) mod filter;
 pub mod html;
-pub mod jsonl;
+pub(crate) mod jsonl;
 pub mod kpi;
-pub mod row;
+pub(crate) mod row;
 
 use std::io::Write;
 
@@ -54,32 +54,32 @@ pub enum ExportError {
 
 /// A record that has no row in the export.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unexported {
+pub(crate) struct Unexported {
     /// Its seq, when known.
-    pub seq: Option<u64>,
+    pub(crate) seq: Option<u64>,
     /// Its file.
-    pub file: String,
+    pub(crate) file: String,
     /// Whether the record verified (then the export is incomplete).
-    pub verified: bool,
+    pub(crate) verified: bool,
     /// Why it has no row.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// What an export wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExportOutcome {
     /// Records read.
-    pub records: u64,
+    pub(crate) records: u64,
     /// Rows written (after the filter).
     pub rows: u64,
     /// Records without a row for another reason than the filter.
-    pub unexported: Vec<Unexported>,
+    pub(crate) unexported: Vec<Unexported>,
 }
 
 impl ExportOutcome {
     /// True when a verified record is missing from the export (could not be read as a change
     /// Statement, or a date filter could not place it): the export is incomplete.
-    pub fn incomplete(&self) -> bool {
+    pub(crate) fn incomplete(&self) -> bool {
         self.unexported.iter().any(|u| u.verified)
     }
 }

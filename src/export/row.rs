@@ -13,51 +13,51 @@ pub struct ExportRow {
     /// Ledger sequence number (1-based, as in the record file name).
     pub seq: u64,
     /// When the gate decided (`timeVerified`, RFC 3339 UTC).
-    pub time: String,
+    pub(crate) time: String,
     /// Service the release belongs to.
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// Release name (`metadata.name`).
-    pub name: String,
+    pub(crate) name: String,
     /// Release version.
-    pub version: String,
+    pub(crate) version: String,
     /// `ModelRelease` or `PromptRelease`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Target environment.
-    pub environment: Option<String>,
+    pub(crate) environment: Option<String>,
     /// Service tier (0 = most critical).
-    pub tier: Option<u8>,
+    pub(crate) tier: Option<u8>,
     /// Change type (feature, security_fix, p0_fix, rollback, ...).
-    pub change_type: Option<String>,
+    pub(crate) change_type: Option<String>,
     /// The gate's decision.
-    pub decision: Decision,
+    pub(crate) decision: Decision,
     /// Distinct rules of the deny findings, sorted.
-    pub failed_rules: Vec<String>,
+    pub(crate) failed_rules: Vec<String>,
     /// Distinct rules of the warn findings, sorted.
-    pub warned_rules: Vec<String>,
+    pub(crate) warned_rules: Vec<String>,
     /// Who approved the pull request, sorted.
-    pub approvers: Vec<String>,
+    pub(crate) approvers: Vec<String>,
     /// Who asked for the change: the PR author, else the manifest owner's contact.
-    pub requester: Option<String>,
+    pub(crate) requester: Option<String>,
     /// Pull request number.
-    pub pull_request: Option<u64>,
+    pub(crate) pull_request: Option<u64>,
     /// Who merged the pull request.
-    pub merged_by: Option<String>,
+    pub(crate) merged_by: Option<String>,
     /// Git commit the manifest was evaluated at.
-    pub commit: String,
+    pub(crate) commit: String,
     /// Change ticket.
-    pub ticket: Option<String>,
+    pub(crate) ticket: Option<String>,
     /// Digest of the evaluated policy bundle and config (`sha256:<hex>`).
-    pub policy_digest: String,
+    pub(crate) policy_digest: String,
     /// The shared policy bundles whose rules decided (reference, verified digest, signing key
     /// id), in the order the gate loaded them; empty for a gate without bundles.
-    pub bundles: Vec<BundleUsed>,
+    pub(crate) bundles: Vec<BundleUsed>,
     /// Repository path of the manifest.
-    pub manifest_path: String,
+    pub(crate) manifest_path: String,
     /// Evaluation files the decision read (candidate and baseline of `spec.evaluations`, as
     /// recorded in the change extension's `evidence`), sorted. Empty when the manifest has no
     /// evaluations; the evaluation gate pass rate ([`crate::export::kpi`]) uses it to tell
     /// which records were subject to the EVAL-* rules.
-    pub evidence: Vec<String>,
+    pub(crate) evidence: Vec<String>,
     /// Whether this record's signature verified under a trusted key and no verification
     /// problem names it.
     pub verified: bool,

@@ -16,75 +16,75 @@ use crate::workspace::{GateRoot, PathError};
 
 /// `input`: one manifest document and everything gathered for it.
 #[derive(Debug, Clone, Serialize)]
-pub struct PolicyInput<'a> {
+pub(crate) struct PolicyInput<'a> {
     /// The document as written (YAML -> JSON), whether or not it passed its schema.
-    pub manifest: &'a Value,
-    pub file: FileRef<'a>,
-    pub evidence: Evidence<'a>,
-    pub context: Context<'a>,
+    pub(crate) manifest: &'a Value,
+    pub(crate) file: FileRef<'a>,
+    pub(crate) evidence: Evidence<'a>,
+    pub(crate) context: Context<'a>,
 }
 
 /// `input.file`: where the document came from.
 #[derive(Debug, Clone, Serialize)]
-pub struct FileRef<'a> {
+pub(crate) struct FileRef<'a> {
     /// Relative to the gate root.
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// sha256 of the whole file.
-    pub digest: &'a str,
+    pub(crate) digest: &'a str,
     /// Index of the document in the file, from 0.
-    pub document: usize,
+    pub(crate) document: usize,
 }
 
 /// `input.evidence`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Evidence<'a> {
-    pub artifacts: Vec<Artifact<'a>>,
+pub(crate) struct Evidence<'a> {
+    pub(crate) artifacts: Vec<Artifact<'a>>,
     /// One normalised result per `spec.evaluations` entry (`evidence::gather_evaluations`).
-    pub evaluations: Value,
+    pub(crate) evaluations: Value,
     /// One reading per `spec.slo` entry (`evidence::slo`).
-    pub slo: Value,
+    pub(crate) slo: Value,
 }
 
 /// `input.evidence.artifacts[]`: a released file that lives in the repository.
 #[derive(Debug, Clone, Serialize)]
-pub struct Artifact<'a> {
+pub(crate) struct Artifact<'a> {
     /// `prompt` or `model`.
-    pub role: &'static str,
+    pub(crate) role: &'static str,
     /// As written in the manifest ("" for `registry: git` without a path).
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The manifest's `digest`, as written (null when absent).
-    pub declared_digest: Option<&'a Value>,
+    pub(crate) declared_digest: Option<&'a Value>,
     /// The file's sha256, or null when it could not be read.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// Why it could not be read, or null.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// `input.context`: when and where the evaluation runs.
 #[derive(Debug, Clone, Serialize)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     /// RFC 3339 UTC.
-    pub now: &'a str,
+    pub(crate) now: &'a str,
     /// The date of `now` (YYYY-MM-DD).
-    pub today: &'a str,
+    pub(crate) today: &'a str,
     /// Null outside a git work tree.
-    pub git: &'a Option<GitContext>,
+    pub(crate) git: &'a Option<GitContext>,
     /// The validated pull-request context, `{unavailable}`, or null.
-    pub pull_request: &'a Value,
+    pub(crate) pull_request: &'a Value,
 }
 
 /// `input.context.git`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GitContext {
-    pub commit: Option<String>,
+pub(crate) struct GitContext {
+    pub(crate) commit: Option<String>,
     #[serde(rename = "ref")]
-    pub reference: Option<String>,
+    pub(crate) reference: Option<String>,
 }
 
 impl Gate {
     /// The policy input of one document. `slo` is the document's `evidence.slo` (from
     /// [`crate::evidence::slo::gather_blocking`]).
-    pub fn policy_input<'a>(
+    pub(crate) fn policy_input<'a>(
         &'a self,
         source: &'a SourceFile,
         document: &'a Document,

@@ -31,13 +31,13 @@ use crate::report::{Exception, Finding, ManifestResult, Report, RulesUsed, Waive
 use crate::schema;
 use crate::workspace::{self, Discovered, GateRoot};
 
-pub mod input;
+pub(crate) mod input;
 pub mod rules;
 mod select;
 
-pub use input::{GitContext, PolicyInput};
+pub(crate) use input::GitContext;
 use rules::{load_rules, plan_rules, LoadedRules};
-pub use rules::{GateRules, RulesPlan, GATE_CONFIG_CHANGED};
+pub(crate) use rules::{GateRules, RulesPlan};
 
 /// The git range's errors, at the boundary of the pipeline: `changed` knows nothing of the
 /// library's error type.
@@ -95,8 +95,8 @@ type LoadOutcome = std::result::Result<(SourceFile, Vec<Document>), manifest::In
 
 /// Everything loaded once per run: root, config, compiled policies, git facts.
 pub struct Gate {
-    pub root: GateRoot,
-    pub config: GateConfig,
+    pub(crate) root: GateRoot,
+    pub(crate) config: GateConfig,
     pub policies: PolicySet,
     /// Keep each result's manifest and policy input ([`Gate::keep_evaluated`]).
     keep_evaluated: bool,
@@ -110,7 +110,7 @@ pub struct Gate {
     /// `context.pull_request`: the validated context, or null.
     pull_request: Value,
     /// Where `config` and `policies` came from (docs/changed.md, "The gate's own files").
-    pub rules: GateRules,
+    pub(crate) rules: GateRules,
 }
 
 impl Gate {
@@ -125,7 +125,7 @@ impl Gate {
     /// [`Gate::open`] with the rules (relgate.yaml, policies) of the merge base of `base` and
     /// HEAD, for a whole-tree check of a pull request (GitHub mode without `--changed`): the
     /// pull request must not be judged by its own edits to them (docs/changed.md).
-    pub fn open_base_rules(settings: &CheckSettings, base: &str) -> Result<Self> {
+    pub(crate) fn open_base_rules(settings: &CheckSettings, base: &str) -> Result<Self> {
         let (root, plan) = rules::base_plan(settings, base)?;
         Self::open_with(root, &plan, settings)
     }
@@ -227,13 +227,8 @@ impl Gate {
 
     /// The policy bundles loaded for this run (reference, verified digest, signing key), in
     /// config order: the hook for change records and reports.
-    pub fn bundles(&self) -> &[crate::bundle::gate::LoadedBundle] {
+    pub(crate) fn bundles(&self) -> &[crate::bundle::gate::LoadedBundle] {
         &self.bundles.bundles
-    }
-
-    /// Warnings from loading bundles (a tag resolved with `--allow-bundle-tag`), for the CLI.
-    pub fn bundle_warnings(&self) -> &[String] {
-        &self.bundles.warnings
     }
 
     /// Sets `context.git` (a check of a commit's tree outside the repository).
@@ -244,7 +239,7 @@ impl Gate {
     /// Makes every [`ManifestResult`] keep what was evaluated: the manifest document and the
     /// policy input (evidence digests, SLO readings), for change records. Off by default: a
     /// plain check does not hold every input in memory.
-    pub fn keep_evaluated(&mut self) {
+    pub(crate) fn keep_evaluated(&mut self) {
         self.keep_evaluated = true;
     }
 
@@ -252,7 +247,7 @@ impl Gate {
     /// that read the pull request after opening the gate, because what they read depends on
     /// the loaded config (the teams named under `approvals`).
     /// The context is validated like `--pr-json`'s: a malformed one stops the run.
-    pub fn set_pull_request(&mut self, pull_request: Option<Value>) -> Result<()> {
+    pub(crate) fn set_pull_request(&mut self, pull_request: Option<Value>) -> Result<()> {
         if let Some(context) = &pull_request {
             crate::pull_request::validate(context, "pull-request context")?;
         }
@@ -261,7 +256,7 @@ impl Gate {
     }
 
     /// Whether the approval rules had pull-request facts to work on.
-    pub fn approvals_evaluated(&self) -> bool {
+    pub(crate) fn approvals_evaluated(&self) -> bool {
         !self.pull_request.is_null()
     }
 
@@ -515,7 +510,7 @@ fn waivers(manifest: &Value, document: &Document) -> Vec<Waiver> {
 ///
 /// With `--changed`, the head must be what is checked out (the gate reads the work tree);
 /// [`check`] also handles another head commit.
-pub fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
+pub(crate) fn check_opened(gate: &Gate, settings: &CheckSettings) -> Result<Report> {
     if let Some(options) = &settings.changed {
         let set = ChangeSet::compute(&gate.root, options)?;
         if set.reads_commit {
@@ -560,7 +555,7 @@ fn with_approvals_flag(gate: &Gate, mut report: Report) -> Report {
 /// `dir`'s path inside the git work tree holding it, `/`-separated (`ml/gate`); empty at the
 /// top of the work tree, outside git, or when it cannot be told (then paths stay
 /// gate-root-relative, as before).
-pub fn repository_prefix(dir: &Path) -> String {
+pub(crate) fn repository_prefix(dir: &Path) -> String {
     let Ok(repo) = git2::Repository::discover(dir) else {
         return String::new();
     };

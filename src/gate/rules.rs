@@ -28,7 +28,7 @@ use crate::workspace::{to_slash, GateRoot, CONFIG_FILE};
 pub const GATE_CONFIG_CHANGED: &str = "GATE-CONFIG-CHANGED";
 
 /// Where a run's rules come from, decided before the gate opens.
-pub enum RulesPlan {
+pub(crate) enum RulesPlan {
     /// The checked files' own configuration and policies, with why (a note), if not plain.
     Head { note: Option<String> },
     /// The merge base's.
@@ -36,32 +36,32 @@ pub enum RulesPlan {
 }
 
 /// The merge base's gate-root subtree, written out to read its configuration and policies.
-pub struct BaseRules {
+pub(crate) struct BaseRules {
     /// The merge-base commit.
-    pub commit: String,
+    pub(crate) commit: String,
     /// The subtree; [`HeadTree::root`] is the base's gate root.
-    pub tree: HeadTree,
+    pub(crate) tree: HeadTree,
     /// `--config` as the same file in the written tree.
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// A note when the head would find another gate root (a nearer or removed relgate.yaml).
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// Where a gate's configuration and policies were read from.
 #[derive(Debug, Clone)]
-pub struct GateRules {
+pub(crate) struct GateRules {
     /// `base` or `head`.
-    pub from: &'static str,
+    pub(crate) from: &'static str,
     /// The merge-base commit of `from: base`.
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
     /// Run notes on the choice (first adoption, a moved gate root, `--rules head`).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// With base rules: the head's configuration, whose `manifests` globs still select
     /// candidates and whose policy directories are watched for changes.
-    pub head_config: Option<GateConfig>,
+    pub(crate) head_config: Option<GateConfig>,
     /// With base rules: what the change's edits to the gate's own files change in effect, one
     /// line each (empty: no edit with an effect).
-    pub edits: Vec<String>,
+    pub(crate) edits: Vec<String>,
 }
 
 impl GateRules {
@@ -78,11 +78,11 @@ impl GateRules {
 
 /// The configuration and team policies that decide a run, as [`load_rules`] read them.
 pub(super) struct LoadedRules {
-    pub config: GateConfig,
-    pub sources: Vec<PolicySource>,
-    pub rules: GateRules,
+    pub(crate) config: GateConfig,
+    pub(crate) sources: Vec<PolicySource>,
+    pub(crate) rules: GateRules,
     /// The gate root the rules were read under (the written merge-base tree for base rules).
-    pub root: GateRoot,
+    pub(crate) root: GateRoot,
 }
 
 /// Loads the configuration and team policies `plan` names; `root` is the head's gate root

@@ -7,7 +7,7 @@ use super::GitHubError;
 
 /// What the checked-out commit must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
+pub(crate) enum Subject {
     /// The head of pull request `number` (`event`: GITHUB_EVENT_NAME).
     PullRequest { number: u64, event: Option<String> },
     /// `GITHUB_SHA`, the commit of a run without a pull request.
@@ -17,7 +17,7 @@ pub enum Subject {
 /// Checks that HEAD of the git repository holding `gate_root` is `expected`, or a merge
 /// commit one of whose parents is `expected`. Only the commit objects are read (a shallow
 /// clone of depth 1 has the merge commit but not its parents, and that is enough).
-pub fn verify_checkout(
+pub(crate) fn verify_checkout(
     gate_root: &Path,
     expected: &str,
     what: &Subject,

@@ -14,13 +14,13 @@ use std::time::Instant;
 use octocrab::Octocrab;
 use serde_json::Value;
 
-pub use super::endpoint::Endpoint;
-pub use super::retry::{classify, RetryHeaders, RetryPolicy, Verdict, RETRY_ENV};
+pub(crate) use super::endpoint::Endpoint;
+pub(crate) use super::retry::{classify, RetryHeaders, RetryPolicy, Verdict};
 use super::GitHubError;
 
 /// HTTP method of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     Get,
     Post,
     Patch,
@@ -38,16 +38,16 @@ impl Method {
 
 /// A successful (2xx) or a not-found (404, when asked for) response.
 #[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
     /// The `rel="next"` URL of the `Link` header.
-    pub next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// The `rel="next"` target of a `Link` header
 /// (`<https://…?page=2>; rel="next", <https://…?page=5>; rel="last"`).
-pub fn next_link(header: &str) -> Option<String> {
+pub(crate) fn next_link(header: &str) -> Option<String> {
     let mut rest = header;
     while let Some(open) = rest.find('<') {
         let after = &rest[open + 1..];
@@ -85,7 +85,7 @@ pub fn next_link(header: &str) -> Option<String> {
 const MAX_PAGES: usize = 1000;
 
 /// An octocrab client for one API root with relgate's retry policy.
-pub struct Client {
+pub(crate) struct Client {
     octo: Octocrab,
     /// `GITHUB_API_URL` without a trailing slash; `next` links must stay under it.
     base: String,
@@ -95,7 +95,7 @@ pub struct Client {
 impl Client {
     /// A client for `api_url` (e.g. `https://api.github.com`, `https://ghe.example/api/v3`)
     /// that sends `Authorization: Bearer <token>`.
-    pub fn new(api_url: &str, token: &str, retry: RetryPolicy) -> Result<Self, GitHubError> {
+    pub(crate) fn new(api_url: &str, token: &str, retry: RetryPolicy) -> Result<Self, GitHubError> {
         let base = api_url.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(GitHubError::Setup(format!(
@@ -121,18 +121,14 @@ impl Client {
         Ok(Self { octo, base, retry })
     }
 
-    pub fn retry(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
     /// GET `path` (relative to the API root, e.g. `/repos/o/r/pulls/1`).
-    pub async fn get(&self, path: &str, endpoint: &Endpoint) -> Result<Reply, GitHubError> {
+    pub(crate) async fn get(&self, path: &str, endpoint: &Endpoint) -> Result<Reply, GitHubError> {
         self.send(Method::Get, path, None, endpoint, false).await
     }
 
     /// GET that answers a 404 with `Ok` (status 404) instead of an error: for the endpoints
     /// where 404 is an answer (a user who is not a team member).
-    pub async fn get_allow_404(
+    pub(crate) async fn get_allow_404(
         &self,
         path: &str,
         endpoint: &Endpoint,
@@ -140,7 +136,7 @@ impl Client {
         self.send(Method::Get, path, None, endpoint, true).await
     }
 
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         body: &Value,
@@ -150,7 +146,7 @@ impl Client {
             .await
     }
 
-    pub async fn patch(
+    pub(crate) async fn patch(
         &self,
         path: &str,
         body: &Value,
@@ -163,7 +159,7 @@ impl Client {
     /// Every item of a paginated list: GET `first` (which should ask `per_page=100`), then
     /// each `Link: rel="next"` in turn. `visit` sees each page's items and may stop the walk
     /// by returning `false`.
-    pub async fn get_pages(
+    pub(crate) async fn get_pages(
         &self,
         first: &str,
         endpoint: &Endpoint,
@@ -383,7 +379,7 @@ impl Client {
 
 /// GitHub's error text: `message`, the `errors` details and `documentation_url` of an error
 /// body, or the start of a body that is not one.
-pub fn github_message(text: &str) -> String {
+pub(crate) fn github_message(text: &str) -> String {
     match serde_json::from_str::<Value>(text) {
         Ok(body) if body.get("message").is_some() => {
             let mut out = body

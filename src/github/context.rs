@@ -16,27 +16,26 @@ use serde_json::{json, Value};
 
 use super::client::{Client, Endpoint};
 use super::{GitHubError, Repo};
-use crate::record::statement::PullRequestInfo;
 
 /// One review as GitHub lists it (the fields the reduction reads).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReviewEvent {
+pub(crate) struct ReviewEvent {
     /// Lowercased login.
-    pub user: String,
+    pub(crate) user: String,
     /// APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED or PENDING.
-    pub state: String,
-    pub submitted_at: Option<String>,
-    pub commit_id: Option<String>,
+    pub(crate) state: String,
+    pub(crate) submitted_at: Option<String>,
+    pub(crate) commit_id: Option<String>,
     /// The reviewer is a bot account (`user.type` is `Bot`: github-actions[bot], an app):
     /// its approval never counts (a workflow allowed to approve pull requests must not be
     /// able to approve its own).
-    pub bot: bool,
+    pub(crate) bot: bool,
 }
 
 impl ReviewEvent {
     /// From one item of `GET /repos/{o}/{r}/pulls/{n}/reviews`; `None` for a review whose
     /// author account is gone (`user: null`).
-    pub fn from_api(review: &Value) -> Option<Self> {
+    pub(crate) fn from_api(review: &Value) -> Option<Self> {
         let user = review.pointer("/user/login")?.as_str()?.to_lowercase();
         Some(Self {
             user,
@@ -60,33 +59,33 @@ impl ReviewEvent {
 
 /// A reviewer's standing after all their reviews.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LatestReview {
-    pub user: String,
-    pub state: String,
-    pub submitted_at: Option<String>,
-    pub commit_id: Option<String>,
+pub(crate) struct LatestReview {
+    pub(crate) user: String,
+    pub(crate) state: String,
+    pub(crate) submitted_at: Option<String>,
+    pub(crate) commit_id: Option<String>,
     /// The review was given on another commit than the head (older code).
-    pub stale: bool,
+    pub(crate) stale: bool,
     /// The reviewer is a bot account; the approval policy never counts its approval.
-    pub bot: bool,
+    pub(crate) bot: bool,
     /// The reviewer authored, committed or pushed a commit of the pull request that no
     /// approval by someone else covers (see [`mark_own_commits`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub own_commits_unreviewed: bool,
+    pub(crate) own_commits_unreviewed: bool,
 }
 
 /// One commit of the pull request, oldest first: its sha and the (lowercased) logins that
 /// wrote it: author, committer (not `web-flow`, GitHub's own committer for web edits) and,
 /// for the head, the last pusher when the event names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitBy {
-    pub sha: String,
-    pub people: BTreeSet<String>,
+pub(crate) struct CommitBy {
+    pub(crate) sha: String,
+    pub(crate) people: BTreeSet<String>,
 }
 
 impl CommitBy {
     /// From one item of `GET /repos/{o}/{r}/pulls/{n}/commits`.
-    pub fn from_api(commit: &Value) -> Option<Self> {
+    pub(crate) fn from_api(commit: &Value) -> Option<Self> {
         let sha = commit.get("sha")?.as_str()?.to_owned();
         let people = ["/author/login", "/committer/login"]
             .iter()
@@ -102,7 +101,7 @@ impl CommitBy {
 /// after the last commit approved by someone else (another person, not the author, not a
 /// bot). An approval covers every commit up to the one it was given on; an approval of a
 /// commit that is no longer in the pull request (force-pushed away) covers none.
-pub fn mark_own_commits(reviews: &mut [LatestReview], commits: &[CommitBy], author: &str) {
+pub(crate) fn mark_own_commits(reviews: &mut [LatestReview], commits: &[CommitBy], author: &str) {
     let position = |sha: &Option<String>| {
         sha.as_deref()
             .and_then(|sha| commits.iter().position(|c| c.sha.eq_ignore_ascii_case(sha)))
@@ -138,7 +137,7 @@ fn decisive(state: &str) -> bool {
 ///
 /// `events` in GitHub's order (chronological); they are ordered by `submitted_at` first, the
 /// API order breaking ties.
-pub fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<LatestReview> {
+pub(crate) fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<LatestReview> {
     let mut ordered: Vec<&ReviewEvent> = events.iter().filter(|e| e.state != "PENDING").collect();
     // Stable: equal or missing times keep the API order.
     ordered.sort_by(|a, b| match (&a.submitted_at, &b.submitted_at) {
@@ -171,7 +170,7 @@ pub fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<LatestRevie
 }
 
 /// Reviewers whose standing is APPROVED (stale ones included), sorted.
-pub fn approvers(reviews: &[LatestReview]) -> Vec<String> {
+pub(crate) fn approvers(reviews: &[LatestReview]) -> Vec<String> {
     reviews
         .iter()
         .filter(|r| r.state == "APPROVED")
@@ -182,15 +181,18 @@ pub fn approvers(reviews: &[LatestReview]) -> Vec<String> {
 /// A team the config requires: `key` as written in relgate.yaml (`ml-reliability` or
 /// `other-org/ml-reliability`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TeamRef {
-    pub key: String,
-    pub org: String,
-    pub slug: String,
+pub(crate) struct TeamRef {
+    pub(crate) key: String,
+    pub(crate) org: String,
+    pub(crate) slug: String,
 }
 
 /// Every team named under `approvals.*.teams` (at any depth: tier lists today), sorted and
 /// unique. A plain slug is a team of `owner`, the repository's organization.
-pub fn required_teams(approvals: Option<&Value>, owner: &str) -> Result<Vec<TeamRef>, GitHubError> {
+pub(crate) fn required_teams(
+    approvals: Option<&Value>,
+    owner: &str,
+) -> Result<Vec<TeamRef>, GitHubError> {
     fn strings(value: &Value, out: &mut Vec<String>) {
         match value {
             Value::String(s) => out.push(s.clone()),
@@ -232,7 +234,7 @@ pub fn required_teams(approvals: Option<&Value>, owner: &str) -> Result<Vec<Team
 
 /// Percent-encodes one path segment (logins, slugs and repository names are URL-safe already;
 /// anything else must not change the path).
-pub fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
@@ -266,7 +268,7 @@ fn unexpected(endpoint: &Endpoint, path: &str, what: &str) -> GitHubError {
 /// When the API reports another head (a push during the run, or "re-run jobs" of an older
 /// run) the run stops: reviews of the API's head say nothing about the commit on disk, and
 /// staleness and the check run are always about the checked commit.
-pub async fn fetch(
+pub(crate) async fn fetch(
     client: &Client,
     repo: &Repo,
     number: u64,
@@ -430,7 +432,7 @@ async fn team_members(
 /// The pull request merged as `sha` (a push to the default branch): among the pull requests
 /// GitHub associates with the commit, the merged one whose merge commit is `sha`, else the
 /// first merged one. `None` when the commit came without a pull request (a direct push).
-pub async fn merged_pull_for_commit(
+pub(crate) async fn merged_pull_for_commit(
     client: &Client,
     repo: &Repo,
     sha: &str,
@@ -462,25 +464,6 @@ pub async fn merged_pull_for_commit(
     Ok(exact
         .or_else(|| pulls.iter().find(merged))
         .and_then(|p| p.get("number").and_then(Value::as_u64)))
-}
-
-/// The part of the context a change record keeps.
-pub fn record_info(context: &Value) -> Option<PullRequestInfo> {
-    Some(PullRequestInfo {
-        number: context.get("number")?.as_u64()?,
-        author: context.get("author")?.as_str()?.to_owned(),
-        approvers: context
-            .get("approvers")?
-            .as_array()?
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        merged_by: context
-            .get("merged_by")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 /// What a request is for: names the action and the permission in error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     PullRequest {
         number: u64,
     },
@@ -42,7 +42,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// "read pull request #12", for "cannot …".
-    pub fn action(&self) -> String {
+    pub(crate) fn action(&self) -> String {
         match self {
             Self::PullRequest { number } => format!("read pull request #{number}"),
             Self::Reviews { number } => format!("list the reviews of pull request #{number}"),
@@ -70,7 +70,7 @@ impl Endpoint {
     }
 
     /// What a 403 or 404 from this endpoint most likely means, and how to fix it.
-    pub fn permission_hint(&self) -> &'static str {
+    pub(crate) fn permission_hint(&self) -> &'static str {
         match self {
             Self::PullRequest { .. } | Self::Reviews { .. } | Self::PullCommits { .. } => {
                 "the token needs `pull-requests: read` (workflow `permissions:`, or a fine-grained \

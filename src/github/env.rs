@@ -9,13 +9,13 @@ use super::GitHubError;
 
 /// `owner/name` of `GITHUB_REPOSITORY`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Repo {
-    pub owner: String,
-    pub name: String,
+pub(crate) struct Repo {
+    pub(crate) owner: String,
+    pub(crate) name: String,
 }
 
 impl Repo {
-    pub fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         let (owner, name) = text.trim().split_once('/')?;
         (!owner.is_empty() && !name.is_empty() && !name.contains('/')).then(|| Self {
             owner: owner.to_owned(),
@@ -26,32 +26,34 @@ impl Repo {
 
 /// What the runner sets (docs/github.md lists each variable).
 #[derive(Debug, Clone)]
-pub struct GitHubEnv {
+pub(crate) struct GitHubEnv {
     /// `GITHUB_REPOSITORY`.
-    pub repository: Option<String>,
+    pub(crate) repository: Option<String>,
     /// `GITHUB_API_URL`, default `https://api.github.com`.
-    pub api_url: String,
+    pub(crate) api_url: String,
     /// `GITHUB_SERVER_URL`, default `https://github.com`.
-    pub server_url: String,
-    pub event_path: Option<PathBuf>,
-    pub event_name: Option<String>,
-    pub sha: Option<String>,
-    pub run_id: Option<String>,
-    pub step_summary: Option<PathBuf>,
-    pub output: Option<PathBuf>,
-    pub workflow: Option<String>,
+    pub(crate) server_url: String,
+    pub(crate) event_path: Option<PathBuf>,
+    pub(crate) event_name: Option<String>,
+    pub(crate) sha: Option<String>,
+    pub(crate) run_id: Option<String>,
+    pub(crate) step_summary: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) workflow: Option<String>,
     /// `RELGATE_GITHUB_TOKEN`, else `GITHUB_TOKEN`.
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// `RELGATE_GITHUB_COMMENT_AUTHOR`: the login relgate comments as when its token is a
     /// person's (a PAT). Comments of bot accounts are always relgate's candidates; a user's
     /// comment only when written by this login.
-    pub comment_author: Option<String>,
-    pub retry: RetryPolicy,
+    pub(crate) comment_author: Option<String>,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl GitHubEnv {
     /// Reads the variables through `lookup` (empty values count as unset).
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, GitHubError> {
+    pub(crate) fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, GitHubError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         Ok(Self {
             repository: get("GITHUB_REPOSITORY"),
@@ -71,7 +73,7 @@ impl GitHubEnv {
     }
 
     /// The URL of this workflow run, when the runner said which.
-    pub fn run_url(&self) -> Option<String> {
+    pub(crate) fn run_url(&self) -> Option<String> {
         Some(format!(
             "{}/{}/actions/runs/{}",
             self.server_url.trim_end_matches('/'),
@@ -84,7 +86,7 @@ impl GitHubEnv {
 /// Variables relgate reads that change its behaviour and that an earlier step of the job could
 /// have set through `$GITHUB_ENV`. Token variables are not listed (their values are secret and
 /// choosing the token is their purpose).
-pub const OVERRIDES: [&str; 6] = [
+pub(crate) const OVERRIDES: [&str; 6] = [
     "RELGATE_GITHUB_COMMENT_AUTHOR",
     "RELGATE_GITHUB_RETRY_ATTEMPTS",
     "RELGATE_GITHUB_RETRY_BASE_MS",
@@ -97,7 +99,7 @@ pub const OVERRIDES: [&str; 6] = [
 /// clock is the runner's), and every other override in effect is named with its value, so
 /// nothing a previous step set is silent. No time in them: the same run gives the same
 /// comment (the sticky comment is only rewritten when it changes).
-pub fn environment_notes(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+pub(crate) fn environment_notes(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     let shown = |v: &str| crate::output::text::field(v).into_owned();
     let mut notes = Vec::new();
     if let Some(value) = lookup("RELGATE_NOW") {

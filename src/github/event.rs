@@ -10,14 +10,14 @@ use super::GitHubError;
 /// The pull request a `pull_request` / `pull_request_review` / `pull_request_target` event
 /// carries: its number and the head commit that was checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventPull {
-    pub number: u64,
-    pub head_sha: Option<String>,
+pub(crate) struct EventPull {
+    pub(crate) number: u64,
+    pub(crate) head_sha: Option<String>,
     /// `pull_request.base.sha`: whose rules judge the pull request when GitHub mode runs
     /// without `--changed` (the action's `changed-only: false`).
-    pub base_sha: Option<String>,
+    pub(crate) base_sha: Option<String>,
     /// `sender.login` of a `synchronize` (a push to the pull request): who pushed the head.
-    pub pusher: Option<String>,
+    pub(crate) pusher: Option<String>,
 }
 
 /// The event payload (`GITHUB_EVENT_PATH`) as JSON.
@@ -39,7 +39,7 @@ fn read_event(path: &Path) -> Result<Value, GitHubError> {
 /// `merge_group.base_sha` of a merge-queue event: the commit whose rules judge the queue's
 /// merge commit (its tree holds the queued pull requests' own `relgate.yaml` and policies).
 /// `None` for any other event.
-pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError> {
+pub(crate) fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError> {
     let event = read_event(path)?;
     Ok(event
         .pointer("/merge_group/base_sha")
@@ -48,7 +48,7 @@ pub fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitHubError
 }
 
 /// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
-pub fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
+pub(crate) fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
     let event = read_event(path)?;
     let Some(pr) = event.get("pull_request").filter(|p| p.is_object()) else {
         return Ok(None);

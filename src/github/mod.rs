@@ -10,12 +10,12 @@
 //! decision was printed.
 
 mod checkout;
-pub mod client;
-pub mod context;
+pub(crate) mod client;
+pub(crate) mod context;
 mod endpoint;
 mod env;
 mod event;
-pub mod publish;
+pub(crate) mod publish;
 mod retry;
 
 use std::collections::BTreeSet;
@@ -28,13 +28,13 @@ use crate::output::markdown;
 use crate::report::Report;
 use client::Client;
 
-pub use checkout::{verify_checkout, Subject};
-pub use env::{environment_notes, GitHubEnv, Repo, OVERRIDES};
-pub use event::{event_merge_group_base, event_pull, EventPull};
+pub(crate) use checkout::{verify_checkout, Subject};
+pub(crate) use env::{environment_notes, GitHubEnv, Repo};
+pub(crate) use event::{event_merge_group_base, event_pull};
 
 /// Everything that stops the GitHub side; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
-pub enum GitHubError {
+pub(crate) enum GitHubError {
     /// The environment or the command line does not allow GitHub mode.
     #[error("{0}")]
     Setup(String),
@@ -79,7 +79,7 @@ pub enum GitHubError {
 
 /// Where `--publish` sends the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Target {
+pub(crate) enum Target {
     /// One sticky pull-request comment per workflow, updated on every run.
     Comment,
     /// A check run named "relgate" with an annotation per finding.
@@ -91,55 +91,56 @@ pub enum Target {
 }
 
 /// The default of `--publish` in GitHub mode.
-pub const DEFAULT_TARGETS: [Target; 3] = [Target::Comment, Target::CheckRun, Target::Summary];
+pub(crate) const DEFAULT_TARGETS: [Target; 3] =
+    [Target::Comment, Target::CheckRun, Target::Summary];
 
 /// The command-line side of GitHub mode.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// `--github-token` (wins over the environment).
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// `--pull-request N` (wins over the event).
-    pub pull_request: Option<u64>,
+    pub(crate) pull_request: Option<u64>,
     /// `--publish`; empty: [`DEFAULT_TARGETS`].
-    pub publish: Vec<Target>,
+    pub(crate) publish: Vec<Target>,
     /// `relgate record`: the run looks up the merged pull request of the pushed commit, so it
     /// talks to the API whatever it publishes.
-    pub record: bool,
+    pub(crate) record: bool,
 }
 
 /// Pull-request context found for `relgate record`.
 #[derive(Debug, Clone, Default)]
-pub struct RecordContext {
+pub(crate) struct RecordContext {
     /// `input.context.pull_request`.
-    pub context: Option<Value>,
+    pub(crate) context: Option<Value>,
     /// Why there is none, to tell the user.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// What publishing did, for the CLI to print. Any `failed` entry means exit 2.
 #[derive(Debug, Default)]
-pub struct PublishOutcome {
-    pub done: Vec<String>,
-    pub skipped: Vec<String>,
-    pub failed: Vec<GitHubError>,
+pub(crate) struct PublishOutcome {
+    pub(crate) done: Vec<String>,
+    pub(crate) skipped: Vec<String>,
+    pub(crate) failed: Vec<GitHubError>,
 }
 
 /// What publishing needs from the run besides the report.
 #[derive(Debug, Clone, Default)]
-pub struct PublishInputs {
+pub(crate) struct PublishInputs {
     /// The gate root: annotation paths are made relative to the repository root from it.
-    pub gate_root: PathBuf,
+    pub(crate) gate_root: PathBuf,
     /// The `--format json --output FILE` path, for the `report` output.
-    pub json_report: Option<PathBuf>,
+    pub(crate) json_report: Option<PathBuf>,
     /// `completed_at` of the check run (the run's `context.now`).
-    pub now: String,
+    pub(crate) now: String,
     /// `input.context.pull_request` of the run.
-    pub context: Option<Value>,
+    pub(crate) context: Option<Value>,
 }
 
 /// A GitHub-mode run: environment, options, and (when the run talks to the API) the client.
-pub struct GitHub {
-    pub env: GitHubEnv,
+pub(crate) struct GitHub {
+    pub(crate) env: GitHubEnv,
     repo: Option<Repo>,
     targets: BTreeSet<Target>,
     /// The pull request to read and comment on: `--pull-request`, else the event's.
@@ -155,7 +156,7 @@ pub struct GitHub {
 impl GitHub {
     /// Checks everything GitHub mode needs before anything is decided: the repository, the
     /// event, the token (when the run reads or writes through the API).
-    pub fn new(env: GitHubEnv, options: Options) -> Result<Self, GitHubError> {
+    pub(crate) fn new(env: GitHubEnv, options: Options) -> Result<Self, GitHubError> {
         let mut targets: BTreeSet<Target> = if options.publish.is_empty() {
             DEFAULT_TARGETS.into_iter().collect()
         } else {
@@ -226,11 +227,6 @@ impl GitHub {
         })
     }
 
-    /// The pull request of this run (`--pull-request` or the event's).
-    pub fn pull_request_number(&self) -> Option<u64> {
-        self.number
-    }
-
     fn api(&self) -> Result<(&Client, &Repo), GitHubError> {
         match (&self.client, &self.repo) {
             (Some(client), Some(repo)) => Ok((client, repo)),
@@ -242,7 +238,7 @@ impl GitHub {
 
     /// `input.context.pull_request` for `relgate check`: the run's pull request, or `None`
     /// when the run has none (a push event without --pull-request).
-    pub fn context(&self, approvals: Option<&Value>) -> Result<Option<Value>, GitHubError> {
+    pub(crate) fn context(&self, approvals: Option<&Value>) -> Result<Option<Value>, GitHubError> {
         let Some(number) = self.number else {
             return Ok(None);
         };
@@ -263,7 +259,7 @@ impl GitHub {
     /// `file:line` links point into it. With a pull request: the head the event carries, else
     /// (`--pull-request` without its event) the pull request's head from `context`; without
     /// one: `GITHUB_SHA`.
-    pub fn subject_commit(&self, context: Option<&Value>) -> Option<String> {
+    pub(crate) fn subject_commit(&self, context: Option<&Value>) -> Option<String> {
         if self.number.is_some() {
             self.event_head_sha.clone().or_else(|| {
                 context
@@ -283,7 +279,7 @@ impl GitHub {
     /// would post a decision about other code (under `pull_request_target`, the base branch
     /// passing for the pull request's head). Checked whenever the run has a pull request, and
     /// for a run without one when it publishes a check run on `GITHUB_SHA`.
-    pub fn verify_checkout(
+    pub(crate) fn verify_checkout(
         &self,
         gate_root: &Path,
         context: Option<&Value>,
@@ -309,7 +305,10 @@ impl GitHub {
 
     /// The context for `relgate record`: the run's pull request, else (a push after a merge)
     /// the merged pull request of GITHUB_SHA.
-    pub fn record_context(&self, approvals: Option<&Value>) -> Result<RecordContext, GitHubError> {
+    pub(crate) fn record_context(
+        &self,
+        approvals: Option<&Value>,
+    ) -> Result<RecordContext, GitHubError> {
         if self.number.is_some() {
             return Ok(RecordContext {
                 context: self.context(approvals)?,
@@ -349,7 +348,7 @@ impl GitHub {
 
     /// Publishes `report` to every target, then writes the step outputs. Every target is
     /// tried even when an earlier one failed.
-    pub fn publish(&self, report: &Report, inputs: &PublishInputs) -> PublishOutcome {
+    pub(crate) fn publish(&self, report: &Report, inputs: &PublishInputs) -> PublishOutcome {
         let mut outcome = PublishOutcome::default();
         // The commit the check run and the comment's file:line links point at (checked
         // against the checkout by `verify_checkout` before deciding).

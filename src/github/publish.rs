@@ -23,19 +23,19 @@ use crate::output::markdown;
 use crate::report::{Decision, Report};
 
 /// GitHub's limit on an issue comment body, in characters.
-pub const COMMENT_LIMIT: usize = 65_536;
+pub(crate) const COMMENT_LIMIT: usize = 65_536;
 /// GitHub's limit on `output.summary` of a check run, in characters.
-pub const CHECK_SUMMARY_LIMIT: usize = 65_535;
+pub(crate) const CHECK_SUMMARY_LIMIT: usize = 65_535;
 /// GitHub's limit on the job summary of one step, in bytes.
-pub const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
+pub(crate) const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
 /// Annotations GitHub accepts per create or update request.
-pub const ANNOTATIONS_PER_REQUEST: usize = 50;
+pub(crate) const ANNOTATIONS_PER_REQUEST: usize = 50;
 /// Name of the check run.
-pub const CHECK_NAME: &str = "relgate";
+pub(crate) const CHECK_NAME: &str = "relgate";
 
 /// The hidden first line of the sticky comment of `workflow`: one comment per workflow, so two
 /// workflows gating the same pull request do not overwrite each other.
-pub fn marker(workflow: &str) -> String {
+pub(crate) fn marker(workflow: &str) -> String {
     let escaped = workflow
         .replace('&', "&amp;")
         .replace('"', "&quot;")
@@ -46,7 +46,7 @@ pub fn marker(workflow: &str) -> String {
 
 /// Whether `body` is the sticky comment of the workflow with this marker (its first line is
 /// the marker; a reply quoting the comment starts with `>` and does not count).
-pub fn is_sticky(body: &str, marker: &str) -> bool {
+pub(crate) fn is_sticky(body: &str, marker: &str) -> bool {
     body.lines().next().map(str::trim_end) == Some(marker)
 }
 
@@ -55,7 +55,7 @@ pub fn is_sticky(body: &str, marker: &str) -> bool {
 /// GITHUB_TOKEN, `name[bot]` for a GitHub App), or is `author` (the login of the person whose
 /// token relgate uses, `RELGATE_GITHUB_COMMENT_AUTHOR`). Anyone who can comment can copy the
 /// marker; their comment must never become the report.
-pub fn is_own(comment: &Value, author: Option<&str>) -> bool {
+pub(crate) fn is_own(comment: &Value, author: Option<&str>) -> bool {
     let user = comment.get("user");
     if user.and_then(|u| u.get("type")).and_then(Value::as_str) == Some("Bot") {
         return true;
@@ -66,7 +66,7 @@ pub fn is_own(comment: &Value, author: Option<&str>) -> bool {
 
 /// `text` cut to at most `limit` characters at a line end, with `note` appended when cut. An
 /// open `<details>` is closed so the note is not hidden in it.
-pub fn truncate(text: &str, limit: usize, note: &str) -> String {
+pub(crate) fn truncate(text: &str, limit: usize, note: &str) -> String {
     if text.chars().count() <= limit {
         return text.to_owned();
     }
@@ -100,7 +100,7 @@ fn full_report_at(run_url: Option<&str>) -> String {
 }
 
 /// The sticky comment: the markdown report with the workflow's marker as first line.
-pub fn comment_body(report_markdown: &str, workflow: &str, run_url: Option<&str>) -> String {
+pub(crate) fn comment_body(report_markdown: &str, workflow: &str, run_url: Option<&str>) -> String {
     let rest = report_markdown
         .strip_prefix(markdown::MARKER)
         .unwrap_or(report_markdown)
@@ -125,7 +125,7 @@ pub fn comment_body(report_markdown: &str, workflow: &str, run_url: Option<&str>
 }
 
 /// The job summary text (the markdown report, within the 1 MiB limit).
-pub fn step_summary(report_markdown: &str) -> String {
+pub(crate) fn step_summary(report_markdown: &str) -> String {
     if report_markdown.len() <= STEP_SUMMARY_LIMIT {
         return report_markdown.to_owned();
     }
@@ -139,7 +139,7 @@ pub fn step_summary(report_markdown: &str) -> String {
 }
 
 /// The `$GITHUB_OUTPUT` lines: decision, counts and the JSON report's path.
-pub fn outputs(report: &Report, json_report: Option<&Path>) -> String {
+pub(crate) fn outputs(report: &Report, json_report: Option<&Path>) -> String {
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(out, "decision={}", report.decision.as_str());
@@ -165,7 +165,7 @@ pub fn outputs(report: &Report, json_report: Option<&Path>) -> String {
 }
 
 /// Appends `text` to a runner file (`$GITHUB_STEP_SUMMARY`, `$GITHUB_OUTPUT`).
-pub fn append(path: &Path, variable: &'static str, text: &str) -> Result<(), GitHubError> {
+pub(crate) fn append(path: &Path, variable: &'static str, text: &str) -> Result<(), GitHubError> {
     let io = |source| GitHubError::Io {
         what: match variable {
             "GITHUB_OUTPUT" => "cannot append the step outputs to $GITHUB_OUTPUT",
@@ -185,7 +185,7 @@ pub fn append(path: &Path, variable: &'static str, text: &str) -> Result<(), Git
 
 /// The gate root's path inside the git work tree (`""` or `"ml/"`): report paths are relative
 /// to the gate root, annotation paths must be relative to the repository root.
-pub fn repo_prefix(gate_root: &Path) -> String {
+pub(crate) fn repo_prefix(gate_root: &Path) -> String {
     let Ok(repo) = git2::Repository::discover(gate_root) else {
         return String::new();
     };
@@ -216,7 +216,7 @@ fn clip(text: &str, max: usize) -> String {
 
 /// One annotation per finding (deny → failure, warn → warning) and per manifest that could not
 /// be checked (failure), in report order, at `prefix` + file : line.
-pub fn annotations(report: &Report, prefix: &str) -> Vec<Value> {
+pub(crate) fn annotations(report: &Report, prefix: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for result in &report.results {
         let path = format!("{prefix}{}", result.file);
@@ -255,7 +255,7 @@ pub fn annotations(report: &Report, prefix: &str) -> Vec<Value> {
 /// annotations; `--fail-on-warn` makes them a failure), `failure` for a block and for "could
 /// not decide". Never `neutral`: branch protection counts neutral as passing, and a gate that
 /// could not decide must not pass.
-pub fn conclusion(report: &Report) -> &'static str {
+pub(crate) fn conclusion(report: &Report) -> &'static str {
     match report.decision {
         Decision::Pass => "success",
         Decision::Fail | Decision::Error => "failure",
@@ -263,7 +263,7 @@ pub fn conclusion(report: &Report) -> &'static str {
 }
 
 /// The check run's one-line title.
-pub fn check_title(report: &Report) -> String {
+pub(crate) fn check_title(report: &Report) -> String {
     let s = &report.summary;
     let plural = |n: usize, word: &str| {
         if n == 1 {
@@ -293,31 +293,31 @@ pub fn check_title(report: &Report) -> String {
 
 /// Where and how the check run is made.
 #[derive(Debug, Clone)]
-pub struct CheckRun {
+pub(crate) struct CheckRun {
     /// The commit the check is about (the pull request's head).
-    pub head_sha: String,
+    pub(crate) head_sha: String,
     /// [`repo_prefix`] of the gate root.
-    pub prefix: String,
-    pub details_url: Option<String>,
-    pub completed_at: String,
+    pub(crate) prefix: String,
+    pub(crate) details_url: Option<String>,
+    pub(crate) completed_at: String,
     /// The pull request and the base the decision was computed against (`base_ref`,
     /// `base_sha` of the context): named in the title, the summary and `external_id`, so a
     /// check computed against one base is never read as a decision about another (the
     /// workflow re-runs on `edited` when the base changes).
-    pub base: Option<BaseOf>,
+    pub(crate) base: Option<BaseOf>,
 }
 
 /// See [`CheckRun::base`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseOf {
-    pub number: u64,
-    pub base_ref: String,
-    pub base_sha: Option<String>,
+pub(crate) struct BaseOf {
+    pub(crate) number: u64,
+    pub(crate) base_ref: String,
+    pub(crate) base_sha: Option<String>,
 }
 
 impl BaseOf {
     /// From `input.context.pull_request` (`None` without a pull request or its base).
-    pub fn from_context(context: Option<&Value>) -> Option<Self> {
+    pub(crate) fn from_context(context: Option<&Value>) -> Option<Self> {
         let context = context?;
         Some(Self {
             number: context.get("number")?.as_u64()?,
@@ -332,15 +332,15 @@ impl BaseOf {
 
 /// What [`check_run`] made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckRunDone {
-    pub id: u64,
-    pub annotations: usize,
-    pub requests: usize,
-    pub html_url: Option<String>,
+pub(crate) struct CheckRunDone {
+    pub(crate) id: u64,
+    pub(crate) annotations: usize,
+    pub(crate) requests: usize,
+    pub(crate) html_url: Option<String>,
 }
 
 impl CheckRunDone {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut text = format!(
             "check run {} created with {} annotations ({} requests)",
             self.id, self.annotations, self.requests
@@ -354,7 +354,7 @@ impl CheckRunDone {
 
 /// Creates the completed check run with the first 50 annotations, then adds the rest with
 /// updates of 50 each.
-pub async fn check_run(
+pub(crate) async fn check_run(
     client: &Client,
     repo: &Repo,
     report: &Report,
@@ -455,7 +455,7 @@ pub async fn check_run(
 /// What [`sticky_comment`] did. `ignored`: the logins of users whose comments carried the
 /// marker but were not taken (not relgate's: see [`is_own`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommentDone {
+pub(crate) enum CommentDone {
     Created {
         id: u64,
         pages: usize,
@@ -469,7 +469,7 @@ pub enum CommentDone {
 }
 
 impl CommentDone {
-    pub fn describe(&self, number: u64) -> String {
+    pub(crate) fn describe(&self, number: u64) -> String {
         let (mut text, ignored) = match self {
             Self::Created { id, pages, ignored } => (format!(
                 "comment {id} posted on pull request #{number} (no earlier report comment in {pages} page(s) of comments)"
@@ -493,18 +493,18 @@ impl CommentDone {
 
 /// Which comment is the sticky one: the workflow's marker, and who may have written it.
 #[derive(Debug, Clone, Copy)]
-pub struct Sticky<'a> {
+pub(crate) struct Sticky<'a> {
     /// `GITHUB_WORKFLOW` (one comment per workflow).
-    pub workflow: &'a str,
+    pub(crate) workflow: &'a str,
     /// `RELGATE_GITHUB_COMMENT_AUTHOR`: a user login whose comments count as relgate's.
-    pub author: Option<&'a str>,
+    pub(crate) author: Option<&'a str>,
 }
 
 /// Updates the workflow's report comment on pull request `number`, or posts it when there is
 /// none yet. Every page of comments is searched (a busy pull request has hundreds) before a
 /// new one is posted, so a run never adds a second one. Only a comment relgate could have
 /// written ([`is_own`]) is taken; a marked comment by anyone else is left alone.
-pub async fn sticky_comment(
+pub(crate) async fn sticky_comment(
     client: &Client,
     repo: &Repo,
     number: u64,

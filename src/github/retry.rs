@@ -11,18 +11,18 @@ use crate::backoff::Backoff;
 /// budget: at most `attempts` tries, and no wait that would end after `deadline` from its first
 /// try.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Tries per request, the first included (≥ 1).
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// First backoff; doubled after each failed try.
-    pub base: Duration,
+    pub(crate) base: Duration,
     /// Largest backoff relgate picks itself. A wait the server asks for (`Retry-After`,
     /// `x-ratelimit-reset`) is honoured as asked, within the deadline.
-    pub max_delay: Duration,
+    pub(crate) max_delay: Duration,
     /// Overall time budget of one request, its retries included.
-    pub deadline: Duration,
+    pub(crate) deadline: Duration,
     /// Limit of one HTTP exchange (connect, write, read).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -38,7 +38,7 @@ impl Default for RetryPolicy {
 }
 
 /// Environment variables that tune [`RetryPolicy`] (documented in docs/github.md).
-pub const RETRY_ENV: [&str; 5] = [
+pub(crate) const RETRY_ENV: [&str; 5] = [
     "RELGATE_GITHUB_RETRY_ATTEMPTS",
     "RELGATE_GITHUB_RETRY_BASE_MS",
     "RELGATE_GITHUB_RETRY_MAX_MS",
@@ -48,7 +48,9 @@ pub const RETRY_ENV: [&str; 5] = [
 
 impl RetryPolicy {
     /// The defaults, overridden by the `RELGATE_GITHUB_*` variables `lookup` finds.
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, GitHubError> {
+    pub(crate) fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, GitHubError> {
         let mut policy = Self::default();
         let number = |name: &str| -> Result<Option<u64>, GitHubError> {
             match lookup(name).map(|v| v.trim().to_owned()) {
@@ -80,22 +82,22 @@ impl RetryPolicy {
     }
 
     /// relgate's own backoff before try `attempt + 1` (`attempt` ≥ 1 tries failed so far).
-    pub fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         Backoff::doubling(self.base, self.max_delay).base_delay(attempt)
     }
 }
 
 /// The rate-limit and retry headers of a response.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RetryHeaders {
-    pub retry_after: Option<String>,
-    pub remaining: Option<String>,
-    pub reset: Option<String>,
+pub(crate) struct RetryHeaders {
+    pub(crate) retry_after: Option<String>,
+    pub(crate) remaining: Option<String>,
+    pub(crate) reset: Option<String>,
 }
 
 /// Whether a response is final or worth another try.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Final,
     /// Retry; `wait` is the delay the server asked for, if it asked.
     Retry {
@@ -107,7 +109,7 @@ pub enum Verdict {
 /// Decides about one response: 5xx, 429, and a 403 that is a rate limit (it carries
 /// `Retry-After`, or `x-ratelimit-remaining: 0`, or says "rate limit") are retried; everything
 /// else is final. `now` is the Unix time, for `x-ratelimit-reset`.
-pub fn classify(status: u16, headers: &RetryHeaders, body: &str, now: i64) -> Verdict {
+pub(crate) fn classify(status: u16, headers: &RetryHeaders, body: &str, now: i64) -> Verdict {
     let retry_after = headers
         .retry_after
         .as_deref()

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use crate::report::{Decision, Report};
 
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut out = String::new();
     for result in &report.results {
         let file = property(&result.file);
@@ -67,14 +67,14 @@ pub fn render(report: &Report) -> String {
 }
 
 /// Escapes a command's message: `%`, CR and LF.
-pub fn data(text: &str) -> String {
+pub(crate) fn data(text: &str) -> String {
     text.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// Escapes a property value: as [`data`], plus `:` and `,`.
-pub fn property(text: &str) -> String {
+pub(crate) fn property(text: &str) -> String {
     data(text).replace(':', "%3A").replace(',', "%2C")
 }
 

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::report::Report;
 
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut issues = Vec::new();
     let mut seen = BTreeSet::new();
     for result in &report.results {

@@ -3,7 +3,7 @@
 
 use crate::report::Report;
 
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     // Serializing plain structs of strings, numbers and vectors cannot fail; fall back to an
     // error object rather than panic if that ever changes.
     let mut out = serde_json::to_string_pretty(report).unwrap_or_else(|err| {

@@ -34,7 +34,7 @@ struct Totals {
     skipped: usize,
 }
 
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let mut body = String::new();
     let mut total = Totals::default();
     for result in &report.results {
@@ -188,7 +188,7 @@ fn line(result: &ManifestResult, f: &Finding) -> String {
 /// Escapes text for an XML attribute or element: the five predefined entities; tab, CR and LF
 /// as character references (so attribute values keep them); other characters XML 1.0 forbids
 /// (C0 controls) as U+FFFD.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -19,20 +19,25 @@ use std::fmt::Write as _;
 use crate::report::{Decision, ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 
 /// The hidden marker on the first line.
-pub const MARKER: &str = "<!-- relgate-report -->";
+pub(crate) const MARKER: &str = "<!-- relgate-report -->";
 
 /// Where `file:line` locations link to: `{base}{file}#L{line}`, e.g. base
 /// `https://github.com/acme/ml/blob/<sha>/` plus the gate root's path in the repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceLinks {
-    pub base: String,
+pub(crate) struct SourceLinks {
+    pub(crate) base: String,
 }
 
 impl SourceLinks {
     /// Links into `repository` (owner/name) at `commit` on `server` (https://github.com or a
     /// GitHub Enterprise URL); `prefix` is the gate root's path in the repository ("" or
     /// "sub/dir/").
-    pub fn github(server: &str, repository: &str, commit: &str, prefix: &str) -> SourceLinks {
+    pub(crate) fn github(
+        server: &str,
+        repository: &str,
+        commit: &str,
+        prefix: &str,
+    ) -> SourceLinks {
         SourceLinks {
             base: format!(
                 "{}/{repository}/blob/{commit}/{prefix}",
@@ -61,12 +66,12 @@ impl SourceLinks {
 }
 
 /// The report as markdown, with plain `file:line` locations.
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     render_linked(report, None)
 }
 
 /// The report as markdown; with `links`, every `file:line` links to that line.
-pub fn render_linked(report: &Report, links: Option<&SourceLinks>) -> String {
+pub(crate) fn render_linked(report: &Report, links: Option<&SourceLinks>) -> String {
     let s = &report.summary;
     let mut out = String::new();
     let _ = writeln!(out, "{MARKER}");
@@ -300,7 +305,7 @@ fn manifest(out: &mut String, result: &ManifestResult, links: Option<&SourceLink
 /// - a newline becomes `<br>` instead of ending the row;
 /// - bidirectional overrides (U+202E…) and other control characters are named (`[U+202E]`):
 ///   they would reorder or hide what the reader sees.
-pub fn cell(text: &str) -> String {
+pub(crate) fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 4);
     let mut previous: Option<char> = None;
     // Nothing but blanks so far, and nothing but blanks and digits so far.
@@ -349,7 +354,7 @@ pub fn cell(text: &str) -> String {
 /// newlines become spaces (a span is one line); bidi overrides and control characters are
 /// named (`[U+202E]`); in a table (`table`) `|` is escaped, which GFM
 /// undoes inside the span.
-pub fn code(text: &str, table: bool) -> String {
+pub(crate) fn code(text: &str, table: bool) -> String {
     let mut body = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

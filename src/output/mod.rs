@@ -1,24 +1,24 @@
 //! Printers: one file per output format, each a pure function from a [`Report`] to text.
 //! The CLI picks one per `--format` and sends it to stdout or its `--output` file.
 
-pub mod github;
-pub mod gitlab;
-pub mod json;
-pub mod junit;
-pub mod markdown;
-pub mod palette;
-pub mod sarif;
-pub mod test_report;
-pub mod text;
-pub mod verify;
+pub(crate) mod github;
+pub(crate) mod gitlab;
+pub(crate) mod json;
+pub(crate) mod junit;
+pub(crate) mod markdown;
+pub(crate) mod palette;
+pub(crate) mod sarif;
+pub(crate) mod test_report;
+pub(crate) mod text;
+pub(crate) mod verify;
 
 use crate::report::Report;
 
-pub use palette::ColorWhen;
+pub(crate) use palette::ColorWhen;
 
 /// Output formats of `relgate check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// For people: findings grouped per manifest with file:line and the fix.
     Text,
     /// One JSON object (docs/report.md), stable field order.
@@ -36,7 +36,7 @@ pub enum Format {
 }
 
 /// Renders `report` in `format`. `color` applies to text only.
-pub fn render(report: &Report, format: Format, color: bool) -> String {
+pub(crate) fn render(report: &Report, format: Format, color: bool) -> String {
     match format {
         Format::Text => text::render(report, color),
         Format::Json => json::render(report),

@@ -9,7 +9,7 @@ use crate::report::Decision;
 
 /// `--color`: when to colour text output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColorWhen {
+pub(crate) enum ColorWhen {
     Auto,
     Always,
     Never,
@@ -17,7 +17,7 @@ pub enum ColorWhen {
 
 /// Where text goes: `auto` asks that stream whether it is a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
@@ -26,7 +26,7 @@ impl ColorWhen {
     /// Whether text written to `stream` is coloured: `always`, `never`, or for `auto` whether
     /// the stream is a terminal and neither `NO_COLOR` nor `CLICOLOR=0` asks for none
     /// (anstream's rules).
-    pub fn enabled_for(self, stream: Stream) -> bool {
+    pub(crate) fn enabled_for(self, stream: Stream) -> bool {
         match self {
             Self::Always => true,
             Self::Never => false,
@@ -43,21 +43,21 @@ impl ColorWhen {
 
 /// The styles of text output; every style is plain when colour is off.
 #[derive(Debug, Clone, Copy)]
-pub struct Palette {
+pub(crate) struct Palette {
     /// Passed, intact (green).
-    pub pass: Style,
+    pub(crate) pass: Style,
     /// Failed, blocked, tampered (red).
-    pub fail: Style,
+    pub(crate) fail: Style,
     /// Could not decide (magenta).
-    pub error: Style,
+    pub(crate) error: Style,
     /// Warnings (yellow).
-    pub warn: Style,
-    pub dim: Style,
-    pub bold: Style,
+    pub(crate) warn: Style,
+    pub(crate) dim: Style,
+    pub(crate) bold: Style,
 }
 
 impl Palette {
-    pub fn new(color: bool) -> Self {
+    pub(crate) fn new(color: bool) -> Self {
         let style = |s: Style| if color { s } else { Style::new() };
         Self {
             pass: style(AnsiColor::Green.on_default().bold()),
@@ -70,7 +70,7 @@ impl Palette {
     }
 
     /// The style and the fixed-width word of a decision (`PASS `, `FAIL `, `ERROR`).
-    pub fn decision(&self, decision: Decision) -> (Style, &'static str) {
+    pub(crate) fn decision(&self, decision: Decision) -> (Style, &'static str) {
         match decision {
             Decision::Pass => (self.pass, "PASS "),
             Decision::Fail => (self.fail, "FAIL "),

@@ -24,10 +24,10 @@ use sha2::{Digest, Sha256};
 use crate::catalogue::{self, Rule, Severity};
 use crate::report::{Finding, Report};
 
-pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
-pub const INFORMATION_URI: &str = "https://relgate.dev";
+pub(crate) const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+pub(crate) const INFORMATION_URI: &str = "https://relgate.dev";
 
-pub fn render(report: &Report) -> String {
+pub(crate) fn render(report: &Report) -> String {
     let catalogue = catalogue::catalogue();
     let mut rules: Vec<Value> = catalogue.rules.iter().map(descriptor).collect();
     let mut index: BTreeMap<String, usize> = catalogue
@@ -185,7 +185,7 @@ fn location(prefix: &str, file: &str, line: u32) -> Value {
 
 /// Hex sha256 of rule, file, field path and message, NUL-separated so no two different
 /// findings share the input. No line: a finding keeps its fingerprint when lines move.
-pub fn fingerprint(f: &Finding, file: &str) -> String {
+pub(crate) fn fingerprint(f: &Finding, file: &str) -> String {
     let mut hasher = Sha256::new();
     for part in [
         f.rule.as_str(),

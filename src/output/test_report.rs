@@ -8,7 +8,7 @@ use super::palette::Palette;
 use crate::policy::testing::{Outcome, TestReport};
 
 /// Renders `report`; `threshold` is the `--threshold` given with `--coverage`, if any.
-pub fn render(report: &TestReport, threshold: Option<f64>, color: bool) -> String {
+pub(crate) fn render(report: &TestReport, threshold: Option<f64>, color: bool) -> String {
     let palette = Palette::new(color);
     let (red, green) = (palette.fail, palette.pass);
     let mut out = String::new();

@@ -21,7 +21,7 @@ use crate::report::{ManifestResult, Report, APPROVALS_NOT_EVALUATED};
 /// Characters that change the display order of the text around them (Trojan Source,
 /// CVE-2021-42574) or are invisible marks: shown as escapes wherever relgate prints text it did
 /// not write.
-pub fn is_bidi(c: char) -> bool {
+pub(crate) fn is_bidi(c: char) -> bool {
     matches!(
         c,
         '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
@@ -30,13 +30,13 @@ pub fn is_bidi(c: char) -> bool {
 
 /// Text relgate did not write, made safe for one line of a log: newlines, other control
 /// characters and bidi overrides become visible escapes (`\n`, `\r`, `\t`, `\u{202e}`).
-pub fn field(text: &str) -> Cow<'_, str> {
+pub(crate) fn field(text: &str) -> Cow<'_, str> {
     escape_chars(text, false)
 }
 
 /// As [`field`], but newlines stay (a multi-line message of relgate's own, such as an error
 /// with its cause); [`guard_log`] still keeps any of its lines from being a command.
-pub fn multiline(text: &str) -> Cow<'_, str> {
+pub(crate) fn multiline(text: &str) -> Cow<'_, str> {
     escape_chars(text, true)
 }
 
@@ -63,7 +63,7 @@ fn escape_chars(text: &str, keep_newlines: bool) -> Cow<'_, str> {
 
 /// How [`guard_log`] writes what it neutralises, so the output stays valid in its format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogSyntax {
+pub(crate) enum LogSyntax {
     /// Text, markdown, workflow commands: a backslash (`\::`, `#\#[`), which markdown hides.
     Plain,
     /// JSON (`##[` only occurs inside strings): `#\u0023[`, the same string.
@@ -77,7 +77,7 @@ pub enum LogSyntax {
 /// in a line) is broken, so no text can be read as a workflow command. relgate's own
 /// `--format github` commands are not touched: they start with `::` at column 0 and name a
 /// command relgate writes, with the data escaped as the runner defines.
-pub fn guard_log(text: &str, syntax: LogSyntax, own_commands: bool) -> String {
+pub(crate) fn guard_log(text: &str, syntax: LogSyntax, own_commands: bool) -> String {
     let (colons, hashes) = match syntax {
         LogSyntax::Plain => ("\\::", "#\\#["),
         LogSyntax::Json => ("::", "#\\u0023["),
@@ -129,7 +129,7 @@ fn is_own_command(line: &str) -> bool {
         .any(|c| line.starts_with(c))
 }
 
-pub fn render(report: &Report, color: bool) -> String {
+pub(crate) fn render(report: &Report, color: bool) -> String {
     let p = Palette::new(color);
     let mut out = String::new();
     for result in &report.results {

@@ -11,7 +11,7 @@ use crate::record::verify::{Problem, Severity, VerifyReport};
 
 /// The whole report of `relgate verify`: where from, every problem, the counts, the
 /// checkpoint, the verdict and the checkpoint to keep.
-pub fn render(report: &VerifyReport, keys_dir: &Path, color: bool) -> String {
+pub(crate) fn render(report: &VerifyReport, keys_dir: &Path, color: bool) -> String {
     let p = Palette::new(color);
     let mut out = String::new();
     let _ = writeln!(out, "ledger {}", report.source);
@@ -58,7 +58,7 @@ pub fn render(report: &VerifyReport, keys_dir: &Path, color: bool) -> String {
 }
 
 /// The problems, one per line, then the verdict line: what `relgate export` prints on stderr.
-pub fn render_summary(report: &VerifyReport, color: bool) -> String {
+pub(crate) fn render_summary(report: &VerifyReport, color: bool) -> String {
     let p = Palette::new(color);
     let mut out = String::new();
     problems(&mut out, report, &p);
@@ -119,7 +119,7 @@ fn verdict(out: &mut String, report: &VerifyReport, p: &Palette) {
 }
 
 /// The problem kind as in the JSON report (`bad_signature`).
-pub fn kind_name(problem: &Problem) -> String {
+pub(crate) fn kind_name(problem: &Problem) -> String {
     serde_json::to_value(problem.kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -127,7 +127,7 @@ pub fn kind_name(problem: &Problem) -> String {
 }
 
 /// Where a problem is: `record 5, records/000/000005-a-1.dsse.json, commit 1a2b3c4d5e6f`.
-pub fn place(problem: &Problem) -> String {
+pub(crate) fn place(problem: &Problem) -> String {
     let mut parts = Vec::new();
     if let Some(r) = &problem.record {
         if let Some(seq) = r.seq {

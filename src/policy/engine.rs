@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 /// level: 16 levels take seconds, 24 never finish), and parsing has no time limit. Real
 /// policies nest a handful of levels; refusing deeper ones keeps a hostile or generated
 /// policy from hanging the gate.
-pub const MAX_POLICY_NESTING: usize = 12;
+pub(crate) const MAX_POLICY_NESTING: usize = 12;
 
 /// Deepest `[`/`{` nesting of a Rego source and the line where it is reached, ignoring strings,
 /// raw strings and comments.

@@ -15,7 +15,7 @@ mod engine;
 mod evaluate;
 mod rules;
 mod sources;
-pub mod testing;
+pub(crate) mod testing;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -26,28 +26,26 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::report::Severity;
 
-pub use engine::MAX_POLICY_NESTING;
 pub(crate) use engine::{add_data, add_source, new_engine, panic_message};
 use engine::{compile_program, declared_rules, digest_parts, timer_config};
-pub use sources::{
-    builtin_sources, read_data_file, read_dir_sources, read_policy_dirs, resolve_dirs, PolicySource,
-};
+pub use sources::{builtin_sources, PolicySource};
+pub(crate) use sources::{read_data_file, read_dir_sources, read_policy_dirs, resolve_dirs};
 
 /// Prefix of the built-in packages.
-pub const BUILTIN_PREFIX: &str = "relgate.";
+pub(crate) const BUILTIN_PREFIX: &str = "relgate.";
 
 /// The bundle's shared library (`policies/lib.rego`), which every built-in package imports.
 /// A team file that extends it changes every built-in package, so then they all count as
 /// extended: they join the recursion check and run on the interpreter, never on an RVM program
 /// compiled without the team's part of the library.
-pub const LIB_PACKAGE: &str = "relgate.lib";
+pub(crate) const LIB_PACKAGE: &str = "relgate.lib";
 
 /// Default wall-clock limit of one policy evaluation.
-pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What kind of result a rule produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum RuleKind {
+pub(crate) enum RuleKind {
     Deny,
     Warn,
     Exception,
@@ -65,24 +63,24 @@ struct PackageRules {
 /// A finding as a policy produced it (before lines are resolved).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyFinding {
-    pub rule: String,
-    pub severity: Severity,
-    pub message: String,
+    pub(crate) rule: String,
+    pub(crate) severity: Severity,
+    pub(crate) message: String,
     /// Package, without `data.`.
     pub policy: String,
-    pub path: Option<String>,
-    pub item: Option<String>,
-    pub remediation: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) item: Option<String>,
+    pub(crate) remediation: Option<String>,
     /// The Rego rule that produced it (`deny`, `deny_latest`…).
-    pub source_rule: String,
+    pub(crate) source_rule: String,
 }
 
 /// A finding an `exception` rule suppressed, with the exception that did it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuppressedFinding {
-    pub finding: PolicyFinding,
-    pub exception: String,
-    pub exception_policy: String,
+    pub(crate) finding: PolicyFinding,
+    pub(crate) exception: String,
+    pub(crate) exception_policy: String,
 }
 
 /// The outcome of evaluating one input.
@@ -94,19 +92,19 @@ pub struct Evaluation {
 
 /// Options that decide which policies are loaded.
 #[derive(Debug, Clone, Default)]
-pub struct PolicyOptions {
+pub(crate) struct PolicyOptions {
     /// Team sources (already read).
-    pub sources: Vec<PolicySource>,
+    pub(crate) sources: Vec<PolicySource>,
     /// Data documents (`--data`), as (shown path, value).
-    pub data: Vec<(String, Value)>,
+    pub(crate) data: Vec<(String, Value)>,
     /// `data.relgate.config`.
-    pub config: Value,
+    pub(crate) config: Value,
     /// Packages named with `--namespace` or in config (besides `main` and the bundle).
-    pub namespaces: Vec<String>,
+    pub(crate) namespaces: Vec<String>,
     /// Wall-clock limit per evaluation.
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
     /// Include `*_test.rego` files (for `relgate test`).
-    pub include_tests: bool,
+    pub(crate) include_tests: bool,
 }
 
 /// The compiled policy set. Cloning is cheap (regorus shares the compiled modules and the
@@ -134,11 +132,11 @@ pub struct PolicySet {
     /// This clone's VM, created on first use (VMs are not shared between threads).
     vm: Option<regorus::rvm::RegoVM>,
     /// Why the RVM is not used, when it is not.
-    pub rvm_unavailable: Option<String>,
+    pub(crate) rvm_unavailable: Option<String>,
     /// `sha256:` over every policy source (path and text), the merged config and data.
-    pub digest: String,
+    pub(crate) digest: String,
     /// Files loaded, in order.
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
 }
 
 /// Everything needed to compile the bundle for the RVM.
@@ -179,7 +177,7 @@ impl std::fmt::Debug for PolicySet {
 
 impl PolicySet {
     /// Compiles the bundle and the team's sources. Parse errors name file and line.
-    pub fn load(options: &PolicyOptions) -> Result<Self> {
+    pub(crate) fn load(options: &PolicyOptions) -> Result<Self> {
         let mut engine = new_engine(options.timeout);
         let mut sources = builtin_sources();
         sources.extend(options.sources.iter().cloned());
@@ -415,8 +413,9 @@ impl PolicySet {
         self.program.is_some() && self.packages.iter().any(|p| p.on_rvm)
     }
 
-    /// Packages this set evaluates, with their rule names (for `--help`-style listings and tests).
-    pub fn evaluated_rules(&self) -> Vec<(String, Vec<String>)> {
+    /// Packages this set evaluates, with their rule names (for the tests of rule collection).
+    #[cfg(test)]
+    fn evaluated_rules(&self) -> Vec<(String, Vec<String>)> {
         self.packages
             .iter()
             .map(|p| {

@@ -24,10 +24,10 @@ pub(crate) type Node = (String, String);
 /// One declared rule head.
 #[derive(Debug, Clone)]
 pub(crate) struct Declared {
-    pub package: String,
-    pub name: String,
-    pub file: String,
-    pub line: u32,
+    pub(crate) package: String,
+    pub(crate) name: String,
+    pub(crate) file: String,
+    pub(crate) line: u32,
 }
 
 /// Whether a rule name is one of `prefixes` or one of them followed by `_suffix` (the
@@ -45,7 +45,7 @@ pub(crate) fn has_prefix(name: &str, prefixes: &[&str]) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct RuleGraph {
     /// Every rule head, in module order.
-    pub declared: Vec<Declared>,
+    pub(crate) declared: Vec<Declared>,
     /// Where each node is first declared (file, line).
     first: BTreeMap<Node, (String, u32)>,
     /// Edges: a node's body refers to these nodes (with the line of the reference).

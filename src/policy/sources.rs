@@ -46,7 +46,10 @@ pub fn builtin_sources() -> Vec<PolicySource> {
 
 /// Reads every `*.rego` file under `dir` (recursively, sorted). `shown` maps a file to the name
 /// used in reports. See [`read_policy_dirs`].
-pub fn read_dir_sources(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Result<Vec<PolicySource>> {
+pub(crate) fn read_dir_sources(
+    dir: &Path,
+    shown: &dyn Fn(&Path) -> String,
+) -> Result<Vec<PolicySource>> {
     read_policy_dirs(None, &[dir.to_path_buf()], shown)
 }
 
@@ -56,7 +59,7 @@ pub fn read_dir_sources(dir: &Path, shown: &dyn Fn(&Path) -> String) -> Result<V
 /// the directory itself); one that leads out, a symlink loop, or a `.rego` that is not a
 /// regular file (a FIFO would block the read forever) is an error, never skipped: a skipped
 /// policy file is a team rule that silently stops applying.
-pub fn read_policy_dirs(
+pub(crate) fn read_policy_dirs(
     root: Option<&crate::workspace::GateRoot>,
     dirs: &[PathBuf],
     shown: &dyn Fn(&Path) -> String,
@@ -126,7 +129,7 @@ pub fn read_policy_dirs(
 }
 
 /// Reads a `--data` file (YAML or JSON) within the size limit.
-pub fn read_data_file(path: &Path, shown: &str, max_bytes: u64) -> Result<(String, Value)> {
+pub(crate) fn read_data_file(path: &Path, shown: &str, max_bytes: u64) -> Result<(String, Value)> {
     let source = manifest::read_limited(path, shown, max_bytes)?;
     let mut documents = manifest::parse_documents(&source)?;
     if documents.len() != 1 {
@@ -138,6 +141,6 @@ pub fn read_data_file(path: &Path, shown: &str, max_bytes: u64) -> Result<(Strin
 }
 
 /// Paths of team policy directories resolved against the gate root (or as given).
-pub fn resolve_dirs(root: &Path, dirs: &[String]) -> Vec<PathBuf> {
+pub(crate) fn resolve_dirs(root: &Path, dirs: &[String]) -> Vec<PathBuf> {
     dirs.iter().map(|d| root.join(d)).collect()
 }

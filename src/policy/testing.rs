@@ -16,7 +16,7 @@ use crate::error::Result;
 /// The outcome of one test.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Pass,
     Fail,
     Error,
@@ -24,68 +24,68 @@ pub enum Outcome {
 
 /// One test's result.
 #[derive(Debug, Clone, Serialize)]
-pub struct TestResult {
+pub(crate) struct TestResult {
     /// `data.<package>.<rule>`.
-    pub name: String,
-    pub package: String,
-    pub file: String,
-    pub line: u32,
-    pub outcome: Outcome,
+    pub(crate) name: String,
+    pub(crate) package: String,
+    pub(crate) file: String,
+    pub(crate) line: u32,
+    pub(crate) outcome: Outcome,
     /// Why it failed or errored.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// A file that did not load.
 #[derive(Debug, Clone, Serialize)]
-pub struct LoadError {
-    pub file: String,
-    pub message: String,
+pub(crate) struct LoadError {
+    pub(crate) file: String,
+    pub(crate) message: String,
 }
 
 /// Coverage of one non-test policy file.
 #[derive(Debug, Clone, Serialize)]
-pub struct FileCoverage {
-    pub file: String,
-    pub covered: usize,
-    pub not_covered: usize,
-    pub percent: f64,
-    pub not_covered_lines: Vec<u32>,
+pub(crate) struct FileCoverage {
+    pub(crate) file: String,
+    pub(crate) covered: usize,
+    pub(crate) not_covered: usize,
+    pub(crate) percent: f64,
+    pub(crate) not_covered_lines: Vec<u32>,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
-pub struct TestReport {
-    pub passed: usize,
-    pub failed: usize,
-    pub errors: usize,
-    pub tests: Vec<TestResult>,
-    pub load_errors: Vec<LoadError>,
+pub(crate) struct TestReport {
+    pub(crate) passed: usize,
+    pub(crate) failed: usize,
+    pub(crate) errors: usize,
+    pub(crate) tests: Vec<TestResult>,
+    pub(crate) load_errors: Vec<LoadError>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub coverage: Option<CoverageReport>,
+    pub(crate) coverage: Option<CoverageReport>,
 }
 
 /// Coverage over all non-test files.
 #[derive(Debug, Clone, Serialize)]
-pub struct CoverageReport {
-    pub percent: f64,
-    pub files: Vec<FileCoverage>,
+pub(crate) struct CoverageReport {
+    pub(crate) percent: f64,
+    pub(crate) files: Vec<FileCoverage>,
 }
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
-pub struct TestOptions {
-    pub sources: Vec<PolicySource>,
-    pub config: Value,
-    pub data: Vec<(String, Value)>,
-    pub coverage: bool,
+pub(crate) struct TestOptions {
+    pub(crate) sources: Vec<PolicySource>,
+    pub(crate) config: Value,
+    pub(crate) data: Vec<(String, Value)>,
+    pub(crate) coverage: bool,
     /// Only tests whose full name contains this text.
-    pub filter: Option<String>,
-    pub timeout: Option<Duration>,
+    pub(crate) filter: Option<String>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// Runs every test of `options.sources`.
-pub fn run(options: &TestOptions) -> Result<TestReport> {
+pub(crate) fn run(options: &TestOptions) -> Result<TestReport> {
     let mut engine = new_engine(options.timeout);
     let mut load_errors = Vec::new();
     let mut loaded: Vec<(&PolicySource, String)> = Vec::new();

@@ -507,11 +507,13 @@ fn rebuild_state(
     }))
 }
 
+/// The wait after losing a compare-and-swap: 0.5 ms steps up to 10 ms, plus up to 2 ms of
+/// jitter so racing writers do not retry in lockstep.
 fn backoff(attempt: u32) {
-    let mut jitter = [0u8; 2];
-    let _ = getrandom::fill(&mut jitter);
-    let micros = u64::from(u16::from_le_bytes(jitter)) % 2000 + u64::from(attempt.min(20)) * 500;
-    std::thread::sleep(Duration::from_micros(micros));
+    const STEP: Duration = Duration::from_micros(500);
+    crate::backoff::Backoff::linear(STEP, STEP.saturating_mul(20))
+        .with_jitter(Duration::from_millis(2))
+        .sleep(attempt);
 }
 
 // ---------------------------------------------------------------------------------------------

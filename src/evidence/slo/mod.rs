@@ -50,19 +50,16 @@ use crate::backoff::Backoff;
 use crate::manifest;
 use crate::workspace::GateRoot;
 
-pub use error::ReadingError;
-pub use parse::{
-    alert_series, parse_envelope, parse_response, remaining_value, sample_value, Alerts, Budget,
-    QueryData,
-};
-pub use reading::{to_value, Alert, Reading, Remaining, SourceKind, Status};
+pub(crate) use error::ReadingError;
+pub use parse::{parse_response, remaining_value};
+pub use reading::{to_value, Reading, Status};
 pub use url::AllowedUrl;
 
 use plan::Plan;
 use query::run_requests;
 
 /// Default limit of one HTTP request (connect, send, read the whole body).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How readings are gathered.
 #[derive(Debug, Clone)]
@@ -116,16 +113,16 @@ impl Default for Options {
 }
 
 /// Default of `error_budget.reading_files.max_age_minutes`.
-pub const DEFAULT_READING_MAX_AGE: Duration = Duration::from_secs(15 * 60);
+pub(crate) const DEFAULT_READING_MAX_AGE: Duration = Duration::from_secs(15 * 60);
 
 /// Default of `error_budget.reading_files.max_future_minutes`.
-pub const DEFAULT_READING_MAX_FUTURE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DEFAULT_READING_MAX_FUTURE: Duration = Duration::from_secs(5 * 60);
 
 impl Options {
     /// Applies the gate config's `error_budget` settings (`data.relgate.config`, defaults
     /// merged with relgate.yaml): the allowed Prometheus URLs and the age bounds of reading
     /// files. An unusable setting is an error naming the key: the run cannot decide.
-    pub fn configure(&mut self, config: &Value) -> Result<(), String> {
+    pub(crate) fn configure(&mut self, config: &Value) -> Result<(), String> {
         let budget = config.get("error_budget");
         let allowed = budget
             .and_then(|b| b.get("prometheus"))
@@ -172,13 +169,13 @@ impl Options {
 
     /// The wait before each retry: `backoff`, doubled for each further retry, at most 2^16
     /// times `backoff` (beyond that a run's deadline has long passed anyway).
-    pub fn backoff_schedule(&self) -> Backoff {
+    pub(crate) fn backoff_schedule(&self) -> Backoff {
         Backoff::doubling(self.backoff, self.backoff.saturating_mul(1 << 16))
     }
 
     /// The overall deadline: the one given, else enough for every attempt of one query and its
     /// backoffs, and at least 30 s (queries wait for a free slot when there are many).
-    pub fn deadline(&self) -> Duration {
+    pub(crate) fn deadline(&self) -> Duration {
         self.deadline.unwrap_or_else(|| {
             let attempts = self.retries.saturating_add(1);
             // The delay a further retry would wait: more than all the retries' waits together.
@@ -195,14 +192,7 @@ impl Options {
 
 /// Gathers the SLO readings of every manifest: one list per manifest, in order, for its
 /// `input.evidence.slo` ([`to_value`]). Never fails: problems are recorded on the readings.
-pub async fn gather(root: &GateRoot, manifests: &[&Value], options: &Options) -> Vec<Vec<Reading>> {
-    let plan = Plan::new(manifests, options);
-    let outcomes = run_requests(&plan.requests, options).await;
-    plan.assemble(root, &outcomes, options)
-}
-
-/// [`gather`] from synchronous code: builds the run's tokio runtime when some manifest asks
-/// Prometheus, else needs none.
+/// Builds the run's tokio runtime when some manifest asks Prometheus, else needs none.
 pub fn gather_blocking(
     root: &GateRoot,
     manifests: &[&Value],

@@ -7,16 +7,16 @@ use serde_json::Value;
 use super::ReadingError;
 
 /// A remaining-budget reading: the value and the time it was taken (RFC 3339).
-pub type Budget = (f64, Option<String>);
+pub(crate) type Budget = (f64, Option<String>);
 
 /// An alert reading: how many series the query returned, and when (RFC 3339).
-pub type Alerts = (usize, Option<String>);
+pub(crate) type Alerts = (usize, Option<String>);
 
 /// The `data` of a successful `/api/v1/query` response.
 #[derive(Debug, Clone)]
 pub struct QueryData {
-    pub result_type: String,
-    pub result: Value,
+    pub(crate) result_type: String,
+    pub(crate) result: Value,
 }
 
 /// What a body is, for error messages: its content type and size, never its bytes. A
@@ -79,7 +79,7 @@ pub(super) fn type_name(value: &Value) -> &'static str {
 
 /// Interprets a Prometheus API envelope: `{"status": "success", "data": {...}}` or
 /// `{"status": "error", "errorType": ..., "error": ...}`.
-pub fn parse_envelope(value: &Value) -> Result<QueryData, ReadingError> {
+pub(crate) fn parse_envelope(value: &Value) -> Result<QueryData, ReadingError> {
     let Some(object) = value.as_object() else {
         return Err(ReadingError::Envelope(format!(
             "a JSON {}, not an object with `status` and `data`",
@@ -179,7 +179,7 @@ fn vector(data: &QueryData) -> Result<&Vec<Value>, ReadingError> {
 
 /// A sample value: Prometheus sends numbers as strings ("0.42", "NaN", "+Inf"). Files may use
 /// JSON numbers.
-pub fn sample_value(value: &Value) -> Result<f64, ReadingError> {
+pub(crate) fn sample_value(value: &Value) -> Result<f64, ReadingError> {
     match value {
         // A non-finite value is named (NaN, +Inf: what Prometheus writes); any other text is
         // only described, as it is the answer's and could be anything.
@@ -298,7 +298,7 @@ pub fn remaining_value(data: &QueryData) -> Result<Budget, ReadingError> {
 }
 
 /// An alert reading: the number of series the query returned, and the time of the first one.
-pub fn alert_series(data: &QueryData) -> Result<Alerts, ReadingError> {
+pub(crate) fn alert_series(data: &QueryData) -> Result<Alerts, ReadingError> {
     let series = vector(data)?;
     let time = series
         .first()

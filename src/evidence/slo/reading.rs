@@ -14,7 +14,7 @@ use super::ReadingError;
 /// by `--offline`). A reading whose entry names no usable source has none (`null`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     Prometheus,
     File,
     Offline,
@@ -32,62 +32,52 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reading {
     /// `spec.slo[index].name` when it is a string.
-    pub name: Option<String>,
-    pub index: usize,
-    pub source: Option<SourceKind>,
+    pub(crate) name: Option<String>,
+    pub(crate) index: usize,
+    pub(crate) source: Option<SourceKind>,
     pub remaining: Remaining,
     /// One per `block_on_alerts` item, in order.
-    pub alerts: Vec<Alert>,
+    pub(crate) alerts: Vec<Alert>,
     pub status: Status,
     /// Why the status is `unknown`: each part's error, or their one shared cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// The Prometheus URL is outside `error_budget.prometheus.allowed_urls` (the message):
     /// the config's refusal, which blocks whatever `on_unknown` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refused: Option<String>,
+    pub(crate) refused: Option<String>,
 }
 
 /// The remaining error budget of a reading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Remaining {
-    pub query: Option<String>,
+    pub(crate) query: Option<String>,
     /// The Prometheus base URL (credentials hidden); a file source has `file` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    pub(crate) file: Option<String>,
     /// When the value was taken (RFC 3339).
-    pub time: Option<String>,
+    pub(crate) time: Option<String>,
     /// A finite number when read, else `null` and `error` says why.
     pub value: Option<f64>,
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// One `block_on_alerts` query's reading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
-    pub query: Option<String>,
+pub(crate) struct Alert {
+    pub(crate) query: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    pub time: Option<String>,
+    pub(crate) file: Option<String>,
+    pub(crate) time: Option<String>,
     /// Whether the query returned any series; `null` when unknown.
-    pub firing: Option<bool>,
+    pub(crate) firing: Option<bool>,
     /// How many series it returned; `null` when unknown.
-    pub series: Option<usize>,
-    pub error: Option<String>,
-}
-
-impl Reading {
-    /// The readings of a policy input document (`input.evidence.slo`), for code that holds
-    /// the input as JSON (change records read the remaining budget from it). `None` when the
-    /// input has no such list or it is not a list of readings.
-    pub fn all_in_input(input: &Value) -> Option<Vec<Reading>> {
-        let readings = input.pointer("/evidence/slo")?;
-        Vec::<Reading>::deserialize(readings).ok()
-    }
+    pub(crate) series: Option<usize>,
+    pub(crate) error: Option<String>,
 }
 
 /// The readings of one manifest as the JSON value the policy input holds.

@@ -99,7 +99,7 @@ impl AllowedUrl {
     }
 
     /// Whether `url` (a request URL) is at this origin, under this path prefix.
-    pub fn allows(&self, url: &reqwest::Url) -> bool {
+    pub(crate) fn allows(&self, url: &reqwest::Url) -> bool {
         if url.scheme() != self.scheme
             || url.host_str() != Some(self.host.as_str())
             || url.port_or_known_default() != Some(self.port)
@@ -115,7 +115,7 @@ impl AllowedUrl {
     }
 
     /// The URL as configured (normalised), for messages.
-    pub fn shown(&self) -> &str {
+    pub(crate) fn shown(&self) -> &str {
         &self.shown
     }
 }
