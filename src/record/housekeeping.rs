@@ -101,7 +101,10 @@ mod tests {
             packs: 51,
         };
         let hint = both.hint(Path::new("/w/r")).expect("hint");
-        assert!(hint.contains("about 7168 loose objects and 51 packfiles"), "{hint}");
+        assert!(
+            hint.contains("about 7168 loose objects and 51 packfiles"),
+            "{hint}"
+        );
         assert!(hint.contains("`git -C /w/r gc`"), "{hint}");
     }
 }

@@ -90,11 +90,8 @@ fn spans(raw: &[u8]) -> Option<Vec<Span>> {
 fn git_cmp(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Ordering {
     let n = a.len().min(b.len());
     a[..n].cmp(&b[..n]).then_with(|| {
-        let end = |name: &[u8], tree: bool| {
-            name.get(n)
-                .copied()
-                .unwrap_or(if tree { b'/' } else { 0 })
-        };
+        let end =
+            |name: &[u8], tree: bool| name.get(n).copied().unwrap_or(if tree { b'/' } else { 0 });
         end(a, a_tree).cmp(&end(b, b_tree))
     })
 }
@@ -146,11 +143,7 @@ fn push_entry(out: &mut Vec<u8>, name: &str, mode: &[u8], oid: Oid) {
 /// A git delta that turns `base` into `target`: copy their common prefix and suffix from the
 /// base, insert the rest.
 fn delta(base: &[u8], target: &[u8]) -> Vec<u8> {
-    let prefix = base
-        .iter()
-        .zip(target)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let prefix = base.iter().zip(target).take_while(|(a, b)| a == b).count();
     let room = base.len().min(target.len()) - prefix;
     let suffix = base
         .iter()
@@ -285,7 +278,10 @@ impl Pack {
     fn tree(&mut self, last: &mut Version, raw: Vec<u8>) -> Result<Oid, RecordError> {
         let id = object_id(ObjectType::Tree, &raw);
         let (offset, depth) = match last.offset.filter(|_| last.depth < MAX_DEPTH) {
-            Some(base) => (self.entry(6, &delta(&last.raw, &raw), Some(base))?, last.depth + 1),
+            Some(base) => (
+                self.entry(6, &delta(&last.raw, &raw), Some(base))?,
+                last.depth + 1,
+            ),
             None => (self.entry(2, &raw, None)?, 0),
         };
         *last = Version {
@@ -390,7 +386,10 @@ fn not_a_tree(what: &str) -> RecordError {
 
 impl Batch {
     /// Starts after commit `head` (`None`: an empty ledger).
-    pub(super) fn start(repo: &Repository, head: Option<&git2::Commit<'_>>) -> Result<Batch, RecordError> {
+    pub(super) fn start(
+        repo: &Repository,
+        head: Option<&git2::Commit<'_>>,
+    ) -> Result<Batch, RecordError> {
         let top = match head {
             Some(c) => read_tree(repo, c.tree_id())?,
             None => Vec::new(),
@@ -454,10 +453,10 @@ impl Batch {
             .pack
             .object(ObjectType::Blob, &state_bytes(&prepared.state))?;
         let not_top = || not_a_tree("the top tree");
-        let top = tree_with(&self.top, RECORDS_DIR, MODE_TREE, records_id, false)?
-            .ok_or_else(not_top)?;
-        let top = tree_with(&top, CHECKPOINT_FILE, MODE_FILE, checkpoint, false)?
-            .ok_or_else(not_top)?;
+        let top =
+            tree_with(&self.top, RECORDS_DIR, MODE_TREE, records_id, false)?.ok_or_else(not_top)?;
+        let top =
+            tree_with(&top, CHECKPOINT_FILE, MODE_FILE, checkpoint, false)?.ok_or_else(not_top)?;
         let top = tree_with(&top, STATE_FILE, MODE_FILE, state, false)?.ok_or_else(not_top)?;
         let (top_id, _) = self.pack.object(ObjectType::Tree, &top)?;
         self.top = top;
@@ -497,7 +496,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let repo = Repository::init_bare(dir.path()).expect("init");
         let tree = repo
-            .find_tree(repo.treebuilder(None).and_then(|b| b.write()).expect("tree"))
+            .find_tree(
+                repo.treebuilder(None)
+                    .and_then(|b| b.write())
+                    .expect("tree"),
+            )
             .expect("tree");
         for offset in [0, 330, -90] {
             let sig = git2::Signature::new(
@@ -507,7 +510,10 @@ mod tests {
             )
             .expect("sig");
             let parent = repo
-                .find_commit(repo.commit(None, &sig, &sig, "one\n", &tree, &[]).expect("c"))
+                .find_commit(
+                    repo.commit(None, &sig, &sig, "one\n", &tree, &[])
+                        .expect("c"),
+                )
                 .expect("commit");
             let message = "relgate: record 000002 a 1 (pass)\n";
             let want = repo
@@ -583,7 +589,11 @@ mod tests {
     fn trees_keep_gits_order_and_refuse_a_second_record_of_a_name() {
         let a = Oid::hash_object(ObjectType::Blob, b"a").expect("hash");
         let mut raw = Vec::new();
-        for name in ["000002-x-1.dsse.json", "000001-x-1.dsse.json", "000003-x-1.dsse.json"] {
+        for name in [
+            "000002-x-1.dsse.json",
+            "000001-x-1.dsse.json",
+            "000003-x-1.dsse.json",
+        ] {
             raw = tree_with(&raw, name, MODE_FILE, a, true)
                 .expect("new")
                 .expect("tree");
@@ -595,13 +605,23 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["000001-x-1.dsse.json", "000002-x-1.dsse.json", "000003-x-1.dsse.json"]
+            [
+                "000001-x-1.dsse.json",
+                "000002-x-1.dsse.json",
+                "000003-x-1.dsse.json"
+            ]
         );
         assert!(tree_with(&raw, "000002-x-1.dsse.json", MODE_FILE, a, true).is_err());
         // A tree named like a file sorts as if followed by `/`: "a-b" < "a/" < "a0".
-        let t = tree_with(&[], "a0", MODE_FILE, a, false).expect("ok").expect("tree");
-        let t = tree_with(&t, "a-b", MODE_FILE, a, false).expect("ok").expect("tree");
-        let t = tree_with(&t, "a", MODE_TREE, a, false).expect("ok").expect("tree");
+        let t = tree_with(&[], "a0", MODE_FILE, a, false)
+            .expect("ok")
+            .expect("tree");
+        let t = tree_with(&t, "a-b", MODE_FILE, a, false)
+            .expect("ok")
+            .expect("tree");
+        let t = tree_with(&t, "a", MODE_TREE, a, false)
+            .expect("ok")
+            .expect("tree");
         let order: Vec<String> = spans(&t)
             .expect("tree")
             .iter()
