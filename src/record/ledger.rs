@@ -12,6 +12,8 @@
 //!   with git2, straight into the object database: blobs, trees, one commit per record, then a
 //!   compare-and-swap of the branch ref. No checkout; the work tree and index are never touched.
 //!   A writer that loses the race re-reads the new head, recomputes seq and prev, and retries.
+//!   A run of records ([`Ledger::append_all`]) is still a commit per record, but written as
+//!   one packfile and one move of the branch ([`batch`]), all or nothing.
 //! - [`DirLedger`] writes the same files into a plain directory under an exclusive advisory
 //!   lock (`flock`), with a pending marker in the state file so an interrupted append is
 //!   completed or discarded by the next one.
@@ -31,6 +33,8 @@ use super::keys::Signer;
 use super::merkle::{Frontier, FrontierState};
 use super::statement::{build_statement, PayloadHead, RecordInput, GENESIS_PREV};
 use super::RecordError;
+
+mod batch;
 
 /// Default ledger branch.
 pub const DEFAULT_BRANCH: &str = "relgate/records";
@@ -188,6 +192,22 @@ pub trait Ledger {
         input: &RecordInput,
         signer: &Signer,
     ) -> Result<AppendReceipt, RecordError>;
+    /// Appends every input in order, one record (and, on a git branch, one commit) each, and
+    /// pushes a receipt per record to `receipts` as it becomes part of the ledger. The default
+    /// appends one by one (a failure leaves the records before it appended); the git backend
+    /// writes the whole run into one packfile and moves the branch once, so a run is
+    /// all-or-nothing and costs O(1) per record in the size of the ledger and of the repository.
+    fn append_all(
+        &mut self,
+        inputs: &[RecordInput],
+        signer: &Signer,
+        receipts: &mut Vec<AppendReceipt>,
+    ) -> Result<(), RecordError> {
+        for input in inputs {
+            receipts.push(self.append(input, signer)?);
+        }
+        Ok(())
+    }
     /// The current head state, `None` for an empty ledger.
     fn state(&self) -> Result<Option<LedgerState>, RecordError>;
     /// The envelope bytes of the head (last) record, `None` for an empty ledger.
@@ -655,64 +675,154 @@ impl GitLedger {
         }
     }
 
+    /// Compare-and-swap of the branch: only moves the ref from `from` (`None`: absent) to `to`.
+    fn move_ref(&self, from: Option<Oid>, to: Oid, log: &str) -> Result<(), git2::Error> {
+        // Creation is a compare-and-swap too: "currently absent" is the zero id, which
+        // libgit2 checks under the ref's lock. A plain non-forced create checks for an
+        // existing ref *before* taking the lock, so two first appends racing could both
+        // succeed and the second would silently replace record 1.
+        let from = from.unwrap_or(Oid::ZERO_SHA1);
+        self.repo
+            .reference_matching(&self.refname, to, true, from, log)
+            .map(|_| ())
+    }
+
+    /// One attempt of [`Ledger::append_all`]: every record as its own commit, built in memory
+    /// as ONE packfile ([`batch`]), that pack written into the repository, then one
+    /// compare-and-swap of the branch.
+    /// `Ok(None)`: another writer moved the branch meanwhile (the pack written stays as
+    /// unreferenced objects, which `git gc` prunes).
+    fn append_batch_once(
+        &self,
+        inputs: &[RecordInput],
+        signer: &Signer,
+        attempt: u32,
+    ) -> Result<Option<Vec<AppendReceipt>>, RecordError> {
+        let head = self.head_commit()?;
+        let head_id = head.as_ref().map(|c| c.id());
+        let mut state = match &head {
+            Some(c) => self.state_of(&c.tree()?)?,
+            None => None,
+        };
+        // Loose objects cost a file (and a directory lookup) each, seven per record; one pack
+        // per run keeps a run's objects in one file whatever its size (see `batch`).
+        let mut batch = batch::Batch::start(&self.repo, head.as_ref())?;
+        drop(head);
+        let sig = self.signature()?;
+        let mut pending = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let prepared = prepare(
+                state.as_ref(),
+                input,
+                signer,
+                self.options.origin.as_deref(),
+            )
+            .map_err(|e| match e {
+                RecordError::Input(m) => {
+                    RecordError::Input(format!("{}: {m}", input.manifest_path))
+                }
+                e => e,
+            })?;
+            let commit = batch.add(&self.repo, &sig, &prepared, input)?;
+            state = Some(prepared.state.clone());
+            pending.push((prepared, commit));
+        }
+        let Some(last) = pending.last().map(|(_, c)| *c) else {
+            return Ok(Some(Vec::new()));
+        };
+        batch.write(&self.repo)?;
+        let first = pending.first().map(|(p, _)| p.seq).unwrap_or_default();
+        let log = format!(
+            "relgate record {first:06}..{:06}",
+            pending.last().map(|(p, _)| p.seq).unwrap_or_default()
+        );
+        match self.move_ref(head_id, last, &log) {
+            Ok(()) => Ok(Some(
+                pending
+                    .into_iter()
+                    .map(|(p, commit)| AppendReceipt {
+                        seq: p.seq,
+                        file: p.file,
+                        payload_sha256: p.payload_sha256,
+                        checkpoint: p.checkpoint,
+                        origin: p.state.origin,
+                        commit: Some(commit.to_string()),
+                        attempts: attempt,
+                    })
+                    .collect(),
+            )),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn write_commit(
         &self,
         parent: Option<&git2::Commit<'_>>,
         prepared: &Prepared,
         input: &RecordInput,
     ) -> Result<Oid, RecordError> {
-        let repo = &self.repo;
-        let base_tree = parent.map(|c| c.tree()).transpose()?;
-        let records_tree = match &base_tree {
-            Some(t) => subtree(repo, t, RECORDS_DIR)?,
-            None => None,
-        };
-        let shard = shard_name(prepared.seq);
-        let shard_tree = match &records_tree {
-            Some(t) => subtree(repo, t, &shard)?,
-            None => None,
-        };
-        let file_name = prepared.file.rsplit('/').next().unwrap_or(&prepared.file);
-        // Only the head shard (at most SHARD_SIZE entries) and the records tree (one entry per
-        // shard) are rewritten; every other shard keeps its tree object.
-        let mut shard_builder = repo.treebuilder(shard_tree.as_ref())?;
-        if shard_builder.get(file_name)?.is_some() {
-            return Err(RecordError::Inconsistent(format!(
-                "{} already exists",
-                prepared.file
-            )));
-        }
-        shard_builder.insert(file_name, repo.blob(&prepared.envelope)?, 0o100_644)?;
-        let shard_oid = shard_builder.write()?;
-        let mut records = repo.treebuilder(records_tree.as_ref())?;
-        records.insert(&shard, shard_oid, 0o040_000)?;
-        let records_oid = records.write()?;
-        let mut top = repo.treebuilder(base_tree.as_ref())?;
-        top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
-        top.insert(
-            CHECKPOINT_FILE,
-            repo.blob(prepared.checkpoint.as_bytes())?,
-            0o100_644,
-        )?;
-        top.insert(
-            STATE_FILE,
-            repo.blob(&state_bytes(&prepared.state))?,
-            0o100_644,
-        )?;
-        let tree = repo.find_tree(top.write()?)?;
-        let sig = self.signature()?;
-        // Name and version come from the manifest, which the pull-request author wrote: they
-        // are escaped so they cannot add lines (forged trailers such as `Approved-by:`).
-        let message = format!(
-            "relgate: record {:06} {} {} ({})\n",
-            prepared.seq,
-            commit_message_text(&input.manifest.name),
-            commit_message_text(&input.manifest.version),
-            input.decision.as_str()
-        );
-        let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
-        Ok(repo.commit(None, &sig, &sig, &message, &tree, &parents)?)
+        write_commit(&self.repo, &self.signature()?, parent, prepared, input)
     }
+}
+
+/// Writes the blobs, trees and commit of one append into `repo`'s object database (whichever
+/// backend takes writes: the loose objects, or the in-memory pack of a batch).
+fn write_commit(
+    repo: &Repository,
+    sig: &git2::Signature<'_>,
+    parent: Option<&git2::Commit<'_>>,
+    prepared: &Prepared,
+    input: &RecordInput,
+) -> Result<Oid, RecordError> {
+    let base_tree = parent.map(|c| c.tree()).transpose()?;
+    let records_tree = match &base_tree {
+        Some(t) => subtree(repo, t, RECORDS_DIR)?,
+        None => None,
+    };
+    let shard = shard_name(prepared.seq);
+    let shard_tree = match &records_tree {
+        Some(t) => subtree(repo, t, &shard)?,
+        None => None,
+    };
+    let file_name = prepared.file.rsplit('/').next().unwrap_or(&prepared.file);
+    // Only the head shard (at most SHARD_SIZE entries) and the records tree (one entry per
+    // shard) are rewritten; every other shard keeps its tree object.
+    let mut shard_builder = repo.treebuilder(shard_tree.as_ref())?;
+    if shard_builder.get(file_name)?.is_some() {
+        return Err(RecordError::Inconsistent(format!(
+            "{} already exists",
+            prepared.file
+        )));
+    }
+    shard_builder.insert(file_name, repo.blob(&prepared.envelope)?, 0o100_644)?;
+    let shard_oid = shard_builder.write()?;
+    let mut records = repo.treebuilder(records_tree.as_ref())?;
+    records.insert(&shard, shard_oid, 0o040_000)?;
+    let records_oid = records.write()?;
+    let mut top = repo.treebuilder(base_tree.as_ref())?;
+    top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
+    top.insert(
+        CHECKPOINT_FILE,
+        repo.blob(prepared.checkpoint.as_bytes())?,
+        0o100_644,
+    )?;
+    top.insert(
+        STATE_FILE,
+        repo.blob(&state_bytes(&prepared.state))?,
+        0o100_644,
+    )?;
+    let tree = repo.find_tree(top.write()?)?;
+    let message = batch::commit_message(prepared, input);
+    let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
+    Ok(repo.commit(None, sig, sig, &message, &tree, &parents)?)
 }
 
 impl Ledger for GitLedger {
@@ -736,23 +846,7 @@ impl Ledger for GitLedger {
             )?;
             let commit = self.write_commit(head.as_ref(), &prepared, input)?;
             let log = format!("relgate record {:06}", prepared.seq);
-            // Compare-and-swap: only move the ref if it still points where we read it.
-            let result = match &head {
-                Some(h) => self
-                    .repo
-                    .reference_matching(&self.refname, commit, true, h.id(), &log),
-                // Creation is a compare-and-swap too: "currently absent" is the zero id,
-                // which libgit2 checks under the ref's lock. A plain non-forced create checks
-                // for an existing ref *before* taking the lock, so two first appends racing
-                // could both succeed and the second would silently replace record 1.
-                None => self.repo.reference_matching(
-                    &self.refname,
-                    commit,
-                    true,
-                    git2::Oid::ZERO_SHA1,
-                    &log,
-                ),
-            };
+            let result = self.move_ref(head.as_ref().map(|h| h.id()), commit, &log);
             match result {
                 Ok(_) => {
                     return Ok(AppendReceipt {
@@ -775,6 +869,30 @@ impl Ledger for GitLedger {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        Err(RecordError::Contention { attempts })
+    }
+
+    fn append_all(
+        &mut self,
+        inputs: &[RecordInput],
+        signer: &Signer,
+        receipts: &mut Vec<AppendReceipt>,
+    ) -> Result<(), RecordError> {
+        if inputs.len() <= 1 {
+            // One record: a handful of loose objects is cheaper than a pack and its index.
+            for input in inputs {
+                receipts.push(self.append(input, signer)?);
+            }
+            return Ok(());
+        }
+        let attempts = self.options.max_attempts.max(1);
+        for attempt in 1..=attempts {
+            if let Some(done) = self.append_batch_once(inputs, signer, attempt)? {
+                receipts.extend(done);
+                return Ok(());
+            }
+            backoff(attempt);
         }
         Err(RecordError::Contention { attempts })
     }

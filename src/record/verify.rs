@@ -45,7 +45,9 @@
 //! and shards whose tree oid did not change are skipped unread. A changed shard (at most 1000
 //! entries) is usually the previous one plus appended entries (a byte prefix, so only the new
 //! entries are parsed); otherwise its entries are diffed. So the walk costs about
-//! O(commits × (records / 1000)) for the shard lists, not O(commits × records).
+//! O(commits × (records / 1000)) for the shard lists, not O(commits × records); consecutive
+//! `records/` trees are compared as raw bytes in one merge pass. The walk and the reflog check
+//! run on their own thread beside the per-record checks.
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
@@ -569,42 +571,39 @@ fn run(
             return ledger;
         }
     };
-    if let Some(entries) = list_entries(&reader, &mut report) {
-        let checked = check_entries(
-            &reader,
-            &entries,
-            keys,
-            old_checkpoint,
-            options,
-            progress,
-            &mut report,
-        );
-        if keep {
-            ledger.entries = entries;
-            ledger.checked = checked;
-        }
-    }
-    if let Reader::Git {
-        repo_path, refname, ..
-    } = &reader
-    {
-        if options.check_history || options.check_reflog {
-            match Repository::open(repo_path) {
-                Ok(repo) => {
-                    if options.check_history {
-                        check_history(&repo, refname, &mut report);
-                    }
-                    if options.check_reflog {
-                        check_reflog(&repo, refname, &mut report);
-                    }
-                }
-                Err(e) => report.push(
-                    ProblemKind::SourceUnavailable,
-                    None,
-                    format!("cannot open repository: {e}"),
-                ),
+    // The git history walk is serial and needs nothing from the per-record checks, so it runs
+    // on its own thread beside them (which use every core through rayon); its problems are
+    // added after theirs, in the order a serial run gives.
+    let history = std::thread::scope(|scope| {
+        let history = scope.spawn(|| git_history(&reader, options));
+        if let Some(entries) = list_entries(&reader, &mut report) {
+            let checked = check_entries(
+                &reader,
+                &entries,
+                keys,
+                old_checkpoint,
+                options,
+                progress,
+                &mut report,
+            );
+            if keep {
+                ledger.entries = entries;
+                ledger.checked = checked;
             }
         }
+        history.join()
+    });
+    match history {
+        Ok(Some(h)) => {
+            report.commits_checked += h.commits_checked;
+            report.problems.extend(h.problems);
+        }
+        Ok(None) => {}
+        Err(_) => report.push(
+            ProblemKind::ReadError,
+            None,
+            "the git history check stopped unexpectedly; the history was not checked",
+        ),
     }
     if let Some(spec) = &options.completeness {
         if !reader.is_envelopes() {
@@ -614,6 +613,37 @@ fn run(
     ledger.report = report.finish();
     ledger.reader = Some(reader);
     ledger
+}
+
+/// The history and reflog checks of a git ledger (steps 5), in a report of their own; `None`
+/// for other ledgers or when neither is asked for.
+fn git_history(reader: &Reader, options: &VerifyOptions) -> Option<VerifyReport> {
+    let Reader::Git {
+        repo_path, refname, ..
+    } = reader
+    else {
+        return None;
+    };
+    if !(options.check_history || options.check_reflog) {
+        return None;
+    }
+    let mut report = VerifyReport::new(String::new());
+    match Repository::open(repo_path) {
+        Ok(repo) => {
+            if options.check_history {
+                check_history(&repo, refname, &mut report);
+            }
+            if options.check_reflog {
+                check_reflog(&repo, refname, &mut report);
+            }
+        }
+        Err(e) => report.push(
+            ProblemKind::SourceUnavailable,
+            None,
+            format!("cannot open repository: {e}"),
+        ),
+    }
+    Some(report)
 }
 
 /// The completeness check ([`super::completeness`]) of a verified ledger.
@@ -1064,6 +1094,28 @@ fn resolve_ref(repo: &Repository, branch: &str) -> Result<String, String> {
     ))
 }
 
+/// Turns off libgit2's re-hashing of every object it reads (`strict_hash_verification`), for
+/// the whole process, before a git ledger is read. Re-hashing each shard tree version of the
+/// history walk (up to 1,000 entries, read once per commit) was most of the cost of verifying
+/// a ledger of a commit per record. It is sound to skip:
+/// - every object entered the object store through a step that computed its id from its bytes
+///   (git's index-pack on fetch and clone, libgit2's object writes and pack indexer in
+///   `relgate record`); re-hashing on read only catches bytes changed on disk afterwards,
+///   which takes write access to `.git`, and whoever has that can rewrite the branch and its
+///   reflog outright (what the auditor's kept checkpoint is for);
+/// - the verdict does not rest on git's ids: every record's bytes are checked against its
+///   Ed25519 signature, the SHA-256 `prev` chain and the signed RFC 6962 root, whatever id git
+///   gives them;
+/// - accidental corruption is still caught: zlib's Adler-32 of every loose object and packed
+///   entry is checked on inflate, and an object that does not inflate is a read error.
+///
+/// Process-wide and one-way: the processes that read ledgers (`verify`, `export`, `collect`)
+/// decide no gate, and nothing in them relies on the re-hash.
+fn relax_object_hashing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| git2::opts::strict_hash_verification(false));
+}
+
 impl Reader {
     fn open(source: &LedgerSource) -> Result<Reader, String> {
         match source {
@@ -1074,6 +1126,7 @@ impl Reader {
                 Ok(Reader::Dir(dir.clone()))
             }
             LedgerSource::Git { repo, branch } => {
+                relax_object_hashing();
                 let r = Repository::open(repo)
                     .map_err(|e| format!("cannot open repository {}: {e}", repo.display()))?;
                 let refname = resolve_ref(&r, branch)?;
@@ -2449,9 +2502,9 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
         .collect();
     let mut reported_top: BTreeSet<String> = BTreeSet::new();
     let mut prev_records_oid: Option<Oid> = None;
-    // Entries of the previous commit's `records/` tree: one per shard, so unchanged shards
+    // The previous commit's `records/` tree (raw): one entry per shard, so unchanged shards
     // (the same tree oid) are skipped without reading them.
-    let mut prev_items: BTreeMap<String, Item> = BTreeMap::new();
+    let mut prev_raw: Vec<u8> = Vec::new();
     let mut next_seq: u64 = 1;
     let mut walk = Walk {
         repo,
@@ -2487,49 +2540,61 @@ fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
         if records_oid == prev_records_oid {
             continue;
         }
-        let items = match records_oid.map(|o| tree_items(repo, o)).transpose() {
-            Ok(items) => items.unwrap_or_default(),
-            Err(e) => {
-                walk.read_error(e);
-                continue;
-            }
+        let raw = match records_oid {
+            Some(o) => match read_raw(repo, o) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    walk.read_error(e);
+                    continue;
+                }
+            },
+            None => Vec::new(),
         };
-        let names: BTreeSet<&String> = prev_items.keys().chain(items.keys()).collect();
-        for name in names {
-            let old = prev_items.get(name).copied();
-            let new = items.get(name).copied();
+        let (Some(old_entries), Some(new_entries)) = (parse_tree(&prev_raw), parse_tree(&raw))
+        else {
+            walk.read_error(git2::Error::from_str(&format!(
+                "the {RECORDS_DIR}/ tree of commit {id} does not parse"
+            )));
+            continue;
+        };
+        // Both trees are in git's order, so one merge pass pairs the entries of the same name
+        // and kind without building a map of the shards (a hostile unsorted tree can only make
+        // entries unpaired, which are reported as added and removed, never hidden).
+        for (name, old, new) in merge_entries(&old_entries, &new_entries) {
             if old == new {
                 continue;
             }
-            let is_shard = |i: &Item| i.tree && is_shard_name(name);
+            let name = String::from_utf8_lossy(name);
+            let is_shard = |i: &Item| i.tree && is_shard_name(&name);
             let old_shard = old.filter(is_shard).map(|i| i.oid);
             match new {
-                Some(n) if is_shard(&n) => walk.diff_shard(name, old_shard, n.oid),
+                Some(n) if is_shard(&n) => walk.diff_shard(&name, old_shard, n.oid),
                 Some(_) => {
                     let path = format!("{RECORDS_DIR}/{name}");
                     walk.push(
                         ProblemKind::HistoryUnexpectedFile,
-                        parse_record_file_name(name),
+                        parse_record_file_name(&name),
                         &path,
                         format!(
                             "commit {id} added {path}, which is not a shard directory ({RECORDS_DIR}/NNN/)"
                         ),
                     );
                     if let Some(o) = old_shard {
-                        walk.removed_shard(name, o);
+                        walk.removed_shard(&name, o);
                     }
                 }
                 None => {
                     if let Some(o) = old_shard {
-                        walk.removed_shard(name, o);
+                        walk.removed_shard(&name, o);
                     }
                 }
             }
         }
+        drop((old_entries, new_entries));
         let added = std::mem::take(&mut walk.added);
         check_added(added, &mut next_seq, id, walk.report);
         prev_records_oid = records_oid;
-        prev_items = items;
+        prev_raw = raw;
     }
 }
 
@@ -2555,9 +2620,94 @@ fn check_added(
 
 /// The raw (inflated) bytes of an object.
 fn raw_object(repo: &Repository, oid: Oid) -> Option<Vec<u8>> {
-    let odb = repo.odb().ok()?;
-    let obj = odb.read(oid).ok()?;
-    Some(obj.data().to_vec())
+    read_raw(repo, oid).ok()
+}
+
+/// The raw bytes of tree `oid` (an error when it is not a tree).
+fn read_raw(repo: &Repository, oid: Oid) -> Result<Vec<u8>, git2::Error> {
+    let odb = repo.odb()?;
+    let obj = odb.read(oid)?;
+    if obj.kind() != ObjectType::Tree {
+        return Err(git2::Error::from_str(&format!("{oid} is not a tree")));
+    }
+    Ok(obj.data().to_vec())
+}
+
+/// One entry of a raw tree object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RawEntry<'a> {
+    name: &'a [u8],
+    item: Item,
+}
+
+/// The entries of a raw tree object (SHA-1 ids), `None` when the bytes are not a tree. Modes
+/// are classified as libgit2 normalizes them: `40000` a tree, `100xxx` a regular file.
+fn parse_tree(mut raw: &[u8]) -> Option<Vec<RawEntry<'_>>> {
+    let mut out = Vec::new();
+    while !raw.is_empty() {
+        let space = raw.iter().position(|&b| b == b' ')?;
+        let mode = u32::from_str_radix(std::str::from_utf8(&raw[..space]).ok()?, 8).ok()?;
+        let nul = raw[space..].iter().position(|&b| b == 0)? + space;
+        let id = raw.get(nul + 1..nul + 21)?;
+        out.push(RawEntry {
+            name: &raw[space + 1..nul],
+            item: Item {
+                oid: Oid::from_bytes(id).ok()?,
+                tree: mode & 0o170_000 == 0o040_000,
+                file: mode & 0o170_000 == 0o100_000,
+            },
+        });
+        raw = &raw[nul + 21..];
+    }
+    Some(out)
+}
+
+/// git's order of tree entries: by name, a tree's name followed by `/`.
+fn git_order(a: &RawEntry<'_>, b: &RawEntry<'_>) -> std::cmp::Ordering {
+    let n = a.name.len().min(b.name.len());
+    a.name[..n].cmp(&b.name[..n]).then_with(|| {
+        let end = |e: &RawEntry<'_>| {
+            e.name
+                .get(n)
+                .copied()
+                .unwrap_or(if e.item.tree { b'/' } else { 0 })
+        };
+        end(a).cmp(&end(b))
+    })
+}
+
+/// The entries of two sorted trees side by side: (name, old, new), each name once.
+fn merge_entries<'a>(
+    old: &[RawEntry<'a>],
+    new: &[RawEntry<'a>],
+) -> Vec<(&'a [u8], Option<Item>, Option<Item>)> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(new.len().max(old.len()));
+    loop {
+        let step = match (old.get(i), new.get(j)) {
+            (None, None) => break,
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (Some(o), Some(n)) => git_order(o, n),
+        };
+        match step {
+            Less => {
+                out.push((old[i].name, Some(old[i].item), None));
+                i += 1;
+            }
+            Greater => {
+                out.push((new[j].name, None, Some(new[j].item)));
+                j += 1;
+            }
+            Equal => {
+                out.push((new[j].name, Some(old[i].item), Some(new[j].item)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
 }
 
 /// When `new` is `old` followed by whole tree entries, those entries as (is a regular file,
