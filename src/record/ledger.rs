@@ -12,8 +12,9 @@
 //!   with git2, straight into the object database: blobs, trees, one commit per record, then a
 //!   compare-and-swap of the branch ref. No checkout; the work tree and index are never touched.
 //!   A writer that loses the race re-reads the new head, recomputes seq and prev, and retries.
-//!   A run of records ([`Ledger::append_all`]) is still a commit per record, but written as
-//!   one packfile and one move of the branch ([`batch`]), all or nothing.
+//!   A run of records ([`Ledger::append_all`]) is still a commit per record, but written into
+//!   memory and packed by libgit2 (a packfile per shard), then one move of the branch
+//!   ([`batch`]), all or nothing.
 //! - [`DirLedger`] writes the same files into a plain directory under an exclusive advisory
 //!   lock (`flock`), with a pending marker in the state file so an interrupted append is
 //!   completed or discarded by the next one.
@@ -550,6 +551,18 @@ fn subtree<'r>(
     }
 }
 
+/// The commit branch `refname` of `repo` points to, `None` when the branch does not exist.
+fn head_commit<'r>(
+    repo: &'r Repository,
+    refname: &str,
+) -> Result<Option<git2::Commit<'r>>, RecordError> {
+    match repo.find_reference(refname) {
+        Ok(r) => Ok(Some(r.peel_to_commit()?)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A ledger on a branch of a git repository, written without checkout.
 pub struct GitLedger {
     repo: Repository,
@@ -608,11 +621,7 @@ impl GitLedger {
     }
 
     fn head_commit(&self) -> Result<Option<git2::Commit<'_>>, RecordError> {
-        match self.repo.find_reference(&self.refname) {
-            Ok(r) => Ok(Some(r.peel_to_commit()?)),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        head_commit(&self.repo, &self.refname)
     }
 
     fn blob_at(&self, tree: &Tree<'_>, path: &str) -> Result<Option<Vec<u8>>, RecordError> {
@@ -687,10 +696,10 @@ impl GitLedger {
             .map(|_| ())
     }
 
-    /// One attempt of [`Ledger::append_all`]: every record as its own commit, built in memory
-    /// as ONE packfile ([`batch`]), that pack written into the repository, then one
-    /// compare-and-swap of the branch.
-    /// `Ok(None)`: another writer moved the branch meanwhile (the pack written stays as
+    /// One attempt of [`Ledger::append_all`]: every record as its own commit, written through
+    /// the run's in-memory object store into packfiles ([`batch`]), then one compare-and-swap
+    /// of the branch.
+    /// `Ok(None)`: another writer moved the branch meanwhile (the packs written stay as
     /// unreferenced objects, which `git gc` prunes).
     fn append_batch_once(
         &self,
@@ -698,59 +707,59 @@ impl GitLedger {
         signer: &Signer,
         attempt: u32,
     ) -> Result<Option<Vec<AppendReceipt>>, RecordError> {
-        let head = self.head_commit()?;
-        let head_id = head.as_ref().map(|c| c.id());
-        let mut state = match &head {
-            Some(c) => self.state_of(&c.tree()?)?,
-            None => None,
-        };
-        // Loose objects cost a file (and a directory lookup) each, seven per record; one pack
-        // per run keeps a run's objects in one file whatever its size (see `batch`).
-        let mut batch = batch::Batch::start(&self.repo, head.as_ref())?;
-        drop(head);
         let sig = self.signature()?;
-        let mut pending = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let prepared = prepare(
-                state.as_ref(),
-                input,
-                signer,
-                self.options.origin.as_deref(),
-            )
-            .map_err(|e| match e {
-                RecordError::Input(m) => {
-                    RecordError::Input(format!("{}: {m}", input.manifest_path))
-                }
-                e => e,
-            })?;
-            let commit = batch.add(&self.repo, &sig, &prepared, input)?;
-            state = Some(prepared.state.clone());
-            pending.push((prepared, commit));
-        }
-        let Some(last) = pending.last().map(|(_, c)| *c) else {
-            return Ok(Some(Vec::new()));
+        // Loose objects cost a file (and a directory lookup) each, seven per record; the run
+        // writes into memory and packs per shard instead (see `batch`).
+        let (head_id, receipts) = batch::with_run(self.repo.path(), |repo, packer| {
+            let mut parent = head_commit(repo, &self.refname)?;
+            let head_id = parent.as_ref().map(|c| c.id());
+            let mut state = match &parent {
+                Some(c) => self.state_of(&c.tree()?)?,
+                None => None,
+            };
+            let mut receipts = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                let prepared = prepare(
+                    state.as_ref(),
+                    input,
+                    signer,
+                    self.options.origin.as_deref(),
+                )
+                .map_err(|e| match e {
+                    RecordError::Input(m) => {
+                        RecordError::Input(format!("{}: {m}", input.manifest_path))
+                    }
+                    e => e,
+                })?;
+                packer.start_record(&shard_name(prepared.seq))?;
+                let written = write_commit(repo, &sig, parent.as_ref(), &prepared, input)?;
+                packer.add(&written)?;
+                parent = Some(repo.find_commit(written.commit)?);
+                receipts.push(AppendReceipt {
+                    seq: prepared.seq,
+                    file: prepared.file,
+                    payload_sha256: prepared.payload_sha256,
+                    checkpoint: prepared.checkpoint,
+                    origin: prepared.state.origin.clone(),
+                    commit: Some(written.commit.to_string()),
+                    attempts: attempt,
+                });
+                state = Some(prepared.state);
+            }
+            packer.flush()?;
+            Ok((head_id, receipts))
+        })?;
+        let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
+            return Ok(Some(receipts));
         };
-        batch.write(&self.repo)?;
-        let first = pending.first().map(|(p, _)| p.seq).unwrap_or_default();
-        let log = format!(
-            "relgate record {first:06}..{:06}",
-            pending.last().map(|(p, _)| p.seq).unwrap_or_default()
-        );
-        match self.move_ref(head_id, last, &log) {
-            Ok(()) => Ok(Some(
-                pending
-                    .into_iter()
-                    .map(|(p, commit)| AppendReceipt {
-                        seq: p.seq,
-                        file: p.file,
-                        payload_sha256: p.payload_sha256,
-                        checkpoint: p.checkpoint,
-                        origin: p.state.origin,
-                        commit: Some(commit.to_string()),
-                        attempts: attempt,
-                    })
-                    .collect(),
-            )),
+        let Some(last_commit) = last.commit.as_deref().and_then(|c| Oid::from_str(c).ok()) else {
+            return Err(RecordError::Inconsistent(
+                "the run's last commit has no id".to_owned(),
+            ));
+        };
+        let log = format!("relgate record {:06}..{:06}", first.seq, last.seq);
+        match self.move_ref(head_id, last_commit, &log) {
+            Ok(()) => Ok(Some(receipts)),
             Err(e)
                 if matches!(
                     e.code(),
@@ -769,19 +778,20 @@ impl GitLedger {
         prepared: &Prepared,
         input: &RecordInput,
     ) -> Result<Oid, RecordError> {
-        write_commit(&self.repo, &self.signature()?, parent, prepared, input)
+        Ok(write_commit(&self.repo, &self.signature()?, parent, prepared, input)?.commit)
     }
 }
 
 /// Writes the blobs, trees and commit of one append into `repo`'s object database (whichever
-/// backend takes writes: the loose objects, or the in-memory pack of a batch).
+/// backend takes writes: the loose objects, or the in-memory store of a run) and returns what
+/// it wrote.
 fn write_commit(
     repo: &Repository,
     sig: &git2::Signature<'_>,
     parent: Option<&git2::Commit<'_>>,
     prepared: &Prepared,
     input: &RecordInput,
-) -> Result<Oid, RecordError> {
+) -> Result<batch::Written, RecordError> {
     let base_tree = parent.map(|c| c.tree()).transpose()?;
     let records_tree = match &base_tree {
         Some(t) => subtree(repo, t, RECORDS_DIR)?,
@@ -802,27 +812,46 @@ fn write_commit(
             prepared.file
         )));
     }
-    shard_builder.insert(file_name, repo.blob(&prepared.envelope)?, 0o100_644)?;
+    let envelope = repo.blob(&prepared.envelope)?;
+    shard_builder.insert(file_name, envelope, 0o100_644)?;
     let shard_oid = shard_builder.write()?;
     let mut records = repo.treebuilder(records_tree.as_ref())?;
     records.insert(&shard, shard_oid, 0o040_000)?;
     let records_oid = records.write()?;
     let mut top = repo.treebuilder(base_tree.as_ref())?;
     top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
-    top.insert(
-        CHECKPOINT_FILE,
-        repo.blob(prepared.checkpoint.as_bytes())?,
-        0o100_644,
-    )?;
-    top.insert(
-        STATE_FILE,
-        repo.blob(&state_bytes(&prepared.state))?,
-        0o100_644,
-    )?;
+    let checkpoint = repo.blob(prepared.checkpoint.as_bytes())?;
+    top.insert(CHECKPOINT_FILE, checkpoint, 0o100_644)?;
+    let state = repo.blob(&state_bytes(&prepared.state))?;
+    top.insert(STATE_FILE, state, 0o100_644)?;
     let tree = repo.find_tree(top.write()?)?;
-    let message = batch::commit_message(prepared, input);
+    let message = commit_message(prepared, input);
     let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
-    Ok(repo.commit(None, sig, sig, &message, &tree, &parents)?)
+    let commit = repo.commit(None, sig, sig, &message, &tree, &parents)?;
+    Ok(batch::Written {
+        commit,
+        objects: vec![
+            (tree.id(), None),
+            (records_oid, Some(RECORDS_DIR.to_owned())),
+            (shard_oid, Some(format!("{RECORDS_DIR}/{shard}"))),
+            (envelope, Some(prepared.file.clone())),
+            (checkpoint, Some(CHECKPOINT_FILE.to_owned())),
+            (state, Some(STATE_FILE.to_owned())),
+        ],
+    })
+}
+
+/// The message of the ledger commit of one record.
+fn commit_message(prepared: &Prepared, input: &RecordInput) -> String {
+    // Name and version come from the manifest, which the pull-request author wrote: they
+    // are escaped so they cannot add lines (forged trailers such as `Approved-by:`).
+    format!(
+        "relgate: record {:06} {} {} ({})\n",
+        prepared.seq,
+        commit_message_text(&input.manifest.name),
+        commit_message_text(&input.manifest.version),
+        input.decision.as_str()
+    )
 }
 
 impl Ledger for GitLedger {
