@@ -18,13 +18,13 @@ use std::fs;
 use std::path::Path;
 
 /// Loose objects (estimated) past which `git gc` is advised (git's `gc.auto` default).
-pub const LOOSE_LIMIT: u64 = 6700;
+pub(crate) const LOOSE_LIMIT: u64 = 6700;
 /// Packfiles past which `git gc` is advised (git's `gc.autoPackLimit` default).
-pub const PACK_LIMIT: u64 = 50;
+pub(crate) const PACK_LIMIT: u64 = 50;
 
 /// What the object database holds, as far as housekeeping is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ObjectStore {
+pub(crate) struct ObjectStore {
     /// Loose objects, estimated as git does: those in `objects/17/` times 256.
     pub loose_estimate: u64,
     /// Packfiles in `objects/pack/`.
@@ -80,7 +80,7 @@ impl ObjectStore {
 }
 
 /// The housekeeping hint for the repository at `repo` (work tree or git directory), if any.
-pub fn hint_for(repo: &Path) -> Option<String> {
+pub(crate) fn hint_for(repo: &Path) -> Option<String> {
     let r = git2::Repository::open(repo).ok()?;
     ObjectStore::inspect(r.path()).hint(repo)
 }

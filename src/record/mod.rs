@@ -25,7 +25,7 @@
 pub mod checkpoint;
 pub mod completeness;
 pub mod dsse;
-pub mod housekeeping;
+pub(crate) mod housekeeping;
 pub mod keys;
 pub mod ledger;
 pub mod merkle;
