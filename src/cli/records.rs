@@ -396,7 +396,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
         };
         inputs.push(input);
     }
-    // All of a run's records at once: on a git branch one packfile and one move of the branch
+    // All of a run's records at once: on a git branch packfiles and one move of the branch
     // (all or nothing), so recording costs O(1) per decision however large the ledger is.
     let mut receipts: Vec<AppendReceipt> = Vec::new();
     let mut failed = false;

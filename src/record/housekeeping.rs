@@ -2,9 +2,9 @@
 //!
 //! Reading a ledger costs a lookup per object. Loose objects cost a file each (an `open` and an
 //! inflate of a separate file); every packfile adds an index to search. `relgate record`
-//! writes a run of more than one record as ONE packfile, but a repository still gathers loose
-//! objects (single-record runs, `git fetch` of fewer than 100 objects) and packfiles (one per
-//! run). git's own `gc --auto` sees to this in clones where git commands run; a repository
+//! writes a run of more than one record as packfiles (one per shard of 1,000 records it
+//! touches), but a repository still gathers loose objects (single-record runs, `git fetch` of
+//! fewer than 100 objects) and packfiles (at least one per run). git's own `gc --auto` sees to this in clones where git commands run; a repository
 //! only relgate writes to never runs it. So `relgate record` and `relgate verify` check the
 //! object database after their work and print a `hint:` to run `git gc` (which packs loose
 //! objects and packfiles into one, and writes the commit-graph) once it passes the limits git

@@ -201,7 +201,7 @@ pub trait Ledger {
     /// Appends every input in order, one record (and, on a git branch, one commit) each, and
     /// pushes a receipt per record to `receipts` as it becomes part of the ledger. The default
     /// appends one by one (a failure leaves the records before it appended); the git backend
-    /// writes the whole run into one packfile and moves the branch once, so a run is
+    /// writes the run into packfiles (one per shard it touches) and moves the branch once, so a run is
     /// all-or-nothing and costs O(1) per record in the size of the ledger and of the repository.
     fn append_all(
         &mut self,
