@@ -366,8 +366,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
         }
         _ => {}
     }
-    let mut receipts: Vec<AppendReceipt> = Vec::new();
-    let mut failed = false;
+    let mut inputs = Vec::with_capacity(report.results.len());
     for result in &report.results {
         let input = match recording::record_input(result, &run) {
             Ok(input) => {
@@ -395,18 +394,26 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
                 continue;
             }
         };
-        match ledger.append(&input, &signer) {
-            Ok(receipt) => receipts.push(receipt),
-            Err(e) => {
-                writeln!(
-                    err,
-                    "relgate record: error: cannot append the record of {} to {where_to}: {e}",
-                    result.file
-                )?;
-                failed = true;
-                break;
-            }
-        }
+        inputs.push(input);
+    }
+    // All of a run's records at once: on a git branch packfiles and one move of the branch
+    // (all or nothing), so recording costs O(1) per decision however large the ledger is.
+    let mut receipts: Vec<AppendReceipt> = Vec::new();
+    let mut failed = false;
+    if let Err(e) = ledger.append_all(&inputs, &signer, &mut receipts) {
+        let kept = match receipts.len() {
+            0 => "no record of this run was appended".to_owned(),
+            n => format!("the first {n} were appended"),
+        };
+        let what = match inputs.as_slice() {
+            [one] => format!("the record of {}", one.manifest_path),
+            all => format!("the {} records of this run", all.len()),
+        };
+        writeln!(
+            err,
+            "relgate record: error: cannot append {what} to {where_to} ({kept}): {e}"
+        )?;
+        failed = true;
     }
     match receipts.last() {
         Some(last) => {
@@ -426,11 +433,14 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
                 "relgate record: checkpoint: {} records, ledger {}",
                 last.seq, last.origin
             )?;
-            if let LedgerSource::Git { branch, .. } = &source {
+            if let LedgerSource::Git { branch, repo } = &source {
                 writeln!(
                     err,
                     "relgate record: publish it with: git push origin {branch}"
                 )?;
+                if let Some(hint) = crate::record::housekeeping::hint_for(repo) {
+                    writeln!(err, "relgate record: hint: {hint}")?;
+                }
             }
         }
         None => writeln!(err, "relgate record: no records appended to {where_to}")?,
@@ -450,7 +460,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
     if failed {
         writeln!(
             std::io::stderr().lock(),
-            "relgate record: exit 2: not every decision was recorded (records already appended stay; run `relgate verify`)"
+            "relgate record: exit 2: not every decision was recorded (run `relgate verify`)"
         )?;
         return Ok(ExitStatus::Error);
     }
@@ -613,6 +623,11 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<ExitStatus> {
         VerifyFormat::Text => output::verify::render(&report, &selected.keys_dir, color),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    if let (None, Some(LedgerSource::Git { repo, .. })) = (&args.envelopes, &selected.source) {
+        if let Some(hint) = crate::record::housekeeping::hint_for(repo) {
+            writeln!(std::io::stderr().lock(), "relgate verify: hint: {hint}")?;
+        }
+    }
     if let Some(path) = &args.save_checkpoint {
         match &report.checkpoint_text {
             Some(checkpoint) => std::fs::write(path, checkpoint)

@@ -13,17 +13,17 @@ use super::keys::{KeyId, Signer, TrustedKeys};
 use super::merkle::Hash;
 
 /// Prefix of every default ledger origin.
-pub const ORIGIN_PREFIX: &str = "relgate.dev/ledger/";
+pub(crate) const ORIGIN_PREFIX: &str = "relgate.dev/ledger/";
 
 /// Signature algorithm byte of Ed25519 note keys.
 const ALG_ED25519: u8 = 1;
 
 /// Largest checkpoint note read.
-pub const MAX_CHECKPOINT_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_CHECKPOINT_BYTES: usize = 64 * 1024;
 
 /// The unsigned content of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// Names the ledger; no spaces, `+` or newlines.
     pub origin: String,
     /// Number of records covered.
@@ -36,7 +36,7 @@ pub struct Checkpoint {
 
 /// One signature line of a note.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoteSignature {
+pub(crate) struct NoteSignature {
     /// Key name.
     pub name: String,
     /// First 4 bytes of SHA-256(name || "\n" || 0x01 || public key).
@@ -47,7 +47,7 @@ pub struct NoteSignature {
 
 /// A checkpoint whose note signature verified under a trusted key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedCheckpoint {
+pub(crate) struct VerifiedCheckpoint {
     /// The content.
     pub checkpoint: Checkpoint,
     /// The trusted key that signed it.
@@ -56,7 +56,7 @@ pub struct VerifiedCheckpoint {
 
 /// Why a checkpoint was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CheckpointError {
+pub(crate) enum CheckpointError {
     /// Not a well-formed signed note or checkpoint body.
     #[error("malformed checkpoint: {0}")]
     Malformed(String),
@@ -85,7 +85,7 @@ impl Checkpoint {
     }
 
     /// Parses a note body.
-    pub fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
+    pub(crate) fn parse_body(body: &str) -> Result<Checkpoint, CheckpointError> {
         let bad = |m: &str| CheckpointError::Malformed(m.to_owned());
         let Some(without_last) = body.strip_suffix('\n') else {
             return Err(bad("body does not end with a newline"));
@@ -140,7 +140,7 @@ impl Checkpoint {
 }
 
 /// The 4-byte note key hash: first bytes of SHA-256(name || "\n" || 0x01 || public key).
-pub fn note_key_hash(name: &str, key: &VerifyingKey) -> [u8; 4] {
+pub(crate) fn note_key_hash(name: &str, key: &VerifyingKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
@@ -152,7 +152,7 @@ pub fn note_key_hash(name: &str, key: &VerifyingKey) -> [u8; 4] {
 
 /// The Go `note` verifier key string `<name>+<hex key hash>+<base64(0x01 || key)>`, so the
 /// checkpoint can also be checked with `golang.org/x/mod/sumdb/note` tooling.
-pub fn verifier_key_string(name: &str, key: &VerifyingKey) -> String {
+pub(crate) fn verifier_key_string(name: &str, key: &VerifyingKey) -> String {
     let mut material = vec![ALG_ED25519];
     material.extend_from_slice(key.as_bytes());
     format!(
@@ -162,30 +162,10 @@ pub fn verifier_key_string(name: &str, key: &VerifyingKey) -> String {
     )
 }
 
-/// Parses a Go `note` verifier key string; checks the key hash.
-pub fn parse_verifier_key(s: &str) -> Result<(String, VerifyingKey), CheckpointError> {
-    let bad = |m: &str| CheckpointError::Malformed(format!("verifier key: {m}"));
-    let mut parts = s.splitn(3, '+');
-    let name = parts.next().unwrap_or_default();
-    let hash_hex = parts.next().ok_or_else(|| bad("missing key hash"))?;
-    let material = parts.next().ok_or_else(|| bad("missing key"))?;
-    let material = B64.decode(material).map_err(|_| bad("key is not base64"))?;
-    if material.len() != 33 || material[0] != ALG_ED25519 {
-        return Err(bad("not an Ed25519 key"));
-    }
-    let mut raw = [0u8; 32];
-    raw.copy_from_slice(&material[1..]);
-    let key = VerifyingKey::from_bytes(&raw).map_err(|_| bad("invalid Ed25519 point"))?;
-    if hex::encode(note_key_hash(name, &key)) != hash_hex {
-        return Err(bad("key hash does not match name and key"));
-    }
-    Ok((name.to_owned(), key))
-}
-
 /// Splits a signed note into its body (ending in a newline) and signature lines. Follows
 /// `note.Open`: UTF-8, no control characters but newline, the signature block after the
 /// last blank line, every signature line `— name base64`.
-pub fn parse_note(text: &str) -> Result<(String, Vec<NoteSignature>), CheckpointError> {
+pub(crate) fn parse_note(text: &str) -> Result<(String, Vec<NoteSignature>), CheckpointError> {
     let bad = |m: &str| CheckpointError::Malformed(m.to_owned());
     if text.len() > MAX_CHECKPOINT_BYTES {
         return Err(bad("note is too large"));
@@ -229,7 +209,7 @@ pub fn parse_note(text: &str) -> Result<(String, Vec<NoteSignature>), Checkpoint
 
 /// Verifies a signed checkpoint: at least one signature line must verify under a trusted key
 /// (matched by name and key hash); any trusted key whose signature fails is tampering.
-pub fn open_checkpoint(
+pub(crate) fn open_checkpoint(
     text: &str,
     keys: &TrustedKeys,
 ) -> Result<VerifiedCheckpoint, CheckpointError> {
@@ -265,7 +245,7 @@ pub fn open_checkpoint(
 /// The default origin of a ledger: [`ORIGIN_PREFIX`] followed by the first 16 hex digits of
 /// the SHA-256 of its first record's payload. Ledgers with different first records therefore
 /// have different origins.
-pub fn default_origin(genesis_payload_sha256: &Hash) -> String {
+pub(crate) fn default_origin(genesis_payload_sha256: &Hash) -> String {
     format!(
         "{ORIGIN_PREFIX}{}",
         &hex::encode(genesis_payload_sha256)[..16]
@@ -273,7 +253,7 @@ pub fn default_origin(genesis_payload_sha256: &Hash) -> String {
 }
 
 /// Checks an origin is usable as a note name: non-empty, printable, no spaces or `+`.
-pub fn validate_origin(origin: &str) -> Result<(), CheckpointError> {
+pub(crate) fn validate_origin(origin: &str) -> Result<(), CheckpointError> {
     if origin.is_empty()
         || origin.contains('+')
         || origin.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -307,9 +287,7 @@ mod tests {
     #[test]
     fn reproduces_go_note_signature() {
         let signer = go_signer();
-        let (name, key) = parse_verifier_key(GO_VKEY).expect("Go verifier key parses");
-        assert_eq!(name, "PeterNeumann");
-        assert_eq!(key, signer.verifying_key());
+        let key = signer.verifying_key();
         assert_eq!(verifier_key_string("PeterNeumann", &key), GO_VKEY);
 
         let mut blob = note_key_hash("PeterNeumann", &key).to_vec();

@@ -26,7 +26,7 @@ use globset::GlobSet;
 
 /// What a path of the recorded repository is to the gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Watched {
+pub(crate) enum Watched {
     /// A release manifest (selected by the `manifests` globs).
     Manifest,
     /// The gate's configuration or a policy: every decision depends on it.
@@ -75,7 +75,7 @@ impl WatchedPaths {
     }
 
     /// What `repo_path` is to the gate, if anything.
-    pub fn classify(&self, repo_path: &str) -> Option<Watched> {
+    pub(crate) fn classify(&self, repo_path: &str) -> Option<Watched> {
         let rel = repo_path.strip_prefix(self.prefix.as_str())?;
         if self.config_files.iter().any(|c| c == rel)
             || self.policy_dirs.iter().any(|d| {
@@ -105,7 +105,7 @@ pub struct CommitChange {
 /// The commits on the first-parent chain of `tip` down to, not including, `stop` (all of it
 /// when `None`) that changed watched paths, oldest first. A deleted manifest needs no record
 /// (there is nothing left to decide on) and does not count; a deleted policy does.
-pub fn first_parent_changes(
+pub(crate) fn first_parent_changes(
     repo: &Repository,
     tip: Oid,
     stop: Option<Oid>,

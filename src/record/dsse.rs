@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{KeyId, Signer, TrustedKeys};
 
 /// The only payload type relgate writes and accepts.
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+pub(crate) const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// Largest envelope file verification reads; bigger files are reported, not read.
 pub const MAX_ENVELOPE_BYTES: u64 = 8 * 1024 * 1024;

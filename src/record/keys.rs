@@ -57,7 +57,7 @@ pub fn key_id(spki_der: &[u8]) -> KeyId {
 }
 
 /// DER SubjectPublicKeyInfo of an Ed25519 public key (44 bytes, RFC 8410).
-pub fn spki_der(key: &VerifyingKey) -> Vec<u8> {
+pub(crate) fn spki_der(key: &VerifyingKey) -> Vec<u8> {
     let mut der = Vec::with_capacity(ED25519_SPKI_PREFIX.len() + 32);
     der.extend_from_slice(&ED25519_SPKI_PREFIX);
     der.extend_from_slice(key.as_bytes());
@@ -135,7 +135,7 @@ impl Signer {
 
     /// Reads a PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`), as written by
     /// [`keygen`] or `openssl genpkey -algorithm ed25519`.
-    pub fn from_pem(pem: &str) -> Result<Signer, RecordError> {
+    pub(crate) fn from_pem(pem: &str) -> Result<Signer, RecordError> {
         let key = SigningKey::from_pkcs8_pem(pem.trim())
             .map_err(|e| RecordError::Key(format!("not an Ed25519 PKCS#8 PEM private key: {e}")))?;
         let key_id = KeyId::of(&key.verifying_key());
@@ -196,7 +196,7 @@ pub fn public_key_pem(key: &VerifyingKey) -> String {
 }
 
 /// Parses a SubjectPublicKeyInfo PEM Ed25519 public key.
-pub fn parse_public_key_pem(pem: &str) -> Result<VerifyingKey, RecordError> {
+pub(crate) fn parse_public_key_pem(pem: &str) -> Result<VerifyingKey, RecordError> {
     let pem = pem.trim();
     if pem.contains("PRIVATE KEY-----") {
         return Err(RecordError::Key(
@@ -215,7 +215,7 @@ pub fn parse_public_key_pem(pem: &str) -> Result<VerifyingKey, RecordError> {
 }
 
 /// Subdirectory of a trusted-key directory holding retired (former) signing keys.
-pub const RETIRED_DIR: &str = "retired";
+pub(crate) const RETIRED_DIR: &str = "retired";
 
 /// The set of public keys an auditor trusts, by key id.
 #[derive(Debug, Clone, Default)]
@@ -300,11 +300,6 @@ impl TrustedKeys {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-}
-
-/// Convenience form of [`TrustedKeys::load_dir`]: a map key id -> public key.
-pub fn load_trusted_keys(dir: &Path) -> Result<BTreeMap<KeyId, VerifyingKey>, RecordError> {
-    Ok(TrustedKeys::load_dir(dir)?.keys)
 }
 
 #[cfg(test)]

@@ -12,6 +12,9 @@
 //!   with git2, straight into the object database: blobs, trees, one commit per record, then a
 //!   compare-and-swap of the branch ref. No checkout; the work tree and index are never touched.
 //!   A writer that loses the race re-reads the new head, recomputes seq and prev, and retries.
+//!   A run of records ([`Ledger::append_all`]) is still a commit per record, but written into
+//!   memory and packed by libgit2 (a packfile per shard), then one move of the branch
+//!   ([`batch`]), all or nothing.
 //! - [`DirLedger`] writes the same files into a plain directory under an exclusive advisory
 //!   lock (`flock`), with a pending marker in the state file so an interrupted append is
 //!   completed or discarded by the next one.
@@ -32,6 +35,13 @@ use super::merkle::{Frontier, FrontierState};
 use super::statement::{build_statement, PayloadHead, RecordInput, GENESIS_PREV};
 use super::RecordError;
 
+mod batch;
+mod dir;
+mod git;
+
+pub use self::dir::*;
+pub use self::git::*;
+
 /// Default ledger branch.
 pub const DEFAULT_BRANCH: &str = "relgate/records";
 /// Directory of record files.
@@ -41,11 +51,11 @@ pub const CHECKPOINT_FILE: &str = "CHECKPOINT";
 /// Head state file.
 pub const STATE_FILE: &str = "ledger-state.json";
 /// Lock file of a [`DirLedger`].
-pub const LOCK_FILE: &str = ".relgate-ledger.lock";
+pub(crate) const LOCK_FILE: &str = ".relgate-ledger.lock";
 /// Suffix of record files.
-pub const RECORD_SUFFIX: &str = ".dsse.json";
+pub(crate) const RECORD_SUFFIX: &str = ".dsse.json";
 /// Records per shard directory under [`RECORDS_DIR`].
-pub const SHARD_SIZE: u64 = 1000;
+pub(crate) const SHARD_SIZE: u64 = 1000;
 /// Longest sanitized name or version in a file name.
 const MAX_COMPONENT: usize = 64;
 
@@ -188,6 +198,22 @@ pub trait Ledger {
         input: &RecordInput,
         signer: &Signer,
     ) -> Result<AppendReceipt, RecordError>;
+    /// Appends every input in order, one record (and, on a git branch, one commit) each, and
+    /// pushes a receipt per record to `receipts` as it becomes part of the ledger. The default
+    /// appends one by one (a failure leaves the records before it appended); the git backend
+    /// writes the run into packfiles (one per shard it touches) and moves the branch once, so a run is
+    /// all-or-nothing and costs O(1) per record in the size of the ledger and of the repository.
+    fn append_all(
+        &mut self,
+        inputs: &[RecordInput],
+        signer: &Signer,
+        receipts: &mut Vec<AppendReceipt>,
+    ) -> Result<(), RecordError> {
+        for input in inputs {
+            receipts.push(self.append(input, signer)?);
+        }
+        Ok(())
+    }
     /// The current head state, `None` for an empty ledger.
     fn state(&self) -> Result<Option<LedgerState>, RecordError>;
     /// The envelope bytes of the head (last) record, `None` for an empty ledger.
@@ -213,7 +239,7 @@ pub fn open_ledger(
 /// covers. `None` for an empty ledger or a last record that names no commit. The record's
 /// signature is not checked here: a forged last record can only make a run record *less*,
 /// which `relgate verify` reports (bad signature, and the commits no record names).
-pub fn last_record_commit(ledger: &dyn Ledger) -> Result<Option<String>, RecordError> {
+pub(crate) fn last_record_commit(ledger: &dyn Ledger) -> Result<Option<String>, RecordError> {
     let Some(bytes) = ledger.head_record()? else {
         return Ok(None);
     };
@@ -236,7 +262,7 @@ pub fn last_record_commit(ledger: &dyn Ledger) -> Result<Option<String>, RecordE
 /// [`MAX_MESSAGE_FIELD`] characters. Control characters (line breaks included) and the Unicode
 /// line and paragraph separators become `\u{..}` escapes and a backslash is doubled, so the
 /// text can neither start a new line (a forged trailer) nor be confused with an escape.
-pub fn commit_message_text(text: &str) -> String {
+pub(crate) fn commit_message_text(text: &str) -> String {
     let mut out = String::new();
     for (count, c) in text.chars().enumerate() {
         if count == MAX_MESSAGE_FIELD {
@@ -255,12 +281,12 @@ pub fn commit_message_text(text: &str) -> String {
 }
 
 /// Characters of one manifest field kept in a ledger commit message.
-pub const MAX_MESSAGE_FIELD: usize = 120;
+pub(crate) const MAX_MESSAGE_FIELD: usize = 120;
 
 /// Sanitizes a manifest name or version for a file name: ASCII letters, digits, `.`, `_`
 /// and `-` are kept, anything else becomes `_`; at most 64 characters; never empty, never
 /// starting with `.`.
-pub fn sanitize_component(s: &str) -> String {
+pub(crate) fn sanitize_component(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
@@ -282,7 +308,7 @@ pub fn sanitize_component(s: &str) -> String {
 }
 
 /// The file name (without directory) of record `seq` for manifest `name`/`version`.
-pub fn record_file_name(seq: u64, name: &str, version: &str) -> String {
+pub(crate) fn record_file_name(seq: u64, name: &str, version: &str) -> String {
     format!(
         "{seq:06}-{}-{}{RECORD_SUFFIX}",
         sanitize_component(name),
@@ -299,13 +325,13 @@ pub fn shard_name(seq: u64) -> String {
 
 /// True for a name that has the shape of a shard directory (3 or more ASCII digits). Whether a
 /// record sits in the RIGHT shard is `dir == shard_name(seq)`.
-pub fn is_shard_name(name: &str) -> bool {
+pub(crate) fn is_shard_name(name: &str) -> bool {
     name.len() >= 3 && name.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The path of record `seq` in the ledger: `records/<shard>/<file name>`
 /// (`records/000/000042-support-answer-17.dsse.json`).
-pub fn record_path(seq: u64, name: &str, version: &str) -> String {
+pub(crate) fn record_path(seq: u64, name: &str, version: &str) -> String {
     format!(
         "{RECORDS_DIR}/{}/{}",
         shard_name(seq),
@@ -314,7 +340,7 @@ pub fn record_path(seq: u64, name: &str, version: &str) -> String {
 }
 
 /// The seq encoded in a record file name (`000042-...dsse.json` -> 42), if it has that shape.
-pub fn parse_record_file_name(name: &str) -> Option<u64> {
+pub(crate) fn parse_record_file_name(name: &str) -> Option<u64> {
     if !name.ends_with(RECORD_SUFFIX) {
         return None;
     }
@@ -514,507 +540,6 @@ fn backoff(attempt: u32) {
     crate::backoff::Backoff::linear(STEP, STEP.saturating_mul(20))
         .with_jitter(Duration::from_millis(2))
         .sleep(attempt);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Git backend
-// ---------------------------------------------------------------------------------------------
-
-/// The subtree `name` of `tree`, `None` when absent or not a directory.
-fn subtree<'r>(
-    repo: &'r Repository,
-    tree: &Tree<'_>,
-    name: &str,
-) -> Result<Option<Tree<'r>>, RecordError> {
-    match tree.get_name(name) {
-        Some(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(repo.find_tree(e.id())?)),
-        _ => Ok(None),
-    }
-}
-
-/// A ledger on a branch of a git repository, written without checkout.
-pub struct GitLedger {
-    repo: Repository,
-    repo_path: PathBuf,
-    refname: String,
-    options: LedgerOptions,
-}
-
-impl std::fmt::Debug for GitLedger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitLedger")
-            .field("repo", &self.repo_path)
-            .field("ref", &self.refname)
-            .finish()
-    }
-}
-
-/// Full ref name of a ledger branch given as `relgate/records` or `refs/...`.
-pub fn ledger_refname(branch: &str) -> String {
-    if branch.starts_with("refs/") {
-        branch.to_owned()
-    } else {
-        format!("refs/heads/{branch}")
-    }
-}
-
-impl GitLedger {
-    /// Opens the ledger on branch [`DEFAULT_BRANCH`] of the repository at `repo`.
-    pub fn open(repo: &Path) -> Result<GitLedger, RecordError> {
-        GitLedger::open_with(repo, DEFAULT_BRANCH, LedgerOptions::default())
-    }
-
-    /// Opens the ledger on `branch` of the repository at `repo`.
-    pub fn open_with(
-        repo: &Path,
-        branch: &str,
-        options: LedgerOptions,
-    ) -> Result<GitLedger, RecordError> {
-        let refname = ledger_refname(branch);
-        if !git2::Reference::is_valid_name(&refname) {
-            return Err(RecordError::Input(format!(
-                "{branch:?} is not a valid branch name"
-            )));
-        }
-        Ok(GitLedger {
-            repo: Repository::open(repo)?,
-            repo_path: repo.to_owned(),
-            refname,
-            options,
-        })
-    }
-
-    /// The full ref name written.
-    pub fn refname(&self) -> &str {
-        &self.refname
-    }
-
-    fn head_commit(&self) -> Result<Option<git2::Commit<'_>>, RecordError> {
-        match self.repo.find_reference(&self.refname) {
-            Ok(r) => Ok(Some(r.peel_to_commit()?)),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn blob_at(&self, tree: &Tree<'_>, path: &str) -> Result<Option<Vec<u8>>, RecordError> {
-        match tree.get_path(Path::new(path)) {
-            Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
-                Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec()))
-            }
-            Ok(_) => Ok(None),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    fn state_of(&self, tree: &Tree<'_>) -> Result<Option<LedgerState>, RecordError> {
-        if let Some(bytes) = self.blob_at(tree, STATE_FILE)? {
-            let state = parse_state(&bytes)?;
-            let head = match &state.head_file {
-                Some(f) => self.blob_at(tree, f)?,
-                None => None,
-            };
-            check_head(&state, head)?;
-            return Ok(Some(state));
-        }
-        // No state file: rebuild from the records (recovery path, O(n)).
-        let mut records = Vec::new();
-        if let Some(sub) = subtree(&self.repo, tree, RECORDS_DIR)? {
-            for shard in sub.iter() {
-                let shard_name = shard.name().unwrap_or_default().to_owned();
-                if shard.kind() != Some(ObjectType::Tree) || !is_shard_name(&shard_name) {
-                    continue;
-                }
-                for e in self.repo.find_tree(shard.id())?.iter() {
-                    let name = e.name().unwrap_or_default().to_owned();
-                    if e.kind() != Some(ObjectType::Blob) || parse_record_file_name(&name).is_none()
-                    {
-                        continue;
-                    }
-                    let blob = self.repo.find_blob(e.id())?;
-                    records.push((
-                        format!("{RECORDS_DIR}/{shard_name}/{name}"),
-                        blob.content().to_vec(),
-                    ));
-                }
-            }
-        }
-        let checkpoint = self.blob_at(tree, CHECKPOINT_FILE)?;
-        let cp_text = checkpoint
-            .as_deref()
-            .and_then(|b| std::str::from_utf8(b).ok());
-        rebuild_state(records, cp_text)
-    }
-
-    fn signature(&self) -> Result<git2::Signature<'static>, RecordError> {
-        if let Some((name, email)) = &self.options.committer {
-            return Ok(git2::Signature::now(name, email)?);
-        }
-        match self.repo.signature() {
-            Ok(s) => Ok(s.to_owned()),
-            Err(_) => Ok(git2::Signature::now("relgate", "relgate@localhost")?),
-        }
-    }
-
-    fn write_commit(
-        &self,
-        parent: Option<&git2::Commit<'_>>,
-        prepared: &Prepared,
-        input: &RecordInput,
-    ) -> Result<Oid, RecordError> {
-        let repo = &self.repo;
-        let base_tree = parent.map(|c| c.tree()).transpose()?;
-        let records_tree = match &base_tree {
-            Some(t) => subtree(repo, t, RECORDS_DIR)?,
-            None => None,
-        };
-        let shard = shard_name(prepared.seq);
-        let shard_tree = match &records_tree {
-            Some(t) => subtree(repo, t, &shard)?,
-            None => None,
-        };
-        let file_name = prepared.file.rsplit('/').next().unwrap_or(&prepared.file);
-        // Only the head shard (at most SHARD_SIZE entries) and the records tree (one entry per
-        // shard) are rewritten; every other shard keeps its tree object.
-        let mut shard_builder = repo.treebuilder(shard_tree.as_ref())?;
-        if shard_builder.get(file_name)?.is_some() {
-            return Err(RecordError::Inconsistent(format!(
-                "{} already exists",
-                prepared.file
-            )));
-        }
-        shard_builder.insert(file_name, repo.blob(&prepared.envelope)?, 0o100_644)?;
-        let shard_oid = shard_builder.write()?;
-        let mut records = repo.treebuilder(records_tree.as_ref())?;
-        records.insert(&shard, shard_oid, 0o040_000)?;
-        let records_oid = records.write()?;
-        let mut top = repo.treebuilder(base_tree.as_ref())?;
-        top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
-        top.insert(
-            CHECKPOINT_FILE,
-            repo.blob(prepared.checkpoint.as_bytes())?,
-            0o100_644,
-        )?;
-        top.insert(
-            STATE_FILE,
-            repo.blob(&state_bytes(&prepared.state))?,
-            0o100_644,
-        )?;
-        let tree = repo.find_tree(top.write()?)?;
-        let sig = self.signature()?;
-        // Name and version come from the manifest, which the pull-request author wrote: they
-        // are escaped so they cannot add lines (forged trailers such as `Approved-by:`).
-        let message = format!(
-            "relgate: record {:06} {} {} ({})\n",
-            prepared.seq,
-            commit_message_text(&input.manifest.name),
-            commit_message_text(&input.manifest.version),
-            input.decision.as_str()
-        );
-        let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
-        Ok(repo.commit(None, &sig, &sig, &message, &tree, &parents)?)
-    }
-}
-
-impl Ledger for GitLedger {
-    fn append(
-        &mut self,
-        input: &RecordInput,
-        signer: &Signer,
-    ) -> Result<AppendReceipt, RecordError> {
-        let attempts = self.options.max_attempts.max(1);
-        for attempt in 1..=attempts {
-            let head = self.head_commit()?;
-            let state = match &head {
-                Some(c) => self.state_of(&c.tree()?)?,
-                None => None,
-            };
-            let prepared = prepare(
-                state.as_ref(),
-                input,
-                signer,
-                self.options.origin.as_deref(),
-            )?;
-            let commit = self.write_commit(head.as_ref(), &prepared, input)?;
-            let log = format!("relgate record {:06}", prepared.seq);
-            // Compare-and-swap: only move the ref if it still points where we read it.
-            let result = match &head {
-                Some(h) => self
-                    .repo
-                    .reference_matching(&self.refname, commit, true, h.id(), &log),
-                // Creation is a compare-and-swap too: "currently absent" is the zero id,
-                // which libgit2 checks under the ref's lock. A plain non-forced create checks
-                // for an existing ref *before* taking the lock, so two first appends racing
-                // could both succeed and the second would silently replace record 1.
-                None => self.repo.reference_matching(
-                    &self.refname,
-                    commit,
-                    true,
-                    git2::Oid::ZERO_SHA1,
-                    &log,
-                ),
-            };
-            match result {
-                Ok(_) => {
-                    return Ok(AppendReceipt {
-                        seq: prepared.seq,
-                        file: prepared.file,
-                        payload_sha256: prepared.payload_sha256,
-                        checkpoint: prepared.checkpoint,
-                        origin: prepared.state.origin,
-                        commit: Some(commit.to_string()),
-                        attempts: attempt,
-                    })
-                }
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-                    ) =>
-                {
-                    backoff(attempt);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(RecordError::Contention { attempts })
-    }
-
-    fn state(&self) -> Result<Option<LedgerState>, RecordError> {
-        match self.head_commit()? {
-            Some(c) => self.state_of(&c.tree()?),
-            None => Ok(None),
-        }
-    }
-
-    fn head_record(&self) -> Result<Option<Vec<u8>>, RecordError> {
-        let Some(commit) = self.head_commit()? else {
-            return Ok(None);
-        };
-        let tree = commit.tree()?;
-        match self.state_of(&tree)?.and_then(|s| s.head_file) {
-            Some(file) => self.blob_at(&tree, &file),
-            None => Ok(None),
-        }
-    }
-
-    fn source(&self) -> LedgerSource {
-        LedgerSource::Git {
-            repo: self.repo_path.clone(),
-            branch: self.refname.clone(),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Directory backend
-// ---------------------------------------------------------------------------------------------
-
-/// A ledger in a plain directory, serialized by an exclusive `flock` on [`LOCK_FILE`].
-#[derive(Debug, Clone)]
-pub struct DirLedger {
-    dir: PathBuf,
-    options: LedgerOptions,
-}
-
-impl DirLedger {
-    /// Opens (creating if needed) a directory ledger.
-    pub fn open(dir: &Path) -> Result<DirLedger, RecordError> {
-        DirLedger::open_with(dir, LedgerOptions::default())
-    }
-
-    /// Opens (creating if needed) a directory ledger with options.
-    pub fn open_with(dir: &Path, options: LedgerOptions) -> Result<DirLedger, RecordError> {
-        let records = dir.join(RECORDS_DIR);
-        fs::create_dir_all(&records).map_err(|e| RecordError::io(&records, e))?;
-        Ok(DirLedger {
-            dir: dir.to_owned(),
-            options,
-        })
-    }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    fn read_opt(&self, rel: &str) -> Result<Option<Vec<u8>>, RecordError> {
-        let path = self.dir.join(rel);
-        match fs::File::open(&path) {
-            Ok(f) => {
-                let mut buf = Vec::new();
-                f.take(dsse::MAX_ENVELOPE_BYTES + 1)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| RecordError::io(&path, e))?;
-                Ok(Some(buf))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RecordError::io(&path, e)),
-        }
-    }
-
-    /// Writes `bytes` to `rel` atomically (temporary file + rename).
-    fn write_atomic(&self, rel: &str, bytes: &[u8]) -> Result<(), RecordError> {
-        let path = self.dir.join(rel);
-        // The temporary file lives beside (not inside) records/, so a crash never leaves a
-        // stray file among the records.
-        let tmp = self.dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            rel.replace('/', "_")
-        ));
-        let mut f = fs::File::create(&tmp).map_err(|e| RecordError::io(&tmp, e))?;
-        f.write_all(bytes).map_err(|e| RecordError::io(&tmp, e))?;
-        if self.options.fsync {
-            f.sync_all().map_err(|e| RecordError::io(&tmp, e))?;
-        }
-        drop(f);
-        fs::rename(&tmp, &path).map_err(|e| RecordError::io(&path, e))
-    }
-
-    fn load_state(&self) -> Result<Option<LedgerState>, RecordError> {
-        let Some(bytes) = self.read_opt(STATE_FILE)? else {
-            // No state file: rebuild from the records (recovery path, O(n)).
-            let records_dir = self.dir.join(RECORDS_DIR);
-            let mut records = Vec::new();
-            for shard in list_dir(&records_dir)? {
-                if !is_shard_name(&shard) || !records_dir.join(&shard).is_dir() {
-                    continue;
-                }
-                for name in list_dir(&records_dir.join(&shard))? {
-                    if parse_record_file_name(&name).is_none() {
-                        continue;
-                    }
-                    let rel = format!("{RECORDS_DIR}/{shard}/{name}");
-                    if let Some(b) = self.read_opt(&rel)? {
-                        records.push((rel, b));
-                    }
-                }
-            }
-            let cp = self.read_opt(CHECKPOINT_FILE)?;
-            let cp_text = cp.as_deref().and_then(|b| std::str::from_utf8(b).ok());
-            return rebuild_state(records, cp_text);
-        };
-        let mut state = parse_state(&bytes)?;
-        if let Some(p) = state.pending.take() {
-            // An earlier append stopped after announcing its record: adopt the record if it
-            // was fully written, else forget it.
-            if let Some(b) = self.read_opt(&p.file)? {
-                {
-                    let payload = Envelope::from_slice(&b)
-                        .and_then(|e| e.decode_payload())
-                        .map_err(|e| {
-                            RecordError::Inconsistent(format!("pending {}: {e}", p.file))
-                        })?;
-                    if hex::encode(sha256(&payload)) != p.payload_sha256 || p.seq != state.size + 1
-                    {
-                        return Err(RecordError::Inconsistent(format!(
-                            "pending record {} does not match {STATE_FILE}",
-                            p.file
-                        )));
-                    }
-                    let mut frontier = Frontier::from_state(&state.frontier)
-                        .map_err(|e| RecordError::Inconsistent(e.to_string()))?;
-                    frontier.append(&payload);
-                    state.frontier = frontier.to_state();
-                    state.size = p.seq;
-                    state.head_file = Some(p.file);
-                    state.head_sha256 = p.payload_sha256;
-                }
-            }
-        }
-        let head = match &state.head_file {
-            Some(f) => self.read_opt(f)?,
-            None => None,
-        };
-        check_head(&state, head)?;
-        Ok(Some(state))
-    }
-}
-
-/// The names of the entries of a directory.
-fn list_dir(dir: &Path) -> Result<Vec<String>, RecordError> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| RecordError::io(dir, e))? {
-        let entry = entry.map_err(|e| RecordError::io(dir, e))?;
-        names.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    Ok(names)
-}
-
-impl Ledger for DirLedger {
-    fn append(
-        &mut self,
-        input: &RecordInput,
-        signer: &Signer,
-    ) -> Result<AppendReceipt, RecordError> {
-        let lock_path = self.dir.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| RecordError::io(&lock_path, e))?;
-        fs4::FileExt::lock(&lock).map_err(|e| RecordError::io(&lock_path, e))?;
-
-        let state = self.load_state()?;
-        let prepared = prepare(
-            state.as_ref(),
-            input,
-            signer,
-            self.options.origin.as_deref(),
-        )?;
-        let record_path = self.dir.join(&prepared.file);
-        if record_path.exists() {
-            return Err(RecordError::Inconsistent(format!(
-                "{} already exists",
-                prepared.file
-            )));
-        }
-        if let Some(shard_dir) = record_path.parent() {
-            fs::create_dir_all(shard_dir).map_err(|e| RecordError::io(shard_dir, e))?;
-        }
-        // 1. Announce the record, 2. write it, 3. checkpoint, 4. final state. A crash after 1
-        // or 2 is resolved by the next append (see `load_state`).
-        if let Some(mut announced) = state.clone() {
-            announced.pending = Some(PendingAppend {
-                seq: prepared.seq,
-                file: prepared.file.clone(),
-                payload_sha256: prepared.payload_sha256.clone(),
-            });
-            self.write_atomic(STATE_FILE, &state_bytes(&announced))?;
-        }
-        self.write_atomic(&prepared.file, &prepared.envelope)?;
-        self.write_atomic(CHECKPOINT_FILE, prepared.checkpoint.as_bytes())?;
-        self.write_atomic(STATE_FILE, &state_bytes(&prepared.state))?;
-        drop(lock);
-        Ok(AppendReceipt {
-            seq: prepared.seq,
-            file: prepared.file,
-            payload_sha256: prepared.payload_sha256,
-            checkpoint: prepared.checkpoint,
-            origin: prepared.state.origin,
-            commit: None,
-            attempts: 1,
-        })
-    }
-
-    fn state(&self) -> Result<Option<LedgerState>, RecordError> {
-        self.load_state()
-    }
-
-    fn head_record(&self) -> Result<Option<Vec<u8>>, RecordError> {
-        match self.load_state()?.and_then(|s| s.head_file) {
-            Some(file) => self.read_opt(&file),
-            None => Ok(None),
-        }
-    }
-
-    fn source(&self) -> LedgerSource {
-        LedgerSource::Dir(self.dir.clone())
-    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 tree hash.
-pub type Hash = [u8; 32];
+pub(crate) type Hash = [u8; 32];
 
 /// Hash of a leaf: `SHA-256(0x00 || data)`.
-pub fn leaf_hash(data: &[u8]) -> Hash {
+pub(crate) fn leaf_hash(data: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update([0u8]);
     h.update(data);
@@ -19,7 +19,7 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
 }
 
 /// Hash of an interior node: `SHA-256(0x01 || left || right)`.
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+pub(crate) fn node_hash(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update([1u8]);
     h.update(left);
@@ -28,7 +28,7 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// Root of the empty tree: `SHA-256("")`.
-pub fn empty_root() -> Hash {
+pub(crate) fn empty_root() -> Hash {
     Sha256::digest([]).into()
 }
 
@@ -39,7 +39,7 @@ fn split_point(n: u64) -> u64 {
 }
 
 /// Merkle Tree Hash (RFC 6962 §2.1) of a list of leaf hashes, computed recursively.
-pub fn root_from_leaf_hashes(leaves: &[Hash]) -> Hash {
+pub(crate) fn root_from_leaf_hashes(leaves: &[Hash]) -> Hash {
     match leaves.len() {
         0 => empty_root(),
         1 => leaves[0],
@@ -100,7 +100,7 @@ pub enum MerkleError {
 }
 
 /// Parses 64 lowercase or uppercase hex digits into a hash.
-pub fn parse_hash(s: &str) -> Result<Hash, MerkleError> {
+pub(crate) fn parse_hash(s: &str) -> Result<Hash, MerkleError> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(s, &mut out).map_err(|_| MerkleError::BadHash(s.to_owned()))?;
     Ok(out)
@@ -124,7 +124,7 @@ impl Frontier {
 
     /// Appends a leaf given its leaf hash. O(log n): merges the perfect subtrees the new leaf
     /// completes, like a binary counter's carry.
-    pub fn append_leaf_hash(&mut self, leaf: Hash) {
+    pub(crate) fn append_leaf_hash(&mut self, leaf: Hash) {
         let mut carry = leaf;
         let mut size = self.size;
         while size & 1 == 1 {
@@ -153,7 +153,7 @@ impl Frontier {
     }
 
     /// Serializable form.
-    pub fn to_state(&self) -> FrontierState {
+    pub(crate) fn to_state(&self) -> FrontierState {
         FrontierState {
             size: self.size,
             nodes: self.nodes.iter().map(hex::encode).collect(),
@@ -161,7 +161,7 @@ impl Frontier {
     }
 
     /// Restores a frontier, checking its shape.
-    pub fn from_state(state: &FrontierState) -> Result<Frontier, MerkleError> {
+    pub(crate) fn from_state(state: &FrontierState) -> Result<Frontier, MerkleError> {
         let want = state.size.count_ones() as usize;
         if state.nodes.len() != want {
             return Err(MerkleError::FrontierShape {
@@ -184,7 +184,7 @@ impl Frontier {
 
 /// RFC 6962 §2.1.2 consistency proof that the first `old_size` leaves of `leaves` form a
 /// prefix of the tree of all `leaves`. Empty when `old_size` is 0 or equals `leaves.len()`.
-pub fn consistency_proof(old_size: u64, leaves: &[Hash]) -> Result<Vec<Hash>, MerkleError> {
+pub(crate) fn consistency_proof(old_size: u64, leaves: &[Hash]) -> Result<Vec<Hash>, MerkleError> {
     let n = leaves.len() as u64;
     if old_size > n {
         return Err(MerkleError::SizeOrder {
@@ -221,7 +221,7 @@ fn subproof(m: usize, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
 
 /// Verifies an RFC 6962 consistency proof between tree heads (`old_size`, `old_root`) and
 /// (`new_size`, `new_root`), following RFC 9162 §2.1.4.2.
-pub fn verify_consistency(
+pub(crate) fn verify_consistency(
     old_size: u64,
     new_size: u64,
     old_root: &Hash,
@@ -302,71 +302,6 @@ pub fn verify_consistency(
     if &sr != new_root {
         return Err(MerkleError::Inconsistent(
             "proof does not lead to the new root".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// RFC 6962 §2.1.1 audit path for leaf `index` in the tree of `leaves`.
-pub fn inclusion_proof(index: u64, leaves: &[Hash]) -> Option<Vec<Hash>> {
-    if index >= leaves.len() as u64 {
-        return None;
-    }
-    let mut out = Vec::new();
-    path(index as usize, leaves, &mut out);
-    Some(out)
-}
-
-fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
-    let n = leaves.len();
-    if n <= 1 {
-        return;
-    }
-    let k = split_point(n as u64) as usize;
-    if m < k {
-        path(m, &leaves[..k], out);
-        out.push(root_from_leaf_hashes(&leaves[k..]));
-    } else {
-        path(m - k, &leaves[k..], out);
-        out.push(root_from_leaf_hashes(&leaves[..k]));
-    }
-}
-
-/// Verifies an inclusion proof (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(
-    index: u64,
-    size: u64,
-    leaf: &Hash,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), MerkleError> {
-    if index >= size {
-        return Err(MerkleError::Inconsistent("index beyond tree size".into()));
-    }
-    let mut fn_ = index;
-    let mut sn = size - 1;
-    let mut r = *leaf;
-    for p in proof {
-        if sn == 0 {
-            return Err(MerkleError::Inconsistent("proof too long".into()));
-        }
-        if fn_ & 1 == 1 || fn_ == sn {
-            r = node_hash(p, &r);
-            if fn_ & 1 == 0 {
-                while fn_ & 1 == 0 && fn_ != 0 {
-                    fn_ >>= 1;
-                    sn >>= 1;
-                }
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        fn_ >>= 1;
-        sn >>= 1;
-    }
-    if sn != 0 || &r != root {
-        return Err(MerkleError::Inconsistent(
-            "inclusion proof does not lead to the root".into(),
         ));
     }
     Ok(())
@@ -530,55 +465,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn inclusion_matches_known_proofs() {
-        let leaves = vector_leaves();
-        let cases: Vec<(u64, u64, Vec<Hash>)> = vec![
-            (
-                0,
-                8,
-                vec![
-                    h("96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7"),
-                    h("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-                    h("6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"),
-                ],
-            ),
-            (
-                5,
-                8,
-                vec![
-                    h("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
-                    h("ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0"),
-                    h("d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"),
-                ],
-            ),
-            (
-                2,
-                3,
-                vec![h(
-                    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-                )],
-            ),
-            (
-                1,
-                5,
-                vec![
-                    h("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"),
-                    h("5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e"),
-                    h("bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"),
-                ],
-            ),
-        ];
-        for (i, n, want) in cases {
-            let got = inclusion_proof(i, &leaves[..n as usize]);
-            assert_eq!(got.as_ref(), Some(&want), "inclusion {i} in {n}");
-            assert_eq!(
-                verify_inclusion(i, n, &leaves[i as usize], &want, &h(ROOTS[n as usize])),
-                Ok(())
-            );
-        }
-    }
-
     /// A small deterministic PRNG (SplitMix64) so the randomized tests are reproducible.
     struct Rng(u64);
     impl Rng {
@@ -668,12 +554,6 @@ mod tests {
                     )
                     .is_err());
                 }
-                let idx = rng.below(new);
-                let ip = inclusion_proof(idx, &leaves[..new as usize]).expect("idx < new");
-                assert_eq!(
-                    verify_inclusion(idx, new, &leaves[idx as usize], &ip, &roots[new as usize]),
-                    Ok(())
-                );
             }
         }
     }

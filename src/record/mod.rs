@@ -5,13 +5,15 @@
 //! directory ([`ledger`]) together with a signed RFC 6962 checkpoint ([`merkle`],
 //! [`checkpoint`]), and checked end to end by [`verify`], including [`completeness`]: every
 //! commit of the recorded branch that changed a manifest, the config or a policy after the
-//! first record is named by a record.
+//! first record is named by a record. [`housekeeping`] advises `git gc` when the object
+//! database holds enough loose objects or packfiles to slow reading the ledger.
 //!
 //! What the CLI calls:
 //! - `relgate keygen --out DIR`: [`keys::keygen`].
 //! - `relgate record`: [`keys::Signer::from_file`], then [`ledger::open_ledger`] (or
 //!   [`ledger::GitLedger::open`] / [`ledger::DirLedger::open`]) and
-//!   [`ledger::Ledger::append`] with one [`statement::RecordInput`] per manifest.
+//!   [`ledger::Ledger::append_all`] with the [`statement::RecordInput`] of every manifest (one
+//!   packfile and one move of the branch per run on a git ledger).
 //! - `relgate verify`: [`keys::TrustedKeys::load_dir`], then [`verify::verify_ledger`];
 //!   [`verify::VerifyReport::exit_code`] gives 0 intact, 1 tampering, 2 could not verify.
 //! - `relgate verify --envelopes FILE`: [`verify::verify_envelopes_with`].
@@ -23,6 +25,7 @@
 pub mod checkpoint;
 pub mod completeness;
 pub mod dsse;
+pub(crate) mod housekeeping;
 pub mod keys;
 pub mod ledger;
 pub mod merkle;

@@ -12,19 +12,18 @@ use serde::{Deserialize, Serialize};
 use super::RecordError;
 
 /// in-toto Statement type.
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+pub(crate) const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// SLSA VSA v1 predicate type.
-pub const PREDICATE_TYPE: &str = "https://slsa.dev/verification_summary/v1";
-/// Name of relgate's predicate extension field.
-pub const CHANGE_EXTENSION: &str = "https://relgate.dev/change/v1";
+pub(crate) const PREDICATE_TYPE: &str = "https://slsa.dev/verification_summary/v1";
 /// `verifier.id` of records written by relgate.
-pub const VERIFIER_ID: &str = "https://relgate.dev/verifier/v1";
+pub(crate) const VERIFIER_ID: &str = "https://relgate.dev/verifier/v1";
 /// `verifiedLevels` entry of an approved release.
-pub const LEVEL_APPROVED: &str = "RELGATE_RELEASE_APPROVED";
+pub(crate) const LEVEL_APPROVED: &str = "RELGATE_RELEASE_APPROVED";
 /// `verifiedLevels` entry of a blocked release.
-pub const LEVEL_FAILED: &str = "FAILED";
+pub(crate) const LEVEL_FAILED: &str = "FAILED";
 /// `prev` of the first record: 64 zeros.
-pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS_PREV: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The gate's decision for one manifest: the report's own type, so a record can never say
 /// something the report did not.
@@ -32,7 +31,7 @@ pub use crate::report::Decision;
 
 impl Decision {
     /// `verificationResult` of the VSA.
-    pub fn verification_result(self) -> &'static str {
+    pub(crate) fn verification_result(self) -> &'static str {
         match self {
             Decision::Pass => "PASSED",
             Decision::Fail | Decision::Error => "FAILED",
@@ -40,7 +39,7 @@ impl Decision {
     }
 
     /// `verifiedLevels` of the VSA.
-    pub fn verified_levels(self) -> Vec<String> {
+    pub(crate) fn verified_levels(self) -> Vec<String> {
         match self {
             Decision::Pass => vec![LEVEL_APPROVED.to_owned()],
             Decision::Fail | Decision::Error => vec![LEVEL_FAILED.to_owned()],
@@ -87,7 +86,7 @@ pub struct RecordInput {
     pub bundles: Vec<BundleUsed>,
     /// relgate version (VSA `verifier.version.relgate`).
     pub verifier_version: String,
-    /// RFC 3339 time of the decision (VSA `timeVerified`); see [`now_rfc3339`].
+    /// RFC 3339 time of the decision (VSA `timeVerified`).
     pub time_verified: String,
 }
 
@@ -328,7 +327,7 @@ pub struct RecordedManifest {
 }
 
 /// Normalizes a SHA-256 given as hex or `sha256:hex` to lowercase hex.
-pub fn normalize_sha256(what: &str, value: &str) -> Result<String, RecordError> {
+pub(crate) fn normalize_sha256(what: &str, value: &str) -> Result<String, RecordError> {
     let hex_part = value.strip_prefix("sha256:").unwrap_or(value);
     if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(RecordError::Input(format!(
@@ -338,14 +337,9 @@ pub fn normalize_sha256(what: &str, value: &str) -> Result<String, RecordError> 
     Ok(hex_part.to_ascii_lowercase())
 }
 
-/// Current time as RFC 3339 UTC with seconds (`2026-01-31T12:00:00Z`).
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// Builds the Statement for `input` at position `seq` after a record whose payload hashes to
 /// `prev`.
-pub fn build_statement(
+pub(crate) fn build_statement(
     input: &RecordInput,
     seq: u64,
     prev: &str,
@@ -446,13 +440,13 @@ pub fn build_statement(
 
 impl Statement {
     /// The payload bytes: compact JSON in declared field order.
-    pub fn to_payload(&self) -> Result<Vec<u8>, RecordError> {
+    pub(crate) fn to_payload(&self) -> Result<Vec<u8>, RecordError> {
         serde_json::to_vec(self)
             .map_err(|e| RecordError::Input(format!("cannot serialize statement: {e}")))
     }
 
     /// Parses a payload.
-    pub fn from_payload(payload: &[u8]) -> Result<Statement, serde_json::Error> {
+    pub(crate) fn from_payload(payload: &[u8]) -> Result<Statement, serde_json::Error> {
         serde_json::from_slice(payload)
     }
 }
@@ -460,7 +454,7 @@ impl Statement {
 /// The fields of a payload the ledger and the verifier need, parsed without building the whole
 /// Statement.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PayloadHead {
+pub(crate) struct PayloadHead {
     /// `_type`.
     #[serde(rename = "_type")]
     pub statement_type: String,
@@ -473,7 +467,7 @@ pub struct PayloadHead {
 
 /// Part of [`PayloadHead`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct PredicateHead {
+pub(crate) struct PredicateHead {
     /// The extension.
     #[serde(rename = "https://relgate.dev/change/v1")]
     pub change: ChangeHead,
@@ -481,7 +475,7 @@ pub struct PredicateHead {
 
 /// Part of [`PayloadHead`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ChangeHead {
+pub(crate) struct ChangeHead {
     /// Sequence number.
     pub seq: u64,
     /// Previous payload hash.
@@ -496,7 +490,7 @@ pub struct ChangeHead {
 
 /// Part of [`ChangeHead`].
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GitHead {
+pub(crate) struct GitHead {
     /// Commit SHA.
     #[serde(default)]
     pub commit: String,

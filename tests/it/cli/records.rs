@@ -797,3 +797,147 @@ fn demo_round_trip() {
     .exit(0)
     .stdout_has("is a prefix of");
 }
+
+/// The packfiles of the repository.
+fn packs(repo: &Repo) -> Vec<PathBuf> {
+    let dir = repo.path().join(".git/objects/pack");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_run_is_one_packfile_with_a_commit_per_record() {
+    let (repo, keys) = gated_repo();
+    let before = packs(&repo);
+    record(&repo, &keys, &[])
+        .exit(2)
+        .stderr_has("appended records 1..3 ");
+    let after = packs(&repo);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    let r = Repository::open(repo.path()).expect("open");
+    // Every object of the branch is in that pack, none is loose.
+    let mut walk = r.revwalk().expect("walk");
+    walk.push_ref(LEDGER_REF).expect("ref");
+    let commits: Vec<Oid> = walk.map(|c| c.expect("commit")).collect();
+    assert_eq!(commits.len(), 3, "one commit per record");
+    for c in &commits {
+        let loose = r
+            .path()
+            .join("objects")
+            .join(&c.to_string()[..2])
+            .join(&c.to_string()[2..]);
+        assert!(!loose.exists(), "{c} is a loose object");
+        let commit = r.find_commit(*c).expect("commit");
+        assert!(commit
+            .message()
+            .unwrap_or_default()
+            .starts_with("relgate: record 00000"));
+    }
+    repo.run_env(&["verify"], &[])
+        .exit(0)
+        .stdout_has("INTACT")
+        .stdout_has("3 ledger commits checked");
+    // The next run continues the chain in a second pack.
+    record(&repo, &keys, &[])
+        .exit(2)
+        .stderr_has("appended records 4..6 ");
+    assert_eq!(packs(&repo).len(), before.len() + 2);
+    repo.run_env(&["verify"], &[]).exit(0).stdout_has("INTACT");
+}
+
+#[test]
+fn a_record_changed_inside_its_packfile_is_caught() {
+    let (repo, keys) = gated_repo();
+    record(&repo, &keys, &[]).exit(2);
+    let pack = packs(&repo).pop().expect("a pack");
+    let files = ledger_files(&repo, LEDGER_REF);
+    let (path, _) = files
+        .iter()
+        .find(|(p, _)| p.starts_with("records/000/000002-"))
+        .expect("record 2");
+    let r = Repository::open(repo.path()).expect("open");
+    let blob = r
+        .find_reference(LEDGER_REF)
+        .and_then(|x| x.peel_to_tree())
+        .and_then(|t| t.get_path(std::path::Path::new(path)))
+        .expect("entry")
+        .id();
+    drop(r);
+    // Where the record's blob sits in the pack, from git's own reading of the index.
+    let index = std::fs::File::open(pack.with_extension("idx")).expect("idx");
+    let out = std::process::Command::new("git")
+        .args(["show-index"])
+        .stdin(index)
+        .output()
+        .expect("git show-index");
+    let offset: usize = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains(&blob.to_string()))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|o| o.parse().ok())
+        .expect("the record's offset");
+    let original = std::fs::read(&pack).expect("pack");
+    for at in [offset + 8, offset + 40, offset + 120] {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x20;
+        std::fs::write(&pack, &bytes).expect("write pack");
+        let run = repo.run_env(&["verify"], &[]);
+        assert!(
+            matches!(run.code, Some(1 | 2)),
+            "byte {at} changed: {run:?}"
+        );
+        run.stdout_lacks("INTACT");
+    }
+    std::fs::write(&pack, &original).expect("restore");
+    repo.run_env(&["verify"], &[]).exit(0);
+}
+
+#[test]
+fn verify_advises_git_gc_when_loose_objects_pile_up() {
+    let (repo, keys) = gated_repo();
+    record(&repo, &keys, &[]).exit(2);
+    let clean = repo.run_env(&["verify"], &[]);
+    clean.exit(0);
+    assert!(!clean.stderr.contains("hint:"), "{}", clean.stderr);
+    // Objects a fetch leaves loose, or single-record runs, in numbers git's gc --auto acts on.
+    // git estimates from the fan-out directory 17 alone (times 256), and so does relgate:
+    // 30 objects there read as about 7,680.
+    let r = Repository::open(repo.path()).expect("open");
+    let mut written = 0;
+    for i in 0.. {
+        let bytes = format!("object {i}\n");
+        let id = Oid::hash_object(git2::ObjectType::Blob, bytes.as_bytes()).expect("hash");
+        if id.as_bytes()[0] == 0x17 {
+            r.blob(bytes.as_bytes()).expect("blob");
+            written += 1;
+            if written == 30 {
+                break;
+            }
+        }
+    }
+    repo.run_env(&["verify"], &[])
+        .exit(0)
+        .stderr_has("relgate verify: hint: the repository holds about ")
+        .stderr_has(" loose objects")
+        .stderr_has("gc`");
+    record(&repo, &keys, &[])
+        .exit(2)
+        .stderr_has("relgate record: hint: ");
+    let gc = std::process::Command::new("git")
+        .args(["gc", "-q", "--prune=now"])
+        .current_dir(repo.path())
+        .status()
+        .expect("git gc");
+    assert!(gc.success());
+    let after = repo.run_env(&["verify"], &[]);
+    after.exit(0).stdout_has("INTACT");
+    assert!(!after.stderr.contains("hint:"), "{}", after.stderr);
+}

@@ -1,0 +1,417 @@
+//! The git backend of the ledger: [`GitLedger`], records as commits on a branch (see the
+//! parent module's docs).
+
+use super::*;
+
+/// The subtree `name` of `tree`, `None` when absent or not a directory.
+pub(super) fn subtree<'r>(
+    repo: &'r Repository,
+    tree: &Tree<'_>,
+    name: &str,
+) -> Result<Option<Tree<'r>>, RecordError> {
+    match tree.get_name(name) {
+        Some(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(repo.find_tree(e.id())?)),
+        _ => Ok(None),
+    }
+}
+
+/// The commit branch `refname` of `repo` points to, `None` when the branch does not exist.
+pub(super) fn head_commit<'r>(
+    repo: &'r Repository,
+    refname: &str,
+) -> Result<Option<git2::Commit<'r>>, RecordError> {
+    match repo.find_reference(refname) {
+        Ok(r) => Ok(Some(r.peel_to_commit()?)),
+        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A ledger on a branch of a git repository, written without checkout.
+pub struct GitLedger {
+    repo: Repository,
+    repo_path: PathBuf,
+    refname: String,
+    options: LedgerOptions,
+}
+
+impl std::fmt::Debug for GitLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitLedger")
+            .field("repo", &self.repo_path)
+            .field("ref", &self.refname)
+            .finish()
+    }
+}
+
+/// Full ref name of a ledger branch given as `relgate/records` or `refs/...`.
+pub(crate) fn ledger_refname(branch: &str) -> String {
+    if branch.starts_with("refs/") {
+        branch.to_owned()
+    } else {
+        format!("refs/heads/{branch}")
+    }
+}
+
+impl GitLedger {
+    /// Opens the ledger on branch [`DEFAULT_BRANCH`] of the repository at `repo`.
+    pub fn open(repo: &Path) -> Result<GitLedger, RecordError> {
+        GitLedger::open_with(repo, DEFAULT_BRANCH, LedgerOptions::default())
+    }
+
+    /// Opens the ledger on `branch` of the repository at `repo`.
+    pub fn open_with(
+        repo: &Path,
+        branch: &str,
+        options: LedgerOptions,
+    ) -> Result<GitLedger, RecordError> {
+        let refname = ledger_refname(branch);
+        if !git2::Reference::is_valid_name(&refname) {
+            return Err(RecordError::Input(format!(
+                "{branch:?} is not a valid branch name"
+            )));
+        }
+        Ok(GitLedger {
+            repo: Repository::open(repo)?,
+            repo_path: repo.to_owned(),
+            refname,
+            options,
+        })
+    }
+
+    /// The full ref name written.
+    pub fn refname(&self) -> &str {
+        &self.refname
+    }
+
+    fn head_commit(&self) -> Result<Option<git2::Commit<'_>>, RecordError> {
+        head_commit(&self.repo, &self.refname)
+    }
+
+    fn blob_at(&self, tree: &Tree<'_>, path: &str) -> Result<Option<Vec<u8>>, RecordError> {
+        match tree.get_path(Path::new(path)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
+                Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec()))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn state_of(&self, tree: &Tree<'_>) -> Result<Option<LedgerState>, RecordError> {
+        if let Some(bytes) = self.blob_at(tree, STATE_FILE)? {
+            let state = parse_state(&bytes)?;
+            let head = match &state.head_file {
+                Some(f) => self.blob_at(tree, f)?,
+                None => None,
+            };
+            check_head(&state, head)?;
+            return Ok(Some(state));
+        }
+        // No state file: rebuild from the records (recovery path, O(n)).
+        let mut records = Vec::new();
+        if let Some(sub) = subtree(&self.repo, tree, RECORDS_DIR)? {
+            for shard in sub.iter() {
+                let shard_name = shard.name().unwrap_or_default().to_owned();
+                if shard.kind() != Some(ObjectType::Tree) || !is_shard_name(&shard_name) {
+                    continue;
+                }
+                for e in self.repo.find_tree(shard.id())?.iter() {
+                    let name = e.name().unwrap_or_default().to_owned();
+                    if e.kind() != Some(ObjectType::Blob) || parse_record_file_name(&name).is_none()
+                    {
+                        continue;
+                    }
+                    let blob = self.repo.find_blob(e.id())?;
+                    records.push((
+                        format!("{RECORDS_DIR}/{shard_name}/{name}"),
+                        blob.content().to_vec(),
+                    ));
+                }
+            }
+        }
+        let checkpoint = self.blob_at(tree, CHECKPOINT_FILE)?;
+        let cp_text = checkpoint
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok());
+        rebuild_state(records, cp_text)
+    }
+
+    fn signature(&self) -> Result<git2::Signature<'static>, RecordError> {
+        if let Some((name, email)) = &self.options.committer {
+            return Ok(git2::Signature::now(name, email)?);
+        }
+        match self.repo.signature() {
+            Ok(s) => Ok(s.to_owned()),
+            Err(_) => Ok(git2::Signature::now("relgate", "relgate@localhost")?),
+        }
+    }
+
+    /// Compare-and-swap of the branch: only moves the ref from `from` (`None`: absent) to `to`.
+    fn move_ref(&self, from: Option<Oid>, to: Oid, log: &str) -> Result<(), git2::Error> {
+        // Creation is a compare-and-swap too: "currently absent" is the zero id, which
+        // libgit2 checks under the ref's lock. A plain non-forced create checks for an
+        // existing ref *before* taking the lock, so two first appends racing could both
+        // succeed and the second would silently replace record 1.
+        let from = from.unwrap_or(Oid::ZERO_SHA1);
+        self.repo
+            .reference_matching(&self.refname, to, true, from, log)
+            .map(|_| ())
+    }
+
+    /// One attempt of [`Ledger::append_all`]: every record as its own commit, written through
+    /// the run's in-memory object store into packfiles ([`batch`]), then one compare-and-swap
+    /// of the branch.
+    /// `Ok(None)`: another writer moved the branch meanwhile (the packs written stay as
+    /// unreferenced objects, which `git gc` prunes).
+    fn append_batch_once(
+        &self,
+        inputs: &[RecordInput],
+        signer: &Signer,
+        attempt: u32,
+    ) -> Result<Option<Vec<AppendReceipt>>, RecordError> {
+        let sig = self.signature()?;
+        // Loose objects cost a file (and a directory lookup) each, seven per record; the run
+        // writes into memory and packs per shard instead (see `batch`).
+        let (head_id, receipts) = batch::with_run(self.repo.path(), |repo, packer| {
+            let mut parent = head_commit(repo, &self.refname)?;
+            let head_id = parent.as_ref().map(|c| c.id());
+            let mut state = match &parent {
+                Some(c) => self.state_of(&c.tree()?)?,
+                None => None,
+            };
+            let mut receipts = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                let prepared = prepare(
+                    state.as_ref(),
+                    input,
+                    signer,
+                    self.options.origin.as_deref(),
+                )
+                .map_err(|e| match e {
+                    RecordError::Input(m) => {
+                        RecordError::Input(format!("{}: {m}", input.manifest_path))
+                    }
+                    e => e,
+                })?;
+                packer.start_record(&shard_name(prepared.seq))?;
+                let written = write_commit(repo, &sig, parent.as_ref(), &prepared, input)?;
+                packer.add(&written)?;
+                parent = Some(repo.find_commit(written.commit)?);
+                receipts.push(AppendReceipt {
+                    seq: prepared.seq,
+                    file: prepared.file,
+                    payload_sha256: prepared.payload_sha256,
+                    checkpoint: prepared.checkpoint,
+                    origin: prepared.state.origin.clone(),
+                    commit: Some(written.commit.to_string()),
+                    attempts: attempt,
+                });
+                state = Some(prepared.state);
+            }
+            packer.flush()?;
+            Ok((head_id, receipts))
+        })?;
+        let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
+            return Ok(Some(receipts));
+        };
+        let Some(last_commit) = last.commit.as_deref().and_then(|c| Oid::from_str(c).ok()) else {
+            return Err(RecordError::Inconsistent(
+                "the run's last commit has no id".to_owned(),
+            ));
+        };
+        let log = format!("relgate record {:06}..{:06}", first.seq, last.seq);
+        match self.move_ref(head_id, last_commit, &log) {
+            Ok(()) => Ok(Some(receipts)),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write_commit(
+        &self,
+        parent: Option<&git2::Commit<'_>>,
+        prepared: &Prepared,
+        input: &RecordInput,
+    ) -> Result<Oid, RecordError> {
+        Ok(write_commit(&self.repo, &self.signature()?, parent, prepared, input)?.commit)
+    }
+}
+
+/// Writes the blobs, trees and commit of one append into `repo`'s object database (whichever
+/// backend takes writes: the loose objects, or the in-memory store of a run) and returns what
+/// it wrote.
+pub(super) fn write_commit(
+    repo: &Repository,
+    sig: &git2::Signature<'_>,
+    parent: Option<&git2::Commit<'_>>,
+    prepared: &Prepared,
+    input: &RecordInput,
+) -> Result<batch::Written, RecordError> {
+    let base_tree = parent.map(|c| c.tree()).transpose()?;
+    let records_tree = match &base_tree {
+        Some(t) => subtree(repo, t, RECORDS_DIR)?,
+        None => None,
+    };
+    let shard = shard_name(prepared.seq);
+    let shard_tree = match &records_tree {
+        Some(t) => subtree(repo, t, &shard)?,
+        None => None,
+    };
+    let file_name = prepared.file.rsplit('/').next().unwrap_or(&prepared.file);
+    // Only the head shard (at most SHARD_SIZE entries) and the records tree (one entry per
+    // shard) are rewritten; every other shard keeps its tree object.
+    let mut shard_builder = repo.treebuilder(shard_tree.as_ref())?;
+    if shard_builder.get(file_name)?.is_some() {
+        return Err(RecordError::Inconsistent(format!(
+            "{} already exists",
+            prepared.file
+        )));
+    }
+    let envelope = repo.blob(&prepared.envelope)?;
+    shard_builder.insert(file_name, envelope, 0o100_644)?;
+    let shard_oid = shard_builder.write()?;
+    let mut records = repo.treebuilder(records_tree.as_ref())?;
+    records.insert(&shard, shard_oid, 0o040_000)?;
+    let records_oid = records.write()?;
+    let mut top = repo.treebuilder(base_tree.as_ref())?;
+    top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
+    let checkpoint = repo.blob(prepared.checkpoint.as_bytes())?;
+    top.insert(CHECKPOINT_FILE, checkpoint, 0o100_644)?;
+    let state = repo.blob(&state_bytes(&prepared.state))?;
+    top.insert(STATE_FILE, state, 0o100_644)?;
+    let tree = repo.find_tree(top.write()?)?;
+    let message = commit_message(prepared, input);
+    let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
+    let commit = repo.commit(None, sig, sig, &message, &tree, &parents)?;
+    Ok(batch::Written {
+        commit,
+        objects: vec![
+            (tree.id(), None),
+            (records_oid, Some(RECORDS_DIR.to_owned())),
+            (shard_oid, Some(format!("{RECORDS_DIR}/{shard}"))),
+            (envelope, Some(prepared.file.clone())),
+            (checkpoint, Some(CHECKPOINT_FILE.to_owned())),
+            (state, Some(STATE_FILE.to_owned())),
+        ],
+    })
+}
+
+/// The message of the ledger commit of one record.
+pub(super) fn commit_message(prepared: &Prepared, input: &RecordInput) -> String {
+    // Name and version come from the manifest, which the pull-request author wrote: they
+    // are escaped so they cannot add lines (forged trailers such as `Approved-by:`).
+    format!(
+        "relgate: record {:06} {} {} ({})\n",
+        prepared.seq,
+        commit_message_text(&input.manifest.name),
+        commit_message_text(&input.manifest.version),
+        input.decision.as_str()
+    )
+}
+
+impl Ledger for GitLedger {
+    fn append(
+        &mut self,
+        input: &RecordInput,
+        signer: &Signer,
+    ) -> Result<AppendReceipt, RecordError> {
+        let attempts = self.options.max_attempts.max(1);
+        for attempt in 1..=attempts {
+            let head = self.head_commit()?;
+            let state = match &head {
+                Some(c) => self.state_of(&c.tree()?)?,
+                None => None,
+            };
+            let prepared = prepare(
+                state.as_ref(),
+                input,
+                signer,
+                self.options.origin.as_deref(),
+            )?;
+            let commit = self.write_commit(head.as_ref(), &prepared, input)?;
+            let log = format!("relgate record {:06}", prepared.seq);
+            let result = self.move_ref(head.as_ref().map(|h| h.id()), commit, &log);
+            match result {
+                Ok(_) => {
+                    return Ok(AppendReceipt {
+                        seq: prepared.seq,
+                        file: prepared.file,
+                        payload_sha256: prepared.payload_sha256,
+                        checkpoint: prepared.checkpoint,
+                        origin: prepared.state.origin,
+                        commit: Some(commit.to_string()),
+                        attempts: attempt,
+                    })
+                }
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+                    ) =>
+                {
+                    backoff(attempt);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RecordError::Contention { attempts })
+    }
+
+    fn append_all(
+        &mut self,
+        inputs: &[RecordInput],
+        signer: &Signer,
+        receipts: &mut Vec<AppendReceipt>,
+    ) -> Result<(), RecordError> {
+        if inputs.len() <= 1 {
+            // One record: a handful of loose objects is cheaper than a pack and its index.
+            for input in inputs {
+                receipts.push(self.append(input, signer)?);
+            }
+            return Ok(());
+        }
+        let attempts = self.options.max_attempts.max(1);
+        for attempt in 1..=attempts {
+            if let Some(done) = self.append_batch_once(inputs, signer, attempt)? {
+                receipts.extend(done);
+                return Ok(());
+            }
+            backoff(attempt);
+        }
+        Err(RecordError::Contention { attempts })
+    }
+
+    fn state(&self) -> Result<Option<LedgerState>, RecordError> {
+        match self.head_commit()? {
+            Some(c) => self.state_of(&c.tree()?),
+            None => Ok(None),
+        }
+    }
+
+    fn head_record(&self) -> Result<Option<Vec<u8>>, RecordError> {
+        let Some(commit) = self.head_commit()? else {
+            return Ok(None);
+        };
+        let tree = commit.tree()?;
+        match self.state_of(&tree)?.and_then(|s| s.head_file) {
+            Some(file) => self.blob_at(&tree, &file),
+            None => Ok(None),
+        }
+    }
+
+    fn source(&self) -> LedgerSource {
+        LedgerSource::Git {
+            repo: self.repo_path.clone(),
+            branch: self.refname.clone(),
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! The git history checks (step 5 of the module docs): the first-parent walk of the branch,
+//! where every commit may only add records in seq order, and the reflog's fast-forwards.
+
+use super::*;
+
+pub(super) fn records_tree<'r>(repo: &'r Repository, tree: &Tree<'_>) -> Option<Tree<'r>> {
+    tree.get_name(RECORDS_DIR)
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .and_then(|e| repo.find_tree(e.id()).ok())
+}
+
+pub(super) fn commit_ref(seq: Option<u64>, file: Option<String>, commit: Oid) -> Option<RecordRef> {
+    Some(RecordRef {
+        seq,
+        file,
+        commit: Some(commit.to_string()),
+    })
+}
+
+/// One entry of a tree, as the history walk compares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Item {
+    pub(super) oid: Oid,
+    /// A subtree.
+    pub(super) tree: bool,
+    /// A regular file (blob with mode 100644 or 100755).
+    pub(super) file: bool,
+}
+
+/// The entries of tree `oid`, by name.
+pub(super) fn tree_items(
+    repo: &Repository,
+    oid: Oid,
+) -> Result<BTreeMap<String, Item>, git2::Error> {
+    let tree = repo.find_tree(oid)?;
+    Ok(tree
+        .iter()
+        .map(|e| {
+            let kind = e.kind();
+            (
+                String::from_utf8_lossy(e.name_bytes()).into_owned(),
+                Item {
+                    oid: e.id(),
+                    tree: kind == Some(ObjectType::Tree),
+                    file: kind == Some(ObjectType::Blob)
+                        && matches!(e.filemode(), 0o100_644 | 0o100_755),
+                },
+            )
+        })
+        .collect())
+}
+
+/// What the walk carries from one commit to the next.
+pub(super) struct Walk<'a> {
+    pub(super) repo: &'a Repository,
+    pub(super) report: &'a mut VerifyReport,
+    /// The commit being checked.
+    pub(super) id: Oid,
+    /// Records the commit added: (seq, path).
+    pub(super) added: Vec<(u64, String)>,
+    /// Raw bytes of the shard tree read last (usually the head shard of the previous commit,
+    /// which the next append extends).
+    pub(super) shard_cache: Option<(Oid, Vec<u8>)>,
+}
+
+impl Walk<'_> {
+    pub(super) fn push(
+        &mut self,
+        kind: ProblemKind,
+        seq: Option<u64>,
+        path: &str,
+        message: String,
+    ) {
+        self.report.push(
+            kind,
+            commit_ref(seq, Some(path.to_owned()), self.id),
+            message,
+        );
+    }
+
+    /// An entry the commit added to shard `shard`.
+    pub(super) fn added_entry(&mut self, shard: &str, file: bool, name: &str) {
+        let path = format!("{RECORDS_DIR}/{shard}/{name}");
+        match parse_record_file_name(name).filter(|_| file) {
+            Some(seq) => self.added.push((seq, path)),
+            None => {
+                let id = self.id;
+                self.push(
+                    ProblemKind::HistoryUnexpectedFile,
+                    None,
+                    &path,
+                    format!("commit {id} added {path}, which is not a record file"),
+                );
+            }
+        }
+    }
+
+    pub(super) fn removed_entry(&mut self, shard: &str, name: &str) {
+        let path = format!("{RECORDS_DIR}/{shard}/{name}");
+        let id = self.id;
+        self.push(
+            ProblemKind::HistoryRecordRemoved,
+            parse_record_file_name(name),
+            &path,
+            format!("commit {id} removed {path}"),
+        );
+    }
+
+    pub(super) fn read_error(&mut self, e: git2::Error) {
+        let id = self.id;
+        self.report.push(
+            ProblemKind::ReadError,
+            commit_ref(None, None, id),
+            format!("commit {id}: {e}"),
+        );
+    }
+
+    /// Compares shard `shard` before (`old`, absent when new) and after the commit. An append
+    /// leaves the old tree's bytes as a prefix of the new one's (entries sorted by zero-padded
+    /// seq), so usually only the new entries are parsed; otherwise the entries are diffed.
+    pub(super) fn diff_shard(&mut self, shard: &str, old: Option<Oid>, new: Oid) {
+        let old_raw = match old {
+            None => Some(Vec::new()),
+            Some(o) => match self.shard_cache.take() {
+                Some((cached, raw)) if cached == o => Some(raw),
+                _ => raw_object(self.repo, o),
+            },
+        };
+        let new_raw = raw_object(self.repo, new);
+        let appended = match (&old_raw, &new_raw) {
+            (Some(o), Some(n)) => appended_entries(o, n),
+            _ => None,
+        };
+        if let Some(entries) = appended {
+            for (file, name) in entries {
+                self.added_entry(shard, file, &name);
+            }
+        } else {
+            let old_items = match old.map(|o| tree_items(self.repo, o)).transpose() {
+                Ok(items) => items.unwrap_or_default(),
+                Err(e) => return self.read_error(e),
+            };
+            let new_items = match tree_items(self.repo, new) {
+                Ok(items) => items,
+                Err(e) => return self.read_error(e),
+            };
+            let names: BTreeSet<&String> = old_items.keys().chain(new_items.keys()).collect();
+            for name in names {
+                match (old_items.get(name), new_items.get(name)) {
+                    (None, Some(n)) => self.added_entry(shard, n.file, name),
+                    (Some(_), None) => self.removed_entry(shard, name),
+                    (Some(a), Some(b)) if a != b => {
+                        let path = format!("{RECORDS_DIR}/{shard}/{name}");
+                        let id = self.id;
+                        self.push(
+                            ProblemKind::HistoryRecordChanged,
+                            parse_record_file_name(name),
+                            &path,
+                            format!("commit {id} changed {path}"),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.shard_cache = new_raw.map(|raw| (new, raw));
+    }
+
+    /// Shard `shard` (tree `old`) disappeared: every record in it was removed.
+    pub(super) fn removed_shard(&mut self, shard: &str, old: Oid) {
+        match tree_items(self.repo, old) {
+            Ok(items) => {
+                for name in items.keys() {
+                    self.removed_entry(shard, name);
+                }
+            }
+            Err(e) => self.read_error(e),
+        }
+    }
+}
+
+pub(super) fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
+    let head = match repo
+        .find_reference(refname)
+        .and_then(|r| r.peel_to_commit())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report.push(
+                ProblemKind::SourceUnavailable,
+                None,
+                format!("{refname}: {e}"),
+            );
+            return;
+        }
+    };
+    // First-parent chain, newest first.
+    let mut chain = Vec::new();
+    let mut cur = Some(head);
+    while let Some(c) = cur {
+        if c.parent_count() > 1 {
+            report.push(
+                ProblemKind::HistoryFork,
+                commit_ref(None, None, c.id()),
+                format!(
+                    "ledger commit {} is a merge of {} branches: the ledger was forked",
+                    c.id(),
+                    c.parent_count()
+                ),
+            );
+        }
+        let next = if c.parent_count() > 0 {
+            match c.parent(0) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    report.push(
+                        ProblemKind::ShallowHistory,
+                        commit_ref(None, None, c.id()),
+                        format!(
+                            "history before {} is not available ({e}); not checked",
+                            c.id()
+                        ),
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        chain.push(c.id());
+        cur = next;
+    }
+    chain.reverse();
+    if repo.is_shallow() {
+        report.push(
+            ProblemKind::ShallowHistory,
+            None,
+            "shallow clone: the ledger history before the shallow boundary was not checked",
+        );
+    }
+    let allowed_top: HashSet<&str> = [RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE]
+        .into_iter()
+        .collect();
+    let mut reported_top: BTreeSet<String> = BTreeSet::new();
+    let mut prev_records_oid: Option<Oid> = None;
+    // The previous commit's `records/` tree (raw): one entry per shard, so unchanged shards
+    // (the same tree oid) are skipped without reading them.
+    let mut prev_raw: Vec<u8> = Vec::new();
+    let mut next_seq: u64 = 1;
+    let mut walk = Walk {
+        repo,
+        report,
+        id: Oid::ZERO_SHA1,
+        added: Vec::new(),
+        shard_cache: None,
+    };
+    for id in chain {
+        walk.report.commits_checked += 1;
+        walk.id = id;
+        let tree = match repo.find_commit(id).and_then(|c| c.tree()) {
+            Ok(t) => t,
+            Err(e) => {
+                walk.read_error(e);
+                continue;
+            }
+        };
+        for e in tree.iter() {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            if !allowed_top.contains(name.as_str()) && reported_top.insert(name.clone()) {
+                walk.report.push(
+                    ProblemKind::HistoryUnexpectedFile,
+                    commit_ref(None, Some(name.clone()), id),
+                    format!("commit {id} added {name}, which is not part of a ledger"),
+                );
+            }
+        }
+        let records_oid = tree
+            .get_name(RECORDS_DIR)
+            .filter(|e| e.kind() == Some(ObjectType::Tree))
+            .map(|e| e.id());
+        if records_oid == prev_records_oid {
+            continue;
+        }
+        let raw = match records_oid {
+            Some(o) => match read_raw(repo, o) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    walk.read_error(e);
+                    continue;
+                }
+            },
+            None => Vec::new(),
+        };
+        let (Some(old_entries), Some(new_entries)) = (parse_tree(&prev_raw), parse_tree(&raw))
+        else {
+            walk.read_error(git2::Error::from_str(&format!(
+                "the {RECORDS_DIR}/ tree of commit {id} does not parse"
+            )));
+            continue;
+        };
+        // Both trees are in git's order, so one merge pass pairs the entries of the same name
+        // and kind without building a map of the shards (a hostile unsorted tree can only make
+        // entries unpaired, which are reported as added and removed, never hidden).
+        for (name, old, new) in merge_entries(&old_entries, &new_entries) {
+            if old == new {
+                continue;
+            }
+            let name = String::from_utf8_lossy(name);
+            let is_shard = |i: &Item| i.tree && is_shard_name(&name);
+            let old_shard = old.filter(is_shard).map(|i| i.oid);
+            match new {
+                Some(n) if is_shard(&n) => walk.diff_shard(&name, old_shard, n.oid),
+                Some(_) => {
+                    let path = format!("{RECORDS_DIR}/{name}");
+                    walk.push(
+                        ProblemKind::HistoryUnexpectedFile,
+                        parse_record_file_name(&name),
+                        &path,
+                        format!(
+                            "commit {id} added {path}, which is not a shard directory ({RECORDS_DIR}/NNN/)"
+                        ),
+                    );
+                    if let Some(o) = old_shard {
+                        walk.removed_shard(&name, o);
+                    }
+                }
+                None => {
+                    if let Some(o) = old_shard {
+                        walk.removed_shard(&name, o);
+                    }
+                }
+            }
+        }
+        drop((old_entries, new_entries));
+        let added = std::mem::take(&mut walk.added);
+        check_added(added, &mut next_seq, id, walk.report);
+        prev_records_oid = records_oid;
+        prev_raw = raw;
+    }
+}
+
+/// Records added by one commit must continue the sequence.
+pub(super) fn check_added(
+    mut added: Vec<(u64, String)>,
+    next_seq: &mut u64,
+    id: Oid,
+    report: &mut VerifyReport,
+) {
+    added.sort();
+    for (s, path) in added {
+        if s != *next_seq {
+            report.push(
+                ProblemKind::HistoryOutOfOrder,
+                commit_ref(Some(s), Some(path.clone()), id),
+                format!("commit {id} added record {s} ({path}) where record {next_seq} was due"),
+            );
+        }
+        *next_seq = (*next_seq).max(s + 1);
+    }
+}
+
+/// The raw (inflated) bytes of an object.
+pub(super) fn raw_object(repo: &Repository, oid: Oid) -> Option<Vec<u8>> {
+    read_raw(repo, oid).ok()
+}
+
+/// The raw bytes of tree `oid` (an error when it is not a tree).
+pub(super) fn read_raw(repo: &Repository, oid: Oid) -> Result<Vec<u8>, git2::Error> {
+    let odb = repo.odb()?;
+    let obj = odb.read(oid)?;
+    if obj.kind() != ObjectType::Tree {
+        return Err(git2::Error::from_str(&format!("{oid} is not a tree")));
+    }
+    Ok(obj.data().to_vec())
+}
+
+/// One entry of a raw tree object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RawEntry<'a> {
+    pub(super) name: &'a [u8],
+    pub(super) item: Item,
+}
+
+/// The entries of a raw tree object (SHA-1 ids), `None` when the bytes are not a tree. Modes
+/// are classified as libgit2 normalizes them: `40000` a tree, `100xxx` a regular file.
+pub(super) fn parse_tree(mut raw: &[u8]) -> Option<Vec<RawEntry<'_>>> {
+    let mut out = Vec::new();
+    while !raw.is_empty() {
+        let space = raw.iter().position(|&b| b == b' ')?;
+        let mode = u32::from_str_radix(std::str::from_utf8(&raw[..space]).ok()?, 8).ok()?;
+        let nul = raw[space..].iter().position(|&b| b == 0)? + space;
+        let id = raw.get(nul + 1..nul + 21)?;
+        out.push(RawEntry {
+            name: &raw[space + 1..nul],
+            item: Item {
+                oid: Oid::from_bytes(id).ok()?,
+                tree: mode & 0o170_000 == 0o040_000,
+                file: mode & 0o170_000 == 0o100_000,
+            },
+        });
+        raw = &raw[nul + 21..];
+    }
+    Some(out)
+}
+
+/// git's order of tree entries: by name, a tree's name followed by `/`.
+pub(super) fn git_order(a: &RawEntry<'_>, b: &RawEntry<'_>) -> std::cmp::Ordering {
+    let n = a.name.len().min(b.name.len());
+    a.name[..n].cmp(&b.name[..n]).then_with(|| {
+        let end = |e: &RawEntry<'_>| {
+            e.name
+                .get(n)
+                .copied()
+                .unwrap_or(if e.item.tree { b'/' } else { 0 })
+        };
+        end(a).cmp(&end(b))
+    })
+}
+
+/// The entries of two sorted trees side by side: (name, old, new), each name once.
+pub(super) fn merge_entries<'a>(
+    old: &[RawEntry<'a>],
+    new: &[RawEntry<'a>],
+) -> Vec<(&'a [u8], Option<Item>, Option<Item>)> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(new.len().max(old.len()));
+    loop {
+        let step = match (old.get(i), new.get(j)) {
+            (None, None) => break,
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (Some(o), Some(n)) => git_order(o, n),
+        };
+        match step {
+            Less => {
+                out.push((old[i].name, Some(old[i].item), None));
+                i += 1;
+            }
+            Greater => {
+                out.push((new[j].name, None, Some(new[j].item)));
+                j += 1;
+            }
+            Equal => {
+                out.push((new[j].name, Some(old[i].item), Some(new[j].item)));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// When `new` is `old` followed by whole tree entries, those entries as (is a regular file,
+/// name); `None` when it is not (then the caller diffs) or the bytes do not parse.
+pub(super) fn appended_entries(old: &[u8], new: &[u8]) -> Option<Vec<(bool, String)>> {
+    let mut rest = new.strip_prefix(old)?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let mode = &rest[..space];
+        let nul = rest[space..].iter().position(|&b| b == 0)? + space;
+        let name = std::str::from_utf8(&rest[space + 1..nul]).ok()?.to_owned();
+        // SHA-1 object ids (20 bytes); other object formats take the diff path.
+        let end = nul + 1 + 20;
+        if rest.len() < end {
+            return None;
+        }
+        out.push((mode == b"100644" || mode == b"100755", name));
+        rest = &rest[end..];
+    }
+    Some(out)
+}
+
+pub(super) fn is_fast_forward(repo: &Repository, old: Oid, new: Oid) -> bool {
+    if old == new {
+        return true;
+    }
+    // Ledger appends make `new` a child of `old`: check that in O(1) before a graph search.
+    if let Ok(c) = repo.find_commit(new) {
+        if c.parent_id(0).ok() == Some(old) {
+            return true;
+        }
+    }
+    repo.graph_descendant_of(new, old).unwrap_or(false)
+}
+
+/// Every file under a `records/` tree (in shards or not): path -> blob id.
+pub(super) fn record_files(repo: &Repository, records: &Tree<'_>) -> BTreeMap<String, Oid> {
+    let mut out = BTreeMap::new();
+    for e in records.iter() {
+        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+        if e.kind() == Some(ObjectType::Tree) {
+            if let Ok(shard) = repo.find_tree(e.id()) {
+                for f in shard.iter() {
+                    let file = String::from_utf8_lossy(f.name_bytes()).into_owned();
+                    out.insert(format!("{RECORDS_DIR}/{name}/{file}"), f.id());
+                }
+            }
+        } else {
+            out.insert(format!("{RECORDS_DIR}/{name}"), e.id());
+        }
+    }
+    out
+}
+
+pub(super) fn check_reflog(repo: &Repository, refname: &str, report: &mut VerifyReport) {
+    let log = match repo.reflog(refname) {
+        Ok(l) => l,
+        Err(_) => return,
+    };
+    if log.is_empty() {
+        if refname.starts_with("refs/heads/") {
+            report.push(
+                ProblemKind::NoReflog,
+                None,
+                format!("no reflog for {refname}: forced updates in this clone cannot be detected from it"),
+            );
+        }
+        return;
+    }
+    let current: Option<BTreeMap<String, Oid>> = repo
+        .find_reference(refname)
+        .and_then(|r| r.peel_to_commit())
+        .and_then(|c| c.tree())
+        .ok()
+        .and_then(|t| records_tree(repo, &t))
+        .map(|t| record_files(repo, &t));
+    // Reflog entries are newest first; report oldest first.
+    let entries: Vec<(Oid, Oid, String)> = log
+        .iter()
+        .map(|e| {
+            let msg = String::from_utf8_lossy(e.message_bytes().unwrap_or_default()).into_owned();
+            (e.id_old(), e.id_new(), msg)
+        })
+        .collect();
+    for (old, new, message) in entries.into_iter().rev() {
+        if old.is_zero() || is_fast_forward(repo, old, new) {
+            continue;
+        }
+        // A forced update: which records of the old head are not in the current ledger?
+        let old_records = repo
+            .find_commit(old)
+            .and_then(|c| c.tree())
+            .ok()
+            .and_then(|t| records_tree(repo, &t))
+            .map(|t| record_files(repo, &t));
+        let mut vanished: Vec<(u64, String)> = Vec::new();
+        if let Some(old_files) = &old_records {
+            for (path, oid) in old_files {
+                let still = current.as_ref().and_then(|c| c.get(path)) == Some(oid);
+                let name = path.rsplit('/').next().unwrap_or_default();
+                if let (false, Some(s)) = (still, parse_record_file_name(name)) {
+                    vanished.push((s, path.clone()));
+                }
+            }
+        }
+        vanished.sort();
+        let what = if old_records.is_none() {
+            "the old head is no longer available".to_owned()
+        } else if let Some((s, path)) = vanished.first() {
+            format!(
+                "{} record(s) of the old head are missing or different now, from record {s} ({path})",
+                vanished.len()
+            )
+        } else {
+            "no record of the old head was lost".to_owned()
+        };
+        let first = vanished.first();
+        report.push(
+            ProblemKind::HistoryRewritten,
+            Some(RecordRef {
+                seq: first.map(|(s, _)| *s),
+                file: first.map(|(_, path)| path.clone()),
+                commit: Some(old.to_string()),
+            }),
+            format!("{refname} was force-updated from {old} to {new} ({message:?}): {what}"),
+        );
+    }
+}

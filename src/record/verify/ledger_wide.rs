@@ -1,0 +1,541 @@
+//! The ledger-wide checks (steps 2 to 4 of the module docs): order, the `prev` chain, the
+//! checkpoint, an older checkpoint's consistency proof, the head state.
+
+use super::*;
+
+/// The entries of the ledger in ledger order (by the seq their place claims, then by path),
+/// with foreign entries and records outside their shard reported. `None` when the ledger
+/// cannot be listed (reported).
+pub(super) fn list_entries(reader: &Reader, report: &mut VerifyReport) -> Option<Vec<Entry>> {
+    let mut entries = match reader.list() {
+        Ok(e) => e,
+        Err(msg) => {
+            report.push(ProblemKind::SourceUnavailable, None, msg);
+            return None;
+        }
+    };
+    let mut foreign = Vec::new();
+    entries.retain(|e| match &e.loc {
+        Loc::Foreign(what) => {
+            foreign.push(Problem::new(
+                ProblemKind::ForeignFile,
+                at(e.file_seq, Some(&e.file)),
+                format!("{} is {what}, not a record file", e.file),
+            ));
+            false
+        }
+        _ => true,
+    });
+    report.problems.extend(foreign);
+    // Each record file lives in the shard directory of its seq (lines of an envelopes file
+    // have no shard).
+    if !reader.is_envelopes() {
+        for e in &entries {
+            let Some(seq) = e.file_seq else {
+                continue;
+            };
+            let want = shard_name(seq);
+            if e.dir.as_deref() != Some(want.as_str()) {
+                report.push(
+                    ProblemKind::WrongShard,
+                    at(Some(seq), Some(&e.file)),
+                    format!(
+                        "{} is not in its shard directory: record {seq} belongs in {RECORDS_DIR}/{want}/",
+                        e.file
+                    ),
+                );
+            }
+        }
+    }
+    // Ledger order: by the seq the place claims, then by file name, then by path.
+    fn key(e: &Entry) -> (u64, &str, &str) {
+        let name = e.file.rsplit('/').next().unwrap_or_default();
+        (e.file_seq.unwrap_or(u64::MAX), name, &e.file)
+    }
+    entries.sort_by(|a, b| key(a).cmp(&key(b)));
+    Some(entries)
+}
+
+/// What verification keeps of each entry for reading it again ([`VerifiedLedger`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Checked {
+    /// Payload seq, else the seq of its place.
+    pub(super) seq: Option<u64>,
+    /// SHA-256 of the payload that was verified.
+    pub(super) payload_sha: Option<Hash>,
+    /// Its signature verified under a trusted key.
+    pub(super) signature_ok: bool,
+}
+
+/// Checks the listed entries (records, sequence, chain, checkpoints, state); one [`Checked`]
+/// per entry, in entry order.
+pub(super) fn check_entries(
+    reader: &Reader,
+    entries: &[Entry],
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+    report: &mut VerifyReport,
+) -> Vec<Checked> {
+    progress.start(entries.len() as u64);
+    // Kept in chunks (one per batch) and viewed through references, so the records'
+    // infos are never held twice.
+    let mut chunks = read_and_examine(reader, entries, keys, options, progress);
+    let checked = chunks
+        .iter()
+        .flatten()
+        .map(|i| Checked {
+            seq: i.seq.or(i.file_seq),
+            payload_sha: i.payload_sha,
+            signature_ok: i.signature_ok,
+        })
+        .collect();
+    let mut infos: Vec<&mut RecordInfo<'_>> = chunks.iter_mut().flatten().collect();
+    report.records = infos.len() as u64;
+    for info in &mut infos {
+        if info.signature_ok {
+            report.verified_signatures += 1;
+            // Only signed records vouch for a commit being recorded.
+            if let Some(commit) = &info.commit {
+                if let Some(seq) = info.seq {
+                    if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
+                        report.first_commit = Some((seq, commit.clone()));
+                    }
+                }
+                report.named_commits.insert(commit.clone());
+            }
+            if let (Some(git_ref), Some(seq)) = (&info.git_ref, info.seq) {
+                if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
+                    report.last_ref = Some((seq, git_ref.clone()));
+                }
+            }
+            report.named_commits.extend(info.changed_in.drain(..));
+        }
+        report.problems.append(&mut info.problems);
+        if let Some(payload) = info.payload.take() {
+            report.payloads.push(RecordPayload {
+                record: RecordRef {
+                    seq: info.seq,
+                    file: Some(info.file.to_owned()),
+                    commit: None,
+                },
+                signature_ok: info.signature_ok,
+                payload,
+            });
+        }
+    }
+    // Foreign files take no part in the sequence.
+    let infos: Vec<&RecordInfo<'_>> = infos
+        .into_iter()
+        .map(|i| &*i)
+        .filter(|i| i.file_seq.is_some())
+        .collect();
+
+    check_sequence(&infos, report);
+    check_chain(&infos, report);
+
+    // Merkle tree over the records in ledger order.
+    let leaves: Vec<Hash> = infos.iter().filter_map(|i| i.leaf).collect();
+    let mut frontier = Frontier::new();
+    for l in &leaves {
+        frontier.append_leaf_hash(*l);
+    }
+    let root = frontier.root();
+    report.computed_root = Some(B64.encode(root));
+    let n = leaves.len() as u64;
+
+    let genesis_origin = infos
+        .iter()
+        .find(|i| i.seq == Some(1))
+        .and_then(|i| i.payload_sha)
+        .map(|h| default_origin(&h));
+    let state = match reader.read_top(STATE_FILE) {
+        Ok(Some(b)) => serde_json::from_slice::<LedgerState>(&b).ok(),
+        _ => None,
+    };
+    let expected_origin = options
+        .expected_origin
+        .clone()
+        .or_else(|| state.as_ref().map(|s| s.origin.clone()))
+        .or_else(|| genesis_origin.clone());
+
+    let current = check_checkpoint(
+        reader,
+        keys,
+        &leaves,
+        root,
+        expected_origin.as_deref(),
+        genesis_origin.as_deref(),
+        report,
+    );
+    if let Some(old) = old_checkpoint {
+        check_old_checkpoint(
+            old,
+            keys,
+            &leaves,
+            root,
+            current.as_ref(),
+            expected_origin.as_deref(),
+            report,
+        );
+    }
+    // An envelopes file carries no head state to compare.
+    if !reader.is_envelopes() {
+        check_state(state.as_ref(), &frontier, n, &infos, report);
+    }
+    checked
+}
+
+pub(super) fn check_sequence(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
+    for i in infos {
+        if let (Some(fs), Some(ps)) = (i.file_seq, i.seq) {
+            if fs != ps {
+                report.push(
+                    ProblemKind::FileSeqMismatch,
+                    at(Some(ps), Some(i.file)),
+                    format!("{} holds record seq {ps}, but its name says {fs}", i.file),
+                );
+            }
+        }
+    }
+    let effective: Vec<(u64, &str)> = infos
+        .iter()
+        .filter_map(|i| i.seq.or(i.file_seq).map(|s| (s, i.file)))
+        .collect();
+    let mut all: Vec<u64> = effective.iter().map(|(s, _)| *s).collect();
+    all.sort_unstable();
+    all.dedup();
+    let present_in = |lo: u64, hi: u64| -> bool {
+        // Any seq in [lo, hi) present anywhere in the ledger?
+        let idx = all.partition_point(|&s| s < lo);
+        idx < all.len() && all[idx] < hi
+    };
+    let mut first_file: HashMap<u64, &str> = HashMap::with_capacity(effective.len());
+    let mut expected: u64 = 1;
+    for &(s, file) in &effective {
+        if let Some(first) = first_file.get(&s) {
+            report.push(
+                ProblemKind::SeqDuplicate,
+                at(Some(s), Some(file)),
+                format!("record seq {s} appears again in {file} (first in {first})"),
+            );
+            continue;
+        }
+        first_file.insert(s, file);
+        if s == expected {
+            expected = s + 1;
+        } else if s > expected {
+            if present_in(expected, s) {
+                report.push(
+                    ProblemKind::SeqOutOfOrder,
+                    at(Some(s), Some(file)),
+                    format!(
+                        "record seq {s} ({file}) comes before seq {expected}: records reordered"
+                    ),
+                );
+            } else {
+                let last = s - 1;
+                let range = if last == expected {
+                    format!("record {expected} is")
+                } else {
+                    format!("records {expected}..={last} are")
+                };
+                report.push(
+                    ProblemKind::SeqGap,
+                    at(Some(expected), None),
+                    format!("{range} missing: the sequence jumps to {s} at {file}"),
+                );
+            }
+            expected = s + 1;
+        } else {
+            report.push(
+                ProblemKind::SeqOutOfOrder,
+                at(Some(s), Some(file)),
+                format!(
+                    "record seq {s} ({file}) comes after seq {}: records reordered",
+                    expected - 1
+                ),
+            );
+        }
+    }
+}
+
+pub(super) fn check_chain(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
+    let mut by_seq: HashMap<u64, Hash> = HashMap::with_capacity(infos.len());
+    for i in infos {
+        if let (Some(s), Some(h)) = (i.seq, i.payload_sha) {
+            by_seq.entry(s).or_insert(h);
+        }
+    }
+    for i in infos {
+        let (Some(s), Some(prev)) = (i.seq, &i.prev) else {
+            continue;
+        };
+        // GENESIS_PREV is 64 zeros.
+        let want: Option<Hash> = if s == 1 {
+            Some([0; 32])
+        } else {
+            by_seq.get(&(s - 1)).copied()
+        };
+        match want {
+            Some(w) if &w != prev => report.push(
+                ProblemKind::PrevMismatch,
+                at(Some(s), Some(i.file)),
+                format!(
+                    "record {s} ({}) has prev {}, but the payload of record {} hashes to {}",
+                    i.file,
+                    short(&hex::encode(prev)),
+                    s.saturating_sub(1),
+                    short(&hex::encode(w))
+                ),
+            ),
+            // The predecessor is missing: reported as a gap.
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn short(h: &str) -> String {
+    h.chars().take(16).collect::<String>() + "…"
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_checkpoint(
+    reader: &Reader,
+    keys: &TrustedKeys,
+    leaves: &[Hash],
+    root: Hash,
+    expected_origin: Option<&str>,
+    genesis_origin: Option<&str>,
+    report: &mut VerifyReport,
+) -> Option<crate::record::checkpoint::Checkpoint> {
+    let cp_ref = || at(None, Some(CHECKPOINT_FILE));
+    let text = match reader.read_top(CHECKPOINT_FILE) {
+        Ok(Some(b)) => match String::from_utf8(b) {
+            Ok(t) => t,
+            Err(_) => {
+                report.push(
+                    ProblemKind::CheckpointMalformed,
+                    cp_ref(),
+                    "CHECKPOINT is not UTF-8",
+                );
+                return None;
+            }
+        },
+        Ok(None) => {
+            if !leaves.is_empty() {
+                report.push(
+                    ProblemKind::CheckpointMissing,
+                    cp_ref(),
+                    "the ledger has records but no CHECKPOINT",
+                );
+            }
+            return None;
+        }
+        Err(e) => {
+            report.push(
+                ProblemKind::ReadError,
+                cp_ref(),
+                format!("cannot read CHECKPOINT: {e}"),
+            );
+            return None;
+        }
+    };
+    let verified = match open_checkpoint(&text, keys) {
+        Ok(v) => v,
+        Err(e) => {
+            let kind = match e {
+                CheckpointError::Malformed(_) => ProblemKind::CheckpointMalformed,
+                CheckpointError::Untrusted(_) => ProblemKind::CheckpointUntrusted,
+                CheckpointError::BadSignature(_) => ProblemKind::CheckpointBadSignature,
+            };
+            report.push(kind, cp_ref(), format!("CHECKPOINT: {e}"));
+            return None;
+        }
+    };
+    let cp = verified.checkpoint;
+    report.checkpoint = Some(CheckpointInfo {
+        origin: cp.origin.clone(),
+        size: cp.size,
+        root: B64.encode(cp.root),
+        key_id: Some(verified.key_id.to_string()),
+    });
+    let n = leaves.len() as u64;
+    let mut ok = true;
+    if let Some(want) = expected_origin {
+        if cp.origin != want {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointOriginMismatch,
+                cp_ref(),
+                format!("CHECKPOINT is for ledger {:?}, this ledger is {want:?}: copied from another ledger", cp.origin),
+            );
+        }
+    }
+    if let Some(g) = genesis_origin {
+        let default_shape = cp
+            .origin
+            .strip_prefix(ORIGIN_PREFIX)
+            .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        if ok && default_shape && cp.origin != g {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointOriginMismatch,
+                cp_ref(),
+                format!(
+                    "CHECKPOINT origin {:?} does not match this ledger's first record ({g:?})",
+                    cp.origin
+                ),
+            );
+        }
+    }
+    if cp.size > n {
+        ok = false;
+        report.push(
+            ProblemKind::CheckpointSizeMismatch,
+            at(Some(n + 1), Some(CHECKPOINT_FILE)),
+            format!(
+                "CHECKPOINT covers {} records but the ledger has {n}: record(s) {}..={} removed",
+                cp.size,
+                n + 1,
+                cp.size
+            ),
+        );
+    } else {
+        let prefix_root = if cp.size == n {
+            root
+        } else {
+            merkle::root_from_leaf_hashes(&leaves[..cp.size as usize])
+        };
+        if prefix_root != cp.root {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointRootMismatch,
+                cp_ref(),
+                format!("CHECKPOINT root for {} records does not match the records: a record was changed", cp.size),
+            );
+        } else if cp.size < n {
+            ok = false;
+            report.push(
+                ProblemKind::CheckpointStale,
+                at(Some(cp.size + 1), Some(CHECKPOINT_FILE)),
+                format!(
+                    "CHECKPOINT covers only {} of {n} records: it was rolled back (records from {} on are not covered)",
+                    cp.size,
+                    cp.size + 1
+                ),
+            );
+        }
+    }
+    if ok {
+        report.checkpoint_text = Some(text);
+    }
+    Some(cp)
+}
+
+pub(super) fn check_old_checkpoint(
+    old: &str,
+    keys: &TrustedKeys,
+    leaves: &[Hash],
+    root: Hash,
+    current: Option<&crate::record::checkpoint::Checkpoint>,
+    expected_origin: Option<&str>,
+    report: &mut VerifyReport,
+) {
+    let old_ref = || at(None, Some("old checkpoint"));
+    let old = match open_checkpoint(old, keys) {
+        Ok(v) => v.checkpoint,
+        Err(e) => {
+            report.push(
+                ProblemKind::OldCheckpointInvalid,
+                old_ref(),
+                format!("the older checkpoint cannot be used: {e}"),
+            );
+            return;
+        }
+    };
+    let this_origin = current.map(|c| c.origin.as_str()).or(expected_origin);
+    if let Some(o) = this_origin {
+        if old.origin != o {
+            report.push(
+                ProblemKind::LedgerMismatch,
+                old_ref(),
+                format!("the older checkpoint is for ledger {:?}, this ledger is {o:?}: a different ledger", old.origin),
+            );
+            return;
+        }
+    }
+    let n = leaves.len() as u64;
+    if old.size > n {
+        report.push(
+            ProblemKind::Rollback,
+            at(Some(n + 1), Some("old checkpoint")),
+            format!(
+                "the older checkpoint covers {} records, the ledger now has {n}: rolled back (records {}..={} gone)",
+                old.size,
+                n + 1,
+                old.size
+            ),
+        );
+        return;
+    }
+    // The same proof a remote auditor would be sent: verify it against the computed root.
+    let proof = merkle::consistency_proof(old.size, leaves).unwrap_or_default();
+    let verified = merkle::verify_consistency(old.size, n, &old.root, &root, &proof).is_ok();
+    report.consistency = Some(ConsistencyInfo {
+        old_size: old.size,
+        new_size: n,
+        proof: proof.iter().map(hex::encode).collect(),
+        verified,
+    });
+    if !verified {
+        report.push(
+            ProblemKind::ConsistencyFailed,
+            old_ref(),
+            format!(
+                "the first {} records are not the ones the older checkpoint covered: the ledger history was rewritten",
+                old.size
+            ),
+        );
+    }
+}
+
+pub(super) fn check_state(
+    state: Option<&LedgerState>,
+    frontier: &Frontier,
+    n: u64,
+    infos: &[&RecordInfo<'_>],
+    report: &mut VerifyReport,
+) {
+    let Some(state) = state else {
+        if n > 0 {
+            report.push(
+                ProblemKind::StateMismatch,
+                at(None, Some(STATE_FILE)),
+                format!("{STATE_FILE} is missing or unreadable; the next append rebuilds it from the records"),
+            );
+        }
+        return;
+    };
+    let head_sha = infos.last().and_then(|i| i.payload_sha).map(hex::encode);
+    let frontier_ok = Frontier::from_state(&state.frontier)
+        .map(|f| f.root() == frontier.root())
+        .unwrap_or(false);
+    if state.size != n
+        || head_sha.as_deref().unwrap_or(GENESIS_PREV) != state.head_sha256
+        || !frontier_ok
+    {
+        report.push(
+            ProblemKind::StateMismatch,
+            at(None, Some(STATE_FILE)),
+            format!(
+                "{STATE_FILE} (size {}, head {}) does not describe the records (size {n}, head {}); \
+                 the next append will refuse",
+                state.size,
+                short(&state.head_sha256),
+                short(head_sha.as_deref().unwrap_or(GENESIS_PREV))
+            ),
+        );
+    }
+}

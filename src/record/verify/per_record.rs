@@ -1,0 +1,281 @@
+//! The per-record checks (step 1 of the module docs), run in parallel: each entry read, parsed,
+//! hashed and its signature checked.
+
+use super::*;
+
+/// What examining one entry found. Kept for every record until the ledger-wide checks, so it
+/// borrows its file name from the entry and holds hashes as bytes.
+pub(super) struct RecordInfo<'a> {
+    pub(super) file: &'a str,
+    pub(super) file_seq: Option<u64>,
+    pub(super) seq: Option<u64>,
+    pub(super) prev: Option<Hash>,
+    pub(super) payload_sha: Option<Hash>,
+    pub(super) leaf: Option<Hash>,
+    pub(super) signature_ok: bool,
+    pub(super) problems: Vec<Problem>,
+    pub(super) payload: Option<serde_json::Value>,
+    /// `git.commit`, when the record names one.
+    pub(super) commit: Option<String>,
+    /// `changed_in`.
+    pub(super) changed_in: Vec<String>,
+    /// `git.ref`, when the record names a branch.
+    pub(super) git_ref: Option<String>,
+}
+
+/// A signature check left for batch verification: one signature by a trusted key.
+pub(super) struct Deferred {
+    pub(super) key: VerifyingKey,
+    pub(super) key_id: String,
+    pub(super) signature: Signature,
+    pub(super) message: Vec<u8>,
+}
+
+pub(super) fn examine<'a>(
+    entry: &'a Entry,
+    bytes: Result<Vec<u8>, ReadFail>,
+    keys: &TrustedKeys,
+    keep: bool,
+    batch: bool,
+) -> (RecordInfo<'a>, Option<Deferred>) {
+    let file_seq = entry.file_seq;
+    let mut info = RecordInfo {
+        file: &entry.file,
+        file_seq,
+        seq: None,
+        prev: None,
+        payload_sha: None,
+        leaf: None,
+        signature_ok: false,
+        problems: Vec::new(),
+        payload: None,
+        commit: None,
+        changed_in: Vec::new(),
+        git_ref: None,
+    };
+    let here = |seq: Option<u64>| at(seq, Some(&entry.file));
+    if file_seq.is_none() {
+        info.problems.push(Problem::new(
+            ProblemKind::ForeignFile,
+            here(None),
+            format!(
+                "{} is not a record file (expected NNNNNN-<name>-<version>.dsse.json)",
+                entry.file
+            ),
+        ));
+        return (info, None);
+    }
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(ReadFail::TooLarge(size)) => {
+            info.problems.push(Problem::new(
+                ProblemKind::TooLarge,
+                here(file_seq),
+                format!("{} is {size} bytes, above the {MAX_ENVELOPE_BYTES}-byte record limit; not read", entry.file),
+            ));
+            return (info, None);
+        }
+        Err(ReadFail::Io(e)) => {
+            info.problems.push(Problem::new(
+                ProblemKind::ReadError,
+                here(file_seq),
+                format!("cannot read {}: {e}", entry.file),
+            ));
+            return (info, None);
+        }
+    };
+    let envelope = match Envelope::from_slice(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let kind = match e {
+                DsseError::TooLarge { .. } => ProblemKind::TooLarge,
+                DsseError::NotUtf8 { .. } => ProblemKind::NotUtf8,
+                DsseError::WrongPayloadType(_) => ProblemKind::WrongPayloadType,
+                _ => ProblemKind::InvalidJson,
+            };
+            info.problems.push(Problem::new(
+                kind,
+                here(file_seq),
+                format!("{}: {e}", entry.file),
+            ));
+            return (info, None);
+        }
+    };
+    let payload = match envelope.decode_payload() {
+        Ok(p) => p,
+        Err(e) => {
+            info.problems.push(Problem::new(
+                ProblemKind::BadBase64,
+                here(file_seq),
+                format!("{}: {e}", entry.file),
+            ));
+            return (info, None);
+        }
+    };
+    let sha: Hash = Sha256::digest(&payload).into();
+    info.payload_sha = Some(sha);
+    info.leaf = Some(merkle::leaf_hash(&payload));
+    let head = PayloadHead::parse(&payload);
+    if let Ok(h) = &head {
+        info.seq = Some(h.predicate.change.seq);
+        info.commit = h
+            .predicate
+            .change
+            .git
+            .as_ref()
+            .map(|g| g.commit.clone())
+            .filter(|c| !c.is_empty());
+        info.changed_in = h.predicate.change.changed_in.clone();
+        info.git_ref = h
+            .predicate
+            .change
+            .git
+            .as_ref()
+            .and_then(|g| g.git_ref.clone())
+            .filter(|r| r.starts_with("refs/heads/"));
+        // PayloadHead::parse checked that prev is 64 lowercase hex digits.
+        info.prev = hex::decode(&h.predicate.change.prev)
+            .ok()
+            .and_then(|b| Hash::try_from(b.as_slice()).ok());
+    }
+    let seq = info.seq.or(file_seq);
+    let deferred = if batch {
+        defer_signature(&envelope, &payload, keys)
+    } else {
+        None
+    };
+    let verified = if deferred.is_some() {
+        Ok(())
+    } else {
+        envelope.verify(keys).map(|_| ())
+    };
+    match verified {
+        Ok(()) => info.signature_ok = deferred.is_none(),
+        Err(e) => {
+            let kind = match &e {
+                DsseError::BadBase64 { .. } => ProblemKind::BadBase64,
+                DsseError::NoSignatures => ProblemKind::NoSignature,
+                DsseError::UntrustedKey(_) => ProblemKind::UntrustedKey,
+                DsseError::WrongPayloadType(_) => ProblemKind::WrongPayloadType,
+                _ => ProblemKind::BadSignature,
+            };
+            let message = match &e {
+                // Most often a key rotated out of the trusted directory instead of retired:
+                // say so, so it is not read as a forged record without a second look.
+                DsseError::UntrustedKey(ids) => format!(
+                    "{}: signed by key {}, which is not among the trusted keys (neither the key \
+                     directory nor its retired/ subdirectory): if it is a former signing key, \
+                     retire it (keep its public key in <keys>/retired/) and this record \
+                     verifies; otherwise this record was not made by a trusted signer",
+                    entry.file,
+                    ids.join(", ")
+                ),
+                _ => format!("{}: {e}", entry.file),
+            };
+            info.problems.push(Problem::new(kind, here(seq), message));
+        }
+    }
+    if let Err(e) = head {
+        info.problems.push(Problem::new(
+            ProblemKind::InvalidStatement,
+            here(seq),
+            format!(
+                "{}: payload is not a relgate change Statement: {e}",
+                entry.file
+            ),
+        ));
+    } else if keep {
+        info.payload = serde_json::from_slice(&payload).ok();
+    }
+    (info, deferred)
+}
+
+/// Records examined per batch signature verification.
+pub(super) const BATCH: usize = 64;
+
+/// The fast path: exactly one signature, by a trusted (non-weak) key, well-formed.
+pub(super) fn defer_signature(
+    envelope: &Envelope,
+    payload: &[u8],
+    keys: &TrustedKeys,
+) -> Option<Deferred> {
+    let [sig] = envelope.signatures.as_slice() else {
+        return None;
+    };
+    let key = keys.get(&sig.keyid)?;
+    if key.is_weak() {
+        return None;
+    }
+    let raw = B64.decode(sig.sig.as_bytes()).ok()?;
+    let signature = Signature::from_slice(&raw).ok()?;
+    Some(Deferred {
+        key: *key,
+        key_id: sig.keyid.clone(),
+        signature,
+        message: dsse::pae(&envelope.payload_type, payload),
+    })
+}
+
+/// Examines a chunk of records; their deferred signatures are checked with one batch
+/// verification, and only if the batch fails, one by one (strictly) to name the bad ones.
+pub(super) fn examine_chunk<'a>(
+    chunk: &'a [Entry],
+    mut read: impl FnMut(&Entry) -> Result<Vec<u8>, ReadFail>,
+    keys: &TrustedKeys,
+    options: &VerifyOptions,
+) -> Vec<RecordInfo<'a>> {
+    let batch = !options.strict_signatures;
+    let mut infos = Vec::with_capacity(chunk.len());
+    let mut pending: Vec<(usize, Deferred)> = Vec::new();
+    for entry in chunk {
+        let (info, deferred) = examine(entry, read(entry), keys, options.keep_payloads, batch);
+        if let Some(d) = deferred {
+            pending.push((infos.len(), d));
+        }
+        infos.push(info);
+    }
+    if pending.is_empty() {
+        return infos;
+    }
+    let messages: Vec<&[u8]> = pending.iter().map(|(_, d)| d.message.as_slice()).collect();
+    let signatures: Vec<Signature> = pending.iter().map(|(_, d)| d.signature).collect();
+    let verifying_keys: Vec<VerifyingKey> = pending.iter().map(|(_, d)| d.key).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &verifying_keys).is_ok() {
+        for (i, _) in &pending {
+            infos[*i].signature_ok = true;
+        }
+        return infos;
+    }
+    for (i, d) in &pending {
+        let info = &mut infos[*i];
+        if d.key.verify_strict(&d.message, &d.signature).is_ok() {
+            info.signature_ok = true;
+        } else {
+            let seq = info.seq.or(info.file_seq);
+            let message = format!(
+                "{}: signature by trusted key {} does not verify (payload or signature altered)",
+                info.file, d.key_id
+            );
+            info.problems.push(Problem::new(
+                ProblemKind::BadSignature,
+                at(seq, Some(info.file)),
+                message,
+            ));
+        }
+    }
+    infos
+}
+
+pub(super) fn read_and_examine<'a>(
+    reader: &Reader,
+    entries: &'a [Entry],
+    keys: &TrustedKeys,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Vec<Vec<RecordInfo<'a>>> {
+    par_read_chunked(reader, entries, BATCH, |_, chunk, read| {
+        let infos = examine_chunk(chunk, read, keys, options);
+        progress.advance(chunk.len() as u64);
+        infos
+    })
+}
