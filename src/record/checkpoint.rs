@@ -70,7 +70,7 @@ pub(crate) enum CheckpointError {
 
 impl Checkpoint {
     /// The note body: `<origin>\n<size>\n<base64 root>\n` plus extension lines.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         let mut out = format!(
             "{}\n{}\n{}\n",
             self.origin,
@@ -128,7 +128,7 @@ impl Checkpoint {
     }
 
     /// Signs the checkpoint as a note whose signer name is the origin.
-    pub fn sign(&self, signer: &Signer) -> String {
+    pub(crate) fn sign(&self, signer: &Signer) -> String {
         let body = self.body();
         let key = signer.verifying_key();
         let sig = signer.sign(body.as_bytes());

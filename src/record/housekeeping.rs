@@ -34,7 +34,7 @@ pub(crate) struct ObjectStore {
 impl ObjectStore {
     /// Counts the object store of the repository whose git directory is `git_dir`. Unreadable
     /// directories count as empty: this is advice, never a verdict.
-    pub fn inspect(git_dir: &Path) -> ObjectStore {
+    pub(crate) fn inspect(git_dir: &Path) -> ObjectStore {
         let objects = git_dir.join("objects");
         let count = |dir: &Path, keep: &dyn Fn(&str) -> bool| -> u64 {
             fs::read_dir(dir)
@@ -59,7 +59,7 @@ impl ObjectStore {
 
     /// The advice for this store, `None` when it needs none. `shown` names the repository in
     /// the command to run.
-    pub fn hint(&self, shown: &Path) -> Option<String> {
+    pub(crate) fn hint(&self, shown: &Path) -> Option<String> {
         let mut why = Vec::new();
         if self.loose_estimate > LOOSE_LIMIT {
             why.push(format!("about {} loose objects", self.loose_estimate));

@@ -339,7 +339,7 @@ pub(crate) fn normalize_sha256(what: &str, value: &str) -> Result<String, Record
 
 /// Builds the Statement for `input` at position `seq` after a record whose payload hashes to
 /// `prev`.
-pub(crate) fn build_statement(
+pub fn build_statement(
     input: &RecordInput,
     seq: u64,
     prev: &str,
@@ -440,7 +440,7 @@ pub(crate) fn build_statement(
 
 impl Statement {
     /// The payload bytes: compact JSON in declared field order.
-    pub(crate) fn to_payload(&self) -> Result<Vec<u8>, RecordError> {
+    pub fn to_payload(&self) -> Result<Vec<u8>, RecordError> {
         serde_json::to_vec(self)
             .map_err(|e| RecordError::Input(format!("cannot serialize statement: {e}")))
     }
@@ -501,7 +501,7 @@ pub(crate) struct GitHead {
 
 impl PayloadHead {
     /// Parses and checks statement and predicate types.
-    pub fn parse(payload: &[u8]) -> Result<PayloadHead, String> {
+    pub(crate) fn parse(payload: &[u8]) -> Result<PayloadHead, String> {
         let head: PayloadHead = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         if head.statement_type != STATEMENT_TYPE {
             return Err(format!(
