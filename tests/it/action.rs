@@ -1676,7 +1676,11 @@ fn platform_archive(platform: &Platform) -> Vec<u8> {
             .status()
             .unwrap()
     };
-    assert!(status.success(), "packing {} failed", platform.archive_name());
+    assert!(
+        status.success(),
+        "packing {} failed",
+        platform.archive_name()
+    );
     std::fs::read(&archive).unwrap()
 }
 
@@ -1759,7 +1763,11 @@ fn assert_installed(run: &ActionRun, repo: &PullRequestRepo, release: &FullRelea
         "{log}"
     );
     assert!(
-        log.contains(concat!("installed relgate ", env!("CARGO_PKG_VERSION"), " (")),
+        log.contains(concat!(
+            "installed relgate ",
+            env!("CARGO_PKG_VERSION"),
+            " ("
+        )),
         "{log}"
     );
     let path_file = std::fs::read_to_string(repo.runner_temp.join("github-path")).unwrap();
@@ -1772,7 +1780,9 @@ fn assert_installed(run: &ActionRun, repo: &PullRequestRepo, release: &FullRelea
     assert!(bindir.join(p.exe).is_file(), "{path_file}");
     let build = run.steps.iter().find(|(id, ..)| id == "build").unwrap();
     assert!(
-        build.2.contains(concat!("relgate ", env!("CARGO_PKG_VERSION"))),
+        build
+            .2
+            .contains(concat!("relgate ", env!("CARGO_PKG_VERSION"))),
         "{}",
         run.log()
     );
@@ -1837,8 +1847,14 @@ async fn install_refuses_another_platforms_archive_under_this_platforms_name() {
         let swapped = platform_archive(other);
         let release = full_release(Some((runner, swapped.clone())));
         assert_eq!(sha256_hex(&swapped), release.sha256[other.target]);
-        let (run, _repo) =
-            run_install(&release.action, &release.server.url, &[], &runner.env(), "v1").await;
+        let (run, _repo) = run_install(
+            &release.action,
+            &release.server.url,
+            &[],
+            &runner.env(),
+            "v1",
+        )
+        .await;
         assert_refused(
             &run,
             &format!(
@@ -1912,8 +1928,7 @@ async fn install_names_the_runners_relgate_has_no_build_for() {
     let release = full_release(None);
     for (os, arch) in [("Windows", "ARM64"), ("macOS", "X86"), ("Linux", "X86")] {
         let env = [("RUNNER_OS", os), ("RUNNER_ARCH", arch)];
-        let (run, _repo) =
-            run_install(&release.action, &release.server.url, &[], &env, "v1").await;
+        let (run, _repo) = run_install(&release.action, &release.server.url, &[], &env, "v1").await;
         assert_refused(
             &run,
             &format!("no relgate release is built for {os} {arch} (built: Linux X64/ARM64, macOS X64/ARM64, Windows X64); use install: source or relgate-bin"),
@@ -1925,8 +1940,7 @@ async fn install_names_the_runners_relgate_has_no_build_for() {
 /// The `run:` scripts of action.yml, by step id or name.
 fn action_scripts() -> Vec<(String, String)> {
     let action: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml"))
-            .unwrap(),
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap(),
     )
     .unwrap();
     action["runs"]["steps"]
@@ -1971,8 +1985,14 @@ fn action_scripts_are_written_for_bash_3_2_as_on_macos_runners() {
             let whole = tail.starts_with("[@]}") || tail.starts_with("[*]}");
             let guarded = rest[..at].ends_with(&format!("${{{name}[@]+\""));
             if !name.is_empty() && whole && !guarded {
-                let line = script[..script.len() - rest.len() + at].matches('\n').count() + 1;
-                unguarded.push(format!("step {id}, line {line} of its run: ${{{name}{}", &tail[..4]));
+                let line = script[..script.len() - rest.len() + at]
+                    .matches('\n')
+                    .count()
+                    + 1;
+                unguarded.push(format!(
+                    "step {id}, line {line} of its run: ${{{name}{}",
+                    &tail[..4]
+                ));
             }
             rest = after;
         }
@@ -2009,7 +2029,9 @@ async fn the_action_runs_under_bash_3_2_as_on_macos_runners() {
     // A bash 3.2 (macOS's /bin/bash, which GitHub's macOS runners use for `shell: bash`), e.g.
     // built from bash-3.2.48's source; this machine has none by default.
     let Some(bash) = std::env::var_os("RELGATE_TEST_BASH32") else {
-        eprintln!("skipped: set RELGATE_TEST_BASH32 to a bash 3.2 binary to run the steps under it");
+        eprintln!(
+            "skipped: set RELGATE_TEST_BASH32 to a bash 3.2 binary to run the steps under it"
+        );
         return;
     };
     let version = Command::new(&bash).arg("--version").output().unwrap();
