@@ -1623,6 +1623,21 @@ fn platform(os: &str, arch: &str) -> &'static Platform {
 /// which platform a binary is for, and this one runs here, so every platform's path runs to
 /// the end: unpack, `--version`, PATH, and the gate with the installed binary.
 fn platform_archive(platform: &Platform) -> Vec<u8> {
+    // Built once per platform and shared: packing is slow, and tar and gzip record times, so
+    // two packings of the same files differ (a test that serves one platform's archive for
+    // another needs the very bytes the table names).
+    static ARCHIVES: std::sync::Mutex<BTreeMap<&'static str, Vec<u8>>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut archives = ARCHIVES.lock().unwrap();
+    if let Some(bytes) = archives.get(platform.target) {
+        return bytes.clone();
+    }
+    let bytes = pack_platform_archive(platform);
+    archives.insert(platform.target, bytes.clone());
+    bytes
+}
+
+fn pack_platform_archive(platform: &Platform) -> Vec<u8> {
     static STRIPPED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let binary = STRIPPED.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
