@@ -1998,7 +1998,8 @@ fn action_scripts_are_written_for_bash_3_2_as_on_macos_runners() {
                 .collect();
             let tail = &after[name.len()..];
             let whole = tail.starts_with("[@]}") || tail.starts_with("[*]}");
-            let guarded = rest[..at].ends_with(&format!("${{{name}[@]+\""));
+            let offset = script.len() - rest.len() + at;
+            let guarded = script[..offset].ends_with(&format!("${{{name}[@]+\""));
             if !name.is_empty() && whole && !guarded {
                 let line = script[..script.len() - rest.len() + at]
                     .matches('\n')
