@@ -2024,7 +2024,7 @@ fn action_scripts_are_written_for_bash_3_2_as_on_macos_runners() {
             let Some((_, regex)) = line.split_once("=~") else {
                 continue;
             };
-            let operand = regex.trim_start().split_whitespace().next().unwrap_or("");
+            let operand = regex.split_whitespace().next().unwrap_or("");
             let variable = operand.strip_prefix('$').is_some_and(|name| {
                 !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             });
