@@ -1429,3 +1429,592 @@ async fn install_with_required_provenance_needs_the_github_cli() {
         "verify-provenance: required, but the GitHub CLI (gh) is not on PATH",
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The install step on every platform a release is built for
+// ---------------------------------------------------------------------------------------------
+
+/// A platform release.yml builds for, as the install step sees it: the runner's `runner.os`
+/// and `runner.arch`, the target in the archive's name, the archive type and the executable.
+struct Platform {
+    os: &'static str,
+    arch: &'static str,
+    target: &'static str,
+    ext: &'static str,
+    exe: &'static str,
+}
+
+impl Platform {
+    fn archive_name(&self) -> String {
+        format!("relgate-{VERSION}-{}.{}", self.target, self.ext)
+    }
+
+    /// The runner environment that selects this platform.
+    fn env(&self) -> [(&'static str, &'static str); 2] {
+        [("RUNNER_OS", self.os), ("RUNNER_ARCH", self.arch)]
+    }
+}
+
+/// release.yml's build matrix.
+const PLATFORMS: [Platform; 5] = [
+    Platform {
+        os: "Linux",
+        arch: "X64",
+        target: "x86_64-unknown-linux-musl",
+        ext: "tar.gz",
+        exe: "relgate",
+    },
+    Platform {
+        os: "Linux",
+        arch: "ARM64",
+        target: "aarch64-unknown-linux-musl",
+        ext: "tar.gz",
+        exe: "relgate",
+    },
+    Platform {
+        os: "macOS",
+        arch: "X64",
+        target: "x86_64-apple-darwin",
+        ext: "tar.gz",
+        exe: "relgate",
+    },
+    Platform {
+        os: "macOS",
+        arch: "ARM64",
+        target: "aarch64-apple-darwin",
+        ext: "tar.gz",
+        exe: "relgate",
+    },
+    Platform {
+        os: "Windows",
+        arch: "X64",
+        target: "x86_64-pc-windows-msvc",
+        ext: "zip",
+        exe: "relgate.exe",
+    },
+];
+
+fn platform(os: &str, arch: &str) -> &'static Platform {
+    PLATFORMS
+        .iter()
+        .find(|p| p.os == os && p.arch == arch)
+        .unwrap()
+}
+
+/// The archive release.yml publishes for `platform` (`relgate-VERSION-TARGET/EXE` and the
+/// README; a zip for Windows, as 7z writes it there, a gzip tarball elsewhere), holding the
+/// stripped test binary under the platform's executable name. The install step cannot tell
+/// which platform a binary is for, and this one runs here, so every platform's path runs to
+/// the end: unpack, `--version`, PATH, and the gate with the installed binary.
+fn platform_archive(platform: &Platform) -> Vec<u8> {
+    // Built once per platform and shared: packing is slow, and tar and gzip record times, so
+    // two packings of the same files differ (a test that serves one platform's archive for
+    // another needs the very bytes the table names).
+    static ARCHIVES: std::sync::Mutex<BTreeMap<&'static str, Vec<u8>>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let mut archives = ARCHIVES.lock().unwrap();
+    if let Some(bytes) = archives.get(platform.target) {
+        return bytes.clone();
+    }
+    let bytes = pack_platform_archive(platform);
+    archives.insert(platform.target, bytes.clone());
+    bytes
+}
+
+fn pack_platform_archive(platform: &Platform) -> Vec<u8> {
+    static STRIPPED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let binary = STRIPPED.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("action-platform-bin-{}", std::process::id()));
+        let stripped = Command::new("strip")
+            .arg("-o")
+            .arg(&out)
+            .arg(env!("CARGO_BIN_EXE_relgate"))
+            .status()
+            .is_ok_and(|s| s.success());
+        let bytes = std::fs::read(if stripped {
+            out.as_path()
+        } else {
+            Path::new(env!("CARGO_BIN_EXE_relgate"))
+        })
+        .unwrap();
+        let _ = std::fs::remove_file(&out);
+        bytes
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("relgate-{VERSION}-{}", platform.target);
+    let stage = dir.path().join(&name);
+    std::fs::create_dir_all(&stage).unwrap();
+    let exe = stage.join(platform.exe);
+    std::fs::write(&exe, binary).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+        stage.join("README.md"),
+    )
+    .unwrap();
+    let archive = dir.path().join(platform.archive_name());
+    let status = if platform.ext == "zip" {
+        // Python's zipfile keeps the Unix mode bits, so unzip restores the executable bit.
+        Command::new("python3")
+            .args(["-m", "zipfile", "-c"])
+            .arg(&archive)
+            .arg(&name)
+            .current_dir(dir.path())
+            .status()
+            .unwrap()
+    } else {
+        Command::new("tar")
+            .arg("-C")
+            .arg(dir.path())
+            .arg("--use-compress-program=gzip -1")
+            .arg("-cf")
+            .arg(&archive)
+            .arg(&name)
+            .status()
+            .unwrap()
+    };
+    assert!(
+        status.success(),
+        "packing {} failed",
+        platform.archive_name()
+    );
+    std::fs::read(&archive).unwrap()
+}
+
+/// One release as release.yml publishes it: every platform's archive, served at
+/// `/VERSION/ARCHIVE`, and the action's table naming all of them. `served` replaces what the
+/// server sends for one archive (a tampered download); the table keeps the real SHA-256.
+struct FullRelease {
+    action: ActionCopy,
+    server: ReleaseServer,
+    sha256: BTreeMap<&'static str, String>,
+}
+
+fn full_release(served: Option<(&Platform, Vec<u8>)>) -> FullRelease {
+    let mut files = BTreeMap::new();
+    let mut lines = Vec::new();
+    let mut sha256 = BTreeMap::new();
+    for p in &PLATFORMS {
+        let archive = platform_archive(p);
+        let sha = sha256_hex(&archive);
+        lines.push((sha.clone(), p.archive_name()));
+        sha256.insert(p.target, sha);
+        files.insert(format!("/{VERSION}/{}", p.archive_name()), archive);
+    }
+    if let Some((p, body)) = served {
+        files.insert(format!("/{VERSION}/{}", p.archive_name()), body);
+    }
+    FullRelease {
+        action: action_with_table(&table_with(&lines)),
+        server: ReleaseServer::start(files, None),
+        sha256,
+    }
+}
+
+/// A directory of links to every command on this PATH except `missing`, with `replaced`
+/// commands pointing elsewhere: the step then runs as on a runner that lacks those tools
+/// (macOS has `shasum` but may lack `sha256sum`; a Windows runner may have 7-Zip but no
+/// `unzip`) or has another version of one (macOS runs `shell: bash` with its bash 3.2).
+fn tools(missing: &[&str], replaced: &[(&str, &Path)]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, target) in replaced {
+        std::os::unix::fs::symlink(target, dir.path().join(name)).unwrap();
+    }
+    let path = std::env::var("PATH").unwrap();
+    for entry in path.split(':').filter(|d| !d.is_empty()) {
+        let Ok(listing) = std::fs::read_dir(entry) else {
+            continue;
+        };
+        for file in listing.flatten() {
+            let name = file.file_name();
+            let link = dir.path().join(&name);
+            if missing.iter().any(|m| name == *m) || link.symlink_metadata().is_ok() {
+                continue;
+            }
+            std::os::unix::fs::symlink(file.path(), &link).unwrap();
+        }
+    }
+    let search = dir.path().to_str().unwrap().to_owned();
+    (dir, search)
+}
+
+/// The install step on `platform` installed `platform`'s archive, and only that one: the
+/// directory put on PATH holds its executable, and the gate then ran with it (the demo pull
+/// request is blocked).
+fn assert_installed(run: &ActionRun, repo: &PullRequestRepo, release: &FullRelease, p: &Platform) {
+    let (code, log) = install_step(run);
+    assert_eq!(code, 0, "{} {}: {}", p.os, p.arch, run.log());
+    assert!(
+        log.contains(&format!(
+            "relgate: downloading {}/{VERSION}/{}",
+            release.server.url,
+            p.archive_name()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "relgate: sha256 {} matches the action's release.sha256",
+            release.sha256[p.target]
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(concat!(
+            "installed relgate ",
+            env!("CARGO_PKG_VERSION"),
+            " ("
+        )),
+        "{log}"
+    );
+    let path_file = std::fs::read_to_string(repo.runner_temp.join("github-path")).unwrap();
+    let bindir = Path::new(path_file.trim());
+    assert!(bindir.starts_with(&repo.runner_temp), "{path_file}");
+    assert_eq!(
+        bindir.file_name().unwrap().to_str().unwrap(),
+        format!("relgate-{VERSION}-{}", p.target)
+    );
+    assert!(bindir.join(p.exe).is_file(), "{path_file}");
+    let build = run.steps.iter().find(|(id, ..)| id == "build").unwrap();
+    assert!(
+        build
+            .2
+            .contains(concat!("relgate ", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        run.log()
+    );
+    assert_eq!(run.status, 1, "{}", run.log());
+    assert_eq!(run.outputs["decision"], "fail", "{}", run.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_picks_the_archive_of_each_runner_platform() {
+    let release = full_release(None);
+    for p in &PLATFORMS {
+        let before = release.server.requests().len();
+        let (run, repo) =
+            run_install(&release.action, &release.server.url, &[], &p.env(), "v1").await;
+        assert_installed(&run, &repo, &release, p);
+        // One download, of this platform's archive, from the table's version.
+        assert_eq!(
+            release.server.requests()[before..],
+            [format!("/{VERSION}/{}", p.archive_name())],
+            "{} {}",
+            p.os,
+            p.arch
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_refuses_a_tampered_archive_on_every_platform() {
+    for p in &PLATFORMS {
+        let mut tampered = platform_archive(p);
+        let middle = tampered.len() / 2;
+        tampered[middle] ^= 0x01;
+        let release = full_release(Some((p, tampered.clone())));
+        let (run, repo) =
+            run_install(&release.action, &release.server.url, &[], &p.env(), "v1").await;
+        assert_refused(
+            &run,
+            &format!(
+                "checksum mismatch for {}: the action's release.sha256 says {}, the download is {}",
+                p.archive_name(),
+                release.sha256[p.target],
+                sha256_hex(&tampered)
+            ),
+        );
+        let path_file = std::fs::read_to_string(repo.runner_temp.join("github-path")).unwrap();
+        assert_eq!(path_file, "", "{} {}", p.os, p.arch);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_refuses_another_platforms_archive_under_this_platforms_name() {
+    // A genuine archive of the same release, listed in the same table, but for another
+    // platform: served under the Windows name (and the Linux one under the macOS name), it
+    // must not pass for the archive the table names for this runner.
+    let linux = platform("Linux", "X64");
+    let cases = [
+        (platform("Windows", "X64"), linux),
+        (platform("macOS", "ARM64"), linux),
+        (platform("macOS", "X64"), platform("macOS", "ARM64")),
+    ];
+    for (runner, other) in cases {
+        let swapped = platform_archive(other);
+        let release = full_release(Some((runner, swapped.clone())));
+        assert_eq!(sha256_hex(&swapped), release.sha256[other.target]);
+        let (run, _repo) = run_install(
+            &release.action,
+            &release.server.url,
+            &[],
+            &runner.env(),
+            "v1",
+        )
+        .await;
+        assert_refused(
+            &run,
+            &format!(
+                "checksum mismatch for {}: the action's release.sha256 says {}, the download is {}",
+                runner.archive_name(),
+                release.sha256[runner.target],
+                release.sha256[other.target]
+            ),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_on_macos_checks_the_sha256_with_shasum_when_sha256sum_is_missing() {
+    let (_tools, search) = tools(&["sha256sum"], &[]);
+    let p = platform("macOS", "ARM64");
+    let env = [p.env()[0], p.env()[1], ("PATH", search.as_str())];
+    let release = full_release(None);
+    let (run, repo) = run_install(&release.action, &release.server.url, &[], &env, "v1").await;
+    assert_installed(&run, &repo, &release, p);
+
+    let mut tampered = platform_archive(p);
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    let release = full_release(Some((p, tampered.clone())));
+    let (run, _repo) = run_install(&release.action, &release.server.url, &[], &env, "v1").await;
+    assert_refused(
+        &run,
+        &format!(
+            "the action's release.sha256 says {}, the download is {}",
+            release.sha256[p.target],
+            sha256_hex(&tampered)
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_on_windows_unpacks_with_7z_when_unzip_is_missing() {
+    if Command::new("7z").arg("i").output().is_err() {
+        eprintln!("skipped: 7z is not installed here (scripts/test installs p7zip-full)");
+        return;
+    }
+    let (_tools, search) = tools(&["unzip"], &[]);
+    let p = platform("Windows", "X64");
+    let env = [p.env()[0], p.env()[1], ("PATH", search.as_str())];
+    let release = full_release(None);
+    let (run, repo) = run_install(&release.action, &release.server.url, &[], &env, "v1").await;
+    assert_installed(&run, &repo, &release, p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_on_windows_without_unzip_or_7z_names_what_is_missing() {
+    let (_tools, search) = tools(&["unzip", "7z"], &[]);
+    let p = platform("Windows", "X64");
+    let env = [p.env()[0], p.env()[1], ("PATH", search.as_str())];
+    let release = full_release(None);
+    let (run, repo) = run_install(&release.action, &release.server.url, &[], &env, "v1").await;
+    assert_refused(
+        &run,
+        &format!(
+            "cannot unpack {}: neither unzip nor 7z is on PATH",
+            p.archive_name()
+        ),
+    );
+    let path_file = std::fs::read_to_string(repo.runner_temp.join("github-path")).unwrap();
+    assert_eq!(path_file, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_names_the_runners_relgate_has_no_build_for() {
+    let release = full_release(None);
+    for (os, arch) in [("Windows", "ARM64"), ("macOS", "X86"), ("Linux", "X86")] {
+        let env = [("RUNNER_OS", os), ("RUNNER_ARCH", arch)];
+        let (run, _repo) = run_install(&release.action, &release.server.url, &[], &env, "v1").await;
+        assert_refused(
+            &run,
+            &format!("no relgate release is built for {os} {arch} (built: Linux X64/ARM64, macOS X64/ARM64, Windows X64); use install: source or relgate-bin"),
+        );
+    }
+    assert!(release.server.requests().is_empty());
+}
+
+/// The `run:` scripts of action.yml, by step id or name.
+fn action_scripts() -> Vec<(String, String)> {
+    let action: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap(),
+    )
+    .unwrap();
+    action["runs"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|step| {
+            let script = step["run"].as_str()?;
+            let id = step["id"].as_str().or(step["name"].as_str()).unwrap();
+            Some((id.to_owned(), script.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn action_scripts_are_written_for_bash_3_2_as_on_macos_runners() {
+    // macOS runners run `shell: bash` with the system bash, 3.2. Two things that bash 4+
+    // accepts end a step there, before relgate is installed or started:
+    //
+    // 1. Under `set -u`, expanding an empty array (`${a[@]}`, quoted or not) is an "unbound variable" error that
+    // ends the step (bash 4.4 made it expand to nothing): the gate step's manifests, policy
+    // dirs and formats are empty by default, so every macOS run died before relgate started.
+    // ${a[@]+"${a[@]}"} expands to nothing on every version; it is required everywhere, even
+    // for arrays that cannot be empty today, so no later edit brings the error back.
+    // 2. An inline `[[ $x =~ REGEX ]]` whose regex holds `(` is a syntax error in bash 3.2's
+    //    parser (the install step's loopback check was): the whole script fails to parse. A
+    //    regex in a variable (`[[ $x =~ $re ]]`) parses everywhere; it is required for every
+    //    `=~`.
+    //
+    // the_action_runs_under_bash_3_2_as_on_macos_runners runs the steps under a real bash 3.2
+    // where one is available; this check runs everywhere.
+    let mut unguarded = Vec::new();
+    for (id, script) in action_scripts() {
+        let mut rest = script.as_str();
+        while let Some(at) = rest.find("${") {
+            let after = &rest[at + 2..];
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let tail = &after[name.len()..];
+            let whole = tail.starts_with("[@]}") || tail.starts_with("[*]}");
+            let offset = script.len() - rest.len() + at;
+            let guarded = script[..offset].ends_with(&format!("${{{name}[@]+\""));
+            if !name.is_empty() && whole && !guarded {
+                let line = script[..script.len() - rest.len() + at]
+                    .matches('\n')
+                    .count()
+                    + 1;
+                unguarded.push(format!(
+                    "step {id}, line {line} of its run: ${{{name}{}",
+                    &tail[..4]
+                ));
+            }
+            rest = after;
+        }
+    }
+    assert!(
+        unguarded.is_empty(),
+        "expand arrays as ${{a[@]+\"${{a[@]}}\"}}:\n{}",
+        unguarded.join("\n")
+    );
+    let mut inline = Vec::new();
+    for (id, script) in action_scripts() {
+        for (number, line) in script.lines().enumerate() {
+            let Some((_, regex)) = line.split_once("=~") else {
+                continue;
+            };
+            let operand = regex.split_whitespace().next().unwrap_or("");
+            let variable = operand.strip_prefix('$').is_some_and(|name| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+            if !variable {
+                inline.push(format!("step {id}, line {}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        inline.is_empty(),
+        "put each =~ regex in a variable (re='...'; [[ $x =~ $re ]]):\n{}",
+        inline.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_action_runs_under_bash_3_2_as_on_macos_runners() {
+    // A bash 3.2 (macOS's /bin/bash, which GitHub's macOS runners use for `shell: bash`), e.g.
+    // built from bash-3.2.48's source; this machine has none by default.
+    let Some(bash) = std::env::var_os("RELGATE_TEST_BASH32") else {
+        eprintln!(
+            "skipped: set RELGATE_TEST_BASH32 to a bash 3.2 binary to run the steps under it"
+        );
+        return;
+    };
+    let version = Command::new(&bash).arg("--version").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains("version 3.2"),
+        "RELGATE_TEST_BASH32 is not bash 3.2"
+    );
+    let (_tools, search) = tools(&["sha256sum"], &[("bash", Path::new(&bash))]);
+    let p = platform("macOS", "ARM64");
+    let env = [p.env()[0], p.env()[1], ("PATH", search.as_str())];
+    let release = full_release(None);
+    // Default inputs: no manifests, policy dirs or formats (the empty arrays).
+    let (run, repo) = run_install(&release.action, &release.server.url, &[], &env, "v1").await;
+    assert_installed(&run, &repo, &release, p);
+    // And with every array non-empty.
+    let (run, repo) = run_install(
+        &release.action,
+        &release.server.url,
+        &[
+            ("manifests", "releases/prompts releases/models"),
+            ("formats", "sarif junit"),
+        ],
+        &env,
+        "v1",
+    )
+    .await;
+    assert_installed(&run, &repo, &release, p);
+    assert!(repo.runner_temp.join("relgate.sarif").is_file());
+    assert!(repo.runner_temp.join("relgate.xml").is_file());
+}
+
+#[test]
+fn the_install_tests_cover_every_target_release_yml_builds() {
+    // PLATFORMS above is what these tests run the install step for; the release workflow's
+    // build matrix is what is published. A target added to one and not the other is either
+    // an archive no runner installs or an install path no test runs.
+    let workflow: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".github/workflows/release.yml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut built: Vec<&str> = workflow["jobs"]["build"]["strategy"]["matrix"]["include"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["target"].as_str().unwrap())
+        .collect();
+    built.sort_unstable();
+    let mut tested: Vec<&str> = PLATFORMS.iter().map(|p| p.target).collect();
+    tested.sort_unstable();
+    assert_eq!(built, tested);
+    // install_picks_the_archive_of_each_runner_platform checks action.yml's side.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_from_source_on_macos_keys_its_cache_without_sha256sum() {
+    // `install: source` caches the cargo build under a key from the action's Cargo.lock; on
+    // a macOS runner without GNU coreutils the hash must come from shasum, as in the install
+    // step, not fail the job.
+    let (_tools, search) = tools(&["sha256sum"], &[]);
+    let p = platform("macOS", "ARM64");
+    let env = [p.env()[0], p.env()[1], ("PATH", search.as_str())];
+    let action = action_with_table("");
+    let lock = b"# a Cargo.lock\nversion = 4\n";
+    std::fs::write(action.path.join("Cargo.lock"), lock).unwrap();
+    let (run, repo) = run_install(&action, "", &[("install", "source")], &env, "main").await;
+    let key = run
+        .steps
+        .iter()
+        .find(|(id, ..)| id == "key")
+        .unwrap_or_else(|| panic!("the cache key step did not run:\n{}", run.log()));
+    assert_eq!(key.1, 0, "{}", run.log());
+    let outputs: String = std::fs::read_dir(&repo.runner_temp)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("output-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        outputs.contains(&format!("key=relgate-macOS-{}\n", &sha256_hex(lock)[..16])),
+        "{outputs}\n{}",
+        run.log()
+    );
+}
