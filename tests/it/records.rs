@@ -241,27 +241,10 @@ impl Fixture {
     }
 }
 
-type Files = BTreeMap<String, Vec<u8>>;
+use crate::support::ledger::Files;
 
 fn git_files(repo_path: &Path) -> Files {
-    let repo = Repository::open(repo_path).expect("open");
-    let tree = repo
-        .find_reference(REF)
-        .and_then(|r| r.peel_to_tree())
-        .expect("ledger tree");
-    let mut out = Files::new();
-    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() == Some(git2::ObjectType::Blob) {
-            let blob = repo.find_blob(entry.id()).expect("blob");
-            out.insert(
-                format!("{dir}{}", entry.name().expect("utf8 name")),
-                blob.content().to_vec(),
-            );
-        }
-        git2::TreeWalkResult::Ok
-    })
-    .expect("walk");
-    out
+    crate::support::ledger::ledger_files(repo_path, REF)
 }
 
 /// Writes the tree holding `files` (paths with `/`), nested directories included.

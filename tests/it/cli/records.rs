@@ -17,7 +17,7 @@ use crate::support::{dev_release, project_root, Repo, Run};
 
 const LEDGER_REF: &str = "refs/heads/relgate/records";
 
-type Files = BTreeMap<String, Vec<u8>>;
+use crate::support::ledger::Files;
 
 /// Commits every file of the work tree on the current branch.
 fn commit_all(repo: &Repo, message: &str) -> Oid {
@@ -118,24 +118,7 @@ fn git_state(repo: &Repo) -> (Vec<String>, Option<Oid>, Option<String>, Vec<u8>)
 
 /// The files of the ledger branch.
 fn ledger_files(repo: &Repo, refname: &str) -> Files {
-    let r = Repository::open(repo.path()).expect("open");
-    let tree = r
-        .find_reference(refname)
-        .and_then(|x| x.peel_to_tree())
-        .expect("ledger branch");
-    let mut out = Files::new();
-    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() == Some(git2::ObjectType::Blob) {
-            let blob = r.find_blob(entry.id()).expect("blob");
-            out.insert(
-                format!("{dir}{}", entry.name().expect("utf8")),
-                blob.content().to_vec(),
-            );
-        }
-        git2::TreeWalkResult::Ok
-    })
-    .expect("walk");
-    out
+    crate::support::ledger::ledger_files(repo.path(), refname)
 }
 
 /// The records of a ledger (files under records/), in seq order.

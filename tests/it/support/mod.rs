@@ -7,6 +7,7 @@
 pub mod dsl;
 pub mod fake_http;
 pub mod github_api;
+pub mod ledger;
 pub mod prometheus;
 pub mod registry;
 pub mod release_server;
