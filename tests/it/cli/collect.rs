@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
-use git2::{IndexAddOption, Repository, Signature};
+use git2::{Repository, Signature};
 use relgate::record::keys::Signer;
 use relgate::record::ledger::{GitLedger, Ledger};
 use relgate::record::statement::{
@@ -29,22 +29,9 @@ fn sha_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-/// Commits every file of the work tree on the current branch.
+/// Commits every file of the work tree on the current branch (the DSL's `Repo::commit`).
 fn commit_all(repo: &Repo, message: &str) {
-    let r = Repository::open(repo.path()).expect("open");
-    let mut index = r.index().expect("index");
-    index
-        .add_all(["*"].iter(), IndexAddOption::DEFAULT, None)
-        .expect("add");
-    index.write().expect("write index");
-    let tree = r
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let sig = Signature::now("dev", "dev@example.com").expect("sig");
-    let parent = r.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    r.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .expect("commit");
+    repo.commit(message);
 }
 
 /// Record `i` of a repository with seed `seed`: a mix of services, environments, kinds,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use git2::{IndexAddOption, Oid, Repository, Signature};
+use git2::{Oid, Repository, Signature};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -19,22 +19,9 @@ const LEDGER_REF: &str = "refs/heads/relgate/records";
 
 use crate::support::ledger::Files;
 
-/// Commits every file of the work tree on the current branch.
+/// Commits every file of the work tree on the current branch (the DSL's `Repo::commit`).
 fn commit_all(repo: &Repo, message: &str) -> Oid {
-    let r = Repository::open(repo.path()).expect("open");
-    let mut index = r.index().expect("index");
-    index
-        .add_all(["*"].iter(), IndexAddOption::DEFAULT, None)
-        .expect("add");
-    index.write().expect("write index");
-    let tree = r
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let sig = Signature::now("dev", "dev@example.com").expect("sig");
-    let parent = r.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    r.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .expect("commit")
+    Oid::from_str(&repo.commit(message)).expect("commit id")
 }
 
 /// A key pair made by `relgate keygen`, the private half outside the repository.
