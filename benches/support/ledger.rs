@@ -176,3 +176,26 @@ pub fn build_dir_ledger(dir: &Path, n: u64) {
         ledger.append(&input(i), &s).expect("append");
     }
 }
+
+/// A git ledger on branch `relgate/records` of a new repository at `repo`, made as the Action
+/// makes one when every push records one release: `n` single appends, a commit each.
+pub fn build_git_ledger(repo: &Path, n: u64) {
+    git2::Repository::init(repo).expect("init repository");
+    let mut ledger = relgate::record::GitLedger::open_with(
+        repo,
+        relgate::record::ledger::DEFAULT_BRANCH,
+        LedgerOptions {
+            committer: Some(("bench".to_owned(), "bench@example.com".to_owned())),
+            ..Default::default()
+        },
+    )
+    .expect("open ledger");
+    let s = signer();
+    for i in 1..=n {
+        let mut record = input(i);
+        // The repository holds no recorded branch: a record that names no commit leaves the
+        // completeness check of `relgate verify` nothing to compare (it needs a real one).
+        record.git.commit = String::new();
+        ledger.append(&record, &s).expect("append");
+    }
+}

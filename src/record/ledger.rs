@@ -12,9 +12,11 @@
 //!   with git2, straight into the object database: blobs, trees, one commit per record, then a
 //!   compare-and-swap of the branch ref. No checkout; the work tree and index are never touched.
 //!   A writer that loses the race re-reads the new head, recomputes seq and prev, and retries.
-//!   A run of records ([`Ledger::append_all`]) is still a commit per record, but written into
-//!   memory and packed by libgit2 (a packfile per shard), then one move of the branch
-//!   ([`batch`]), all or nothing.
+//!   A run of records ([`Ledger::append_all`], one `relgate record`) is ONE commit that adds
+//!   all its records, with one checkpoint for its last record, written into memory and packed
+//!   by libgit2 (a packfile per shard it fills), then one move of the branch ([`batch`]), all
+//!   or nothing. `relgate verify`'s history walk accepts a commit that adds several records in
+//!   seq order, exactly as it accepts one that adds one.
 //! - [`DirLedger`] writes the same files into a plain directory under an exclusive advisory
 //!   lock (`flock`), with a pending marker in the state file so an interrupted append is
 //!   completed or discarded by the next one.
@@ -198,11 +200,12 @@ pub trait Ledger {
         input: &RecordInput,
         signer: &Signer,
     ) -> Result<AppendReceipt, RecordError>;
-    /// Appends every input in order, one record (and, on a git branch, one commit) each, and
-    /// pushes a receipt per record to `receipts` as it becomes part of the ledger. The default
-    /// appends one by one (a failure leaves the records before it appended); the git backend
-    /// writes the run into packfiles (one per shard it touches) and moves the branch once, so a run is
-    /// all-or-nothing and costs O(1) per record in the size of the ledger and of the repository.
+    /// Appends every input in order, one record each, and pushes a receipt per record to
+    /// `receipts` as it becomes part of the ledger. The default appends one by one (a failure
+    /// leaves the records before it appended); the git backend writes the run as one commit
+    /// (into packfiles, one per shard it fills, with one checkpoint: every receipt carries the
+    /// run's commit and its checkpoint) and moves the branch once, so a run is all-or-nothing
+    /// and costs O(1) per record in the size of the ledger and of the repository.
     fn append_all(
         &mut self,
         inputs: &[RecordInput],
@@ -371,62 +374,118 @@ fn prepare(
     signer: &Signer,
     origin: Option<&str>,
 ) -> Result<Prepared, RecordError> {
-    let (seq, prev, mut frontier, existing_origin) = match state {
-        None => (1, GENESIS_PREV.to_owned(), Frontier::new(), None),
-        Some(s) => {
-            let frontier = Frontier::from_state(&s.frontier)
-                .map_err(|e| RecordError::Inconsistent(format!("{STATE_FILE}: {e}")))?;
-            if frontier.size() != s.size {
-                return Err(RecordError::Inconsistent(format!(
-                    "{STATE_FILE}: frontier covers {} records, size is {}",
-                    frontier.size(),
-                    s.size
-                )));
-            }
-            (
-                s.size + 1,
-                s.head_sha256.clone(),
-                frontier,
-                Some(s.origin.clone()),
-            )
-        }
-    };
-    let statement = build_statement(input, seq, &prev)?;
-    let payload = statement.to_payload()?;
-    let payload_hash = sha256(&payload);
-    let envelope = dsse::sign_payload(&payload, signer).to_json();
-    frontier.append(&payload);
-    let origin = match (existing_origin, origin) {
-        (Some(o), _) => o,
-        (None, Some(o)) => o.to_owned(),
-        (None, None) => default_origin(&payload_hash),
-    };
-    validate_origin(&origin).map_err(|e| RecordError::Input(e.to_string()))?;
-    let checkpoint = Checkpoint {
-        origin: origin.clone(),
-        size: seq,
-        root: frontier.root(),
-        extensions: Vec::new(),
-    }
-    .sign(signer);
-    let file = record_path(seq, &input.manifest.name, &input.manifest.version);
-    let payload_sha256 = hex::encode(payload_hash);
+    let mut chain = Chain::from_state(state)?;
+    let link = chain.extend(input, origin)?;
+    let envelope = dsse::sign_payload(&link.payload, signer).to_json();
+    let state = chain.state(&link.file);
     Ok(Prepared {
-        seq,
-        file: file.clone(),
+        seq: link.seq,
+        checkpoint: chain.checkpoint(signer),
+        file: link.file,
         envelope,
-        payload_sha256: payload_sha256.clone(),
-        checkpoint,
-        state: LedgerState {
-            format: 1,
-            origin,
-            size: seq,
-            head_file: Some(file),
-            head_sha256: payload_sha256,
-            frontier: frontier.to_state(),
-            pending: None,
-        },
+        payload_sha256: state.head_sha256.clone(),
+        state,
     })
+}
+
+/// The head of a ledger as appends extend it: the size, the last payload's hash, the Merkle
+/// frontier and the origin. A run of records extends one chain record by record (each
+/// payload names the hash of the one before, so this part is serial), then signs the
+/// payloads, in parallel, and one checkpoint for the last.
+struct Chain {
+    size: u64,
+    prev: String,
+    frontier: Frontier,
+    origin: Option<String>,
+}
+
+/// One record's place in the chain, not yet signed.
+struct Link {
+    seq: u64,
+    /// Its path in the ledger.
+    file: String,
+    payload: Vec<u8>,
+    /// Hex SHA-256 of the payload.
+    payload_sha256: String,
+}
+
+impl Chain {
+    /// The chain of the ledger whose head is `state` (`None`: an empty ledger).
+    fn from_state(state: Option<&LedgerState>) -> Result<Chain, RecordError> {
+        let Some(s) = state else {
+            return Ok(Chain {
+                size: 0,
+                prev: GENESIS_PREV.to_owned(),
+                frontier: Frontier::new(),
+                origin: None,
+            });
+        };
+        let frontier = Frontier::from_state(&s.frontier)
+            .map_err(|e| RecordError::Inconsistent(format!("{STATE_FILE}: {e}")))?;
+        if frontier.size() != s.size {
+            return Err(RecordError::Inconsistent(format!(
+                "{STATE_FILE}: frontier covers {} records, size is {}",
+                frontier.size(),
+                s.size
+            )));
+        }
+        Ok(Chain {
+            size: s.size,
+            prev: s.head_sha256.clone(),
+            frontier,
+            origin: Some(s.origin.clone()),
+        })
+    }
+
+    /// The payload of `input` as the next record. A new ledger takes `origin`, else the
+    /// default origin of its first record; an existing one keeps its own.
+    fn extend(&mut self, input: &RecordInput, origin: Option<&str>) -> Result<Link, RecordError> {
+        let seq = self.size + 1;
+        let statement = build_statement(input, seq, &self.prev)?;
+        let payload = statement.to_payload()?;
+        let payload_hash = sha256(&payload);
+        if self.origin.is_none() {
+            let origin = match origin {
+                Some(o) => o.to_owned(),
+                None => default_origin(&payload_hash),
+            };
+            validate_origin(&origin).map_err(|e| RecordError::Input(e.to_string()))?;
+            self.origin = Some(origin);
+        }
+        self.frontier.append(&payload);
+        self.prev = hex::encode(payload_hash);
+        self.size = seq;
+        Ok(Link {
+            seq,
+            file: record_path(seq, &input.manifest.name, &input.manifest.version),
+            payload,
+            payload_sha256: self.prev.clone(),
+        })
+    }
+
+    /// The head state after the last record, whose file is `head_file`.
+    fn state(&self, head_file: &str) -> LedgerState {
+        LedgerState {
+            format: 1,
+            origin: self.origin.clone().unwrap_or_default(),
+            size: self.size,
+            head_file: Some(head_file.to_owned()),
+            head_sha256: self.prev.clone(),
+            frontier: self.frontier.to_state(),
+            pending: None,
+        }
+    }
+
+    /// The signed checkpoint of the chain as it stands.
+    fn checkpoint(&self, signer: &Signer) -> String {
+        Checkpoint {
+            origin: self.origin.clone().unwrap_or_default(),
+            size: self.size,
+            root: self.frontier.root(),
+            extensions: Vec::new(),
+        }
+        .sign(signer)
+    }
 }
 
 fn state_bytes(state: &LedgerState) -> Vec<u8> {

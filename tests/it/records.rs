@@ -1670,8 +1670,9 @@ fn git_ledger_on_custom_branch_and_from_cli() {
     assert_eq!(DEFAULT_BRANCH, "relgate/records");
 }
 
-/// Runs of records (`append_all`, one packfile each) across a shard boundary, mixed with single
-/// appends (loose objects), verify like record-by-record appends: same files, intact history.
+/// Runs of records (`append_all`: one commit and one packfile per run) across a shard boundary,
+/// mixed with single appends (loose objects), verify like record-by-record appends: same files,
+/// intact history, one commit per run.
 #[test]
 fn runs_of_records_cross_shards_and_mix_with_single_appends() {
     let fx = Fixture::new(Backend::Git, 0);
@@ -1694,7 +1695,10 @@ fn runs_of_records_cross_shards_and_mix_with_single_appends() {
     let report = fx.verify(None);
     assert!(report.is_intact(), "{}", describe(&report));
     assert_eq!(report.records, 1010);
-    assert_eq!(report.commits_checked, 1010, "a commit per record");
+    assert_eq!(
+        report.commits_checked, 4,
+        "a commit per run and per single append"
+    );
     let state = fx.ledger().state().expect("state").expect("non-empty");
     assert_eq!(state.size, 1010);
     let files = fx.files();
@@ -1705,6 +1709,55 @@ fn runs_of_records_cross_shards_and_mix_with_single_appends() {
     let repo = Repository::open(&fx.path).expect("open");
     let log = repo.reflog("refs/heads/relgate/records").expect("reflog");
     assert_eq!(log.len(), 4);
+}
+
+/// A run's commit adds many records at once; one that also edits an earlier record (or adds
+/// its records out of order) is caught by the history walk all the same.
+#[test]
+fn a_commit_adding_several_records_may_not_edit_or_skip() {
+    let fx = Fixture::new(Backend::Git, 10);
+    let s = signer();
+    let mut ledger = fx.ledger();
+    let mut receipts = Vec::new();
+    let run: Vec<RecordInput> = (11..=13).map(input).collect();
+    ledger
+        .append_all(&run, &s, &mut receipts)
+        .expect("append_all");
+    // Next "run": adds records 14 and 15 (copies of 13's bytes under their names) and edits 5.
+    fx.tamper(|files| {
+        let thirteen = files[&file_of(files, 13)].clone();
+        for seq in [14, 15] {
+            files.insert(
+                format!("records/000/{seq:06}-copy-1.dsse.json"),
+                thirteen.clone(),
+            );
+        }
+        let f = file_of(files, 5);
+        let mut v = payload_json(&files[&f]);
+        change_mut(&mut v)["decision"] = "pass".into();
+        files.insert(f, resign(&v, &s));
+    });
+    let report = fx.verify(None);
+    assert_problem(&report, ProblemKind::HistoryRecordChanged, Some(5));
+    assert_eq!(
+        report.problems_of(ProblemKind::HistoryOutOfOrder).count(),
+        0,
+        "{}",
+        describe(&report)
+    );
+    // One that skips a seq is caught too.
+    let fx = Fixture::new(Backend::Git, 10);
+    fx.tamper(|files| {
+        let ten = files[&file_of(files, 10)].clone();
+        for seq in [11, 13] {
+            files.insert(
+                format!("records/000/{seq:06}-copy-1.dsse.json"),
+                ten.clone(),
+            );
+        }
+    });
+    let report = fx.verify(None);
+    assert_problem(&report, ProblemKind::HistoryOutOfOrder, Some(13));
 }
 
 /// Runs racing each other on one branch: every run lands whole, in some order, none lost.

@@ -1,29 +1,29 @@
-//! A run of records on a git branch, written as packfiles by libgit2 and one move of the branch.
+//! A run of records on a git branch: one commit, written as packfiles by libgit2, and one move
+//! of the branch.
 //!
-//! Each record is still its own commit (so the append-only history check of `relgate verify`
-//! is the same for a run of 10,000 as for a run of one), written with the same libgit2 calls as
-//! a single append. What differs is where the objects go:
+//! The run is one commit that adds all its records (`relgate verify` checks that a commit only
+//! adds records, in seq order, whether it adds one or ten thousand). Each shard the run adds
+//! records to gets one new tree, whatever the number of records: a commit per record would
+//! write a new version of the head shard's tree (up to 1,000 entries, about 40 KB) for every
+//! record, which cost about 3 ms of hashing, compression and delta search per decision.
 //!
+//! Where the objects go:
 //! - the run opens its own handle on the repository and puts an in-memory object store
-//!   (libgit2's *mempack* backend) in front of its object database, so every blob, tree and
-//!   commit of the run is written to memory instead of to a loose file of its own (seven files
-//!   and directory lookups per record otherwise);
+//!   (libgit2's *mempack* backend) in front of its object database, so every blob and tree of
+//!   the run is written to memory instead of to a loose file of its own;
 //! - libgit2's packbuilder packs exactly the objects the run wrote (never the records already
-//!   in the ledger: they are not walked) and searches deltas among them, so each new version of
-//!   the head shard's tree (one entry more than the last) is stored as a small delta against
-//!   its neighbour. The objects are given their paths as names, which is what the packbuilder
-//!   sorts its delta window by, so versions of one tree sit next to each other;
+//!   in the ledger: they are not walked). The objects are given their paths as names, which is
+//!   what the packbuilder sorts its delta window by;
 //! - the pack goes to the repository through libgit2's indexer (`Odb::packwriter`), which
-//!   resolves every delta, computes every object id again from the bytes and writes the index;
+//!   computes every object id again from the bytes and writes the index;
 //! - the in-memory store is emptied after each pack. A pack is written whenever the run moves
-//!   to the next shard, so memory holds at most one shard's worth of tree versions ([`super::
-//!   SHARD_SIZE`] records) however long the run: a run of n records writes about n / 1,000 + 1
-//!   packfiles, and moves the branch once at the end (all or nothing: packs of a run that loses
-//!   the race are unreferenced objects, which `git gc` prunes).
+//!   to the next shard, so memory holds at most one shard's records ([`super::SHARD_SIZE`])
+//!   however long the run: a run of n records writes about n / 1,000 + 1 packfiles, and moves
+//!   the branch once at the end (all or nothing: packs of a run that loses the race are
+//!   unreferenced objects, which `git gc` prunes).
 //!
-//! Cost per record: two signatures, libgit2's tree rewrite and hashing of the head shard (at
-//! most 1,000 entries) and of the small `records/` and top trees, and its share of the delta
-//! search and zlib. Nothing depends on the number of records already in the ledger.
+//! Cost per record: one signature, one blob, a tree-builder insert and its share of the pack.
+//! Nothing depends on the number of records already in the ledger.
 
 use std::io::Write as _;
 
@@ -31,9 +31,16 @@ use git2::{Buf, Mempack, Odb, Oid, PackBuilder, Repository};
 
 use super::RecordError;
 
-/// Priority of the in-memory store among the object database's backends: above the loose and
-/// packed backends (1 and 2), so libgit2 writes there and finds the run's objects there first.
+/// Priority of the in-memory store in the run's object database (its only backend).
 const MEMPACK_PRIORITY: i32 = 999;
+
+/// `pack.windowMemory` of the run's packbuilder: one byte, so its delta search window (ten
+/// objects by default) keeps only the object before the one being packed. Objects are sorted
+/// by path, so that neighbour is the previous record of the same shard, which differs from it
+/// only in its fields and signature: one delta attempt per object finds nearly all the saving
+/// ten do, at a tenth of the cost (the full window was about two thirds of the CPU time of
+/// appending a run; measured: see docs/records.md).
+const DELTA_WINDOW_MEMORY: u32 = 1;
 
 /// Threads of libgit2's delta search. One: the search over one shard's versions is short (a
 /// delta against the neighbouring version is found first), and relgate runs in CI beside
@@ -41,27 +48,41 @@ const MEMPACK_PRIORITY: i32 = 999;
 /// see docs/records.md).
 const DELTA_THREADS: u32 = 1;
 
-/// The objects one record's commit wrote, with the path each sits at (the packbuilder's name
-/// hint; `None` for the commit).
-#[derive(Debug)]
-pub(super) struct Written {
-    pub(super) commit: Oid,
-    pub(super) objects: Vec<(Oid, Option<String>)>,
-}
-
-/// Opens the run's own handle on the repository at `git_dir` and calls `f` with it and the
-/// [`Packer`] that packs what `f` writes through it. The in-memory store is attached to this
-/// handle only (a backend cannot be removed from an object database), and dropped with it.
+/// Opens the run's own handle on the repository of `disk` and calls `f` with it and the
+/// [`Packer`] that packs what `f` writes through it into `disk`'s object database.
+///
+/// The run's handle has an object database of its own that holds only the in-memory store:
+/// `f` reads the ledger through `disk` and writes through the run's handle. libgit2 looks
+/// every object it is asked to write up first (so it need not write it twice), and when the
+/// object is not found it rescans the repository's pack directory before looking again: with
+/// the repository's own backends behind the in-memory store, that rescan ran once per record,
+/// and cost more the more packfiles the repository had. A record is new by construction, so
+/// the lookup can only miss; against the in-memory store alone it is a hash-table probe.
+/// libgit2 checks that the objects a tree entry or a commit names exist: what the run writes
+/// is in the store, and the parent commit is copied into it ([`Packer::adopt`]).
 pub(super) fn with_run<T>(
-    git_dir: &std::path::Path,
+    disk: &Repository,
     f: impl FnOnce(&Repository, &mut Packer<'_>) -> Result<T, RecordError>,
 ) -> Result<T, RecordError> {
-    let repo = Repository::open(git_dir)?;
-    let odb = repo.odb()?;
+    let repo = Repository::open(disk.path())?;
+    // The delta search's window, narrowed to the neighbouring object for this handle only (see
+    // `DELTA_WINDOW_MEMORY`): a config file added in memory at the highest level, read by the
+    // packbuilder's snapshot of this handle's configuration. Nothing is written to the
+    // repository's own configuration.
+    let mut tuning = tempfile::NamedTempFile::new()
+        .map_err(|e| RecordError::Inconsistent(format!("cannot create a temporary file: {e}")))?;
+    writeln!(tuning, "[pack]\n\twindowMemory = {DELTA_WINDOW_MEMORY}")
+        .map_err(|e| RecordError::Inconsistent(format!("cannot write a temporary file: {e}")))?;
+    repo.config()?
+        .add_file(tuning.path(), git2::ConfigLevel::App, false)?;
+    let odb = Odb::new()?;
     let mempack = odb.add_new_mempack_backend(MEMPACK_PRIORITY)?;
+    repo.set_odb(&odb)?;
+    let disk_odb = disk.odb()?;
     let mut packer = Packer {
         repo: &repo,
         odb: &odb,
+        disk: &disk_odb,
         mempack: &mempack,
         builder: None,
         shard: None,
@@ -72,7 +93,10 @@ pub(super) fn with_run<T>(
 /// Packs the objects of a run, a packfile per shard.
 pub(super) struct Packer<'r> {
     repo: &'r Repository,
+    /// The run's object database: the in-memory store alone.
     odb: &'r Odb<'r>,
+    /// The repository's object database, which receives the packs.
+    disk: &'r Odb<'r>,
     mempack: &'r Mempack<'r>,
     /// The objects written since the last pack.
     builder: Option<PackBuilder<'r>>,
@@ -92,8 +116,17 @@ impl Packer<'_> {
         Ok(())
     }
 
-    /// Adds the objects one record wrote to the next pack.
-    pub(super) fn add(&mut self, written: &Written) -> Result<(), RecordError> {
+    /// Copies object `id` of the repository into the run's store, unpacked: an object the
+    /// run's next write names (the parent of its commit), which libgit2 checks exists.
+    pub(super) fn adopt(&self, id: Oid) -> Result<(), RecordError> {
+        let object = self.disk.read(id)?;
+        self.odb.write(object.kind(), object.data())?;
+        Ok(())
+    }
+
+    /// Adds object `id` to the next pack; `name` is the path it sits at (the delta search's
+    /// hint), `None` for a commit or the top tree.
+    pub(super) fn add(&mut self, id: Oid, name: Option<&str>) -> Result<(), RecordError> {
         let builder = match &mut self.builder {
             Some(b) => b,
             None => {
@@ -102,10 +135,7 @@ impl Packer<'_> {
                 self.builder.insert(b)
             }
         };
-        builder.insert_object(written.commit, None)?;
-        for (id, name) in &written.objects {
-            builder.insert_object(*id, name.as_deref())?;
-        }
+        builder.insert_object(id, name)?;
         Ok(())
     }
 
@@ -118,7 +148,7 @@ impl Packer<'_> {
         let mut buf = Buf::new();
         builder.write_buf(&mut buf)?;
         drop(builder);
-        let mut writer = self.odb.packwriter()?;
+        let mut writer = self.disk.packwriter()?;
         writer
             .write_all(&buf)
             .map_err(|e| RecordError::Inconsistent(format!("cannot write the packfile: {e}")))?;
@@ -143,7 +173,7 @@ mod tests {
         let repo = Repository::init_bare(dir.path()).expect("init");
         let versions = 300;
         let mut full = 0usize;
-        with_run(repo.path(), |run, packer| {
+        with_run(&repo, |run, packer| {
             packer.start_record("000")?;
             let mut tree = None;
             for i in 0..versions {
@@ -152,10 +182,8 @@ mod tests {
                 b.insert(format!("{i:06}-name-1.dsse.json"), blob, 0o100_644)?;
                 let id = b.write()?;
                 full += run.find_tree(id)?.len() * 47;
-                packer.add(&Written {
-                    commit: blob,
-                    objects: vec![(id, Some("records/000".to_owned()))],
-                })?;
+                packer.add(blob, None)?;
+                packer.add(id, Some("records/000"))?;
                 tree = Some(run.find_tree(id)?);
             }
             packer.flush()

@@ -1,7 +1,10 @@
 //! The git backend of the ledger: [`GitLedger`], records as commits on a branch (see the
 //! parent module's docs).
 
+use rayon::prelude::*;
+
 use super::*;
+use crate::report::Decision;
 
 /// The subtree `name` of `tree`, `None` when absent or not a directory.
 pub(super) fn subtree<'r>(
@@ -160,9 +163,9 @@ impl GitLedger {
             .map(|_| ())
     }
 
-    /// One attempt of [`Ledger::append_all`]: every record as its own commit, written through
-    /// the run's in-memory object store into packfiles ([`batch`]), then one compare-and-swap
-    /// of the branch.
+    /// One attempt of [`Ledger::append_all`]: the whole run as ONE commit, its objects written
+    /// through the run's in-memory object store into packfiles ([`batch`]: one per shard the
+    /// run fills), then one compare-and-swap of the branch.
     /// `Ok(None)`: another writer moved the branch meanwhile (the packs written stay as
     /// unreferenced objects, which `git gc` prunes).
     fn append_batch_once(
@@ -172,57 +175,137 @@ impl GitLedger {
         attempt: u32,
     ) -> Result<Option<Vec<AppendReceipt>>, RecordError> {
         let sig = self.signature()?;
-        // Loose objects cost a file (and a directory lookup) each, seven per record; the run
-        // writes into memory and packs per shard instead (see `batch`).
-        let (head_id, receipts) = batch::with_run(self.repo.path(), |repo, packer| {
-            let mut parent = head_commit(repo, &self.refname)?;
+        // Reads go through `self.repo`, writes through the run's handle `repo` (see `batch`).
+        let (head_id, commit, receipts) = batch::with_run(&self.repo, |repo, packer| {
+            let parent = head_commit(&self.repo, &self.refname)?;
             let head_id = parent.as_ref().map(|c| c.id());
-            let mut state = match &parent {
-                Some(c) => self.state_of(&c.tree()?)?,
+            let base_tree = parent.as_ref().map(|c| c.tree()).transpose()?;
+            let state = match &base_tree {
+                Some(t) => self.state_of(t)?,
                 None => None,
             };
+            // The chain first (each payload names the hash of the one before: serial), then
+            // every signature, in parallel.
+            let mut chain = Chain::from_state(state.as_ref())?;
+            let links = inputs
+                .iter()
+                .map(|input| {
+                    chain
+                        .extend(input, self.options.origin.as_deref())
+                        .map_err(|e| match e {
+                            RecordError::Input(m) => {
+                                RecordError::Input(format!("{}: {m}", input.manifest_path))
+                            }
+                            e => e,
+                        })
+                })
+                .collect::<Result<Vec<Link>, RecordError>>()?;
+            let envelopes: Vec<Vec<u8>> = links
+                .par_iter()
+                .map(|link| dsse::sign_payload(&link.payload, signer).to_json())
+                .collect();
+            let records_tree = match &base_tree {
+                Some(t) => subtree(&self.repo, t, RECORDS_DIR)?,
+                None => None,
+            };
+            let mut records = repo.treebuilder(records_tree.as_ref())?;
+            // The shard being filled and its tree builder: each shard's tree is written once per
+            // run, however many records the run adds to it.
+            let mut shard: Option<(String, git2::TreeBuilder<'_>)> = None;
             let mut receipts = Vec::with_capacity(inputs.len());
-            for input in inputs {
-                let prepared = prepare(
-                    state.as_ref(),
-                    input,
-                    signer,
-                    self.options.origin.as_deref(),
-                )
-                .map_err(|e| match e {
-                    RecordError::Input(m) => {
-                        RecordError::Input(format!("{}: {m}", input.manifest_path))
+            let mut decisions = [0usize; 3];
+            for ((link, envelope), input) in links.iter().zip(&envelopes).zip(inputs) {
+                let name = shard_name(link.seq);
+                if shard.as_ref().map(|(n, _)| n) != Some(&name) {
+                    if let Some((done, builder)) = shard.take() {
+                        close_shard(&mut records, packer, &done, &builder)?;
                     }
-                    e => e,
-                })?;
-                packer.start_record(&shard_name(prepared.seq))?;
-                let written = write_commit(repo, &sig, parent.as_ref(), &prepared, input)?;
-                packer.add(&written)?;
-                parent = Some(repo.find_commit(written.commit)?);
+                    // Packs the previous shard's objects (its tree included) before this one's.
+                    packer.start_record(&name)?;
+                    let existing = match records.get(&name)? {
+                        Some(e) if e.kind() == Some(ObjectType::Tree) => {
+                            Some(self.repo.find_tree(e.id())?)
+                        }
+                        _ => None,
+                    };
+                    shard = Some((name, repo.treebuilder(existing.as_ref())?));
+                }
+                let Some((_, builder)) = shard.as_mut() else {
+                    return Err(RecordError::Inconsistent("no shard to write to".to_owned()));
+                };
+                let file_name = link.file.rsplit('/').next().unwrap_or(&link.file);
+                if builder.get(file_name)?.is_some() {
+                    return Err(RecordError::Inconsistent(format!(
+                        "{} already exists",
+                        link.file
+                    )));
+                }
+                let blob = repo.blob(envelope)?;
+                builder.insert(file_name, blob, 0o100_644)?;
+                packer.add(blob, Some(&link.file))?;
+                decisions[match input.decision {
+                    Decision::Pass => 0,
+                    Decision::Fail => 1,
+                    Decision::Error => 2,
+                }] += 1;
                 receipts.push(AppendReceipt {
-                    seq: prepared.seq,
-                    file: prepared.file,
-                    payload_sha256: prepared.payload_sha256,
-                    checkpoint: prepared.checkpoint,
-                    origin: prepared.state.origin.clone(),
-                    commit: Some(written.commit.to_string()),
+                    seq: link.seq,
+                    file: link.file.clone(),
+                    payload_sha256: link.payload_sha256.clone(),
+                    checkpoint: String::new(),
+                    origin: String::new(),
+                    commit: None,
                     attempts: attempt,
                 });
-                state = Some(prepared.state);
             }
+            let (Some((done, builder)), Some(first), Some(last)) =
+                (shard.take(), links.first(), links.last())
+            else {
+                return Err(RecordError::Inconsistent(
+                    "a run of records without records".to_owned(),
+                ));
+            };
+            close_shard(&mut records, packer, &done, &builder)?;
+            let records_oid = records.write()?;
+            let mut top = repo.treebuilder(base_tree.as_ref())?;
+            top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
+            let checkpoint_text = chain.checkpoint(signer);
+            let checkpoint = repo.blob(checkpoint_text.as_bytes())?;
+            top.insert(CHECKPOINT_FILE, checkpoint, 0o100_644)?;
+            let head_state = chain.state(&last.file);
+            let state_blob = repo.blob(&state_bytes(&head_state))?;
+            top.insert(STATE_FILE, state_blob, 0o100_644)?;
+            let tree = repo.find_tree(top.write()?)?;
+            let message = run_message(first.seq, last.seq, decisions);
+            // libgit2 drops, without an error, a parent that belongs to another handle: the
+            // parent is copied into the run's store and passed as the run handle's own.
+            let run_parent = match &parent {
+                Some(p) => {
+                    packer.adopt(p.id())?;
+                    Some(repo.find_commit(p.id())?)
+                }
+                None => None,
+            };
+            let parents: Vec<&git2::Commit<'_>> = run_parent.iter().collect();
+            let commit = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
+            packer.add(commit, None)?;
+            packer.add(tree.id(), None)?;
+            packer.add(records_oid, Some(RECORDS_DIR))?;
+            packer.add(checkpoint, Some(CHECKPOINT_FILE))?;
+            packer.add(state_blob, Some(STATE_FILE))?;
             packer.flush()?;
-            Ok((head_id, receipts))
+            for r in &mut receipts {
+                r.commit = Some(commit.to_string());
+                r.checkpoint.clone_from(&checkpoint_text);
+                r.origin.clone_from(&head_state.origin);
+            }
+            Ok((head_id, commit, receipts))
         })?;
         let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
             return Ok(Some(receipts));
         };
-        let Some(last_commit) = last.commit.as_deref().and_then(|c| Oid::from_str(c).ok()) else {
-            return Err(RecordError::Inconsistent(
-                "the run's last commit has no id".to_owned(),
-            ));
-        };
         let log = format!("relgate record {:06}..{:06}", first.seq, last.seq);
-        match self.move_ref(head_id, last_commit, &log) {
+        match self.move_ref(head_id, commit, &log) {
             Ok(()) => Ok(Some(receipts)),
             Err(e)
                 if matches!(
@@ -242,20 +325,19 @@ impl GitLedger {
         prepared: &Prepared,
         input: &RecordInput,
     ) -> Result<Oid, RecordError> {
-        Ok(write_commit(&self.repo, &self.signature()?, parent, prepared, input)?.commit)
+        write_commit(&self.repo, &self.signature()?, parent, prepared, input)
     }
 }
 
-/// Writes the blobs, trees and commit of one append into `repo`'s object database (whichever
-/// backend takes writes: the loose objects, or the in-memory store of a run) and returns what
-/// it wrote.
-pub(super) fn write_commit(
+/// Writes the blobs, trees and commit of one append into `repo`'s object database (loose
+/// objects) and returns the commit.
+fn write_commit(
     repo: &Repository,
     sig: &git2::Signature<'_>,
     parent: Option<&git2::Commit<'_>>,
     prepared: &Prepared,
     input: &RecordInput,
-) -> Result<batch::Written, RecordError> {
+) -> Result<Oid, RecordError> {
     let base_tree = parent.map(|c| c.tree()).transpose()?;
     let records_tree = match &base_tree {
         Some(t) => subtree(repo, t, RECORDS_DIR)?,
@@ -291,18 +373,31 @@ pub(super) fn write_commit(
     let tree = repo.find_tree(top.write()?)?;
     let message = commit_message(prepared, input);
     let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
-    let commit = repo.commit(None, sig, sig, &message, &tree, &parents)?;
-    Ok(batch::Written {
-        commit,
-        objects: vec![
-            (tree.id(), None),
-            (records_oid, Some(RECORDS_DIR.to_owned())),
-            (shard_oid, Some(format!("{RECORDS_DIR}/{shard}"))),
-            (envelope, Some(prepared.file.clone())),
-            (checkpoint, Some(CHECKPOINT_FILE.to_owned())),
-            (state, Some(STATE_FILE.to_owned())),
-        ],
-    })
+    Ok(repo.commit(None, sig, sig, &message, &tree, &parents)?)
+}
+
+/// Writes the tree of shard `name` a run filled, adds it to the run's pack and enters it in
+/// the `records/` tree.
+fn close_shard(
+    records: &mut git2::TreeBuilder<'_>,
+    packer: &mut batch::Packer<'_>,
+    name: &str,
+    builder: &git2::TreeBuilder<'_>,
+) -> Result<(), RecordError> {
+    let oid = builder.write()?;
+    records.insert(name, oid, 0o040_000)?;
+    packer.add(oid, Some(&format!("{RECORDS_DIR}/{name}")))
+}
+
+/// The message of the ledger commit of a run: the seq range and the decisions, counted. No
+/// manifest text: a run's manifests are in its records, and the message cannot carry a forged
+/// line.
+fn run_message(first: u64, last: u64, decisions: [usize; 3]) -> String {
+    let [pass, fail, error] = decisions;
+    format!(
+        "relgate: record {first:06}..{last:06} ({} records: {pass} pass, {fail} fail, {error} error)\n",
+        last - first + 1
+    )
 }
 
 /// The message of the ledger commit of one record.

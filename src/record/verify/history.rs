@@ -238,105 +238,203 @@ pub(super) fn check_history(repo: &Repository, refname: &str, report: &mut Verif
             "shallow clone: the ledger history before the shallow boundary was not checked",
         );
     }
-    let allowed_top: HashSet<&str> = [RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE]
-        .into_iter()
+    // The walk compares each commit with the one before it, so it splits into segments that
+    // are walked in parallel (on rayon's pool, beside the per-record checks), each starting
+    // from the `records/` tree of the commit before it; what each commit added is then checked
+    // against the sequence in order, and the problems are reported in the order of a serial
+    // walk.
+    let git_dir = repo.path().to_owned();
+    let segments: Vec<Vec<CommitFindings>> = chain
+        .par_chunks(SEGMENT)
+        .enumerate()
+        .map(|(i, commits)| {
+            let before = i
+                .checked_mul(SEGMENT)
+                .and_then(|start| start.checked_sub(1));
+            walk_segment(
+                &git_dir,
+                commits,
+                before.and_then(|b| chain.get(b).copied()),
+            )
+        })
         .collect();
     let mut reported_top: BTreeSet<String> = BTreeSet::new();
-    let mut prev_records_oid: Option<Oid> = None;
-    // The previous commit's `records/` tree (raw): one entry per shard, so unchanged shards
-    // (the same tree oid) are skipped without reading them.
-    let mut prev_raw: Vec<u8> = Vec::new();
     let mut next_seq: u64 = 1;
-    let mut walk = Walk {
-        repo,
-        report,
-        id: Oid::ZERO_SHA1,
-        added: Vec::new(),
-        shard_cache: None,
-    };
-    for id in chain {
-        walk.report.commits_checked += 1;
-        walk.id = id;
-        let tree = match repo.find_commit(id).and_then(|c| c.tree()) {
-            Ok(t) => t,
-            Err(e) => {
-                walk.read_error(e);
-                continue;
-            }
-        };
-        for e in tree.iter() {
-            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-            if !allowed_top.contains(name.as_str()) && reported_top.insert(name.clone()) {
-                walk.report.push(
+    for found in segments.into_iter().flatten() {
+        report.commits_checked += 1;
+        let id = found.id;
+        for name in found.foreign_top {
+            if reported_top.insert(name.clone()) {
+                report.push(
                     ProblemKind::HistoryUnexpectedFile,
                     commit_ref(None, Some(name.clone()), id),
                     format!("commit {id} added {name}, which is not part of a ledger"),
                 );
             }
         }
-        let records_oid = tree
-            .get_name(RECORDS_DIR)
-            .filter(|e| e.kind() == Some(ObjectType::Tree))
-            .map(|e| e.id());
-        if records_oid == prev_records_oid {
-            continue;
-        }
-        let raw = match records_oid {
-            Some(o) => match read_raw(repo, o) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    walk.read_error(e);
-                    continue;
-                }
-            },
-            None => Vec::new(),
-        };
-        let (Some(old_entries), Some(new_entries)) = (parse_tree(&prev_raw), parse_tree(&raw))
-        else {
-            walk.read_error(git2::Error::from_str(&format!(
-                "the {RECORDS_DIR}/ tree of commit {id} does not parse"
-            )));
-            continue;
-        };
-        // Both trees are in git's order, so one merge pass pairs the entries of the same name
-        // and kind without building a map of the shards (a hostile unsorted tree can only make
-        // entries unpaired, which are reported as added and removed, never hidden).
-        for (name, old, new) in merge_entries(&old_entries, &new_entries) {
-            if old == new {
-                continue;
-            }
-            let name = String::from_utf8_lossy(name);
-            let is_shard = |i: &Item| i.tree && is_shard_name(&name);
-            let old_shard = old.filter(is_shard).map(|i| i.oid);
-            match new {
-                Some(n) if is_shard(&n) => walk.diff_shard(&name, old_shard, n.oid),
-                Some(_) => {
-                    let path = format!("{RECORDS_DIR}/{name}");
-                    walk.push(
-                        ProblemKind::HistoryUnexpectedFile,
-                        parse_record_file_name(&name),
-                        &path,
-                        format!(
-                            "commit {id} added {path}, which is not a shard directory ({RECORDS_DIR}/NNN/)"
-                        ),
-                    );
-                    if let Some(o) = old_shard {
-                        walk.removed_shard(&name, o);
-                    }
-                }
-                None => {
-                    if let Some(o) = old_shard {
-                        walk.removed_shard(&name, o);
-                    }
-                }
-            }
-        }
-        drop((old_entries, new_entries));
-        let added = std::mem::take(&mut walk.added);
-        check_added(added, &mut next_seq, id, walk.report);
-        prev_records_oid = records_oid;
-        prev_raw = raw;
+        report.problems.extend(found.problems);
+        check_added(found.added, &mut next_seq, id, report);
     }
+}
+
+/// Commits per segment of the history walk.
+const SEGMENT: usize = 2048;
+
+/// What the walk found in one commit, in the order a serial walk reports it.
+struct CommitFindings {
+    id: Oid,
+    /// Names at the top of its tree that are not part of a ledger, in tree order.
+    foreign_top: Vec<String>,
+    /// The problems of its `records/` tree against the commit before.
+    problems: Vec<Problem>,
+    /// The records it added: (seq, path).
+    added: Vec<(u64, String)>,
+}
+
+/// The `records/` tree of commit `id` (`None`: it has none) and its raw bytes.
+fn records_of(repo: &Repository, id: Oid) -> Result<(Option<Oid>, Vec<u8>), git2::Error> {
+    let tree = repo.find_commit(id)?.tree()?;
+    let oid = tree
+        .get_name(RECORDS_DIR)
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .map(|e| e.id());
+    let raw = match oid {
+        Some(o) => read_raw(repo, o)?,
+        None => Vec::new(),
+    };
+    Ok((oid, raw))
+}
+
+/// Walks `commits` (consecutive, oldest first), comparing each with the one before it; the
+/// first with `before`, the commit before the segment (`None`: the segment starts the branch).
+fn walk_segment(git_dir: &Path, commits: &[Oid], before: Option<Oid>) -> Vec<CommitFindings> {
+    let mut out = Vec::with_capacity(commits.len());
+    let repo = match Repository::open(git_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            for &id in commits {
+                out.push(CommitFindings {
+                    id,
+                    foreign_top: Vec::new(),
+                    problems: vec![Problem::new(
+                        ProblemKind::ReadError,
+                        commit_ref(None, None, id),
+                        format!("commit {id}: {e}"),
+                    )],
+                    added: Vec::new(),
+                });
+            }
+            return out;
+        }
+    };
+    // A commit before the segment that cannot be read is reported by the segment walking it;
+    // this one then starts from an empty tree, so its records show as added out of order
+    // rather than not at all.
+    let (mut prev_records_oid, mut prev_raw) = before
+        .and_then(|b| records_of(&repo, b).ok())
+        .unwrap_or((None, Vec::new()));
+    let mut report = VerifyReport::new(String::new());
+    let mut walk = Walk {
+        repo: &repo,
+        report: &mut report,
+        id: Oid::ZERO_SHA1,
+        added: Vec::new(),
+        shard_cache: None,
+    };
+    for &id in commits {
+        walk.id = id;
+        let mut foreign_top = Vec::new();
+        walk_commit(
+            &mut walk,
+            &mut foreign_top,
+            &mut prev_records_oid,
+            &mut prev_raw,
+        );
+        out.push(CommitFindings {
+            id,
+            foreign_top,
+            problems: std::mem::take(&mut walk.report.problems),
+            added: std::mem::take(&mut walk.added),
+        });
+    }
+    out
+}
+
+/// Compares commit `walk.id` with the commit before it (`prev_*`: its `records/` tree), and
+/// makes it the commit before the next one.
+fn walk_commit(
+    walk: &mut Walk<'_>,
+    foreign_top: &mut Vec<String>,
+    prev_records_oid: &mut Option<Oid>,
+    prev_raw: &mut Vec<u8>,
+) {
+    let id = walk.id;
+    let repo = walk.repo;
+    let tree = match repo.find_commit(id).and_then(|c| c.tree()) {
+        Ok(t) => t,
+        Err(e) => return walk.read_error(e),
+    };
+    for e in tree.iter() {
+        let name = String::from_utf8_lossy(e.name_bytes());
+        if ![RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE].contains(&name.as_ref()) {
+            foreign_top.push(name.into_owned());
+        }
+    }
+    let records_oid = tree
+        .get_name(RECORDS_DIR)
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .map(|e| e.id());
+    if records_oid == *prev_records_oid {
+        return;
+    }
+    let raw = match records_oid {
+        Some(o) => match read_raw(repo, o) {
+            Ok(raw) => raw,
+            Err(e) => return walk.read_error(e),
+        },
+        None => Vec::new(),
+    };
+    let (Some(old_entries), Some(new_entries)) = (parse_tree(prev_raw), parse_tree(&raw)) else {
+        return walk.read_error(git2::Error::from_str(&format!(
+            "the {RECORDS_DIR}/ tree of commit {id} does not parse"
+        )));
+    };
+    // Both trees are in git's order, so one merge pass pairs the entries of the same name
+    // and kind without building a map of the shards (a hostile unsorted tree can only make
+    // entries unpaired, which are reported as added and removed, never hidden).
+    for (name, old, new) in merge_entries(&old_entries, &new_entries) {
+        if old == new {
+            continue;
+        }
+        let name = String::from_utf8_lossy(name);
+        let is_shard = |i: &Item| i.tree && is_shard_name(&name);
+        let old_shard = old.filter(is_shard).map(|i| i.oid);
+        match new {
+            Some(n) if is_shard(&n) => walk.diff_shard(&name, old_shard, n.oid),
+            Some(_) => {
+                let path = format!("{RECORDS_DIR}/{name}");
+                walk.push(
+                    ProblemKind::HistoryUnexpectedFile,
+                    parse_record_file_name(&name),
+                    &path,
+                    format!(
+                        "commit {id} added {path}, which is not a shard directory ({RECORDS_DIR}/NNN/)"
+                    ),
+                );
+                if let Some(o) = old_shard {
+                    walk.removed_shard(&name, o);
+                }
+            }
+            None => {
+                if let Some(o) = old_shard {
+                    walk.removed_shard(&name, o);
+                }
+            }
+        }
+    }
+    drop((old_entries, new_entries));
+    *prev_records_oid = records_oid;
+    *prev_raw = raw;
 }
 
 /// Records added by one commit must continue the sequence.

@@ -38,7 +38,7 @@
 //! store. Records removed from the END together with a re-signed checkpoint likewise need an
 //! older checkpoint. Without trusted keys nothing can be verified.
 //!
-//! Cost: records are read, hashed and their signatures checked in parallel (rayon), 64 at a
+//! Cost: records are read, hashed and their signatures checked in parallel (rayon), 256 at a
 //! time with Ed25519 batch verification (see [`VerifyOptions::strict_signatures`]), streaming
 //! (payloads are dropped after hashing); sequence, chain and Merkle checks are linear. The git
 //! history walk compares each commit's `records/` tree with its parent's: one entry per shard,
@@ -93,7 +93,7 @@ pub struct VerifyOptions {
     pub expected_origin: Option<String>,
     /// Keep each record's parsed payload in [`VerifyReport::payloads`] (for export).
     pub keep_payloads: bool,
-    /// Check every signature on its own with `verify_strict` instead of in batches of 64.
+    /// Check every signature on its own with `verify_strict` instead of in batches of 256.
     /// Batch verification (the default, about 2.5x faster) accepts exactly the honestly
     /// produced signatures single verification accepts; a failing batch is re-checked one by
     /// one, so every bad record is named either way. The two can differ only on signatures a
@@ -584,7 +584,10 @@ fn run(
     // on its own thread beside them (which use every core through rayon); its problems are
     // added after theirs, in the order a serial run gives.
     let history = std::thread::scope(|scope| {
-        let history = scope.spawn(|| git_history(&reader, options));
+        // Named, so a profile or a stack dump tells the walk from the rayon workers.
+        let history = std::thread::Builder::new()
+            .name("relgate-history".to_owned())
+            .spawn_scoped(scope, || git_history(&reader, options));
         if let Some(entries) = list_entries(&reader, &mut report) {
             let checked = check_entries(
                 &reader,
@@ -600,7 +603,11 @@ fn run(
                 ledger.checked = checked;
             }
         }
-        history.join()
+        match history {
+            Ok(thread) => thread.join(),
+            // No thread to be had: the walk runs here, after the per-record checks.
+            Err(_) => Ok(git_history(&reader, options)),
+        }
     });
     match history {
         Ok(Some(h)) => {
