@@ -42,10 +42,8 @@ const MEMPACK_PRIORITY: i32 = 999;
 /// appending a run; measured: see docs/records.md).
 const DELTA_WINDOW_MEMORY: u32 = 1;
 
-/// Threads of libgit2's delta search. One: the search over one shard's versions is short (a
-/// delta against the neighbouring version is found first), and relgate runs in CI beside
-/// other work, where spawning a thread per core for it costs more than it saves (measured:
-/// see docs/records.md).
+/// Threads of libgit2's delta search. One: with a window of one object the search is short,
+/// and the run's signatures already use every core.
 const DELTA_THREADS: u32 = 1;
 
 /// Opens the run's own handle on the repository of `disk` and calls `f` with it and the
