@@ -307,14 +307,7 @@ impl GitLedger {
         let log = format!("relgate record {:06}..{:06}", first.seq, last.seq);
         match self.move_ref(head_id, commit, &log) {
             Ok(()) => Ok(Some(receipts)),
-            Err(e)
-                if matches!(
-                    e.code(),
-                    ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-                ) =>
-            {
-                Ok(None)
-            }
+            Err(e) if lost_race(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -374,6 +367,15 @@ fn write_commit(
     let message = commit_message(prepared, input);
     let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
     Ok(repo.commit(None, sig, sig, &message, &tree, &parents)?)
+}
+
+/// True when a compare-and-swap of the branch failed because another writer moved (or is
+/// moving) it: the append is retried on the new head.
+fn lost_race(e: &git2::Error) -> bool {
+    matches!(
+        e.code(),
+        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
+    )
 }
 
 /// Writes the tree of shard `name` a run filled, adds it to the run's pack and enters it in
@@ -447,14 +449,7 @@ impl Ledger for GitLedger {
                         attempts: attempt,
                     })
                 }
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked
-                    ) =>
-                {
-                    backoff(attempt);
-                }
+                Err(e) if lost_race(&e) => backoff(attempt),
                 Err(e) => return Err(e.into()),
             }
         }
