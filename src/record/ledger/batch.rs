@@ -8,9 +8,9 @@
 //! record, which cost about 3 ms of hashing, compression and delta search per decision.
 //!
 //! Where the objects go:
-//! - the run opens its own handle on the repository and puts an in-memory object store
-//!   (libgit2's *mempack* backend) in front of its object database, so every blob and tree of
-//!   the run is written to memory instead of to a loose file of its own;
+//! - the run opens its own handle on the repository whose object database is an in-memory
+//!   store alone (libgit2's *mempack* backend; see [`with_run`]), so every blob and tree of the
+//!   run is written to memory instead of to a loose file of its own;
 //! - libgit2's packbuilder packs exactly the objects the run wrote (never the records already
 //!   in the ledger: they are not walked). The objects are given their paths as names, which is
 //!   what the packbuilder sorts its delta window by;

@@ -180,6 +180,12 @@ impl Walk<'_> {
 }
 
 pub(super) fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
+    check_history_in(repo, refname, report, SEGMENT);
+}
+
+/// [`check_history`] with segments of `segment` commits.
+fn check_history_in(repo: &Repository, refname: &str, report: &mut VerifyReport, segment: usize) {
+    let segment = segment.max(1);
     let head = match repo
         .find_reference(refname)
         .and_then(|r| r.peel_to_commit())
@@ -245,11 +251,11 @@ pub(super) fn check_history(repo: &Repository, refname: &str, report: &mut Verif
     // walk.
     let git_dir = repo.path().to_owned();
     let segments: Vec<Vec<CommitFindings>> = chain
-        .par_chunks(SEGMENT)
+        .par_chunks(segment)
         .enumerate()
         .map(|(i, commits)| {
             let before = i
-                .checked_mul(SEGMENT)
+                .checked_mul(segment)
                 .and_then(|start| start.checked_sub(1));
             walk_segment(
                 &git_dir,
@@ -674,5 +680,126 @@ pub(super) fn check_reflog(repo: &Repository, refname: &str, report: &mut Verify
             }),
             format!("{refname} was force-updated from {old} to {new} ({message:?}): {what}"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::keys::Signer;
+    use crate::record::ledger::{GitLedger, Ledger};
+    use crate::record::statement::tests::sample_input;
+
+    /// A commit on the ledger branch whose `records/` tree is the head's with `edit` applied.
+    fn tamper(
+        repo: &Repository,
+        refname: &str,
+        edit: impl FnOnce(&Repository, &mut git2::TreeBuilder<'_>),
+    ) {
+        let head = repo
+            .find_reference(refname)
+            .and_then(|r| r.peel_to_commit())
+            .expect("head");
+        let top = head.tree().expect("tree");
+        let records = records_tree(repo, &top).expect("records/");
+        // The records of these tests all sit in shard 000.
+        let shard = repo
+            .find_tree(records.get_name("000").expect("shard").id())
+            .expect("shard tree");
+        let mut shard_builder = repo.treebuilder(Some(&shard)).expect("builder");
+        edit(repo, &mut shard_builder);
+        let shard_id = shard_builder.write().expect("write shard");
+        let mut records_builder = repo.treebuilder(Some(&records)).expect("builder");
+        records_builder
+            .insert("000", shard_id, 0o040_000)
+            .expect("insert");
+        let records_id = records_builder.write().expect("write records");
+        let mut top_builder = repo.treebuilder(Some(&top)).expect("builder");
+        top_builder
+            .insert(RECORDS_DIR, records_id, 0o040_000)
+            .expect("insert");
+        let tree = repo
+            .find_tree(top_builder.write().expect("write top"))
+            .expect("top");
+        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+        let id = repo
+            .commit(None, &sig, &sig, "tamper", &tree, &[&head])
+            .expect("commit");
+        repo.reference(refname, id, true, "tamper").expect("move");
+    }
+
+    /// Segments change how the walk is split, never what it finds: on a history with a record
+    /// changed, one removed, a foreign file, a record added out of order and records restored,
+    /// every segment size reports the same problems in the same order as one serial walk.
+    #[test]
+    fn segmented_walks_report_what_a_serial_walk_reports() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let repo = Repository::init(dir.path()).expect("init");
+        let refname = "refs/heads/relgate/records";
+        let signer = Signer::from_seed([3; 32]);
+        let mut ledger = GitLedger::open(dir.path()).expect("ledger");
+        let append = |ledger: &mut GitLedger| {
+            ledger.append(&sample_input(), &signer).expect("append");
+        };
+        for _ in 0..5 {
+            append(&mut ledger);
+        }
+        let names: Vec<String> = {
+            let head = repo
+                .find_reference(refname)
+                .and_then(|r| r.peel_to_commit())
+                .expect("head");
+            let records = records_tree(&repo, &head.tree().expect("tree")).expect("records/");
+            let shard = repo
+                .find_tree(records.get_name("000").expect("shard").id())
+                .expect("shard");
+            shard
+                .iter()
+                .filter_map(|e| e.name().ok().map(str::to_owned))
+                .collect()
+        };
+        // Record 2 changed, then record 3 removed, then a foreign file, then record 9 where 6
+        // was due.
+        tamper(&repo, refname, |r, b| {
+            let blob = r.blob(b"changed").expect("blob");
+            b.insert(&names[1], blob, 0o100_644).expect("insert");
+        });
+        tamper(&repo, refname, |_, b| {
+            b.remove(&names[2]).expect("remove");
+        });
+        tamper(&repo, refname, |r, b| {
+            let blob = r.blob(b"foreign").expect("blob");
+            b.insert("notes.txt", blob, 0o100_644).expect("insert");
+        });
+        tamper(&repo, refname, |r, b| {
+            let blob = r.blob(b"nine").expect("blob");
+            b.insert("000009-x-1.dsse.json", blob, 0o100_644)
+                .expect("insert");
+        });
+        let commits = 9;
+        let serial = {
+            let mut report = VerifyReport::new(String::new());
+            check_history_in(&repo, refname, &mut report, usize::MAX);
+            report
+        };
+        assert_eq!(serial.commits_checked, commits);
+        let kinds: Vec<ProblemKind> = serial.problems.iter().map(|p| p.kind).collect();
+        for kind in [
+            ProblemKind::HistoryRecordChanged,
+            ProblemKind::HistoryRecordRemoved,
+            ProblemKind::HistoryUnexpectedFile,
+            ProblemKind::HistoryOutOfOrder,
+        ] {
+            assert!(kinds.contains(&kind), "{kind:?} missing: {kinds:?}");
+        }
+        for segment in 1..=commits as usize {
+            let mut report = VerifyReport::new(String::new());
+            check_history_in(&repo, refname, &mut report, segment);
+            assert_eq!(report.commits_checked, commits, "segment {segment}");
+            // Whole problems: kind, severity, record (seq, file, commit) and message.
+            let got: Vec<String> = report.problems.iter().map(|p| format!("{p:?}")).collect();
+            let want: Vec<String> = serial.problems.iter().map(|p| format!("{p:?}")).collect();
+            assert_eq!(got, want, "segment {segment}");
+        }
     }
 }
