@@ -200,8 +200,9 @@ fn check_history_in(repo: &Repository, refname: &str, report: &mut VerifyReport,
             return;
         }
     };
-    // First-parent chain, newest first.
-    let mut chain = Vec::new();
+    // First-parent chain, newest first: (commit, its tree), so the walk below reads each
+    // commit once, here.
+    let mut chain: Vec<(Oid, Oid)> = Vec::new();
     let mut cur = Some(head);
     while let Some(c) = cur {
         if c.parent_count() > 1 {
@@ -233,7 +234,7 @@ fn check_history_in(repo: &Repository, refname: &str, report: &mut VerifyReport,
         } else {
             None
         };
-        chain.push(c.id());
+        chain.push((c.id(), c.tree_id()));
         cur = next;
     }
     chain.reverse();
@@ -297,9 +298,9 @@ struct CommitFindings {
     added: Vec<(u64, String)>,
 }
 
-/// The `records/` tree of commit `id` (`None`: it has none) and its raw bytes.
-fn records_of(repo: &Repository, id: Oid) -> Result<(Option<Oid>, Vec<u8>), git2::Error> {
-    let tree = repo.find_commit(id)?.tree()?;
+/// The `records/` tree in the commit tree `tree` (`None`: it has none) and its raw bytes.
+fn records_of(repo: &Repository, tree: Oid) -> Result<(Option<Oid>, Vec<u8>), git2::Error> {
+    let tree = repo.find_tree(tree)?;
     let oid = tree
         .get_name(RECORDS_DIR)
         .filter(|e| e.kind() == Some(ObjectType::Tree))
@@ -311,14 +312,19 @@ fn records_of(repo: &Repository, id: Oid) -> Result<(Option<Oid>, Vec<u8>), git2
     Ok((oid, raw))
 }
 
-/// Walks `commits` (consecutive, oldest first), comparing each with the one before it; the
-/// first with `before`, the commit before the segment (`None`: the segment starts the branch).
-fn walk_segment(git_dir: &Path, commits: &[Oid], before: Option<Oid>) -> Vec<CommitFindings> {
+/// Walks `commits` (consecutive, oldest first, each with its tree), comparing each with the one
+/// before it; the first with `before`, the commit before the segment (`None`: the segment
+/// starts the branch).
+fn walk_segment(
+    git_dir: &Path,
+    commits: &[(Oid, Oid)],
+    before: Option<(Oid, Oid)>,
+) -> Vec<CommitFindings> {
     let mut out = Vec::with_capacity(commits.len());
     let repo = match Repository::open(git_dir) {
         Ok(r) => r,
         Err(e) => {
-            for &id in commits {
+            for &(id, _) in commits {
                 out.push(CommitFindings {
                     id,
                     foreign_top: Vec::new(),
@@ -337,7 +343,7 @@ fn walk_segment(git_dir: &Path, commits: &[Oid], before: Option<Oid>) -> Vec<Com
     // this one then starts from an empty tree, so its records show as added out of order
     // rather than not at all.
     let (mut prev_records_oid, mut prev_raw) = before
-        .and_then(|b| records_of(&repo, b).ok())
+        .and_then(|(_, tree)| records_of(&repo, tree).ok())
         .unwrap_or((None, Vec::new()));
     let mut report = VerifyReport::new(String::new());
     let mut walk = Walk {
@@ -347,11 +353,12 @@ fn walk_segment(git_dir: &Path, commits: &[Oid], before: Option<Oid>) -> Vec<Com
         added: Vec::new(),
         shard_cache: None,
     };
-    for &id in commits {
+    for &(id, tree) in commits {
         walk.id = id;
         let mut foreign_top = Vec::new();
         walk_commit(
             &mut walk,
+            tree,
             &mut foreign_top,
             &mut prev_records_oid,
             &mut prev_raw,
@@ -366,17 +373,18 @@ fn walk_segment(git_dir: &Path, commits: &[Oid], before: Option<Oid>) -> Vec<Com
     out
 }
 
-/// Compares commit `walk.id` with the commit before it (`prev_*`: its `records/` tree), and
-/// makes it the commit before the next one.
+/// Compares commit `walk.id` (its tree: `tree`) with the commit before it (`prev_*`: its
+/// `records/` tree), and makes it the commit before the next one.
 fn walk_commit(
     walk: &mut Walk<'_>,
+    tree: Oid,
     foreign_top: &mut Vec<String>,
     prev_records_oid: &mut Option<Oid>,
     prev_raw: &mut Vec<u8>,
 ) {
     let id = walk.id;
     let repo = walk.repo;
-    let tree = match repo.find_commit(id).and_then(|c| c.tree()) {
+    let tree = match repo.find_tree(tree) {
         Ok(t) => t,
         Err(e) => return walk.read_error(e),
     };
