@@ -131,8 +131,9 @@ pub struct ManifestResult {
     /// Things a reader should know (e.g. policies skipped because the schema failed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) notes: Vec<String>,
-    /// The manifest document as parsed, when it could be read and the gate keeps it
-    /// (`Gate::keep_evaluated`, for change records; not part of the report).
+    /// The manifest document as parsed, when it could be read, the gate keeps it
+    /// (`Gate::keep_evaluated`, for change records; not part of the report) and no policy
+    /// input was kept: a kept `input` holds it as `input.manifest`.
     #[serde(skip)]
     pub(crate) manifest: Option<serde_json::Value>,
     /// The policy input the decision was made on, when policies ran and the gate keeps it

@@ -254,6 +254,19 @@ fn decide_without_borrowed_approvals(
 }
 
 /// `relgate record`.
+/// Frees `value` on a thread of its own. A run of 10,000 records holds a few hundred MiB of
+/// small allocations (parsed manifests, policy inputs, record inputs) whose freeing took about
+/// 0.6 s on the main thread while the other core sat idle. Nothing waits for the thread: when
+/// the process exits first, the operating system reclaims the memory at once.
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    let spawned = std::thread::Builder::new()
+        .name("relgate-free".into())
+        .spawn(move || drop(value));
+    // Without a thread (the system refused one) the value is already gone: `spawn` dropped
+    // the closure and with it the value, on this thread.
+    drop(spawned);
+}
+
 pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
     // Everything that can stop the records is checked before anything is decided or printed.
     let mut settings = check_settings(&args.check)?;
@@ -366,9 +379,28 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
         }
         _ => {}
     }
-    let mut inputs = Vec::with_capacity(report.results.len());
-    for result in &report.results {
-        let input = match recording::record_input(result, &run) {
+    // Built in parallel (each is a few serializations of one result), reported in order.
+    let built: Vec<_> = {
+        use rayon::prelude::*;
+        report
+            .results
+            .par_iter()
+            .map(|result| recording::record_input(result, &run))
+            .collect()
+    };
+    // The kept manifests and policy inputs are not needed past this point; freeing them is
+    // about a tenth of a large run's time, so it happens on another thread while the ledger
+    // is written (see `drop_elsewhere`).
+    drop_elsewhere(
+        report
+            .results
+            .iter_mut()
+            .map(|r| (r.manifest.take(), r.input.take()))
+            .collect::<Vec<_>>(),
+    );
+    let mut inputs = Vec::with_capacity(built.len());
+    for built in built {
+        let input = match built {
             Ok(input) => {
                 if input.pull_request.is_none() && run.pull_request.is_some() {
                     writeln!(
@@ -446,6 +478,7 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
         None => writeln!(err, "relgate record: no records appended to {where_to}")?,
     }
     drop(err);
+    drop_elsewhere(inputs);
     let publish_failed = match &github {
         Some(github) => super::github::publish(
             github,

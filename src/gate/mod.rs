@@ -362,13 +362,12 @@ impl Gate {
         result.name = text("/metadata/name");
         result.version = text("/metadata/version");
         result.error = None;
-        if self.keep_evaluated {
-            result.manifest = Some(manifest.clone());
-        }
-
         let kind = match identify(manifest) {
             Ok(kind) => kind,
             Err(message) => {
+                if self.keep_evaluated {
+                    result.manifest = Some(manifest.clone());
+                }
                 result.error = Some(format!("{}:{}: {message}", source.path, result.line));
                 result.decide(self.fail_on_warn);
                 return result;
@@ -440,6 +439,11 @@ impl Gate {
                 }
             }
             Err(message) => result.error = Some(format!("internal schema error: {message}")),
+        }
+        // A kept policy input holds the manifest as `input.manifest` (the records read it
+        // there), so a second copy is kept only where no policy input was built.
+        if self.keep_evaluated && result.input.is_none() {
+            result.manifest = Some(manifest.clone());
         }
         result.waivers = waivers(manifest, document);
         result.decide(self.fail_on_warn);

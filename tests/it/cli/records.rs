@@ -376,6 +376,42 @@ fn record_appends_one_record_per_decision_then_verify_names_tampering() {
     );
 }
 
+/// A record describes its manifest whichever way the gate stopped: the gate keeps one copy of
+/// each manifest (inside the policy input when policies ran, on its own when the schema
+/// stopped them), and the record must read it from either place.
+#[test]
+fn records_describe_manifests_that_policies_did_not_evaluate() {
+    let (repo, keys) = gated_repo();
+    repo.file(
+        "releases/half.yaml",
+        "apiVersion: relgate.dev/v1\nkind: PromptRelease\nmetadata:\n  name: half-done\n  version: \"9\"\n  environment: production\n",
+    );
+    commit_all(&repo, "a manifest without a spec");
+    record(&repo, &keys, &[]).exit(2);
+    let files = ledger_files(&repo, LEDGER_REF);
+    let recs = records(&files);
+    let (path, half) = recs
+        .iter()
+        .find(|(_, s)| change(s)["manifest"]["path"] == "releases/half.yaml")
+        .expect("the schema-failing manifest is recorded");
+    assert!(path.ends_with("-half-done-9.dsse.json"), "{path}");
+    let summary = &change(half)["manifest"];
+    assert_eq!(change(half)["decision"], "fail");
+    assert!(change(half)["findings"]
+        .as_array()
+        .is_some_and(|f| f.iter().all(|f| f["rule"] == "SCHEMA")));
+    assert_eq!(summary["kind"], "PromptRelease");
+    assert_eq!(summary["name"], "half-done");
+    assert_eq!(summary["environment"], "production");
+    // A manifest the policies evaluated is described from the policy input's copy.
+    let (_, evaluated) = recs
+        .iter()
+        .find(|(_, s)| change(s)["manifest"]["name"] == "greet-user-formal")
+        .expect("the evaluated manifest is recorded");
+    assert_eq!(change(evaluated)["manifest"]["environment"], "staging");
+    assert_eq!(change(evaluated)["manifest"]["owner"]["team"], "assistants");
+}
+
 #[test]
 fn record_takes_the_key_and_run_context_from_the_environment() {
     let repo = Repo::git();
