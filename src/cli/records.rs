@@ -253,7 +253,6 @@ fn decide_without_borrowed_approvals(
     Ok(())
 }
 
-/// `relgate record`.
 /// Frees `value` on a thread of its own. A run of 10,000 records holds a few hundred MiB of
 /// small allocations (parsed manifests, policy inputs, record inputs) whose freeing took about
 /// 0.6 s on the main thread while the other core sat idle. Nothing waits for the thread: when
@@ -267,6 +266,7 @@ fn drop_elsewhere<T: Send + 'static>(value: T) {
     drop(spawned);
 }
 
+/// `relgate record`.
 pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
     // Everything that can stop the records is checked before anything is decided or printed.
     let mut settings = check_settings(&args.check)?;
