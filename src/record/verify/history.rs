@@ -737,8 +737,8 @@ mod tests {
     }
 
     /// Segments change how the walk is split, never what it finds: on a history with a record
-    /// changed, one removed, a foreign file, a record added out of order and records restored,
-    /// every segment size reports the same problems in the same order as one serial walk.
+    /// changed, one removed, a foreign file and a record added out of order, every segment
+    /// size reports the same problems in the same order as one serial walk.
     #[test]
     fn segmented_walks_report_what_a_serial_walk_reports() {
         let dir = tempfile::tempdir().expect("tmp");
