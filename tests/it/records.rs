@@ -1051,6 +1051,40 @@ fn git_branch_force_rewritten_without_a_record() {
 }
 
 #[test]
+fn git_branch_moved_back_and_forward_again_is_a_forced_update() {
+    // The branch is reset to an older commit of its own history and then moved back to the
+    // head. Both commits of that backward move are on the branch as it stands, the old one
+    // after the new one: the reflog check must not take "both on the branch" for a
+    // fast-forward. Nothing is lost, so the problem names no record.
+    let fx = Fixture::new(Backend::Git, 10);
+    let repo = Repository::open(&fx.path).expect("open");
+    let head = repo.refname_to_id(REF).expect("head");
+    let older = repo
+        .find_commit(head)
+        .and_then(|c| c.parent_id(0))
+        .expect("parent");
+    repo.reference(REF, older, true, "reset --hard HEAD~1")
+        .expect("back");
+    repo.reference(REF, head, true, "reset --hard ORIG_HEAD")
+        .expect("forward");
+    let report = fx.verify(None);
+    assert_tampered(&report);
+    let rewritten: Vec<&relgate::record::verify::Problem> =
+        report.problems_of(ProblemKind::HistoryRewritten).collect();
+    assert_eq!(rewritten.len(), 1, "{}", describe(&report));
+    assert!(
+        rewritten[0]
+            .message
+            .contains(&format!("from {head} to {older}"))
+            && rewritten[0]
+                .message
+                .contains("no record of the old head was lost"),
+        "{}",
+        describe(&report)
+    );
+}
+
+#[test]
 fn git_branch_rewritten_by_plain_commits_is_caught_by_history() {
     // A commit that edits record 5 followed by one that restores it: the final state is
     // intact, the history is not.

@@ -179,12 +179,57 @@ impl Walk<'_> {
     }
 }
 
-pub(super) fn check_history(repo: &Repository, refname: &str, report: &mut VerifyReport) {
-    check_history_in(repo, refname, report, SEGMENT);
+/// Walks the first-parent history of `refname` (step 5) and returns that chain, which the
+/// reflog check then uses to tell fast-forwards without reading a commit
+/// ([`check_reflog`]); `None` when the branch could not be read.
+pub(super) fn check_history(
+    repo: &Repository,
+    refname: &str,
+    report: &mut VerifyReport,
+) -> Option<FirstParents> {
+    check_history_in(repo, refname, report, SEGMENT)
+}
+
+/// The first-parent chain of the ledger branch as the history walk read it: each commit with
+/// its place (0 for the first commit), sorted by commit id so a place is a binary search away.
+/// 24 bytes per commit, against a commit read per reflog entry without it.
+pub(super) struct FirstParents(Vec<(Oid, u32)>);
+
+impl FirstParents {
+    fn new(oldest_first: impl Iterator<Item = Oid>) -> FirstParents {
+        // A chain longer than u32::MAX commits cannot be walked in memory anyway; saturating
+        // keeps such places equal, which only sends them to the graph search.
+        let mut v: Vec<(Oid, u32)> = oldest_first
+            .enumerate()
+            .map(|(i, id)| (id, u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        v.sort_unstable();
+        FirstParents(v)
+    }
+
+    fn place(&self, id: Oid) -> Option<u32> {
+        self.0
+            .binary_search_by(|(c, _)| c.cmp(&id))
+            .ok()
+            .and_then(|i| self.0.get(i))
+            .map(|&(_, place)| place)
+    }
+
+    /// True when `old` comes before `new` on the chain: `new` then descends from `old`
+    /// through first parents, so moving the branch from `old` to `new` was a fast-forward.
+    /// False says nothing (the pair may still be a fast-forward through a second parent).
+    fn fast_forward(&self, old: Oid, new: Oid) -> bool {
+        matches!((self.place(old), self.place(new)), (Some(o), Some(n)) if o < n)
+    }
 }
 
 /// [`check_history`] with segments of `segment` commits.
-fn check_history_in(repo: &Repository, refname: &str, report: &mut VerifyReport, segment: usize) {
+fn check_history_in(
+    repo: &Repository,
+    refname: &str,
+    report: &mut VerifyReport,
+    segment: usize,
+) -> Option<FirstParents> {
     let segment = segment.max(1);
     let head = match repo
         .find_reference(refname)
@@ -197,7 +242,7 @@ fn check_history_in(repo: &Repository, refname: &str, report: &mut VerifyReport,
                 None,
                 format!("{refname}: {e}"),
             );
-            return;
+            return None;
         }
     };
     // First-parent chain, newest first: (commit, its tree), so the walk below reads each
@@ -282,6 +327,7 @@ fn check_history_in(repo: &Repository, refname: &str, report: &mut VerifyReport,
         report.problems.extend(found.problems);
         check_added(found.added, &mut next_seq, id, report);
     }
+    Some(FirstParents::new(chain.iter().map(|&(id, _)| id)))
 }
 
 /// Commits per segment of the history walk.
@@ -616,7 +662,17 @@ pub(super) fn record_files(repo: &Repository, records: &Tree<'_>) -> BTreeMap<St
     out
 }
 
-pub(super) fn check_reflog(repo: &Repository, refname: &str, report: &mut VerifyReport) {
+/// The reflog check (step 5): every update of the branch must be a fast-forward; a forced
+/// update is named with the records of the old head that are missing now. `chain`, the
+/// first-parent chain the history walk read, answers the usual append (the new head a child
+/// of the old) without reading a commit; the rest fall back to reading the commit and, failing
+/// that, a graph search.
+pub(super) fn check_reflog(
+    repo: &Repository,
+    refname: &str,
+    chain: Option<&FirstParents>,
+    report: &mut VerifyReport,
+) {
     let log = match repo.reflog(refname) {
         Ok(l) => l,
         Err(_) => return,
@@ -631,25 +687,28 @@ pub(super) fn check_reflog(repo: &Repository, refname: &str, report: &mut Verify
         }
         return;
     }
-    let current: Option<BTreeMap<String, Oid>> = repo
-        .find_reference(refname)
-        .and_then(|r| r.peel_to_commit())
-        .and_then(|c| c.tree())
-        .ok()
-        .and_then(|t| records_tree(repo, &t))
-        .map(|t| record_files(repo, &t));
+    // The current records, listed only when a forced update needs them compared (a listing
+    // of every record file: it is not built for a branch that only ever moved forward).
+    let mut current: Option<Option<BTreeMap<String, Oid>>> = None;
     // Reflog entries are newest first; report oldest first.
-    let entries: Vec<(Oid, Oid, String)> = log
-        .iter()
-        .map(|e| {
-            let msg = String::from_utf8_lossy(e.message_bytes().unwrap_or_default()).into_owned();
-            (e.id_old(), e.id_new(), msg)
-        })
-        .collect();
-    for (old, new, message) in entries.into_iter().rev() {
-        if old.is_zero() || is_fast_forward(repo, old, new) {
+    for i in (0..log.len()).rev() {
+        let Some(entry) = log.get(i) else { continue };
+        let (old, new) = (entry.id_old(), entry.id_new());
+        if old.is_zero()
+            || chain.is_some_and(|c| c.fast_forward(old, new))
+            || is_fast_forward(repo, old, new)
+        {
             continue;
         }
+        let message = String::from_utf8_lossy(entry.message_bytes().unwrap_or_default());
+        let current = current.get_or_insert_with(|| {
+            repo.find_reference(refname)
+                .and_then(|r| r.peel_to_commit())
+                .and_then(|c| c.tree())
+                .ok()
+                .and_then(|t| records_tree(repo, &t))
+                .map(|t| record_files(repo, &t))
+        });
         // A forced update: which records of the old head are not in the current ledger?
         let old_records = repo
             .find_commit(old)

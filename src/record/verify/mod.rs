@@ -646,11 +646,13 @@ fn git_history(reader: &Reader, options: &VerifyOptions) -> Option<VerifyReport>
     let mut report = VerifyReport::new(String::new());
     match Repository::open(repo_path) {
         Ok(repo) => {
-            if options.check_history {
-                check_history(&repo, refname, &mut report);
-            }
+            let chain = if options.check_history {
+                check_history(&repo, refname, &mut report)
+            } else {
+                None
+            };
             if options.check_reflog {
-                check_reflog(&repo, refname, &mut report);
+                check_reflog(&repo, refname, chain.as_ref(), &mut report);
             }
         }
         Err(e) => report.push(
