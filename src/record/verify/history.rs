@@ -296,42 +296,55 @@ fn check_history_in(
     // against the sequence in order, and the problems are reported in the order of a serial
     // walk.
     let git_dir = repo.path().to_owned();
-    let segments: Vec<Vec<CommitFindings>> = chain
-        .par_chunks(segment)
-        .enumerate()
-        .map(|(i, commits)| {
-            let before = i
-                .checked_mul(segment)
-                .and_then(|start| start.checked_sub(1));
-            walk_segment(
-                &git_dir,
-                commits,
-                before.and_then(|b| chain.get(b).copied()),
-            )
-        })
-        .collect();
     let mut reported_top: BTreeSet<String> = BTreeSet::new();
     let mut next_seq: u64 = 1;
-    for found in segments.into_iter().flatten() {
-        report.commits_checked += 1;
-        let id = found.id;
-        for name in found.foreign_top {
-            if reported_top.insert(name.clone()) {
-                report.push(
-                    ProblemKind::HistoryUnexpectedFile,
-                    commit_ref(None, Some(name.clone()), id),
-                    format!("commit {id} added {name}, which is not part of a ledger"),
-                );
+    // A few segments at a time, so what the walk found is held for those commits only, not
+    // for the whole branch (it is reported, then dropped).
+    let group = segment.saturating_mul(SEGMENTS_AT_ONCE);
+    for (g, commits) in chain.chunks(group).enumerate() {
+        let first = g.saturating_mul(group);
+        let segments: Vec<Vec<CommitFindings>> = commits
+            .par_chunks(segment)
+            .enumerate()
+            .map(|(i, commits)| {
+                let before = i
+                    .checked_mul(segment)
+                    .and_then(|start| start.checked_add(first))
+                    .and_then(|start| start.checked_sub(1));
+                walk_segment(
+                    &git_dir,
+                    commits,
+                    before.and_then(|b| chain.get(b).copied()),
+                )
+            })
+            .collect();
+        for found in segments.into_iter().flatten() {
+            report.commits_checked += 1;
+            let id = found.id;
+            for name in found.foreign_top {
+                if reported_top.insert(name.clone()) {
+                    report.push(
+                        ProblemKind::HistoryUnexpectedFile,
+                        commit_ref(None, Some(name.clone()), id),
+                        format!("commit {id} added {name}, which is not part of a ledger"),
+                    );
+                }
             }
+            report.problems.extend(found.problems);
+            check_added(found.added, &mut next_seq, id, report);
         }
-        report.problems.extend(found.problems);
-        check_added(found.added, &mut next_seq, id, report);
     }
     Some(FirstParents::new(chain.iter().map(|&(id, _)| id)))
 }
 
 /// Commits per segment of the history walk.
 const SEGMENT: usize = 2048;
+
+/// Segments walked at once: enough to keep every core busy, few enough that the findings
+/// waiting to be reported stay small. Walking every segment before reporting the first held
+/// the findings of the whole branch: for 100,000 commits, with the reflog listing below, about
+/// 20 MiB of verify's peak memory (148 -> 128 MiB).
+const SEGMENTS_AT_ONCE: usize = 8;
 
 /// What the walk found in one commit, in the order a serial walk reports it.
 struct CommitFindings {
