@@ -47,7 +47,8 @@
 //! entries are parsed); otherwise its entries are diffed. So the walk costs about
 //! O(commits × (records / 1000)) for the shard lists, not O(commits × records); consecutive
 //! `records/` trees are compared as raw bytes in one merge pass. The walk and the reflog check
-//! run on their own thread beside the per-record checks.
+//! run on their own thread beside the per-record checks; the reflog check tells appends by the
+//! first-parent chain the walk read, without reading a commit per reflog entry.
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io::Read;
