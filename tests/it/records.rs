@@ -1704,9 +1704,10 @@ fn git_ledger_on_custom_branch_and_from_cli() {
     assert_eq!(DEFAULT_BRANCH, "relgate/records");
 }
 
-/// Runs of records (`append_all`: one commit and one packfile per run) across a shard boundary,
-/// mixed with single appends (loose objects), verify like record-by-record appends: same files,
-/// intact history, one commit per run.
+/// Runs of records (`append_all`: one commit per run, one packfile per shard it fills, the
+/// shards packed in parallel) across shard boundaries, mixed with single appends (loose
+/// objects), verify like record-by-record appends: same files, intact history, one commit per
+/// run, nothing of a run left loose.
 #[test]
 fn runs_of_records_cross_shards_and_mix_with_single_appends() {
     let fx = Fixture::new(Backend::Git, 0);
@@ -1714,35 +1715,80 @@ fn runs_of_records_cross_shards_and_mix_with_single_appends() {
     let s = signer();
     let mut receipts = Vec::new();
     ledger.append(&input(1), &s).expect("append");
-    let run: Vec<RecordInput> = (2..=1001).map(input).collect();
+    let loose_before = loose_objects(&fx.path);
+    // Records 2..=2101: the rest of shard 000 (which holds record 1), all of 001, and 002.
+    let run: Vec<RecordInput> = (2..=2101).map(input).collect();
     ledger
         .append_all(&run, &s, &mut receipts)
         .expect("append_all");
-    assert_eq!(receipts.len(), 1000);
+    assert_eq!(receipts.len(), 2100);
     assert_eq!(receipts[0].seq, 2);
-    assert!(receipts[999].file.starts_with("records/001/001001-"));
-    ledger.append(&input(1002), &s).expect("append");
-    let run: Vec<RecordInput> = (1003..=1010).map(input).collect();
+    assert!(receipts[998].file.starts_with("records/001/001000-"));
+    assert!(receipts[2099].file.starts_with("records/002/002101-"));
+    assert_eq!(
+        pack_count(&fx.path),
+        3,
+        "a packfile per shard the run filled"
+    );
+    assert_eq!(
+        loose_objects(&fx.path),
+        loose_before,
+        "nothing of the run is loose"
+    );
+    ledger.append(&input(2102), &s).expect("append");
+    let run: Vec<RecordInput> = (2103..=2110).map(input).collect();
     ledger
         .append_all(&run, &s, &mut receipts)
         .expect("append_all");
+    assert_eq!(
+        pack_count(&fx.path),
+        4,
+        "a run that fills one shard is one packfile"
+    );
     let report = fx.verify(None);
     assert!(report.is_intact(), "{}", describe(&report));
-    assert_eq!(report.records, 1010);
+    assert_eq!(report.records, 2110);
     assert_eq!(
         report.commits_checked, 4,
         "a commit per run and per single append"
     );
     let state = fx.ledger().state().expect("state").expect("non-empty");
-    assert_eq!(state.size, 1010);
+    assert_eq!(state.size, 2110);
     let files = fx.files();
-    for seq in 1..=1010 {
+    for seq in 1..=2110 {
         file_of(&files, seq);
     }
     // Each run moved the branch once: the reflog has one entry per run and per single append.
     let repo = Repository::open(&fx.path).expect("open");
     let log = repo.reflog("refs/heads/relgate/records").expect("reflog");
     assert_eq!(log.len(), 4);
+}
+
+/// The packfiles in the object database of the repository at `path`.
+fn pack_count(path: &Path) -> usize {
+    std::fs::read_dir(path.join(".git/objects/pack"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The loose objects in the object database of the repository at `path`.
+fn loose_objects(path: &Path) -> usize {
+    std::fs::read_dir(path.join(".git/objects"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_name().len() == 2)
+                .map(|e| {
+                    std::fs::read_dir(e.path())
+                        .map(Iterator::count)
+                        .unwrap_or(0)
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// A run's commit adds many records at once; one that also edits an earlier record (or adds

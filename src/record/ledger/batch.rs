@@ -16,11 +16,13 @@
 //!   what the packbuilder sorts its delta window by;
 //! - the pack goes to the repository through libgit2's indexer (`Odb::packwriter`), which
 //!   computes every object id again from the bytes and writes the index;
-//! - the in-memory store is emptied after each pack. A pack is written whenever the run moves
-//!   to the next shard, so memory holds at most one shard's records ([`super::SHARD_SIZE`])
-//!   however long the run: a run of n records writes about n / 1,000 + 1 packfiles, and moves
-//!   the branch once at the end (all or nothing: packs of a run that loses the race are
-//!   unreferenced objects, which `git gc` prunes).
+//! - each shard the run adds records to is packed through a run handle of its own, on a thread
+//!   of its own (the shards' packs are independent, so a large run packs on every core), and
+//!   the trees above the shards and the commit in one last small pack. Memory holds at most
+//!   one shard's records ([`super::SHARD_SIZE`]) per thread however long the run: a run of n
+//!   records writes about n / 1,000 + 1 packfiles, and moves the branch once at the end (all
+//!   or nothing: packs of a run that loses the race are unreferenced objects, which `git gc`
+//!   prunes).
 //!
 //! Cost per record: one signature, one blob, a tree-builder insert and its share of the pack.
 //! Nothing depends on the number of records already in the ledger.
@@ -43,7 +45,7 @@ const MEMPACK_PRIORITY: i32 = 999;
 const DELTA_WINDOW_MEMORY: u32 = 1;
 
 /// Threads of libgit2's delta search. One: with a window of one object the search is short,
-/// and the run's signatures already use every core.
+/// and the run's shards are already packed in parallel, one per core.
 const DELTA_THREADS: u32 = 1;
 
 /// Opens the run's own handle on the repository of `disk` and calls `f` with it and the
@@ -83,12 +85,11 @@ pub(super) fn with_run<T>(
         disk: &disk_odb,
         mempack: &mempack,
         builder: None,
-        shard: None,
     };
     f(&repo, &mut packer)
 }
 
-/// Packs the objects of a run, a packfile per shard.
+/// Packs the objects written through a run's handle into one packfile.
 pub(super) struct Packer<'r> {
     repo: &'r Repository,
     /// The run's object database: the in-memory store alone.
@@ -98,24 +99,12 @@ pub(super) struct Packer<'r> {
     mempack: &'r Mempack<'r>,
     /// The objects written since the last pack.
     builder: Option<PackBuilder<'r>>,
-    /// The shard those objects' record(s) went to.
-    shard: Option<String>,
 }
 
 impl Packer<'_> {
-    /// Called before the objects of a record in `shard` are written: when the run moves to a
-    /// new shard, the previous shard's objects are packed first (afterwards the in-memory
-    /// store is emptied, so nothing of the new record may be in it yet).
-    pub(super) fn start_record(&mut self, shard: &str) -> Result<(), RecordError> {
-        if self.shard.as_deref() != Some(shard) {
-            self.flush()?;
-            self.shard = Some(shard.to_owned());
-        }
-        Ok(())
-    }
-
-    /// Copies object `id` of the repository into the run's store, unpacked: an object the
-    /// run's next write names (the parent of its commit), which libgit2 checks exists.
+    /// Copies object `id` of the repository into the run's store, unpacked and not packed
+    /// again: an object the run's next write names (the parent of its commit, a shard tree
+    /// another handle packed), which libgit2 checks exists.
     pub(super) fn adopt(&self, id: Oid) -> Result<(), RecordError> {
         let object = self.disk.read(id)?;
         self.odb.write(object.kind(), object.data())?;
@@ -172,7 +161,6 @@ mod tests {
         let versions = 300;
         let mut full = 0usize;
         with_run(&repo, |run, packer| {
-            packer.start_record("000")?;
             let mut tree = None;
             for i in 0..versions {
                 let blob = run.blob(format!("record {i}\n").as_bytes())?;

@@ -164,8 +164,8 @@ impl GitLedger {
     }
 
     /// One attempt of [`Ledger::append_all`]: the whole run as ONE commit, its objects written
-    /// through the run's in-memory object store into packfiles ([`batch`]: one per shard the
-    /// run fills), then one compare-and-swap of the branch.
+    /// as packfiles ([`batch`]: one per shard the run fills, the shards packed in parallel, each
+    /// through a handle of its own), then one compare-and-swap of the branch.
     /// `Ok(None)`: another writer moved the branch meanwhile (the packs written stay as
     /// unreferenced objects, which `git gc` prunes).
     fn append_batch_once(
@@ -175,104 +175,118 @@ impl GitLedger {
         attempt: u32,
     ) -> Result<Option<Vec<AppendReceipt>>, RecordError> {
         let sig = self.signature()?;
-        // Reads go through `self.repo`, writes through the run's handle `repo` (see `batch`).
-        let (head_id, commit, receipts) = batch::with_run(&self.repo, |repo, packer| {
-            let parent = head_commit(&self.repo, &self.refname)?;
-            let head_id = parent.as_ref().map(|c| c.id());
-            let base_tree = parent.as_ref().map(|c| c.tree()).transpose()?;
-            let state = match &base_tree {
-                Some(t) => self.state_of(t)?,
-                None => None,
-            };
-            // The chain first (each payload names the hash of the one before: serial), then
-            // every signature, in parallel.
-            let mut chain = Chain::from_state(state.as_ref())?;
-            let links = inputs
-                .iter()
-                .map(|input| {
-                    chain
-                        .extend(input, self.options.origin.as_deref())
-                        .map_err(|e| match e {
-                            RecordError::Input(m) => {
-                                RecordError::Input(format!("{}: {m}", input.manifest_path))
-                            }
-                            e => e,
-                        })
-                })
-                .collect::<Result<Vec<Link>, RecordError>>()?;
-            let envelopes: Vec<Vec<u8>> = links
-                .par_iter()
-                .map(|link| dsse::sign_payload(&link.payload, signer).to_json())
-                .collect();
-            let records_tree = match &base_tree {
-                Some(t) => subtree(&self.repo, t, RECORDS_DIR)?,
-                None => None,
-            };
-            let mut records = repo.treebuilder(records_tree.as_ref())?;
-            // The shard being filled and its tree builder: each shard's tree is written once per
-            // run, however many records the run adds to it.
-            let mut shard: Option<(String, git2::TreeBuilder<'_>)> = None;
-            let mut receipts = Vec::with_capacity(inputs.len());
-            let mut decisions = [0usize; 3];
-            for ((link, envelope), input) in links.iter().zip(&envelopes).zip(inputs) {
-                let name = shard_name(link.seq);
-                if shard.as_ref().map(|(n, _)| n) != Some(&name) {
-                    if let Some((done, builder)) = shard.take() {
-                        close_shard(&mut records, packer, &done, &builder)?;
-                    }
-                    // Packs the previous shard's objects (its tree included) before this one's.
-                    packer.start_record(&name)?;
-                    let existing = match records.get(&name)? {
-                        Some(e) if e.kind() == Some(ObjectType::Tree) => {
-                            Some(self.repo.find_tree(e.id())?)
+        let parent = head_commit(&self.repo, &self.refname)?;
+        let head_id = parent.as_ref().map(|c| c.id());
+        let base_tree = parent.as_ref().map(|c| c.tree()).transpose()?;
+        let state = match &base_tree {
+            Some(t) => self.state_of(t)?,
+            None => None,
+        };
+        // The chain first (each payload names the hash of the one before: serial), then
+        // every signature, in parallel.
+        let mut chain = Chain::from_state(state.as_ref())?;
+        let links = inputs
+            .iter()
+            .map(|input| {
+                chain
+                    .extend(input, self.options.origin.as_deref())
+                    .map_err(|e| match e {
+                        RecordError::Input(m) => {
+                            RecordError::Input(format!("{}: {m}", input.manifest_path))
                         }
+                        e => e,
+                    })
+            })
+            .collect::<Result<Vec<Link>, RecordError>>()?;
+        let (Some(first), Some(last)) = (links.first(), links.last()) else {
+            return Err(RecordError::Inconsistent(
+                "a run of records without records".to_owned(),
+            ));
+        };
+        let envelopes: Vec<Vec<u8>> = links
+            .par_iter()
+            .map(|link| dsse::sign_payload(&link.payload, signer).to_json())
+            .collect();
+        let records_tree = match &base_tree {
+            Some(t) => subtree(&self.repo, t, RECORDS_DIR)?,
+            None => None,
+        };
+        // The run's records by shard (consecutive seqs), each with the tree it extends.
+        let mut shards: Vec<ShardRun> = Vec::new();
+        for (i, link) in links.iter().enumerate() {
+            let name = shard_name(link.seq);
+            match shards.last_mut() {
+                Some(s) if s.name == name => s.links.end = i + 1,
+                _ => {
+                    let existing = match records_tree.as_ref().and_then(|t| t.get_name(&name)) {
+                        Some(e) if e.kind() == Some(ObjectType::Tree) => Some(e.id()),
                         _ => None,
                     };
-                    shard = Some((name, repo.treebuilder(existing.as_ref())?));
+                    shards.push(ShardRun {
+                        name,
+                        existing,
+                        links: i..i + 1,
+                    });
                 }
-                let Some((_, builder)) = shard.as_mut() else {
-                    return Err(RecordError::Inconsistent("no shard to write to".to_owned()));
-                };
-                let file_name = link.file.rsplit('/').next().unwrap_or(&link.file);
-                if builder.get(file_name)?.is_some() {
-                    return Err(RecordError::Inconsistent(format!(
-                        "{} already exists",
-                        link.file
-                    )));
-                }
-                let blob = repo.blob(envelope)?;
-                builder.insert(file_name, blob, 0o100_644)?;
-                packer.add(blob, Some(&link.file))?;
-                decisions[match input.decision {
-                    Decision::Pass => 0,
-                    Decision::Fail => 1,
-                    Decision::Error => 2,
-                }] += 1;
-                receipts.push(AppendReceipt {
-                    seq: link.seq,
-                    file: link.file.clone(),
-                    payload_sha256: link.payload_sha256.clone(),
-                    checkpoint: String::new(),
-                    origin: String::new(),
-                    commit: None,
-                    attempts: attempt,
-                });
             }
-            let (Some((done, builder)), Some(first), Some(last)) =
-                (shard.take(), links.first(), links.last())
-            else {
-                return Err(RecordError::Inconsistent(
-                    "a run of records without records".to_owned(),
-                ));
-            };
-            close_shard(&mut records, packer, &done, &builder)?;
+        }
+        let mut decisions = [0usize; 3];
+        for input in inputs {
+            decisions[match input.decision {
+                Decision::Pass => 0,
+                Decision::Fail => 1,
+                Decision::Error => 2,
+            }] += 1;
+        }
+        let checkpoint_text = chain.checkpoint(signer);
+        let head_state = chain.state(&last.file);
+        let Some((last_shard, other_shards)) = shards.split_last() else {
+            return Err(RecordError::Inconsistent(
+                "a run of records without a shard".to_owned(),
+            ));
+        };
+        let repo_path = self.repo.path();
+        let commit = batch::with_run(&self.repo, |repo, packer| {
+            // Every shard but the last is hashed, delta-compressed, packed and indexed on a
+            // thread of its own (nothing in one shard's pack depends on another's; this was the
+            // serial third of a large run), while this thread writes the last shard, which goes
+            // into the run's final pack with the trees above it and the commit: a run that fills
+            // one shard, as most do, is still one packfile.
+            let (other_trees, last_tree) = std::thread::scope(|scope| {
+                let others = (!other_shards.is_empty()).then(|| {
+                    scope.spawn(|| {
+                        other_shards
+                            .par_iter()
+                            .map(|shard| pack_shard(repo_path, shard, &links, &envelopes))
+                            .collect::<Result<Vec<Oid>, RecordError>>()
+                    })
+                });
+                let last_tree =
+                    write_shard(&self.repo, repo, packer, last_shard, &links, &envelopes);
+                let other_trees = match others {
+                    None => Ok(Vec::new()),
+                    Some(handle) => handle.join().unwrap_or_else(|_| {
+                        Err(RecordError::Inconsistent(
+                            "the thread packing the run's shards stopped".to_owned(),
+                        ))
+                    }),
+                };
+                (other_trees, last_tree)
+            });
+            let (other_trees, last_tree) = (other_trees?, last_tree?);
+            let mut records = repo.treebuilder(records_tree.as_ref())?;
+            for (shard, tree) in other_shards.iter().zip(&other_trees) {
+                // libgit2 checks that a tree entry names an object the handle can read: the
+                // shard's tree (already packed) is copied into the run's store, not packed again.
+                packer.adopt(*tree)?;
+                records.insert(&shard.name, *tree, 0o040_000)?;
+            }
+            records.insert(&last_shard.name, last_tree, 0o040_000)?;
             let records_oid = records.write()?;
             let mut top = repo.treebuilder(base_tree.as_ref())?;
             top.insert(RECORDS_DIR, records_oid, 0o040_000)?;
-            let checkpoint_text = chain.checkpoint(signer);
             let checkpoint = repo.blob(checkpoint_text.as_bytes())?;
             top.insert(CHECKPOINT_FILE, checkpoint, 0o100_644)?;
-            let head_state = chain.state(&last.file);
             let state_blob = repo.blob(&state_bytes(&head_state))?;
             top.insert(STATE_FILE, state_blob, 0o100_644)?;
             let tree = repo.find_tree(top.write()?)?;
@@ -294,16 +308,20 @@ impl GitLedger {
             packer.add(checkpoint, Some(CHECKPOINT_FILE))?;
             packer.add(state_blob, Some(STATE_FILE))?;
             packer.flush()?;
-            for r in &mut receipts {
-                r.commit = Some(commit.to_string());
-                r.checkpoint.clone_from(&checkpoint_text);
-                r.origin.clone_from(&head_state.origin);
-            }
-            Ok((head_id, commit, receipts))
+            Ok(commit)
         })?;
-        let (Some(first), Some(last)) = (receipts.first(), receipts.last()) else {
-            return Ok(Some(receipts));
-        };
+        let receipts: Vec<AppendReceipt> = links
+            .iter()
+            .map(|link| AppendReceipt {
+                seq: link.seq,
+                file: link.file.clone(),
+                payload_sha256: link.payload_sha256.clone(),
+                checkpoint: checkpoint_text.clone(),
+                origin: head_state.origin.clone(),
+                commit: Some(commit.to_string()),
+                attempts: attempt,
+            })
+            .collect();
         let log = format!("relgate record {:06}..{:06}", first.seq, last.seq);
         match self.move_ref(head_id, commit, &log) {
             Ok(()) => Ok(Some(receipts)),
@@ -378,17 +396,64 @@ fn lost_race(e: &git2::Error) -> bool {
     )
 }
 
-/// Writes the tree of shard `name` a run filled, adds it to the run's pack and enters it in
-/// the `records/` tree.
-fn close_shard(
-    records: &mut git2::TreeBuilder<'_>,
+/// The records of one run that go to one shard: `links` indexes the run's links (and
+/// envelopes); `existing` is the shard's tree before the run, if it has one.
+struct ShardRun {
+    name: String,
+    existing: Option<Oid>,
+    links: std::ops::Range<usize>,
+}
+
+/// Writes the records of `shard` and its new tree as one packfile into the repository at
+/// `repo_path`, through handles of its own (a `Repository` is not shared between threads),
+/// and returns the tree.
+fn pack_shard(
+    repo_path: &Path,
+    shard: &ShardRun,
+    links: &[Link],
+    envelopes: &[Vec<u8>],
+) -> Result<Oid, RecordError> {
+    let disk = Repository::open(repo_path)?;
+    batch::with_run(&disk, |repo, packer| {
+        let tree = write_shard(&disk, repo, packer, shard, links, envelopes)?;
+        packer.flush()?;
+        Ok(tree)
+    })
+}
+
+/// Writes the records of `shard` and its new tree through the run's handle `repo`, adds them
+/// to `packer`'s next pack and returns the tree; the shard's tree before the run is read
+/// through `disk`.
+fn write_shard(
+    disk: &Repository,
+    repo: &Repository,
     packer: &mut batch::Packer<'_>,
-    name: &str,
-    builder: &git2::TreeBuilder<'_>,
-) -> Result<(), RecordError> {
-    let oid = builder.write()?;
-    records.insert(name, oid, 0o040_000)?;
-    packer.add(oid, Some(&format!("{RECORDS_DIR}/{name}")))
+    shard: &ShardRun,
+    links: &[Link],
+    envelopes: &[Vec<u8>],
+) -> Result<Oid, RecordError> {
+    let existing = shard.existing.map(|id| disk.find_tree(id)).transpose()?;
+    let mut builder = repo.treebuilder(existing.as_ref())?;
+    for i in shard.links.clone() {
+        let (Some(link), Some(envelope)) = (links.get(i), envelopes.get(i)) else {
+            return Err(RecordError::Inconsistent(format!(
+                "record {i} of the run is missing"
+            )));
+        };
+        let file_name = link.file.rsplit('/').next().unwrap_or(&link.file);
+        if builder.get(file_name)?.is_some() {
+            return Err(RecordError::Inconsistent(format!(
+                "{} already exists",
+                link.file
+            )));
+        }
+        let blob = repo.blob(envelope)?;
+        builder.insert(file_name, blob, 0o100_644)?;
+        packer.add(blob, Some(&link.file))?;
+    }
+    let tree = builder.write()?;
+    packer.add(tree, Some(&format!("{RECORDS_DIR}/{}", shard.name)))?;
+    Ok(tree)
 }
 
 /// The message of the ledger commit of a run: the seq range and the decisions, counted. No
