@@ -255,9 +255,10 @@ fn decide_without_borrowed_approvals(
 
 /// Frees `value` on a thread of its own. A run of 10,000 records holds a few hundred MiB of
 /// small allocations (parsed manifests, policy inputs, record inputs) whose freeing took about
-/// 0.6 s on the main thread while the other core sat idle (measured with glibc's malloc, before
-/// the binary moved to jemalloc; not measured again since). Nothing waits for the thread: when
-/// the process exits first, the operating system reclaims the memory at once.
+/// 0.6 s on the main thread with glibc's malloc, and takes 70–100 ms with jemalloc (the
+/// binary's allocator; measured on 10,000 manifests), still time the main thread's serial
+/// chain building would wait for. Nothing waits for the thread: when the process exits first,
+/// the operating system reclaims the memory at once.
 fn drop_elsewhere<T: Send + 'static>(value: T) {
     let spawned = std::thread::Builder::new()
         .name("relgate-free".into())
@@ -389,9 +390,8 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
             .map(|result| recording::record_input(result, &run))
             .collect()
     };
-    // The kept manifests and policy inputs are not needed past this point; freeing them is
-    // about a tenth of a large run's time, so it happens on another thread while the ledger
-    // is written (see `drop_elsewhere`).
+    // The kept manifests and policy inputs are not needed past this point; they are freed on
+    // another thread while the ledger is written (see `drop_elsewhere`).
     drop_elsewhere(
         report
             .results
