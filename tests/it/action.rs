@@ -507,7 +507,7 @@ async fn pull_request_run_checks_the_changed_manifests_and_publishes() {
         "repository": OWNER_REPO,
     });
     let inputs: BTreeMap<String, String> = [
-        ("relgate-bin", env!("CARGO_BIN_EXE_relgate")),
+        ("relgate-bin", crate::support::relgate_bin_str()),
         ("formats", "sarif"),
     ]
     .into_iter()
@@ -714,7 +714,7 @@ impl RecordRig {
         );
         git(&repo.root, &["checkout", "-q", "main"]);
         let keys = repo.runner_temp.join("keys");
-        let keygen = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        let keygen = Command::new(crate::support::relgate_bin())
             .args(["keygen", "--out", keys.to_str().unwrap()])
             .output()
             .unwrap();
@@ -785,7 +785,7 @@ impl RecordRig {
             "repository": OWNER_REPO,
         });
         let inputs: BTreeMap<String, String> = [
-            ("relgate-bin", env!("CARGO_BIN_EXE_relgate").to_owned()),
+            ("relgate-bin", crate::support::relgate_bin_str().to_owned()),
             ("mode", "record".to_owned()),
             ("signing-key", self.private_key.clone()),
         ]
@@ -857,7 +857,7 @@ impl RecordRig {
 
     /// `relgate verify --format json` in `dir`: (exit code, report).
     fn verify(&self, dir: &Path) -> (Option<i32>, Value) {
-        let out = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        let out = Command::new(crate::support::relgate_bin())
             .args([
                 "verify",
                 "--keys",
@@ -1069,11 +1069,11 @@ fn release_archive() -> &'static [u8] {
         let stripped = Command::new("strip")
             .arg("-o")
             .arg(&bin)
-            .arg(env!("CARGO_BIN_EXE_relgate"))
+            .arg(crate::support::relgate_bin())
             .status()
             .is_ok_and(|s| s.success());
         if !stripped {
-            std::fs::copy(env!("CARGO_BIN_EXE_relgate"), &bin).unwrap();
+            std::fs::copy(crate::support::relgate_bin(), &bin).unwrap();
         }
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
@@ -1529,13 +1529,13 @@ fn pack_platform_archive(platform: &Platform) -> Vec<u8> {
         let stripped = Command::new("strip")
             .arg("-o")
             .arg(&out)
-            .arg(env!("CARGO_BIN_EXE_relgate"))
+            .arg(crate::support::relgate_bin())
             .status()
             .is_ok_and(|s| s.success());
         let bytes = std::fs::read(if stripped {
             out.as_path()
         } else {
-            Path::new(env!("CARGO_BIN_EXE_relgate"))
+            crate::support::relgate_bin()
         })
         .unwrap();
         let _ = std::fs::remove_file(&out);

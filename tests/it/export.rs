@@ -188,7 +188,7 @@ impl Run {
 }
 
 fn run_relgate(args: &[String], cwd: &Path) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+    let out: Output = Command::new(crate::support::relgate_bin())
         .args(args)
         .current_dir(cwd)
         .env("RELGATE_NOW", NOW)
@@ -877,7 +877,7 @@ fn sh_blocks(md: &str) -> Vec<String> {
 
 /// Runs each block with bash in `dir`, relgate on PATH; their exit codes.
 fn run_blocks(blocks: &[String], dir: &Path) -> Vec<(i32, String)> {
-    let bin = Path::new(env!("CARGO_BIN_EXE_relgate"))
+    let bin = crate::support::relgate_bin()
         .parent()
         .expect("bin dir")
         .to_path_buf();

@@ -120,7 +120,7 @@ impl Repo {
     /// `relgate ARGS` in the gate root with only `env` (and PATH) in its environment: a
     /// test run inside GitHub Actions must not pick up the real runner's variables.
     fn run(&self, args: &[&str], env: &[(String, String)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_relgate"))
+        Command::new(crate::support::relgate_bin())
             .args(args)
             .current_dir(self.gate_root())
             .env_clear()

@@ -121,7 +121,7 @@ impl Repo {
 
     /// `relgate check --format json ARGS` in the repo: (exit code, report).
     fn check(&self, args: &[&str]) -> (i32, Value) {
-        let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        let output = Command::new(crate::support::relgate_bin())
             .arg("check")
             .args(["--format", "json"])
             .args(args)
@@ -1011,7 +1011,7 @@ fn saved_series(answer: &Value, series: &mut Vec<(String, String, String)>, time
 
 /// `relgate check --format json ARGS` in `dir` at `now`: (exit code, report).
 fn check_at(dir: &Path, now: &str, args: &[&str]) -> (i32, Value) {
-    let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+    let output = Command::new(crate::support::relgate_bin())
         .arg("check")
         .args(["--format", "json"])
         .args(args)
@@ -1553,7 +1553,7 @@ fn check_flags_offline_and_prometheus_timeout() {
         started.elapsed()
     );
 
-    let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+    let output = Command::new(crate::support::relgate_bin())
         .args(["check", "--prometheus-timeout", "0", "releases/answer.yaml"])
         .current_dir(repo.path())
         .output()

@@ -50,7 +50,7 @@ impl Org {
     }
 
     fn keygen(&self, name: &str) {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_relgate"))
+        let out = std::process::Command::new(crate::support::relgate_bin())
             .args(["keygen", "--out"])
             .arg(self.path(name))
             .output()

@@ -43,7 +43,12 @@ fn git(dir: &Path, args: &[&str]) {
 
 /// `maturin build` of this crate in the dev profile (the test build's dependencies are reused,
 /// so this costs seconds, not a release build), stripped as pyproject.toml asks. The wheel.
+///
+/// The build replaces `target/debug/relgate` with the stripped binary while other tests run:
+/// the tested binary's stable link ([`crate::support::relgate_bin`]) is made first, so no
+/// test loses its binary to the rebuild.
 fn build_wheel(out: &Path) -> PathBuf {
+    crate::support::relgate_bin();
     let root = project_root();
     let output = run(Command::new("maturin")
         .args([

@@ -49,7 +49,7 @@ impl Outcome {
 /// Runs `relgate ARGS` in `dir`, killing it after `deadline`: a hang fails the test (with
 /// what relgate printed so far) instead of hanging the suite.
 fn run_with_deadline(dir: &Path, args: &[&str], deadline: Duration) -> Outcome {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relgate"));
+    let mut cmd = Command::new(crate::support::relgate_bin());
     cmd.args(args)
         .current_dir(dir)
         .env("RELGATE_NOW", NOW)

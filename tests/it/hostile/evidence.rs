@@ -57,7 +57,7 @@ impl Bounded {
 /// Runs `relgate ARGS` in `dir`, killing it after `limit` (a hang is a test failure, never a
 /// stuck test run).
 fn run_bounded(dir: &Path, args: &[&str], limit: Duration) -> Bounded {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_relgate"));
+    let mut cmd = Command::new(crate::support::relgate_bin());
     cmd.args(args)
         .current_dir(dir)
         .env("RELGATE_NOW", NOW)

@@ -160,7 +160,7 @@ fn bounded(
     args: &[&str],
     deadline: std::time::Duration,
 ) -> (Option<i32>, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_relgate"));
+    let mut cmd = std::process::Command::new(crate::support::relgate_bin());
     cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
     let run = crate::support::run_with_deadline(cmd, deadline);
     (

@@ -13,6 +13,39 @@ pub use super::releases::dev_release;
 /// The fixed time of every test run.
 pub const NOW: &str = "2026-11-27T12:00:00Z";
 
+/// The `relgate` binary the tests run: a hard link to the one cargo built for them
+/// (`CARGO_BIN_EXE_relgate`), made once, before any test can rebuild it.
+///
+/// Why not that path itself: the wheel test runs `maturin build`, which builds the binary again
+/// (stripped) into the same target directory and replaces `target/debug/relgate` while the other
+/// tests run; a test that started `relgate` at that moment failed with "No such file or
+/// directory". The link keeps the tested binary's inode whatever happens to the path, and the
+/// wheel test takes it before it starts maturin, so no rebuild can race its creation. Every
+/// test that runs the binary goes through here, never through `CARGO_BIN_EXE_relgate`.
+pub fn relgate_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let built = Path::new(env!("CARGO_BIN_EXE_relgate"));
+        // Beside the built binary: same file system, so a hard link works, and a fixed name, so
+        // the next run replaces this run's link instead of leaving one behind.
+        let stable = built.with_file_name("relgate-under-test");
+        let staging = built.with_file_name(format!("relgate-under-test.{}", std::process::id()));
+        let _ = std::fs::remove_file(&staging);
+        std::fs::hard_link(built, &staging)
+            .or_else(|_| std::fs::copy(built, &staging).map(|_| ()))
+            .and_then(|()| std::fs::rename(&staging, &stable))
+            .unwrap_or_else(|e| panic!("cannot link {} for the tests: {e}", built.display()));
+        stable
+    })
+}
+
+/// [`relgate_bin`] as text, for places that take the path as a string.
+pub fn relgate_bin_str() -> &'static str {
+    relgate_bin()
+        .to_str()
+        .expect("the target directory's path is UTF-8")
+}
+
 /// A temporary repository.
 pub struct Repo {
     dir: tempfile::TempDir,
@@ -103,7 +136,7 @@ impl Repo {
 
     /// [`Repo::run_env`] in a subdirectory of the repository.
     pub fn run_in_env(&self, subdir: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_relgate"));
+        let mut command = Command::new(relgate_bin());
         command
             .args(args)
             .current_dir(self.path().join(subdir))
