@@ -35,6 +35,9 @@ pub fn relgate_bin() -> &'static Path {
             .or_else(|_| std::fs::copy(built, &staging).map(|_| ()))
             .and_then(|()| std::fs::rename(&staging, &stable))
             .unwrap_or_else(|e| panic!("cannot link {} for the tests: {e}", built.display()));
+        // When the last run's link already names this very binary, `rename` leaves both names
+        // in place (POSIX: same file, nothing to do); the staging name goes.
+        let _ = std::fs::remove_file(&staging);
         stable
     })
 }
