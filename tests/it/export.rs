@@ -875,7 +875,8 @@ fn sh_blocks(md: &str) -> Vec<String> {
     blocks
 }
 
-/// Runs each block with bash in `dir`, relgate on PATH; their exit codes.
+/// Runs each block with bash in `dir`, relgate on PATH (the tested binary's own directory,
+/// [`crate::support::relgate_bin`]); their exit codes.
 fn run_blocks(blocks: &[String], dir: &Path) -> Vec<(i32, String)> {
     let bin = crate::support::relgate_bin()
         .parent()

@@ -14,7 +14,8 @@ pub use super::releases::dev_release;
 pub const NOW: &str = "2026-11-27T12:00:00Z";
 
 /// The `relgate` binary the tests run: a hard link to the one cargo built for them
-/// (`CARGO_BIN_EXE_relgate`), made once, before any test can rebuild it.
+/// (`CARGO_BIN_EXE_relgate`), made once, before any test can rebuild it, as
+/// `under-test/relgate` beside it (named `relgate`, so a test can put its directory on `PATH`).
 ///
 /// Why not that path itself: the wheel test runs `maturin build`, which builds the binary again
 /// (stripped) into the same target directory and replaces `target/debug/relgate` while the other
@@ -28,11 +29,15 @@ pub fn relgate_bin() -> &'static Path {
         let built = Path::new(env!("CARGO_BIN_EXE_relgate"));
         // Beside the built binary: same file system, so a hard link works, and a fixed name, so
         // the next run replaces this run's link instead of leaving one behind.
-        let stable = built.with_file_name("relgate-under-test");
-        let staging = built.with_file_name(format!("relgate-under-test.{}", std::process::id()));
+        let dir = built.with_file_name("under-test");
+        let stable = dir.join("relgate");
+        let staging = dir.join(format!("relgate.{}", std::process::id()));
         let _ = std::fs::remove_file(&staging);
-        std::fs::hard_link(built, &staging)
-            .or_else(|_| std::fs::copy(built, &staging).map(|_| ()))
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::hard_link(built, &staging)
+                    .or_else(|_| std::fs::copy(built, &staging).map(|_| ()))
+            })
             .and_then(|()| std::fs::rename(&staging, &stable))
             .unwrap_or_else(|e| panic!("cannot link {} for the tests: {e}", built.display()));
         // When the last run's link already names this very binary, `rename` leaves both names
