@@ -1726,7 +1726,7 @@ fn runs_of_records_cross_shards_and_mix_with_single_appends() {
     assert!(receipts[998].file.starts_with("records/001/001000-"));
     assert!(receipts[2099].file.starts_with("records/002/002101-"));
     assert_eq!(
-        pack_count(&fx.path),
+        crate::support::ledger::packfiles(&fx.path).len(),
         3,
         "a packfile per shard the run filled"
     );
@@ -1741,7 +1741,7 @@ fn runs_of_records_cross_shards_and_mix_with_single_appends() {
         .append_all(&run, &s, &mut receipts)
         .expect("append_all");
     assert_eq!(
-        pack_count(&fx.path),
+        crate::support::ledger::packfiles(&fx.path).len(),
         4,
         "a run that fills one shard is one packfile"
     );
@@ -1762,17 +1762,6 @@ fn runs_of_records_cross_shards_and_mix_with_single_appends() {
     let repo = Repository::open(&fx.path).expect("open");
     let log = repo.reflog("refs/heads/relgate/records").expect("reflog");
     assert_eq!(log.len(), 4);
-}
-
-/// The packfiles in the object database of the repository at `path`.
-fn pack_count(path: &Path) -> usize {
-    std::fs::read_dir(path.join(".git/objects/pack"))
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 /// The loose objects in the object database of the repository at `path`.

@@ -806,17 +806,7 @@ fn demo_round_trip() {
 
 /// The packfiles of the repository.
 fn packs(repo: &Repo) -> Vec<PathBuf> {
-    let dir = repo.path().join(".git/objects/pack");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "pack"))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    crate::support::ledger::packfiles(repo.path())
 }
 
 #[test]

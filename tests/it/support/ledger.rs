@@ -1,7 +1,8 @@
-//! Reading a ledger branch the way an auditor's tools see it: every file of its tree, by path.
+//! Reading a ledger branch the way an auditor's tools see it: every file of its tree, by path;
+//! and the packfiles a repository holds, for the tests of how runs are packed.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::Repository;
 
@@ -27,5 +28,20 @@ pub fn ledger_files(repo_path: &Path, refname: &str) -> Files {
         git2::TreeWalkResult::Ok
     })
     .expect("walk");
+    out
+}
+
+/// The packfiles (`*.pack`) of the (non-bare) repository at `repo_path`, sorted.
+pub fn packfiles(repo_path: &Path) -> Vec<PathBuf> {
+    let dir = repo_path.join(".git/objects/pack");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
     out
 }
