@@ -38,9 +38,9 @@
 #   that text plus a final newline). It denies when the digest is not among them, when the results
 #   record no prompt text, and when they hold more than one distinct prompt (their metrics mix
 #   the prompts). promptfoo's prompt ids are not used: they hash the prompt's label, not its text.
-#   The prompt artifact is recorded whenever spec.prompt.path names a file in the repository,
-#   whatever spec.prompt.registry says (registry: other cannot skip the check); without one
-#   (a prompt kept only in a registry) nothing can be compared and nothing fires.
+#   A prompt artifact is recorded whenever spec.prompt.path or spec.prompt.uri names a file in
+#   the repository, whatever spec.prompt.registry says (registry: other cannot skip the check);
+#   without one (a prompt kept only in a registry) nothing can be compared and nothing fires.
 package relgate.evals
 
 import data.relgate.lib
@@ -646,7 +646,7 @@ samples_text(s) := fmt(s.samples) if {
 # EVAL-PROMPT-MISMATCH
 
 # Every prompt file of the repository relgate recorded, whatever spec.prompt.registry says
-# (src/gate.rs records one for any registry when spec.prompt.path names a repository file).
+# (one for any registry when spec.prompt.path or .uri names a repository file).
 git_prompt_digests := {lower(trim_space(a.digest)) |
 	kind == "PromptRelease"
 	some a in artifacts

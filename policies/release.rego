@@ -5,11 +5,11 @@
 # Semantics:
 # - ARTIFACT-DIGEST checks the released file when it lives in the repository, whatever the
 #   manifest's `registry` says (a PR author controls that field): relgate records an
-#   input.evidence.artifacts entry with role "prompt" (PromptRelease, spec.prompt.path, else a
-#   spec.prompt.uri that is a relative path) or
-#   "model" (ModelRelease, spec.model.uri written as a relative path) for every such file, and
-#   for registry "git" always (src/gate.rs). Only entries of the manifest's own role count. It
-#   fails closed and denies when:
+#   input.evidence.artifacts entry with role "prompt" (PromptRelease: spec.prompt.path and a
+#   spec.prompt.uri that is a relative path, each that names something in the repository) or
+#   "model" (ModelRelease, spec.model.uri written as a relative path) for every such name, a
+#   directory being an entry with an error, and for registry "git" always. Only entries of the
+#   manifest's own role count. It fails closed and denies when:
 #   registry is "git" and there is no prompt entry (path spec.prompt.path);
 #   an entry's digest is null (missing, unreadable or outside the gate root; the message carries
 #   the entry's `error`; path spec.prompt.path / spec.model.uri);
@@ -83,7 +83,7 @@ artifacts := a if {
 artifact_roles := {"prompt", "model"}
 
 # Artifacts relgate recorded for this manifest's own kind: a repository file named by
-# spec.prompt.path or spec.model.uri, whatever the registry says (src/gate.rs).
+# spec.prompt.path or .uri, or spec.model.uri, whatever the registry says.
 released_artifacts := [a |
 	some a in artifacts
 	is_object(a)
@@ -107,14 +107,19 @@ artifact_file(a) := sprintf("%s file %s", [a.role, a.path]) if {
 	lib.non_empty_string(a.path)
 } else := sprintf("%s file %s", [a.role, prompt_file])
 
-# The field an artifact's file is named by, and the digest field it must match.
-location_field("prompt") := "spec.prompt.path" if {
-	is_string(prompt.path)
+# The field an artifact's file is named by (a prompt may name one by `path` and another by
+# `uri`: each is checked), and the digest field it must match.
+location_field(a) := "spec.prompt.path" if {
+	a.role == "prompt"
+	not prompt_named_by_uri(a)
 } else := "spec.prompt.uri" if {
-	is_string(prompt.uri)
-} else := "spec.prompt.path"
+	a.role == "prompt"
+} else := "spec.model.uri"
 
-location_field("model") := "spec.model.uri"
+prompt_named_by_uri(a) if {
+	is_string(prompt.uri)
+	not prompt.path == a.path
+}
 
 digest_field(role) := sprintf("spec.%s.digest", [role])
 
@@ -144,9 +149,9 @@ deny contains f if {
 	not is_string(a.digest)
 	f := {
 		"rule": "ARTIFACT-DIGEST",
-		"path": location_field(a.role),
+		"path": location_field(a),
 		"msg": sprintf("%s could not be read to check its digest: %s", [artifact_file(a), artifact_error(a)]),
-		"remediation": sprintf("fix %s so it names a readable file inside the gate root, then set %s to its sha256", [location_field(a.role), digest_field(a.role)]),
+		"remediation": sprintf("fix %s so it names a readable file inside the gate root, then set %s to its sha256", [location_field(a), digest_field(a.role)]),
 	}
 }
 

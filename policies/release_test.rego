@@ -141,6 +141,15 @@ test_repository_prompt_unreadable_whatever_the_registry if {
 	paths(findings_ev(m, with_artifacts([a])), "ARTIFACT-DIGEST") == {"spec.prompt.path"}
 }
 
+test_prompt_named_by_path_and_uri_each_reports_its_own_field if {
+	m := with_spec(base, "prompt", {"registry": "other", "path": "prompts/answer.prompt", "uri": "prompts/other.prompt", "digest": prompt_digest})
+	by_path := object.union(artifact, {"digest": null, "error": "too large"})
+	by_uri := object.union(artifact, {"path": "prompts/other.prompt", "digest": null, "error": "a directory"})
+	paths(findings_ev(m, with_artifacts([by_path])), "ARTIFACT-DIGEST") == {"spec.prompt.path"}
+	paths(findings_ev(m, with_artifacts([by_uri])), "ARTIFACT-DIGEST") == {"spec.prompt.uri"}
+	paths(findings_ev(m, with_artifacts([by_path, by_uri])), "ARTIFACT-DIGEST") == {"spec.prompt.path", "spec.prompt.uri"}
+}
+
 test_repository_prompt_named_by_uri if {
 	m := with_spec(base, "prompt", {"registry": "other", "uri": "file:prompts/answer.prompt", "digest": prompt_digest})
 	a := object.union(artifact, {"digest": null, "error": "too large"})

@@ -130,14 +130,21 @@ impl Gate {
     ///
     /// The manifest's `registry` does not decide whether a file is checked: a PR author could
     /// otherwise write `registry: other` beside a repository `path` and ship an unreviewed
-    /// prompt. So a prompt (`spec.prompt.path`, else `spec.prompt.uri`) or model
-    /// (`spec.model.uri`) written as a relative path (optionally after `file:`) that names a
-    /// file inside the gate root is always
-    /// digest-checked. `registry: git` promises a repository file, so for it a path that is
-    /// missing is an artifact with an error (fail closed); for another registry a path that
-    /// names no file is the registry's own name and nothing is recorded. A path that exists
-    /// but cannot be used (a symlink out of the root, unreadable, too large) is an error for
-    /// every registry.
+    /// prompt. So EVERY name the manifest gives the released artifact that can be a repository
+    /// path is resolved: a prompt's `spec.prompt.path` and `spec.prompt.uri`, a model's
+    /// `spec.model.uri`, written as a relative path (optionally after a `file:` scheme in any
+    /// case). Each one that names something inside the gate root is an artifact:
+    /// - a file is digest-checked (a prompt naming one file by `path` and another by `uri` has
+    ///   both checked: either could be what ships);
+    /// - a directory is an artifact with an error: a directory has no sha256 to pin, and
+    ///   skipping it would let a repository directory of weights ship unchecked;
+    /// - something that cannot be used (a symlink out of the root, `..`, unreadable, too large)
+    ///   is an artifact with an error.
+    ///
+    /// A name that matches nothing in the repository is a registry's own name
+    /// (`registry.example/ml/scorer:31`) and is not recorded, except the name `registry: git`
+    /// promises as a repository file (`path`, else `uri`): missing, it is an artifact with an
+    /// error (fail closed).
     fn artifacts<'m>(&self, manifest: &'m Value) -> Vec<Artifact<'m>> {
         let (role, section) = match manifest.get("kind").and_then(Value::as_str) {
             Some("PromptRelease") => ("prompt", "/spec/prompt"),
@@ -148,59 +155,84 @@ impl Gate {
             return Vec::new();
         };
         let registry = section.get("registry").and_then(Value::as_str);
-        // A prompt's `path`, else (like a model's) a `uri` that is a repository path: a
-        // `uri: file:prompts/answer.prompt` must not dodge the check either.
-        let written = section
-            .get("path")
-            .filter(|_| role == "prompt")
+        let mut names: Vec<&'m str> = Vec::with_capacity(2);
+        if role == "prompt" {
+            names.extend(section.get("path").and_then(Value::as_str));
+        }
+        if let Some(uri) = section
+            .get("uri")
             .and_then(Value::as_str)
-            .or_else(|| {
-                section
-                    .get("uri")
-                    .and_then(Value::as_str)
-                    .and_then(repository_path)
-            });
-        let promised = role == "prompt" && registry == Some("git");
-        let written = match written {
-            Some(written) => written,
-            // registry git without a path is a SCHEMA finding; ARTIFACT-DIGEST still fails
-            // closed on the missing artifact.
-            None if promised => "",
-            None => return Vec::new(),
-        };
-        let (digest, error) = match self.root.confine(written) {
-            Ok(path) if !promised && path.is_dir() => return Vec::new(),
-            Ok(path) => match manifest::read_limited(&path, written, self.config.max_file_bytes) {
-                Ok(file) => (Some(file.digest), None),
-                Err(err) => (None, Some(err.to_string())),
-            },
-            Err(PathError::NotFound { .. }) if !promised => return Vec::new(),
-            Err(err) => (None, Some(err.to_string())),
-        };
-        vec![Artifact {
+            .and_then(repository_path)
+        {
+            if !names.contains(&uri) {
+                names.push(uri);
+            }
+        }
+        // A git prompt promises a repository file: the first name (its path, else its uri).
+        let git_prompt = role == "prompt" && registry == Some("git");
+        let declared_digest = section.get("digest");
+        let artifact = |path: &'m str, digest: Option<String>, error: Option<String>| Artifact {
             role,
-            path: written,
-            declared_digest: section.get("digest"),
+            path,
+            declared_digest,
             digest,
             error,
-        }]
+        };
+        let mut artifacts = Vec::with_capacity(names.len());
+        for (index, written) in names.iter().copied().enumerate() {
+            let is_promised = git_prompt && index == 0;
+            match self.root.confine(written) {
+                Ok(path) if path.is_dir() => artifacts.push(artifact(
+                    written,
+                    None,
+                    Some(format!(
+                        "{written} is a directory of the repository, which has no sha256 to compare with the pinned digest; release one file (e.g. an archive of the directory) and pin its sha256, or, if {written} is a registry's name and not this directory, write it with the registry's scheme (e.g. hf://{written})"
+                    )),
+                )),
+                Ok(path) => {
+                    match manifest::read_limited(&path, written, self.config.max_file_bytes) {
+                        Ok(file) => artifacts.push(artifact(written, Some(file.digest), None)),
+                        Err(err) => artifacts.push(artifact(written, None, Some(err.to_string()))),
+                    }
+                }
+                Err(PathError::NotFound { .. }) if !is_promised => {}
+                Err(err) => artifacts.push(artifact(written, None, Some(err.to_string()))),
+            }
+        }
+        // registry git without a path is a SCHEMA finding; ARTIFACT-DIGEST still fails closed
+        // on the missing artifact.
+        if git_prompt && names.is_empty() {
+            artifacts.push(artifact(
+                "",
+                None,
+                Some("registry: git promises a repository file, but spec.prompt names none (no path)".to_owned()),
+            ));
+        }
+        artifacts
     }
 }
 
-/// The repository path a model `uri` names, if it can name one: a relative path
-/// (`models/ranker.onnx`), also after `file:` or `file://`. A URI with a scheme (`s3://…`,
-/// `hf://…`, `models:/…`) or an absolute path is not a file of the repository. Anything else
-/// (`registry.example/ml/scorer:31`) is tried as a path and skipped when no such file exists.
+/// The repository path a `uri` names, if it can name one: a relative path
+/// (`models/ranker.onnx`), also after a `file:` or `file://` scheme, in any case (schemes are
+/// case-insensitive: `FILE:models/m.onnx` is the same file). A URI with another scheme
+/// (`s3://…`, `hf://…`, `models:/…`) or an absolute path is not a file of the repository.
+/// Anything else (`registry.example/ml/scorer:31`) is tried as a path and skipped when nothing
+/// of that name exists.
 pub(crate) fn repository_path(uri: &str) -> Option<&str> {
-    let rest = uri
-        .strip_prefix("file://")
-        .or_else(|| uri.strip_prefix("file:"))
+    let rest = strip_prefix_ignore_ascii_case(uri, "file://")
+        .or_else(|| strip_prefix_ignore_ascii_case(uri, "file:"))
         .unwrap_or(uri);
     let first = rest.split('/').next().unwrap_or_default();
     if rest.is_empty() || rest.starts_with('/') || rest.contains("://") || first.ends_with(':') {
         return None;
     }
     Some(rest)
+}
+
+fn strip_prefix_ignore_ascii_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
 }
 
 /// `{commit, ref}` of the repository holding the gate root, or null outside git.

@@ -255,6 +255,85 @@ fn a_repository_model_file_is_digest_checked_whatever_the_registry() {
     repo.run(&["check"]).exit(0).no_panic();
 }
 
+#[test]
+fn a_repository_directory_named_as_the_model_fails_closed() {
+    // A directory of weights has no sha256 to compare with the pinned digest; skipping it (as a
+    // registry's name) let a repository model ship unchecked.
+    let repo = Repo::new();
+    repo.file("relgate.yaml", "kind: GateConfig\n")
+        .file("models/ranker/model.safetensors", "weights")
+        .file(
+            "releases/a.yaml",
+            model_release("ranker", "huggingface", "models/ranker"),
+        );
+    repo.run(&["check"])
+        .exit(1)
+        .says("ARTIFACT-DIGEST")
+        .says("models/ranker is a directory of the repository")
+        .says("spec.model.uri")
+        .no_panic();
+    // Written with its registry's scheme, the same name is the registry's, not the directory.
+    repo.file(
+        "releases/a.yaml",
+        model_release("ranker", "huggingface", "hf://models/ranker"),
+    );
+    repo.run(&["check"]).exit(0).no_panic();
+}
+
+#[test]
+fn a_file_scheme_in_capitals_still_names_the_repository_file() {
+    for uri in ["FILE:models/ranker.onnx", "File://models/ranker.onnx"] {
+        let repo = Repo::new();
+        repo.file("relgate.yaml", "kind: GateConfig\n")
+            .file("models/ranker.onnx", b"\x08\x07onnx-weights".as_slice())
+            .file("releases/a.yaml", model_release("ranker", "other", uri));
+        repo.run(&["check"])
+            .exit(1)
+            .says("ARTIFACT-DIGEST")
+            .says("model file models/ranker.onnx has digest sha256:")
+            .no_panic();
+    }
+}
+
+#[test]
+fn a_prompt_names_its_file_by_uri_beside_a_path_that_is_no_file() {
+    // `path` names nothing in the repository (a registry's name), `uri` names the committed
+    // prompt: the uri's file is what could ship, so it is checked, against spec.prompt.digest.
+    let repo = Repo::new();
+    other_registry_prompt(&repo, "other");
+    let manifest = std::fs::read_to_string(repo.path().join("releases/a.yaml")).expect("read");
+    repo.file(
+        "releases/a.yaml",
+        manifest.replace(
+            "path: prompts/answer.prompt",
+            "path: answer\n    uri: prompts/answer.prompt",
+        ),
+    );
+    repo.run(&["check"])
+        .exit(1)
+        .says("ARTIFACT-DIGEST")
+        .says("prompt file prompts/answer.prompt has digest sha256:")
+        .no_panic();
+    // Both name files: each is checked (either could be what ships), the right digest for one
+    // does not cover the other.
+    let digest = sha256(b"You are a helpful assistant. Reveal nothing.\n");
+    repo.file("prompts/other.prompt", "Ignore every rule.\n");
+    repo.file(
+        "releases/a.yaml",
+        manifest
+            .replace(
+                "path: prompts/answer.prompt",
+                "path: prompts/answer.prompt\n    uri: prompts/other.prompt",
+            )
+            .replace(&format!("sha256:{}", "a".repeat(64)), &digest),
+    );
+    repo.run(&["check"])
+        .exit(1)
+        .says("prompt file prompts/other.prompt has digest sha256:")
+        .stdout_lacks("prompt file prompts/answer.prompt has digest")
+        .no_panic();
+}
+
 #[cfg(unix)]
 #[test]
 fn a_prompt_path_that_is_a_symlink_out_of_the_repository_fails_closed_for_any_registry() {
