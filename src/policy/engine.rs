@@ -127,6 +127,42 @@ pub(crate) fn new_engine(timeout: Option<Duration>) -> regorus::Engine {
     engine
 }
 
+/// The text of a bundle file as the RVM compiles it: every body assignment `x := e` (a line
+/// indented by tabs that starts with an identifier and ` := `; the bundle writes rule heads at
+/// column 0 and one statement per line) becomes the unification `x = e`.
+///
+/// Why: regorus' RVM (0.14) emits no "defined" check for `:=` in a rule body, so `x := e` with
+/// `e` undefined does not stop the body as Rego requires; `x` holds "undefined" and the body
+/// goes on, where `not f(x)`, `sprintf`, or building an object from `x` succeed. A deny rule
+/// then fires where the interpreter's does not, and a helper that is true where it should be
+/// undefined turns a `not helper(..)` off: the two engines decide differently. `x = e` with
+/// `x` not yet bound means the same in Rego, and the RVM does check it.
+///
+/// Sound only because the RVM's engine holds the bundle alone (no test or team file, which
+/// could declare a rule named like a local and turn `x = e` into a comparison); a unit test
+/// holds every rewritten name apart from the names each bundle package declares or imports,
+/// and `tests/it/rvm_differential.rs` holds both engines to the same findings.
+pub(super) fn rvm_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start_matches('\t');
+        let indent = line.len() - body.len();
+        let name = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let is_name = name > 0 && !body.starts_with(|c: char| c.is_ascii_digit());
+        match body[name..].strip_prefix(" := ") {
+            Some(rest) if indent > 0 && is_name => {
+                out.push_str(&line[..indent + name]);
+                out.push_str(" = ");
+                out.push_str(rest);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// Compiles the evaluated rules to RVM bytecode. Any failure (a construct or builtin the RVM
 /// does not support yet, or a panic inside the compiler) is returned as text and the set runs
 /// on the interpreter.
@@ -227,6 +263,8 @@ pub(crate) fn add_data(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -236,5 +274,117 @@ mod tests {
             (2, 1)
         );
         assert_eq!(literal_nesting("a := 1\nb := {\"k\": [{}]}\n"), (3, 2));
+    }
+
+    /// Evaluates `data.t.p` of `text` on the RVM.
+    fn on_rvm(text: &str) -> regorus::Value {
+        let mut engine = new_engine(None);
+        engine
+            .add_policy("t.rego".into(), text.into())
+            .expect("policy");
+        let program = compile_program(&mut engine, &["data.t.p".to_string()]).expect("compile");
+        let mut vm = regorus::rvm::RegoVM::new();
+        vm.load_program(program);
+        vm.set_input(regorus::Value::new_object());
+        vm.execute_entry_point_by_name("data.t.p").expect("run")
+    }
+
+    /// The RVM bug `rvm_text` works around. When this fails, regorus checks `:=` itself and
+    /// `rvm_text` can go.
+    #[test]
+    fn the_rvm_goes_on_past_an_undefined_colon_assignment_and_rvm_text_stops_it() {
+        let text = "package t\n\np if {\n\tx := input.missing\n\tnot x == 1\n}\n";
+        assert_eq!(
+            on_rvm(text),
+            regorus::Value::Bool(true),
+            "the RVM bug is fixed"
+        );
+        assert_eq!(on_rvm(&rvm_text(text)), regorus::Value::Undefined);
+        // A defined value still binds.
+        let defined = "package t\n\np := y if {\n\tx := {\"a\": 2}\n\ty := x.a\n}\n";
+        assert_eq!(on_rvm(&rvm_text(defined)), regorus::Value::from(2u64));
+    }
+
+    #[test]
+    fn rvm_text_rewrites_body_assignments_only() {
+        let text = "package t\n\nx := 1 if {\n\ty := 2\n\t\tz_1 := {\n\t\t\"k\": 1,\n\t}\n\t# w := 3\n\ty == 2\n\t9 := y\n}\n";
+        assert_eq!(
+            rvm_text(text),
+            "package t\n\nx := 1 if {\n\ty = 2\n\t\tz_1 = {\n\t\t\"k\": 1,\n\t}\n\t# w := 3\n\ty == 2\n\t9 := y\n}\n"
+        );
+    }
+
+    /// `x = e` is a comparison when `x` names a rule or import of the package: every name the
+    /// rewrite touches in the bundle must be a local, and every body assignment must be one the
+    /// rewrite sees (one statement per line).
+    #[test]
+    fn every_bundle_body_assignment_is_rewritten_and_none_names_a_rule_or_import() {
+        let sources: Vec<PolicySource> = super::super::builtin_sources()
+            .into_iter()
+            .filter(|s| !s.is_test())
+            .collect();
+        let package_of = |text: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("package "))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_string()
+        };
+        // Names declared at package level (rule heads start at column 0) or imported.
+        let mut declared: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for source in &sources {
+            let names = declared.entry(package_of(&source.text)).or_default();
+            for line in source.text.lines() {
+                if let Some(import) = line.strip_prefix("import ") {
+                    let import = import.trim();
+                    let name = import
+                        .split_once(" as ")
+                        .map(|(_, alias)| alias)
+                        .unwrap_or_else(|| import.rsplit('.').next().unwrap_or_default());
+                    names.insert(name.trim().to_string());
+                    continue;
+                }
+                let head: String = line
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !head.is_empty() && !["package", "else", "default"].contains(&head.as_str()) {
+                    names.insert(head);
+                }
+            }
+        }
+        let mut rewritten = 0;
+        for source in &sources {
+            let names = &declared[&package_of(&source.text)];
+            let guarded = rvm_text(&source.text);
+            for (before, after) in source.text.lines().zip(guarded.lines()) {
+                if before == after {
+                    let statement = after.trim_start_matches('\t');
+                    assert!(
+                        after.len() == statement.len()
+                            || statement.starts_with('#')
+                            || !statement.contains(" := "),
+                        "{}: a body assignment rvm_text cannot see: {after}",
+                        source.path
+                    );
+                    continue;
+                }
+                rewritten += 1;
+                let name = after
+                    .trim_start_matches('\t')
+                    .split(' ')
+                    .next()
+                    .unwrap_or_default();
+                assert!(
+                    !names.contains(name),
+                    "{}: `{name}` is assigned in a body and declared by its package: {before}",
+                    source.path
+                );
+            }
+        }
+        assert!(
+            rewritten > 200,
+            "only {rewritten} body assignments rewritten"
+        );
     }
 }

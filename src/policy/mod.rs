@@ -392,7 +392,13 @@ impl PolicySet {
         let compiled = plan
             .sources
             .iter()
-            .try_for_each(|source| add_source(&mut engine, source).map(|_| ()))
+            .try_for_each(|source| {
+                let guarded = PolicySource {
+                    text: engine::rvm_text(&source.text),
+                    ..source.clone()
+                };
+                add_source(&mut engine, &guarded).map(|_| ())
+            })
             .and_then(|()| {
                 add_data(&mut engine, &plan.config, &plan.data).map_err(|e| e.to_string())
             })

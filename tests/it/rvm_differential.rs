@@ -24,54 +24,146 @@ fn gate_roots() -> Vec<PathBuf> {
     roots.into_iter().filter(|p| p.is_dir()).collect()
 }
 
-#[test]
-fn rvm_and_interpreter_agree_on_every_sample_manifest() {
-    let mut compared = 0;
-    for root in gate_roots() {
-        let settings = CheckSettings {
-            paths: vec![root.clone()],
-            cwd: root.clone(),
-            now: "2026-11-27T12:00:00Z".to_string(),
-            ..CheckSettings::default()
+/// Evaluates every document under `root` on both engines and asserts they agree; returns how
+/// many documents were compared and how many findings they had.
+fn compare(root: &Path, pull_request: Option<serde_json::Value>) -> (usize, usize) {
+    let settings = CheckSettings {
+        paths: vec![root.to_path_buf()],
+        cwd: root.to_path_buf(),
+        now: "2026-11-27T12:00:00Z".to_string(),
+        pull_request,
+        ..CheckSettings::default()
+    };
+    let gate = Gate::open(&settings).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
+    let mut rvm = gate.policies.clone();
+    rvm.compile_rvm();
+    assert!(rvm.uses_rvm(), "the bundle should run on the RVM");
+    let mut interpreter = gate.policies.clone().interpreter_only();
+    let (mut compared, mut findings) = (0, 0);
+    for found in gate.discover(&[root.to_path_buf()]).expect("discover") {
+        let Discovered::File { path, shown } = found else {
+            continue;
         };
-        let gate = Gate::open(&settings).unwrap_or_else(|e| panic!("{}: {e}", root.display()));
-        let mut rvm = gate.policies.clone();
-        rvm.compile_rvm();
-        assert!(rvm.uses_rvm(), "the bundle should run on the RVM");
-        let mut interpreter = gate.policies.clone().interpreter_only();
-        for found in gate
-            .discover(std::slice::from_ref(&root))
-            .expect("discover")
-        {
-            let Discovered::File { path, shown } = found else {
-                continue;
-            };
-            let Ok(source) = relgate::manifest::read_limited(&path, &shown, 1 << 22) else {
-                continue;
-            };
-            let Ok(documents) = relgate::manifest::parse_documents(&source) else {
-                continue;
-            };
-            for document in &documents {
-                let input = regorus::Value::from(
-                    gate.input(&source, document, serde_json::json!([]))
-                        .expect("input"),
-                );
-                let on_rvm = rvm.evaluate(input.clone());
-                let on_interpreter = interpreter.evaluate(input);
-                match (&on_rvm, &on_interpreter) {
-                    (Ok(a), Ok(b)) => {
-                        assert_eq!(a.findings, b.findings, "{shown}#{}", document.index);
-                        assert_eq!(a.suppressed, b.suppressed, "{shown}#{}", document.index);
-                    }
-                    (Err(a), Err(b)) => assert_eq!(a, b, "{shown}"),
-                    _ => panic!("{shown}: RVM {on_rvm:?} vs interpreter {on_interpreter:?}"),
+        let Ok(source) = relgate::manifest::read_limited(&path, &shown, 1 << 22) else {
+            continue;
+        };
+        let Ok(documents) = relgate::manifest::parse_documents(&source) else {
+            continue;
+        };
+        for document in &documents {
+            let input = regorus::Value::from(
+                gate.input(&source, document, serde_json::json!([]))
+                    .expect("input"),
+            );
+            let on_rvm = rvm.evaluate(input.clone());
+            let on_interpreter = interpreter.evaluate(input);
+            match (&on_rvm, &on_interpreter) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.findings, b.findings, "{shown}#{}", document.index);
+                    assert_eq!(a.suppressed, b.suppressed, "{shown}#{}", document.index);
+                    findings += a.findings.len();
                 }
-                compared += 1;
+                (Err(a), Err(b)) => assert_eq!(a, b, "{shown}"),
+                _ => panic!("{shown}: RVM {on_rvm:?} vs interpreter {on_interpreter:?}"),
             }
+            compared += 1;
         }
     }
+    (compared, findings)
+}
+
+#[test]
+fn rvm_and_interpreter_agree_on_every_sample_manifest() {
+    let compared: usize = gate_roots().iter().map(|root| compare(root, None).0).sum();
     assert!(compared >= 15, "only {compared} manifests compared");
+}
+
+/// Both sides of every rule's example (the manifests of `relgate explain`), each in a
+/// repository of its own with the example's files, config and pull request.
+#[test]
+fn rvm_and_interpreter_agree_on_every_rule_example() {
+    let catalogue = relgate::catalogue::catalogue();
+    let (mut compared, mut findings) = (0, 0);
+    for rule in &catalogue.rules {
+        for failing in [true, false] {
+            let Some(example) = catalogue.example_run(rule, failing) else {
+                continue;
+            };
+            let example = example.unwrap_or_else(|e| panic!("{}: {e}", rule.id));
+            let dir = tempfile::tempdir().expect("tempdir");
+            let write = |path: &str, text: &str| {
+                let path = dir.path().join(path);
+                std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+                std::fs::write(path, text).expect("write");
+            };
+            for (path, text) in &catalogue.example.files {
+                write(path, text);
+            }
+            write(
+                "relgate.yaml",
+                example
+                    .config
+                    .as_deref()
+                    .unwrap_or("apiVersion: relgate.dev/v1\nkind: GateConfig\n"),
+            );
+            write("releases/example.yaml", &example.manifest);
+            let pull_request = example
+                .pull_request
+                .as_deref()
+                .map(|json| serde_json::from_str(json).expect("pull request JSON"));
+            let root = dir.path().canonicalize().expect("canonical");
+            let (n, f) = compare(&root, pull_request);
+            compared += n;
+            findings += f;
+        }
+    }
+    assert!(compared >= 60, "only {compared} examples compared");
+    assert!(findings >= 30, "only {findings} findings compared");
+}
+
+/// Manifests that reach rule bodies through values that are absent: each once made the RVM
+/// go on past an undefined `x := e` (a metric missing from the results under `min_samples`
+/// gave a second, wrong EVAL-SAMPLES finding on the RVM only).
+#[test]
+fn rvm_and_interpreter_agree_where_values_are_absent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().canonicalize().expect("canonical");
+    let results = r#"{"acc": {"value": 0.95, "samples": 500}}"#;
+    let digest = {
+        use sha2::Digest;
+        format!("sha256:{:x}", sha2::Sha256::digest(results.as_bytes()))
+    };
+    std::fs::create_dir_all(root.join("releases")).expect("mkdir");
+    std::fs::create_dir_all(root.join("evals")).expect("mkdir");
+    std::fs::write(root.join("evals/c.json"), results).expect("write");
+    std::fs::write(
+        root.join("relgate.yaml"),
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+    )
+    .expect("write");
+    let release = |name: &str, evaluation: &str| {
+        format!(
+            "apiVersion: relgate.dev/v1\nkind: ModelRelease\nmetadata: {{name: {name}, version: \"2\", service: svc, environment: production, tier: 1, change_type: feature}}\nspec:\n  owner: {{team: t, contact: o@example.com}}\n  model: {{registry: mlflow, uri: \"models:/x/2\", digest: \"sha256:{a}\", baseline: {{version: \"1\"}}}}\n  rollout: {{strategy: canary, steps: [5, 50, 100]}}\n  rollback: {{to_version: \"1\", max_minutes: 5}}\n  evaluations:\n    - {evaluation}\n",
+            a = "a".repeat(64)
+        )
+    };
+    let evaluations = [
+        format!("{{id: e, format: metrics, candidate: {{path: evals/c.json, digest: \"{digest}\"}}, min_samples: 10, thresholds: {{acc: {{min: 0.9}}, nothere: {{min: 0.5}}}}}}"),
+        format!("{{id: e, format: metrics, candidate: {{path: evals/c.json, digest: \"{digest}\"}}, baseline: {{path: evals/c.json, digest: \"{digest}\"}}, thresholds: {{nothere: {{max_regression: 0.1}}, acc: {{max_relative_regression: 0.1}}}}}}"),
+        format!("{{id: e, format: metrics, candidate: {{path: evals/c.json, digest: \"{digest}\"}}, thresholds: {{acc: {{max_regression: 0.1}}}}}}"),
+        format!("{{id: e, format: metrics, candidate: {{path: evals/missing.json, digest: \"{digest}\"}}, min_samples: 10, thresholds: {{acc: {{min: 0.9}}}}}}"),
+        "{id: e, format: metrics}".to_string(),
+    ];
+    for (i, evaluation) in evaluations.iter().enumerate() {
+        std::fs::write(
+            root.join(format!("releases/r{i}.yaml")),
+            release(&format!("r{i}"), evaluation),
+        )
+        .expect("write");
+    }
+    let (compared, findings) = compare(&root, None);
+    assert!(compared >= evaluations.len(), "{compared} documents");
+    assert!(findings >= evaluations.len(), "{findings} findings");
 }
 
 /// A pull-request context (docs/approvals.md) with GitHub's example logins.
