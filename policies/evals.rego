@@ -16,10 +16,12 @@
 # - EVAL-MISSING: a thresholded metric is absent from the candidate; or a metric with a
 #   regression bound (`max_regression`, `max_relative_regression`) is absent from the baseline,
 #   or no baseline file is declared at all.
-# - EVAL-REGRESSION: direction = threshold `higher_is_better`, else the candidate record's, else
-#   the baseline record's, else inferred (`min` without `max`: higher is better; `max` without
-#   `min`: lower is better); when it cannot be told and a regression bound is set, a finding asks
-#   for `higher_is_better`. `worse` = baseline - candidate (higher is better) or candidate -
+# - EVAL-REGRESSION: direction = threshold `higher_is_better`, else inferred from the threshold
+#   (`min` without `max`: higher is better; `max` without `min`: lower is better), else the
+#   results' records when those that state one agree; when it cannot be told and a regression
+#   bound is set, a finding asks for `higher_is_better`. A record whose `higher_is_better`
+#   contradicts the direction inferred from `min` or `max` is a finding too (path
+#   ...thresholds.<metric>.higher_is_better): a results file never silently flips the direction. `worse` = baseline - candidate (higher is better) or candidate -
 #   baseline (lower is better). It fires when worse > max_regression, or when
 #   worse / |baseline| > max_relative_regression (with a baseline of 0, any worse > 0 fires:
 #   the relative change is unbounded). With `significance_z` set and both stderrs known, the
@@ -385,14 +387,10 @@ record_or_empty(i, role, name) := {} if {
 	not metric(i, role, name)
 }
 
-direction(t, c, b) := d if {
+# The direction the manifest gives (the reviewed contract): its own higher_is_better, else `min`
+# alone (higher is better) or `max` alone (lower is better).
+manifest_direction(t) := d if {
 	d := t.higher_is_better
-	is_boolean(d)
-} else := d if {
-	d := c.higher_is_better
-	is_boolean(d)
-} else := d if {
-	d := b.higher_is_better
 	is_boolean(d)
 } else := true if {
 	bound(t, "min")
@@ -400,6 +398,21 @@ direction(t, c, b) := d if {
 } else := false if {
 	bound(t, "max")
 	not bound(t, "min")
+}
+
+# The direction the results state, when the records that state one agree.
+results_direction(c, b) := d if {
+	stated := {r.higher_is_better | some r in [c, b]; is_boolean(r.higher_is_better)}
+	count(stated) == 1
+	some d in stated
+}
+
+# The manifest's direction first: a results file (written by the pull request's author) may
+# not turn a regression into an improvement the threshold's min or max rules out.
+direction(t, c, b) := d if {
+	d := manifest_direction(t)
+} else := d if {
+	d := results_direction(c, b)
 }
 
 # x > limit beyond float rounding: a difference of computed values (0.97 - 0.96) that equals
@@ -542,10 +555,37 @@ deny contains f if {
 	f := {
 		"rule": "EVAL-REGRESSION",
 		"path": sprintf("%s.higher_is_better", [threshold_path(i, name)]),
-		"msg": sprintf("%s: cannot tell whether a higher or a lower %s is better (the threshold sets %s and the results do not say), so its regression cannot be checked", [label(i), name, bounds_text(t)]),
+		"msg": sprintf("%s: cannot tell whether a higher or a lower %s is better (the threshold sets %s and the results do not say, or disagree), so its regression cannot be checked", [label(i), name, bounds_text(t)]),
 		"remediation": sprintf("set higher_is_better: true or false on the %s threshold", [name]),
 	}
 }
+
+# A results file that states the opposite of the direction the threshold's min or max implies:
+# the threshold wins, but only once it says so itself, so a flag in a file of the pull request
+# never silently decides whether a metric regressed.
+deny contains f if {
+	some i, e in specs
+	is_object(e)
+	some name, t in thresholds_of(e)
+	is_object(t)
+	has_regression_bound(t)
+	not is_boolean(t.higher_is_better)
+	implied := manifest_direction(t)
+	some role in ["candidate", "baseline"]
+	r := metric(i, role, name)
+	is_boolean(r.higher_is_better)
+	r.higher_is_better != implied
+	f := {
+		"rule": "EVAL-REGRESSION",
+		"path": sprintf("%s.higher_is_better", [threshold_path(i, name)]),
+		"msg": sprintf("%s: the %s results %s say %s for %s, but the threshold's %s says %s; the regression check would turn on which is right", [label(i), role, file_of(usable_side(i, role)), direction_text(r.higher_is_better), name, direction_key(t), direction_text(implied)]),
+		"remediation": sprintf("set higher_is_better on the %s threshold to the metric's real direction, after checking the results", [name]),
+	}
+}
+
+direction_key(t) := "min" if {
+	bound(t, "min")
+} else := "max"
 
 bounds_text(t) := "both min and max" if {
 	bound(t, "min")

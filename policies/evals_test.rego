@@ -306,6 +306,54 @@ test_regression_direction_from_record if {
 	count(findings(m, ev)) == 0
 }
 
+test_a_results_file_cannot_flip_the_direction_min_implies if {
+	# min says higher is better; the candidate's file says lower: its 0.60 against 0.90 is still
+	# a regression, and the contradiction is a finding of its own
+	m := threshold("score", {"min": 0.5, "max_regression": 0.01})
+	ev := base_metric(
+		cand_metric(base_evidence, "score", rec("score", 0.6, null, 200, false)),
+		"score", rec("score", 0.9, null, 200, true),
+	)
+	fs := of_rule(findings(m, ev), "EVAL-REGRESSION")
+	count(fs) == 2
+	some regressed in fs
+	regressed.path == "spec.evaluations[0].thresholds.score.max_regression"
+	contains(regressed.msg, "regressed by 0.3 (0.6 vs baseline 0.9, higher is better)")
+	some flipped in fs
+	flipped.path == "spec.evaluations[0].thresholds.score.higher_is_better"
+	flipped.msg == "evaluation regression: the candidate results evals/answer-v17.json say lower is better for score, but the threshold's min says higher is better; the regression check would turn on which is right"
+}
+
+test_an_explicit_threshold_direction_wins_without_a_finding if {
+	m := threshold("score", {"min": 0.5, "max_regression": 0.01, "higher_is_better": true})
+	ev := base_metric(
+		cand_metric(base_evidence, "score", rec("score", 0.95, null, 200, false)),
+		"score", rec("score", 0.9, null, 200, false),
+	)
+	count(findings(m, ev)) == 0
+}
+
+test_results_that_disagree_leave_the_direction_unknown if {
+	m := threshold("score", {"max_regression": 0.01})
+	ev := base_metric(
+		cand_metric(base_evidence, "score", rec("score", 0.95, null, 200, false)),
+		"score", rec("score", 0.9, null, 200, true),
+	)
+	f := one(findings(m, ev), "EVAL-REGRESSION")
+	f.path == "spec.evaluations[0].thresholds.score.higher_is_better"
+	contains(f.msg, "do not say, or disagree")
+}
+
+test_results_that_agree_give_the_direction_a_silent_threshold_lacks if {
+	m := threshold("score", {"max_regression": 0.01})
+	ev := base_metric(
+		cand_metric(base_evidence, "score", rec("score", 0.95, null, 200, false)),
+		"score", rec("score", 0.9, null, 200, false),
+	)
+	f := one(findings(m, ev), "EVAL-REGRESSION")
+	contains(f.msg, "regressed by 0.05 (0.95 vs baseline 0.9, lower is better)")
+}
+
 # --- EVAL-MISSING ----------------------------------------------------------------------------
 
 test_missing_in_candidate if {

@@ -136,6 +136,13 @@ fn rvm_and_interpreter_agree_where_values_are_absent() {
     std::fs::create_dir_all(root.join("releases")).expect("mkdir");
     std::fs::create_dir_all(root.join("evals")).expect("mkdir");
     std::fs::write(root.join("evals/c.json"), results).expect("write");
+    // The same metric, lower is better by its file's say.
+    let flipped = r#"{"acc": {"value": 0.5, "samples": 500, "higher_is_better": false}}"#;
+    let flipped_digest = {
+        use sha2::Digest;
+        format!("sha256:{:x}", sha2::Sha256::digest(flipped.as_bytes()))
+    };
+    std::fs::write(root.join("evals/f.json"), flipped).expect("write");
     std::fs::write(
         root.join("relgate.yaml"),
         "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
@@ -153,6 +160,9 @@ fn rvm_and_interpreter_agree_where_values_are_absent() {
         format!("{{id: e, format: metrics, candidate: {{path: evals/c.json, digest: \"{digest}\"}}, thresholds: {{acc: {{max_regression: 0.1}}}}}}"),
         format!("{{id: e, format: metrics, candidate: {{path: evals/missing.json, digest: \"{digest}\"}}, min_samples: 10, thresholds: {{acc: {{min: 0.9}}}}}}"),
         "{id: e, format: metrics}".to_string(),
+        format!("{{id: e, format: metrics, candidate: {{path: evals/f.json, digest: \"{flipped_digest}\"}}, baseline: {{path: evals/c.json, digest: \"{digest}\"}}, thresholds: {{acc: {{min: 0.1, max_regression: 0.01}}}}}}"),
+        format!("{{id: e, format: metrics, candidate: {{path: evals/f.json, digest: \"{flipped_digest}\"}}, baseline: {{path: evals/c.json, digest: \"{digest}\"}}, thresholds: {{acc: {{max_regression: 0.01}}}}}}"),
+        format!("{{id: e, format: metrics, candidate: {{path: evals/f.json, digest: \"{flipped_digest}\"}}, baseline: {{path: evals/f.json, digest: \"{flipped_digest}\"}}, thresholds: {{acc: {{min: 0.1, max: 0.9, max_relative_regression: 0.01}}}}}}"),
     ];
     for (i, evaluation) in evaluations.iter().enumerate() {
         std::fs::write(

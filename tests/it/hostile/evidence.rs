@@ -149,6 +149,33 @@ fn duplicate_metric_key_in_an_eval_file_is_unreadable_not_the_last_value() {
 }
 
 #[test]
+fn a_results_file_cannot_flip_the_direction_the_threshold_implies() {
+    // accuracy {min: 0.5, max_regression: 0.01}: 0.60 against a baseline of 0.90 regressed. A
+    // `higher_is_better: false` in the candidate's file (the author writes it) once decided the
+    // direction over the threshold's `min` and passed the release.
+    let baseline = br#"{"accuracy": {"value": 0.90, "samples": 500}}"#;
+    for candidate in [
+        br#"{"accuracy": {"value": 0.60, "samples": 500}}"#.as_slice(),
+        br#"{"accuracy": {"value": 0.60, "samples": 500, "higher_is_better": false}}"#.as_slice(),
+    ] {
+        let repo = Repo::new();
+        repo.file("evals/c.json", candidate)
+            .file("evals/b.json", baseline.as_slice())
+            .file(
+                "releases/r.yaml",
+                release(&format!(
+                    "  evaluations:\n    - id: quality\n      format: metrics\n      candidate: {{path: evals/c.json, digest: \"{}\"}}\n      baseline: {{path: evals/b.json, digest: \"{}\"}}\n      thresholds:\n        accuracy: {{min: 0.5, max_regression: 0.01}}\n",
+                    sha256(candidate),
+                    sha256(baseline)
+                )),
+            );
+        check(&repo, &[])
+            .exit(1)
+            .has("accuracy regressed by 0.3 (0.6 vs baseline 0.9, higher is better)");
+    }
+}
+
+#[test]
 fn duplicate_key_nested_in_an_eval_file_is_unreadable() {
     let file = br#"{"accuracy": {"value": 0.1, "samples": 10, "value": 0.99}}"#;
     let repo = Repo::new();
