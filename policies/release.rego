@@ -17,9 +17,10 @@
 #   an entry's digest differs from spec.<role>.digest (compared case-insensitively; path
 #   spec.<role>.digest).
 # - ROLLOUT-PLAN applies when the manifest's tier (as a string) is listed in
-#   config rollout.progressive_required[environment] (default production: ["0", "1"]) and its
-#   change_type is not in rollout.exempt_change_types (default [rollback]: an incident rollback
-#   should not be canaried). Strategies:
+#   config rollout.progressive_required[environment] (default production: ["0", "1"]); for a
+#   change_type in rollout.exempt_change_types (default [rollback]: an incident rollback should
+#   not be canaried) its findings are warnings that say the release is exempt (the change type
+#   is the manifest's own word, so the approvers see what it waived). Strategies:
 #     canary, percentage  progressive only with steps: a non-empty list of numbers in (0, 100],
 #                         strictly ascending, the last one 100 (one finding per bad step), at
 #                         least config rollout.min_steps of them (default 2) and the first at
@@ -28,9 +29,10 @@
 #     blue_green, shadow  count as progressive without steps (traffic is switched or mirrored
 #                         as a whole after verification; steps are not checked);
 #     all_at_once, a missing or an unknown strategy  deny.
-# - ROLLBACK-PLAN applies in config rollback.environments (default staging and production) and
-#   not to change types in rollback.exempt_change_types (default [rollback]: a rollback release
-#   is itself the way back; rolling it back means re-releasing the bad version). It denies a
+# - ROLLBACK-PLAN applies in config rollback.environments (default staging and production); for
+#   change types in rollback.exempt_change_types (default [rollback]: a rollback release is
+#   itself the way back; rolling it back means re-releasing the bad version) its findings are
+#   warnings that say the release is exempt. It denies a
 #   missing or empty spec.rollback.to_version, a to_version equal to metadata.version, and, when
 #   config rollback.max_minutes has a limit for the tier, a missing or non-numeric
 #   spec.rollback.max_minutes or one above the limit.
@@ -183,10 +185,26 @@ deny contains f if {
 # ---------------------------------------------------------------------------------------------
 # ROLLOUT-PLAN
 
-progressive_required if {
-	tier_key in lib.cfg_list(["rollout", "progressive_required", environment])
-	not change_type in lib.cfg_list(["rollout", "exempt_change_types"])
+# The rollout findings of the manifest's tier, whatever its change type; they deny, or for a
+# change type in rollout.exempt_change_types warn, saying the release is exempt. The change type
+# is the manifest's own word: the warning shows the approvers what the exemption waived.
+progressive_by_tier if tier_key in lib.cfg_list(["rollout", "progressive_required", environment])
+
+rollout_exempt if change_type in lib.cfg_list(["rollout", "exempt_change_types"])
+
+deny contains f if {
+	not rollout_exempt
+	some f in rollout_problems
 }
+
+warn contains f if {
+	rollout_exempt
+	some problem in rollout_problems
+	f := exempt_warning(problem, "rollout.exempt_change_types")
+}
+
+# A finding waived by the change type, as the warning that says so.
+exempt_warning(problem, key) := object.union(problem, {"msg": sprintf("%s (not blocking: change_type %s is exempt (%s); approving this release confirms it is one)", [problem.msg, change_type, key])})
 
 stepped_strategies := {"canary", "percentage"}
 
@@ -206,8 +224,8 @@ why_progressive := sprintf("%s tier %s releases must roll out progressively (rol
 
 rollout_remediation := "use strategy canary (or percentage) with ascending steps ending at 100, e.g. steps: [5, 25, 50, 100], or blue_green"
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy == ""
 	f := {
 		"rule": "ROLLOUT-PLAN",
@@ -217,8 +235,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy != ""
 	not strategy in stepped_strategies
 	not strategy in stepless_strategies
@@ -231,8 +249,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy in stepped_strategies
 	count(steps) == 0
 	f := {
@@ -243,8 +261,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy in stepped_strategies
 	some i, s in steps
 	not valid_step(s)
@@ -256,8 +274,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy in stepped_strategies
 	some i, s in steps
 	i > 0
@@ -272,8 +290,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy in stepped_strategies
 	count(steps) > 0
 	last := steps[count(steps) - 1]
@@ -299,8 +317,8 @@ max_first_step := n if {
 	is_number(n)
 } else := 25
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy in stepped_strategies
 	count(steps) > 0
 	count(steps) < min_steps
@@ -312,8 +330,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	progressive_required
+rollout_problems contains f if {
+	progressive_by_tier
 	strategy in stepped_strategies
 	first := steps[0]
 	valid_step(first)
@@ -345,9 +363,20 @@ valid_step(s) if {
 # ---------------------------------------------------------------------------------------------
 # ROLLBACK-PLAN
 
-rollback_required if {
-	environment in lib.cfg_list(["rollback", "environments"])
-	not change_type in lib.cfg_list(["rollback", "exempt_change_types"])
+# Like the rollout findings: the environment's, denied or, for an exempt change type, warned.
+rollback_by_environment if environment in lib.cfg_list(["rollback", "environments"])
+
+rollback_exempt if change_type in lib.cfg_list(["rollback", "exempt_change_types"])
+
+deny contains f if {
+	not rollback_exempt
+	some f in rollback_problems
+}
+
+warn contains f if {
+	rollback_exempt
+	some problem in rollback_problems
+	f := exempt_warning(problem, "rollback.exempt_change_types")
 }
 
 to_version := text(v) if {
@@ -361,8 +390,8 @@ max_minutes_limit := l if {
 	is_number(l)
 }
 
-deny contains f if {
-	rollback_required
+rollback_problems contains f if {
+	rollback_by_environment
 	not to_version
 	f := {
 		"rule": "ROLLBACK-PLAN",
@@ -372,8 +401,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	rollback_required
+rollback_problems contains f if {
+	rollback_by_environment
 	to_version == text(object.get(manifest, ["metadata", "version"], null))
 	f := {
 		"rule": "ROLLBACK-PLAN",
@@ -383,8 +412,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	rollback_required
+rollback_problems contains f if {
+	rollback_by_environment
 	limit := max_minutes_limit
 	not is_number(rollback.max_minutes)
 	f := {
@@ -395,8 +424,8 @@ deny contains f if {
 	}
 }
 
-deny contains f if {
-	rollback_required
+rollback_problems contains f if {
+	rollback_by_environment
 	limit := max_minutes_limit
 	minutes := rollback.max_minutes
 	is_number(minutes)

@@ -36,6 +36,10 @@ findings_ev(m, ev) := fs if {
 
 findings(m) := findings_ev(m, base_evidence)
 
+warnings(m) := ws if {
+	ws := warn with input as {"manifest": m, "evidence": base_evidence} with data.relgate.config as fixture_cfg
+}
+
 with_artifacts(arts) := object.union(base_evidence, {"artifacts": arts})
 
 of_rule(fs, rule) := {f | some f in fs; f.rule == rule}
@@ -298,7 +302,16 @@ test_rollout_required_tier_0 if {
 }
 
 test_rollback_release_may_go_all_at_once if {
-	count(findings(with_meta(with_rollout({"strategy": "all_at_once"}), "change_type", "rollback"))) == 0
+	m := with_meta(with_rollout({"strategy": "all_at_once"}), "change_type", "rollback")
+	count(findings(m)) == 0
+	# ... and says what the exemption waived, for the approvers
+	ws := warnings(m)
+	count(ws) == 1
+	some w in ws
+	w.rule == "ROLLOUT-PLAN"
+	w.path == "spec.rollout.strategy"
+	endswith(w.msg, "(not blocking: change_type rollback is exempt (rollout.exempt_change_types); approving this release confirms it is one)")
+	count(warnings(with_rollout({"strategy": "all_at_once"}))) == 0
 }
 
 test_rollout_config_override if {
@@ -363,7 +376,10 @@ test_rollback_not_required_in_dev if {
 }
 
 test_rollback_release_needs_no_rollback_plan if {
-	count(findings(without_spec(with_meta(base, "change_type", "rollback"), "rollback"))) == 0
+	m := without_spec(with_meta(base, "change_type", "rollback"), "rollback")
+	count(findings(m)) == 0
+	paths(warnings(m), "ROLLBACK-PLAN") == {"spec.rollback.to_version", "spec.rollback.max_minutes"}
+	count(warnings(with_meta(base, "change_type", "rollback"))) == 0
 }
 
 # --- robustness ------------------------------------------------------------------------------
