@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::record::dsse::MAX_ENVELOPE_BYTES;
 use crate::record::keys::TrustedKeys;
-use crate::record::ledger::{ledger_refname, LedgerSource, DEFAULT_BRANCH};
+use crate::record::ledger::{ledger_refname, read_blob_capped, LedgerSource, DEFAULT_BRANCH};
 
 /// The default path of trusted keys inside a repository.
 pub(crate) const DEFAULT_KEYS_PATH: &str = ".relgate/keys";
@@ -445,13 +445,9 @@ impl LedgerFiles {
                 if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
                     return Err(format!("{path} is not a regular file"));
                 }
-                let blob = repo
-                    .find_blob(entry.id())
-                    .map_err(|e| format!("{path}: {}", e.message()))?;
-                if blob.size() as u64 > limit {
-                    return Err(format!("{path}: {} bytes, too large", blob.size()));
-                }
-                Ok(Some(blob.content().to_vec()))
+                read_blob_capped(repo, entry.id())
+                    .map(Some)
+                    .map_err(|e| format!("{path}: {e}"))
             }
             LedgerFiles::Dir(dir) => {
                 let p = dir.join(path);
@@ -467,9 +463,15 @@ impl LedgerFiles {
                     return Err(format!("{path}: {} bytes, too large", meta.len()));
                 }
                 let mut out = Vec::new();
-                fs::File::open(&p)
-                    .and_then(|f| f.take(limit + 1).read_to_end(&mut out))
+                // Opened without blocking and checked again: a FIFO swapped in is refused.
+                crate::manifest::open_regular(&p, path)
+                    .map_err(|e| e.message)?
+                    .take(limit + 1)
+                    .read_to_end(&mut out)
                     .map_err(|e| format!("{path}: {e}"))?;
+                if out.len() as u64 > limit {
+                    return Err(format!("{path}: more than {limit} bytes, too large"));
+                }
                 Ok(Some(out))
             }
         }

@@ -319,6 +319,45 @@ pub(crate) fn record_file_name(seq: u64, name: &str, version: &str) -> String {
     )
 }
 
+/// Why [`read_blob_capped`] returned no bytes.
+#[derive(Debug)]
+pub(crate) enum CappedRead {
+    /// The blob's size, above the limit: nothing of it was read.
+    TooLarge(u64),
+    Git(git2::Error),
+}
+
+impl std::fmt::Display for CappedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CappedRead::TooLarge(size) => write!(f, "{size} bytes, above the {MAX_LEDGER_FILE_BYTES}-byte limit of a ledger file; not read"),
+            CappedRead::Git(e) => write!(f, "{}", e.message()),
+        }
+    }
+}
+
+/// The largest ledger file (record, `CHECKPOINT`, head state) relgate reads.
+pub(crate) const MAX_LEDGER_FILE_BYTES: u64 = dsse::MAX_ENVELOPE_BYTES;
+
+/// The bytes of blob `oid`, refused above [`MAX_LEDGER_FILE_BYTES`] before any of it is
+/// inflated: git's object header gives the size, so a blob that packs into a few megabytes and
+/// inflates to gigabytes (whoever can push the ledger branch can commit one, no key needed) is
+/// never loaded. Every read of a file of a git ledger goes through here.
+pub(crate) fn read_blob_capped(repo: &Repository, oid: Oid) -> Result<Vec<u8>, CappedRead> {
+    let odb = repo.odb().map_err(CappedRead::Git)?;
+    let (size, kind) = odb.read_header(oid).map_err(CappedRead::Git)?;
+    if kind != ObjectType::Blob {
+        return Err(CappedRead::Git(git2::Error::from_str(&format!(
+            "object {oid} is a {kind}, not a file"
+        ))));
+    }
+    if size as u64 > MAX_LEDGER_FILE_BYTES {
+        return Err(CappedRead::TooLarge(size as u64));
+    }
+    let object = odb.read(oid).map_err(CappedRead::Git)?;
+    Ok(object.data().to_vec())
+}
+
 /// The shard directory (under [`RECORDS_DIR`]) of record `seq`: `seq / 1000`, zero-padded to
 /// at least 3 digits (`000` holds seqs 1..=999, `001` holds 1000..=1999, `1234` holds
 /// 1,234,000..).

@@ -94,7 +94,13 @@ impl GitLedger {
     fn blob_at(&self, tree: &Tree<'_>, path: &str) -> Result<Option<Vec<u8>>, RecordError> {
         match tree.get_path(Path::new(path)) {
             Ok(entry) if entry.kind() == Some(ObjectType::Blob) => {
-                Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec()))
+                match read_blob_capped(&self.repo, entry.id()) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(CappedRead::Git(e)) => Err(e.into()),
+                    Err(too_large) => {
+                        Err(RecordError::Inconsistent(format!("{path}: {too_large}")))
+                    }
+                }
             }
             Ok(_) => Ok(None),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),

@@ -226,16 +226,19 @@ impl Reader {
         match self {
             Reader::Dir(dir) => {
                 let p = dir.join(name);
-                match fs::File::open(&p) {
-                    Ok(f) => {
-                        let mut buf = Vec::new();
-                        f.take(MAX_ENVELOPE_BYTES)
-                            .read_to_end(&mut buf)
-                            .map_err(|e| format!("{}: {e}", p.display()))?;
-                        Ok(Some(buf))
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(format!("{}: {e}", p.display())),
+                match fs::symlink_metadata(&p) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(format!("{}: {e}", p.display())),
+                    Ok(_) => {}
+                }
+                // A FIFO or device here would block the read forever or never end it.
+                match read_path(&p) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(ReadFail::TooLarge(size)) => Err(format!(
+                        "{}: {size} bytes, above the {MAX_ENVELOPE_BYTES}-byte limit; not read",
+                        p.display()
+                    )),
+                    Err(ReadFail::Io(e)) => Err(format!("{}: {e}", p.display())),
                 }
             }
             Reader::Git {
@@ -246,10 +249,9 @@ impl Reader {
                 let Some(entry) = top.get_name(name) else {
                     return Ok(None);
                 };
-                let blob = repo
-                    .find_blob(entry.id())
-                    .map_err(|e| format!("{name}: {e}"))?;
-                Ok(Some(blob.content().to_vec()))
+                read_blob_capped(&repo, entry.id())
+                    .map(Some)
+                    .map_err(|e| e.to_string())
             }
             // Only the checkpoint travels with the envelopes; there is no head state.
             Reader::Envelopes { path, .. } if name == CHECKPOINT_FILE => {
@@ -364,8 +366,11 @@ pub(super) fn git_loc(e: &git2::TreeEntry<'_>, what_dir: &'static str) -> Loc {
     }
 }
 
+/// A regular file of at most [`MAX_ENVELOPE_BYTES`] (a FIFO, device or directory is refused
+/// without blocking: [`crate::manifest::open_regular`]).
 pub(super) fn read_path(path: &Path) -> Result<Vec<u8>, ReadFail> {
-    let f = fs::File::open(path).map_err(|e| ReadFail::Io(e.to_string()))?;
+    let shown = path.display().to_string();
+    let f = crate::manifest::open_regular(path, &shown).map_err(|e| ReadFail::Io(e.message))?;
     let size = f.metadata().map_err(|e| ReadFail::Io(e.to_string()))?.len();
     if size > MAX_ENVELOPE_BYTES {
         return Err(ReadFail::TooLarge(size));
@@ -425,13 +430,8 @@ pub(super) fn line_spans(path: &Path) -> Result<Vec<(u64, u64)>, String> {
 
 pub(super) fn read_blob(repo: Option<&Repository>, oid: Oid) -> Result<Vec<u8>, ReadFail> {
     let repo = repo.ok_or_else(|| ReadFail::Io("cannot open repository".into()))?;
-    let odb = repo.odb().map_err(|e| ReadFail::Io(e.to_string()))?;
-    let (size, _) = odb
-        .read_header(oid)
-        .map_err(|e| ReadFail::Io(e.to_string()))?;
-    if size as u64 > MAX_ENVELOPE_BYTES {
-        return Err(ReadFail::TooLarge(size as u64));
-    }
-    let obj = odb.read(oid).map_err(|e| ReadFail::Io(e.to_string()))?;
-    Ok(obj.data().to_vec())
+    read_blob_capped(repo, oid).map_err(|e| match e {
+        CappedRead::TooLarge(size) => ReadFail::TooLarge(size),
+        CappedRead::Git(e) => ReadFail::Io(e.to_string()),
+    })
 }

@@ -246,3 +246,78 @@ fn a_rotated_key_is_retired_not_deleted_and_a_deleted_one_is_named() {
         .stdout_has("retire it (keep its public key in <keys>/retired/)")
         .stdout_lacks(&c2[..12]);
 }
+
+/// Replaces `name` at the top of the ledger's tree with `bytes`, in a commit on top of the
+/// ledger branch: what anyone who can push the branch can do, no key needed.
+fn commit_ledger_file(repo: &Repo, name: &str, bytes: &[u8]) {
+    let r = git2::Repository::open(repo.path()).expect("open");
+    let tip = r
+        .find_reference(LEDGER)
+        .and_then(|x| x.peel_to_commit())
+        .expect("ledger branch");
+    let blob = r.blob(bytes).expect("blob");
+    let mut tree = r
+        .treebuilder(Some(&tip.tree().expect("tree")))
+        .expect("treebuilder");
+    tree.insert(name, blob, 0o100_644).expect("insert");
+    let tree = r.find_tree(tree.write().expect("write")).expect("tree");
+    let who = git2::Signature::now("x", "x@example.com").expect("signature");
+    r.commit(Some(LEDGER), &who, &who, "relgate: record", &tree, &[&tip])
+        .expect("commit");
+}
+
+#[test]
+fn a_ledger_file_that_inflates_past_the_limit_is_refused_unread() {
+    // 9 MiB of zeros packs into a few KiB; read whole, a few GB would stop the process.
+    let (repo, key, _) = recorded_repo();
+    commit_ledger_file(&repo, "CHECKPOINT", &vec![0; 9 << 20]);
+    repo.run(&["verify", "--no-history"])
+        .exit(2)
+        .stdout_has("CHECKPOINT")
+        .stdout_has("9437184 bytes, above the 8388608-byte limit of a ledger file; not read");
+    commit_ledger_file(&repo, "ledger-state.json", &vec![0; 9 << 20]);
+    repo.file("releases/c.yaml", release("c", "1"));
+    repo.commit("release c");
+    record(&repo, &key, &[])
+        .exit(2)
+        .stderr_has("ledger-state.json: 9437184 bytes, above the 8388608-byte limit");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_checkpoint_that_is_a_fifo_is_refused_not_waited_for() {
+    // A directory ledger (or an export bundle, which tar can carry a FIFO in) whose CHECKPOINT
+    // is a named pipe: opening it for reading would wait for a writer forever.
+    let (repo, _key, _) = recorded_repo();
+    let dir = tempfile::tempdir().expect("tmp");
+    let archive = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "git archive relgate/records | tar -x -C '{}'",
+            dir.path().display()
+        ))
+        .current_dir(repo.path())
+        .status()
+        .expect("git archive");
+    assert!(archive.success());
+    let checkpoint = dir.path().join("CHECKPOINT");
+    std::fs::remove_file(&checkpoint).expect("rm");
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(&checkpoint)
+        .status()
+        .expect("mkfifo");
+    assert!(fifo.success());
+    let mut cmd = std::process::Command::new(crate::support::relgate_bin());
+    cmd.args(["verify", "--ledger-dir"])
+        .arg(dir.path())
+        .args(["--keys", ".relgate/keys"])
+        .current_dir(repo.path());
+    let run = crate::support::run_with_deadline(cmd, std::time::Duration::from_secs(60));
+    assert_eq!(run.code, Some(2), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("not a regular file (a named pipe (FIFO))"),
+        "{}",
+        run.stdout
+    );
+}
