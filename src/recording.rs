@@ -31,10 +31,13 @@ pub struct LedgerConfig {
     pub branch: Option<String>,
     /// `ledger.dir`: a directory ledger, relative to the gate root (wins over `branch`).
     pub dir: Option<PathBuf>,
+    /// `ledger.origin`: the origin the ledger must have (pinned after its first record).
+    pub origin: Option<String>,
 }
 
 impl LedgerConfig {
-    /// Reads `ledger: {branch, dir}` of the merged configuration (validated by the schema).
+    /// Reads `ledger: {branch, dir, origin}` of the merged configuration (validated by the
+    /// schema).
     pub fn from_config(config: &GateConfig, root: &GateRoot) -> LedgerConfig {
         let ledger = config.merged.get("ledger");
         let text = |key: &str| {
@@ -47,6 +50,7 @@ impl LedgerConfig {
         LedgerConfig {
             branch: text("branch"),
             dir: text("dir").map(|d| root.dir.join(d)),
+            origin: text("origin"),
         }
     }
 }

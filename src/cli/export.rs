@@ -146,6 +146,7 @@ pub(crate) fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<ExitS
     let options = VerifyOptions {
         check_history: !args.no_history,
         check_reflog: !args.no_history,
+        expected_origin: selected.pinned_origin.clone(),
         ..VerifyOptions::default()
     };
 

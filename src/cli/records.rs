@@ -328,13 +328,17 @@ pub fn record(args: RecordArgs, color: bool) -> anyhow::Result<ExitStatus> {
     };
     let mut ledger = open_ledger(&source, LedgerOptions::default())
         .with_context(|| format!("cannot open the ledger {}", source.describe()))?;
+    if let Some(pinned) = &ledger_config.origin {
+        check_pinned_origin(ledger.as_ref(), pinned, &source)?;
+    }
     if args.since_ledger {
         let last = last_record_commit(ledger.as_ref())
             .with_context(|| format!("cannot read the last record of {}", source.describe()))?;
         if let (Some(commit), Some(changed)) = (last, settings.changed.as_mut()) {
             writeln!(
                 std::io::stderr().lock(),
-                "relgate record: recording every change since {}, the last commit the ledger                  covers",
+                "relgate record: recording every change since {}, the last commit the ledger \
+                 covers",
                 commit.get(..12).unwrap_or(&commit)
             )?;
             changed.base = Some(commit);
@@ -532,6 +536,8 @@ pub(super) struct Selected {
     /// What the completeness check needs (`verify`): the repository, its gate root and
     /// configuration; `None` outside git or without a ledger to read.
     pub recorded: Option<RecordedRepo>,
+    /// `ledger.origin` of relgate.yaml: the origin the ledger must have.
+    pub pinned_origin: Option<String>,
 }
 
 /// The repository a ledger records, for the completeness check.
@@ -554,14 +560,47 @@ impl RecordedRepo {
     }
 }
 
+/// With `ledger.origin` pinned, `record` appends only to that ledger: one without records, or
+/// with another origin, is a ledger deleted or emptied by a push (no key needed), and starting
+/// it afresh would hide what it held.
+fn check_pinned_origin(
+    ledger: &dyn crate::record::Ledger,
+    pinned: &str,
+    source: &LedgerSource,
+) -> anyhow::Result<()> {
+    let state = ledger
+        .state()
+        .with_context(|| format!("cannot read the ledger {}", source.describe()))?;
+    match state {
+        Some(state) if state.origin == pinned => Ok(()),
+        Some(state) => anyhow::bail!(
+            "the ledger {} is {:?}, but relgate.yaml pins ledger.origin {pinned:?}: it was \
+             replaced; restore the pinned ledger (git push origin <its last commit>:<branch>), \
+             or change ledger.origin in a reviewed change of relgate.yaml",
+            source.describe(),
+            state.origin
+        ),
+        None => anyhow::bail!(
+            "the ledger {} has no records, but relgate.yaml pins ledger.origin {pinned:?}: \
+             the ledger was deleted or emptied; restore it (git push origin <its last \
+             commit>:<branch>) instead of starting a new one, or remove ledger.origin in a \
+             reviewed change of relgate.yaml",
+            source.describe()
+        ),
+    }
+}
+
 /// Resolves the ledger (when `with_source`), the trusted keys and the older checkpoint of the
 /// options `verify` and `export` share. Without a usable key directory nothing can be
 /// verified: an error (exit 2).
 pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result<Selected> {
     let root = gate_root(sel.config.as_deref())?;
     let mut recorded = None;
+    let mut pinned_origin = None;
     let source = if with_source {
         let config = GateConfig::load(&root, sel.config.as_deref(), None)?;
+        let ledger_config = LedgerConfig::from_config(&config, &root);
+        pinned_origin = ledger_config.origin.clone();
         let repo_dir = git2::Repository::discover(&root.dir).ok().map(|r| {
             let dir = r.workdir().unwrap_or_else(|| r.path());
             std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
@@ -590,7 +629,7 @@ pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result
         Some(ledger_source(
             sel.ledger.as_deref(),
             sel.ledger_dir.as_deref(),
-            &LedgerConfig::from_config(&config, &root),
+            &ledger_config,
             &root,
             repo_dir.as_deref(),
         )?)
@@ -627,6 +666,7 @@ pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result
         keys,
         old_checkpoint,
         recorded,
+        pinned_origin,
     })
 }
 
@@ -640,6 +680,7 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<ExitStatus> {
             .recorded
             .as_ref()
             .map(|r| r.spec(args.default_branch.as_deref())),
+        expected_origin: selected.pinned_origin.clone(),
         ..VerifyOptions::default()
     };
     let old = selected.old_checkpoint.as_deref();

@@ -218,39 +218,48 @@ pub enum Completeness {
 pub fn check(
     repo: &Repository,
     tip: Oid,
-    first: &str,
+    first: Option<&str>,
     named: &HashSet<String>,
     watched: &WatchedPaths,
 ) -> Completeness {
-    let Ok(first_oid) = Oid::from_str(first) else {
-        return Completeness::Unknown(format!(
-            "the ledger's first record names commit {first:?}, which is not a commit id"
-        ));
+    // Without a first record (an empty ledger) the whole first-parent history is compared:
+    // an empty ledger beside recorded releases is a ledger emptied by a push.
+    let first_oid = match first {
+        None => None,
+        Some(first) => {
+            let Ok(first_oid) = Oid::from_str(first) else {
+                return Completeness::Unknown(format!(
+                    "the ledger's first record names commit {first:?}, which is not a commit id"
+                ));
+            };
+            if repo.find_commit(first_oid).is_err() {
+                return Completeness::Unknown(format!(
+                    "the ledger's first record names commit {first}, which this repository does \
+                     not have (a shallow clone? fetch the whole history: git fetch --unshallow, \
+                     or actions/checkout with fetch-depth: 0)"
+                ));
+            }
+            if tip != first_oid && !repo.graph_descendant_of(tip, first_oid).unwrap_or(false) {
+                return Completeness::Unknown(format!(
+                    "the ledger's first record names commit {first}, which is not in the \
+                     history of the default branch ({tip}); pass --default-branch REV naming \
+                     the branch the ledger records"
+                ));
+            }
+            Some(first_oid)
+        }
     };
-    if repo.find_commit(first_oid).is_err() {
-        return Completeness::Unknown(format!(
-            "the ledger's first record names commit {first}, which this repository does not \
-             have (a shallow clone? fetch the whole history: git fetch --unshallow, or \
-             actions/checkout with fetch-depth: 0)"
-        ));
-    }
-    if tip != first_oid && !repo.graph_descendant_of(tip, first_oid).unwrap_or(false) {
-        return Completeness::Unknown(format!(
-            "the ledger's first record names commit {first}, which is not in the history of \
-             the default branch ({tip}); pass --default-branch REV naming the branch the \
-             ledger records"
-        ));
-    }
     let mut walk_count = 0u64;
     let is_named = |oid: Oid| named.contains(&oid.to_string());
-    let changes = match first_parent_changes_except(repo, tip, Some(first_oid), watched, &is_named)
-    {
+    let changes = match first_parent_changes_except(repo, tip, first_oid, watched, &is_named) {
         Ok(c) => c,
         Err(e) => return Completeness::Unknown(format!("cannot read the branch history: {e}")),
     };
     if let Ok(mut walk) = repo.revwalk() {
         if walk.simplify_first_parent().is_ok() && walk.push(tip).is_ok() {
-            let _ = walk.hide(first_oid);
+            if let Some(first_oid) = first_oid {
+                let _ = walk.hide(first_oid);
+            }
             walk_count = walk.count() as u64;
         }
     }

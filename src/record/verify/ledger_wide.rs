@@ -167,6 +167,7 @@ pub(super) fn check_entries(
         root,
         expected_origin.as_deref(),
         genesis_origin.as_deref(),
+        options.expected_origin.as_deref(),
         report,
     );
     if let Some(old) = old_checkpoint {
@@ -308,6 +309,7 @@ pub(super) fn check_checkpoint(
     root: Hash,
     expected_origin: Option<&str>,
     genesis_origin: Option<&str>,
+    pinned_origin: Option<&str>,
     report: &mut VerifyReport,
 ) -> Option<crate::record::checkpoint::Checkpoint> {
     let cp_ref = || at(None, Some(CHECKPOINT_FILE));
@@ -329,6 +331,13 @@ pub(super) fn check_checkpoint(
                     ProblemKind::CheckpointMissing,
                     cp_ref(),
                     "the ledger has records but no CHECKPOINT",
+                );
+            } else if let Some(origin) = pinned_origin {
+                // Only a ledger emptied or started again looks like this.
+                report.push(
+                    ProblemKind::CheckpointMissing,
+                    cp_ref(),
+                    format!("the ledger has no records and no CHECKPOINT, but relgate.yaml pins its origin {origin:?} (ledger.origin): it was deleted or emptied"),
                 );
             }
             return None;
@@ -369,7 +378,11 @@ pub(super) fn check_checkpoint(
             report.push(
                 ProblemKind::CheckpointOriginMismatch,
                 cp_ref(),
-                format!("CHECKPOINT is for ledger {:?}, this ledger is {want:?}: copied from another ledger", cp.origin),
+                if pinned_origin == Some(want) {
+                    format!("CHECKPOINT is for ledger {:?}, but relgate.yaml pins this ledger's origin {want:?} (ledger.origin): the ledger was replaced", cp.origin)
+                } else {
+                    format!("CHECKPOINT is for ledger {:?}, this ledger is {want:?}: copied from another ledger", cp.origin)
+                },
             );
         }
     }

@@ -36,7 +36,11 @@
 //! only by an older checkpoint the auditor kept (step 4) or by the reflog of a clone that saw
 //! the old branch (step 5). Keep checkpoints: `VerifyReport::checkpoint_text` is the one to
 //! store. Records removed from the END together with a re-signed checkpoint likewise need an
-//! older checkpoint. Without trusted keys nothing can be verified.
+//! older checkpoint. Without trusted keys nothing can be verified. A ledger branch deleted and
+//! started again (no key needed) is a different ledger: caught by the origin pinned in
+//! relgate.yaml (`VerifyOptions::expected_origin`), an older checkpoint, or a reflog. A ledger
+//! emptied in place has no first record to compare from: completeness then compares the whole
+//! recorded branch.
 //!
 //! Cost: records are read, hashed and their signatures checked in parallel (rayon), 256 at a
 //! time with Ed25519 batch verification (see [`VerifyOptions::strict_signatures`]), streaming
@@ -90,8 +94,9 @@ pub struct VerifyOptions {
     pub check_history: bool,
     /// Check the branch reflog for forced updates (git ledgers).
     pub check_reflog: bool,
-    /// The origin the checkpoint must carry; default: the one in the ledger state, else the
-    /// default origin derived from the first record.
+    /// The origin the checkpoint must carry (`ledger.origin` of relgate.yaml); then a ledger
+    /// without records or checkpoint is a problem too. Default: the one in the ledger state,
+    /// else the default origin derived from the first record.
     pub expected_origin: Option<String>,
     /// Keep each record's parsed payload in [`VerifyReport::payloads`] (for export).
     pub keep_payloads: bool,
@@ -125,7 +130,8 @@ pub struct CompletenessSpec {
 pub struct CompletenessInfo {
     /// The branch compared with.
     pub branch: String,
-    /// The commit of the ledger's first record, where the comparison starts.
+    /// The commit of the ledger's first record, where the comparison starts; empty for a
+    /// ledger without records, compared from the branch's first commit.
     pub since: String,
     /// First-parent commits after it.
     pub commits: u64,
@@ -668,9 +674,14 @@ fn git_history(reader: &Reader, options: &VerifyOptions) -> Option<VerifyReport>
 
 /// The completeness check ([`super::completeness`]) of a verified ledger.
 fn check_completeness(spec: &CompletenessSpec, report: &mut VerifyReport) {
-    let Some((_, first)) = report.first_commit.clone() else {
-        // No signed record names a commit: there is no start to compare from.
-        return;
+    let first = match report.first_commit.clone() {
+        Some((_, first)) => Some(first),
+        // An empty ledger: compared from the branch's first commit, so a ledger emptied by a
+        // push (an orphan commit, or the branch deleted and started again) does not pass as
+        // intact beside the releases it recorded.
+        None if report.records == 0 => None,
+        // Records that name no commit (made outside git): no start to compare from.
+        None => return,
     };
     let unknown = |report: &mut VerifyReport, why: String| {
         report.push(
@@ -729,7 +740,13 @@ fn check_completeness(spec: &CompletenessSpec, report: &mut VerifyReport) {
             )
         }
     };
-    match completeness::check(&repo, tip, &first, &report.named_commits, &spec.watched) {
+    match completeness::check(
+        &repo,
+        tip,
+        first.as_deref(),
+        &report.named_commits,
+        &spec.watched,
+    ) {
         completeness::Completeness::Unknown(why) => unknown(report, why),
         completeness::Completeness::Checked {
             unrecorded,
@@ -751,7 +768,10 @@ fn check_completeness(spec: &CompletenessSpec, report: &mut VerifyReport) {
                         commit: Some(id.clone()),
                     }),
                     format!(
-                        "commit {} ({:?}) of {} changed {} but no record names it: records                          were removed from the end of the ledger (branch reset), or a record                          run failed or never ran; run `relgate record --changed --since-ledger`                          on {} to record what is missing",
+                        "commit {} ({:?}) of {} changed {} but no record names it: records \
+                         were removed from the end of the ledger (branch reset), or a record \
+                         run failed or never ran; run `relgate record --changed --since-ledger` \
+                         on {} to record what is missing",
                         id.get(..12).unwrap_or(&id),
                         c.summary,
                         branch,
@@ -763,7 +783,7 @@ fn check_completeness(spec: &CompletenessSpec, report: &mut VerifyReport) {
             }
             report.completeness = Some(CompletenessInfo {
                 branch,
-                since: first,
+                since: first.unwrap_or_default(),
                 commits,
                 unrecorded: missing,
             });

@@ -321,3 +321,97 @@ fn a_checkpoint_that_is_a_fifo_is_refused_not_waited_for() {
         run.stdout
     );
 }
+
+/// The ledger branch of `repo` pointed at `commit` (or deleted), as a push can do.
+fn move_ledger(repo: &Repo, commit: Option<git2::Oid>) {
+    let r = git2::Repository::open(repo.path()).expect("open");
+    match commit {
+        Some(oid) => {
+            r.reference(LEDGER, oid, true, "push").expect("move");
+        }
+        None => r
+            .find_reference(LEDGER)
+            .and_then(|mut b| b.delete())
+            .expect("delete"),
+    }
+}
+
+#[test]
+fn a_ledger_emptied_by_a_push_is_not_intact() {
+    // An orphan commit with an empty tree: no records, no CHECKPOINT, no key needed.
+    let (repo, _key, c1) = recorded_repo();
+    let r = git2::Repository::open(repo.path()).expect("open");
+    let empty = r
+        .find_tree(r.treebuilder(None).and_then(|t| t.write()).expect("tree"))
+        .expect("tree");
+    let who = git2::Signature::now("x", "x@example.com").expect("signature");
+    let orphan = r
+        .commit(None, &who, &who, "relgate: empty", &empty, &[])
+        .expect("commit");
+    move_ledger(&repo, Some(orphan));
+    let clone = Repo::clone_of(&repo);
+    clone
+        .run(&["verify"])
+        .exit(1)
+        .stdout_has("0 records")
+        .stdout_has(&c1[..12])
+        .stdout_has("no record names it");
+}
+
+#[test]
+fn a_pinned_origin_stops_a_deleted_ledger_from_starting_again() {
+    let (repo, key, _) = recorded_repo();
+    let r = git2::Repository::open(repo.path()).expect("open");
+    let tip = r
+        .find_reference(LEDGER)
+        .and_then(|x| x.peel_to_commit())
+        .expect("ledger");
+    let checkpoint = tip
+        .tree()
+        .expect("tree")
+        .get_name("CHECKPOINT")
+        .expect("CHECKPOINT")
+        .to_object(&r)
+        .expect("blob")
+        .peel_to_blob()
+        .expect("blob");
+    let origin = String::from_utf8_lossy(checkpoint.content())
+        .lines()
+        .next()
+        .expect("origin line")
+        .to_owned();
+    let unpinned = std::fs::read_to_string(repo.path().join("relgate.yaml"))
+        .unwrap_or_else(|_| "apiVersion: relgate.dev/v1\nkind: GateConfig\n".to_owned());
+    let pinned = format!("{unpinned}\nledger:\n  origin: {origin}\n");
+    repo.file("relgate.yaml", &pinned);
+    repo.commit("pin the ledger's origin");
+    record(&repo, &key, &[]).exit(0);
+    repo.run(&["verify"]).exit(0);
+
+    // The branch is deleted (a push, no key): the next run refuses to start a new ledger.
+    let old_tip = ledger_tip(&repo);
+    move_ledger(&repo, None);
+    repo.file("releases/c.yaml", release("c", "1"));
+    repo.commit("release c");
+    record(&repo, &key, &[])
+        .exit(2)
+        .stderr_has("has no records, but relgate.yaml pins ledger.origin");
+
+    // A ledger started again anyway (by a run without the pin) is another ledger.
+    repo.file("relgate.yaml", &unpinned);
+    record(&repo, &key, &[]).exit(0);
+    repo.file("relgate.yaml", &pinned);
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has("but relgate.yaml pins this ledger's origin")
+        .stdout_has(&origin);
+    record(&repo, &key, &[])
+        .exit(2)
+        .stderr_has("but relgate.yaml pins ledger.origin");
+
+    // Restored, the pinned ledger verifies again.
+    move_ledger(&repo, Some(git2::Oid::from_str(&old_tip).expect("oid")));
+    repo.run(&["verify", "--no-history"])
+        .exit(1)
+        .stdout_has("releases/c.yaml");
+}
