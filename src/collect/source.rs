@@ -244,6 +244,9 @@ pub(crate) struct Opened {
     pub(crate) head_rev: String,
 }
 
+/// The default branch of the remote a clone was made from.
+const ORIGIN_HEAD_REF: &str = "refs/remotes/origin/HEAD";
+
 /// Opens (and for a URL fetches) a repository.
 pub(crate) fn open(spec: &RepoSpec, cache: &Path) -> Result<Opened, String> {
     match &spec.location {
@@ -253,13 +256,20 @@ pub(crate) fn open(spec: &RepoSpec, cache: &Path) -> Result<Opened, String> {
                 return Err(format!("{}: not a directory", p.display()));
             }
             match Repository::open(p) {
-                Ok(_) => Ok(Opened {
+                Ok(repo) => Ok(Opened {
                     source: LedgerSource::Git {
                         repo: p.clone(),
                         branch: spec.branch.clone(),
                     },
                     repo: Some(p.clone()),
-                    head_rev: "HEAD".to_owned(),
+                    // Keys come from the default branch: in a clone, the remote's
+                    // (`origin/HEAD`), not whatever branch is checked out (a pull request's
+                    // could carry its author's key).
+                    head_rev: if repo.find_reference(ORIGIN_HEAD_REF).is_ok() {
+                        ORIGIN_HEAD_REF.to_owned()
+                    } else {
+                        "HEAD".to_owned()
+                    },
                 }),
                 Err(_) => Ok(Opened {
                     source: LedgerSource::Dir(p.clone()),
@@ -317,6 +327,20 @@ fn fetch(url: &str, mirror: &Path, branch: &str, with_head: bool) -> Result<(), 
                 e.message()
             )
         })?;
+    // libgit2 skips a refspec whose source the remote does not have, leaving the mirror's
+    // ref where the last run put it: a ledger branch deleted on the remote would be collected
+    // as "ok, 0 new" from the stale copy. The advertised refs stay readable after the fetch.
+    let advertised = remote
+        .list()
+        .map_err(|e| format!("{shown}: {}", e.message()))?
+        .iter()
+        .any(|head| head.name() == refname);
+    if !advertised {
+        return Err(format!(
+            "{shown} has no {refname} (any more): the ledger branch is missing on the remote; \
+             if it was deleted, that is tampering unless the owners say otherwise"
+        ));
+    }
     Ok(())
 }
 

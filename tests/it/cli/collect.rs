@@ -613,6 +613,25 @@ fn a_git_url_is_fetched_and_collected_incrementally() {
     assert_eq!(e["records_read"], 2);
     assert_eq!(count_rows(&work.path().join("ds"))["remote"], (10, 10));
 
+    // The ledger branch deleted on the remote: the mirror still holds the old ref, which must
+    // not be collected as "nothing new".
+    let remote = Repository::open(origin.path()).expect("origin");
+    remote
+        .find_reference("refs/heads/relgate/records")
+        .and_then(|mut r| r.delete())
+        .expect("delete the ledger branch");
+    let run = collect(&work, &["--repos".into(), "repos.yaml".into()]);
+    run.exit(1);
+    let summary = run.json();
+    let e = entry(&summary, "remote");
+    assert_ne!(e["status"], "collected", "{e:#}");
+    assert!(
+        e["problems"]
+            .to_string()
+            .contains("has no refs/heads/relgate/records"),
+        "{e:#}"
+    );
+
     // An unreachable URL is that repository's failure, named.
     let run = collect(
         &Repo::new(),
@@ -877,4 +896,29 @@ fn duckdb_reproduces_the_html_report_kpis_per_repository() {
     let failed_changes: i64 = results[3].iter().map(|r| r[1].as_i64().expect("n")).sum();
     assert!(failed_changes > 0, "{:?}", results[3]);
     assert!(results[4].iter().all(|r| r[1].as_i64().expect("n") > 0));
+}
+
+#[test]
+fn a_local_clone_gives_the_keys_of_its_default_branch_not_of_the_checked_out_one() {
+    // A clone checked out on a pull request's branch that swaps the committed key for its
+    // author's, with a ledger that key signed: the default branch's key must decide.
+    let owner = signer(6);
+    let origin = ledger_repo(6, 3, &owner);
+    let clone = Repo::clone_of(&origin);
+    let status = std::process::Command::new("git")
+        .args(["checkout", "-q", "-b", "pr"])
+        .current_dir(clone.path())
+        .status()
+        .expect("git checkout");
+    assert!(status.success());
+    let author = signer(7);
+    clone.file(".relgate/keys/ci.pem", author.public_key_pem());
+    commit_all(&clone, "rotate the key");
+    append(&clone, &author, 7, 1..=2);
+    let run = collect(&Repo::new(), &[repo_arg("pr", &clone)]);
+    run.exit(1);
+    let summary = run.json();
+    let e = entry(&summary, "pr");
+    assert_eq!(e["keys"], "refs/remotes/origin/HEAD:.relgate/keys", "{e:#}");
+    assert_ne!(e["status"], "collected", "{e:#}");
 }
