@@ -26,6 +26,9 @@
 # - An approval by a bot account (`bot: true`: github-actions[bot], a GitHub App) never counts,
 #   for `min` nor for teams: a workflow allowed to approve pull requests must not approve its
 #   own. The messages name such approvals as not counted. `bot` absent means false.
+# - An approval counts only from a reviewer whose `association` (GitHub's author_association)
+#   is OWNER, MEMBER or COLLABORATOR: anyone can review a public repository. Others are named
+#   as not counted. `association` absent (a hand-written context) is not held against it.
 # - APPROVAL-TEAM: for each team in teams[tier] (the manifest's tier as a string), at least one
 #   counted approver must be in pull_request.teams[team].members (team names compare
 #   case-insensitively). A team missing from pull_request.teams is APPROVAL-TEAM as well:
@@ -189,6 +192,16 @@ self_approved if {
 
 by_bot(r) if r.bot == true
 
+# GitHub counts approvals from people with write access only; anyone can review a public
+# repository, so an approval from an account with no standing in it would satisfy `min` with
+# sock puppets. `association` absent (a hand-written context) is not held against it.
+member_associations := {"OWNER", "MEMBER", "COLLABORATOR"}
+
+outsider(r) if {
+	is_string(r.association)
+	not upper(r.association) in member_associations
+}
+
 # The reviewer wrote or pushed code nobody else approved (two_person only).
 own_code(r) if {
 	two_person
@@ -201,9 +214,27 @@ counted_reviews := [r |
 	approved(r)
 	not by_author(r)
 	not by_bot(r)
+	not outsider(r)
 	not dismissed(r)
 	not own_code(r)
 ]
+
+# Approvals by accounts without standing in the repository.
+outsider_shown := {sprintf("%s (%s)", [trim_space(r.user), r.association]) |
+	some r in reviews
+	approved(r)
+	not by_author(r)
+	not by_bot(r)
+	outsider(r)
+}
+
+outsider_note := sprintf("not counted: %s (no owner, member or collaborator standing in the repository)", [names(outsider_shown)]) if count(outsider_shown) > 0
+
+outsider_note := "" if count(outsider_shown) == 0
+
+outsider_fix := "approvals must come from people with access to the repository (owner, member or collaborator)" if count(outsider_shown) > 0
+
+outsider_fix := "" if count(outsider_shown) == 0
 
 # Approvals of reviewers who wrote or pushed commits no one else approved.
 own_code_shown := {trim_space(r.user) |
@@ -346,6 +377,7 @@ deny contains f if {
 	fixes := non_empty([
 		sprintf("ask %v more reviewer(s) other than the author (%s) to approve %s", [need - have, author_shown, pr_ref]),
 		bot_fix,
+		outsider_fix,
 		own_code_fix,
 		stale_fix,
 		changes_fix,
@@ -353,7 +385,7 @@ deny contains f if {
 	f := {
 		"rule": "APPROVAL-MISSING",
 		"path": "metadata.environment",
-		"msg": concat("; ", non_empty([base, author_note, bot_note, own_code_note, stale_note, changes_note])),
+		"msg": concat("; ", non_empty([base, author_note, bot_note, outsider_note, own_code_note, stale_note, changes_note])),
 		"remediation": concat("; ", fixes),
 	}
 }
@@ -399,7 +431,7 @@ deny contains f if {
 		"rule": "APPROVAL-TEAM",
 		"item": team,
 		"path": "metadata.tier",
-		"msg": concat("; ", non_empty([base, team_author_note(members), bot_note, team_stale_note(members)])),
+		"msg": concat("; ", non_empty([base, team_author_note(members), bot_note, outsider_note, team_stale_note(members)])),
 		"remediation": sprintf("ask a member of %s to review and approve %s", [team, pr_ref]),
 	}
 }

@@ -293,6 +293,25 @@ test_bot_approval_does_not_count_for_min if {
 	contains(f.remediation, "a bot's approval does not count")
 }
 
+outsider_review(user, state, association) := object.union(review(user, state), {"association": association})
+
+test_approvals_of_accounts_without_standing_do_not_count if {
+	# Anyone can review a public repository: two sock puppets are not two approvals.
+	pr := with_reviews([
+		outsider_review("mallory-alt", "APPROVED", "NONE"),
+		outsider_review("mallory-alt2", "APPROVED", "CONTRIBUTOR"),
+		outsider_review("erwinmombay", "APPROVED", "MEMBER"),
+	])
+	f := the_one(findings(pr), "APPROVAL-MISSING")
+	f.msg == "production releases need 2 approvals from reviewers other than the author; PR #1347 has 1 (erwinmombay); not counted: mallory-alt (NONE), mallory-alt2 (CONTRIBUTOR) (no owner, member or collaborator standing in the repository)"
+	contains(f.remediation, "owner, member or collaborator")
+	ok := with_reviews([
+		outsider_review("octocat", "APPROVED", "COLLABORATOR"),
+		outsider_review("erwinmombay", "APPROVED", "owner"),
+	])
+	count(of_rule(findings(ok), "APPROVAL-MISSING")) == 0
+}
+
 test_bot_approval_does_not_satisfy_a_team if {
 	# Even listed as a member of the team, a bot's approval satisfies neither min nor the team.
 	pr := object.union(

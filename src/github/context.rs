@@ -30,6 +30,9 @@ pub(crate) struct ReviewEvent {
     /// its approval never counts (a workflow allowed to approve pull requests must not be
     /// able to approve its own).
     pub(crate) bot: bool,
+    /// GitHub's `author_association` of the reviewer (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR,
+    /// FIRST_TIME_CONTRIBUTOR, FIRST_TIMER, MANNEQUIN, NONE), upper case.
+    pub(crate) association: Option<String>,
 }
 
 impl ReviewEvent {
@@ -53,6 +56,10 @@ impl ReviewEvent {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             bot: review.pointer("/user/type").and_then(Value::as_str) == Some("Bot"),
+            association: review
+                .get("author_association")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_uppercase),
         })
     }
 }
@@ -68,6 +75,10 @@ pub(crate) struct LatestReview {
     pub(crate) stale: bool,
     /// The reviewer is a bot account; the approval policy never counts its approval.
     pub(crate) bot: bool,
+    /// The reviewer's `author_association`; the approval policy counts only OWNER, MEMBER
+    /// and COLLABORATOR (anyone can review a public repository).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) association: Option<String>,
     /// The reviewer authored, committed or pushed a commit of the pull request that no
     /// approval by someone else covers (see [`mark_own_commits`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -139,11 +150,12 @@ fn decisive(state: &str) -> bool {
 /// API order breaking ties.
 pub(crate) fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<LatestReview> {
     let mut ordered: Vec<&ReviewEvent> = events.iter().filter(|e| e.state != "PENDING").collect();
-    // Stable: equal or missing times keep the API order.
-    ordered.sort_by(|a, b| match (&a.submitted_at, &b.submitted_at) {
-        (Some(x), Some(y)) => x.cmp(y),
-        _ => std::cmp::Ordering::Equal,
-    });
+    // Stable: equal times keep the API order. With a time missing there is no order by time
+    // to speak of (and "missing equals everything" is no total order: sorting more than 20
+    // such reviews panicked), so GitHub's own order, which is chronological, decides.
+    if ordered.iter().all(|e| e.submitted_at.is_some()) {
+        ordered.sort_by(|a, b| a.submitted_at.cmp(&b.submitted_at));
+    }
     let mut decided: BTreeMap<&str, &ReviewEvent> = BTreeMap::new();
     let mut commented: BTreeMap<&str, &ReviewEvent> = BTreeMap::new();
     for event in ordered {
@@ -164,6 +176,7 @@ pub(crate) fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<Late
             commit_id: event.commit_id.clone(),
             stale: event.commit_id.as_deref() != Some(head_sha),
             bot: event.bot,
+            association: event.association.clone(),
             own_commits_unreviewed: false,
         })
         .collect()
@@ -480,7 +493,53 @@ mod tests {
             submitted_at: Some(at.to_owned()),
             commit_id: Some(commit.to_owned()),
             bot: false,
+            association: Some("MEMBER".to_owned()),
         }
+    }
+
+    #[test]
+    fn reviews_without_a_time_keep_githubs_order_without_panicking() {
+        // More than 20 reviews, some submitted without a time: "missing equals everything" is
+        // no total order, and sorting by it panicked.
+        let mut events: Vec<ReviewEvent> = (0..30)
+            .map(|i| {
+                let mut r = review(
+                    &format!("r{}", i % 3),
+                    if i % 2 == 0 {
+                        "APPROVED"
+                    } else {
+                        "CHANGES_REQUESTED"
+                    },
+                    &format!("2026-11-20T10:{:02}:00Z", 59 - i),
+                    HEAD,
+                );
+                if i % 4 == 1 {
+                    r.submitted_at = None;
+                }
+                r
+            })
+            .collect();
+        let latest = latest_reviews(&events, HEAD);
+        // GitHub's order decides: each reviewer's last listed review stands.
+        let got: Vec<(&str, &str)> = latest
+            .iter()
+            .map(|r| (r.user.as_str(), r.state.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("r0", "CHANGES_REQUESTED"),
+                ("r1", "APPROVED"),
+                ("r2", "CHANGES_REQUESTED")
+            ]
+        );
+        // With every time known, time decides (the list runs backwards in time here).
+        for e in &mut events {
+            if e.submitted_at.is_none() {
+                e.submitted_at = Some("2026-11-20T09:00:00Z".to_owned());
+            }
+        }
+        assert!(!latest_reviews(&events, HEAD).is_empty());
     }
 
     #[test]
@@ -508,6 +567,7 @@ mod tests {
                 submitted_at: None,
                 commit_id: Some(HEAD.into()),
                 bot: false,
+                association: None,
             },
         ];
         let latest = latest_reviews(&events, HEAD);

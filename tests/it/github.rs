@@ -898,11 +898,11 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
             "head_ref": "new-topic",
             "head_sha": head,
             "reviews": [
-                {"user": "alice", "state": "CHANGES_REQUESTED", "submitted_at": "2026-11-20T11:00:00Z", "commit_id": head, "stale": false, "bot": false},
-                {"user": "bob", "state": "APPROVED", "submitted_at": "2026-11-21T09:00:00Z", "commit_id": head, "stale": false, "bot": false},
-                {"user": "carol", "state": "COMMENTED", "submitted_at": "2026-11-21T11:00:00Z", "commit_id": head, "stale": false, "bot": false},
-                {"user": "github-actions[bot]", "state": "APPROVED", "submitted_at": "2026-11-22T09:00:00Z", "commit_id": head, "stale": false, "bot": true},
-                {"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD_SHA, "stale": true, "bot": false}
+                {"user": "alice", "state": "CHANGES_REQUESTED", "submitted_at": "2026-11-20T11:00:00Z", "commit_id": head, "stale": false, "bot": false, "association": "COLLABORATOR"},
+                {"user": "bob", "state": "APPROVED", "submitted_at": "2026-11-21T09:00:00Z", "commit_id": head, "stale": false, "bot": false, "association": "COLLABORATOR"},
+                {"user": "carol", "state": "COMMENTED", "submitted_at": "2026-11-21T11:00:00Z", "commit_id": head, "stale": false, "bot": false, "association": "COLLABORATOR"},
+                {"user": "github-actions[bot]", "state": "APPROVED", "submitted_at": "2026-11-22T09:00:00Z", "commit_id": head, "stale": false, "bot": true, "association": "COLLABORATOR"},
+                {"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD_SHA, "stale": true, "bot": false, "association": "COLLABORATOR"}
             ],
             "approvers": ["bob", "github-actions[bot]", "octocat"],
             "teams": {"ml-reliability": {"org": "octocat", "members": ["alice", "octocat"]}}
@@ -1305,6 +1305,52 @@ async fn a_bots_approval_does_not_count() {
     // No team was looked up; the check run says the release is blocked.
     let requests = api.requests().await;
     assert!(!requests.iter().any(|r| r.path.contains("/teams/")));
+    assert_eq!(
+        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
+        "failure"
+    );
+}
+
+#[tokio::test]
+async fn approvals_of_accounts_without_standing_in_the_repository_do_not_count() {
+    // Anyone can review a public repository: the author's two other accounts approving is no
+    // approval at all (GitHub's own required reviews count people with write access only).
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 2\n",
+        )],
+    );
+    let api = Api::start("", &repo.head).await;
+    let outsider = |id: u64, login: &str, association: &str| {
+        let mut r = review(id, login, "APPROVED", &repo.head, "2026-11-22T09:00:00Z");
+        r["author_association"] = association.into(); // changed from the fixture's COLLABORATOR
+        r
+    };
+    api.happy(json!([
+        outsider(91, "octocat-alt", "NONE"),
+        outsider(92, "octocat-alt2", "FIRST_TIME_CONTRIBUTOR"),
+    ]))
+    .await;
+    let out = repo.run(
+        &["check", "--github", "--format", "json"],
+        &api.runner_env(),
+    );
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let findings = report["results"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(
+        findings[0]["message"],
+        "dev releases need 2 approvals from reviewers other than the author; PR #1347 has 0 \
+         (nobody); not counted: octocat-alt (NONE), octocat-alt2 (FIRST_TIME_CONTRIBUTOR) (no \
+         owner, member or collaborator standing in the repository)"
+    );
+    let requests = api.requests().await;
     assert_eq!(
         find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
         "failure"
