@@ -247,7 +247,18 @@ impl Client {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let outcome = self.exchange(method, url, body).await;
+            // The timeouts of the HTTP client bound each read, not the exchange: a server
+            // sending a byte just inside the read timeout would hold the run for hours. So
+            // the whole exchange must end within what is left of the deadline.
+            let left = self.retry.deadline.saturating_sub(started.elapsed());
+            let outcome = match tokio::time::timeout(left, self.exchange(method, url, body)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(format!(
+                    "no complete response within the deadline of {} s \
+                     (RELGATE_GITHUB_DEADLINE_SECS)",
+                    self.retry.deadline.as_secs()
+                )),
+            };
             let (why, server_wait) = match outcome {
                 Ok((status, headers, next, text)) => {
                     let now = chrono::Utc::now().timestamp();
@@ -319,11 +330,7 @@ impl Client {
             reset: header("x-ratelimit-reset"),
         };
         let next = header("link").and_then(|l| next_link(&l));
-        let text = self
-            .octo
-            .body_to_string(response)
-            .await
-            .map_err(|e| format!("reading the response failed: {}", chain(&e)))?;
+        let text = read_body(response).await?;
         Ok((status, headers, next, text))
     }
 
@@ -438,6 +445,39 @@ fn chain(error: &dyn std::error::Error) -> String {
 /// A header name known to be valid (reqwest re-exports the `http` 1.x type octocrab takes).
 fn http_header(name: &'static str) -> reqwest::header::HeaderName {
     reqwest::header::HeaderName::from_static(name)
+}
+
+/// The most of a response body relgate reads: GitHub's largest answers it asks for (100
+/// reviews or commits a page) are a few hundred KiB.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A response body as text, read frame by frame and refused past [`MAX_RESPONSE_BYTES`]
+/// (read whole, a server answering with gigabytes would exhaust the memory).
+async fn read_body(
+    response: http::Response<http_body_util::combinators::BoxBody<bytes::Bytes, octocrab::Error>>,
+) -> Result<String, String> {
+    use http_body_util::BodyExt as _;
+    let too_large = || format!("the response is larger than {MAX_RESPONSE_BYTES} bytes; not read");
+    let announced = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| format!("reading the response failed: {}", chain(&e)))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "the response is not UTF-8 text".to_owned())
 }
 
 #[cfg(test)]

@@ -1708,3 +1708,76 @@ async fn a_merge_queue_run_is_judged_by_the_queue_bases_rules() {
     let out = repo.run(&["check", "--github", "--publish", "check-run"], &env);
     assert_judged_by_the_bases_rules(&out, &base, "the queue's");
 }
+
+/// A server on 127.0.0.1 that answers every request with a 200 whose body arrives one byte
+/// every 200 ms: each read is quick, the response never ends.
+fn dripping_server() -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n";
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for _ in 0..100_000 {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if stream
+                        .write_all(b" ")
+                        .and_then(|()| stream.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_response_that_never_ends_stops_at_the_deadline() {
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
+    let mut env = api.runner_env();
+    set_env(&mut env, "GITHUB_API_URL", &dripping_server());
+    env.push(("RELGATE_GITHUB_TIMEOUT_SECS".into(), "2".into()));
+    env.push(("RELGATE_GITHUB_DEADLINE_SECS".into(), "3".into()));
+    let started = Instant::now();
+    let out = repo.run(&["check", "--github"], &env);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no complete response within the deadline of 3 s"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_response_larger_than_the_limit_is_not_read() {
+    let repo = Repo::new("");
+    let api = Api::start("", &repo.head).await;
+    // 17 MiB of reviews (a real review repeated), past the 16 MiB relgate reads.
+    let one = review(1, "alice", "APPROVED", &repo.head, "2026-11-22T09:00:00Z");
+    let size = serde_json::to_vec(&one).expect("json").len();
+    let reviews = Value::Array(vec![one; (17 << 20) / size + 1]);
+    api.happy(reviews).await;
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("larger than 16777216 bytes; not read"),
+        "{stderr}"
+    );
+}
