@@ -52,8 +52,9 @@ pub(crate) fn check(
     // checked, but still by its base's relgate.yaml and policies, as under --changed: a
     // pull request that loosens the rules in the same commit as a release must not be judged
     // by its own rules (red team X2). A merge queue's merge commit holds the queued pull
-    // requests' rules too, so it is judged by `merge_group.base_sha`'s. Other events (push,
-    // workflow_dispatch) keep the tree's own: what they check is already merged.
+    // requests' rules too, so it is judged by `merge_group.base_sha`'s. A push or dispatch on
+    // the default branch keeps the tree's own rules (what it checks is merged); on another
+    // branch it is judged by the default branch's.
     let event_base = match (&settings.changed, &github.env.event_path) {
         (None, Some(path)) => match crate::github::event_pull(path)? {
             Some(pull) => pull
@@ -62,7 +63,16 @@ pub(crate) fn check(
             None if github.env.event_name.as_deref() == Some("merge_group") => {
                 crate::github::event_merge_group_base(path)?
             }
-            None => None,
+            // A push to (or a dispatch on) a branch other than the default one is not merged:
+            // by the branch's own rules, a commit that loosens relgate.yaml beside its release
+            // would post a green `relgate` check on the head its pull request shows.
+            None => match crate::github::event_branch_outside_default(
+                path,
+                std::env::var("GITHUB_REF").ok().as_deref(),
+            )? {
+                Some((branch, default)) => Some(default_branch_tip(settings, &branch, &default)?),
+                None => None,
+            },
         },
         _ => None,
     };
@@ -162,4 +172,32 @@ pub(crate) fn publish(
         )?;
     }
     Ok(!outcome.failed.is_empty())
+}
+
+/// The commit at the tip of the default branch `default`, whose rules judge a run on another
+/// branch (`branch`). The checkout must have fetched it; without it nothing can be decided.
+fn default_branch_tip(
+    settings: &crate::gate::CheckSettings,
+    branch: &str,
+    default: &str,
+) -> anyhow::Result<String> {
+    let repo = git2::Repository::discover(&settings.cwd)
+        .with_context(|| format!("cannot open the repository of {}", settings.cwd.display()))?;
+    for candidate in [
+        format!("refs/remotes/origin/{default}"),
+        format!("refs/heads/{default}"),
+    ] {
+        if let Ok(commit) = repo
+            .find_reference(&candidate)
+            .and_then(|r| r.peel_to_commit())
+        {
+            return Ok(commit.id().to_string());
+        }
+    }
+    anyhow::bail!(
+        "this run is on {branch}, not on the default branch {default}, so {default}'s rules must \
+         judge it, but the checkout has no {default} (looked for refs/remotes/origin/{default} \
+         and refs/heads/{default}); fetch it (actions/checkout with fetch-depth: 0), or run \
+         relgate on the pull request instead"
+    )
 }

@@ -47,6 +47,31 @@ pub(crate) fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitH
         .map(str::to_owned))
 }
 
+/// For an event that runs on a branch (`push`, `workflow_dispatch`): the repository's default
+/// branch when the run's ref (`ref` of the payload, else `GITHUB_REF`) is another branch, so the
+/// run must be judged by the default branch's rules, not by the branch's own (which its author
+/// wrote). `None` on the default branch, for tags, and for payloads that name no default branch.
+pub(crate) fn event_branch_outside_default(
+    path: &Path,
+    run_ref: Option<&str>,
+) -> Result<Option<(String, String)>, GitHubError> {
+    let event = read_event(path)?;
+    let Some(default) = event
+        .pointer("/repository/default_branch")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+    else {
+        return Ok(None);
+    };
+    let Some(git_ref) = event.get("ref").and_then(Value::as_str).or(run_ref) else {
+        return Ok(None);
+    };
+    match git_ref.strip_prefix("refs/heads/") {
+        Some(branch) if branch != default => Ok(Some((git_ref.to_owned(), default.to_owned()))),
+        _ => Ok(None),
+    }
+}
+
 /// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
 pub(crate) fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
     let event = read_event(path)?;

@@ -30,7 +30,7 @@ use client::Client;
 
 pub(crate) use checkout::{verify_checkout, Subject};
 pub(crate) use env::{environment_notes, GitHubEnv, Repo};
-pub(crate) use event::{event_merge_group_base, event_pull};
+pub(crate) use event::{event_branch_outside_default, event_merge_group_base, event_pull};
 
 /// Everything that stops the GitHub side; each message says what to fix.
 #[derive(Debug, thiserror::Error)]

@@ -1689,6 +1689,57 @@ async fn without_changed_a_pull_request_is_still_judged_by_its_bases_rules() {
 }
 
 #[tokio::test]
+async fn a_push_to_another_branch_is_judged_by_the_default_branchs_rules() {
+    // `on: push` for every branch: the push of the pull request's head commit must not post a
+    // green `relgate` check on that head by the rules the same commit loosened.
+    let (repo, base, head) = rules_loosened_with_a_release(&format!(
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\n{LOOSE_PII}"
+    ));
+    let git = git2::Repository::open(repo.dir.path()).expect("open");
+    let api = Api::start("", &head).await;
+    api.check_runs().await;
+    let push = |ref_name: &str| {
+        env_without_pull_request(
+            &api,
+            "push",
+            json!({"ref": ref_name, "after": head, "repository": {"default_branch": "main", "full_name": "octocat/Hello-World"}}),
+            &head,
+        )
+    };
+    // The default branch is not in the checkout: nothing can be decided, nothing published.
+    let out = repo.run(
+        &["check", "--github", "--publish", "check-run"],
+        &push("refs/heads/feature"),
+    );
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("this run is on refs/heads/feature, not on the default branch main"),
+        "{stderr}"
+    );
+    assert!(find(&api.requests().await, "POST", &api.repo_path("/check-runs")).is_empty());
+    // Fetched (origin/main at the base), its rules decide.
+    git.reference(
+        "refs/remotes/origin/main",
+        git2::Oid::from_str(&base).expect("oid"),
+        true,
+        "fetch",
+    )
+    .expect("origin/main");
+    let out = repo.run(
+        &["check", "--github", "--publish", "check-run"],
+        &push("refs/heads/feature"),
+    );
+    assert_judged_by_the_bases_rules(&out, &base, "the branch's");
+    let requests = api.requests().await;
+    let runs = find(&requests, "POST", &api.repo_path("/check-runs"));
+    assert_eq!(
+        runs.last().expect("a check run").body["conclusion"],
+        "failure"
+    );
+}
+
+#[tokio::test]
 async fn a_merge_queue_run_is_judged_by_the_queue_bases_rules() {
     // A merge_group run checks the queue's merge commit, whose tree holds the pull request's
     // relgate.yaml. A pull request that loosens the rules (and drops the approvals) in the
