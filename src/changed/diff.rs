@@ -24,9 +24,9 @@ pub(super) fn diff(
         .map_err(ChangedError::git("reading the merge base"))?;
     let mut options = DiffOptions::new();
     options.include_typechange(true);
-    if !prefix.is_empty() {
-        options.pathspec(prefix).disable_pathspec_match(true);
-    }
+    // The whole repository is compared, not only the gate root: a manifest moved out of the
+    // root must be found as a rename (and refused), which needs both of its sides in the diff;
+    // restricted to the root, it looked like a deletion and passed unchecked.
     let mut diff = if work_tree {
         options.include_untracked(true).recurse_untracked_dirs(true);
         repo.diff_tree_to_workdir_with_index(Some(&base_tree), Some(&mut options))
@@ -82,7 +82,16 @@ pub(super) fn diff(
                 (Some(old), Some(new)) => {
                     Some(change(ChangeKind::Renamed, new, Some(old), old_blob))
                 }
-                (Some(old), None) => Some(change(ChangeKind::Deleted, old, None, old_blob)),
+                // Moved out of the gate root: a rename whose new path (relative to the root,
+                // through `..`) no glob can select.
+                (Some(old), None) => delta
+                    .new_file()
+                    .path()
+                    .map(|to| {
+                        let up = prefix.split('/').filter(|p| !p.is_empty()).count();
+                        format!("{}{}", "../".repeat(up), to_slash(to))
+                    })
+                    .map(|to| change(ChangeKind::Renamed, to, Some(old), old_blob)),
                 (None, Some(new)) => Some(change(ChangeKind::Added, new, None, None)),
                 (None, None) => None,
             },

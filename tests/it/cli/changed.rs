@@ -933,3 +933,32 @@ fn the_merge_base_config_is_followed_through_a_symlink() {
     assert_eq!(checked(&json), ["deploy/a.yaml"]);
     assert_eq!(json["decision"], "fail");
 }
+
+#[test]
+fn a_manifest_moved_out_of_the_gate_root_is_an_error_not_a_removal() {
+    // The gate root is ml/: a manifest moved to archive/ at the repository's top left the
+    // root's diff as a deletion and passed unchecked.
+    let repo = Repo::git();
+    repo.file(
+        "ml/relgate.yaml",
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\n",
+    )
+    .file("ml/releases/a.yaml", dev_release("a"))
+    .file("ml/releases/b.yaml", dev_release("b"));
+    repo.commit("start");
+    repo.branch("feature");
+    repo.rename("ml/releases/b.yaml", "archive/b.yaml");
+    repo.commit("move beta out of the gate root");
+    let run = repo.run_in(
+        "ml",
+        &["check", "--changed", "--base", "main", "--format", "json"],
+    );
+    run.exit(2);
+    let json = run.json();
+    let error = json["results"][0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("renames this release manifest to ../archive/b.yaml"),
+        "{error}"
+    );
+    assert_eq!(json["removed"], serde_json::json!([]));
+}
