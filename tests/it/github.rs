@@ -1266,6 +1266,24 @@ async fn the_merge_commit_of_the_pull_request_is_what_it_checks() {
     );
 }
 
+/// Runs `check --github` for `repo` against `api`: blocked (exit 1) by exactly one finding,
+/// APPROVAL-MISSING, which it returns.
+fn the_approval_finding(repo: &Repo, api: &Api) -> Value {
+    let out = repo.run(
+        &["check", "--github", "--format", "json"],
+        &api.runner_env(),
+    );
+    assert_exit(&out, 1);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
+    let findings = report["results"][0]["findings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["rule"], "APPROVAL-MISSING");
+    findings[0].clone()
+}
+
 #[tokio::test]
 async fn a_bots_approval_does_not_count() {
     // dev releases need one approval here; the only one is github-actions[bot]'s (a workflow
@@ -1280,25 +1298,14 @@ async fn a_bots_approval_does_not_count() {
     let api = Api::start("", &repo.head).await;
     api.happy(json!([bot_review(91, "github-actions[bot]", &repo.head)]))
         .await;
-    let out = repo.run(
-        &["check", "--github", "--format", "json"],
-        &api.runner_env(),
-    );
-    assert_exit(&out, 1);
-    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
-    let findings = report["results"][0]["findings"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(findings[0]["rule"], "APPROVAL-MISSING");
+    let finding = the_approval_finding(&repo, &api);
     assert_eq!(
-        findings[0]["message"],
+        finding["message"],
         "dev releases need 1 approval from reviewers other than the author; PR #1347 has 0 \
          (nobody); not counted: github-actions[bot] (bot accounts, whose approval never counts)"
     );
     assert_eq!(
-        findings[0]["remediation"],
+        finding["remediation"],
         "ask 1 more reviewer(s) other than the author (octocat) to approve PR #1347; approvals \
          must come from people: a bot's approval does not count"
     );
@@ -1333,19 +1340,9 @@ async fn approvals_of_accounts_without_standing_in_the_repository_do_not_count()
         outsider(92, "octocat-alt2", "FIRST_TIME_CONTRIBUTOR"),
     ]))
     .await;
-    let out = repo.run(
-        &["check", "--github", "--format", "json"],
-        &api.runner_env(),
-    );
-    assert_exit(&out, 1);
-    let report: Value = serde_json::from_slice(&out.stdout).expect("json report");
-    let findings = report["results"][0]["findings"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(findings.len(), 1, "{findings:?}");
+    let finding = the_approval_finding(&repo, &api);
     assert_eq!(
-        findings[0]["message"],
+        finding["message"],
         "dev releases need 2 approvals from reviewers other than the author; PR #1347 has 0 \
          (nobody); not counted: octocat-alt (NONE), octocat-alt2 (FIRST_TIME_CONTRIBUTOR) (no \
          owner, member or collaborator standing in the repository)"

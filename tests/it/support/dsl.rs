@@ -117,7 +117,7 @@ impl Repo {
 
     /// Runs `relgate ARGS` in a subdirectory of the repository.
     pub fn run_in(&self, subdir: &str, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_relgate"))
+        let output = Command::new(relgate_bin())
             .args(args)
             .current_dir(self.path().join(subdir))
             .env("RELGATE_NOW", NOW)
