@@ -21,7 +21,10 @@
 #   results' records when those that state one agree; when it cannot be told and a regression
 #   bound is set, a finding asks for `higher_is_better`. A record whose `higher_is_better`
 #   contradicts the direction inferred from `min` or `max` is a finding too (path
-#   ...thresholds.<metric>.higher_is_better): a results file never silently flips the direction. `worse` = baseline - candidate (higher is better) or candidate -
+#   ...thresholds.<metric>.higher_is_better): a results file never silently flips the direction.
+#   With a regression bound, baseline results with the candidate's own sha256 (the same file,
+#   or a copy) are a finding too (path ...baseline.path): the bound would compare the candidate
+#   with itself. `worse` = baseline - candidate (higher is better) or candidate -
 #   baseline (lower is better). It fires when worse > max_regression, or when
 #   worse / |baseline| > max_relative_regression (with a baseline of 0, any worse > 0 fires:
 #   the relative change is unbounded). With `significance_z` set and both stderrs known, the
@@ -586,6 +589,26 @@ deny contains f if {
 direction_key(t) := "min" if {
 	bound(t, "min")
 } else := "max"
+
+# The baseline's results are the candidate's own (the same file, or a byte-for-byte copy: the
+# same sha256): every regression bound then compares the candidate with itself and passes.
+deny contains f if {
+	some i, e in specs
+	is_object(e)
+	some _, t in thresholds_of(e)
+	is_object(t)
+	has_regression_bound(t)
+	c := usable_side(i, "candidate")
+	b := usable_side(i, "baseline")
+	is_string(c.digest)
+	lower(c.digest) == lower(b.digest)
+	f := {
+		"rule": "EVAL-REGRESSION",
+		"path": sprintf("spec.evaluations[%d].baseline.path", [i]),
+		"msg": sprintf("%s: the baseline results %s are the candidate results %s (the same sha256 %s), so a regression bound compares the candidate with itself", [label(i), file_of(b), file_of(c), c.digest]),
+		"remediation": "point baseline.path at the results of the released (baseline) version, evaluated on the same suite",
+	}
+}
 
 bounds_text(t) := "both min and max" if {
 	bound(t, "min")

@@ -354,6 +354,19 @@ test_results_that_agree_give_the_direction_a_silent_threshold_lacks if {
 	contains(f.msg, "regressed by 0.05 (0.95 vs baseline 0.9, lower is better)")
 }
 
+test_a_candidate_cannot_be_its_own_baseline if {
+	# The candidate's results as the baseline too: every regression bound compares it with itself.
+	ev := ev_doc(cand_side, object.union(cand_side, {"declared_digest": cand_digest}))
+	m := json.patch(base_manifest, [{"op": "replace", "path": "/spec/evaluations/0/baseline", "value": {"path": "evals/answer-v17.json", "digest": cand_digest}}])
+	fs := [f | some f in findings(m, ev); f.path == "spec.evaluations[0].baseline.path"]
+	count(fs) == 1
+	fs[0].rule == "EVAL-REGRESSION"
+	contains(fs[0].msg, "are the candidate results evals/answer-v17.json (the same sha256")
+	# Without a regression bound there is nothing to compare, and nothing fires.
+	no_bound := json.patch(m, [{"op": "remove", "path": "/spec/evaluations/0/thresholds/pass_rate/max_regression"}])
+	count([f | some f in findings(no_bound, ev); f.path == "spec.evaluations[0].baseline.path"]) == 0
+}
+
 # --- EVAL-MISSING ----------------------------------------------------------------------------
 
 test_missing_in_candidate if {

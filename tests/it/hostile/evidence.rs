@@ -176,6 +176,25 @@ fn a_results_file_cannot_flip_the_direction_the_threshold_implies() {
 }
 
 #[test]
+fn a_candidate_cannot_be_its_own_baseline() {
+    // The baseline pointed at the candidate's own results: max_regression compared the
+    // candidate with itself and passed whatever the released version scored.
+    let results = br#"{"accuracy": {"value": 0.60, "samples": 500}}"#;
+    let repo = Repo::new();
+    repo.file("evals/c.json", results.as_slice()).file(
+        "releases/r.yaml",
+        release(&format!(
+            "  evaluations:\n    - id: quality\n      format: metrics\n      candidate: {{path: evals/c.json, digest: \"{d}\"}}\n      baseline: {{path: evals/c.json, digest: \"{d}\"}}\n      thresholds:\n        accuracy: {{min: 0.5, max_regression: 0.01}}\n",
+            d = sha256(results)
+        )),
+    );
+    check(&repo, &[])
+        .exit(1)
+        .has("EVAL-REGRESSION")
+        .has("the baseline results evals/c.json are the candidate results evals/c.json");
+}
+
+#[test]
 fn duplicate_key_nested_in_an_eval_file_is_unreadable() {
     let file = br#"{"accuracy": {"value": 0.1, "samples": 10, "value": 0.99}}"#;
     let repo = Repo::new();
