@@ -50,21 +50,32 @@ pub(crate) fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitH
 /// For an event that runs on a branch (`push`, `workflow_dispatch`): the repository's default
 /// branch when the run's ref (`ref` of the payload, else `GITHUB_REF`) is another branch, so the
 /// run must be judged by the default branch's rules, not by the branch's own (which its author
-/// wrote). `None` on the default branch, for tags, and for payloads that name no default branch.
+/// wrote). `None` on the default branch and for tags; an error when the payload names no default
+/// branch or no ref (GitHub's always do).
 pub(crate) fn event_branch_outside_default(
     path: &Path,
     run_ref: Option<&str>,
 ) -> Result<Option<(String, String)>, GitHubError> {
     let event = read_event(path)?;
+    // GitHub's payloads always name the default branch; without it, whose rules apply cannot
+    // be told, and the branch's own must not be assumed.
     let Some(default) = event
         .pointer("/repository/default_branch")
         .and_then(Value::as_str)
         .filter(|d| !d.is_empty())
     else {
-        return Ok(None);
+        return Err(GitHubError::Setup(format!(
+            "{}: the event payload names no repository.default_branch, so relgate cannot tell \
+             whether this run is on the default branch, whose rules must decide",
+            path.display()
+        )));
     };
     let Some(git_ref) = event.get("ref").and_then(Value::as_str).or(run_ref) else {
-        return Ok(None);
+        return Err(GitHubError::Setup(format!(
+            "{}: the event payload names no ref (nor does GITHUB_REF), so relgate cannot tell \
+             which branch this run is on",
+            path.display()
+        )));
     };
     match git_ref.strip_prefix("refs/heads/") {
         Some(branch) if branch != default => Ok(Some((git_ref.to_owned(), default.to_owned()))),

@@ -1442,10 +1442,13 @@ async fn events_without_a_pull_request_do_not_skip_required_approvals() {
             "merge_group",
             json!({"action": "checks_requested", "merge_group": {"head_sha": head, "head_ref": "refs/heads/gh-readonly-queue/main/pr-1347-0000", "base_ref": "refs/heads/main"}}),
         ),
-        ("push", json!({"ref": "refs/heads/main", "after": head})),
+        (
+            "push",
+            json!({"ref": "refs/heads/main", "after": head, "repository": {"default_branch": "main"}}),
+        ),
         (
             "workflow_dispatch",
-            json!({"ref": "refs/heads/main", "inputs": {}}),
+            json!({"ref": "refs/heads/main", "inputs": {}, "repository": {"default_branch": "main"}}),
         ),
     ];
     for (name, payload) in events {
@@ -1482,7 +1485,7 @@ async fn events_without_a_pull_request_do_not_skip_required_approvals() {
     let env = env_without_pull_request(
         &api,
         "push",
-        json!({"ref": "refs/heads/main", "after": plain.head}),
+        json!({"ref": "refs/heads/main", "after": plain.head, "repository": {"default_branch": "main"}}),
         &plain.head,
     );
     let out = plain.run(&["check", "--github", "--publish", "check-run"], &env);
@@ -1703,6 +1706,20 @@ async fn a_push_to_another_branch_is_judged_by_the_default_branchs_rules() {
             &head,
         )
     };
+    // A payload that names no default branch (GitHub's always do) decides nothing either.
+    let bare = env_without_pull_request(
+        &api,
+        "push",
+        json!({"ref": "refs/heads/feature", "after": head}),
+        &head,
+    );
+    let out = repo.run(&["check", "--github", "--publish", "check-run"], &bare);
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("names no repository.default_branch"),
+        "{}",
+        text(&out.stderr)
+    );
     // The default branch is not in the checkout: nothing can be decided, nothing published.
     let out = repo.run(
         &["check", "--github", "--publish", "check-run"],
