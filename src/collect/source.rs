@@ -15,15 +15,15 @@
 //! for the incremental path: regular files (blobs) only, sizes capped before reading.
 
 use std::fs;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use git2::{ObjectType, Repository};
 use serde::Deserialize;
 
-use crate::record::dsse::MAX_ENVELOPE_BYTES;
 use crate::record::keys::TrustedKeys;
-use crate::record::ledger::{ledger_refname, read_blob_capped, LedgerSource, DEFAULT_BRANCH};
+use crate::record::ledger::{
+    ledger_refname, read_blob_capped, read_file_capped, LedgerSource, DEFAULT_BRANCH,
+};
 
 /// The default path of trusted keys inside a repository.
 pub(crate) const DEFAULT_KEYS_PATH: &str = ".relgate/keys";
@@ -458,7 +458,6 @@ impl LedgerFiles {
 
     /// Reads a regular file at `path` (`CHECKPOINT`, `records/001/...`); `None` when absent.
     pub(crate) fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
-        let limit = MAX_ENVELOPE_BYTES;
         match self {
             LedgerFiles::Git { repo, tree, .. } => {
                 let tree = repo.find_tree(*tree).map_err(|e| e.message().to_owned())?;
@@ -483,20 +482,10 @@ impl LedgerFiles {
                 if !meta.is_file() {
                     return Err(format!("{path} is not a regular file"));
                 }
-                if meta.len() > limit {
-                    return Err(format!("{path}: {} bytes, too large", meta.len()));
-                }
-                let mut out = Vec::new();
                 // Opened without blocking and checked again: a FIFO swapped in is refused.
-                crate::manifest::open_regular(&p, path)
-                    .map_err(|e| e.message)?
-                    .take(limit + 1)
-                    .read_to_end(&mut out)
-                    .map_err(|e| format!("{path}: {e}"))?;
-                if out.len() as u64 > limit {
-                    return Err(format!("{path}: more than {limit} bytes, too large"));
-                }
-                Ok(Some(out))
+                read_file_capped(&p)
+                    .map(Some)
+                    .map_err(|e| format!("{path}: {e}"))
             }
         }
     }

@@ -322,9 +322,11 @@ pub(crate) fn record_file_name(seq: u64, name: &str, version: &str) -> String {
 /// Why [`read_blob_capped`] returned no bytes.
 #[derive(Debug)]
 pub(crate) enum CappedRead {
-    /// The blob's size, above the limit: nothing of it was read.
+    /// The blob's (or file's) size, above the limit: nothing of it was read.
     TooLarge(u64),
     Git(git2::Error),
+    /// A file of a directory ledger could not be opened or read (or is not a regular file).
+    Io(String),
 }
 
 impl std::fmt::Display for CappedRead {
@@ -332,12 +334,37 @@ impl std::fmt::Display for CappedRead {
         match self {
             CappedRead::TooLarge(size) => write!(f, "{size} bytes, above the {MAX_LEDGER_FILE_BYTES}-byte limit of a ledger file; not read"),
             CappedRead::Git(e) => write!(f, "{}", e.message()),
+            CappedRead::Io(e) => write!(f, "{e}"),
         }
     }
 }
 
 /// The largest ledger file (record, `CHECKPOINT`, head state) relgate reads.
 pub(crate) const MAX_LEDGER_FILE_BYTES: u64 = dsse::MAX_ENVELOPE_BYTES;
+
+/// The bytes of a file of a directory ledger, refused above [`MAX_LEDGER_FILE_BYTES`]; a FIFO,
+/// device or directory is refused without blocking ([`crate::manifest::open_regular`]).
+pub(crate) fn read_file_capped(path: &Path) -> Result<Vec<u8>, CappedRead> {
+    let shown = path.display().to_string();
+    let file =
+        crate::manifest::open_regular(path, &shown).map_err(|e| CappedRead::Io(e.message))?;
+    let size = file
+        .metadata()
+        .map_err(|e| CappedRead::Io(e.to_string()))?
+        .len();
+    if size > MAX_LEDGER_FILE_BYTES {
+        return Err(CappedRead::TooLarge(size));
+    }
+    // The file may grow between the size check and the read: read one byte past the limit.
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(MAX_LEDGER_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CappedRead::Io(e.to_string()))?;
+    if bytes.len() as u64 > MAX_LEDGER_FILE_BYTES {
+        return Err(CappedRead::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
 
 /// The bytes of blob `oid`, refused above [`MAX_LEDGER_FILE_BYTES`] before any of it is
 /// inflated: git's object header gives the size, so a blob that packs into a few megabytes and

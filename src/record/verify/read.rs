@@ -366,23 +366,12 @@ pub(super) fn git_loc(e: &git2::TreeEntry<'_>, what_dir: &'static str) -> Loc {
     }
 }
 
-/// A regular file of at most [`MAX_ENVELOPE_BYTES`] (a FIFO, device or directory is refused
-/// without blocking: [`crate::manifest::open_regular`]).
+/// A regular file of at most [`MAX_ENVELOPE_BYTES`] ([`read_file_capped`]).
 pub(super) fn read_path(path: &Path) -> Result<Vec<u8>, ReadFail> {
-    let shown = path.display().to_string();
-    let f = crate::manifest::open_regular(path, &shown).map_err(|e| ReadFail::Io(e.message))?;
-    let size = f.metadata().map_err(|e| ReadFail::Io(e.to_string()))?.len();
-    if size > MAX_ENVELOPE_BYTES {
-        return Err(ReadFail::TooLarge(size));
-    }
-    let mut buf = Vec::with_capacity(size as usize);
-    f.take(MAX_ENVELOPE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| ReadFail::Io(e.to_string()))?;
-    if buf.len() as u64 > MAX_ENVELOPE_BYTES {
-        return Err(ReadFail::TooLarge(buf.len() as u64));
-    }
-    Ok(buf)
+    read_file_capped(path).map_err(|e| match e {
+        CappedRead::TooLarge(size) => ReadFail::TooLarge(size),
+        other => ReadFail::Io(other.to_string()),
+    })
 }
 
 /// One line of an envelopes file.
@@ -433,5 +422,6 @@ pub(super) fn read_blob(repo: Option<&Repository>, oid: Oid) -> Result<Vec<u8>, 
     read_blob_capped(repo, oid).map_err(|e| match e {
         CappedRead::TooLarge(size) => ReadFail::TooLarge(size),
         CappedRead::Git(e) => ReadFail::Io(e.to_string()),
+        CappedRead::Io(e) => ReadFail::Io(e),
     })
 }
