@@ -27,8 +27,11 @@
 #   for `min` nor for teams: a workflow allowed to approve pull requests must not approve its
 #   own. The messages name such approvals as not counted. `bot` absent means false.
 # - An approval counts only from a reviewer whose `association` (GitHub's author_association)
-#   is OWNER, MEMBER or COLLABORATOR: anyone can review a public repository. Others are named
-#   as not counted. `association` absent (a hand-written context) is not held against it.
+#   is OWNER, MEMBER or COLLABORATOR (anyone can review a public repository) and whose
+#   `permission` on the repository is admin, maintain or write (a member or collaborator may
+#   have read access alone), as GitHub's required reviews count. Others are named as not
+#   counted. `association` or `permission` absent (a hand-written context) is not held
+#   against it.
 # - APPROVAL-TEAM: for each team in teams[tier] (the manifest's tier as a string), at least one
 #   counted approver must be in pull_request.teams[team].members (team names compare
 #   case-insensitively). A team missing from pull_request.teams is APPROVAL-TEAM as well:
@@ -194,12 +197,32 @@ by_bot(r) if r.bot == true
 
 # GitHub counts approvals from people with write access only; anyone can review a public
 # repository, so an approval from an account with no standing in it would satisfy `min` with
-# sock puppets. `association` absent (a hand-written context) is not held against it.
+# sock puppets, and an organization member or collaborator may hold read access alone.
+# `association` and `permission` absent (a hand-written context) are not held against it.
 member_associations := {"OWNER", "MEMBER", "COLLABORATOR"}
 
-outsider(r) if {
+write_permissions := {"admin", "maintain", "write"}
+
+no_standing(r) if {
 	is_string(r.association)
 	not upper(r.association) in member_associations
+}
+
+read_only(r) if {
+	is_string(r.permission)
+	not lower(r.permission) in write_permissions
+}
+
+outsider(r) if no_standing(r)
+
+outsider(r) if read_only(r)
+
+# How a not-counted approval is shown: its association, else its permission.
+standing(r) := sprintf("%s (%s)", [trim_space(r.user), r.association]) if no_standing(r)
+
+standing(r) := sprintf("%s (permission %s)", [trim_space(r.user), lower(r.permission)]) if {
+	not no_standing(r)
+	read_only(r)
 }
 
 # The reviewer wrote or pushed code nobody else approved (two_person only).
@@ -220,7 +243,7 @@ counted_reviews := [r |
 ]
 
 # Approvals by accounts without standing in the repository.
-outsider_shown := {sprintf("%s (%s)", [trim_space(r.user), r.association]) |
+outsider_shown := {standing(r) |
 	some r in reviews
 	approved(r)
 	not by_author(r)
@@ -228,11 +251,11 @@ outsider_shown := {sprintf("%s (%s)", [trim_space(r.user), r.association]) |
 	outsider(r)
 }
 
-outsider_note := sprintf("not counted: %s (no owner, member or collaborator standing in the repository)", [names(outsider_shown)]) if count(outsider_shown) > 0
+outsider_note := sprintf("not counted: %s (no write access to the repository)", [names(outsider_shown)]) if count(outsider_shown) > 0
 
 outsider_note := "" if count(outsider_shown) == 0
 
-outsider_fix := "approvals must come from people with access to the repository (owner, member or collaborator)" if count(outsider_shown) > 0
+outsider_fix := "approvals must come from people with write access to the repository (admin, maintain or write role)" if count(outsider_shown) > 0
 
 outsider_fix := "" if count(outsider_shown) == 0
 

@@ -303,13 +303,46 @@ test_approvals_of_accounts_without_standing_do_not_count if {
 		outsider_review("erwinmombay", "APPROVED", "MEMBER"),
 	])
 	f := the_one(findings(pr), "APPROVAL-MISSING")
-	f.msg == "production releases need 2 approvals from reviewers other than the author; PR #1347 has 1 (erwinmombay); not counted: mallory-alt (NONE), mallory-alt2 (CONTRIBUTOR) (no owner, member or collaborator standing in the repository)"
-	contains(f.remediation, "owner, member or collaborator")
+	f.msg == "production releases need 2 approvals from reviewers other than the author; PR #1347 has 1 (erwinmombay); not counted: mallory-alt (NONE), mallory-alt2 (CONTRIBUTOR) (no write access to the repository)"
+	contains(f.remediation, "write access")
 	ok := with_reviews([
 		outsider_review("octocat", "APPROVED", "COLLABORATOR"),
 		outsider_review("erwinmombay", "APPROVED", "owner"),
 	])
 	count(of_rule(findings(ok), "APPROVAL-MISSING")) == 0
+}
+
+permission_review(user, association, permission) := object.union(
+	outsider_review(user, "APPROVED", association),
+	{"permission": permission},
+)
+
+test_approvals_of_members_with_read_access_only_do_not_count if {
+	# An organization member or a collaborator may hold read (or triage) access alone: GitHub's
+	# required reviews do not count their approval, and neither does relgate.
+	pr := with_reviews([
+		permission_review("reader", "MEMBER", "read"),
+		permission_review("triager", "COLLABORATOR", "none"),
+		permission_review("mallory-alt", "NONE", "read"),
+		permission_review("erwinmombay", "MEMBER", "write"),
+	])
+	f := the_one(findings(pr), "APPROVAL-MISSING")
+	f.msg == "production releases need 2 approvals from reviewers other than the author; PR #1347 has 1 (erwinmombay); not counted: mallory-alt (NONE), reader (permission read), triager (permission none) (no write access to the repository)"
+	ok := with_reviews([
+		permission_review("octocat", "COLLABORATOR", "maintain"),
+		permission_review("erwinmombay", "OWNER", "ADMIN"),
+	])
+	count(of_rule(findings(ok), "APPROVAL-MISSING")) == 0
+	# A read-only member satisfies no team either.
+	team := object.union(
+		with_reviews([
+			permission_review("reader", "MEMBER", "read"),
+			permission_review("erwinmombay", "MEMBER", "write"),
+			permission_review("octocat", "MEMBER", "write"),
+		]),
+		{"teams": {"ml-reliability": {"org": "octo-org", "members": ["reader"]}}},
+	)
+	count(of_rule(findings(team), "APPROVAL-TEAM")) == 1
 }
 
 test_bot_approval_does_not_satisfy_a_team if {

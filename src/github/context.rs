@@ -79,6 +79,13 @@ pub(crate) struct LatestReview {
     /// and COLLABORATOR (anyone can review a public repository).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) association: Option<String>,
+    /// The reviewer's permission on the repository (`admin`, `write`, `read` or `none`, from
+    /// `GET /repos/{o}/{r}/collaborators/{user}/permission`), read for approvals only: the
+    /// approval policy counts only `admin`, `maintain` and `write`. An organization member or
+    /// a collaborator may have read access alone, and GitHub's own required reviews do not
+    /// count such an approval either.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) permission: Option<String>,
     /// The reviewer authored, committed or pushed a commit of the pull request that no
     /// approval by someone else covers (see [`mark_own_commits`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -177,6 +184,7 @@ pub(crate) fn latest_reviews(events: &[ReviewEvent], head_sha: &str) -> Vec<Late
             stale: event.commit_id.as_deref() != Some(head_sha),
             bot: event.bot,
             association: event.association.clone(),
+            permission: None,
             own_commits_unreviewed: false,
         })
         .collect()
@@ -351,6 +359,7 @@ pub(crate) async fn fetch(
         }
     }
     mark_own_commits(&mut reviews, &commits, &author);
+    read_permissions(client, &base, &mut reviews, &author).await?;
 
     // Bots are not looked up: their approvals never count, and they belong to no team.
     let mut people: BTreeSet<String> = reviews
@@ -400,6 +409,40 @@ pub(crate) async fn fetch(
         "approvers": approvers,
         "teams": teams,
     }))
+}
+
+/// Sets `permission` on every approval that could count (APPROVED, not the author's, not a
+/// bot's): what the reviewer may do in the repository. One request per such reviewer; an
+/// error (other than 404) stops the run, as missing facts never pass. A 404 means GitHub
+/// knows no such user in the repository's context: `none`.
+async fn read_permissions(
+    client: &Client,
+    base: &str,
+    reviews: &mut [LatestReview],
+    author: &str,
+) -> Result<(), GitHubError> {
+    for review in reviews
+        .iter_mut()
+        .filter(|r| r.state == "APPROVED" && !r.bot && r.user != author)
+    {
+        let endpoint = Endpoint::Permission {
+            user: review.user.clone(),
+        };
+        let path = format!("{base}/collaborators/{}/permission", segment(&review.user));
+        let reply = client.get_allow_404(&path, &endpoint).await?;
+        let permission = if reply.status == 404 {
+            "none".to_owned()
+        } else {
+            reply
+                .body
+                .get("permission")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .ok_or_else(|| unexpected(&endpoint, &path, "no `permission` string"))?
+        };
+        review.permission = Some(permission);
+    }
+    Ok(())
 }
 
 /// The sorted `people` who are active members of `team`. The team itself is read first: GitHub

@@ -25,6 +25,9 @@ pub(crate) enum Endpoint {
         slug: String,
         user: String,
     },
+    Permission {
+        user: String,
+    },
     ListComments {
         number: u64,
     },
@@ -57,6 +60,9 @@ impl Endpoint {
             Self::TeamMembership { org, slug, user } => {
                 format!("read whether {user} is a member of team {org}/{slug}")
             }
+            Self::Permission { user } => {
+                format!("read {user}'s permission on the repository")
+            }
             Self::ListComments { number } => {
                 format!("list the comments of pull request #{number}")
             }
@@ -79,6 +85,10 @@ impl Endpoint {
             }
             Self::CommitPulls { .. } => {
                 "the token needs `contents: read` and `pull-requests: read`"
+            }
+            Self::Permission { .. } => {
+                "reading a reviewer's permission needs `metadata: read`, which every \
+                 GITHUB_TOKEN has; a fine-grained token or GitHub App needs Metadata: read"
             }
             Self::Team { .. } | Self::TeamMembership { .. } => {
                 "the token cannot read the team: reading team membership needs a classic token \

@@ -208,7 +208,10 @@ async fn teams(api: &Api, members: &[&str]) {
     }
 }
 
-fn pr_requests(api: &Api, team_users: &[&str]) -> Vec<String> {
+/// The reads of the pull-request facts, in order: the pull request, its reviews and commits,
+/// the permission of each reviewer in `approvers` (approvals that could count), then the team
+/// and the membership of each of `team_users`.
+fn pr_requests(api: &Api, approvers: &[&str], team_users: &[&str]) -> Vec<String> {
     let mut out = vec![
         format!("GET {}", api.repo_path(&format!("/pulls/{NUMBER}"))),
         format!(
@@ -219,8 +222,17 @@ fn pr_requests(api: &Api, team_users: &[&str]) -> Vec<String> {
             "GET {}?per_page=100",
             api.repo_path(&format!("/pulls/{NUMBER}/commits"))
         ),
-        format!("GET {}", api.at("/orgs/octocat/teams/ml-reliability")),
     ];
+    for user in approvers {
+        out.push(format!(
+            "GET {}",
+            api.repo_path(&format!("/collaborators/{user}/permission"))
+        ));
+    }
+    out.push(format!(
+        "GET {}",
+        api.at("/orgs/octocat/teams/ml-reliability")
+    ));
     for user in team_users {
         out.push(format!(
             "GET {}",
@@ -269,7 +281,7 @@ async fn first_run_posts_the_comment_and_publishes_everywhere() {
     );
 
     let requests = api.requests().await;
-    let mut expected = pr_requests(&api, &["octocat"]);
+    let mut expected = pr_requests(&api, &[], &["octocat"]);
     expected.extend([
         format!(
             "GET {}?per_page=100",
@@ -401,7 +413,7 @@ async fn second_run_updates_the_comment_found_on_the_last_page() {
     let out = repo.run(&["check", "--github"], &env);
     assert_exit(&out, 0);
     let requests = api.requests().await;
-    let mut expected = pr_requests(&api, &["octocat"]);
+    let mut expected = pr_requests(&api, &[], &["octocat"]);
     expected.extend([
         format!(
             "GET {}?per_page=100",
@@ -899,7 +911,7 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
             "head_sha": head,
             "reviews": [
                 {"user": "alice", "state": "CHANGES_REQUESTED", "submitted_at": "2026-11-20T11:00:00Z", "commit_id": head, "stale": false, "bot": false, "association": "COLLABORATOR"},
-                {"user": "bob", "state": "APPROVED", "submitted_at": "2026-11-21T09:00:00Z", "commit_id": head, "stale": false, "bot": false, "association": "COLLABORATOR"},
+                {"user": "bob", "state": "APPROVED", "submitted_at": "2026-11-21T09:00:00Z", "commit_id": head, "stale": false, "bot": false, "association": "COLLABORATOR", "permission": "write"},
                 {"user": "carol", "state": "COMMENTED", "submitted_at": "2026-11-21T11:00:00Z", "commit_id": head, "stale": false, "bot": false, "association": "COLLABORATOR"},
                 {"user": "github-actions[bot]", "state": "APPROVED", "submitted_at": "2026-11-22T09:00:00Z", "commit_id": head, "stale": false, "bot": true, "association": "COLLABORATOR"},
                 {"user": "octocat", "state": "APPROVED", "submitted_at": "2019-11-17T17:43:43Z", "commit_id": OLD_SHA, "stale": true, "bot": false, "association": "COLLABORATOR"}
@@ -911,8 +923,8 @@ async fn reviews_collapse_to_each_reviewers_latest_decision() {
     let requests = api.requests().await;
     // The bot's team membership is not looked up: its approval never counts.
     assert_eq!(
-        lines(&requests)[..8],
-        pr_requests(&api, &["alice", "bob", "carol", "octocat"])[..]
+        lines(&requests)[..9],
+        pr_requests(&api, &["bob"], &["alice", "bob", "carol", "octocat"])[..]
     );
     assert!(
         !requests.iter().any(|r| r.path.contains("bot")),
@@ -948,7 +960,7 @@ async fn an_unreadable_team_stops_the_run_naming_read_org() {
     // Nothing decided, nothing published.
     assert_eq!(text(&out.stdout), "");
     let requests = api.requests().await;
-    assert_eq!(lines(&requests), pr_requests(&api, &[]));
+    assert_eq!(lines(&requests), pr_requests(&api, &[], &[]));
     assert!(!api.output_file().exists());
 }
 
@@ -1023,7 +1035,7 @@ async fn record_on_push_records_the_merged_pull_request() {
         "GET {}?per_page=100",
         api.repo_path(&format!("/commits/{merged}/pulls"))
     )];
-    expected.extend(pr_requests(&api, &["bob", "octocat"]));
+    expected.extend(pr_requests(&api, &["bob"], &["bob", "octocat"]));
     expected.push(format!("POST {}", api.repo_path("/check-runs")));
     // bob is not a member: unmatched requests get wiremock's 404, GitHub's answer too.
     assert_eq!(lines(&requests), expected);
@@ -1345,13 +1357,117 @@ async fn approvals_of_accounts_without_standing_in_the_repository_do_not_count()
         finding["message"],
         "dev releases need 2 approvals from reviewers other than the author; PR #1347 has 0 \
          (nobody); not counted: octocat-alt (NONE), octocat-alt2 (FIRST_TIME_CONTRIBUTOR) (no \
-         owner, member or collaborator standing in the repository)"
+         write access to the repository)"
     );
     let requests = api.requests().await;
     assert_eq!(
         find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
         "failure"
     );
+}
+
+#[tokio::test]
+async fn approvals_of_members_with_read_access_only_do_not_count() {
+    // An organization member (or a collaborator) may hold read access alone: GitHub's required
+    // reviews do not count such an approval, so neither may the gate. hubot is a MEMBER (the
+    // fixture's association) with read access; only octocat-reviewer, with write, counts.
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 2\n",
+        )],
+    );
+    let api = Api::start("", &repo.head).await;
+    api.happy(json!([
+        review(91, "hubot", "APPROVED", &repo.head, "2026-11-22T09:00:00Z"),
+        review(
+            92,
+            "reviewer",
+            "APPROVED",
+            &repo.head,
+            "2026-11-22T09:05:00Z"
+        ),
+        review(93, "gone", "APPROVED", &repo.head, "2026-11-22T09:06:00Z"),
+    ]))
+    .await;
+    api.permission(Some("hubot"), "read").await;
+    // GitHub answers 404 for a login it cannot place in the repository: no permission at all.
+    Mock::given(method("GET"))
+        .and(path(api.repo_path("/collaborators/gone/permission")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    let finding = the_approval_finding(&repo, &api);
+    assert_eq!(
+        finding["message"],
+        "dev releases need 2 approvals from reviewers other than the author; PR #1347 has 1 \
+         (reviewer); not counted: gone (permission none), hubot (permission read) (no write \
+         access to the repository)"
+    );
+    let requests = api.requests().await;
+    // One permission request per approving reviewer; none for the author.
+    let asked: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/permission"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert_eq!(
+        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
+        "failure"
+    );
+}
+
+#[tokio::test]
+async fn a_permission_that_cannot_be_read_decides_nothing() {
+    // A 403 (a token without Metadata: read) or a body without `permission` is no fact at all:
+    // the run cannot decide (exit 2) and publishes no verdict.
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
+        )],
+    );
+    for (status, body) in [
+        (
+            403,
+            json!({"message": "Resource not accessible by integration"}),
+        ),
+        (200, json!({"role_name": "write"})),
+    ] {
+        let api = Api::start("", &repo.head).await;
+        Mock::given(method("GET"))
+            .and(path(api.repo_path("/collaborators/hubot/permission")))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .with_priority(1)
+            .mount(&api.server)
+            .await;
+        api.happy(json!([review(
+            91,
+            "hubot",
+            "APPROVED",
+            &repo.head,
+            "2026-11-22T09:00:00Z"
+        )]))
+        .await;
+        let out = repo.run(&["check", "--github"], &api.runner_env());
+        assert_exit(&out, 2);
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("read hubot's permission on the repository"),
+            "{stderr}"
+        );
+        let requests = api.requests().await;
+        assert!(
+            find(&requests, "POST", &api.repo_path("/check-runs"))
+                .iter()
+                .all(|r| r.body["conclusion"] != "success"),
+            "{status}: no success published"
+        );
+    }
 }
 
 /// `api.runner_env()` with the event's `pull_request.head.sha` set to `head` (the commit the

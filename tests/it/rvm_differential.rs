@@ -206,6 +206,17 @@ fn pull_request(
     })
 }
 
+/// `context` with each review's `association` and `permission` set, in order.
+fn with_standing(mut context: serde_json::Value, standing: &[(&str, &str)]) -> serde_json::Value {
+    if let Some(reviews) = context["reviews"].as_array_mut() {
+        for (review, (association, permission)) in reviews.iter_mut().zip(standing) {
+            review["association"] = (*association).into();
+            review["permission"] = (*permission).into();
+        }
+    }
+    context
+}
+
 /// The approval rules only fire with a pull-request context: the demo's production releases
 /// (tiers 1 and 2) under approving, self-approved, team-less and cancelled reviews.
 #[test]
@@ -238,6 +249,25 @@ fn rvm_and_interpreter_agree_on_approvals() {
             &[],
         ),
         pull_request("Codertocat", &[], &[]),
+        // Standing: an outsider, a read-only member, a maintainer and an admin.
+        with_standing(
+            pull_request(
+                "Codertocat",
+                &[
+                    ("mallory", "APPROVED", false),
+                    ("reader", "APPROVED", false),
+                    ("erwinmombay", "APPROVED", false),
+                    ("octocat", "APPROVED", false),
+                ],
+                &["reader", "erwinmombay"],
+            ),
+            &[
+                ("NONE", "read"),
+                ("MEMBER", "read"),
+                ("MEMBER", "maintain"),
+                ("OWNER", "admin"),
+            ],
+        ),
     ];
     let mut approval_findings = 0;
     for context in contexts {

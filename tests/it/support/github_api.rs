@@ -238,6 +238,34 @@ impl Api {
             .await;
     }
 
+    /// GET collaborators/{login}/permission answers `permission` for `login`
+    /// (`collaborators-get-permission.json` with `permission`, `role_name` and `user.login`
+    /// changed); `login` `None` answers for every login, at a lower priority than a named one.
+    pub async fn permission(&self, login: Option<&str>, permission: &str) {
+        let mut body = fixture("collaborators-get-permission.json");
+        body["permission"] = permission.into();
+        body["role_name"] = permission.into();
+        if let Some(login) = login {
+            body["user"]["login"] = login.into();
+        }
+        let pattern = match login {
+            Some(login) => format!(
+                "^{}/repos/{REPOSITORY}/collaborators/{login}/permission$",
+                self.prefix
+            ),
+            None => format!(
+                "^{}/repos/{REPOSITORY}/collaborators/[^/]+/permission$",
+                self.prefix
+            ),
+        };
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(pattern))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .with_priority(if login.is_some() { 1 } else { 5 })
+            .mount(&self.server)
+            .await;
+    }
+
     /// The comments of the pull request in `pages`, linked like GitHub links them: page 1 at
     /// the URL relgate asks for, later pages at `/repositories/{id}/issues/{n}/comments`
     /// (GitHub's `Link` URLs name the repository by id), each with `rel="next"` and
@@ -315,11 +343,12 @@ impl Api {
         .await;
     }
 
-    /// Everything a passing first run needs: the pull request, `reviews`, one page of comments
-    /// without a report, and the writes.
+    /// Everything a passing first run needs: the pull request, `reviews` (every reviewer with
+    /// write access), one page of comments without a report, and the writes.
     pub async fn happy(&self, reviews: Value) {
         self.pull_request().await;
         self.reviews(reviews).await;
+        self.permission(None, "write").await;
         self.comment_pages(vec![fixture("issues-list-comments.json")
             .as_array()
             .cloned()
