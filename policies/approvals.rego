@@ -14,15 +14,16 @@
 #   no pull-request facts, and the report says approvals were not evaluated.
 # - The requirements are data.relgate.config.approvals[environment]: {min, two_person,
 #   dismiss_stale, teams: {tier: [team, ...]}}. An environment without an entry requires nothing.
-#   Inside an entry: `min` defaults to 1, `two_person` to true, `dismiss_stale` to false.
+#   Inside an entry: `min` defaults to 1, `two_person` to true, `dismiss_stale` to true.
 # - An approval is a `reviews` entry whose state is APPROVED (case-insensitive). `approvers` is
 #   not read: a login listed there without an APPROVED review counts for nothing, so a review
 #   cancelled by CHANGES_REQUESTED or DISMISSED never counts.
 # - Logins compare case-insensitively (surrounding blanks ignored); messages show them as given.
 # - The author's own approval never counts, for `min` nor for teams. With two_person (default)
 #   it is also an APPROVAL-SELF finding.
-# - With dismiss_stale: true, an approval with `stale: true` (given on an older head commit)
-#   does not count, for `min` nor for teams. With dismiss_stale: false it counts.
+# - With dismiss_stale (the default), an approval with `stale: true` (given on an older head
+#   commit) does not count, for `min` nor for teams: code pushed after the approval is code
+#   nobody approved. With dismiss_stale: false it counts.
 # - An approval by a bot account (`bot: true`: github-actions[bot], a GitHub App) never counts,
 #   for `min` nor for teams: a workflow allowed to approve pull requests must not approve its
 #   own. The messages name such approvals as not counted. `bot` absent means false.
@@ -106,7 +107,10 @@ two_person if {
 	not rule_cfg.two_person == false
 }
 
-dismiss_stale if rule_cfg.dismiss_stale == true
+dismiss_stale if {
+	rule_cfg
+	not rule_cfg.dismiss_stale == false
+}
 
 required_teams contains team if {
 	teams := rule_cfg.teams

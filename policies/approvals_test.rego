@@ -274,6 +274,22 @@ test_stale_team_approval_dismissed if {
 	contains(f.msg, "not counted: erwinmombay (members whose approval is of an older commit, and dismiss_stale is on)")
 }
 
+test_stale_approval_dismissed_when_the_entry_omits_dismiss_stale if {
+	# Code pushed after an approval is code nobody approved: an entry without dismiss_stale
+	# dismisses stale approvals.
+	pr := with_reviews([review("erwinmombay", "APPROVED"), stale_review("octocat", "APPROVED")])
+	cfg := {"approvals": {"production": object.remove(fixture_cfg.approvals.production, ["dismiss_stale"])}}
+	f := the_one(findings_cfg(base, pr, cfg), "APPROVAL-MISSING")
+	contains(f.msg, "not counted: octocat (approved an older commit, and dismiss_stale is on)")
+}
+
+test_default_config_dismisses_stale_approvals if {
+	pr := with_reviews([review("erwinmombay", "APPROVED"), stale_review("octocat", "APPROVED")])
+	fs := deny with input as {"manifest": base, "context": ctx(pr)}
+	f := the_one(fs, "APPROVAL-MISSING")
+	contains(f.msg, "not counted: octocat (approved an older commit, and dismiss_stale is on)")
+}
+
 test_stale_false_counts_with_dismiss_stale if {
 	count(findings_cfg(base, base_pr, cfg_with({"dismiss_stale": true}))) == 0
 }

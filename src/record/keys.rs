@@ -251,14 +251,39 @@ impl TrustedKeys {
         let mut paths = Vec::new();
         let retired = dir.join(RETIRED_DIR);
         for d in [dir, retired.as_path()] {
-            if d == retired.as_path() && !retired.is_dir() {
-                continue;
+            if d == retired.as_path() {
+                match fs::symlink_metadata(&retired) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        return Err(RecordError::Key(format!(
+                            "{}: a symbolic link; retired keys are read only from a directory \
+                             of regular files: copy them there instead of linking",
+                            retired.display()
+                        )))
+                    }
+                    Ok(meta) if meta.is_dir() => {}
+                    _ => continue,
+                }
             }
             let entries = fs::read_dir(d).map_err(|e| RecordError::io(d, e))?;
             for entry in entries {
                 let entry = entry.map_err(|e| RecordError::io(d, e))?;
                 let path = entry.path();
-                if path.extension().is_some_and(|ext| ext == "pem") && path.is_file() {
+                if path.extension().is_none_or(|ext| ext != "pem") {
+                    continue;
+                }
+                // The entry's own type, symlinks not followed: the trust root is the files in
+                // the directory, not whatever a link points at (another user's file, a file
+                // outside the repository that changes without a commit, a FIFO that would
+                // hang the read).
+                let kind = entry.file_type().map_err(|e| RecordError::io(&path, e))?;
+                if kind.is_symlink() {
+                    return Err(RecordError::Key(format!(
+                        "{}: a symbolic link; trusted keys are read only from regular files in \
+                         the key directory: copy the public key there instead of linking it",
+                        path.display()
+                    )));
+                }
+                if kind.is_file() {
                     paths.push(path);
                 }
             }
@@ -266,7 +291,14 @@ impl TrustedKeys {
         paths.sort();
         let mut keys = TrustedKeys::new();
         for path in paths {
-            let pem = fs::read_to_string(&path).map_err(|e| RecordError::io(&path, e))?;
+            let bytes = super::ledger::read_file_capped(&path)
+                .map_err(|e| RecordError::Key(format!("{}: cannot read: {e}", path.display())))?;
+            let pem = String::from_utf8(bytes).map_err(|_| {
+                RecordError::Key(format!(
+                    "{}: not UTF-8 text, so not a PEM public key",
+                    path.display()
+                ))
+            })?;
             let key = parse_public_key_pem(&pem)
                 .map_err(|e| RecordError::Key(format!("{}: {}", path.display(), e)))?;
             let id = keys.insert(key);
@@ -330,5 +362,47 @@ mod tests {
             keys.insert_pem(&pem).is_err(),
             "private key accepted as trusted"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn load_dir_refuses_symlinked_keys_and_fifos_never_hang_it() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("keys");
+        fs::create_dir(&dir).expect("dir");
+        let signer = Signer::from_seed([3; 32]);
+        fs::write(dir.join("a.pem"), signer.public_key_pem()).expect("write");
+        assert_eq!(TrustedKeys::load_dir(&dir).map(|k| k.len()).ok(), Some(1));
+
+        // A link to a key outside the directory: refused by name, not followed.
+        let outside = tmp.path().join("elsewhere.pem");
+        fs::write(&outside, Signer::from_seed([4; 32]).public_key_pem()).expect("write");
+        symlink(&outside, dir.join("b.pem")).expect("link");
+        let err = TrustedKeys::load_dir(&dir)
+            .map(|k| k.len())
+            .expect_err("a linked key is refused");
+        assert!(err.to_string().contains("b.pem: a symbolic link"), "{err}");
+        fs::remove_file(dir.join("b.pem")).expect("rm");
+
+        // A linked retired/ directory too.
+        let other = tmp.path().join("other");
+        fs::create_dir(&other).expect("dir");
+        symlink(&other, dir.join(RETIRED_DIR)).expect("link");
+        let err = TrustedKeys::load_dir(&dir)
+            .map(|k| k.len())
+            .expect_err("a linked key is refused");
+        assert!(err.to_string().contains("a symbolic link"), "{err}");
+        fs::remove_file(dir.join(RETIRED_DIR)).expect("rm");
+
+        // A FIFO named *.pem is not a regular file: skipped, never opened (opening one for
+        // reading would wait for a writer forever).
+        let fifo = dir.join("c.pem");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        assert_eq!(TrustedKeys::load_dir(&dir).map(|k| k.len()).ok(), Some(1));
     }
 }

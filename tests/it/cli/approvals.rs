@@ -91,8 +91,13 @@ fn octocat_approves() -> Value {
     review("octocat", "APPROVED", "2019-11-17T17:43:43Z", HEAD_SHA)
 }
 
-/// erwinmombay's review of an earlier commit (pull_request_review.submitted, approved).
+/// erwinmombay's review (pull_request_review.submitted, approved), of the head commit.
 fn erwinmombay_approves() -> Value {
+    review("erwinmombay", "APPROVED", "2019-02-26T20:53:31Z", HEAD_SHA)
+}
+
+/// erwinmombay's review as delivered: of commit 9272f185, older than the head (stale).
+fn erwinmombay_approved_an_older_commit() -> Value {
     review(
         "erwinmombay",
         "APPROVED",
@@ -265,20 +270,26 @@ fn junit_reports_approval_failures_with_pr_context() {
 }
 
 #[test]
-fn stale_approvals_do_not_count_when_the_config_dismisses_them() {
-    // erwinmombay approved commit 9272f185, not the head: stale.
+fn stale_approvals_do_not_count_unless_the_config_keeps_them() {
+    // erwinmombay approved commit 9272f185, not the head: stale. By default it does not count
+    // (code pushed after it is code nobody approved); `dismiss_stale: false` counts it.
     let repo = repo();
-    write_pr(&repo, "pr.json", &approved_pr());
-    repo.run(&["check", "releases", "--pr-json", "pr.json"])
-        .exit(0);
-    repo.file(
-        "relgate.yaml",
-        format!("apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    dismiss_stale: true\n    teams: {{\"0\": [ml-reliability]}}\n{DAY_OLD_SLO_READINGS}"),
+    let stale = pr(
+        "Codertocat",
+        vec![erwinmombay_approved_an_older_commit(), octocat_approves()],
+        &["erwinmombay"],
     );
+    write_pr(&repo, "pr.json", &stale);
     let run = repo.run(&["check", "releases", "--pr-json", "pr.json"]);
     run.exit(1)
         .stdout_has("APPROVAL-MISSING  production releases need 2 approvals from reviewers other than the author; PR #1347 has 1 (octocat); not counted: erwinmombay (approved an older commit, and dismiss_stale is on)")
         .stdout_has("APPROVAL-TEAM  production tier 0 releases need an approval from a member of ml-reliability; PR #1347 has none (counted approvals: octocat); not counted: erwinmombay (members whose approval is of an older commit, and dismiss_stale is on)");
+    repo.file(
+        "relgate.yaml",
+        format!("apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  production:\n    dismiss_stale: false\n    teams: {{\"0\": [ml-reliability]}}\n{DAY_OLD_SLO_READINGS}"),
+    );
+    repo.run(&["check", "releases", "--pr-json", "pr.json"])
+        .exit(0);
 }
 
 #[test]
