@@ -1,7 +1,7 @@
 # relgate.evals: evaluation results (spec.evaluations, input.evidence.evaluations).
 #
 # Rules: EVAL-THRESHOLD, EVAL-REGRESSION, EVAL-MISSING, EVAL-SAMPLES, EVAL-PROMPT-MISMATCH,
-# EVIDENCE-DIGEST, EVIDENCE-UNREADABLE.
+# EVAL-MODEL-MISMATCH, EVIDENCE-DIGEST, EVIDENCE-UNREADABLE.
 #
 # Thresholds come from the manifest (spec.evaluations[i].thresholds), values from the gathered
 # evidence entry with the same index (docs/policy-contract.md, "Evaluation evidence"). Semantics:
@@ -46,6 +46,13 @@
 #   A prompt artifact is recorded whenever spec.prompt.path or spec.prompt.uri names a file in
 #   the repository, whatever spec.prompt.registry says (registry: other cannot skip the check);
 #   without one (a prompt kept only in a registry) nothing can be compared and nothing fires.
+# - EVAL-MODEL-MISMATCH (PromptRelease with spec.prompt.model_binding, candidate side only): the
+#   candidate's `models` (the models its results came from: promptfoo's provider ids, Inspect's
+#   eval.model) must each be the bound model or its fallback. An id names {provider, model}
+#   when it is the model alone, `provider/model`, or `provider:model` with any middle parts
+#   (`openai:chat:gpt-4o-2024-08-06`); compared case-insensitively. An alias is another name
+#   (`gpt-4o-mini` is not `gpt-4o-mini-2024-07-18`: the alias moves). A file whose format
+#   does not name its models (lm-eval, mlflow, metrics) has no `models` and nothing fires.
 package relgate.evals
 
 import data.relgate.lib
@@ -775,3 +782,62 @@ deny contains f if {
 		"remediation": prompt_remediation,
 	}
 }
+
+# ---------------------------------------------------------------------------------------------
+# EVAL-MODEL-MISMATCH
+
+binding := b if {
+	kind == "PromptRelease"
+	b := object.get(manifest, ["spec", "prompt", "model_binding"], null)
+	is_object(b)
+	lib.non_empty_string(b.model)
+}
+
+# The models the prompt may run on: the bound one and its fallback, each {provider, model}.
+bound_models contains {"provider": lower(trim_space(object.get(binding, "provider", ""))), "model": lower(trim_space(binding.model))} if binding
+
+bound_models contains {"provider": lower(trim_space(object.get(fb, "provider", ""))), "model": lower(trim_space(fb.model))} if {
+	fb := binding.fallback
+	is_object(fb)
+	lib.non_empty_string(fb.model)
+}
+
+names_model(id, m) if lower(trim_space(id)) == m.model
+
+names_model(id, m) if lower(trim_space(id)) == sprintf("%s/%s", [m.provider, m.model])
+
+names_model(id, m) if {
+	m.provider != ""
+	x := lower(trim_space(id))
+	startswith(x, sprintf("%s:", [m.provider]))
+	endswith(x, sprintf(":%s", [m.model]))
+}
+
+bound_text := concat(" or ", sort([t |
+	some m in bound_models
+	t := sprintf("%s/%s", [m.provider, m.model])
+]))
+
+deny contains f if {
+	count(bound_models) > 0
+	some i, _ in specs
+	s := usable_side(i, "candidate")
+	models := [m | some m in lib.as_list(object.get(s, "models", [])); is_string(m)]
+	others := sort([id |
+		some id in models
+		not any_bound(id)
+	])
+	count(others) > 0
+	f := {
+		"rule": "EVAL-MODEL-MISMATCH",
+		"path": sprintf("spec.evaluations[%d].candidate.path", [i]),
+		"msg": sprintf("%s: the results %s come from %s, but the release binds the prompt to %s (spec.prompt.model_binding)", [label(i), file_of(s), concat(", ", others), bound_text]),
+		"remediation": sprintf("run the evaluation against the bound model (%s, its pinned name rather than an alias) and pin the new results, or bind the model that was evaluated", [bound_text]),
+	}
+}
+
+any_bound(id) if {
+	some m in bound_models
+	names_model(id, m)
+}
+

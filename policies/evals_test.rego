@@ -610,3 +610,45 @@ test_min_samples_floor_from_config if {
 	low := object.union(data.relgate.config, {"evals": {"min_samples_floor": 10}})
 	count(deny) == 0 with input as {"manifest": base_manifest, "evidence": base_evidence} with data.relgate.config as low
 }
+
+# --- EVAL-MODEL-MISMATCH ---------------------------------------------------------------------
+
+with_binding(m) := patch(m, "/spec/prompt/model_binding", {"provider": "openai", "model": "gpt-4o-2024-08-06", "fallback": {"provider": "anthropic", "model": "claude-3-5-sonnet-20241022"}})
+
+evaluated(models) := patch(base_evidence, "/evaluations/0/candidate/models", models)
+
+test_model_mismatch_names_the_evaluated_model if {
+	# promptfoo's provider id of a shared fixture (french-greeting-output.json).
+	f := one(findings(with_binding(base_manifest), evaluated(["openai:gpt-4o-mini"])), "EVAL-MODEL-MISMATCH")
+	f.path == "spec.evaluations[0].candidate.path"
+	contains(f.msg, "come from openai:gpt-4o-mini, but the release binds the prompt to anthropic/claude-3-5-sonnet-20241022 or openai/gpt-4o-2024-08-06")
+}
+
+test_model_match_in_every_spelling if {
+	some models in [
+		["openai:gpt-4o-2024-08-06"],
+		["openai:chat:gpt-4o-2024-08-06"],
+		["OpenAI/GPT-4o-2024-08-06"],
+		["gpt-4o-2024-08-06"],
+		["anthropic:messages:claude-3-5-sonnet-20241022", "openai:gpt-4o-2024-08-06"],
+	]
+	count(of_rule(findings(with_binding(base_manifest), evaluated(models)), "EVAL-MODEL-MISMATCH")) == 0
+}
+
+test_model_results_that_mix_another_model_are_a_mismatch if {
+	# The metrics average every result in the file, so a second model's results count too.
+	f := one(findings(with_binding(base_manifest), evaluated(["openai:gpt-4o-2024-08-06", "openai:gpt-5"])), "EVAL-MODEL-MISMATCH")
+	contains(f.msg, "come from openai:gpt-5,")
+}
+
+test_model_alias_and_other_provider_are_other_models if {
+	some models in [["openai:gpt-4o"], ["azureopenai:chat:gpt-4o-2024-08-06"], ["ollama/gpt-4o-2024-08-06-ft"]]
+	count(of_rule(findings(with_binding(base_manifest), evaluated(models)), "EVAL-MODEL-MISMATCH")) == 1
+}
+
+test_model_not_checked_without_binding_or_models if {
+	count(of_rule(findings(base_manifest, evaluated(["openai:gpt-5"])), "EVAL-MODEL-MISMATCH")) == 0
+	count(of_rule(findings(with_binding(base_manifest), base_evidence), "EVAL-MODEL-MISMATCH")) == 0
+	model := json.patch(with_binding(base_manifest), [{"op": "replace", "path": "/kind", "value": "ModelRelease"}])
+	count(of_rule(findings(model, evaluated(["openai:gpt-5"])), "EVAL-MODEL-MISMATCH")) == 0
+}

@@ -80,8 +80,16 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
             )))
         }
     };
+    // The model the task ran on (`eval.model`, `provider/model`).
+    let model = top
+        .get("eval")
+        .and_then(|e| e.get("model"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
     let mut imported = Imported {
         samples: file_samples,
+        models: model.map(|m| vec![m.to_owned()]),
         ..Imported::default()
     };
     for (i, score) in scores.iter().enumerate() {

@@ -142,6 +142,10 @@ pub struct Imported {
     pub samples: Option<u64>,
     /// promptfoo only.
     pub prompts: Option<PromptEvidence>,
+    /// The models the file's results came from, as the tool names them (promptfoo's provider
+    /// ids `openai:gpt-4o-mini`, Inspect's `eval.model` `openai/gpt-4o-mini`), sorted; `None`
+    /// when the format does not say.
+    pub models: Option<Vec<String>>,
 }
 
 impl Imported {
@@ -300,6 +304,9 @@ fn gather_side(
                 "samples".into(),
                 imported.samples.map_or(Value::Null, Value::from),
             );
+            if let Some(models) = imported.models {
+                out.insert("models".into(), json!(models));
+            }
             if let Some(prompts) = imported.prompts {
                 out.insert("prompt_ids".into(), json!(prompts.ids));
                 out.insert("prompt_digests".into(), json!(prompts.digests));

@@ -23,6 +23,10 @@
 //! [`PromptEvidence::digests`]; promptfoo's own ids (`prompts[].id`, `results[].promptId`) are
 //! kept in [`PromptEvidence::ids`] but prove nothing about the text (promptfoo hashes the
 //! prompt's label, which defaults to the text but may be anything).
+//!
+//! The models: the provider of each result (`results[].provider.id`, or `results[].provider` as
+//! a string in older files), in [`Imported::models`]. A result without one leaves the file's
+//! models unknown (`None`): a partial list would read as "only these".
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,6 +64,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
     let mut latencies = Vec::new();
     let mut costs = Vec::new();
     let mut ids = BTreeSet::new();
+    let mut models = Some(BTreeSet::new());
     for (i, result) in results.iter().enumerate() {
         let here = format!("{results_at}[{i}]");
         let result = result.as_object().ok_or_else(|| {
@@ -115,10 +120,22 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
         if let Some(id) = result.get("promptId").and_then(Value::as_str) {
             ids.insert(id.to_string());
         }
+        let provider = match result.get("provider") {
+            Some(Value::String(id)) => Some(id.as_str()),
+            Some(Value::Object(provider)) => provider.get("id").and_then(Value::as_str),
+            _ => None,
+        };
+        models = models.and_then(|mut seen| {
+            seen.insert(provider.filter(|p| !p.trim().is_empty())?.trim().to_owned());
+            Some(seen)
+        });
     }
 
     let mut imported = Imported {
         samples: Some(results.len() as u64),
+        models: models
+            .filter(|m| !m.is_empty())
+            .map(|m| m.into_iter().collect()),
         ..Imported::default()
     };
     let n = results.len();

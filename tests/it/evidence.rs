@@ -524,6 +524,7 @@ fn gathers_candidate_and_baseline() {
     assert_eq!(c["error"], Value::Null);
     assert_eq!(c["samples"], 1);
     assert_eq!(c["prompt_count"], 1);
+    assert_eq!(c["models"], json!(["openai:gpt-4o-mini"]));
     assert_eq!(
         c["metrics"]["pass_rate"],
         json!({"metric": "pass_rate", "value": 0.0, "stderr": 0.0, "samples": 1, "higher_is_better": true})
@@ -539,8 +540,51 @@ fn gathers_candidate_and_baseline() {
         second["baseline"]["metrics"]["pass_rate"],
         json!({"metric": "pass_rate", "value": 0.5, "stderr": null, "samples": 10, "higher_is_better": null})
     );
-    // only promptfoo has prompt evidence
+    // only promptfoo has prompt evidence; a metrics file names no model
     assert!(second["candidate"].get("prompt_digests").is_none());
+    assert!(second["candidate"].get("models").is_none());
+}
+
+#[test]
+fn the_models_the_results_came_from_are_read_from_every_format_that_names_them() {
+    // promptfoo: every result's provider (sample-export.json compares two models, and its
+    // metrics average both); Inspect: eval.model.
+    let root = Root::new();
+    let mut specs = Vec::new();
+    for (i, (format, name)) in [
+        ("promptfoo", "promptfoo/sample-export.json"),
+        (
+            "inspect",
+            "inspect/2024-11-05T13-31-45-05-00_input-task_8zXjbRzCWrL9GXiXo2vus9.json",
+        ),
+        ("inspect", "inspect/log_formats.json"),
+        ("lm-eval", "lm-eval/arc_easy-v0-res.json"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let bytes = std::fs::read(fixture(name)).expect("fixture");
+        let digest = root.file(&format!("evals/{i}.json"), &bytes);
+        specs.push(json!({"id": format!("e{i}"), "format": format,
+            "candidate": {"path": format!("evals/{i}.json"), "digest": digest}}));
+    }
+    let entries = root.gather(Value::Array(specs));
+    assert_matches_schema(&entries);
+    let models: Vec<&Value> = entries
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["candidate"]["models"])
+        .collect();
+    assert_eq!(
+        models,
+        [
+            &json!(["openai:gpt-5", "openai:gpt-5-mini"]),
+            &json!(["openai/gpt-4o-mini"]),
+            &json!(["ollama/llama3.1"]),
+            &Value::Null,
+        ]
+    );
 }
 
 #[test]
