@@ -23,7 +23,8 @@
 #   it is also an APPROVAL-SELF finding.
 # - With dismiss_stale (the default), an approval with `stale: true` (given on an older head
 #   commit) does not count, for `min` nor for teams: code pushed after the approval is code
-#   nobody approved. With dismiss_stale: false it counts.
+#   nobody approved. With dismiss_stale: false it counts. A review whose `commit_id` is not
+#   `head_sha` is stale whatever its `stale` says.
 # - An approval by a bot account (`bot: true`: github-actions[bot], a GitHub App) never counts,
 #   for `min` nor for teams: a workflow allowed to approve pull requests must not approve its
 #   own. The messages name such approvals as not counted. `bot` absent means false.
@@ -183,7 +184,18 @@ approved(r) if state(r) == "APPROVED"
 # An approval that dismiss_stale takes away.
 dismissed(r) if {
 	dismiss_stale
-	r.stale == true
+	stale(r)
+}
+
+# Stale: given on an older commit than the head. `stale: true` says so; so does a commit_id
+# other than pr.head_sha, whatever `stale` says (a hand-written context cannot call an old
+# approval fresh).
+stale(r) if r.stale == true
+
+stale(r) if {
+	is_string(r.commit_id)
+	is_string(pr.head_sha)
+	lower(trim_space(r.commit_id)) != lower(trim_space(pr.head_sha))
 }
 
 by_author(r) if {

@@ -290,6 +290,14 @@ test_default_config_dismisses_stale_approvals if {
 	contains(f.msg, "not counted: octocat (approved an older commit, and dismiss_stale is on)")
 }
 
+test_an_old_commit_is_stale_whatever_stale_says if {
+	# A hand-written context cannot call an approval of an older commit fresh.
+	lying := object.union(stale_review("octocat", "APPROVED"), {"stale": false})
+	pr := with_reviews([review("erwinmombay", "APPROVED"), lying])
+	f := the_one(findings_cfg(base, pr, cfg_with({"dismiss_stale": true})), "APPROVAL-MISSING")
+	contains(f.msg, "not counted: octocat (approved an older commit, and dismiss_stale is on)")
+}
+
 test_stale_false_counts_with_dismiss_stale if {
 	count(findings_cfg(base, base_pr, cfg_with({"dismiss_stale": true}))) == 0
 }

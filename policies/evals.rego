@@ -51,8 +51,11 @@
 #   eval.model) must each be the bound model or its fallback. An id names {provider, model}
 #   when it is the model alone, `provider/model`, or `provider:model` with any middle parts
 #   (`openai:chat:gpt-4o-2024-08-06`); compared case-insensitively. An alias is another name
-#   (`gpt-4o-mini` is not `gpt-4o-mini-2024-07-18`: the alias moves). A file whose format
-#   does not name its models (lm-eval, mlflow, metrics) has no `models` and nothing fires.
+#   (`gpt-4o-mini` is not `gpt-4o-mini-2024-07-18`: the alias moves). Results that name no
+#   model (`models_complete: false`: a promptfoo result without a provider, an Inspect log
+#   without eval.model) fire too: nothing shows they came from the bound model. A file whose
+#   format does not name its models (lm-eval, mlflow, metrics) has no `models` and nothing
+#   fires.
 package relgate.evals
 
 import data.relgate.lib
@@ -833,6 +836,19 @@ deny contains f if {
 		"path": sprintf("spec.evaluations[%d].candidate.path", [i]),
 		"msg": sprintf("%s: the results %s come from %s, but the release binds the prompt to %s (spec.prompt.model_binding)", [label(i), file_of(s), concat(", ", others), bound_text]),
 		"remediation": sprintf("run the evaluation against the bound model (%s, its pinned name rather than an alias) and pin the new results, or bind the model that was evaluated", [bound_text]),
+	}
+}
+
+deny contains f if {
+	count(bound_models) > 0
+	some i, _ in specs
+	s := usable_side(i, "candidate")
+	s.models_complete == false
+	f := {
+		"rule": "EVAL-MODEL-MISMATCH",
+		"path": sprintf("spec.evaluations[%d].candidate.path", [i]),
+		"msg": sprintf("%s: results in %s name no model (a promptfoo result without a provider, an Inspect log without eval.model), so nothing shows they came from %s (spec.prompt.model_binding)", [label(i), file_of(s), bound_text]),
+		"remediation": sprintf("pin results as the tool wrote them, which name their model, run against %s", [bound_text]),
 	}
 }
 

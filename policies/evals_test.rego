@@ -646,6 +646,15 @@ test_model_alias_and_other_provider_are_other_models if {
 	count(of_rule(findings(with_binding(base_manifest), evaluated(models)), "EVAL-MODEL-MISMATCH")) == 1
 }
 
+test_model_results_naming_no_model_cannot_pass if {
+	# One result without a provider must not switch the check off for the others.
+	ev := patch(evaluated(["openai:gpt-4o-2024-08-06"]), "/evaluations/0/candidate/models_complete", false)
+	f := one(findings(with_binding(base_manifest), ev), "EVAL-MODEL-MISMATCH")
+	contains(f.msg, "name no model")
+	complete := patch(evaluated(["openai:gpt-4o-2024-08-06"]), "/evaluations/0/candidate/models_complete", true)
+	count(of_rule(findings(with_binding(base_manifest), complete), "EVAL-MODEL-MISMATCH")) == 0
+}
+
 test_model_not_checked_without_binding_or_models if {
 	count(of_rule(findings(base_manifest, evaluated(["openai:gpt-5"])), "EVAL-MODEL-MISMATCH")) == 0
 	count(of_rule(findings(with_binding(base_manifest), base_evidence), "EVAL-MODEL-MISMATCH")) == 0

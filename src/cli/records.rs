@@ -636,10 +636,27 @@ pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result
     } else {
         None
     };
-    let keys_dir = sel
-        .keys
-        .clone()
-        .unwrap_or_else(|| root.dir.join(DEFAULT_KEYS_DIR));
+    let keys_dir = match &sel.keys {
+        Some(dir) => dir.clone(),
+        None => {
+            // The repository's own key directory is what its commits hold: a symbolic link
+            // (`.relgate` or `.relgate/keys`) would make the trust root whatever it points at,
+            // changing without a commit. An explicit --keys is the caller's own choice.
+            let mut at = root.dir.clone();
+            for part in Path::new(DEFAULT_KEYS_DIR).components() {
+                at.push(part);
+                if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                    anyhow::bail!(
+                        "{} is a symbolic link; the trusted keys are read only from the \
+                         repository's own {DEFAULT_KEYS_DIR} directory: replace the link with \
+                         the directory, or pass --keys DIR",
+                        at.display()
+                    );
+                }
+            }
+            root.dir.join(DEFAULT_KEYS_DIR)
+        }
+    };
     if !keys_dir.is_dir() {
         anyhow::bail!(
             "no trusted keys: {} is not a directory; pass --keys DIR with the public keys \

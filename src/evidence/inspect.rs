@@ -89,7 +89,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
         .filter(|m| !m.is_empty());
     let mut imported = Imported {
         samples: file_samples,
-        models: model.map(|m| vec![m.to_owned()]),
+        models: Some(super::ModelEvidence {
+            ids: model.map(|m| vec![m.to_owned()]).unwrap_or_default(),
+            complete: model.is_some(),
+        }),
         ..Imported::default()
     };
     for (i, score) in scores.iter().enumerate() {

@@ -142,10 +142,21 @@ pub struct Imported {
     pub samples: Option<u64>,
     /// promptfoo only.
     pub prompts: Option<PromptEvidence>,
-    /// The models the file's results came from, as the tool names them (promptfoo's provider
-    /// ids `openai:gpt-4o-mini`, Inspect's `eval.model` `openai/gpt-4o-mini`), sorted; `None`
-    /// when the format does not say.
-    pub models: Option<Vec<String>>,
+    /// The models the file's results came from (promptfoo, Inspect); `None` for a format that
+    /// does not name them.
+    pub models: Option<ModelEvidence>,
+}
+
+/// The models an evaluation file's results came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelEvidence {
+    /// As the tool names them (promptfoo's provider ids `openai:gpt-4o-mini`, Inspect's
+    /// `eval.model` `openai/gpt-4o-mini`), distinct and sorted.
+    pub ids: Vec<String>,
+    /// Every result names its model. False when some name none (a promptfoo result without a
+    /// provider, an Inspect log without `eval.model`): `ids` is then not the whole story, and
+    /// the model check cannot pass on it.
+    pub complete: bool,
 }
 
 impl Imported {
@@ -305,7 +316,8 @@ fn gather_side(
                 imported.samples.map_or(Value::Null, Value::from),
             );
             if let Some(models) = imported.models {
-                out.insert("models".into(), json!(models));
+                out.insert("models".into(), json!(models.ids));
+                out.insert("models_complete".into(), json!(models.complete));
             }
             if let Some(prompts) = imported.prompts {
                 out.insert("prompt_ids".into(), json!(prompts.ids));

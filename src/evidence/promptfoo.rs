@@ -25,8 +25,8 @@
 //! prompt's label, which defaults to the text but may be anything).
 //!
 //! The models: the provider of each result (`results[].provider.id`, or `results[].provider` as
-//! a string in older files), in [`Imported::models`]. A result without one leaves the file's
-//! models unknown (`None`): a partial list would read as "only these".
+//! a string in older files), in [`Imported::models`]; a result without one makes the list
+//! incomplete (`complete: false`), never silently shorter.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,7 +64,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
     let mut latencies = Vec::new();
     let mut costs = Vec::new();
     let mut ids = BTreeSet::new();
-    let mut models = Some(BTreeSet::new());
+    let mut models = BTreeSet::new();
+    let mut every_result_names_its_model = true;
     for (i, result) in results.iter().enumerate() {
         let here = format!("{results_at}[{i}]");
         let result = result.as_object().ok_or_else(|| {
@@ -125,17 +126,20 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Imported, ImportError> {
             Some(Value::Object(provider)) => provider.get("id").and_then(Value::as_str),
             _ => None,
         };
-        models = models.and_then(|mut seen| {
-            seen.insert(provider.filter(|p| !p.trim().is_empty())?.trim().to_owned());
-            Some(seen)
-        });
+        match provider.map(str::trim).filter(|p| !p.is_empty()) {
+            Some(id) => {
+                models.insert(id.to_owned());
+            }
+            None => every_result_names_its_model = false,
+        }
     }
 
     let mut imported = Imported {
         samples: Some(results.len() as u64),
-        models: models
-            .filter(|m| !m.is_empty())
-            .map(|m| m.into_iter().collect()),
+        models: Some(super::ModelEvidence {
+            ids: models.into_iter().collect(),
+            complete: every_result_names_its_model,
+        }),
         ..Imported::default()
     };
     let n = results.len();

@@ -268,7 +268,11 @@ impl TrustedKeys {
             for entry in entries {
                 let entry = entry.map_err(|e| RecordError::io(d, e))?;
                 let path = entry.path();
-                if path.extension().is_none_or(|ext| ext != "pem") {
+                // `.PEM` too: a private key saved as `KEY.PEM` must be refused, not skipped.
+                if !path
+                    .extension()
+                    .is_some_and(|ext| ext.eq_ignore_ascii_case("pem"))
+                {
                     continue;
                 }
                 // The entry's own type, symlinks not followed: the trust root is the files in
@@ -394,6 +398,18 @@ mod tests {
             .expect_err("a linked key is refused");
         assert!(err.to_string().contains("a symbolic link"), "{err}");
         fs::remove_file(dir.join(RETIRED_DIR)).expect("rm");
+
+        // A private key saved as KEY.PEM is refused like key.pem, not skipped.
+        fs::write(
+            dir.join("LEAKED.PEM"),
+            signer.private_key_pem().expect("pem"),
+        )
+        .expect("write");
+        let err = TrustedKeys::load_dir(&dir)
+            .map(|k| k.len())
+            .expect_err("a private key is refused");
+        assert!(err.to_string().contains("LEAKED.PEM"), "{err}");
+        fs::remove_file(dir.join("LEAKED.PEM")).expect("rm");
 
         // A FIFO named *.pem is not a regular file: skipped, never opened (opening one for
         // reading would wait for a writer forever).

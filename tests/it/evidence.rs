@@ -525,6 +525,7 @@ fn gathers_candidate_and_baseline() {
     assert_eq!(c["samples"], 1);
     assert_eq!(c["prompt_count"], 1);
     assert_eq!(c["models"], json!(["openai:gpt-4o-mini"]));
+    assert_eq!(c["models_complete"], true);
     assert_eq!(
         c["metrics"]["pass_rate"],
         json!({"metric": "pass_rate", "value": 0.0, "stderr": 0.0, "samples": 1, "higher_is_better": true})
@@ -585,6 +586,48 @@ fn the_models_the_results_came_from_are_read_from_every_format_that_names_them()
             &Value::Null,
         ]
     );
+}
+
+#[test]
+fn results_that_name_no_model_make_the_models_incomplete() {
+    // One result without a provider among results of another model, and an Inspect log whose
+    // eval.model was removed: the list must say it is incomplete, not shrink or vanish.
+    let root = Root::new();
+    let mut promptfoo: Value = serde_json::from_slice(
+        &std::fs::read(fixture("promptfoo/french-greeting-output.json")).expect("fixture"),
+    )
+    .expect("json");
+    let results = promptfoo["results"]["results"]
+        .as_array_mut()
+        .expect("results");
+    let mut anonymous = results[0].clone();
+    anonymous
+        .as_object_mut()
+        .expect("result")
+        .remove("provider"); // changed from the fixture: a result naming no provider
+    results.push(anonymous);
+    let mut inspect: Value = serde_json::from_slice(
+        &std::fs::read(fixture("inspect/log_formats.json")).expect("fixture"),
+    )
+    .expect("json");
+    inspect["eval"]
+        .as_object_mut()
+        .expect("eval")
+        .remove("model"); // changed from the fixture
+    let p = root.file("evals/p.json", promptfoo.to_string().as_bytes());
+    let i = root.file("evals/i.json", inspect.to_string().as_bytes());
+    let entries = root.gather(json!([
+        {"id": "p", "format": "promptfoo", "candidate": {"path": "evals/p.json", "digest": p}},
+        {"id": "i", "format": "inspect", "candidate": {"path": "evals/i.json", "digest": i}},
+    ]));
+    assert_matches_schema(&entries);
+    assert_eq!(
+        entries[0]["candidate"]["models"],
+        json!(["openai:gpt-4o-mini"])
+    );
+    assert_eq!(entries[0]["candidate"]["models_complete"], false);
+    assert_eq!(entries[1]["candidate"]["models"], json!([]));
+    assert_eq!(entries[1]["candidate"]["models_complete"], false);
 }
 
 #[test]

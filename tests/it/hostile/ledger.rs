@@ -415,3 +415,31 @@ fn a_pinned_origin_stops_a_deleted_ledger_from_starting_again() {
         .exit(1)
         .stdout_has("releases/c.yaml");
 }
+
+#[cfg(unix)]
+#[test]
+fn the_repositorys_key_directory_is_never_a_symbolic_link() {
+    // `.relgate/keys` linked elsewhere would make the trust root whatever the link points at,
+    // changing without a commit: verify refuses it (exit 2) and names the link. An explicit
+    // --keys of the same directory is the caller's choice and verifies.
+    let (repo, _key, _) = recorded_repo();
+    verify_keys_linked(&repo, ".relgate/keys");
+    // A linked `.relgate` likewise.
+    let (repo, _key, _) = recorded_repo();
+    verify_keys_linked(&repo, ".relgate");
+}
+
+#[cfg(unix)]
+fn verify_keys_linked(repo: &Repo, link: &str) {
+    repo.run(&["verify"]).exit(0);
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let moved = elsewhere.path().join("moved");
+    std::fs::rename(repo.path().join(link), &moved).expect("move");
+    std::os::unix::fs::symlink(&moved, repo.path().join(link)).expect("link");
+    repo.run(&["verify"])
+        .exit(2)
+        .stderr_has(&format!("{link} is a symbolic link"));
+    let keys = repo.path().join(".relgate/keys");
+    repo.run(&["verify", "--keys", keys.to_str().expect("utf8")])
+        .exit(0);
+}
