@@ -366,6 +366,37 @@ pub(crate) fn read_file_capped(path: &Path) -> Result<Vec<u8>, CappedRead> {
     Ok(bytes)
 }
 
+/// The largest tree of a git ledger relgate reads: a shard tree holds at most [`SHARD_SIZE`]
+/// entries (about 80 KB) and `records/` one entry per shard (about 3.5 MB for 100 million
+/// records), so anything near this is not a ledger relgate wrote.
+pub(crate) const MAX_LEDGER_TREE_BYTES: usize = 16 << 20;
+
+/// Refuses tree `oid` when it is not a tree or its size is above [`MAX_LEDGER_TREE_BYTES`],
+/// from git's object header, before it is inflated: whoever can push the ledger branch can
+/// commit a tree that packs small and inflates to gigabytes, read once per commit by the
+/// history walk.
+pub(crate) fn check_tree_size(repo: &Repository, oid: Oid) -> Result<(), git2::Error> {
+    let (size, kind) = repo.odb()?.read_header(oid)?;
+    if kind != ObjectType::Tree {
+        return Err(git2::Error::from_str(&format!(
+            "object {oid} is a {kind}, not a directory"
+        )));
+    }
+    if size > MAX_LEDGER_TREE_BYTES {
+        return Err(git2::Error::from_str(&format!(
+            "tree {oid} is {size} bytes, above the {MAX_LEDGER_TREE_BYTES}-byte limit of a \
+             ledger directory; not read"
+        )));
+    }
+    Ok(())
+}
+
+/// Tree `oid` of a git ledger, refused by [`check_tree_size`] before it is read.
+pub(crate) fn find_tree_capped(repo: &Repository, oid: Oid) -> Result<Tree<'_>, git2::Error> {
+    check_tree_size(repo, oid)?;
+    repo.find_tree(oid)
+}
+
 /// The bytes of blob `oid`, refused above [`MAX_LEDGER_FILE_BYTES`] before any of it is
 /// inflated: git's object header gives the size, so a blob that packs into a few megabytes and
 /// inflates to gigabytes (whoever can push the ledger branch can commit one, no key needed) is

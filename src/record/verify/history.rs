@@ -6,7 +6,7 @@ use super::*;
 pub(super) fn records_tree<'r>(repo: &'r Repository, tree: &Tree<'_>) -> Option<Tree<'r>> {
     tree.get_name(RECORDS_DIR)
         .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .and_then(|e| repo.find_tree(e.id()).ok())
+        .and_then(|e| find_tree_capped(repo, e.id()).ok())
 }
 
 pub(super) fn commit_ref(seq: Option<u64>, file: Option<String>, commit: Oid) -> Option<RecordRef> {
@@ -32,7 +32,7 @@ pub(super) fn tree_items(
     repo: &Repository,
     oid: Oid,
 ) -> Result<BTreeMap<String, Item>, git2::Error> {
-    let tree = repo.find_tree(oid)?;
+    let tree = find_tree_capped(repo, oid)?;
     Ok(tree
         .iter()
         .map(|e| {
@@ -359,7 +359,7 @@ struct CommitFindings {
 
 /// The `records/` tree in the commit tree `tree` (`None`: it has none) and its raw bytes.
 fn records_of(repo: &Repository, tree: Oid) -> Result<(Option<Oid>, Vec<u8>), git2::Error> {
-    let tree = repo.find_tree(tree)?;
+    let tree = find_tree_capped(repo, tree)?;
     let oid = tree
         .get_name(RECORDS_DIR)
         .filter(|e| e.kind() == Some(ObjectType::Tree))
@@ -443,7 +443,7 @@ fn walk_commit(
 ) {
     let id = walk.id;
     let repo = walk.repo;
-    let tree = match repo.find_tree(tree) {
+    let tree = match find_tree_capped(repo, tree) {
         Ok(t) => t,
         Err(e) => return walk.read_error(e),
     };
@@ -537,6 +537,7 @@ pub(super) fn raw_object(repo: &Repository, oid: Oid) -> Option<Vec<u8>> {
 
 /// The raw bytes of tree `oid` (an error when it is not a tree).
 pub(super) fn read_raw(repo: &Repository, oid: Oid) -> Result<Vec<u8>, git2::Error> {
+    check_tree_size(repo, oid)?;
     let odb = repo.odb()?;
     let obj = odb.read(oid)?;
     if obj.kind() != ObjectType::Tree {
@@ -662,7 +663,7 @@ pub(super) fn record_files(repo: &Repository, records: &Tree<'_>) -> BTreeMap<St
     for e in records.iter() {
         let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
         if e.kind() == Some(ObjectType::Tree) {
-            if let Ok(shard) = repo.find_tree(e.id()) {
+            if let Ok(shard) = find_tree_capped(repo, e.id()) {
                 for f in shard.iter() {
                     let file = String::from_utf8_lossy(f.name_bytes()).into_owned();
                     out.insert(format!("{RECORDS_DIR}/{name}/{file}"), f.id());

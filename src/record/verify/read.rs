@@ -176,18 +176,18 @@ impl Reader {
                 repo_path, tree, ..
             } => {
                 let repo = Repository::open(repo_path).map_err(|e| e.to_string())?;
-                let top = repo.find_tree(*tree).map_err(|e| e.to_string())?;
+                let top = find_tree_capped(&repo, *tree).map_err(|e| e.to_string())?;
                 let Some(entry) = top.get_name(RECORDS_DIR) else {
                     return Ok(out);
                 };
                 if entry.kind() != Some(ObjectType::Tree) {
                     return Err(format!("{RECORDS_DIR} is not a directory"));
                 }
-                let sub = repo.find_tree(entry.id()).map_err(|e| e.to_string())?;
+                let sub = find_tree_capped(&repo, entry.id()).map_err(|e| e.to_string())?;
                 for e in sub.iter() {
                     let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
                     if e.kind() == Some(ObjectType::Tree) && is_shard_name(&name) {
-                        let shard = repo.find_tree(e.id()).map_err(|e| e.to_string())?;
+                        let shard = find_tree_capped(&repo, e.id()).map_err(|e| e.to_string())?;
                         for f in shard.iter() {
                             let file_name = String::from_utf8_lossy(f.name_bytes()).into_owned();
                             out.push(Entry {
@@ -245,7 +245,7 @@ impl Reader {
                 repo_path, tree, ..
             } => {
                 let repo = Repository::open(repo_path).map_err(|e| e.to_string())?;
-                let top = repo.find_tree(*tree).map_err(|e| e.to_string())?;
+                let top = find_tree_capped(&repo, *tree).map_err(|e| e.to_string())?;
                 let Some(entry) = top.get_name(name) else {
                     return Ok(None);
                 };

@@ -443,3 +443,54 @@ fn verify_keys_linked(repo: &Repo, link: &str) {
     repo.run(&["verify", "--keys", keys.to_str().expect("utf8")])
         .exit(0);
 }
+
+#[test]
+fn a_ledger_tree_too_large_to_be_a_shard_is_refused_unread() {
+    // Whoever can push the ledger branch can commit a tree that packs small and inflates big;
+    // the history walk reads a shard tree per commit. A shard of 1,000 records is about 80 KB:
+    // a 17 MiB one is refused from its object header, by name, and verify fails (exit 1).
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    let tip = git
+        .find_reference(LEDGER)
+        .and_then(|r| r.peel_to_commit())
+        .expect("ledger");
+    let blob = git.blob(b"{}").expect("blob");
+    let mut shard = git.treebuilder(None).expect("builder");
+    let long = "x".repeat(4000);
+    for i in 0..4500 {
+        shard
+            .insert(format!("{i:06}-{long}.dsse.json"), blob, 0o100_644)
+            .expect("insert");
+    }
+    let shard = shard.write().expect("shard");
+    let records = tip
+        .tree()
+        .expect("tree")
+        .get_name("records")
+        .expect("records")
+        .id();
+    let mut records = git
+        .treebuilder(Some(&git.find_tree(records).expect("records tree")))
+        .expect("builder");
+    records.insert("999", shard, 0o040_000).expect("insert");
+    let records = records.write().expect("records");
+    let mut top = git
+        .treebuilder(Some(&tip.tree().expect("tree")))
+        .expect("builder");
+    top.insert("records", records, 0o040_000).expect("insert");
+    let top = git.find_tree(top.write().expect("top")).expect("top tree");
+    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
+    git.commit(Some(LEDGER), &who, &who, "a huge shard", &top, &[&tip])
+        .expect("commit");
+    let size = git
+        .odb()
+        .expect("odb")
+        .read_header(shard)
+        .expect("header")
+        .0;
+    assert!(size > 16 << 20, "{size}");
+    repo.run(&["verify"])
+        .exit(1)
+        .says("-byte limit of a ledger directory; not read");
+}
