@@ -83,6 +83,17 @@ pub(crate) fn event_branch_outside_default(
     }
 }
 
+/// `repository.default_branch` of the event payload (`None` when it names none or cannot be
+/// read).
+pub(crate) fn event_default_branch(path: &Path) -> Option<String> {
+    read_event(path)
+        .ok()?
+        .pointer("/repository/default_branch")
+        .and_then(Value::as_str)
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned)
+}
+
 /// Reads `pull_request.number` and `pull_request.head.sha` of the event payload.
 pub(crate) fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> {
     let event = read_event(path)?;

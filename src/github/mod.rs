@@ -30,7 +30,9 @@ use client::Client;
 
 pub(crate) use checkout::{verify_checkout, Subject};
 pub(crate) use env::{environment_notes, GitHubEnv, Repo};
-pub(crate) use event::{event_branch_outside_default, event_merge_group_base, event_pull};
+pub(crate) use event::{
+    event_branch_outside_default, event_default_branch, event_merge_group_base, event_pull,
+};
 
 /// Everything that stops the GitHub side; each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -416,12 +418,22 @@ impl GitHub {
         if self.targets.contains(&Target::CheckRun) {
             match head_sha.clone() {
                 Some(head_sha) => {
+                    let base = publish::BaseOf::from_context(inputs.context.as_ref());
+                    let default_branch = self
+                        .env
+                        .event_path
+                        .as_deref()
+                        .and_then(event_default_branch);
                     let run = publish::CheckRun {
+                        name: publish::check_name(
+                            base.as_ref().map(|b| b.base_ref.as_str()),
+                            default_branch.as_deref(),
+                        ),
                         head_sha,
                         prefix: publish::repo_prefix(&inputs.gate_root),
                         details_url: run_url.clone(),
                         completed_at: inputs.now.clone(),
-                        base: publish::BaseOf::from_context(inputs.context.as_ref()),
+                        base,
                     };
                     let result = self.api().and_then(|(client, repo)| {
                         self.runtime

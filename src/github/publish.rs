@@ -30,8 +30,25 @@ pub(crate) const CHECK_SUMMARY_LIMIT: usize = 65_535;
 pub(crate) const STEP_SUMMARY_LIMIT: usize = 1024 * 1024;
 /// Annotations GitHub accepts per create or update request.
 pub(crate) const ANNOTATIONS_PER_REQUEST: usize = 50;
-/// Name of the check run.
+/// Name of the check run of a decision by the default branch's rules.
 pub(crate) const CHECK_NAME: &str = "relgate";
+
+/// The check run's name: [`CHECK_NAME`], except for a pull request into another branch than the
+/// repository's default one, `relgate (into BRANCH)`.
+///
+/// Why: branch protection requires a check by name on the head commit, whichever run posted
+/// it. A pull request into a branch whose rules its author loosened (any branch they can push)
+/// is judged by that branch's rules; under the plain name, its green check on the same head
+/// commit would satisfy the default branch's required `relgate` check for the pull request into
+/// it. A base that cannot be compared with the default branch (the payload names none) gets the
+/// suffixed name too: only a decision known to be by the default branch's rules is `relgate`.
+pub(crate) fn check_name(base_ref: Option<&str>, default_branch: Option<&str>) -> String {
+    match (base_ref, default_branch) {
+        (Some(base), Some(default)) if base == default => CHECK_NAME.to_owned(),
+        (Some(base), _) => format!("{CHECK_NAME} (into {base})"),
+        (None, _) => CHECK_NAME.to_owned(),
+    }
+}
 
 /// The hidden first line of the sticky comment of `workflow`: one comment per workflow, so two
 /// workflows gating the same pull request do not overwrite each other.
@@ -294,6 +311,8 @@ pub(crate) fn check_title(report: &Report) -> String {
 /// Where and how the check run is made.
 #[derive(Debug, Clone)]
 pub(crate) struct CheckRun {
+    /// The check run's name ([`check_name`]).
+    pub(crate) name: String,
     /// The commit the check is about (the pull request's head).
     pub(crate) head_sha: String,
     /// [`repo_prefix`] of the gate root.
@@ -397,7 +416,7 @@ pub(crate) async fn check_run(
     let mut batches = annotations.chunks(ANNOTATIONS_PER_REQUEST);
     let first = batches.next().unwrap_or(&[]);
     let mut body = json!({
-        "name": CHECK_NAME,
+        "name": run.name,
         "head_sha": run.head_sha,
         "status": "completed",
         "conclusion": conclusion(report),
@@ -574,6 +593,18 @@ pub(crate) async fn sticky_comment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_decision_known_to_be_by_the_default_branchs_rules_is_named_relgate() {
+        assert_eq!(check_name(Some("main"), Some("main")), "relgate");
+        assert_eq!(check_name(None, Some("main")), "relgate");
+        assert_eq!(
+            check_name(Some("loose"), Some("main")),
+            "relgate (into loose)"
+        );
+        // The payload names no default branch: it cannot be told, so not the plain name.
+        assert_eq!(check_name(Some("main"), None), "relgate (into main)");
+    }
 
     #[test]
     fn the_marker_is_per_workflow_and_cannot_close_early() {

@@ -1297,6 +1297,62 @@ fn the_approval_finding(repo: &Repo, api: &Api) -> Value {
 }
 
 #[tokio::test]
+async fn a_pull_request_into_another_branch_never_posts_the_default_branchs_check() {
+    // Branch protection requires a check by name on the head commit, whichever run posted it.
+    // A second pull request of the same head into a branch whose rules its author loosened
+    // passes by that branch's rules: under the plain name `relgate`, its green check would
+    // satisfy main's required check for the pull request into main.
+    let repo = Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
+        )],
+    );
+    let approved = || {
+        json!([review(
+            91,
+            "hubot",
+            "APPROVED",
+            &repo.head,
+            "2026-11-22T09:00:00Z"
+        )])
+    };
+    let api = Api::start("", &repo.head).await;
+    let mut pull = fixture("pulls-get.json");
+    pull["head"]["sha"] = repo.head.clone().into();
+    pull["base"]["ref"] = "loose-rules".into(); // changed from the fixture's master
+    Mock::given(method("GET"))
+        .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pull))
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(approved()).await;
+    let env = env_with_edited_event(&api, "event-other-base.json", |event| {
+        event["pull_request"]["base"]["ref"] = "loose-rules".into();
+        event["pull_request"]["head"]["sha"] = api.head.clone().into();
+    });
+    let out = repo.run(&["check", "--github"], &env);
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    let posted = find(&requests, "POST", &api.repo_path("/check-runs"));
+    assert_eq!(posted[0].body["conclusion"], "success");
+    assert_eq!(posted[0].body["name"], "relgate (into loose-rules)");
+
+    // Into the default branch (the payload's repository.default_branch), the plain name.
+    let api = Api::start("", &repo.head).await;
+    api.happy(approved()).await;
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 0);
+    let requests = api.requests().await;
+    assert_eq!(
+        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["name"],
+        "relgate"
+    );
+}
+
+#[tokio::test]
 async fn a_bots_approval_does_not_count() {
     // dev releases need one approval here; the only one is github-actions[bot]'s (a workflow
     // allowed to approve pull requests).
