@@ -1278,6 +1278,27 @@ async fn the_merge_commit_of_the_pull_request_is_what_it_checks() {
     );
 }
 
+/// A repository whose relgate.yaml requires `min` approvals of dev releases.
+fn needs_dev_approvals(min: u32) -> Repo {
+    Repo::with_files(
+        "",
+        &[(
+            "relgate.yaml",
+            &format!(
+                "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: {min}\n"
+            ),
+        )],
+    )
+}
+
+/// The body of the first check run the run posted.
+async fn posted_check(api: &Api) -> Value {
+    let requests = api.requests().await;
+    find(&requests, "POST", &api.repo_path("/check-runs"))[0]
+        .body
+        .clone()
+}
+
 /// Runs `check --github` for `repo` against `api`: blocked (exit 1) by exactly one finding,
 /// APPROVAL-MISSING, which it returns.
 fn the_approval_finding(repo: &Repo, api: &Api) -> Value {
@@ -1302,13 +1323,7 @@ async fn a_pull_request_into_another_branch_never_posts_the_default_branchs_chec
     // A second pull request of the same head into a branch whose rules its author loosened
     // passes by that branch's rules: under the plain name `relgate`, its green check would
     // satisfy main's required check for the pull request into main.
-    let repo = Repo::with_files(
-        "",
-        &[(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
-        )],
-    );
+    let repo = needs_dev_approvals(1);
     let approved = || {
         json!([review(
             91,
@@ -1335,34 +1350,23 @@ async fn a_pull_request_into_another_branch_never_posts_the_default_branchs_chec
     });
     let out = repo.run(&["check", "--github"], &env);
     assert_exit(&out, 0);
-    let requests = api.requests().await;
-    let posted = find(&requests, "POST", &api.repo_path("/check-runs"));
-    assert_eq!(posted[0].body["conclusion"], "success");
-    assert_eq!(posted[0].body["name"], "relgate (into loose-rules)");
+    let posted = posted_check(&api).await;
+    assert_eq!(posted["conclusion"], "success");
+    assert_eq!(posted["name"], "relgate (into loose-rules)");
 
     // Into the default branch (the payload's repository.default_branch), the plain name.
     let api = Api::start("", &repo.head).await;
     api.happy(approved()).await;
     let out = repo.run(&["check", "--github"], &api.runner_env());
     assert_exit(&out, 0);
-    let requests = api.requests().await;
-    assert_eq!(
-        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["name"],
-        "relgate"
-    );
+    assert_eq!(posted_check(&api).await["name"], "relgate");
 }
 
 #[tokio::test]
 async fn a_bots_approval_does_not_count() {
     // dev releases need one approval here; the only one is github-actions[bot]'s (a workflow
     // allowed to approve pull requests).
-    let repo = Repo::with_files(
-        "",
-        &[(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
-        )],
-    );
+    let repo = needs_dev_approvals(1);
     let api = Api::start("", &repo.head).await;
     api.happy(json!([bot_review(91, "github-actions[bot]", &repo.head)]))
         .await;
@@ -1380,23 +1384,14 @@ async fn a_bots_approval_does_not_count() {
     // No team was looked up; the check run says the release is blocked.
     let requests = api.requests().await;
     assert!(!requests.iter().any(|r| r.path.contains("/teams/")));
-    assert_eq!(
-        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
-        "failure"
-    );
+    assert_eq!(posted_check(&api).await["conclusion"], "failure");
 }
 
 #[tokio::test]
 async fn approvals_of_accounts_without_standing_in_the_repository_do_not_count() {
     // Anyone can review a public repository: the author's two other accounts approving is no
     // approval at all (GitHub's own required reviews count people with write access only).
-    let repo = Repo::with_files(
-        "",
-        &[(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 2\n",
-        )],
-    );
+    let repo = needs_dev_approvals(2);
     let api = Api::start("", &repo.head).await;
     let outsider = |id: u64, login: &str, association: &str| {
         let mut r = review(id, login, "APPROVED", &repo.head, "2026-11-22T09:00:00Z");
@@ -1415,25 +1410,15 @@ async fn approvals_of_accounts_without_standing_in_the_repository_do_not_count()
          (nobody); not counted: octocat-alt (NONE), octocat-alt2 (FIRST_TIME_CONTRIBUTOR) (no \
          write access to the repository)"
     );
-    let requests = api.requests().await;
-    assert_eq!(
-        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
-        "failure"
-    );
+    assert_eq!(posted_check(&api).await["conclusion"], "failure");
 }
 
 #[tokio::test]
 async fn approvals_of_members_with_read_access_only_do_not_count() {
     // An organization member (or a collaborator) may hold read access alone: GitHub's required
     // reviews do not count such an approval, so neither may the gate. hubot is a MEMBER (the
-    // fixture's association) with read access; only octocat-reviewer, with write, counts.
-    let repo = Repo::with_files(
-        "",
-        &[(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 2\n",
-        )],
-    );
+    // fixture's association) with read access; only reviewer, with write, counts.
+    let repo = needs_dev_approvals(2);
     let api = Api::start("", &repo.head).await;
     api.happy(json!([
         review(91, "hubot", "APPROVED", &repo.head, "2026-11-22T09:00:00Z"),
@@ -1470,23 +1455,14 @@ async fn approvals_of_members_with_read_access_only_do_not_count() {
         .map(|r| r.path.as_str())
         .collect();
     assert_eq!(asked.len(), 3, "{asked:?}");
-    assert_eq!(
-        find(&requests, "POST", &api.repo_path("/check-runs"))[0].body["conclusion"],
-        "failure"
-    );
+    assert_eq!(posted_check(&api).await["conclusion"], "failure");
 }
 
 #[tokio::test]
 async fn a_permission_that_cannot_be_read_decides_nothing() {
     // A 403 (a token without Metadata: read) or a body without `permission` is no fact at all:
     // the run cannot decide (exit 2) and publishes no verdict.
-    let repo = Repo::with_files(
-        "",
-        &[(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
-        )],
-    );
+    let repo = needs_dev_approvals(1);
     for (status, body) in [
         (
             403,
@@ -1599,13 +1575,7 @@ fn env_without_pull_request(
 async fn events_without_a_pull_request_do_not_skip_required_approvals() {
     // merge_group, push and workflow_dispatch carry no pull request. A release whose
     // environment requires approvals must not pass there just because nobody was asked.
-    let repo = Repo::with_files(
-        "",
-        &[(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
-        )],
-    );
+    let repo = needs_dev_approvals(1);
     let api = Api::start("", &repo.head).await;
     api.check_runs().await;
     let head = repo.head.clone();
@@ -1736,13 +1706,7 @@ async fn a_reviewer_who_pushed_the_head_does_not_satisfy_the_two_person_rule() {
     // octocat opens the pull request; hubot approves commit 1, then pushes the final commit
     // (authored by octocat, so only the push event says who pushed it) and approves it. No one
     // but hubot has seen hubot's push: the two-person rule is not met.
-    let repo = Repo::with_files(
-        "",
-        &[(
-            "relgate.yaml",
-            "apiVersion: relgate.dev/v1\nkind: GateConfig\napprovals:\n  dev:\n    min: 1\n",
-        )],
-    );
+    let repo = needs_dev_approvals(1);
     let api = Api::start("", &repo.head).await;
     api.happy(json!([review(
         81,
