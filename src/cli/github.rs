@@ -57,22 +57,52 @@ pub(crate) fn check(
     // branch it is judged by the default branch's.
     let event_base = match (&settings.changed, &github.env.event_path) {
         (None, Some(path)) => match crate::github::event_pull(path)? {
-            Some(pull) => pull
-                .base_sha
-                .filter(|_| args.pull_request.is_none_or(|n| n == pull.number)),
-            None if github.env.event_name.as_deref() == Some("merge_group") => {
+            Some(pull) if args.pull_request.is_none_or(|n| n == pull.number) => {
+                Some(pull.base_sha.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: the event's pull request has no base.sha, so whose rules judge it \
+                         cannot be told",
+                        path.display()
+                    )
+                })?)
+            }
+            None if args.pull_request.is_none()
+                && github.env.event_name.as_deref() == Some("merge_group") =>
+            {
                 crate::github::event_merge_group_base(path)?
             }
             // A push to (or a dispatch on) a branch other than the default one is not merged:
             // by the branch's own rules, a commit that loosens relgate.yaml beside its release
             // would post a green `relgate` check on the head its pull request shows.
-            None => match crate::github::event_branch_outside_default(
-                path,
-                std::env::var("GITHUB_REF").ok().as_deref(),
-            )? {
-                Some((branch, default)) => Some(default_branch_tip(settings, &branch, &default)?),
-                None => None,
-            },
+            None if args.pull_request.is_none() => {
+                match crate::github::event_branch_outside_default(
+                    path,
+                    std::env::var("GITHUB_REF").ok().as_deref(),
+                )? {
+                    Some((branch, default)) => {
+                        Some(default_branch_tip(settings, &branch, &default)?)
+                    }
+                    None => None,
+                }
+            }
+            // --pull-request names a pull request the event does not carry (a dispatch, a
+            // comment, another pull request's event): its base is not in the payload, and the
+            // checked-out head's own rules are what its author wrote. The default branch's
+            // rules judge it.
+            _ => {
+                let default = crate::github::event_default_branch(path).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: the event payload names no repository.default_branch, whose rules \
+                         must judge the pull request --pull-request names",
+                        path.display()
+                    )
+                })?;
+                Some(default_branch_tip(
+                    settings,
+                    "a pull request named by --pull-request",
+                    &default,
+                )?)
+            }
         },
         _ => None,
     };

@@ -22,7 +22,8 @@ use serde::Deserialize;
 
 use crate::record::keys::TrustedKeys;
 use crate::record::ledger::{
-    ledger_refname, read_blob_capped, read_file_capped, LedgerSource, DEFAULT_BRANCH,
+    find_tree_capped, ledger_refname, read_blob_capped, read_file_capped, LedgerSource,
+    DEFAULT_BRANCH,
 };
 
 /// The default path of trusted keys inside a repository.
@@ -381,13 +382,11 @@ fn keys_from_tree(repo: &Repository, rev: &str, path: &str) -> Result<TrustedKey
         .revparse_single(rev)
         .and_then(|o| o.peel_to_commit())
         .map_err(|e| format!("no commit: {}", e.message()))?;
-    let tree = commit.tree().map_err(|e| e.message().to_owned())?;
+    let tree = find_tree_capped(repo, commit.tree_id()).map_err(|e| e.message().to_owned())?;
     let dir = tree
         .get_path(Path::new(path))
         .map_err(|_| "no such directory".to_owned())?;
-    let dir_tree = repo
-        .find_tree(dir.id())
-        .map_err(|_| "not a directory".to_owned())?;
+    let dir_tree = find_tree_capped(repo, dir.id()).map_err(|e| e.message().to_owned())?;
     let mut blobs = Vec::new();
     let mut collect = |t: &git2::Tree, prefix: &str| -> Result<(), String> {
         for e in t.iter() {
@@ -404,7 +403,7 @@ fn keys_from_tree(repo: &Repository, rev: &str, path: &str) -> Result<TrustedKey
     };
     collect(&dir_tree, "")?;
     if let Some(retired) = dir_tree.get_name("retired") {
-        if let Ok(t) = repo.find_tree(retired.id()) {
+        if let Ok(t) = find_tree_capped(repo, retired.id()) {
             collect(&t, "retired/")?;
         }
     }
@@ -460,7 +459,7 @@ impl LedgerFiles {
     pub(crate) fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
         match self {
             LedgerFiles::Git { repo, tree, .. } => {
-                let tree = repo.find_tree(*tree).map_err(|e| e.message().to_owned())?;
+                let tree = find_tree_capped(repo, *tree).map_err(|e| e.message().to_owned())?;
                 let entry = match tree.get_path(Path::new(path)) {
                     Ok(e) => e,
                     Err(_) => return Ok(None),
@@ -494,14 +493,13 @@ impl LedgerFiles {
     pub(crate) fn list(&self, path: &str) -> Result<Vec<String>, String> {
         let mut names = match self {
             LedgerFiles::Git { repo, tree, .. } => {
-                let tree = repo.find_tree(*tree).map_err(|e| e.message().to_owned())?;
+                let tree = find_tree_capped(repo, *tree).map_err(|e| e.message().to_owned())?;
                 let entry = match tree.get_path(Path::new(path)) {
                     Ok(e) => e,
                     Err(_) => return Ok(Vec::new()),
                 };
-                let sub = repo
-                    .find_tree(entry.id())
-                    .map_err(|_| format!("{path} is not a directory"))?;
+                let sub = find_tree_capped(repo, entry.id())
+                    .map_err(|e| format!("{path}: {}", e.message()))?;
                 sub.iter()
                     .map(|e| e.name().unwrap_or_default().to_owned())
                     .collect::<Vec<_>>()

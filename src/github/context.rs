@@ -282,19 +282,31 @@ fn unexpected(endpoint: &Endpoint, path: &str, what: &str) -> GitHubError {
     }
 }
 
+/// What the run was started for, from the event's pull request: the API must still report it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Checked<'a> {
+    /// The head commit the run checked out (`pull_request.head.sha`).
+    pub(crate) head: Option<&'a str>,
+    /// The base branch (`pull_request.base.ref`), whose rules judge the run (through
+    /// `pull_request.base.sha`).
+    pub(crate) base_ref: Option<&'a str>,
+}
+
 /// Reads pull request `number` and builds `input.context.pull_request`. `approvals` is the
 /// config's `approvals` object (its teams are looked up).
 ///
-/// `checked_head`: the head commit the run checked out (the event's `pull_request.head.sha`).
-/// When the API reports another head (a push during the run, or "re-run jobs" of an older
-/// run) the run stops: reviews of the API's head say nothing about the commit on disk, and
-/// staleness and the check run are always about the checked commit.
+/// `checked.head`: when the API reports another head (a push during the run, or "re-run jobs"
+/// of an older run) the run stops: reviews of the API's head say nothing about the commit on
+/// disk, and staleness and the check run are always about the checked commit.
+/// `checked.base_ref`: when the API reports another base (the pull request was retargeted
+/// during the run) the run stops too: the run was judged by the old base's rules, while the
+/// check run would be named and read as a decision about the new base.
 pub(crate) async fn fetch(
     client: &Client,
     repo: &Repo,
     number: u64,
     approvals: Option<&Value>,
-    checked_head: Option<&str>,
+    checked: Checked<'_>,
     pusher: Option<&str>,
 ) -> Result<Value, GitHubError> {
     let base = format!("/repos/{}/{}", segment(&repo.owner), segment(&repo.name));
@@ -306,7 +318,17 @@ pub(crate) async fn fetch(
         .ok_or_else(|| unexpected(&endpoint, &path, "the pull request has no user.login"))?;
     let head_sha = text_at(&pr, "/head/sha")
         .ok_or_else(|| unexpected(&endpoint, &path, "the pull request has no head.sha"))?;
-    if let Some(checked) = checked_head {
+    if let (Some(checked), Some(now)) = (checked.base_ref, text_at(&pr, "/base/ref").as_deref()) {
+        if checked != now {
+            return Err(GitHubError::Setup(format!(
+                "pull request #{number}'s base is now {now}, but this run was started for a pull \
+                 request into {checked} and judged by {checked}'s rules (it was retargeted during \
+                 the run). Nothing was decided or published; the run of the `edited` event \
+                 decides"
+            )));
+        }
+    }
+    if let Some(checked) = checked.head {
         if !checked.trim().eq_ignore_ascii_case(head_sha.trim()) {
             return Err(GitHubError::Setup(format!(
                 "pull request #{number}'s head is now {head_sha}, but this run checked out \

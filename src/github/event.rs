@@ -16,6 +16,10 @@ pub(crate) struct EventPull {
     /// `pull_request.base.sha`: whose rules judge the pull request when GitHub mode runs
     /// without `--changed` (the action's `changed-only: false`).
     pub(crate) base_sha: Option<String>,
+    /// `pull_request.base.ref`: the branch the run was started for; the API must still report
+    /// it (a pull request retargeted during the run is decided by the run of its `edited`
+    /// event).
+    pub(crate) base_ref: Option<String>,
     /// `sender.login` of a `synchronize` (a push to the pull request): who pushed the head.
     pub(crate) pusher: Option<String>,
 }
@@ -47,11 +51,12 @@ pub(crate) fn event_merge_group_base(path: &Path) -> Result<Option<String>, GitH
         .map(str::to_owned))
 }
 
-/// For an event that runs on a branch (`push`, `workflow_dispatch`): the repository's default
-/// branch when the run's ref (`ref` of the payload, else `GITHUB_REF`) is another branch, so the
-/// run must be judged by the default branch's rules, not by the branch's own (which its author
-/// wrote). `None` on the default branch and for tags; an error when the payload names no default
-/// branch or no ref (GitHub's always do).
+/// For an event that runs on a ref (`push`, `workflow_dispatch`): the repository's default
+/// branch when the run's ref (`ref` of the payload, else `GITHUB_REF`) is anything but that
+/// branch (another branch, a tag), so the run must be judged by the default branch's rules, not
+/// by the ref's own (which whoever pushed it wrote: a tag can point at any commit, a pull
+/// request's head among them). `None` on the default branch; an error when the payload names no
+/// default branch or no ref (GitHub's always do).
 pub(crate) fn event_branch_outside_default(
     path: &Path,
     run_ref: Option<&str>,
@@ -77,9 +82,10 @@ pub(crate) fn event_branch_outside_default(
             path.display()
         )));
     };
-    match git_ref.strip_prefix("refs/heads/") {
-        Some(branch) if branch != default => Ok(Some((git_ref.to_owned(), default.to_owned()))),
-        _ => Ok(None),
+    if git_ref.strip_prefix("refs/heads/") == Some(default) {
+        Ok(None)
+    } else {
+        Ok(Some((git_ref.to_owned(), default.to_owned())))
     }
 }
 
@@ -114,6 +120,10 @@ pub(crate) fn event_pull(path: &Path) -> Result<Option<EventPull>, GitHubError> 
             .map(str::to_owned),
         base_sha: pr
             .pointer("/base/sha")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        base_ref: pr
+            .pointer("/base/ref")
             .and_then(Value::as_str)
             .map(str::to_owned),
         pusher: (event.get("action").and_then(Value::as_str) == Some("synchronize"))

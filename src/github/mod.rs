@@ -149,6 +149,8 @@ pub(crate) struct GitHub {
     number: Option<u64>,
     /// Head commit the event checked out, when `number` is the event's pull request.
     event_head_sha: Option<String>,
+    /// The base branch the event's pull request had, when `number` is the event's pull request.
+    event_base_ref: Option<String>,
     /// Who pushed that head, when the event says (a `synchronize`).
     event_pusher: Option<String>,
     client: Option<Client>,
@@ -185,6 +187,7 @@ impl GitHub {
         let number = options.pull_request.or(event.as_ref().map(|e| e.number));
         let event = event.filter(|e| Some(e.number) == number);
         let event_pusher = event.as_ref().and_then(|e| e.pusher.clone());
+        let event_base_ref = event.as_ref().and_then(|e| e.base_ref.clone());
         let event_head_sha = event.and_then(|e| e.head_sha);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -223,6 +226,7 @@ impl GitHub {
             targets,
             number,
             event_head_sha,
+            event_base_ref,
             event_pusher,
             client,
             runtime,
@@ -251,7 +255,10 @@ impl GitHub {
                 repo,
                 number,
                 approvals,
-                self.event_head_sha.as_deref(),
+                context::Checked {
+                    head: self.event_head_sha.as_deref(),
+                    base_ref: self.event_base_ref.as_deref(),
+                },
                 self.event_pusher.as_deref(),
             ))
             .map(Some)
@@ -333,7 +340,15 @@ impl GitHub {
                 Some(number) => Ok(RecordContext {
                     // A merged pull request: its head is final, no checkout to compare.
                     context: Some(
-                        context::fetch(client, repo, number, approvals, None, None).await?,
+                        context::fetch(
+                            client,
+                            repo,
+                            number,
+                            approvals,
+                            context::Checked::default(),
+                            None,
+                        )
+                        .await?,
                     ),
                     note: None,
                 }),

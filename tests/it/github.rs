@@ -1887,6 +1887,80 @@ async fn a_push_to_another_branch_is_judged_by_the_default_branchs_rules() {
         runs.last().expect("a check run").body["conclusion"],
         "failure"
     );
+    // A tag can point at any commit, the pull request's head among them: a push of a tag is
+    // judged by the default branch's rules too, never by the tagged commit's own.
+    let out = repo.run(
+        &["check", "--github", "--publish", "check-run"],
+        &push("refs/tags/v1"),
+    );
+    assert_judged_by_the_bases_rules(&out, &base, "the tag's");
+}
+
+#[tokio::test]
+async fn a_pull_request_named_by_flag_is_judged_by_the_default_branchs_rules() {
+    // `--pull-request N` on an event that does not carry that pull request (a dispatch, a
+    // comment): its base is not in the payload, and the checked-out head's own relgate.yaml is
+    // what its author wrote. The default branch's rules judge it.
+    let (repo, base, head) = rules_loosened_with_a_release(&format!(
+        "apiVersion: relgate.dev/v1\nkind: GateConfig\n{LOOSE_PII}"
+    ));
+    let git = git2::Repository::open(repo.dir.path()).expect("open");
+    git.reference(
+        "refs/remotes/origin/main",
+        git2::Oid::from_str(&base).expect("oid"),
+        true,
+        "fetch",
+    )
+    .expect("origin/main");
+    let api = Api::start("", &head).await;
+    api.happy(fixture("pulls-list-reviews.json")).await;
+    teams(&api, &["octocat"]).await;
+    let env = env_without_pull_request(
+        &api,
+        "workflow_dispatch",
+        json!({"ref": "refs/heads/main", "inputs": {}, "repository": {"default_branch": "main"}}),
+        &head,
+    );
+    let out = repo.run(
+        &[
+            "check",
+            "--github",
+            "--pull-request",
+            "1347",
+            "--publish",
+            "check-run",
+        ],
+        &env,
+    );
+    assert_judged_by_the_bases_rules(&out, &base, "the pull request's");
+    assert_eq!(posted_check(&api).await["conclusion"], "failure");
+}
+
+#[tokio::test]
+async fn a_pull_request_retargeted_during_the_run_decides_nothing() {
+    // The rules came from the event's base (master); the API now says the pull request is
+    // into another branch. A decision by the old base's rules would be published as one about
+    // the new base: the run stops, and the run of the `edited` event decides.
+    let repo = Repo::with_files("", &[]);
+    let api = Api::start("", &repo.head).await;
+    let mut pull = fixture("pulls-get.json");
+    pull["head"]["sha"] = repo.head.clone().into();
+    pull["base"]["ref"] = "loose-rules".into(); // changed from the fixture's master
+    Mock::given(method("GET"))
+        .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pull))
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+    api.happy(json!([])).await;
+    let out = repo.run(&["check", "--github"], &api.runner_env());
+    assert_exit(&out, 2);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("pull request #1347's base is now loose-rules, but this run was started for a pull request into master"),
+        "{stderr}"
+    );
+    assert!(find(&api.requests().await, "POST", &api.repo_path("/check-runs")).is_empty());
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ pub(super) fn subtree<'r>(
     name: &str,
 ) -> Result<Option<Tree<'r>>, RecordError> {
     match tree.get_name(name) {
-        Some(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(repo.find_tree(e.id())?)),
+        Some(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(find_tree_capped(repo, e.id())?)),
         _ => Ok(None),
     }
 }
@@ -126,7 +126,7 @@ impl GitLedger {
                 if shard.kind() != Some(ObjectType::Tree) || !is_shard_name(&shard_name) {
                     continue;
                 }
-                for e in self.repo.find_tree(shard.id())?.iter() {
+                for e in find_tree_capped(&self.repo, shard.id())?.iter() {
                     let name = e.name().unwrap_or_default().to_owned();
                     if e.kind() != Some(ObjectType::Blob) || parse_record_file_name(&name).is_none()
                     {
@@ -183,7 +183,10 @@ impl GitLedger {
         let sig = self.signature()?;
         let parent = head_commit(&self.repo, &self.refname)?;
         let head_id = parent.as_ref().map(|c| c.id());
-        let base_tree = parent.as_ref().map(|c| c.tree()).transpose()?;
+        let base_tree = parent
+            .as_ref()
+            .map(|c| find_tree_capped(&self.repo, c.tree_id()))
+            .transpose()?;
         let state = match &base_tree {
             Some(t) => self.state_of(t)?,
             None => None,
@@ -355,7 +358,9 @@ fn write_commit(
     prepared: &Prepared,
     input: &RecordInput,
 ) -> Result<Oid, RecordError> {
-    let base_tree = parent.map(|c| c.tree()).transpose()?;
+    let base_tree = parent
+        .map(|c| find_tree_capped(repo, c.tree_id()))
+        .transpose()?;
     let records_tree = match &base_tree {
         Some(t) => subtree(repo, t, RECORDS_DIR)?,
         None => None,
@@ -438,7 +443,10 @@ fn write_shard(
     links: &[Link],
     envelopes: &[Vec<u8>],
 ) -> Result<Oid, RecordError> {
-    let existing = shard.existing.map(|id| disk.find_tree(id)).transpose()?;
+    let existing = shard
+        .existing
+        .map(|id| find_tree_capped(disk, id))
+        .transpose()?;
     let mut builder = repo.treebuilder(existing.as_ref())?;
     for i in shard.links.clone() {
         let (Some(link), Some(envelope)) = (links.get(i), envelopes.get(i)) else {
@@ -496,7 +504,7 @@ impl Ledger for GitLedger {
         for attempt in 1..=attempts {
             let head = self.head_commit()?;
             let state = match &head {
-                Some(c) => self.state_of(&c.tree()?)?,
+                Some(c) => self.state_of(&find_tree_capped(&self.repo, c.tree_id())?)?,
                 None => None,
             };
             let prepared = prepare(
@@ -553,7 +561,7 @@ impl Ledger for GitLedger {
 
     fn state(&self) -> Result<Option<LedgerState>, RecordError> {
         match self.head_commit()? {
-            Some(c) => self.state_of(&c.tree()?),
+            Some(c) => self.state_of(&find_tree_capped(&self.repo, c.tree_id())?),
             None => Ok(None),
         }
     }
@@ -562,7 +570,7 @@ impl Ledger for GitLedger {
         let Some(commit) = self.head_commit()? else {
             return Ok(None);
         };
-        let tree = commit.tree()?;
+        let tree = find_tree_capped(&self.repo, commit.tree_id())?;
         match self.state_of(&tree)?.and_then(|s| s.head_file) {
             Some(file) => self.blob_at(&tree, &file),
             None => Ok(None),

@@ -444,6 +444,54 @@ fn verify_keys_linked(repo: &Repo, link: &str) {
         .exit(0);
 }
 
+/// A tree of 4,500 entries with 4,000-byte names (about 17 MiB, above the 16 MiB limit of a
+/// ledger tree), each naming `blob`.
+fn huge_tree(git: &git2::Repository, blob: git2::Oid) -> git2::Oid {
+    let mut tree = git.treebuilder(None).expect("builder");
+    let long = "x".repeat(4000);
+    for i in 0..4500 {
+        tree.insert(format!("{i:06}-{long}.dsse.json"), blob, 0o100_644)
+            .expect("insert");
+    }
+    let id = tree.write().expect("tree");
+    let size = git.odb().expect("odb").read_header(id).expect("header").0;
+    assert!(size > 16 << 20, "{size}");
+    id
+}
+
+#[test]
+fn record_refuses_a_ledger_whose_tip_tree_is_too_large() {
+    // `record` read the tip's tree whole (a 400 MiB one took 1.9 GB and 19 s) and appended to
+    // a ledger verify refuses. It now refuses it from the object header, and appends nothing.
+    let (repo, key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    let tip = git
+        .find_reference(LEDGER)
+        .and_then(|r| r.peel_to_commit())
+        .expect("ledger");
+    let mut top = git
+        .treebuilder(Some(&tip.tree().expect("tree")))
+        .expect("builder");
+    let blob = git.blob(b"junk").expect("blob");
+    let junk = huge_tree(&git, blob);
+    // The junk entries at the top itself: copy them into the tip's tree.
+    for entry in git.find_tree(junk).expect("junk").iter() {
+        top.insert(entry.name_bytes(), entry.id(), 0o100_644)
+            .expect("insert");
+    }
+    let top = git.find_tree(top.write().expect("top")).expect("top tree");
+    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
+    let bad = git
+        .commit(Some(LEDGER), &who, &who, "a huge root", &top, &[&tip])
+        .expect("commit");
+    repo.file("releases/c.yaml", release("c", "1"));
+    repo.commit("a third release");
+    record(&repo, &key, &[])
+        .exit(2)
+        .says("-byte limit of a ledger directory; not read");
+    assert_eq!(ledger_tip(&repo), bad.to_string(), "nothing appended");
+}
+
 #[test]
 fn a_ledger_tree_too_large_to_be_a_shard_is_refused_unread() {
     // Whoever can push the ledger branch can commit a tree that packs small and inflates big;
@@ -456,14 +504,7 @@ fn a_ledger_tree_too_large_to_be_a_shard_is_refused_unread() {
         .and_then(|r| r.peel_to_commit())
         .expect("ledger");
     let blob = git.blob(b"{}").expect("blob");
-    let mut shard = git.treebuilder(None).expect("builder");
-    let long = "x".repeat(4000);
-    for i in 0..4500 {
-        shard
-            .insert(format!("{i:06}-{long}.dsse.json"), blob, 0o100_644)
-            .expect("insert");
-    }
-    let shard = shard.write().expect("shard");
+    let shard = huge_tree(&git, blob);
     let records = tip
         .tree()
         .expect("tree")
