@@ -1291,6 +1291,20 @@ fn needs_dev_approvals(min: u32) -> Repo {
     )
 }
 
+/// GET pulls/1347 answers the fixture with head `head` and base branch `base_ref` (changed from
+/// the fixture's master), over [`Api::happy`]'s.
+async fn pull_request_into(api: &Api, head: &str, base_ref: &str) {
+    let mut pull = fixture("pulls-get.json");
+    pull["head"]["sha"] = head.into();
+    pull["base"]["ref"] = base_ref.into();
+    Mock::given(method("GET"))
+        .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pull))
+        .with_priority(1)
+        .mount(&api.server)
+        .await;
+}
+
 /// The body of the first check run the run posted.
 async fn posted_check(api: &Api) -> Value {
     let requests = api.requests().await;
@@ -1334,15 +1348,7 @@ async fn a_pull_request_into_another_branch_never_posts_the_default_branchs_chec
         )])
     };
     let api = Api::start("", &repo.head).await;
-    let mut pull = fixture("pulls-get.json");
-    pull["head"]["sha"] = repo.head.clone().into();
-    pull["base"]["ref"] = "loose-rules".into(); // changed from the fixture's master
-    Mock::given(method("GET"))
-        .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
-        .respond_with(ResponseTemplate::new(200).set_body_json(pull))
-        .with_priority(1)
-        .mount(&api.server)
-        .await;
+    pull_request_into(&api, &repo.head, "loose-rules").await;
     api.happy(approved()).await;
     let env = env_with_edited_event(&api, "event-other-base.json", |event| {
         event["pull_request"]["base"]["ref"] = "loose-rules".into();
@@ -1783,6 +1789,18 @@ fn rules_loosened_with_a_release(config: &str) -> (Repo, String, String) {
     (repo, base, head)
 }
 
+/// `refs/remotes/origin/main` at `base`: the checkout fetched the default branch.
+fn fetched_default_branch(repo: &Repo, base: &str) {
+    let git = git2::Repository::open(repo.dir.path()).expect("open");
+    git.reference(
+        "refs/remotes/origin/main",
+        git2::Oid::from_str(base).expect("oid"),
+        true,
+        "fetch",
+    )
+    .expect("origin/main");
+}
+
 /// The run blocked the release of [`rules_loosened_with_a_release`] and says the merge base's
 /// rules decided.
 #[track_caller]
@@ -1831,7 +1849,6 @@ async fn a_push_to_another_branch_is_judged_by_the_default_branchs_rules() {
     let (repo, base, head) = rules_loosened_with_a_release(&format!(
         "apiVersion: relgate.dev/v1\nkind: GateConfig\n{LOOSE_PII}"
     ));
-    let git = git2::Repository::open(repo.dir.path()).expect("open");
     let api = Api::start("", &head).await;
     api.check_runs().await;
     let push = |ref_name: &str| {
@@ -1869,13 +1886,7 @@ async fn a_push_to_another_branch_is_judged_by_the_default_branchs_rules() {
     );
     assert!(find(&api.requests().await, "POST", &api.repo_path("/check-runs")).is_empty());
     // Fetched (origin/main at the base), its rules decide.
-    git.reference(
-        "refs/remotes/origin/main",
-        git2::Oid::from_str(&base).expect("oid"),
-        true,
-        "fetch",
-    )
-    .expect("origin/main");
+    fetched_default_branch(&repo, &base);
     let out = repo.run(
         &["check", "--github", "--publish", "check-run"],
         &push("refs/heads/feature"),
@@ -1904,14 +1915,7 @@ async fn a_pull_request_named_by_flag_is_judged_by_the_default_branchs_rules() {
     let (repo, base, head) = rules_loosened_with_a_release(&format!(
         "apiVersion: relgate.dev/v1\nkind: GateConfig\n{LOOSE_PII}"
     ));
-    let git = git2::Repository::open(repo.dir.path()).expect("open");
-    git.reference(
-        "refs/remotes/origin/main",
-        git2::Oid::from_str(&base).expect("oid"),
-        true,
-        "fetch",
-    )
-    .expect("origin/main");
+    fetched_default_branch(&repo, &base);
     let api = Api::start("", &head).await;
     api.happy(fixture("pulls-list-reviews.json")).await;
     teams(&api, &["octocat"]).await;
@@ -1943,15 +1947,7 @@ async fn a_pull_request_retargeted_during_the_run_decides_nothing() {
     // the new base: the run stops, and the run of the `edited` event decides.
     let repo = Repo::with_files("", &[]);
     let api = Api::start("", &repo.head).await;
-    let mut pull = fixture("pulls-get.json");
-    pull["head"]["sha"] = repo.head.clone().into();
-    pull["base"]["ref"] = "loose-rules".into(); // changed from the fixture's master
-    Mock::given(method("GET"))
-        .and(path(api.repo_path(&format!("/pulls/{NUMBER}"))))
-        .respond_with(ResponseTemplate::new(200).set_body_json(pull))
-        .with_priority(1)
-        .mount(&api.server)
-        .await;
+    pull_request_into(&api, &repo.head, "loose-rules").await;
     api.happy(json!([])).await;
     let out = repo.run(&["check", "--github"], &api.runner_env());
     assert_exit(&out, 2);
