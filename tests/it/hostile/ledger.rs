@@ -45,14 +45,16 @@ fn release(name: &str, version: &str) -> String {
     dev_release(name).replace("version: \"2\"", &format!("version: \"{version}\""))
 }
 
+/// The commit at the tip of the ledger branch.
+fn tip_commit(git: &git2::Repository) -> git2::Commit<'_> {
+    git.find_reference(LEDGER)
+        .and_then(|r| r.peel_to_commit())
+        .expect("ledger branch")
+}
+
 fn ledger_tip(repo: &Repo) -> String {
     let r = git2::Repository::open(repo.path()).expect("open");
-    let tip = r
-        .find_reference(LEDGER)
-        .and_then(|x| x.peel_to_commit())
-        .expect("ledger branch")
-        .id()
-        .to_string();
+    let tip = tip_commit(&r).id().to_string();
     tip
 }
 
@@ -208,10 +210,7 @@ fn manifest_text_cannot_forge_lines_of_a_ledger_commit_message() {
     // The version is recorded (the decision is whatever the gate says), never as lines.
     record(&repo, &key, &[]);
     let r = git2::Repository::open(repo.path()).expect("open");
-    let commit = r
-        .find_reference(LEDGER)
-        .and_then(|x| x.peel_to_commit())
-        .expect("ledger commit");
+    let commit = tip_commit(&r);
     let message = commit.message().expect("utf8 message");
     assert_eq!(message.lines().count(), 1, "{message:?}");
     assert!(
@@ -251,10 +250,7 @@ fn a_rotated_key_is_retired_not_deleted_and_a_deleted_one_is_named() {
 /// ledger branch: what anyone who can push the branch can do, no key needed.
 fn commit_ledger_file(repo: &Repo, name: &str, bytes: &[u8]) {
     let r = git2::Repository::open(repo.path()).expect("open");
-    let tip = r
-        .find_reference(LEDGER)
-        .and_then(|x| x.peel_to_commit())
-        .expect("ledger branch");
+    let tip = tip_commit(&r);
     let blob = r.blob(bytes).expect("blob");
     let mut tree = r
         .treebuilder(Some(&tip.tree().expect("tree")))
@@ -362,10 +358,7 @@ fn a_ledger_emptied_by_a_push_is_not_intact() {
 fn a_pinned_origin_stops_a_deleted_ledger_from_starting_again() {
     let (repo, key, _) = recorded_repo();
     let r = git2::Repository::open(repo.path()).expect("open");
-    let tip = r
-        .find_reference(LEDGER)
-        .and_then(|x| x.peel_to_commit())
-        .expect("ledger");
+    let tip = tip_commit(&r);
     let checkpoint = tip
         .tree()
         .expect("tree")
@@ -465,10 +458,7 @@ fn record_refuses_a_ledger_whose_tip_tree_is_too_large() {
     // a ledger verify refuses. It now refuses it from the object header, and appends nothing.
     let (repo, key, _) = recorded_repo();
     let git = git2::Repository::open(repo.path()).expect("open");
-    let tip = git
-        .find_reference(LEDGER)
-        .and_then(|r| r.peel_to_commit())
-        .expect("ledger");
+    let tip = tip_commit(&git);
     let mut top = git
         .treebuilder(Some(&tip.tree().expect("tree")))
         .expect("builder");
@@ -499,10 +489,7 @@ fn a_ledger_tree_too_large_to_be_a_shard_is_refused_unread() {
     // a 17 MiB one is refused from its object header, by name, and verify fails (exit 1).
     let (repo, _key, _) = recorded_repo();
     let git = git2::Repository::open(repo.path()).expect("open");
-    let tip = git
-        .find_reference(LEDGER)
-        .and_then(|r| r.peel_to_commit())
-        .expect("ledger");
+    let tip = tip_commit(&git);
     let blob = git.blob(b"{}").expect("blob");
     let shard = huge_tree(&git, blob);
     let records = tip
