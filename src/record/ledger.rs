@@ -376,7 +376,13 @@ pub(crate) const MAX_LEDGER_TREE_BYTES: usize = 16 << 20;
 /// commit a tree that packs small and inflates to gigabytes, read once per commit by the
 /// history walk.
 pub(crate) fn check_tree_size(repo: &Repository, oid: Oid) -> Result<(), git2::Error> {
-    let (size, kind) = repo.odb()?.read_header(oid)?;
+    check_tree_size_in(&repo.odb()?, oid)
+}
+
+/// [`check_tree_size`] in an object store already opened (the history walk reads three trees
+/// per commit).
+pub(crate) fn check_tree_size_in(odb: &git2::Odb<'_>, oid: Oid) -> Result<(), git2::Error> {
+    let (size, kind) = odb.read_header(oid)?;
     if kind != ObjectType::Tree {
         return Err(git2::Error::from_str(&format!(
             "object {oid} is a {kind}, not a directory"

@@ -53,14 +53,17 @@ pub(super) fn tree_items(
 /// What the walk carries from one commit to the next.
 pub(super) struct Walk<'a> {
     pub(super) repo: &'a Repository,
+    /// The object store of `repo`, opened once for the walk.
+    pub(super) odb: &'a Odb<'a>,
     pub(super) report: &'a mut VerifyReport,
     /// The commit being checked.
     pub(super) id: Oid,
     /// Records the commit added: (seq, path).
     pub(super) added: Vec<(u64, String)>,
-    /// Raw bytes of the shard tree read last (usually the head shard of the previous commit,
-    /// which the next append extends).
-    pub(super) shard_cache: Option<(Oid, Vec<u8>)>,
+    /// The shard tree read last (usually the head shard of the previous commit, which the
+    /// next append extends), kept as libgit2 returned it: copying it (up to 1,000 entries,
+    /// once per commit) cost as much as comparing it.
+    pub(super) shard_cache: Option<(Oid, OdbObject<'a>)>,
 }
 
 impl Walk<'_> {
@@ -119,16 +122,15 @@ impl Walk<'_> {
     /// leaves the old tree's bytes as a prefix of the new one's (entries sorted by zero-padded
     /// seq), so usually only the new entries are parsed; otherwise the entries are diffed.
     pub(super) fn diff_shard(&mut self, shard: &str, old: Option<Oid>, new: Oid) {
-        let old_raw = match old {
-            None => Some(Vec::new()),
-            Some(o) => match self.shard_cache.take() {
-                Some((cached, raw)) if cached == o => Some(raw),
-                _ => raw_object(self.repo, o),
-            },
+        let cached = self.shard_cache.take().filter(|(id, _)| Some(*id) == old);
+        let old_raw: Option<Option<OdbObject<'_>>> = match (old, cached) {
+            (None, _) => Some(None),
+            (Some(_), Some((_, obj))) => Some(Some(obj)),
+            (Some(o), None) => read_tree_object(self.odb, o).ok().map(Some),
         };
-        let new_raw = raw_object(self.repo, new);
+        let new_raw = read_tree_object(self.odb, new).ok();
         let appended = match (&old_raw, &new_raw) {
-            (Some(o), Some(n)) => appended_entries(o, n),
+            (Some(o), Some(n)) => appended_entries(o.as_ref().map_or(&[], |o| o.data()), n.data()),
             _ => None,
         };
         if let Some(entries) = appended {
@@ -163,7 +165,7 @@ impl Walk<'_> {
                 }
             }
         }
-        self.shard_cache = new_raw.map(|raw| (new, raw));
+        self.shard_cache = new_raw.map(|obj| (new, obj));
     }
 
     /// Shard `shard` (tree `old`) disappeared: every record in it was removed.
@@ -290,35 +292,23 @@ fn check_history_in(
             "shallow clone: the ledger history before the shallow boundary was not checked",
         );
     }
-    // The walk compares each commit with the one before it, so it splits into segments that
-    // are walked in parallel (on rayon's pool, beside the per-record checks), each starting
-    // from the `records/` tree of the commit before it; what each commit added is then checked
-    // against the sequence in order, and the problems are reported in the order of a serial
-    // walk.
+    // The walk compares each commit with the one before it, in segments, each starting from
+    // the `records/` tree of the commit before it; what each commit added is then checked
+    // against the sequence in order. The segments are walked one after another on this thread,
+    // beside the per-record checks: libgit2 shares one handle per packfile between threads,
+    // behind locks taken several times per object read, and walking segments in parallel made
+    // every reader wait (100,000 commits: 1.55 s on two threads against 1.25 s on one, with
+    // the per-record checks slowed as well). A segment's findings are reported as soon as it is
+    // walked, so they are held for one segment, not for the whole branch.
     let git_dir = repo.path().to_owned();
     let mut reported_top: BTreeSet<String> = BTreeSet::new();
     let mut next_seq: u64 = 1;
-    // A few segments at a time, so what the walk found is held for those commits only, not
-    // for the whole branch (it is reported, then dropped).
-    let group = segment.saturating_mul(SEGMENTS_AT_ONCE);
-    for (g, commits) in chain.chunks(group).enumerate() {
-        let first = g.saturating_mul(group);
-        let segments: Vec<Vec<CommitFindings>> = commits
-            .par_chunks(segment)
-            .enumerate()
-            .map(|(i, commits)| {
-                let before = i
-                    .checked_mul(segment)
-                    .and_then(|start| start.checked_add(first))
-                    .and_then(|start| start.checked_sub(1));
-                walk_segment(
-                    &git_dir,
-                    commits,
-                    before.and_then(|b| chain.get(b).copied()),
-                )
-            })
-            .collect();
-        for found in segments.into_iter().flatten() {
+    for (i, commits) in chain.chunks(segment).enumerate() {
+        let before = i
+            .checked_mul(segment)
+            .and_then(|start| start.checked_sub(1))
+            .and_then(|b| chain.get(b).copied());
+        for found in walk_segment(&git_dir, commits, before) {
             report.commits_checked += 1;
             let id = found.id;
             for name in found.foreign_top {
@@ -337,14 +327,8 @@ fn check_history_in(
     Some(FirstParents::new(chain.iter().map(|&(id, _)| id)))
 }
 
-/// Commits per segment of the history walk.
+/// Commits per segment of the history walk (the findings of one segment are held at a time).
 const SEGMENT: usize = 2048;
-
-/// Segments walked at once: enough to keep every core busy, few enough that the findings
-/// waiting to be reported stay small. Walking every segment before reporting the first held
-/// the findings of the whole branch: for 100,000 commits, with the reflog listing below, about
-/// 20 MiB of verify's peak memory (148 -> 128 MiB).
-const SEGMENTS_AT_ONCE: usize = 8;
 
 /// What the walk found in one commit, in the order a serial walk reports it.
 struct CommitFindings {
@@ -357,18 +341,76 @@ struct CommitFindings {
     added: Vec<(u64, String)>,
 }
 
-/// The `records/` tree in the commit tree `tree` (`None`: it has none) and its raw bytes.
-fn records_of(repo: &Repository, tree: Oid) -> Result<(Option<Oid>, Vec<u8>), git2::Error> {
-    let tree = find_tree_capped(repo, tree)?;
-    let oid = tree
-        .get_name(RECORDS_DIR)
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .map(|e| e.id());
-    let raw = match oid {
-        Some(o) => read_raw(repo, o)?,
-        None => Vec::new(),
+/// The `records/` tree in the commit tree `tree` (`None`: it has none), parsed.
+fn records_of(odb: &Odb<'_>, tree: Oid) -> Result<(Option<Oid>, ParsedTree), git2::Error> {
+    let root = read_tree_object(odb, tree)?;
+    let oid = records_entry(&parse_root(root.data(), tree)?);
+    let parsed = match oid {
+        Some(o) => parse_records(odb, o)?,
+        None => ParsedTree::default(),
     };
-    Ok((oid, raw))
+    Ok((oid, parsed))
+}
+
+/// The entries of the root tree `tree` of a ledger commit (raw bytes `raw`).
+fn parse_root(raw: &[u8], tree: Oid) -> Result<Vec<RawEntry<'_>>, git2::Error> {
+    parse_tree(raw).ok_or_else(|| {
+        git2::Error::from_str(&format!(
+            "the tree {tree} of a ledger commit does not parse"
+        ))
+    })
+}
+
+/// The `records/` directory among the entries of a root tree, when it is one.
+fn records_entry(root: &[RawEntry<'_>]) -> Option<Oid> {
+    root.iter()
+        .find(|e| e.name == RECORDS_DIR.as_bytes() && e.item.tree)
+        .map(|e| e.item.oid)
+}
+
+/// Tree `oid`, read and parsed (an error when it is not a tree or does not parse).
+fn parse_records(odb: &Odb<'_>, oid: Oid) -> Result<ParsedTree, git2::Error> {
+    let obj = read_tree_object(odb, oid)?;
+    ParsedTree::parse(obj.data()).ok_or_else(|| {
+        git2::Error::from_str(&format!("the {RECORDS_DIR}/ tree {oid} does not parse"))
+    })
+}
+
+/// A tree's raw bytes with its entries parsed once: the history walk compares each commit's
+/// `records/` tree with the one before, and parsing both every time was a tenth of the walk.
+#[derive(Default)]
+pub(super) struct ParsedTree {
+    raw: Vec<u8>,
+    /// Each entry: its name as a range of `raw`, and what it is.
+    entries: Vec<(std::ops::Range<usize>, Item)>,
+}
+
+impl ParsedTree {
+    pub(super) fn parse(raw: &[u8]) -> Option<ParsedTree> {
+        let base = raw.as_ptr() as usize;
+        let entries = parse_tree(raw)?
+            .into_iter()
+            .map(|e| {
+                // `e.name` is a subslice of `raw`: its place is its address minus raw's.
+                let start = e.name.as_ptr() as usize - base;
+                (start..start + e.name.len(), e.item)
+            })
+            .collect();
+        Some(ParsedTree {
+            raw: raw.to_vec(),
+            entries,
+        })
+    }
+
+    pub(super) fn view(&self) -> Vec<RawEntry<'_>> {
+        self.entries
+            .iter()
+            .map(|(name, item)| RawEntry {
+                name: self.raw.get(name.clone()).unwrap_or_default(),
+                item: *item,
+            })
+            .collect()
+    }
 }
 
 /// Walks `commits` (consecutive, oldest first, each with its tree), comparing each with the one
@@ -382,31 +424,22 @@ fn walk_segment(
     let mut out = Vec::with_capacity(commits.len());
     let repo = match Repository::open(git_dir) {
         Ok(r) => r,
-        Err(e) => {
-            for &(id, _) in commits {
-                out.push(CommitFindings {
-                    id,
-                    foreign_top: Vec::new(),
-                    problems: vec![Problem::new(
-                        ProblemKind::ReadError,
-                        commit_ref(None, None, id),
-                        format!("commit {id}: {e}"),
-                    )],
-                    added: Vec::new(),
-                });
-            }
-            return out;
-        }
+        Err(e) => return unreadable(commits, &e),
+    };
+    let odb = match repo.odb() {
+        Ok(o) => o,
+        Err(e) => return unreadable(commits, &e),
     };
     // A commit before the segment that cannot be read is reported by the segment walking it;
     // this one then starts from an empty tree, so its records show as added out of order
     // rather than not at all.
     let (mut prev_records_oid, mut prev_raw) = before
-        .and_then(|(_, tree)| records_of(&repo, tree).ok())
-        .unwrap_or((None, Vec::new()));
+        .and_then(|(_, tree)| records_of(&odb, tree).ok())
+        .unwrap_or_default();
     let mut report = VerifyReport::new(String::new());
     let mut walk = Walk {
         repo: &repo,
+        odb: &odb,
         report: &mut report,
         id: Oid::ZERO_SHA1,
         added: Vec::new(),
@@ -432,6 +465,23 @@ fn walk_segment(
     out
 }
 
+/// Every commit of a segment whose repository could not be opened, as a read error.
+fn unreadable(commits: &[(Oid, Oid)], e: &git2::Error) -> Vec<CommitFindings> {
+    commits
+        .iter()
+        .map(|&(id, _)| CommitFindings {
+            id,
+            foreign_top: Vec::new(),
+            problems: vec![Problem::new(
+                ProblemKind::ReadError,
+                commit_ref(None, None, id),
+                format!("commit {id}: {e}"),
+            )],
+            added: Vec::new(),
+        })
+        .collect()
+}
+
 /// Compares commit `walk.id` (its tree: `tree`) with the commit before it (`prev_*`: its
 /// `records/` tree), and makes it the commit before the next one.
 fn walk_commit(
@@ -439,39 +489,37 @@ fn walk_commit(
     tree: Oid,
     foreign_top: &mut Vec<String>,
     prev_records_oid: &mut Option<Oid>,
-    prev_raw: &mut Vec<u8>,
+    prev_raw: &mut ParsedTree,
 ) {
     let id = walk.id;
-    let repo = walk.repo;
-    let tree = match find_tree_capped(repo, tree) {
+    // The root tree is read as raw bytes: a git2 `Tree` costs an object lookup and an
+    // allocation per entry, once per commit.
+    let root = match read_tree_object(walk.odb, tree) {
         Ok(t) => t,
         Err(e) => return walk.read_error(e),
     };
-    for e in tree.iter() {
-        let name = String::from_utf8_lossy(e.name_bytes());
+    let root_entries = match parse_root(root.data(), tree) {
+        Ok(entries) => entries,
+        Err(e) => return walk.read_error(e),
+    };
+    for e in &root_entries {
+        let name = String::from_utf8_lossy(e.name);
         if ![RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE].contains(&name.as_ref()) {
             foreign_top.push(name.into_owned());
         }
     }
-    let records_oid = tree
-        .get_name(RECORDS_DIR)
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .map(|e| e.id());
+    let records_oid = records_entry(&root_entries);
     if records_oid == *prev_records_oid {
         return;
     }
-    let raw = match records_oid {
-        Some(o) => match read_raw(repo, o) {
-            Ok(raw) => raw,
+    let parsed = match records_oid {
+        Some(o) => match parse_records(walk.odb, o) {
+            Ok(p) => p,
             Err(e) => return walk.read_error(e),
         },
-        None => Vec::new(),
+        None => ParsedTree::default(),
     };
-    let (Some(old_entries), Some(new_entries)) = (parse_tree(prev_raw), parse_tree(&raw)) else {
-        return walk.read_error(git2::Error::from_str(&format!(
-            "the {RECORDS_DIR}/ tree of commit {id} does not parse"
-        )));
-    };
+    let (old_entries, new_entries) = (prev_raw.view(), parsed.view());
     // Both trees are in git's order, so one merge pass pairs the entries of the same name
     // and kind without building a map of the shards (a hostile unsorted tree can only make
     // entries unpaired, which are reported as added and removed, never hidden).
@@ -507,7 +555,7 @@ fn walk_commit(
     }
     drop((old_entries, new_entries));
     *prev_records_oid = records_oid;
-    *prev_raw = raw;
+    *prev_raw = parsed;
 }
 
 /// Records added by one commit must continue the sequence.
@@ -530,20 +578,18 @@ pub(super) fn check_added(
     }
 }
 
-/// The raw (inflated) bytes of an object.
-pub(super) fn raw_object(repo: &Repository, oid: Oid) -> Option<Vec<u8>> {
-    read_raw(repo, oid).ok()
-}
-
-/// The raw bytes of tree `oid` (an error when it is not a tree).
-pub(super) fn read_raw(repo: &Repository, oid: Oid) -> Result<Vec<u8>, git2::Error> {
-    check_tree_size(repo, oid)?;
-    let odb = repo.odb()?;
+/// Tree `oid` as libgit2 read it, size-checked first ([`check_tree_size_in`]; an error when
+/// it is not a tree).
+pub(super) fn read_tree_object<'o>(
+    odb: &'o Odb<'_>,
+    oid: Oid,
+) -> Result<OdbObject<'o>, git2::Error> {
+    check_tree_size_in(odb, oid)?;
     let obj = odb.read(oid)?;
     if obj.kind() != ObjectType::Tree {
         return Err(git2::Error::from_str(&format!("{oid} is not a tree")));
     }
-    Ok(obj.data().to_vec())
+    Ok(obj)
 }
 
 /// One entry of a raw tree object.

@@ -61,7 +61,7 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
-use git2::{ObjectType, Oid, Repository, Tree};
+use git2::{ObjectType, Odb, OdbObject, Oid, Repository, Tree};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -71,7 +71,7 @@ use super::completeness::{self, WatchedPaths};
 use super::dsse::{self, DsseError, Envelope, MAX_ENVELOPE_BYTES};
 use super::keys::TrustedKeys;
 use super::ledger::{
-    check_tree_size, find_tree_capped, is_shard_name, ledger_refname, parse_record_file_name,
+    check_tree_size_in, find_tree_capped, is_shard_name, ledger_refname, parse_record_file_name,
     read_blob_capped, read_file_capped, shard_name, CappedRead, LedgerSource, LedgerState,
     CHECKPOINT_FILE, DEFAULT_BRANCH, RECORDS_DIR, STATE_FILE,
 };
