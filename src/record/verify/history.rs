@@ -64,9 +64,44 @@ pub(super) struct Walk<'a> {
     /// next append extends), kept as libgit2 returned it: copying it (up to 1,000 entries,
     /// once per commit) cost as much as comparing it.
     pub(super) shard_cache: Option<(Oid, OdbObject<'a>)>,
+    /// What the current commit was found to do wrong beyond the [`LISTED_PER_COMMIT`] listed:
+    /// how many, and the kind of the first.
+    pub(super) unlisted: Option<(ProblemKind, u64)>,
 }
 
+/// Problems listed per commit of the history walk; more are counted in one problem that says
+/// how many were left out. A tree can hold some 300,000 names not part of a ledger (up to the
+/// 16 MiB size limit), and each commit can add a new such tree: listing every name held about
+/// 140 MB per commit (20 commits took 3 GB), for a verdict the first name already decides.
+pub(super) const LISTED_PER_COMMIT: usize = 100;
+
 impl Walk<'_> {
+    /// Counts a problem of the current commit past [`LISTED_PER_COMMIT`]: true when it is to
+    /// be left out of the list.
+    pub(super) fn over_limit(&mut self, kind: ProblemKind, listed: usize) -> bool {
+        if listed < LISTED_PER_COMMIT {
+            return false;
+        }
+        let (_, n) = self.unlisted.get_or_insert((kind, 0));
+        *n += 1;
+        true
+    }
+
+    /// Ends the current commit: the problems left out of its list become one that counts them.
+    pub(super) fn finish_commit(&mut self) {
+        if let Some((kind, n)) = self.unlisted.take() {
+            let id = self.id;
+            self.report.push(
+                kind,
+                commit_ref(None, None, id),
+                format!(
+                    "commit {id}: {n} more problems like the ones above are not listed \
+                     (the first {LISTED_PER_COMMIT} of a commit are)"
+                ),
+            );
+        }
+    }
+
     pub(super) fn push(
         &mut self,
         kind: ProblemKind,
@@ -74,6 +109,10 @@ impl Walk<'_> {
         path: &str,
         message: String,
     ) {
+        let listed = self.report.problems.len();
+        if self.over_limit(kind, listed) {
+            return;
+        }
         self.report.push(
             kind,
             commit_ref(seq, Some(path.to_owned()), self.id),
@@ -298,42 +337,39 @@ fn check_history_in(
     // beside the per-record checks: libgit2 shares one handle per packfile between threads,
     // behind locks taken several times per object read, and walking segments in parallel made
     // every reader wait (100,000 commits: 1.55 s on two threads against 1.25 s on one, with
-    // the per-record checks slowed as well). A segment's findings are reported as soon as it is
-    // walked, so they are held for one segment, not for the whole branch.
+    // the per-record checks slowed as well). What a commit was found to do is reported as soon
+    // as it is walked, so it is held for that commit only.
     let git_dir = repo.path().to_owned();
-    let mut reported_top: BTreeSet<String> = BTreeSet::new();
     let mut next_seq: u64 = 1;
     for (i, commits) in chain.chunks(segment).enumerate() {
         let before = i
             .checked_mul(segment)
             .and_then(|start| start.checked_sub(1))
             .and_then(|b| chain.get(b).copied());
-        for found in walk_segment(&git_dir, commits, before) {
+        walk_segment(&git_dir, commits, before, |found| {
             report.commits_checked += 1;
             let id = found.id;
             for name in found.foreign_top {
-                if reported_top.insert(name.clone()) {
-                    report.push(
-                        ProblemKind::HistoryUnexpectedFile,
-                        commit_ref(None, Some(name.clone()), id),
-                        format!("commit {id} added {name}, which is not part of a ledger"),
-                    );
-                }
+                report.push(
+                    ProblemKind::HistoryUnexpectedFile,
+                    commit_ref(None, Some(name.clone()), id),
+                    format!("commit {id} added {name}, which is not part of a ledger"),
+                );
             }
             report.problems.extend(found.problems);
             check_added(found.added, &mut next_seq, id, report);
-        }
+        });
     }
     Some(FirstParents::new(chain.iter().map(|&(id, _)| id)))
 }
 
-/// Commits per segment of the history walk (the findings of one segment are held at a time).
+/// Commits per segment of the history walk.
 const SEGMENT: usize = 2048;
 
 /// What the walk found in one commit, in the order a serial walk reports it.
 struct CommitFindings {
     id: Oid,
-    /// Names at the top of its tree that are not part of a ledger, in tree order.
+    /// Names it added at the top of its tree that are not part of a ledger, in tree order.
     foreign_top: Vec<String>,
     /// The problems of its `records/` tree against the commit before.
     problems: Vec<Problem>,
@@ -341,20 +377,35 @@ struct CommitFindings {
     added: Vec<(u64, String)>,
 }
 
-/// The `records/` tree in the commit tree `tree` (`None`: it has none), parsed.
-fn records_of(odb: &Odb<'_>, tree: Oid) -> Result<(Option<Oid>, ParsedTree), git2::Error> {
-    let root = read_tree_object(odb, tree)?;
-    let oid = records_entry(&parse_root(root.data(), tree)?);
-    let parsed = match oid {
+/// What the walk keeps of the commit before the one it compares.
+#[derive(Default)]
+struct Before {
+    /// Its root tree.
+    root: ParsedTree,
+    /// Its `records/` tree (`None`: it has none).
+    records_oid: Option<Oid>,
+    records: ParsedTree,
+}
+
+/// The commit whose root tree is `tree`, as the walk keeps it.
+fn before_of(odb: &Odb<'_>, tree: Oid) -> Result<Before, git2::Error> {
+    let root = parse_root(odb, tree)?;
+    let records_oid = records_entry(&root.view());
+    let records = match records_oid {
         Some(o) => parse_records(odb, o)?,
         None => ParsedTree::default(),
     };
-    Ok((oid, parsed))
+    Ok(Before {
+        root,
+        records_oid,
+        records,
+    })
 }
 
-/// The entries of the root tree `tree` of a ledger commit (raw bytes `raw`).
-fn parse_root(raw: &[u8], tree: Oid) -> Result<Vec<RawEntry<'_>>, git2::Error> {
-    parse_tree(raw).ok_or_else(|| {
+/// The root tree `tree` of a ledger commit, read and parsed.
+fn parse_root(odb: &Odb<'_>, tree: Oid) -> Result<ParsedTree, git2::Error> {
+    let obj = read_tree_object(odb, tree)?;
+    ParsedTree::parse(obj.data()).ok_or_else(|| {
         git2::Error::from_str(&format!(
             "the tree {tree} of a ledger commit does not parse"
         ))
@@ -420,21 +471,21 @@ fn walk_segment(
     git_dir: &Path,
     commits: &[(Oid, Oid)],
     before: Option<(Oid, Oid)>,
-) -> Vec<CommitFindings> {
-    let mut out = Vec::with_capacity(commits.len());
+    mut found: impl FnMut(CommitFindings),
+) {
     let repo = match Repository::open(git_dir) {
         Ok(r) => r,
-        Err(e) => return unreadable(commits, &e),
+        Err(e) => return unreadable(commits, &e).for_each(found),
     };
     let odb = match repo.odb() {
         Ok(o) => o,
-        Err(e) => return unreadable(commits, &e),
+        Err(e) => return unreadable(commits, &e).for_each(found),
     };
     // A commit before the segment that cannot be read is reported by the segment walking it;
     // this one then starts from an empty tree, so its records show as added out of order
     // rather than not at all.
-    let (mut prev_records_oid, mut prev_raw) = before
-        .and_then(|(_, tree)| records_of(&odb, tree).ok())
+    let mut before = before
+        .and_then(|(_, tree)| before_of(&odb, tree).ok())
         .unwrap_or_default();
     let mut report = VerifyReport::new(String::new());
     let mut walk = Walk {
@@ -444,72 +495,67 @@ fn walk_segment(
         id: Oid::ZERO_SHA1,
         added: Vec::new(),
         shard_cache: None,
+        unlisted: None,
     };
     for &(id, tree) in commits {
         walk.id = id;
         let mut foreign_top = Vec::new();
-        walk_commit(
-            &mut walk,
-            tree,
-            &mut foreign_top,
-            &mut prev_records_oid,
-            &mut prev_raw,
-        );
-        out.push(CommitFindings {
+        walk_commit(&mut walk, tree, &mut foreign_top, &mut before);
+        walk.finish_commit();
+        found(CommitFindings {
             id,
             foreign_top,
             problems: std::mem::take(&mut walk.report.problems),
             added: std::mem::take(&mut walk.added),
         });
     }
-    out
 }
 
 /// Every commit of a segment whose repository could not be opened, as a read error.
-fn unreadable(commits: &[(Oid, Oid)], e: &git2::Error) -> Vec<CommitFindings> {
-    commits
-        .iter()
-        .map(|&(id, _)| CommitFindings {
-            id,
-            foreign_top: Vec::new(),
-            problems: vec![Problem::new(
-                ProblemKind::ReadError,
-                commit_ref(None, None, id),
-                format!("commit {id}: {e}"),
-            )],
-            added: Vec::new(),
-        })
-        .collect()
+fn unreadable<'c>(
+    commits: &'c [(Oid, Oid)],
+    e: &'c git2::Error,
+) -> impl Iterator<Item = CommitFindings> + 'c {
+    commits.iter().map(move |&(id, _)| CommitFindings {
+        id,
+        foreign_top: Vec::new(),
+        problems: vec![Problem::new(
+            ProblemKind::ReadError,
+            commit_ref(None, None, id),
+            format!("commit {id}: {e}"),
+        )],
+        added: Vec::new(),
+    })
 }
 
-/// Compares commit `walk.id` (its tree: `tree`) with the commit before it (`prev_*`: its
-/// `records/` tree), and makes it the commit before the next one.
-fn walk_commit(
-    walk: &mut Walk<'_>,
-    tree: Oid,
-    foreign_top: &mut Vec<String>,
-    prev_records_oid: &mut Option<Oid>,
-    prev_raw: &mut ParsedTree,
-) {
+/// Compares commit `walk.id` (its tree: `tree`) with the commit before it (`before`), and
+/// makes it the commit before the next one.
+fn walk_commit(walk: &mut Walk<'_>, tree: Oid, foreign_top: &mut Vec<String>, before: &mut Before) {
     let id = walk.id;
     // The root tree is read as raw bytes: a git2 `Tree` costs an object lookup and an
     // allocation per entry, once per commit.
-    let root = match read_tree_object(walk.odb, tree) {
+    let root = match parse_root(walk.odb, tree) {
         Ok(t) => t,
         Err(e) => return walk.read_error(e),
     };
-    let root_entries = match parse_root(root.data(), tree) {
-        Ok(entries) => entries,
-        Err(e) => return walk.read_error(e),
-    };
-    for e in &root_entries {
-        let name = String::from_utf8_lossy(e.name);
-        if ![RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE].contains(&name.as_ref()) {
+    let (old_top, new_top) = (before.root.view(), root.view());
+    // A name that is not part of a ledger is named by the commit that added it (a stray file
+    // is not named again by every commit after).
+    for (name, old, new) in merge_entries(&old_top, &new_top) {
+        if old.is_some() || new.is_none() {
+            continue;
+        }
+        let name = String::from_utf8_lossy(name);
+        if ![RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE].contains(&name.as_ref())
+            && !walk.over_limit(ProblemKind::HistoryUnexpectedFile, foreign_top.len())
+        {
             foreign_top.push(name.into_owned());
         }
     }
-    let records_oid = records_entry(&root_entries);
-    if records_oid == *prev_records_oid {
+    let records_oid = records_entry(&new_top);
+    drop((old_top, new_top));
+    before.root = root;
+    if records_oid == before.records_oid {
         return;
     }
     let parsed = match records_oid {
@@ -519,7 +565,7 @@ fn walk_commit(
         },
         None => ParsedTree::default(),
     };
-    let (old_entries, new_entries) = (prev_raw.view(), parsed.view());
+    let (old_entries, new_entries) = (before.records.view(), parsed.view());
     // Both trees are in git's order, so one merge pass pairs the entries of the same name
     // and kind without building a map of the shards (a hostile unsorted tree can only make
     // entries unpaired, which are reported as added and removed, never hidden).
@@ -554,8 +600,8 @@ fn walk_commit(
         }
     }
     drop((old_entries, new_entries));
-    *prev_records_oid = records_oid;
-    *prev_raw = parsed;
+    before.records_oid = records_oid;
+    before.records = parsed;
 }
 
 /// Records added by one commit must continue the sequence.
@@ -566,15 +612,36 @@ pub(super) fn check_added(
     report: &mut VerifyReport,
 ) {
     added.sort();
+    // Listed up to LISTED_PER_COMMIT, like the walk's own problems: a commit can add some
+    // 300,000 record names out of order.
+    let mut listed = 0;
+    let mut unlisted: u64 = 0;
     for (s, path) in added {
         if s != *next_seq {
-            report.push(
-                ProblemKind::HistoryOutOfOrder,
-                commit_ref(Some(s), Some(path.clone()), id),
-                format!("commit {id} added record {s} ({path}) where record {next_seq} was due"),
-            );
+            if listed < LISTED_PER_COMMIT {
+                listed += 1;
+                report.push(
+                    ProblemKind::HistoryOutOfOrder,
+                    commit_ref(Some(s), Some(path.clone()), id),
+                    format!(
+                        "commit {id} added record {s} ({path}) where record {next_seq} was due"
+                    ),
+                );
+            } else {
+                unlisted += 1;
+            }
         }
         *next_seq = (*next_seq).max(s + 1);
+    }
+    if unlisted > 0 {
+        report.push(
+            ProblemKind::HistoryOutOfOrder,
+            commit_ref(None, None, id),
+            format!(
+                "commit {id}: {unlisted} more records added out of order are not listed \
+                 (the first {LISTED_PER_COMMIT} of a commit are)"
+            ),
+        );
     }
 }
 

@@ -522,3 +522,89 @@ fn a_ledger_tree_too_large_to_be_a_shard_is_refused_unread() {
         .exit(1)
         .says("-byte limit of a ledger directory; not read");
 }
+
+/// Commits `count` junk trees onto the ledger, each its tip's tree plus `names` new names
+/// (made by `name(commit, i)`) at `place` (`""`: the top; else a shard under `records/`).
+fn commit_junk(
+    git: &git2::Repository,
+    place: &str,
+    count: usize,
+    names: usize,
+    name: impl Fn(usize, usize) -> String,
+) {
+    let blob = git.blob(b"{}").expect("blob");
+    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
+    for c in 0..count {
+        let tip = tip_commit(git);
+        let root = tip.tree().expect("tree");
+        let mut junk = git.treebuilder(None).expect("builder");
+        for i in 0..names {
+            junk.insert(name(c, i), blob, 0o100_644).expect("insert");
+        }
+        let junk = git
+            .find_tree(junk.write().expect("junk"))
+            .expect("junk tree");
+        let mut top = git.treebuilder(Some(&root)).expect("builder");
+        if place.is_empty() {
+            for entry in junk.iter() {
+                top.insert(entry.name_bytes(), entry.id(), 0o100_644)
+                    .expect("insert");
+            }
+        } else {
+            let records = root.get_name("records").expect("records").id();
+            let mut records = git
+                .treebuilder(Some(&git.find_tree(records).expect("records tree")))
+                .expect("builder");
+            records.insert(place, junk.id(), 0o040_000).expect("insert");
+            top.insert("records", records.write().expect("records"), 0o040_000)
+                .expect("insert");
+        }
+        let top = git.find_tree(top.write().expect("top")).expect("top tree");
+        git.commit(Some(LEDGER), &who, &who, "junk", &top, &[&tip])
+            .expect("commit");
+    }
+}
+
+#[test]
+fn what_a_ledger_commit_does_wrong_is_listed_up_to_a_limit_then_counted() {
+    // Each commit of a ledger can add a tree of some 300,000 names that are not part of a
+    // ledger: listing every one held about 140 MB per commit (20 commits took 3 GB). A
+    // commit's problems are listed up to 100 and the rest counted; the verdict is the same.
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    commit_junk(&git, "", 3, 250, |c, i| format!("junk-{c}-{i:04}"));
+    let run = repo.run(&["verify"]);
+    run.exit(1)
+        .stdout_has("junk-0-0000")
+        .stdout_has("junk-2-0099")
+        .stdout_lacks("junk-0-0100")
+        .stdout_has("150 more problems like the ones above are not listed");
+    assert_eq!(
+        run.stdout
+            .matches("more problems like the ones above")
+            .count(),
+        3
+    );
+    assert_eq!(
+        run.stdout.matches("which is not part of a ledger").count(),
+        300,
+        "{}",
+        run.stdout
+    );
+
+    // Record names added out of order to a shard: the same.
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    commit_junk(&git, "500", 1, 250, |_, i| {
+        format!("{:06}-x-1.dsse.json", 500_000 + 2 * i)
+    });
+    let run = repo.run(&["verify"]);
+    run.exit(1)
+        .stdout_has("150 more records added out of order are not listed");
+    assert_eq!(
+        run.stdout.matches("where record").count(),
+        100,
+        "{}",
+        run.stdout
+    );
+}
