@@ -64,41 +64,56 @@ pub(super) struct Walk<'a> {
     /// next append extends), kept as libgit2 returned it: copying it (up to 1,000 entries,
     /// once per commit) cost as much as comparing it.
     pub(super) shard_cache: Option<(Oid, OdbObject<'a>)>,
-    /// What the current commit was found to do wrong beyond the [`LISTED_PER_COMMIT`] listed:
-    /// how many, and the kind of the first.
-    pub(super) unlisted: Option<(ProblemKind, u64)>,
+    /// What the current commit was found to do wrong, per kind of problem in the order first
+    /// found: how many are listed and how many beyond [`LISTED_PER_COMMIT`] are not.
+    pub(super) counted: Vec<(ProblemKind, usize, u64)>,
 }
 
-/// Problems listed per commit of the history walk; more are counted in one problem that says
-/// how many were left out. A tree can hold some 300,000 names not part of a ledger (up to the
+/// Problems of one kind listed per commit of the history walk; more are counted in one
+/// problem that says how many were left out. Per kind, so that junk cannot crowd a removed or
+/// changed record out of the list. A tree can hold some 300,000 names not part of a ledger (up to the
 /// 16 MiB size limit), and each commit can add a new such tree: listing every name held about
 /// 140 MB per commit (20 commits took 3 GB), for a verdict the first name already decides.
 pub(super) const LISTED_PER_COMMIT: usize = 100;
 
 impl Walk<'_> {
-    /// Counts a problem of the current commit past [`LISTED_PER_COMMIT`]: true when it is to
-    /// be left out of the list.
-    pub(super) fn over_limit(&mut self, kind: ProblemKind, listed: usize) -> bool {
-        if listed < LISTED_PER_COMMIT {
+    /// Counts a problem of kind `kind` of the current commit: true when it is past the
+    /// [`LISTED_PER_COMMIT`] of its kind, to be left out of the list.
+    pub(super) fn over_limit(&mut self, kind: ProblemKind) -> bool {
+        let i = match self.counted.iter().position(|(k, _, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                self.counted.push((kind, 0, 0));
+                self.counted.len() - 1
+            }
+        };
+        let Some((_, listed, unlisted)) = self.counted.get_mut(i) else {
             return false;
+        };
+        if *listed < LISTED_PER_COMMIT {
+            *listed += 1;
+            false
+        } else {
+            *unlisted += 1;
+            true
         }
-        let (_, n) = self.unlisted.get_or_insert((kind, 0));
-        *n += 1;
-        true
     }
 
-    /// Ends the current commit: the problems left out of its list become one that counts them.
+    /// Ends the current commit: the problems left out of its list become one per kind that
+    /// counts them.
     pub(super) fn finish_commit(&mut self) {
-        if let Some((kind, n)) = self.unlisted.take() {
-            let id = self.id;
-            self.report.push(
-                kind,
-                commit_ref(None, None, id),
-                format!(
-                    "commit {id}: {n} more problems like the ones above are not listed \
-                     (the first {LISTED_PER_COMMIT} of a commit are)"
-                ),
-            );
+        let id = self.id;
+        for (kind, _, n) in std::mem::take(&mut self.counted) {
+            if n > 0 {
+                self.report.push(
+                    kind,
+                    commit_ref(None, None, id),
+                    format!(
+                        "commit {id}: {n} more problems like the ones above are not listed \
+                         (the first {LISTED_PER_COMMIT} of a kind in a commit are)"
+                    ),
+                );
+            }
         }
     }
 
@@ -109,8 +124,7 @@ impl Walk<'_> {
         path: &str,
         message: String,
     ) {
-        let listed = self.report.problems.len();
-        if self.over_limit(kind, listed) {
+        if self.over_limit(kind) {
             return;
         }
         self.report.push(
@@ -495,7 +509,7 @@ fn walk_segment(
         id: Oid::ZERO_SHA1,
         added: Vec::new(),
         shard_cache: None,
-        unlisted: None,
+        counted: Vec::new(),
     };
     for &(id, tree) in commits {
         walk.id = id;
@@ -547,7 +561,7 @@ fn walk_commit(walk: &mut Walk<'_>, tree: Oid, foreign_top: &mut Vec<String>, be
         }
         let name = String::from_utf8_lossy(name);
         if ![RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE].contains(&name.as_ref())
-            && !walk.over_limit(ProblemKind::HistoryUnexpectedFile, foreign_top.len())
+            && !walk.over_limit(ProblemKind::HistoryUnexpectedFile)
         {
             foreign_top.push(name.into_owned());
         }

@@ -607,4 +607,14 @@ fn what_a_ledger_commit_does_wrong_is_listed_up_to_a_limit_then_counted() {
         "{}",
         run.stdout
     );
+
+    // The limit is per kind of problem: junk cannot crowd a removed record out of the list.
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    commit_junk(&git, "000", 1, 150, |_, i| format!("junk-{i:04}"));
+    let run = repo.run(&["verify"]);
+    run.exit(1)
+        .stdout_has("removed records/000/000001-")
+        .stdout_has("removed records/000/000002-")
+        .stdout_has("50 more problems like the ones above are not listed");
 }
