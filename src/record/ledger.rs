@@ -371,6 +371,20 @@ pub(crate) fn read_file_capped(path: &Path) -> Result<Vec<u8>, CappedRead> {
 /// records), so anything near this is not a ledger relgate wrote.
 pub(crate) const MAX_LEDGER_TREE_BYTES: usize = 16 << 20;
 
+/// The largest top-level tree of a ledger commit the history walk reads: a ledger's holds
+/// three entries. The walk reads one per commit, so a tree as large as
+/// [`MAX_LEDGER_TREE_BYTES`] in each of many commits (each a small delta of the last in the
+/// pack) would cost seconds per commit.
+pub(crate) const MAX_ROOT_TREE_BYTES: usize = 64 << 10;
+
+/// The largest `records/` tree the history walk reads: one entry (about 31 bytes) per shard,
+/// so 4 MiB holds 135 million records.
+pub(crate) const MAX_RECORDS_TREE_BYTES: usize = 4 << 20;
+
+/// The largest shard tree the history walk reads: [`SHARD_SIZE`] entries of at most about
+/// 175 bytes (a name and a version of at most [`MAX_COMPONENT`] characters each), with room.
+pub(crate) const MAX_SHARD_TREE_BYTES: usize = 512 << 10;
+
 /// Refuses tree `oid` when it is not a tree or its size is above [`MAX_LEDGER_TREE_BYTES`],
 /// from git's object header, before it is inflated: whoever can push the ledger branch can
 /// commit a tree that packs small and inflates to gigabytes, read once per commit by the
@@ -382,17 +396,60 @@ pub(crate) fn check_tree_size(repo: &Repository, oid: Oid) -> Result<(), git2::E
 /// [`check_tree_size`] in an object store already opened (the history walk reads three trees
 /// per commit).
 pub(crate) fn check_tree_size_in(odb: &git2::Odb<'_>, oid: Oid) -> Result<(), git2::Error> {
+    check_tree_size_below(odb, oid, MAX_LEDGER_TREE_BYTES)
+}
+
+/// [`check_tree_size_in`] with the limit `limit` (bytes).
+pub(crate) fn check_tree_size_below(
+    odb: &git2::Odb<'_>,
+    oid: Oid,
+    limit: usize,
+) -> Result<(), git2::Error> {
     let (size, kind) = odb.read_header(oid)?;
     if kind != ObjectType::Tree {
         return Err(git2::Error::from_str(&format!(
             "object {oid} is a {kind}, not a directory"
         )));
     }
-    if size > MAX_LEDGER_TREE_BYTES {
+    if size > limit {
         return Err(git2::Error::from_str(&format!(
-            "tree {oid} is {size} bytes, above the {MAX_LEDGER_TREE_BYTES}-byte limit of a \
-             ledger directory; not read"
+            "tree {oid} is {size} bytes, above the {limit}-byte limit of a ledger directory; \
+             not read"
         )));
+    }
+    Ok(())
+}
+
+/// git's order of tree entries: by name bytes, a tree's name compared as if followed by `/`.
+pub(crate) fn git_name_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> std::cmp::Ordering {
+    let n = a.len().min(b.len());
+    a[..n].cmp(&b[..n]).then_with(|| {
+        let end =
+            |name: &[u8], tree: bool| name.get(n).copied().unwrap_or(if tree { b'/' } else { 0 });
+        end(a, a_tree).cmp(&end(b, b_tree))
+    })
+}
+
+/// Refuses a tree whose entries are not in git's order, each name once. git never writes one,
+/// and readers disagree on it: libgit2 finds a name by binary search, a checkout takes another
+/// of two entries of the same name. A ledger commit whose tree lists `records` twice showed
+/// verify one set of records and every checkout another.
+pub(crate) fn check_canonical(tree: &Tree<'_>) -> Result<(), git2::Error> {
+    let mut last: Option<(Vec<u8>, bool)> = None;
+    for e in tree.iter() {
+        let is_tree = e.kind() == Some(ObjectType::Tree);
+        if let Some((name, was_tree)) = &last {
+            if git_name_order(name, *was_tree, e.name_bytes(), is_tree) != std::cmp::Ordering::Less
+            {
+                return Err(git2::Error::from_str(&format!(
+                    "tree {} lists {} twice or out of git's order: git never writes such a \
+                     tree, and a checkout may show another entry than the one read",
+                    tree.id(),
+                    String::from_utf8_lossy(e.name_bytes())
+                )));
+            }
+        }
+        last = Some((e.name_bytes().to_vec(), is_tree));
     }
     Ok(())
 }
@@ -400,7 +457,9 @@ pub(crate) fn check_tree_size_in(odb: &git2::Odb<'_>, oid: Oid) -> Result<(), gi
 /// Tree `oid` of a git ledger, refused by [`check_tree_size`] before it is read.
 pub(crate) fn find_tree_capped(repo: &Repository, oid: Oid) -> Result<Tree<'_>, git2::Error> {
     check_tree_size(repo, oid)?;
-    repo.find_tree(oid)
+    let tree = repo.find_tree(oid)?;
+    check_canonical(&tree)?;
+    Ok(tree)
 }
 
 /// The bytes of blob `oid`, refused above [`MAX_LEDGER_FILE_BYTES`] before any of it is

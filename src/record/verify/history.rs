@@ -27,11 +27,14 @@ pub(super) struct Item {
     pub(super) file: bool,
 }
 
-/// The entries of tree `oid`, by name.
+/// The entries of shard tree `oid`, by name.
 pub(super) fn tree_items(
     repo: &Repository,
     oid: Oid,
 ) -> Result<BTreeMap<String, Item>, git2::Error> {
+    // Shard trees only: refused above a shard's size before they are read, like the raw reads
+    // of the walk (a 300,000-entry tree under every commit cost 0.3 s a commit here).
+    check_tree_size_below(&repo.odb()?, oid, MAX_SHARD_TREE_BYTES)?;
     let tree = find_tree_capped(repo, oid)?;
     Ok(tree
         .iter()
@@ -162,6 +165,21 @@ impl Walk<'_> {
         );
     }
 
+    /// Tree `tree` of the current commit lists `name` twice or out of git's order.
+    pub(super) fn disorder(&mut self, tree: Oid, name: &[u8]) {
+        let id = self.id;
+        let name = String::from_utf8_lossy(name);
+        self.push(
+            ProblemKind::HistoryUnexpectedFile,
+            None,
+            &name,
+            format!(
+                "commit {id}: tree {tree} lists {name} twice or out of git's order: git never \
+                 writes such a tree, and a checkout may show another entry than verify reads"
+            ),
+        );
+    }
+
     pub(super) fn read_error(&mut self, e: git2::Error) {
         let id = self.id;
         self.report.push(
@@ -179,9 +197,11 @@ impl Walk<'_> {
         let old_raw: Option<Option<OdbObject<'_>>> = match (old, cached) {
             (None, _) => Some(None),
             (Some(_), Some((_, obj))) => Some(Some(obj)),
-            (Some(o), None) => read_tree_object(self.odb, o).ok().map(Some),
+            (Some(o), None) => read_tree_object(self.odb, o, MAX_SHARD_TREE_BYTES)
+                .ok()
+                .map(Some),
         };
-        let new_raw = read_tree_object(self.odb, new).ok();
+        let new_raw = read_tree_object(self.odb, new, MAX_SHARD_TREE_BYTES).ok();
         let appended = match (&old_raw, &new_raw) {
             (Some(o), Some(n)) => appended_entries(o.as_ref().map_or(&[], |o| o.data()), n.data()),
             _ => None,
@@ -319,12 +339,28 @@ fn check_history_in(
         let next = if c.parent_count() > 0 {
             match c.parent(0) {
                 Ok(p) => Some(p),
-                Err(e) => {
+                // Only a shallow clone may lack history; elsewhere a parent that cannot be read
+                // (missing, or not a commit) is a damaged or doctored branch, and the history
+                // before it cannot be checked.
+                Err(e) if repo.is_shallow() => {
                     report.push(
                         ProblemKind::ShallowHistory,
                         commit_ref(None, None, c.id()),
                         format!(
                             "history before {} is not available ({e}); not checked",
+                            c.id()
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    report.push(
+                        ProblemKind::ReadError,
+                        commit_ref(None, None, c.id()),
+                        format!(
+                            "the parent of ledger commit {} cannot be read ({e}), and the \
+                             repository is not a shallow clone: the history before it was not \
+                             checked",
                             c.id()
                         ),
                     );
@@ -355,6 +391,8 @@ fn check_history_in(
     // as it is walked, so it is held for that commit only.
     let git_dir = repo.path().to_owned();
     let mut next_seq: u64 = 1;
+    // Problems past LISTED_IN_WALK, counted per kind.
+    let mut unlisted: Vec<(ProblemKind, u64)> = Vec::new();
     for (i, commits) in chain.chunks(segment).enumerate() {
         let before = i
             .checked_mul(segment)
@@ -372,10 +410,33 @@ fn check_history_in(
             }
             report.problems.extend(found.problems);
             check_added(found.added, &mut next_seq, id, report);
+            if report.problems.len() > LISTED_IN_WALK {
+                for p in report.problems.drain(LISTED_IN_WALK..) {
+                    match unlisted.iter_mut().find(|(k, _)| *k == p.kind) {
+                        Some((_, n)) => *n += 1,
+                        None => unlisted.push((p.kind, 1)),
+                    }
+                }
+            }
         });
+    }
+    for (kind, n) in unlisted {
+        report.push(
+            kind,
+            None,
+            format!(
+                "{n} more problems like the ones above are not listed (the history walk lists \
+                 the first {LISTED_IN_WALK})"
+            ),
+        );
     }
     Some(FirstParents::new(chain.iter().map(|&(id, _)| id)))
 }
+
+/// Problems the history walk lists in all; more are counted per kind. The limit per commit
+/// ([`LISTED_PER_COMMIT`]) bounds one commit; this bounds a branch of many such commits (40,000
+/// commits of 101 junk names each held 1 GB of problems).
+const LISTED_IN_WALK: usize = 10_000;
 
 /// Commits per segment of the history walk.
 const SEGMENT: usize = 2048;
@@ -418,7 +479,7 @@ fn before_of(odb: &Odb<'_>, tree: Oid) -> Result<Before, git2::Error> {
 
 /// The root tree `tree` of a ledger commit, read and parsed.
 fn parse_root(odb: &Odb<'_>, tree: Oid) -> Result<ParsedTree, git2::Error> {
-    let obj = read_tree_object(odb, tree)?;
+    let obj = read_tree_object(odb, tree, MAX_ROOT_TREE_BYTES)?;
     ParsedTree::parse(obj.data()).ok_or_else(|| {
         git2::Error::from_str(&format!(
             "the tree {tree} of a ledger commit does not parse"
@@ -435,7 +496,7 @@ fn records_entry(root: &[RawEntry<'_>]) -> Option<Oid> {
 
 /// Tree `oid`, read and parsed (an error when it is not a tree or does not parse).
 fn parse_records(odb: &Odb<'_>, oid: Oid) -> Result<ParsedTree, git2::Error> {
-    let obj = read_tree_object(odb, oid)?;
+    let obj = read_tree_object(odb, oid, MAX_RECORDS_TREE_BYTES)?;
     ParsedTree::parse(obj.data()).ok_or_else(|| {
         git2::Error::from_str(&format!("the {RECORDS_DIR}/ tree {oid} does not parse"))
     })
@@ -553,17 +614,44 @@ fn walk_commit(walk: &mut Walk<'_>, tree: Oid, foreign_top: &mut Vec<String>, be
         Err(e) => return walk.read_error(e),
     };
     let (old_top, new_top) = (before.root.view(), root.view());
+    if let Some(name) = first_disorder(&new_top) {
+        return walk.disorder(tree, name);
+    }
     // A name that is not part of a ledger is named by the commit that added it (a stray file
-    // is not named again by every commit after).
+    // is not named again by every commit after); a ledger's own name is checked for its type
+    // whenever a commit changes it (`CHECKPOINT` made a directory hides files under it).
     for (name, old, new) in merge_entries(&old_top, &new_top) {
-        if old.is_some() || new.is_none() {
+        let Some(new) = new else {
+            continue;
+        };
+        if old == Some(new) {
             continue;
         }
         let name = String::from_utf8_lossy(name);
-        if ![RECORDS_DIR, CHECKPOINT_FILE, STATE_FILE].contains(&name.as_ref())
-            && !walk.over_limit(ProblemKind::HistoryUnexpectedFile)
-        {
-            foreign_top.push(name.into_owned());
+        let ledger_name = match name.as_ref() {
+            RECORDS_DIR => Some(new.tree),
+            CHECKPOINT_FILE | STATE_FILE => Some(new.file),
+            _ => None,
+        };
+        match ledger_name {
+            Some(true) => {}
+            Some(false) => {
+                let what = if name == RECORDS_DIR {
+                    "a directory"
+                } else {
+                    "a regular file"
+                };
+                walk.push(
+                    ProblemKind::HistoryUnexpectedFile,
+                    None,
+                    &name,
+                    format!("commit {id} made {name} something other than {what}"),
+                );
+            }
+            None if old.is_none() && !walk.over_limit(ProblemKind::HistoryUnexpectedFile) => {
+                foreign_top.push(name.into_owned());
+            }
+            None => {}
         }
     }
     let records_oid = records_entry(&new_top);
@@ -580,6 +668,11 @@ fn walk_commit(walk: &mut Walk<'_>, tree: Oid, foreign_top: &mut Vec<String>, be
         None => ParsedTree::default(),
     };
     let (old_entries, new_entries) = (before.records.view(), parsed.view());
+    if let Some(name) = first_disorder(&new_entries) {
+        if let Some(o) = records_oid {
+            return walk.disorder(o, name);
+        }
+    }
     // Both trees are in git's order, so one merge pass pairs the entries of the same name
     // and kind without building a map of the shards (a hostile unsorted tree can only make
     // entries unpaired, which are reported as added and removed, never hidden).
@@ -659,13 +752,14 @@ pub(super) fn check_added(
     }
 }
 
-/// Tree `oid` as libgit2 read it, size-checked first ([`check_tree_size_in`]; an error when
-/// it is not a tree).
+/// Tree `oid` as libgit2 read it, refused above `limit` bytes from its header first
+/// ([`check_tree_size_below`]; an error when it is not a tree).
 pub(super) fn read_tree_object<'o>(
     odb: &'o Odb<'_>,
     oid: Oid,
+    limit: usize,
 ) -> Result<OdbObject<'o>, git2::Error> {
-    check_tree_size_in(odb, oid)?;
+    check_tree_size_below(odb, oid, limit)?;
     let obj = odb.read(oid)?;
     if obj.kind() != ObjectType::Tree {
         return Err(git2::Error::from_str(&format!("{oid} is not a tree")));
@@ -704,16 +798,16 @@ pub(super) fn parse_tree(mut raw: &[u8]) -> Option<Vec<RawEntry<'_>>> {
 
 /// git's order of tree entries: by name, a tree's name followed by `/`.
 pub(super) fn git_order(a: &RawEntry<'_>, b: &RawEntry<'_>) -> std::cmp::Ordering {
-    let n = a.name.len().min(b.name.len());
-    a.name[..n].cmp(&b.name[..n]).then_with(|| {
-        let end = |e: &RawEntry<'_>| {
-            e.name
-                .get(n)
-                .copied()
-                .unwrap_or(if e.item.tree { b'/' } else { 0 })
-        };
-        end(a).cmp(&end(b))
-    })
+    git_name_order(a.name, a.item.tree, b.name, b.item.tree)
+}
+
+/// The first entry of `entries` that is not after the one before it in git's order (a name
+/// listed twice, or out of order), if any: see [`super::super::ledger::check_canonical`].
+pub(super) fn first_disorder<'a>(entries: &[RawEntry<'a>]) -> Option<&'a [u8]> {
+    entries
+        .windows(2)
+        .find(|w| git_order(&w[0], &w[1]) != std::cmp::Ordering::Less)
+        .map(|w| w[1].name)
 }
 
 /// The entries of two sorted trees side by side: (name, old, new), each name once.

@@ -618,3 +618,162 @@ fn what_a_ledger_commit_does_wrong_is_listed_up_to_a_limit_then_counted() {
         .stdout_has("removed records/000/000002-")
         .stdout_has("50 more problems like the ones above are not listed");
 }
+
+/// Commits onto the ledger a root tree of raw bytes: the tip's tree with `extra` appended
+/// (git never writes such a tree; `git hash-object --literally` does).
+fn commit_raw_root(git: &git2::Repository, extra: &[u8]) -> git2::Oid {
+    let tip = tip_commit(git);
+    let odb = git.odb().expect("odb");
+    let mut raw = odb.read(tip.tree_id()).expect("tree").data().to_vec();
+    raw.extend_from_slice(extra);
+    let tree = odb.write(git2::ObjectType::Tree, &raw).expect("write tree");
+    let tree = git.find_tree(tree).expect("tree");
+    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
+    git.commit(Some(LEDGER), &who, &who, "raw tree", &tree, &[&tip])
+        .expect("commit")
+}
+
+/// A raw tree entry.
+fn raw_entry(mode: &str, name: &str, id: git2::Oid) -> Vec<u8> {
+    let mut out = format!("{mode} {name}\0").into_bytes();
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+#[test]
+fn a_tree_that_lists_records_twice_is_tampering_not_a_second_ledger() {
+    // A second `records` entry after the genuine one: libgit2 (and verify) read the first, a
+    // checkout and `git archive` the second, with record 2 replaced. It verified INTACT.
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    let tip = tip_commit(&git);
+    let records = tip
+        .tree()
+        .expect("tree")
+        .get_name("records")
+        .expect("records")
+        .id();
+    let mut forged = git
+        .treebuilder(Some(&git.find_tree(records).expect("records tree")))
+        .expect("builder");
+    let shard = git
+        .find_tree(
+            git.find_tree(records)
+                .expect("tree")
+                .get_name("000")
+                .expect("shard")
+                .id(),
+        )
+        .expect("shard");
+    let name = shard
+        .iter()
+        .map(|e| e.name().expect("utf8").to_owned())
+        .find(|n| n.starts_with("000002-"))
+        .expect("record 2");
+    let mut shard = git.treebuilder(Some(&shard)).expect("builder");
+    shard
+        .insert(&name, git.blob(b"{}").expect("blob"), 0o100_644)
+        .expect("insert");
+    forged
+        .insert("000", shard.write().expect("shard"), 0o040_000)
+        .expect("insert");
+    let forged = forged.write().expect("records");
+    commit_raw_root(&git, &raw_entry("40000", "records", forged));
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has("lists records twice or out of git's order");
+    // Without the history walk, the tip's tree is refused unread (and the release commit
+    // then counts as unrecorded).
+    repo.run(&["verify", "--no-history"])
+        .exit(1)
+        .stdout_has("lists records twice or out of git's order");
+}
+
+#[test]
+fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
+    // `CHECKPOINT` made a directory holding another file, then restored: the file under it
+    // was no name the walk counted as added, and the ledger verified INTACT.
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    let tip = tip_commit(&git);
+    let root = tip.tree().expect("tree");
+    let mut dir = git.treebuilder(None).expect("builder");
+    dir.insert("evil.sh", git.blob(b"echo hi").expect("blob"), 0o100_755)
+        .expect("insert");
+    let mut top = git.treebuilder(Some(&root)).expect("builder");
+    top.insert("CHECKPOINT", dir.write().expect("dir"), 0o040_000)
+        .expect("insert");
+    let top = git.find_tree(top.write().expect("top")).expect("top");
+    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
+    let bad = git
+        .commit(Some(LEDGER), &who, &who, "a directory", &top, &[&tip])
+        .expect("commit");
+    let bad = git.find_commit(bad).expect("commit");
+    git.commit(Some(LEDGER), &who, &who, "restored", &root, &[&bad])
+        .expect("commit");
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has("made CHECKPOINT something other than a regular file");
+}
+
+#[test]
+fn a_parent_that_cannot_be_read_is_not_a_shallow_clone() {
+    // A ledger commit whose parent is a blob: outside a shallow clone that is a doctored
+    // branch, and the history before it cannot be checked (it was only a warning).
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    let tip = tip_commit(&git);
+    let blob = git.blob(b"not a commit").expect("blob");
+    let raw = format!(
+        "tree {}\nparent {blob}\nauthor m <m@example.com> 1700000000 +0000\ncommitter m <m@example.com> 1700000000 +0000\n\nodd parent\n",
+        tip.tree_id()
+    );
+    let odd = git
+        .odb()
+        .expect("odb")
+        .write(git2::ObjectType::Commit, raw.as_bytes())
+        .expect("commit");
+    git.reference(LEDGER, odd, true, "odd parent").expect("ref");
+    repo.run(&["verify", "--no-history"]).exit(0);
+    // (The reflog also shows the branch moved to a commit that does not descend from the old
+    // head: exit 1.)
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has("is not a shallow clone: the history before it was not checked");
+}
+
+#[test]
+fn the_history_walk_lists_ten_thousand_problems_at_most() {
+    // 60 commits each replacing a shard's junk with 101 new names: 202 problems a commit,
+    // held to the end. 40,000 such commits held 1 GB; the walk now lists 10,000 in all.
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    commit_junk(&git, "500", 60, 101, |c, i| format!("j{c:02}-{i:03}"));
+    let run = repo.run(&["verify"]);
+    run.exit(1)
+        .stdout_has("(the history walk lists the first 10000)");
+    let listed = run.stdout.matches("[history_").count();
+    assert!(listed <= 10_002, "{listed}");
+}
+
+#[test]
+fn the_history_walk_reads_no_tree_larger_than_a_ledger_writes() {
+    // Two 300,000-entry shard trees (10.8 MB each, under the 16 MiB limit of any ledger tree)
+    // alternating under 100 commits packed into 1.4 MB and took 31 s to walk. The walk refuses
+    // a shard tree above 512 KiB (1,000 records need about 175 KB) and a top-level tree above
+    // 64 KiB (a ledger's holds three entries) from the object header, unread.
+    let long = "x".repeat(100);
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    commit_junk(&git, "500", 2, 5000, |c, i| format!("{c}-{i:04}-{long}"));
+    repo.run(&["verify"])
+        .exit(1)
+        .stdout_has("-byte limit of a ledger directory; not read")
+        .stdout_has(&format!("above the {}-byte limit", 512 << 10));
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    commit_junk(&git, "", 1, 1000, |c, i| format!("{c}-{i:04}-{long}"));
+    repo.run(&["verify"])
+        .exit(2)
+        .stdout_has(&format!("above the {}-byte limit", 64 << 10));
+}
