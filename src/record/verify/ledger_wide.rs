@@ -408,9 +408,14 @@ pub(super) fn check_checkpoint(
         report.push(
             ProblemKind::CheckpointSizeMismatch,
             at(Some(n + 1), Some(CHECKPOINT_FILE)),
+            // Records removed from the end when the rest run 1..=n; otherwise some are
+            // missing at the gaps the sequence check names (n says how many are left, not
+            // which).
             format!(
-                "CHECKPOINT covers {} records but the ledger has {n}: record(s) {}..={} removed",
+                "CHECKPOINT covers {} records but the ledger has {n}: {} record(s) missing \
+                 (records {}..={} removed from the end, unless the sequence problems name gaps)",
                 cp.size,
+                cp.size - n,
                 n + 1,
                 cp.size
             ),
