@@ -69,6 +69,13 @@ fn recorded_repo() -> (Repo, Key, String) {
     (repo, key, c1)
 }
 
+/// [`recorded_repo`] and a libgit2 handle on it, for the tests that doctor its ledger branch.
+fn recorded_git() -> (Repo, git2::Repository) {
+    let (repo, _key, _) = recorded_repo();
+    let git = git2::Repository::open(repo.path()).expect("open");
+    (repo, git)
+}
+
 #[test]
 fn a_ledger_reset_to_an_older_commit_is_reported_with_the_unrecorded_commits() {
     let (repo, key, c1) = recorded_repo();
@@ -487,8 +494,7 @@ fn a_ledger_tree_too_large_to_be_a_shard_is_refused_unread() {
     // Whoever can push the ledger branch can commit a tree that packs small and inflates big;
     // the history walk reads a shard tree per commit. A shard of 1,000 records is about 80 KB:
     // a 17 MiB one is refused from its object header, by name, and verify fails (exit 1).
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     let tip = tip_commit(&git);
     let blob = git.blob(b"{}").expect("blob");
     let shard = huge_tree(&git, blob);
@@ -570,8 +576,7 @@ fn what_a_ledger_commit_does_wrong_is_listed_up_to_a_limit_then_counted() {
     // Each commit of a ledger can add a tree of some 300,000 names that are not part of a
     // ledger: listing every one held about 140 MB per commit (20 commits took 3 GB). A
     // commit's problems are listed up to 100 and the rest counted; the verdict is the same.
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     commit_junk(&git, "", 3, 250, |c, i| format!("junk-{c}-{i:04}"));
     let run = repo.run(&["verify"]);
     run.exit(1)
@@ -593,8 +598,7 @@ fn what_a_ledger_commit_does_wrong_is_listed_up_to_a_limit_then_counted() {
     );
 
     // Record names added out of order to a shard: the same.
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     commit_junk(&git, "500", 1, 250, |_, i| {
         format!("{:06}-x-1.dsse.json", 500_000 + 2 * i)
     });
@@ -609,8 +613,7 @@ fn what_a_ledger_commit_does_wrong_is_listed_up_to_a_limit_then_counted() {
     );
 
     // The limit is per kind of problem: junk cannot crowd a removed record out of the list.
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     commit_junk(&git, "000", 1, 150, |_, i| format!("junk-{i:04}"));
     let run = repo.run(&["verify"]);
     run.exit(1)
@@ -644,8 +647,7 @@ fn raw_entry(mode: &str, name: &str, id: git2::Oid) -> Vec<u8> {
 fn a_tree_that_lists_records_twice_is_tampering_not_a_second_ledger() {
     // A second `records` entry after the genuine one: libgit2 (and verify) read the first, a
     // checkout and `git archive` the second, with record 2 replaced. It verified INTACT.
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     let tip = tip_commit(&git);
     let records = tip
         .tree()
@@ -693,8 +695,7 @@ fn a_tree_that_lists_records_twice_is_tampering_not_a_second_ledger() {
 fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
     // `CHECKPOINT` made a directory holding another file, then restored: the file under it
     // was no name the walk counted as added, and the ledger verified INTACT.
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     let tip = tip_commit(&git);
     let root = tip.tree().expect("tree");
     let mut dir = git.treebuilder(None).expect("builder");
@@ -720,8 +721,7 @@ fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
 fn a_parent_that_cannot_be_read_is_not_a_shallow_clone() {
     // A ledger commit whose parent is a blob: outside a shallow clone that is a doctored
     // branch, and the history before it cannot be checked (it was only a warning).
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     let tip = tip_commit(&git);
     let blob = git.blob(b"not a commit").expect("blob");
     let raw = format!(
@@ -746,8 +746,7 @@ fn a_parent_that_cannot_be_read_is_not_a_shallow_clone() {
 fn the_history_walk_lists_ten_thousand_problems_at_most() {
     // 60 commits each replacing a shard's junk with 101 new names: 202 problems a commit,
     // held to the end. 40,000 such commits held 1 GB; the walk now lists 10,000 in all.
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     commit_junk(&git, "500", 60, 101, |c, i| format!("j{c:02}-{i:03}"));
     let run = repo.run(&["verify"]);
     run.exit(1)
@@ -763,15 +762,13 @@ fn the_history_walk_reads_no_tree_larger_than_a_ledger_writes() {
     // a shard tree above 512 KiB (1,000 records need about 175 KB) and a top-level tree above
     // 64 KiB (a ledger's holds three entries) from the object header, unread.
     let long = "x".repeat(100);
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     commit_junk(&git, "500", 2, 5000, |c, i| format!("{c}-{i:04}-{long}"));
     repo.run(&["verify"])
         .exit(1)
         .stdout_has("-byte limit of a ledger directory; not read")
         .stdout_has(&format!("above the {}-byte limit", 512 << 10));
-    let (repo, _key, _) = recorded_repo();
-    let git = git2::Repository::open(repo.path()).expect("open");
+    let (repo, git) = recorded_git();
     commit_junk(&git, "", 1, 1000, |c, i| format!("{c}-{i:04}-{long}"));
     repo.run(&["verify"])
         .exit(2)
