@@ -71,9 +71,9 @@ use super::completeness::{self, WatchedPaths};
 use super::dsse::{self, DsseError, Envelope, MAX_ENVELOPE_BYTES};
 use super::keys::TrustedKeys;
 use super::ledger::{
-    check_tree_size_below, find_tree_capped, git_name_order, is_shard_name, ledger_refname,
-    parse_record_file_name, read_blob_capped, read_file_capped, shard_name, CappedRead,
-    LedgerSource, LedgerState, CHECKPOINT_FILE, DEFAULT_BRANCH, MAX_RECORDS_TREE_BYTES,
+    check_canonical, check_tree_size_below, find_tree_capped, git_name_order, is_shard_name,
+    ledger_refname, parse_record_file_name, read_blob_capped, read_file_capped, shard_name,
+    CappedRead, LedgerSource, LedgerState, CHECKPOINT_FILE, DEFAULT_BRANCH, MAX_RECORDS_TREE_BYTES,
     MAX_ROOT_TREE_BYTES, MAX_SHARD_TREE_BYTES, RECORDS_DIR, STATE_FILE,
 };
 use super::merkle::{self, Frontier, Hash};
