@@ -213,13 +213,24 @@ pub enum Completeness {
     Unknown(String),
 }
 
+/// The commit a record names (`git.commit`, an entry of `changed_in`), when the name is a full
+/// commit id as git prints it: 40 lowercase hex digits. Any other name matches no commit of
+/// the history (the check compares ids as git prints them), so it is not kept; a short id is
+/// never padded into one.
+pub(crate) fn named_oid(name: &str) -> Option<Oid> {
+    if name.len() != 40 || !name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Oid::from_str(name).ok()
+}
+
 /// Checks the first-parent history of `tip` after `first` (the commit of the ledger's first
 /// record) against the commits the records name.
 pub fn check(
     repo: &Repository,
     tip: Oid,
     first: Option<&str>,
-    named: &HashSet<String>,
+    named: &HashSet<Oid>,
     watched: &WatchedPaths,
 ) -> Completeness {
     // Without a first record (an empty ledger) the whole first-parent history is compared:
@@ -250,7 +261,7 @@ pub fn check(
         }
     };
     let mut walk_count = 0u64;
-    let is_named = |oid: Oid| named.contains(&oid.to_string());
+    let is_named = |oid: Oid| named.contains(&oid);
     let changes = match first_parent_changes_except(repo, tip, first_oid, watched, &is_named) {
         Ok(c) => c,
         Err(e) => return Completeness::Unknown(format!("cannot read the branch history: {e}")),

@@ -1085,6 +1085,49 @@ fn git_branch_moved_back_and_forward_again_is_a_forced_update() {
 }
 
 #[test]
+fn reflog_lines_that_are_not_entries_are_named_and_hide_no_forced_update() {
+    // The reflog is read a line at a time (libgit2 holds the whole log). Lines that are not
+    // entries, which libgit2 skipped without a word, are named (a warning, as a missing
+    // reflog is), and the forced update after them is still found.
+    let fx = Fixture::new(Backend::Git, 10);
+    let repo = Repository::open(&fx.path).expect("open");
+    let head = repo.refname_to_id(REF).expect("head");
+    let older = repo
+        .find_commit(head)
+        .and_then(|c| c.parent_id(0))
+        .expect("parent");
+    repo.reference(REF, older, true, "reset --hard HEAD~1")
+        .expect("back");
+    repo.reference(REF, head, true, "reset --hard ORIG_HEAD")
+        .expect("forward");
+    let log = repo.commondir().join("logs").join(REF);
+    let entries = std::fs::read(&log).expect("reflog");
+    let mut doctored = b"not a reflog entry\n".to_vec();
+    // A line far longer than any entry is skipped without being held.
+    doctored.extend(std::iter::repeat_n(b'x', 200_000));
+    doctored.push(b'\n');
+    doctored.extend(entries);
+    std::fs::write(&log, doctored).expect("write reflog");
+
+    let report = fx.verify(None);
+    assert_tampered(&report);
+    assert_eq!(
+        report.problems_of(ProblemKind::HistoryRewritten).count(),
+        1,
+        "{}",
+        describe(&report)
+    );
+    let unread: Vec<&relgate::record::verify::Problem> =
+        report.problems_of(ProblemKind::NoReflog).collect();
+    assert_eq!(unread.len(), 1, "{}", describe(&report));
+    assert!(
+        unread[0].message.contains("2 line(s)") && unread[0].message.contains("first line 1"),
+        "{}",
+        describe(&report)
+    );
+}
+
+#[test]
 fn git_branch_rewritten_by_plain_commits_is_caught_by_history() {
     // A commit that edits record 5 followed by one that restores it: the final state is
     // intact, the history is not.

@@ -25,6 +25,9 @@ pub(super) struct Item {
     pub(super) tree: bool,
     /// A regular file (blob with mode 100644 or 100755).
     pub(super) file: bool,
+    /// The entry's mode as written (`100644`, `100755`, `40000`, ...): a record whose mode
+    /// alone changed is a changed record too (a checkout makes it executable).
+    pub(super) mode: u32,
 }
 
 /// The entries of shard tree `oid`, by name.
@@ -49,6 +52,7 @@ pub(super) fn tree_items(
                     tree: kind == Some(ObjectType::Tree),
                     file: kind == Some(ObjectType::Blob)
                         && matches!(e.filemode(), 0o100_644 | 0o100_755),
+                    mode: u32::try_from(e.filemode_raw()).unwrap_or(u32::MAX),
                 },
             )
         })
@@ -229,11 +233,19 @@ impl Walk<'_> {
                     (Some(a), Some(b)) if a != b => {
                         let path = format!("{RECORDS_DIR}/{shard}/{name}");
                         let id = self.id;
+                        let what = if a.oid == b.oid && a.mode != b.mode {
+                            format!(
+                                "commit {id} changed the mode of {path} from {:o} to {:o}",
+                                a.mode, b.mode
+                            )
+                        } else {
+                            format!("commit {id} changed {path}")
+                        };
                         self.push(
                             ProblemKind::HistoryRecordChanged,
                             parse_record_file_name(name),
                             &path,
-                            format!("commit {id} changed {path}"),
+                            what,
                         );
                     }
                     _ => {}
@@ -791,6 +803,7 @@ pub(super) fn parse_tree(mut raw: &[u8]) -> Option<Vec<RawEntry<'_>>> {
                 oid: Oid::from_bytes(id).ok()?,
                 tree: mode & 0o170_000 == 0o040_000,
                 file: mode & 0o170_000 == 0o100_000,
+                mode,
             },
         });
         raw = &raw[nul + 21..];
@@ -910,11 +923,12 @@ pub(super) fn check_reflog(
     chain: Option<&FirstParents>,
     report: &mut VerifyReport,
 ) {
-    let log = match repo.reflog(refname) {
-        Ok(l) => l,
-        Err(_) => return,
-    };
-    if log.is_empty() {
+    // Read a line at a time from the reflog file, not through libgit2: `git_reflog_read` holds
+    // the whole log, and a branch moved once per record has one entry per record (100,000
+    // entries: about 50 MB, a third of the memory of verifying that ledger). Unlike libgit2,
+    // which skips them silently, lines that are not entries are named.
+    let path = repo.commondir().join("logs").join(refname);
+    let no_reflog = |report: &mut VerifyReport| {
         if refname.starts_with("refs/heads/") {
             report.push(
                 ProblemKind::NoReflog,
@@ -922,22 +936,60 @@ pub(super) fn check_reflog(
                 format!("no reflog for {refname}: forced updates in this clone cannot be detected from it"),
             );
         }
-        return;
-    }
+    };
+    // Git writes reflogs as regular files; anything else (a FIFO would block the read) is
+    // treated as no reflog.
+    let file = match fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => fs::File::open(&path),
+        Ok(_) => Err(std::io::Error::other("not a regular file")),
+        Err(e) => Err(e),
+    };
+    let mut file = match file {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(_) => return no_reflog(report),
+    };
     // The current records, listed only when a forced update needs them compared (a listing
     // of every record file: it is not built for a branch that only ever moved forward).
     let mut current: Option<Option<BTreeMap<String, Oid>>> = None;
-    // Reflog entries are newest first; report oldest first.
-    for i in (0..log.len()).rev() {
-        let Some(entry) = log.get(i) else { continue };
-        let (old, new) = (entry.id_old(), entry.id_new());
+    let mut lines = 0u64;
+    // Lines that are not entries: how many, and the first.
+    let mut malformed: Option<(u64, u64)> = None;
+    let mut line = Vec::new();
+    // Reflog files are oldest first, as problems are reported.
+    for number in 1u64.. {
+        let whole = match read_line_capped(&mut file, &mut line, MAX_REFLOG_LINE) {
+            Ok(Some(whole)) => whole,
+            Ok(None) => break,
+            Err(e) => {
+                report.push(
+                    ProblemKind::ReadError,
+                    None,
+                    format!(
+                        "cannot read the reflog of {refname} ({}): {e}; forced updates from \
+                         its line {number} on were not checked",
+                        path.display()
+                    ),
+                );
+                return;
+            }
+        };
+        let parsed = if whole {
+            parse_reflog_line(&line)
+        } else {
+            None
+        };
+        lines += 1;
+        let Some((old, new, message)) = parsed else {
+            let (count, _) = malformed.get_or_insert((0, number));
+            *count += 1;
+            continue;
+        };
         if old.is_zero()
             || chain.is_some_and(|c| c.fast_forward(old, new))
             || is_fast_forward(repo, old, new)
         {
             continue;
         }
-        let message = String::from_utf8_lossy(entry.message_bytes().unwrap_or_default());
         let current = current.get_or_insert_with(|| {
             repo.find_reference(refname)
                 .and_then(|r| r.peel_to_commit())
@@ -985,6 +1037,89 @@ pub(super) fn check_reflog(
             format!("{refname} was force-updated from {old} to {new} ({message:?}): {what}"),
         );
     }
+    if let Some((count, first)) = malformed {
+        report.push(
+            ProblemKind::NoReflog,
+            None,
+            format!(
+                "{count} line(s) of the reflog of {refname} ({}) are not reflog entries, the \
+                 first line {first}: a forced update they recorded cannot be detected",
+                path.display()
+            ),
+        );
+    }
+    if lines == 0 {
+        no_reflog(report);
+    }
+}
+
+/// Reflog lines longer than this are not entries: an entry is two ids, an identity, a time
+/// and a one-line message.
+const MAX_REFLOG_LINE: usize = 64 * 1024;
+
+/// Reads the next line (without its newline) into `line`: `Some(true)` for a line of at most
+/// `cap` bytes, `Some(false)` for a longer one (skipped, `line` left empty), `None` at the end.
+/// Memory stays within `cap` whatever the file holds.
+fn read_line_capped(
+    reader: &mut impl std::io::BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let mut started = false;
+    let mut too_long = false;
+    loop {
+        let block = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if block.is_empty() {
+            return Ok(started.then_some(!too_long));
+        }
+        started = true;
+        let newline = block.iter().position(|&b| b == b'\n');
+        let part = &block[..newline.unwrap_or(block.len())];
+        if !too_long {
+            if line.len() + part.len() > cap {
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(part);
+            }
+        }
+        let used = newline.map_or(block.len(), |i| i + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(Some(!too_long));
+        }
+    }
+}
+
+/// One line of a reflog file: `<old id> <new id> <name> <<email>> <time> <zone>\t<message>`;
+/// the two ids and the message (lossy UTF-8, empty without a tab). `None` when the line does
+/// not start with two full ids.
+fn parse_reflog_line(line: &[u8]) -> Option<(Oid, Oid, String)> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let hex = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .ok()
+            .filter(|s| s.len() == 40 && s.bytes().all(|c| c.is_ascii_hexdigit()))
+            .and_then(|s| Oid::from_str(s).ok())
+    };
+    let old = hex(line.get(..40)?)?;
+    if line.get(40) != Some(&b' ') {
+        return None;
+    }
+    let new = hex(line.get(41..81)?)?;
+    if line.get(81) != Some(&b' ') {
+        return None;
+    }
+    let message = match line.iter().position(|&b| b == b'\t') {
+        Some(tab) => String::from_utf8_lossy(&line[tab + 1..]).into_owned(),
+        None => String::new(),
+    };
+    Some((old, new, message))
 }
 
 #[cfg(test)]
@@ -993,6 +1128,48 @@ mod tests {
     use crate::record::keys::Signer;
     use crate::record::ledger::{GitLedger, Ledger};
     use crate::record::statement::tests::sample_input;
+
+    #[test]
+    fn reflog_lines_are_read_within_a_cap_and_parsed_for_their_two_ids() {
+        let a = "1".repeat(40);
+        let b = "ab".repeat(20);
+        let entry = format!("{a} {b} Relgate <relgate@example.com> 1700000000 +0000\tpush --force");
+        let (old, new, message) = parse_reflog_line(entry.as_bytes()).expect("an entry");
+        assert_eq!((old.to_string(), new.to_string()), (a.clone(), b.clone()));
+        assert_eq!(message, "push --force");
+        let no_message = format!("{a} {b} R <r@x> 1 +0000\r");
+        assert_eq!(
+            parse_reflog_line(no_message.as_bytes()).map(|e| e.2),
+            Some(String::new())
+        );
+        for bad in [
+            "".to_owned(),
+            "garbage".to_owned(),
+            format!("{a}  {b} x"),
+            format!("{} {b} x", &a[..39]),
+            format!("{a} {}g x", &b[..39]),
+            format!("{a} {b}"),
+        ] {
+            assert!(parse_reflog_line(bad.as_bytes()).is_none(), "{bad:?}");
+        }
+
+        let text = format!("short\n{}\nlast", "x".repeat(100));
+        let mut reader = std::io::BufReader::with_capacity(7, text.as_bytes());
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        while let Some(whole) = read_line_capped(&mut reader, &mut line, 10).expect("read") {
+            got.push((whole, String::from_utf8_lossy(&line).into_owned()));
+            assert!(line.capacity() <= 64, "a long line was held");
+        }
+        assert_eq!(
+            got,
+            [
+                (true, "short".to_owned()),
+                (false, String::new()),
+                (true, "last".to_owned())
+            ]
+        );
+    }
 
     /// A commit on the ledger branch whose `records/` tree is the head's with `edit` applied.
     fn tamper(

@@ -67,8 +67,9 @@ pub(super) struct Checked {
     pub(super) signature_ok: bool,
 }
 
-/// Checks the listed entries (records, sequence, chain, checkpoints, state); one [`Checked`]
-/// per entry, in entry order.
+/// Checks the listed entries (records, sequence, chain, checkpoints, state); with `keep`, one
+/// [`Checked`] per entry, in entry order (for [`VerifiedLedger`]), else none.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_entries(
     reader: &Reader,
     entries: &[Entry],
@@ -76,67 +77,51 @@ pub(super) fn check_entries(
     old_checkpoint: Option<&str>,
     options: &VerifyOptions,
     progress: &dyn Progress,
+    keep: bool,
     report: &mut VerifyReport,
 ) -> Vec<Checked> {
     progress.start(entries.len() as u64);
-    // Kept in chunks (one per batch) and viewed through references, so the records'
-    // infos are never held twice.
-    let mut chunks = read_and_examine(reader, entries, keys, options, progress);
-    let checked = chunks
-        .iter()
-        .flatten()
-        .map(|i| Checked {
-            seq: i.seq.or(i.file_seq),
-            payload_sha: i.payload_sha,
-            signature_ok: i.signature_ok,
-        })
-        .collect();
-    let mut infos: Vec<&mut RecordInfo<'_>> = chunks.iter_mut().flatten().collect();
-    report.records = infos.len() as u64;
-    for info in &mut infos {
-        if info.signature_ok {
-            report.verified_signatures += 1;
-            // Only signed records vouch for a commit being recorded.
-            if let Some(commit) = &info.commit {
-                if let Some(seq) = info.seq {
-                    if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
-                        report.first_commit = Some((seq, commit.clone()));
-                    }
-                }
-                report.named_commits.insert(commit.clone());
+    // Each chunk is folded into the report in entry order as it is taken, so only the
+    // records' `Kept` parts are held to the end.
+    let mut kept: Vec<Kept> = Vec::with_capacity(entries.len());
+    for mut chunk in read_and_examine(reader, entries, keys, options, progress) {
+        report.verified_signatures += chunk.verified_signatures;
+        if let Some((seq, commit)) = chunk.first_commit {
+            if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
+                report.first_commit = Some((seq, commit));
             }
-            if let (Some(git_ref), Some(seq)) = (&info.git_ref, info.seq) {
-                if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
-                    report.last_ref = Some((seq, git_ref.clone()));
-                }
+        }
+        if let Some((seq, git_ref)) = chunk.last_ref {
+            if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
+                report.last_ref = Some((seq, git_ref));
             }
-            report.named_commits.extend(info.changed_in.drain(..));
         }
-        report.problems.append(&mut info.problems);
-        if let Some(payload) = info.payload.take() {
-            report.payloads.push(RecordPayload {
-                record: RecordRef {
-                    seq: info.seq,
-                    file: Some(info.file.to_owned()),
-                    commit: None,
-                },
-                signature_ok: info.signature_ok,
-                payload,
-            });
-        }
+        report.named_commits.extend(chunk.named_commits);
+        report.problems.append(&mut chunk.problems);
+        report.payloads.append(&mut chunk.payloads);
+        kept.append(&mut chunk.kept);
     }
+    report.records = kept.len() as u64;
+    let checked = if keep {
+        kept.iter()
+            .map(|k| Checked {
+                seq: k.seq.or(k.file_seq),
+                payload_sha: k.payload_sha,
+                signature_ok: k.signature_ok,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     // Foreign files take no part in the sequence.
-    let infos: Vec<&RecordInfo<'_>> = infos
-        .into_iter()
-        .map(|i| &*i)
-        .filter(|i| i.file_seq.is_some())
-        .collect();
+    kept.retain(|k| k.file_seq.is_some());
+    let records = Records::new(&kept, entries);
 
-    check_sequence(&infos, report);
-    check_chain(&infos, report);
+    check_sequence(records, report);
+    check_chain(records, report);
 
     // Merkle tree over the records in ledger order.
-    let leaves: Vec<Hash> = infos.iter().filter_map(|i| i.leaf).collect();
+    let leaves: Vec<Hash> = kept.iter().filter_map(|k| k.leaf).collect();
     let mut frontier = Frontier::new();
     for l in &leaves {
         frontier.append_leaf_hash(*l);
@@ -145,10 +130,10 @@ pub(super) fn check_entries(
     report.computed_root = Some(B64.encode(root));
     let n = leaves.len() as u64;
 
-    let genesis_origin = infos
+    let genesis_origin = kept
         .iter()
-        .find(|i| i.seq == Some(1))
-        .and_then(|i| i.payload_sha)
+        .find(|k| k.seq == Some(1))
+        .and_then(|k| k.payload_sha)
         .map(|h| default_origin(&h));
     let state = match reader.read_top(STATE_FILE) {
         Ok(Some(b)) => serde_json::from_slice::<LedgerState>(&b).ok(),
@@ -183,26 +168,62 @@ pub(super) fn check_entries(
     }
     // An envelopes file carries no head state to compare.
     if !reader.is_envelopes() {
-        check_state(state.as_ref(), &frontier, n, &infos, report);
+        let head_sha = kept.last().and_then(|k| k.payload_sha);
+        check_state(state.as_ref(), &frontier, n, head_sha, report);
     }
     checked
 }
 
-pub(super) fn check_sequence(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
-    for i in infos {
-        if let (Some(fs), Some(ps)) = (i.file_seq, i.seq) {
+/// The records of the ledger in ledger order (foreign entries left out), with the entries
+/// their `entry` indexes, for file names in messages.
+#[derive(Clone, Copy)]
+pub(super) struct Records<'a> {
+    pub(super) kept: &'a [Kept],
+    pub(super) entries: &'a [Entry],
+    /// The records' seqs (the payload's, else the file name's) run 1, 2, 3, ... in ledger
+    /// order, as in every intact ledger: then no seq is missing, repeated or out of place,
+    /// and the record before each is its predecessor, so the sequence and chain checks need
+    /// no index of the ledger by seq.
+    in_order: bool,
+}
+
+impl<'a> Records<'a> {
+    pub(super) fn new(kept: &'a [Kept], entries: &'a [Entry]) -> Records<'a> {
+        let in_order = (1u64..)
+            .zip(kept)
+            .all(|(want, k)| k.seq.or(k.file_seq) == Some(want));
+        Records {
+            kept,
+            entries,
+            in_order,
+        }
+    }
+
+    fn file(&self, k: &Kept) -> &'a str {
+        &self.entries[k.entry].file
+    }
+}
+
+pub(super) fn check_sequence(records: Records<'_>, report: &mut VerifyReport) {
+    for k in records.kept {
+        if let (Some(fs), Some(ps)) = (k.file_seq, k.seq) {
             if fs != ps {
+                let file = records.file(k);
                 report.push(
                     ProblemKind::FileSeqMismatch,
-                    at(Some(ps), Some(i.file)),
-                    format!("{} holds record seq {ps}, but its name says {fs}", i.file),
+                    at(Some(ps), Some(file)),
+                    format!("{file} holds record seq {ps}, but its name says {fs}"),
                 );
             }
         }
     }
-    let effective: Vec<(u64, &str)> = infos
+    if records.in_order {
+        return;
+    }
+    let effective: Vec<(u64, &str)> = records
+        .kept
         .iter()
-        .filter_map(|i| i.seq.or(i.file_seq).map(|s| (s, i.file)))
+        .filter_map(|k| k.seq.or(k.file_seq).map(|s| (s, records.file(k))))
         .collect();
     let mut all: Vec<u64> = effective.iter().map(|(s, _)| *s).collect();
     all.sort_unstable();
@@ -262,30 +283,40 @@ pub(super) fn check_sequence(infos: &[&RecordInfo<'_>], report: &mut VerifyRepor
     }
 }
 
-pub(super) fn check_chain(infos: &[&RecordInfo<'_>], report: &mut VerifyReport) {
-    let mut by_seq: HashMap<u64, Hash> = HashMap::with_capacity(infos.len());
-    for i in infos {
-        if let (Some(s), Some(h)) = (i.seq, i.payload_sha) {
-            by_seq.entry(s).or_insert(h);
+pub(super) fn check_chain(records: Records<'_>, report: &mut VerifyReport) {
+    // The payload hash of each seq's first record, unless the records are in order: then the
+    // record of seq s - 1 is the one before (no other record can claim that seq).
+    let mut by_seq: HashMap<u64, Hash> = HashMap::new();
+    if !records.in_order {
+        by_seq.reserve(records.kept.len());
+        for k in records.kept {
+            if let (Some(s), Some(h)) = (k.seq, k.payload_sha) {
+                by_seq.entry(s).or_insert(h);
+            }
         }
     }
-    for i in infos {
-        let (Some(s), Some(prev)) = (i.seq, &i.prev) else {
+    for (i, k) in records.kept.iter().enumerate() {
+        let (Some(s), Some(prev)) = (k.seq, &k.prev) else {
             continue;
         };
         // GENESIS_PREV is 64 zeros.
         let want: Option<Hash> = if s == 1 {
             Some([0; 32])
+        } else if records.in_order {
+            i.checked_sub(1)
+                .and_then(|b| records.kept.get(b))
+                .filter(|before| before.seq == Some(s - 1))
+                .and_then(|before| before.payload_sha)
         } else {
             by_seq.get(&(s - 1)).copied()
         };
         match want {
             Some(w) if &w != prev => report.push(
                 ProblemKind::PrevMismatch,
-                at(Some(s), Some(i.file)),
+                at(Some(s), Some(records.file(k))),
                 format!(
                     "record {s} ({}) has prev {}, but the payload of record {} hashes to {}",
-                    i.file,
+                    records.file(k),
                     short(&hex::encode(prev)),
                     s.saturating_sub(1),
                     short(&hex::encode(w))
@@ -523,7 +554,7 @@ pub(super) fn check_state(
     state: Option<&LedgerState>,
     frontier: &Frontier,
     n: u64,
-    infos: &[&RecordInfo<'_>],
+    head_sha: Option<Hash>,
     report: &mut VerifyReport,
 ) {
     let Some(state) = state else {
@@ -536,7 +567,7 @@ pub(super) fn check_state(
         }
         return;
     };
-    let head_sha = infos.last().and_then(|i| i.payload_sha).map(hex::encode);
+    let head_sha = head_sha.map(hex::encode);
     let frontier_ok = Frontier::from_state(&state.frontier)
         .map(|f| f.root() == frontier.root())
         .unwrap_or(false);
@@ -554,6 +585,96 @@ pub(super) fn check_state(
                 short(&state.head_sha256),
                 short(head_sha.as_deref().unwrap_or(GENESIS_PREV))
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> Entry {
+        Entry {
+            file: format!("records/000/{seq:06}-m-1.dsse.json"),
+            dir: Some("000".into()),
+            file_seq: Some(seq),
+            loc: Loc::File,
+        }
+    }
+
+    /// Records 1..=n chained by `prev`, each record's payload hash `[seq; 32]`.
+    fn chained(n: u64) -> Vec<Kept> {
+        (1..=n)
+            .map(|seq| Kept {
+                entry: (seq - 1) as usize,
+                file_seq: Some(seq),
+                seq: Some(seq),
+                prev: Some([(seq - 1) as u8; 32]),
+                payload_sha: Some([seq as u8; 32]),
+                leaf: Some([seq as u8; 32]),
+                signature_ok: true,
+            })
+            .collect()
+    }
+
+    fn problems(records: Records<'_>) -> Vec<String> {
+        let mut report = VerifyReport::new(String::new());
+        check_sequence(records, &mut report);
+        check_chain(records, &mut report);
+        report
+            .problems
+            .iter()
+            .map(|p| format!("{:?} {}", p.kind, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn the_in_order_shortcut_finds_what_the_index_by_seq_finds() {
+        let entries: Vec<Entry> = (1..=60).map(entry).collect();
+        let mut kept = chained(60);
+        kept[19].prev = Some([99; 32]); // record 20 does not chain
+        kept[29].seq = None; // record 30's payload is not a Statement: 31 is not checked
+        kept[29].prev = None;
+        kept[39].payload_sha = None; // record 40 not decoded: 41 is not checked
+        kept[44].file_seq = Some(46); // record 45 sits in a file named 46
+        kept[0].prev = Some([1; 32]); // record 1 must have the genesis prev
+        let fast = Records::new(&kept, &entries);
+        assert!(fast.in_order);
+        let slow = Records {
+            in_order: false,
+            ..fast
+        };
+        let found = problems(fast);
+        assert_eq!(found, problems(slow));
+        let kinds: Vec<&str> = found
+            .iter()
+            .map(|p| p.split(' ').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["FileSeqMismatch", "PrevMismatch", "PrevMismatch"],
+            "{found:#?}"
+        );
+        assert!(found[1].contains("record 1 "), "{found:#?}");
+        assert!(found[2].contains("record 20 "), "{found:#?}");
+    }
+
+    #[test]
+    fn records_out_of_order_take_the_index_by_seq() {
+        let entries: Vec<Entry> = (1..=5).map(entry).collect();
+        let mut kept = chained(5);
+        kept.swap(1, 2);
+        let records = Records::new(&kept, &entries);
+        assert!(!records.in_order);
+        let found = problems(records);
+        assert!(
+            found.iter().any(|p| p.starts_with("SeqOutOfOrder")),
+            "{found:#?}"
+        );
+        // The chain is intact by seq, whatever the order of the files.
+        assert!(
+            !found.iter().any(|p| p.starts_with("PrevMismatch")),
+            "{found:#?}"
         );
     }
 }

@@ -44,7 +44,10 @@
 //!
 //! Cost: records are read, hashed and their signatures checked in parallel (rayon), 256 at a
 //! time with Ed25519 batch verification (see [`VerifyOptions::strict_signatures`]), streaming
-//! (payloads are dropped after hashing); sequence, chain and Merkle checks are linear. The git
+//! (payloads are dropped after hashing; each chunk's problems and named commits go into the
+//! report as the chunk is taken, and only each record's seqs and hashes, [`Kept`], are held for
+//! the ledger-wide checks); sequence, chain and Merkle checks are linear, and need no index by
+//! seq when the seqs run in order. The git
 //! history walk compares each commit's `records/` tree with its parent's: one entry per shard,
 //! and shards whose tree oid did not change are skipped unread. A changed shard (at most 1000
 //! entries) is usually the previous one plus appended entries (a byte prefix, so only the new
@@ -393,7 +396,7 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
     /// Commits named by records whose signature verified (`git.commit` and `changed_in`).
     #[serde(skip)]
-    named_commits: HashSet<String>,
+    named_commits: HashSet<Oid>,
     /// The seq and commit of the first record (lowest seq) whose signature verified.
     #[serde(skip)]
     first_commit: Option<(u64, String)>,
@@ -605,6 +608,7 @@ fn run(
                 old_checkpoint,
                 options,
                 progress,
+                keep,
                 &mut report,
             );
             if keep {

@@ -268,16 +268,116 @@ pub(super) fn examine_chunk<'a>(
     infos
 }
 
-pub(super) fn read_and_examine<'a>(
+/// What the ledger-wide checks keep of one record once its chunk is examined: its place,
+/// seqs, hashes and verdict, with no string. The rest of its [`RecordInfo`] (problems, the
+/// commits it names, its payload) goes into its chunk's [`Examined`] at once; keeping every
+/// `RecordInfo` to the end was most of the memory of verifying a large ledger (about 600 bytes
+/// a record, with the named commits as strings).
+pub(super) struct Kept {
+    /// Index of its entry in the ledger's entries (for the file name in messages).
+    pub(super) entry: usize,
+    pub(super) file_seq: Option<u64>,
+    pub(super) seq: Option<u64>,
+    pub(super) prev: Option<Hash>,
+    pub(super) payload_sha: Option<Hash>,
+    pub(super) leaf: Option<Hash>,
+    pub(super) signature_ok: bool,
+}
+
+/// One chunk of examined records: what each record keeps, and what the report gains from
+/// them, in entry order.
+pub(super) struct Examined {
+    pub(super) kept: Vec<Kept>,
+    pub(super) problems: Vec<Problem>,
+    pub(super) verified_signatures: u64,
+    /// The commits signed records name (`git.commit`, `changed_in`), as object ids: a name
+    /// that is not 40 lowercase hex digits names no commit git can show.
+    pub(super) named_commits: Vec<Oid>,
+    /// The lowest seq among signed records naming a commit, with that commit (the first such
+    /// record on a tie).
+    pub(super) first_commit: Option<(u64, String)>,
+    /// The highest seq among signed records naming a branch, with that branch (the first such
+    /// record on a tie).
+    pub(super) last_ref: Option<(u64, String)>,
+    pub(super) payloads: Vec<RecordPayload>,
+}
+
+impl Examined {
+    /// Folds a chunk's infos; `start` is the index of the chunk's first entry.
+    fn fold(start: usize, infos: Vec<RecordInfo<'_>>) -> Examined {
+        let mut out = Examined {
+            kept: Vec::with_capacity(infos.len()),
+            problems: Vec::new(),
+            verified_signatures: 0,
+            named_commits: Vec::new(),
+            first_commit: None,
+            last_ref: None,
+            payloads: Vec::new(),
+        };
+        for (i, mut info) in infos.into_iter().enumerate() {
+            if info.signature_ok {
+                out.verified_signatures += 1;
+                // Only signed records vouch for a commit being recorded.
+                if let Some(commit) = info.commit.take() {
+                    if let Some(seq) = info.seq {
+                        if out.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
+                            out.first_commit = Some((seq, commit.clone()));
+                        }
+                    }
+                    out.named_commits.extend(completeness::named_oid(&commit));
+                }
+                if let (Some(git_ref), Some(seq)) = (info.git_ref.take(), info.seq) {
+                    if out.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
+                        out.last_ref = Some((seq, git_ref));
+                    }
+                }
+                out.named_commits.extend(
+                    info.changed_in
+                        .iter()
+                        .filter_map(|c| completeness::named_oid(c)),
+                );
+            }
+            out.problems.append(&mut info.problems);
+            if let Some(payload) = info.payload.take() {
+                out.payloads.push(RecordPayload {
+                    record: RecordRef {
+                        seq: info.seq,
+                        file: Some(info.file.to_owned()),
+                        commit: None,
+                    },
+                    signature_ok: info.signature_ok,
+                    payload,
+                });
+            }
+            out.kept.push(Kept {
+                entry: start + i,
+                file_seq: info.file_seq,
+                seq: info.seq,
+                prev: info.prev,
+                payload_sha: info.payload_sha,
+                leaf: info.leaf,
+                signature_ok: info.signature_ok,
+            });
+        }
+        out
+    }
+}
+
+/// Reads and examines every entry in parallel, a chunk of [`BATCH`] at a time, each chunk
+/// folded into an [`Examined`] on its worker; the chunks in entry order.
+pub(super) fn read_and_examine(
     reader: &Reader,
-    entries: &'a [Entry],
+    entries: &[Entry],
     keys: &TrustedKeys,
     options: &VerifyOptions,
     progress: &dyn Progress,
-) -> Vec<Vec<RecordInfo<'a>>> {
-    par_read_chunked(reader, entries, BATCH, |_, chunk, read| {
+) -> Vec<Examined> {
+    par_read_chunked(reader, entries, BATCH, |start, chunk, read| {
         let infos = examine_chunk(chunk, read, keys, options);
         progress.advance(chunk.len() as u64);
-        infos
+        vec![Examined::fold(start, infos)]
     })
+    .into_iter()
+    .flatten()
+    .collect()
 }

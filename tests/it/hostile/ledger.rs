@@ -718,6 +718,40 @@ fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
 }
 
 #[test]
+fn a_record_made_executable_is_a_changed_record() {
+    // The same bytes under mode 100755: a checkout of the ledger makes the record executable.
+    // The walk compared record entries by id and kind only, and this verified INTACT.
+    let (repo, git) = recorded_git();
+    let tip = tip_commit(&git);
+    let root = tip.tree().expect("tree");
+    let records = git
+        .find_tree(root.get_name("records").expect("records").id())
+        .expect("records tree");
+    let shard_entry = records.iter().next().expect("a shard");
+    let shard_name = shard_entry.name().expect("utf-8").to_owned();
+    let shard = git.find_tree(shard_entry.id()).expect("shard");
+    let first = shard.iter().next().expect("a record");
+    let record_name = first.name().expect("utf-8").to_owned();
+    let mut edited = git.treebuilder(Some(&shard)).expect("builder");
+    edited
+        .insert(&record_name, first.id(), 0o100_755)
+        .expect("insert");
+    let mut recs = git.treebuilder(Some(&records)).expect("builder");
+    recs.insert(&shard_name, edited.write().expect("shard"), 0o040_000)
+        .expect("insert");
+    let mut top = git.treebuilder(Some(&root)).expect("builder");
+    top.insert("records", recs.write().expect("records"), 0o040_000)
+        .expect("insert");
+    let top = git.find_tree(top.write().expect("top")).expect("top");
+    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
+    git.commit(Some(LEDGER), &who, &who, "chmod +x", &top, &[&tip])
+        .expect("commit");
+    repo.run(&["verify"]).exit(1).stdout_has(&format!(
+        "changed the mode of records/{shard_name}/{record_name} from 100644 to 100755"
+    ));
+}
+
+#[test]
 fn a_parent_that_cannot_be_read_is_not_a_shallow_clone() {
     // A ledger commit whose parent is a blob: outside a shallow clone that is a doctored
     // branch, and the history before it cannot be checked (it was only a warning).
