@@ -82,9 +82,11 @@ pub(super) fn check_entries(
 ) -> Vec<Checked> {
     progress.start(entries.len() as u64);
     // Each chunk is folded into the report in entry order as it is taken, so only the
-    // records' `Kept` parts are held to the end.
-    let mut kept: Vec<Kept> = Vec::with_capacity(entries.len());
-    for mut chunk in read_and_examine(reader, entries, keys, options, progress) {
+    // records' `Kept` parts are held to the end, in their chunks (moved, not copied into one
+    // vector, which would hold them twice for a while).
+    let examined = read_and_examine(reader, entries, keys, options, progress);
+    let mut kept: Vec<Vec<Kept>> = Vec::with_capacity(examined.len());
+    for mut chunk in examined {
         report.verified_signatures += chunk.verified_signatures;
         if let Some((seq, commit)) = chunk.first_commit {
             if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
@@ -99,11 +101,12 @@ pub(super) fn check_entries(
         report.named_commits.extend(chunk.named_commits);
         report.problems.append(&mut chunk.problems);
         report.payloads.append(&mut chunk.payloads);
-        kept.append(&mut chunk.kept);
+        kept.push(chunk.kept);
     }
-    report.records = kept.len() as u64;
+    report.records = kept.iter().map(|c| c.len() as u64).sum();
     let checked = if keep {
         kept.iter()
+            .flatten()
             .map(|k| Checked {
                 seq: k.seq.or(k.file_seq),
                 payload_sha: k.payload_sha,
@@ -113,15 +116,13 @@ pub(super) fn check_entries(
     } else {
         Vec::new()
     };
-    // Foreign files take no part in the sequence.
-    kept.retain(|k| k.file_seq.is_some());
     let records = Records::new(&kept, entries);
 
     check_sequence(records, report);
     check_chain(records, report);
 
     // Merkle tree over the records in ledger order.
-    let leaves: Vec<Hash> = kept.iter().filter_map(|k| k.leaf).collect();
+    let leaves: Vec<Hash> = records.iter().filter_map(|k| k.leaf).collect();
     let mut frontier = Frontier::new();
     for l in &leaves {
         frontier.append_leaf_hash(*l);
@@ -130,7 +131,7 @@ pub(super) fn check_entries(
     report.computed_root = Some(B64.encode(root));
     let n = leaves.len() as u64;
 
-    let genesis_origin = kept
+    let genesis_origin = records
         .iter()
         .find(|k| k.seq == Some(1))
         .and_then(|k| k.payload_sha)
@@ -168,18 +169,19 @@ pub(super) fn check_entries(
     }
     // An envelopes file carries no head state to compare.
     if !reader.is_envelopes() {
-        let head_sha = kept.last().and_then(|k| k.payload_sha);
+        let head_sha = records.iter().last().and_then(|k| k.payload_sha);
         check_state(state.as_ref(), &frontier, n, head_sha, report);
     }
     checked
 }
 
-/// The records of the ledger in ledger order (foreign entries left out), with the entries
-/// their `entry` indexes, for file names in messages.
+/// The records of the ledger in ledger order, in the chunks they were examined in, with the
+/// entries their `entry` indexes, for file names in messages. Foreign entries (not record
+/// files) take no part in the sequence: [`Records::iter`] leaves them out.
 #[derive(Clone, Copy)]
 pub(super) struct Records<'a> {
-    pub(super) kept: &'a [Kept],
-    pub(super) entries: &'a [Entry],
+    chunks: &'a [Vec<Kept>],
+    entries: &'a [Entry],
     /// The records' seqs (the payload's, else the file name's) run 1, 2, 3, ... in ledger
     /// order, as in every intact ledger: then no seq is missing, repeated or out of place,
     /// and the record before each is its predecessor, so the sequence and chain checks need
@@ -188,15 +190,24 @@ pub(super) struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    pub(super) fn new(kept: &'a [Kept], entries: &'a [Entry]) -> Records<'a> {
-        let in_order = (1u64..)
-            .zip(kept)
-            .all(|(want, k)| k.seq.or(k.file_seq) == Some(want));
-        Records {
-            kept,
+    pub(super) fn new(chunks: &'a [Vec<Kept>], entries: &'a [Entry]) -> Records<'a> {
+        let mut records = Records {
+            chunks,
             entries,
-            in_order,
-        }
+            in_order: false,
+        };
+        records.in_order = (1u64..)
+            .zip(records.iter())
+            .all(|(want, k)| k.seq.or(k.file_seq) == Some(want));
+        records
+    }
+
+    /// The records in ledger order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &'a Kept> + 'a {
+        self.chunks
+            .iter()
+            .flatten()
+            .filter(|k| k.file_seq.is_some())
     }
 
     fn file(&self, k: &Kept) -> &'a str {
@@ -205,7 +216,7 @@ impl<'a> Records<'a> {
 }
 
 pub(super) fn check_sequence(records: Records<'_>, report: &mut VerifyReport) {
-    for k in records.kept {
+    for k in records.iter() {
         if let (Some(fs), Some(ps)) = (k.file_seq, k.seq) {
             if fs != ps {
                 let file = records.file(k);
@@ -221,7 +232,6 @@ pub(super) fn check_sequence(records: Records<'_>, report: &mut VerifyReport) {
         return;
     }
     let effective: Vec<(u64, &str)> = records
-        .kept
         .iter()
         .filter_map(|k| k.seq.or(k.file_seq).map(|s| (s, records.file(k))))
         .collect();
@@ -288,14 +298,15 @@ pub(super) fn check_chain(records: Records<'_>, report: &mut VerifyReport) {
     // record of seq s - 1 is the one before (no other record can claim that seq).
     let mut by_seq: HashMap<u64, Hash> = HashMap::new();
     if !records.in_order {
-        by_seq.reserve(records.kept.len());
-        for k in records.kept {
+        for k in records.iter() {
             if let (Some(s), Some(h)) = (k.seq, k.payload_sha) {
                 by_seq.entry(s).or_insert(h);
             }
         }
     }
-    for (i, k) in records.kept.iter().enumerate() {
+    let mut before: Option<&Kept> = None;
+    for k in records.iter() {
+        let previous = before.replace(k);
         let (Some(s), Some(prev)) = (k.seq, &k.prev) else {
             continue;
         };
@@ -303,8 +314,7 @@ pub(super) fn check_chain(records: Records<'_>, report: &mut VerifyReport) {
         let want: Option<Hash> = if s == 1 {
             Some([0; 32])
         } else if records.in_order {
-            i.checked_sub(1)
-                .and_then(|b| records.kept.get(b))
+            previous
                 .filter(|before| before.seq == Some(s - 1))
                 .and_then(|before| before.payload_sha)
         } else {
@@ -638,7 +648,9 @@ mod tests {
         kept[39].payload_sha = None; // record 40 not decoded: 41 is not checked
         kept[44].file_seq = Some(46); // record 45 sits in a file named 46
         kept[0].prev = Some([1; 32]); // record 1 must have the genesis prev
-        let fast = Records::new(&kept, &entries);
+                                      // In chunks of 7, as verification examines them: the chain crosses their bounds.
+        let chunks: Vec<Vec<Kept>> = kept.chunks(7).map(<[Kept]>::to_vec).collect();
+        let fast = Records::new(&chunks, &entries);
         assert!(fast.in_order);
         let slow = Records {
             in_order: false,
@@ -664,7 +676,8 @@ mod tests {
         let entries: Vec<Entry> = (1..=5).map(entry).collect();
         let mut kept = chained(5);
         kept.swap(1, 2);
-        let records = Records::new(&kept, &entries);
+        let chunks = [kept];
+        let records = Records::new(&chunks, &entries);
         assert!(!records.in_order);
         let found = problems(records);
         assert!(

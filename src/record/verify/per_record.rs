@@ -273,6 +273,7 @@ pub(super) fn examine_chunk<'a>(
 /// commits it names, its payload) goes into its chunk's [`Examined`] at once; keeping every
 /// `RecordInfo` to the end was most of the memory of verifying a large ledger (about 600 bytes
 /// a record, with the named commits as strings).
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Kept {
     /// Index of its entry in the ledger's entries (for the file name in messages).
     pub(super) entry: usize,
