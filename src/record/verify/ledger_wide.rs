@@ -47,13 +47,14 @@ pub(super) fn list_entries(reader: &Reader, report: &mut VerifyReport) -> Option
             }
         }
     }
-    // Ledger order: by the seq the place claims, then by file name, then by path.
-    fn key(e: &Entry) -> (u64, &str, &str) {
-        let name = e.file.rsplit('/').next().unwrap_or_default();
-        (e.file_seq.unwrap_or(u64::MAX), name, &e.file)
-    }
-    entries.sort_by(|a, b| key(a).cmp(&key(b)));
+    entries.sort_by(|a, b| ledger_order(a).cmp(&ledger_order(b)));
     Some(entries)
+}
+
+/// Ledger order: by the seq the place claims, then by file name, then by path.
+pub(super) fn ledger_order(e: &Entry) -> (u64, &str, &str) {
+    let name = e.file.rsplit('/').next().unwrap_or_default();
+    (e.file_seq.unwrap_or(u64::MAX), name, &e.file)
 }
 
 /// What verification keeps of each entry for reading it again ([`VerifiedLedger`]).
@@ -86,22 +87,8 @@ pub(super) fn check_entries(
     // vector, which would hold them twice for a while).
     let examined = read_and_examine(reader, entries, keys, options, progress);
     let mut kept: Vec<Vec<Kept>> = Vec::with_capacity(examined.len());
-    for mut chunk in examined {
-        report.verified_signatures += chunk.verified_signatures;
-        if let Some((seq, commit)) = chunk.first_commit {
-            if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
-                report.first_commit = Some((seq, commit));
-            }
-        }
-        if let Some((seq, git_ref)) = chunk.last_ref {
-            if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
-                report.last_ref = Some((seq, git_ref));
-            }
-        }
-        report.named_commits.extend(chunk.named_commits);
-        report.problems.append(&mut chunk.problems);
-        report.payloads.append(&mut chunk.payloads);
-        kept.push(chunk.kept);
+    for chunk in examined {
+        kept.push(fold_chunk(chunk, report));
     }
     report.records = kept.iter().map(|c| c.len() as u64).sum();
     let checked = if keep {
@@ -118,8 +105,16 @@ pub(super) fn check_entries(
     };
     let records = Records::new(&kept, entries);
 
-    check_sequence(records, report);
-    check_chain(records, report);
+    if records.in_order {
+        let mut in_order = InOrder::default();
+        for k in records.iter() {
+            in_order.take(k, records.file(k));
+        }
+        in_order.report(report);
+    } else {
+        check_sequence(records, report);
+        check_chain(records, report);
+    }
 
     // Merkle tree over the records in ledger order.
     let leaves: Vec<Hash> = records.iter().filter_map(|k| k.leaf).collect();
@@ -146,11 +141,17 @@ pub(super) fn check_entries(
         .or_else(|| state.as_ref().map(|s| s.origin.clone()))
         .or_else(|| genesis_origin.clone());
 
+    let prefix_root = |size: u64| {
+        leaves
+            .get(..usize::try_from(size).ok()?)
+            .map(merkle::root_from_leaf_hashes)
+    };
     let current = check_checkpoint(
         reader,
         keys,
-        &leaves,
+        n,
         root,
+        &prefix_root,
         expected_origin.as_deref(),
         genesis_origin.as_deref(),
         options.expected_origin.as_deref(),
@@ -173,6 +174,26 @@ pub(super) fn check_entries(
         check_state(state.as_ref(), &frontier, n, head_sha, report);
     }
     checked
+}
+
+/// Adds what a chunk of examined records tells the report (problems, signatures, named commits,
+/// first commit, newest branch, payloads); what the ledger-wide checks need is returned.
+pub(super) fn fold_chunk(mut chunk: Examined, report: &mut VerifyReport) -> Vec<Kept> {
+    report.verified_signatures += chunk.verified_signatures;
+    if let Some((seq, commit)) = chunk.first_commit {
+        if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
+            report.first_commit = Some((seq, commit));
+        }
+    }
+    if let Some((seq, git_ref)) = chunk.last_ref {
+        if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
+            report.last_ref = Some((seq, git_ref));
+        }
+    }
+    report.named_commits.extend(chunk.named_commits);
+    report.problems.append(&mut chunk.problems);
+    report.payloads.append(&mut chunk.payloads);
+    chunk.kept
 }
 
 /// The records of the ledger in ledger order, in the chunks they were examined in, with the
@@ -219,17 +240,11 @@ pub(super) fn check_sequence(records: Records<'_>, report: &mut VerifyReport) {
     for k in records.iter() {
         if let (Some(fs), Some(ps)) = (k.file_seq, k.seq) {
             if fs != ps {
-                let file = records.file(k);
-                report.push(
-                    ProblemKind::FileSeqMismatch,
-                    at(Some(ps), Some(file)),
-                    format!("{file} holds record seq {ps}, but its name says {fs}"),
-                );
+                report
+                    .problems
+                    .push(file_seq_mismatch(fs, ps, records.file(k)));
             }
         }
-    }
-    if records.in_order {
-        return;
     }
     let effective: Vec<(u64, &str)> = records
         .iter()
@@ -294,47 +309,100 @@ pub(super) fn check_sequence(records: Records<'_>, report: &mut VerifyReport) {
 }
 
 pub(super) fn check_chain(records: Records<'_>, report: &mut VerifyReport) {
-    // The payload hash of each seq's first record, unless the records are in order: then the
-    // record of seq s - 1 is the one before (no other record can claim that seq).
+    // The payload hash of each seq's first record.
     let mut by_seq: HashMap<u64, Hash> = HashMap::new();
-    if !records.in_order {
-        for k in records.iter() {
-            if let (Some(s), Some(h)) = (k.seq, k.payload_sha) {
-                by_seq.entry(s).or_insert(h);
-            }
+    for k in records.iter() {
+        if let (Some(s), Some(h)) = (k.seq, k.payload_sha) {
+            by_seq.entry(s).or_insert(h);
         }
     }
-    let mut before: Option<&Kept> = None;
     for k in records.iter() {
-        let previous = before.replace(k);
         let (Some(s), Some(prev)) = (k.seq, &k.prev) else {
             continue;
         };
         // GENESIS_PREV is 64 zeros.
         let want: Option<Hash> = if s == 1 {
             Some([0; 32])
-        } else if records.in_order {
-            previous
-                .filter(|before| before.seq == Some(s - 1))
-                .and_then(|before| before.payload_sha)
         } else {
             by_seq.get(&(s - 1)).copied()
         };
-        match want {
-            Some(w) if &w != prev => report.push(
-                ProblemKind::PrevMismatch,
-                at(Some(s), Some(records.file(k))),
-                format!(
-                    "record {s} ({}) has prev {}, but the payload of record {} hashes to {}",
-                    records.file(k),
-                    short(&hex::encode(prev)),
-                    s.saturating_sub(1),
-                    short(&hex::encode(w))
-                ),
-            ),
-            // The predecessor is missing: reported as a gap.
-            _ => {}
+        // Without a predecessor, the gap is what is named.
+        if let Some(w) = want.filter(|w| w != prev) {
+            report
+                .problems
+                .push(prev_mismatch(s, records.file(k), prev, &w));
         }
+    }
+}
+
+fn prev_mismatch(seq: u64, file: &str, prev: &Hash, want: &Hash) -> Problem {
+    Problem::new(
+        ProblemKind::PrevMismatch,
+        at(Some(seq), Some(file)),
+        format!(
+            "record {seq} ({file}) has prev {}, but the payload of record {} hashes to {}",
+            short(&hex::encode(prev)),
+            seq.saturating_sub(1),
+            short(&hex::encode(want))
+        ),
+    )
+}
+
+fn file_seq_mismatch(file_seq: u64, seq: u64, file: &str) -> Problem {
+    Problem::new(
+        ProblemKind::FileSeqMismatch,
+        at(Some(seq), Some(file)),
+        format!("{file} holds record seq {seq}, but its name says {file_seq}"),
+    )
+}
+
+/// The sequence and chain checks of records whose seqs (the payload's, else the file name's)
+/// run 1, 2, 3, ... in ledger order, as in every intact ledger, taken one record at a time:
+/// no seq is then missing, repeated or out of place, and the record of seq s - 1 is the one
+/// before (no other record can claim that seq), so no index of the ledger by seq is built.
+/// Finds what [`check_sequence`] and [`check_chain`] find for such records, in their order.
+#[derive(Default)]
+pub(super) struct InOrder {
+    /// Records taken.
+    taken: u64,
+    /// The seq and payload hash of the record before.
+    before: Option<(Option<u64>, Option<Hash>)>,
+    sequence: Vec<Problem>,
+    chain: Vec<Problem>,
+}
+
+impl InOrder {
+    /// Takes the next record; false (and nothing taken) when its seq is not the next one.
+    pub(super) fn take(&mut self, k: &Kept, file: &str) -> bool {
+        if k.seq.or(k.file_seq) != Some(self.taken + 1) {
+            return false;
+        }
+        self.taken += 1;
+        if let (Some(fs), Some(ps)) = (k.file_seq, k.seq) {
+            if fs != ps {
+                self.sequence.push(file_seq_mismatch(fs, ps, file));
+            }
+        }
+        let before = self.before.replace((k.seq, k.payload_sha));
+        if let (Some(s), Some(prev)) = (k.seq, &k.prev) {
+            let want = if s == 1 {
+                Some([0; 32])
+            } else {
+                before
+                    .filter(|(seq, _)| *seq == Some(s - 1))
+                    .and_then(|(_, sha)| sha)
+            };
+            if let Some(w) = want.filter(|w| w != prev) {
+                self.chain.push(prev_mismatch(s, file, prev, &w));
+            }
+        }
+        true
+    }
+
+    /// Adds the problems found, the sequence's before the chain's.
+    pub(super) fn report(mut self, report: &mut VerifyReport) {
+        report.problems.append(&mut self.sequence);
+        report.problems.append(&mut self.chain);
     }
 }
 
@@ -346,8 +414,9 @@ pub(super) fn short(h: &str) -> String {
 pub(super) fn check_checkpoint(
     reader: &Reader,
     keys: &TrustedKeys,
-    leaves: &[Hash],
+    n: u64,
     root: Hash,
+    prefix_root: &dyn Fn(u64) -> Option<Hash>,
     expected_origin: Option<&str>,
     genesis_origin: Option<&str>,
     pinned_origin: Option<&str>,
@@ -367,7 +436,7 @@ pub(super) fn check_checkpoint(
             }
         },
         Ok(None) => {
-            if !leaves.is_empty() {
+            if n > 0 {
                 report.push(
                     ProblemKind::CheckpointMissing,
                     cp_ref(),
@@ -411,7 +480,6 @@ pub(super) fn check_checkpoint(
         root: B64.encode(cp.root),
         key_id: Some(verified.key_id.to_string()),
     });
-    let n = leaves.len() as u64;
     let mut ok = true;
     if let Some(want) = expected_origin {
         if cp.origin != want {
@@ -463,11 +531,22 @@ pub(super) fn check_checkpoint(
         );
     } else {
         let prefix_root = if cp.size == n {
-            root
+            Some(root)
         } else {
-            merkle::root_from_leaf_hashes(&leaves[..cp.size as usize])
+            prefix_root(cp.size)
         };
-        if prefix_root != cp.root {
+        if prefix_root.is_none() {
+            ok = false;
+            report.push(
+                ProblemKind::ReadError,
+                cp_ref(),
+                format!(
+                    "the root of the first {} records was not kept: CHECKPOINT changed while \
+                     it was being verified; run verify again",
+                    cp.size
+                ),
+            );
+        } else if prefix_root != Some(cp.root) {
             ok = false;
             report.push(
                 ProblemKind::CheckpointRootMismatch,
@@ -627,10 +706,26 @@ mod tests {
             .collect()
     }
 
+    /// What the general checks find.
     fn problems(records: Records<'_>) -> Vec<String> {
         let mut report = VerifyReport::new(String::new());
         check_sequence(records, &mut report);
         check_chain(records, &mut report);
+        described(&report)
+    }
+
+    /// What [`InOrder`] finds, taking every record.
+    fn in_order_problems(records: Records<'_>) -> Vec<String> {
+        let mut in_order = InOrder::default();
+        for k in records.iter() {
+            assert!(in_order.take(k, records.file(k)), "record {k:?} refused");
+        }
+        let mut report = VerifyReport::new(String::new());
+        in_order.report(&mut report);
+        described(&report)
+    }
+
+    fn described(report: &VerifyReport) -> Vec<String> {
         report
             .problems
             .iter()
@@ -639,7 +734,7 @@ mod tests {
     }
 
     #[test]
-    fn the_in_order_shortcut_finds_what_the_index_by_seq_finds() {
+    fn records_in_order_are_checked_one_at_a_time_as_the_index_by_seq_checks_them() {
         let entries: Vec<Entry> = (1..=60).map(entry).collect();
         let mut kept = chained(60);
         kept[19].prev = Some([99; 32]); // record 20 does not chain
@@ -650,14 +745,10 @@ mod tests {
         kept[0].prev = Some([1; 32]); // record 1 must have the genesis prev
                                       // In chunks of 7, as verification examines them: the chain crosses their bounds.
         let chunks: Vec<Vec<Kept>> = kept.chunks(7).map(<[Kept]>::to_vec).collect();
-        let fast = Records::new(&chunks, &entries);
-        assert!(fast.in_order);
-        let slow = Records {
-            in_order: false,
-            ..fast
-        };
-        let found = problems(fast);
-        assert_eq!(found, problems(slow));
+        let records = Records::new(&chunks, &entries);
+        assert!(records.in_order);
+        let found = in_order_problems(records);
+        assert_eq!(found, problems(records));
         let kinds: Vec<&str> = found
             .iter()
             .map(|p| p.split(' ').next().unwrap_or_default())
@@ -679,6 +770,12 @@ mod tests {
         let chunks = [kept];
         let records = Records::new(&chunks, &entries);
         assert!(!records.in_order);
+        let mut in_order = InOrder::default();
+        let taken = records
+            .iter()
+            .take_while(|k| in_order.take(k, records.file(k)))
+            .count();
+        assert_eq!(taken, 1, "the record out of place is refused");
         let found = problems(records);
         assert!(
             found.iter().any(|p| p.starts_with("SeqOutOfOrder")),

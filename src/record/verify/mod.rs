@@ -47,7 +47,9 @@
 //! (payloads are dropped after hashing; each chunk's problems and named commits go into the
 //! report as the chunk is taken, and only each record's seqs and hashes, [`Kept`], are held for
 //! the ledger-wide checks); sequence, chain and Merkle checks are linear, and need no index by
-//! seq when the seqs run in order. The git
+//! seq when the seqs run in order. Without an export to serve, a ledger in order is checked a
+//! window of shards at a time, in bounded memory (`stream.rs`), and the whole-ledger checks
+//! run only when a record is out of place. The git
 //! history walk compares each commit's `records/` tree with its parent's: one entry per shard,
 //! and shards whose tree oid did not change are skipped unread. A changed shard (at most 1000
 //! entries) is usually the previous one plus appended entries (a byte prefix, so only the new
@@ -77,7 +79,7 @@ use super::ledger::{
     check_canonical, check_tree_size_below, find_tree_capped, git_name_order, is_shard_name,
     ledger_refname, parse_record_file_name, read_blob_capped, read_file_capped, shard_name,
     CappedRead, LedgerSource, LedgerState, CHECKPOINT_FILE, DEFAULT_BRANCH, MAX_RECORDS_TREE_BYTES,
-    MAX_ROOT_TREE_BYTES, MAX_SHARD_TREE_BYTES, RECORDS_DIR, STATE_FILE,
+    MAX_ROOT_TREE_BYTES, MAX_SHARD_TREE_BYTES, RECORDS_DIR, SHARD_SIZE, STATE_FILE,
 };
 use super::merkle::{self, Frontier, Hash};
 use super::statement::{PayloadHead, GENESIS_PREV};
@@ -86,10 +88,11 @@ mod history;
 mod ledger_wide;
 mod per_record;
 mod read;
+mod stream;
 mod verified;
 
 pub use self::verified::*;
-use self::{history::*, ledger_wide::*, per_record::*, read::*};
+use self::{history::*, ledger_wide::*, per_record::*, read::*, stream::*};
 
 /// Options of [`verify_ledger_with`].
 #[derive(Debug, Clone)]
@@ -600,7 +603,24 @@ fn run(
         let history = std::thread::Builder::new()
             .name("relgate-history".to_owned())
             .spawn_scoped(scope, || git_history(&reader, options));
-        if let Some(entries) = list_entries(&reader, &mut report) {
+        // An export keeps every entry to read the records again, and an envelopes file has
+        // no shards: the full checks. Otherwise window by window, unless the ledger is not
+        // in order (then the full checks name what is wrong).
+        let streamed = if keep {
+            None
+        } else {
+            check_streaming(
+                &reader,
+                &report.source,
+                keys,
+                old_checkpoint,
+                options,
+                progress,
+            )
+        };
+        if let Some(streamed) = streamed {
+            report = streamed;
+        } else if let Some(entries) = list_entries(&reader, &mut report) {
             let checked = check_entries(
                 &reader,
                 &entries,

@@ -154,14 +154,7 @@ impl Reader {
                 let rd = dir.join(RECORDS_DIR);
                 for (name, ft, path) in read_dir_entries(&rd)? {
                     if ft.is_dir() && is_shard_name(&name) {
-                        for (file_name, ft, path) in read_dir_entries(&path)? {
-                            out.push(Entry {
-                                file: format!("{RECORDS_DIR}/{name}/{file_name}"),
-                                file_seq: parse_record_file_name(&file_name),
-                                dir: Some(name.clone()),
-                                loc: dir_loc(&ft, path, "a directory inside a shard"),
-                            });
-                        }
+                        dir_shard_entries(&name, &path, &mut out)?;
                     } else {
                         out.push(Entry {
                             file: format!("{RECORDS_DIR}/{name}"),
@@ -187,16 +180,7 @@ impl Reader {
                 for e in sub.iter() {
                     let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
                     if e.kind() == Some(ObjectType::Tree) && is_shard_name(&name) {
-                        let shard = find_tree_capped(&repo, e.id()).map_err(|e| e.to_string())?;
-                        for f in shard.iter() {
-                            let file_name = String::from_utf8_lossy(f.name_bytes()).into_owned();
-                            out.push(Entry {
-                                file: format!("{RECORDS_DIR}/{name}/{file_name}"),
-                                file_seq: parse_record_file_name(&file_name),
-                                dir: Some(name.clone()),
-                                loc: git_loc(&f, "a directory inside a shard"),
-                            });
-                        }
+                        git_shard_entries(&repo, &name, e.id(), &mut out)?;
                     } else {
                         out.push(Entry {
                             file: format!("{RECORDS_DIR}/{name}"),
@@ -218,6 +202,69 @@ impl Reader {
                     });
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// The shard directories under `records/` in seq order, when they are all there is and
+    /// each is named as relgate names it (`shard_name`); `None` otherwise, or when they cannot
+    /// be listed: then [`Reader::list`] lists everything and the checks name what is wrong.
+    /// Envelopes files have no shards.
+    pub(super) fn canonical_shards(&self) -> Option<Vec<Shard>> {
+        let mut shards = Vec::new();
+        let mut add = |name: String, loc: ShardLoc| {
+            let number = name.parse::<u64>().ok()?;
+            let first = number.checked_mul(SHARD_SIZE)?;
+            (is_shard_name(&name) && shard_name(first) == name).then(|| {
+                shards.push(Shard { number, name, loc });
+            })
+        };
+        match self {
+            Reader::Dir(dir) => {
+                for (name, ft, path) in read_dir_entries(&dir.join(RECORDS_DIR)).ok()? {
+                    if !ft.is_dir() {
+                        return None;
+                    }
+                    add(name, ShardLoc::Dir(path))?;
+                }
+            }
+            Reader::Git {
+                repo_path, tree, ..
+            } => {
+                let repo = Repository::open(repo_path).ok()?;
+                let top = find_tree_capped(&repo, *tree).ok()?;
+                let entry = top.get_name(RECORDS_DIR)?;
+                let sub = find_tree_capped(&repo, entry.id()).ok()?;
+                for e in sub.iter() {
+                    if e.kind() != Some(ObjectType::Tree) {
+                        return None;
+                    }
+                    add(
+                        std::str::from_utf8(e.name_bytes()).ok()?.to_owned(),
+                        ShardLoc::Tree(e.id()),
+                    )?;
+                }
+            }
+            Reader::Envelopes { .. } => return None,
+        }
+        shards.sort_by_key(|s| s.number);
+        Some(shards)
+    }
+
+    /// The entries of one shard of [`Reader::canonical_shards`]; `repo` is the ledger's
+    /// repository, for git ledgers.
+    pub(super) fn list_shard(
+        &self,
+        repo: Option<&Repository>,
+        shard: &Shard,
+    ) -> Result<Vec<Entry>, String> {
+        let mut out = Vec::new();
+        match (&shard.loc, repo) {
+            (ShardLoc::Dir(path), _) => dir_shard_entries(&shard.name, path, &mut out)?,
+            (ShardLoc::Tree(oid), Some(repo)) => {
+                git_shard_entries(repo, &shard.name, *oid, &mut out)?
+            }
+            (ShardLoc::Tree(_), None) => return Err("no repository to read the shard from".into()),
         }
         Ok(out)
     }
@@ -275,6 +322,52 @@ impl Reader {
             Reader::Envelopes { path, .. } => ThreadReader::Envelopes(fs::File::open(path)),
         }
     }
+}
+
+/// A shard directory under `records/`, named as relgate names it.
+pub(super) struct Shard {
+    /// Its number: the shard of records `number * 1000 ..`.
+    pub(super) number: u64,
+    pub(super) name: String,
+    pub(super) loc: ShardLoc,
+}
+
+pub(super) enum ShardLoc {
+    Dir(PathBuf),
+    Tree(Oid),
+}
+
+/// The entries of shard directory `name` at `path`.
+fn dir_shard_entries(name: &str, path: &Path, out: &mut Vec<Entry>) -> Result<(), String> {
+    for (file_name, ft, path) in read_dir_entries(path)? {
+        out.push(Entry {
+            file: format!("{RECORDS_DIR}/{name}/{file_name}"),
+            file_seq: parse_record_file_name(&file_name),
+            dir: Some(name.to_owned()),
+            loc: dir_loc(&ft, path, "a directory inside a shard"),
+        });
+    }
+    Ok(())
+}
+
+/// The entries of shard tree `oid`, named `name`.
+fn git_shard_entries(
+    repo: &Repository,
+    name: &str,
+    oid: Oid,
+    out: &mut Vec<Entry>,
+) -> Result<(), String> {
+    let shard = find_tree_capped(repo, oid).map_err(|e| e.to_string())?;
+    for f in shard.iter() {
+        let file_name = String::from_utf8_lossy(f.name_bytes()).into_owned();
+        out.push(Entry {
+            file: format!("{RECORDS_DIR}/{name}/{file_name}"),
+            file_seq: parse_record_file_name(&file_name),
+            dir: Some(name.to_owned()),
+            loc: git_loc(&f, "a directory inside a shard"),
+        });
+    }
+    Ok(())
 }
 
 /// What one worker thread reads entries with.
