@@ -73,9 +73,58 @@ pub(super) struct Walk<'a> {
     /// next append extends), kept as libgit2 returned it: copying it (up to 1,000 entries,
     /// once per commit) cost as much as comparing it.
     pub(super) shard_cache: Option<(Oid, OdbObject<'a>)>,
-    /// What the current commit was found to do wrong, per kind of problem in the order first
-    /// found: how many are listed and how many beyond [`LISTED_PER_COMMIT`] are not.
-    pub(super) counted: Vec<(ProblemKind, usize, u64)>,
+    /// What the current commit was found to do wrong, listed up to [`LISTED_PER_COMMIT`] per
+    /// kind and counted beyond.
+    pub(super) counted: Listing,
+}
+
+/// Problems listed up to a limit, the rest counted per kind, so that what verification holds
+/// of a hostile history is bounded by the limit, not by the history.
+#[derive(Default)]
+pub(super) struct Listing {
+    /// Per kind of problem, in the order first seen: how many are listed, and how many left
+    /// out.
+    kinds: Vec<(ProblemKind, usize, u64)>,
+}
+
+impl Listing {
+    fn of(&mut self, kind: ProblemKind) -> &mut (ProblemKind, usize, u64) {
+        let i = match self.kinds.iter().position(|(k, _, _)| *k == kind) {
+            Some(i) => i,
+            None => {
+                self.kinds.push((kind, 0, 0));
+                self.kinds.len() - 1
+            }
+        };
+        &mut self.kinds[i]
+    }
+
+    /// Counts a problem of `kind`: true when it is among the first `limit` of its kind, to be
+    /// listed; false when it is to be left out (and is counted).
+    pub(super) fn admit(&mut self, kind: ProblemKind, limit: usize) -> bool {
+        let (_, listed, unlisted) = self.of(kind);
+        if *listed < limit {
+            *listed += 1;
+            true
+        } else {
+            *unlisted += 1;
+            false
+        }
+    }
+
+    /// Counts a problem of `kind` that is left out of the list.
+    pub(super) fn leave_out(&mut self, kind: ProblemKind) {
+        self.of(kind).2 += 1;
+    }
+
+    /// The kinds with problems left out and how many, in the order first seen; the counting
+    /// starts again.
+    pub(super) fn take_unlisted(&mut self) -> impl Iterator<Item = (ProblemKind, u64)> {
+        std::mem::take(&mut self.kinds)
+            .into_iter()
+            .filter(|(_, _, n)| *n > 0)
+            .map(|(kind, _, n)| (kind, n))
+    }
 }
 
 /// Problems of one kind listed per commit of the history walk; more are counted in one
@@ -89,40 +138,22 @@ impl Walk<'_> {
     /// Counts a problem of kind `kind` of the current commit: true when it is past the
     /// [`LISTED_PER_COMMIT`] of its kind, to be left out of the list.
     pub(super) fn over_limit(&mut self, kind: ProblemKind) -> bool {
-        let i = match self.counted.iter().position(|(k, _, _)| *k == kind) {
-            Some(i) => i,
-            None => {
-                self.counted.push((kind, 0, 0));
-                self.counted.len() - 1
-            }
-        };
-        let Some((_, listed, unlisted)) = self.counted.get_mut(i) else {
-            return false;
-        };
-        if *listed < LISTED_PER_COMMIT {
-            *listed += 1;
-            false
-        } else {
-            *unlisted += 1;
-            true
-        }
+        !self.counted.admit(kind, LISTED_PER_COMMIT)
     }
 
     /// Ends the current commit: the problems left out of its list become one per kind that
     /// counts them.
     pub(super) fn finish_commit(&mut self) {
         let id = self.id;
-        for (kind, _, n) in std::mem::take(&mut self.counted) {
-            if n > 0 {
-                self.report.push(
-                    kind,
-                    commit_ref(None, None, id),
-                    format!(
-                        "commit {id}: {n} more problems like the ones above are not listed \
-                         (the first {LISTED_PER_COMMIT} of a kind in a commit are)"
-                    ),
-                );
-            }
+        for (kind, n) in self.counted.take_unlisted() {
+            self.report.push(
+                kind,
+                commit_ref(None, None, id),
+                format!(
+                    "commit {id}: {n} more problems like the ones above are not listed \
+                     (the first {LISTED_PER_COMMIT} of a kind in a commit are)"
+                ),
+            );
         }
     }
 
@@ -406,7 +437,7 @@ fn check_history_in(
     let git_dir = repo.path().to_owned();
     let mut next_seq: u64 = 1;
     // Problems past LISTED_IN_WALK, counted per kind.
-    let mut unlisted: Vec<(ProblemKind, u64)> = Vec::new();
+    let mut unlisted = Listing::default();
     for (i, commits) in chain.chunks(segment).enumerate() {
         let before = i
             .checked_mul(segment)
@@ -426,15 +457,12 @@ fn check_history_in(
             check_added(found.added, &mut next_seq, id, report);
             if report.problems.len() > LISTED_IN_WALK {
                 for p in report.problems.drain(LISTED_IN_WALK..) {
-                    match unlisted.iter_mut().find(|(k, _)| *k == p.kind) {
-                        Some((_, n)) => *n += 1,
-                        None => unlisted.push((p.kind, 1)),
-                    }
+                    unlisted.leave_out(p.kind);
                 }
             }
         });
     }
-    for (kind, n) in unlisted {
+    for (kind, n) in unlisted.take_unlisted() {
         report.push(
             kind,
             None,
@@ -584,7 +612,7 @@ fn walk_segment(
         id: Oid::ZERO_SHA1,
         added: Vec::new(),
         shard_cache: None,
-        counted: Vec::new(),
+        counted: Listing::default(),
     };
     for &(id, tree) in commits {
         walk.id = id;
@@ -735,26 +763,18 @@ pub(super) fn check_added(
     added.sort();
     // Listed up to LISTED_PER_COMMIT, like the walk's own problems: a commit can add some
     // 300,000 record names out of order.
-    let mut listed = 0;
-    let mut unlisted: u64 = 0;
+    let mut listing = Listing::default();
     for (s, path) in added {
-        if s != *next_seq {
-            if listed < LISTED_PER_COMMIT {
-                listed += 1;
-                report.push(
-                    ProblemKind::HistoryOutOfOrder,
-                    commit_ref(Some(s), Some(path.clone()), id),
-                    format!(
-                        "commit {id} added record {s} ({path}) where record {next_seq} was due"
-                    ),
-                );
-            } else {
-                unlisted += 1;
-            }
+        if s != *next_seq && listing.admit(ProblemKind::HistoryOutOfOrder, LISTED_PER_COMMIT) {
+            report.push(
+                ProblemKind::HistoryOutOfOrder,
+                commit_ref(Some(s), Some(path.clone()), id),
+                format!("commit {id} added record {s} ({path}) where record {next_seq} was due"),
+            );
         }
         *next_seq = (*next_seq).max(s + 1);
     }
-    if unlisted > 0 {
+    for (_, unlisted) in listing.take_unlisted() {
         report.push(
             ProblemKind::HistoryOutOfOrder,
             commit_ref(None, None, id),
@@ -1128,6 +1148,24 @@ mod tests {
     use crate::record::keys::Signer;
     use crate::record::ledger::{GitLedger, Ledger};
     use crate::record::statement::tests::sample_input;
+
+    #[test]
+    fn a_listing_lists_up_to_its_limit_per_kind_and_counts_the_rest() {
+        use ProblemKind::{HistoryOutOfOrder as Order, HistoryRecordRemoved as Removed};
+        let mut listing = Listing::default();
+        let admitted: Vec<bool> = [Removed, Order, Removed, Removed, Order]
+            .into_iter()
+            .map(|kind| listing.admit(kind, 2))
+            .collect();
+        assert_eq!(admitted, [true, true, true, false, true]);
+        listing.leave_out(Order);
+        assert_eq!(
+            listing.take_unlisted().collect::<Vec<_>>(),
+            [(Removed, 1), (Order, 1)]
+        );
+        assert!(listing.admit(Removed, 1), "counting starts again");
+        assert_eq!(listing.take_unlisted().count(), 0);
+    }
 
     #[test]
     fn reflog_lines_are_read_within_a_cap_and_parsed_for_their_two_ids() {
