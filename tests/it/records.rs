@@ -1050,13 +1050,9 @@ fn git_branch_force_rewritten_without_a_record() {
     assert!(report.consistency.as_ref().is_some_and(|c| !c.verified));
 }
 
-#[test]
-fn git_branch_moved_back_and_forward_again_is_a_forced_update() {
-    // The branch is reset to an older commit of its own history and then moved back to the
-    // head. Both commits of that backward move are on the branch as it stands, the old one
-    // after the new one: the reflog check must not take "both on the branch" for a
-    // fast-forward. Nothing is lost, so the problem names no record.
-    let fx = Fixture::new(Backend::Git, 10);
+/// Resets the ledger branch of `fx` to the commit before its head, then moves it back to the
+/// head: (the repository, the head, the commit before it).
+fn moved_back_and_forward(fx: &Fixture) -> (Repository, Oid, Oid) {
     let repo = Repository::open(&fx.path).expect("open");
     let head = repo.refname_to_id(REF).expect("head");
     let older = repo
@@ -1067,6 +1063,17 @@ fn git_branch_moved_back_and_forward_again_is_a_forced_update() {
         .expect("back");
     repo.reference(REF, head, true, "reset --hard ORIG_HEAD")
         .expect("forward");
+    (repo, head, older)
+}
+
+#[test]
+fn git_branch_moved_back_and_forward_again_is_a_forced_update() {
+    // The branch is reset to an older commit of its own history and then moved back to the
+    // head. Both commits of that backward move are on the branch as it stands, the old one
+    // after the new one: the reflog check must not take "both on the branch" for a
+    // fast-forward. Nothing is lost, so the problem names no record.
+    let fx = Fixture::new(Backend::Git, 10);
+    let (_, head, older) = moved_back_and_forward(&fx);
     let report = fx.verify(None);
     assert_tampered(&report);
     let rewritten: Vec<&relgate::record::verify::Problem> =
@@ -1090,16 +1097,7 @@ fn reflog_lines_that_are_not_entries_are_named_and_hide_no_forced_update() {
     // entries, which libgit2 skipped without a word, are named (a warning, as a missing
     // reflog is), and the forced update after them is still found.
     let fx = Fixture::new(Backend::Git, 10);
-    let repo = Repository::open(&fx.path).expect("open");
-    let head = repo.refname_to_id(REF).expect("head");
-    let older = repo
-        .find_commit(head)
-        .and_then(|c| c.parent_id(0))
-        .expect("parent");
-    repo.reference(REF, older, true, "reset --hard HEAD~1")
-        .expect("back");
-    repo.reference(REF, head, true, "reset --hard ORIG_HEAD")
-        .expect("forward");
+    let (repo, _, _) = moved_back_and_forward(&fx);
     let log = repo.commondir().join("logs").join(REF);
     let entries = std::fs::read(&log).expect("reflog");
     let mut doctored = b"not a reflog entry\n".to_vec();

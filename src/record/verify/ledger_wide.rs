@@ -122,15 +122,53 @@ pub(super) fn check_entries(
     for l in &leaves {
         frontier.append_leaf_hash(*l);
     }
-    let root = frontier.root();
-    report.computed_root = Some(B64.encode(root));
-    let n = leaves.len() as u64;
+    let prefix_root = |size: u64| {
+        leaves
+            .get(..usize::try_from(size).ok()?)
+            .map(merkle::root_from_leaf_hashes)
+    };
+    let records_end = RecordsEnd {
+        frontier: &frontier,
+        leaves: Some(&leaves),
+        prefix_root: &prefix_root,
+        genesis_sha: records
+            .iter()
+            .find(|k| k.seq == Some(1))
+            .and_then(|k| k.payload_sha),
+        head_sha: records.iter().last().and_then(|k| k.payload_sha),
+    };
+    check_records_end(reader, keys, old_checkpoint, options, &records_end, report);
+    checked
+}
 
-    let genesis_origin = records
-        .iter()
-        .find(|k| k.seq == Some(1))
-        .and_then(|k| k.payload_sha)
-        .map(|h| default_origin(&h));
+/// What the checks after the last record need of the records: the Merkle tree (its frontier,
+/// the root of a prefix, every leaf when there are), the payload hash of record 1 and of the
+/// last record.
+pub(super) struct RecordsEnd<'a> {
+    pub(super) frontier: &'a Frontier,
+    /// Every leaf, for an older checkpoint's consistency proof; `None` when they were not kept
+    /// (then no older checkpoint was given).
+    pub(super) leaves: Option<&'a [Hash]>,
+    /// The root of the first `size` leaves, for a checkpoint that covers fewer records.
+    pub(super) prefix_root: &'a dyn Fn(u64) -> Option<Hash>,
+    pub(super) genesis_sha: Option<Hash>,
+    pub(super) head_sha: Option<Hash>,
+}
+
+/// The checks after the last record, whichever way the records were checked: the computed
+/// root, the checkpoint, an older checkpoint, the head state.
+pub(super) fn check_records_end(
+    reader: &Reader,
+    keys: &TrustedKeys,
+    old_checkpoint: Option<&str>,
+    options: &VerifyOptions,
+    end: &RecordsEnd<'_>,
+    report: &mut VerifyReport,
+) {
+    let root = end.frontier.root();
+    report.computed_root = Some(B64.encode(root));
+    let n = end.frontier.size();
+    let genesis_origin = end.genesis_sha.map(|h| default_origin(&h));
     let state = match reader.read_top(STATE_FILE) {
         Ok(Some(b)) => serde_json::from_slice::<LedgerState>(&b).ok(),
         _ => None,
@@ -140,28 +178,22 @@ pub(super) fn check_entries(
         .clone()
         .or_else(|| state.as_ref().map(|s| s.origin.clone()))
         .or_else(|| genesis_origin.clone());
-
-    let prefix_root = |size: u64| {
-        leaves
-            .get(..usize::try_from(size).ok()?)
-            .map(merkle::root_from_leaf_hashes)
-    };
     let current = check_checkpoint(
         reader,
         keys,
         n,
         root,
-        &prefix_root,
+        end.prefix_root,
         expected_origin.as_deref(),
         genesis_origin.as_deref(),
         options.expected_origin.as_deref(),
         report,
     );
-    if let Some(old) = old_checkpoint {
+    if let (Some(old), Some(leaves)) = (old_checkpoint, end.leaves) {
         check_old_checkpoint(
             old,
             keys,
-            &leaves,
+            leaves,
             root,
             current.as_ref(),
             expected_origin.as_deref(),
@@ -170,10 +202,8 @@ pub(super) fn check_entries(
     }
     // An envelopes file carries no head state to compare.
     if !reader.is_envelopes() {
-        let head_sha = records.iter().last().and_then(|k| k.payload_sha);
-        check_state(state.as_ref(), &frontier, n, head_sha, report);
+        check_state(state.as_ref(), end.frontier, n, end.head_sha, report);
     }
-    checked
 }
 
 /// Adds what a chunk of examined records tells the report (problems, signatures, named commits,

@@ -23,8 +23,6 @@ struct Fold {
     /// The sequence and chain checks.
     in_order: InOrder,
     frontier: Frontier,
-    /// Leaves in the Merkle tree so far.
-    leaves: u64,
     /// Every leaf, only when an older checkpoint's consistency proof needs them.
     kept_leaves: Option<Vec<Hash>>,
     /// The sizes whose roots the checkpoint check may need, and the roots once reached.
@@ -61,7 +59,6 @@ pub(super) fn check_streaming(
     let mut fold = Fold {
         in_order: InOrder::default(),
         frontier: Frontier::new(),
-        leaves: 0,
         kept_leaves: old_checkpoint.map(|_| Vec::new()),
         roots: checkpoint_size(reader, keys)
             .map(|size| (size, None))
@@ -117,8 +114,7 @@ impl Fold {
         }
         if let Some(leaf) = k.leaf {
             self.frontier.append_leaf_hash(leaf);
-            self.leaves += 1;
-            if let Some(root) = self.roots.get_mut(&self.leaves) {
+            if let Some(root) = self.roots.get_mut(&self.frontier.size()) {
                 *root = Some(self.frontier.root());
             }
             if let Some(all) = &mut self.kept_leaves {
@@ -143,43 +139,15 @@ impl Fold {
         report: &mut VerifyReport,
     ) {
         self.in_order.report(report);
-        let root = self.frontier.root();
-        report.computed_root = Some(B64.encode(root));
-        let n = self.leaves;
-        let genesis_origin = self.genesis.flatten().map(|h| default_origin(&h));
-        let state = match reader.read_top(STATE_FILE) {
-            Ok(Some(b)) => serde_json::from_slice::<LedgerState>(&b).ok(),
-            _ => None,
-        };
-        let expected_origin = options
-            .expected_origin
-            .clone()
-            .or_else(|| state.as_ref().map(|s| s.origin.clone()))
-            .or_else(|| genesis_origin.clone());
         let prefix_root = |size: u64| self.roots.get(&size).copied().flatten();
-        let current = check_checkpoint(
-            reader,
-            keys,
-            n,
-            root,
-            &prefix_root,
-            expected_origin.as_deref(),
-            genesis_origin.as_deref(),
-            options.expected_origin.as_deref(),
-            report,
-        );
-        if let (Some(old), Some(leaves)) = (old_checkpoint, &self.kept_leaves) {
-            check_old_checkpoint(
-                old,
-                keys,
-                leaves,
-                root,
-                current.as_ref(),
-                expected_origin.as_deref(),
-                report,
-            );
-        }
-        check_state(state.as_ref(), &self.frontier, n, self.head, report);
+        let end = RecordsEnd {
+            frontier: &self.frontier,
+            leaves: self.kept_leaves.as_deref(),
+            prefix_root: &prefix_root,
+            genesis_sha: self.genesis.flatten(),
+            head_sha: self.head,
+        };
+        check_records_end(reader, keys, old_checkpoint, options, &end, report);
     }
 }
 
