@@ -210,15 +210,11 @@ pub(super) fn check_records_end(
 /// first commit, newest branch, payloads); what the ledger-wide checks need is returned.
 pub(super) fn fold_chunk(mut chunk: Examined, report: &mut VerifyReport) -> Vec<Kept> {
     report.verified_signatures += chunk.verified_signatures;
-    if let Some((seq, commit)) = chunk.first_commit {
-        if report.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
-            report.first_commit = Some((seq, commit));
-        }
+    if let Some(first) = chunk.first_commit {
+        keep_lowest(&mut report.first_commit, first);
     }
-    if let Some((seq, git_ref)) = chunk.last_ref {
-        if report.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
-            report.last_ref = Some((seq, git_ref));
-        }
+    if let Some(last) = chunk.last_ref {
+        keep_highest(&mut report.last_ref, last);
     }
     report.named_commits.extend(chunk.named_commits);
     report.problems.append(&mut chunk.problems);

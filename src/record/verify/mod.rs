@@ -562,6 +562,9 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// The whole verification; `keep` keeps the entries for [`VerifiedLedger::read_records`].
+/// Without `keep`, a ledger in order is checked window by window, which does not know the
+/// number of entries before it starts, so `progress` hears only of the whole-ledger checks
+/// (the callers without `keep` report no progress).
 fn run(
     source: String,
     reader: Result<Reader, String>,
@@ -609,14 +612,7 @@ fn run(
         let streamed = if keep {
             None
         } else {
-            check_streaming(
-                &reader,
-                &report.source,
-                keys,
-                old_checkpoint,
-                options,
-                progress,
-            )
+            check_streaming(&reader, &report.source, keys, old_checkpoint, options)
         };
         if let Some(streamed) = streamed {
             report = streamed;

@@ -320,17 +320,13 @@ impl Examined {
                 out.verified_signatures += 1;
                 // Only signed records vouch for a commit being recorded.
                 if let Some(commit) = info.commit.take() {
-                    if let Some(seq) = info.seq {
-                        if out.first_commit.as_ref().is_none_or(|(s, _)| seq < *s) {
-                            out.first_commit = Some((seq, commit.clone()));
-                        }
-                    }
                     out.named_commits.extend(completeness::named_oid(&commit));
+                    if let Some(seq) = info.seq {
+                        keep_lowest(&mut out.first_commit, (seq, commit));
+                    }
                 }
                 if let (Some(git_ref), Some(seq)) = (info.git_ref.take(), info.seq) {
-                    if out.last_ref.as_ref().is_none_or(|(s, _)| seq > *s) {
-                        out.last_ref = Some((seq, git_ref));
-                    }
+                    keep_highest(&mut out.last_ref, (seq, git_ref));
                 }
                 out.named_commits.extend(
                     info.changed_in
@@ -364,6 +360,20 @@ impl Examined {
     }
 }
 
+/// Keeps `candidate` in `slot` when its seq is lower than the kept one's (the first on a tie).
+pub(super) fn keep_lowest(slot: &mut Option<(u64, String)>, candidate: (u64, String)) {
+    if slot.as_ref().is_none_or(|(s, _)| candidate.0 < *s) {
+        *slot = Some(candidate);
+    }
+}
+
+/// Keeps `candidate` in `slot` when its seq is higher than the kept one's (the first on a tie).
+pub(super) fn keep_highest(slot: &mut Option<(u64, String)>, candidate: (u64, String)) {
+    if slot.as_ref().is_none_or(|(s, _)| candidate.0 > *s) {
+        *slot = Some(candidate);
+    }
+}
+
 /// Reads and examines every entry in parallel, a chunk of [`BATCH`] at a time, each chunk
 /// folded into an [`Examined`] on its worker; the chunks in entry order.
 pub(super) fn read_and_examine(
@@ -376,9 +386,6 @@ pub(super) fn read_and_examine(
     par_read_chunked(reader, entries, BATCH, |start, chunk, read| {
         let infos = examine_chunk(chunk, read, keys, options);
         progress.advance(chunk.len() as u64);
-        vec![Examined::fold(start, infos)]
+        Examined::fold(start, infos)
     })
-    .into_iter()
-    .flatten()
-    .collect()
 }

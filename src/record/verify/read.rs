@@ -406,14 +406,15 @@ pub(super) fn par_read_chunks<'a, T: Send>(
         .collect()
 }
 
-/// [`par_read_chunks`] without flattening: one `Vec` per chunk, so a caller that only
-/// iterates never holds the results twice.
+/// Reads `entries` in parallel, `chunk` at a time: one result of `f(index of the chunk's first
+/// entry, chunk, read)` per chunk, in entry order, so a caller that folds each chunk never
+/// holds the per-entry results of all of them.
 pub(super) fn par_read_chunked<'a, T: Send>(
     reader: &Reader,
     entries: &'a [Entry],
     chunk: usize,
-    f: impl Fn(usize, &'a [Entry], &dyn Fn(&Entry) -> Result<Vec<u8>, ReadFail>) -> Vec<T> + Sync,
-) -> Vec<Vec<T>> {
+    f: impl Fn(usize, &'a [Entry], &dyn Fn(&Entry) -> Result<Vec<u8>, ReadFail>) -> T + Sync,
+) -> Vec<T> {
     entries
         .par_chunks(chunk.max(1))
         .enumerate()
