@@ -164,6 +164,11 @@ pub(crate) struct VerifyArgs {
     /// records, their chain and the checkpoint are still verified.
     #[arg(long)]
     pub(crate) no_history: bool,
+    /// Check every signature on its own (strict Ed25519), not 256 at a time in a batch.
+    /// Slower; the two agree on every signature but one crafted, by a holder of a trusted
+    /// private key, with a small-order component, which a batch may accept.
+    #[arg(long)]
+    pub(crate) strict_signatures: bool,
     /// The branch the ledger records, for the completeness check (every commit after the
     /// first record's that changed a manifest, relgate.yaml or a policy must be named by a
     /// record). Default: the branch the newest record names (origin/<branch> when the clone

@@ -693,6 +693,7 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<ExitStatus> {
     let options = VerifyOptions {
         check_history: !args.no_history,
         check_reflog: !args.no_history,
+        strict_signatures: args.strict_signatures,
         completeness: selected
             .recorded
             .as_ref()

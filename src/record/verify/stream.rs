@@ -18,6 +18,9 @@ use super::*;
 /// two shards, so a small ledger spans several.)
 const WINDOW_ENTRIES: usize = if cfg!(test) { 1_500 } else { 16 * 1024 };
 
+// A window holds at least one whole batch, so each window but the last makes progress.
+const _: () = assert!(WINDOW_ENTRIES >= BATCH);
+
 /// What the checks carry from one record to the next.
 struct Fold {
     /// The sequence and chain checks.
@@ -49,20 +52,26 @@ pub(super) fn check_streaming(
         _ => None,
     };
     let mut report = VerifyReport::new(source.to_owned());
+    // The root of the checkpoint's size, filled in when the fold gets there (at once for a
+    // checkpoint of no records).
+    let mut roots = BTreeMap::new();
+    if let Some(size) = checkpoint_size(reader, keys) {
+        roots.insert(
+            size,
+            (size == 0).then(|| merkle::root_from_leaf_hashes(&[])),
+        );
+    }
     let mut fold = Fold {
         in_order: InOrder::default(),
         frontier: Frontier::new(),
         kept_leaves: old_checkpoint.map(|_| Vec::new()),
-        roots: checkpoint_size(reader, keys)
-            .map(|size| (size, None))
-            .into_iter()
-            .collect(),
+        roots,
         genesis: None,
         head: None,
     };
     let mut shards = shards.iter().peekable();
-    while shards.peek().is_some() {
-        let mut window: Vec<Entry> = Vec::new();
+    let mut window: Vec<Entry> = Vec::new();
+    while shards.peek().is_some() || !window.is_empty() {
         while window.len() < WINDOW_ENTRIES {
             let Some(shard) = shards.next() else { break };
             let mut entries = reader.list_shard(repo.as_ref(), shard).ok()?;
@@ -77,6 +86,17 @@ pub(super) fn check_streaming(
             entries.sort_by(|a, b| ledger_order(a).cmp(&ledger_order(b)));
             window.append(&mut entries);
         }
+        // Every window but the last ends on a whole batch, and the rest opens the next: the
+        // records are then checked in the same batches of BATCH as the whole-ledger checks
+        // would check them. Batch verification can decide a signature crafted with a
+        // small-order component by which signatures share its batch, so this keeps the two
+        // paths' verdicts the same on every ledger.
+        let whole = if shards.peek().is_some() {
+            window.len() / BATCH * BATCH
+        } else {
+            window.len()
+        };
+        let next = window.split_off(whole);
         for chunk in read_and_examine(reader, &window, keys, options, &NoProgress) {
             let kept = fold_chunk(chunk, &mut report);
             report.records += kept.len() as u64;
@@ -84,6 +104,7 @@ pub(super) fn check_streaming(
                 fold.take(k, &window[k.entry].file)?;
             }
         }
+        window = next;
     }
     fold.finish(reader, keys, old_checkpoint, options, &mut report);
     Some(report)
@@ -236,6 +257,16 @@ mod tests {
         fs::write(dir.join(CHECKPOINT_FILE), &checkpoints[n as usize - 10]).expect("write");
         let found = same(None, "rolled back");
         assert!(found.contains("checkpoint_stale"), "{found}");
+        // Rolled back to no record at all: the root of none is known from the start.
+        let last = open_checkpoint(&checkpoints[n as usize], &keys).expect("checkpoint");
+        let none = crate::record::checkpoint::Checkpoint {
+            size: 0,
+            root: merkle::root_from_leaf_hashes(&[]),
+            ..last.checkpoint
+        };
+        fs::write(dir.join(CHECKPOINT_FILE), none.sign(&signer)).expect("write");
+        let found = same(None, "rolled back to nothing");
+        assert!(found.contains("checkpoint_stale"), "{found}");
         fs::write(dir.join(CHECKPOINT_FILE), &checkpoints[n as usize]).expect("write");
 
         resign(&dir, 1_200, &signer, |p| {
@@ -301,5 +332,84 @@ mod tests {
         assert!(
             check_streaming(&reader, "ledger", &keys, None, &VerifyOptions::default()).is_none()
         );
+    }
+
+    /// Signs `message` as the holder of `seed` would, with the nonce point moved by a point of
+    /// order 2: strict verification rejects the signature; a batch accepts it when the
+    /// coefficient the batch gives it is even, so the verdict depends on the batch.
+    fn torsioned_signature(seed: [u8; 32], message: &[u8]) -> [u8; 64] {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::Sha512;
+        let h = Sha512::digest(seed);
+        let mut a_bytes = [0u8; 32];
+        a_bytes.copy_from_slice(&h[..32]);
+        a_bytes[0] &= 248;
+        a_bytes[31] &= 127;
+        a_bytes[31] |= 64;
+        let a = Scalar::from_bytes_mod_order(a_bytes);
+        let public = (ED25519_BASEPOINT_POINT * a).compress();
+        let r = Scalar::from(0x5eed_u64);
+        let nonce = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[4]).compress();
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(nonce.as_bytes())
+                .chain_update(public.as_bytes())
+                .chain_update(message),
+        );
+        let s = r + k * a;
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(nonce.as_bytes());
+        signature[32..].copy_from_slice(s.as_bytes());
+        signature
+    }
+
+    /// Signatures crafted by a key holder with a small-order component, at places where a
+    /// window's batches would differ from the whole ledger's had the windows not ended on
+    /// whole batches: both paths give the same report, and strict verification names each.
+    #[test]
+    fn both_paths_judge_a_crafted_signature_in_the_same_batch() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("ledger");
+        let seed = [9; 32];
+        let signer = Signer::from_seed(seed);
+        let mut keys = TrustedKeys::new();
+        keys.insert(signer.verifying_key());
+        let mut ledger = DirLedger::open(&dir).expect("ledger");
+        for _ in 0..3_300 {
+            ledger.append(&sample_input(), &signer).expect("append");
+        }
+        // The first window takes shards 000 and 001 (1,999 records) and checks 1,792 of them
+        // (7 batches); these are in the rest, or later.
+        let crafted = [1_800u64, 1_900, 1_990, 2_100, 3_250];
+        for seq in crafted {
+            let path = record_file(&dir, seq);
+            let mut envelope: serde_json::Value =
+                serde_json::from_slice(&fs::read(&path).expect("read")).expect("json");
+            let parsed = Envelope::from_slice(&fs::read(&path).expect("read")).expect("envelope");
+            let message = dsse::pae(
+                &parsed.payload_type,
+                &parsed.decode_payload().expect("payload"),
+            );
+            envelope["signatures"][0]["sig"] =
+                B64.encode(torsioned_signature(seed, &message)).into();
+            fs::write(&path, serde_json::to_vec(&envelope).expect("json")).expect("write");
+        }
+        let (streamed, whole) = both(&dir, &keys, None);
+        assert_eq!(streamed, whole);
+
+        let reader = Reader::Dir(dir.clone());
+        let strict = VerifyOptions {
+            strict_signatures: true,
+            ..VerifyOptions::default()
+        };
+        let report = check_streaming(&reader, "ledger", &keys, None, &strict).expect("in order");
+        let named: Vec<u64> = report
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::BadSignature)
+            .filter_map(|p| p.record.as_ref().and_then(|r| r.seq))
+            .collect();
+        assert_eq!(named, crafted);
     }
 }

@@ -690,6 +690,18 @@ fn ledger_branch_from_relgate_yaml_and_no_history() {
     )
     .exit(0)
     .stdout_has("0 ledger commits checked");
+    // Each signature on its own: the same verdict on honest signatures.
+    repo.run_env(
+        &[
+            "verify",
+            "--ledger",
+            "relgate/records",
+            "--no-history",
+            "--strict-signatures",
+        ],
+        &[],
+    )
+    .exit(0);
     // An invalid ledger key is a configuration error.
     repo.file(
         "relgate.yaml",
