@@ -76,6 +76,19 @@ fn recorded_git() -> (Repo, git2::Repository) {
     (repo, git)
 }
 
+/// Commits `tree` on the ledger branch over `parent`, as someone without the signing key
+/// would (plain git, no record).
+fn commit_on_ledger(
+    git: &git2::Repository,
+    tree: &git2::Tree<'_>,
+    parent: &git2::Commit<'_>,
+    message: &str,
+) -> git2::Oid {
+    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
+    git.commit(Some(LEDGER), &who, &who, message, tree, &[parent])
+        .expect("commit")
+}
+
 #[test]
 fn a_ledger_reset_to_an_older_commit_is_reported_with_the_unrecorded_commits() {
     let (repo, key, c1) = recorded_repo();
@@ -477,10 +490,7 @@ fn record_refuses_a_ledger_whose_tip_tree_is_too_large() {
             .expect("insert");
     }
     let top = git.find_tree(top.write().expect("top")).expect("top tree");
-    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
-    let bad = git
-        .commit(Some(LEDGER), &who, &who, "a huge root", &top, &[&tip])
-        .expect("commit");
+    let bad = commit_on_ledger(&git, &top, &tip, "a huge root");
     repo.file("releases/c.yaml", release("c", "1"));
     repo.commit("a third release");
     record(&repo, &key, &[])
@@ -514,9 +524,7 @@ fn a_ledger_tree_too_large_to_be_a_shard_is_refused_unread() {
         .expect("builder");
     top.insert("records", records, 0o040_000).expect("insert");
     let top = git.find_tree(top.write().expect("top")).expect("top tree");
-    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
-    git.commit(Some(LEDGER), &who, &who, "a huge shard", &top, &[&tip])
-        .expect("commit");
+    commit_on_ledger(&git, &top, &tip, "a huge shard");
     let size = git
         .odb()
         .expect("odb")
@@ -539,7 +547,6 @@ fn commit_junk(
     name: impl Fn(usize, usize) -> String,
 ) {
     let blob = git.blob(b"{}").expect("blob");
-    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
     for c in 0..count {
         let tip = tip_commit(git);
         let root = tip.tree().expect("tree");
@@ -566,8 +573,7 @@ fn commit_junk(
                 .expect("insert");
         }
         let top = git.find_tree(top.write().expect("top")).expect("top tree");
-        git.commit(Some(LEDGER), &who, &who, "junk", &top, &[&tip])
-            .expect("commit");
+        commit_on_ledger(git, &top, &tip, "junk");
     }
 }
 
@@ -631,9 +637,7 @@ fn commit_raw_root(git: &git2::Repository, extra: &[u8]) -> git2::Oid {
     raw.extend_from_slice(extra);
     let tree = odb.write(git2::ObjectType::Tree, &raw).expect("write tree");
     let tree = git.find_tree(tree).expect("tree");
-    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
-    git.commit(Some(LEDGER), &who, &who, "raw tree", &tree, &[&tip])
-        .expect("commit")
+    commit_on_ledger(git, &tree, &tip, "raw tree")
 }
 
 /// A raw tree entry.
@@ -705,13 +709,9 @@ fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
     top.insert("CHECKPOINT", dir.write().expect("dir"), 0o040_000)
         .expect("insert");
     let top = git.find_tree(top.write().expect("top")).expect("top");
-    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
-    let bad = git
-        .commit(Some(LEDGER), &who, &who, "a directory", &top, &[&tip])
-        .expect("commit");
+    let bad = commit_on_ledger(&git, &top, &tip, "a directory");
     let bad = git.find_commit(bad).expect("commit");
-    git.commit(Some(LEDGER), &who, &who, "restored", &root, &[&bad])
-        .expect("commit");
+    commit_on_ledger(&git, &root, &bad, "restored");
     repo.run(&["verify"])
         .exit(1)
         .stdout_has("made CHECKPOINT something other than a regular file");
@@ -743,9 +743,7 @@ fn a_record_made_executable_is_a_changed_record() {
     top.insert("records", recs.write().expect("records"), 0o040_000)
         .expect("insert");
     let top = git.find_tree(top.write().expect("top")).expect("top");
-    let who = git2::Signature::now("mallory", "mallory@example.com").expect("sig");
-    git.commit(Some(LEDGER), &who, &who, "chmod +x", &top, &[&tip])
-        .expect("commit");
+    commit_on_ledger(&git, &top, &tip, "chmod +x");
     repo.run(&["verify"]).exit(1).stdout_has(&format!(
         "changed the mode of records/{shard_name}/{record_name} from 100644 to 100755"
     ));
