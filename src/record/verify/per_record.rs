@@ -3,16 +3,11 @@
 
 use super::*;
 
-/// What examining one entry found. Kept for every record until the ledger-wide checks, so it
-/// borrows its file name from the entry and holds hashes as bytes.
+/// What examining one entry found: what the ledger-wide checks keep of it ([`Kept`]), and
+/// what goes into the report as its chunk is folded ([`Examined`]).
 pub(super) struct RecordInfo<'a> {
     pub(super) file: &'a str,
-    pub(super) file_seq: Option<u64>,
-    pub(super) seq: Option<u64>,
-    pub(super) prev: Option<Hash>,
-    pub(super) payload_sha: Option<Hash>,
-    pub(super) leaf: Option<Hash>,
-    pub(super) signature_ok: bool,
+    pub(super) kept: Kept,
     pub(super) problems: Vec<Problem>,
     pub(super) payload: Option<serde_json::Value>,
     /// `git.commit`, when the record names one.
@@ -31,7 +26,9 @@ pub(super) struct Deferred {
     pub(super) message: Vec<u8>,
 }
 
+/// Examines entry number `index` of the ledger's entries.
 pub(super) fn examine<'a>(
+    index: usize,
     entry: &'a Entry,
     bytes: Result<Vec<u8>, ReadFail>,
     keys: &TrustedKeys,
@@ -41,12 +38,15 @@ pub(super) fn examine<'a>(
     let file_seq = entry.file_seq;
     let mut info = RecordInfo {
         file: &entry.file,
-        file_seq,
-        seq: None,
-        prev: None,
-        payload_sha: None,
-        leaf: None,
-        signature_ok: false,
+        kept: Kept {
+            entry: index,
+            file_seq,
+            seq: None,
+            prev: None,
+            payload_sha: None,
+            leaf: None,
+            signature_ok: false,
+        },
         problems: Vec::new(),
         payload: None,
         commit: None,
@@ -113,11 +113,11 @@ pub(super) fn examine<'a>(
         }
     };
     let sha: Hash = Sha256::digest(&payload).into();
-    info.payload_sha = Some(sha);
-    info.leaf = Some(merkle::leaf_hash(&payload));
+    info.kept.payload_sha = Some(sha);
+    info.kept.leaf = Some(merkle::leaf_hash(&payload));
     let head = PayloadHead::parse(&payload);
     if let Ok(h) = &head {
-        info.seq = Some(h.predicate.change.seq);
+        info.kept.seq = Some(h.predicate.change.seq);
         info.commit = h
             .predicate
             .change
@@ -134,11 +134,11 @@ pub(super) fn examine<'a>(
             .and_then(|g| g.git_ref.clone())
             .filter(|r| r.starts_with("refs/heads/"));
         // PayloadHead::parse checked that prev is 64 lowercase hex digits.
-        info.prev = hex::decode(&h.predicate.change.prev)
+        info.kept.prev = hex::decode(&h.predicate.change.prev)
             .ok()
             .and_then(|b| Hash::try_from(b.as_slice()).ok());
     }
-    let seq = info.seq.or(file_seq);
+    let seq = info.kept.seq.or(file_seq);
     let deferred = if batch {
         defer_signature(&envelope, &payload, keys)
     } else {
@@ -150,7 +150,7 @@ pub(super) fn examine<'a>(
         envelope.verify(keys).map(|_| ())
     };
     match verified {
-        Ok(()) => info.signature_ok = deferred.is_none(),
+        Ok(()) => info.kept.signature_ok = deferred.is_none(),
         Err(e) => {
             let kind = match &e {
                 DsseError::BadBase64 { .. } => ProblemKind::BadBase64,
@@ -218,9 +218,11 @@ pub(super) fn defer_signature(
     })
 }
 
-/// Examines a chunk of records; their deferred signatures are checked with one batch
-/// verification, and only if the batch fails, one by one (strictly) to name the bad ones.
+/// Examines a chunk of records, the first of them entry number `start`; their deferred
+/// signatures are checked with one batch verification, and only if the batch fails, one by one
+/// (strictly) to name the bad ones.
 pub(super) fn examine_chunk<'a>(
+    start: usize,
     chunk: &'a [Entry],
     mut read: impl FnMut(&Entry) -> Result<Vec<u8>, ReadFail>,
     keys: &TrustedKeys,
@@ -229,8 +231,15 @@ pub(super) fn examine_chunk<'a>(
     let batch = !options.strict_signatures;
     let mut infos = Vec::with_capacity(chunk.len());
     let mut pending: Vec<(usize, Deferred)> = Vec::new();
-    for entry in chunk {
-        let (info, deferred) = examine(entry, read(entry), keys, options.keep_payloads, batch);
+    for (i, entry) in chunk.iter().enumerate() {
+        let (info, deferred) = examine(
+            start + i,
+            entry,
+            read(entry),
+            keys,
+            options.keep_payloads,
+            batch,
+        );
         if let Some(d) = deferred {
             pending.push((infos.len(), d));
         }
@@ -244,16 +253,16 @@ pub(super) fn examine_chunk<'a>(
     let verifying_keys: Vec<VerifyingKey> = pending.iter().map(|(_, d)| d.key).collect();
     if ed25519_dalek::verify_batch(&messages, &signatures, &verifying_keys).is_ok() {
         for (i, _) in &pending {
-            infos[*i].signature_ok = true;
+            infos[*i].kept.signature_ok = true;
         }
         return infos;
     }
     for (i, d) in &pending {
         let info = &mut infos[*i];
         if d.key.verify_strict(&d.message, &d.signature).is_ok() {
-            info.signature_ok = true;
+            info.kept.signature_ok = true;
         } else {
-            let seq = info.seq.or(info.file_seq);
+            let seq = info.kept.seq.or(info.kept.file_seq);
             let message = format!(
                 "{}: signature by trusted key {} does not verify (payload or signature altered)",
                 info.file, d.key_id
@@ -275,7 +284,8 @@ pub(super) fn examine_chunk<'a>(
 /// a record, with the named commits as strings).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Kept {
-    /// Index of its entry in the ledger's entries (for the file name in messages).
+    /// Index of its entry among those examined (the ledger's, or a window's), for the file
+    /// name in messages.
     pub(super) entry: usize,
     pub(super) file_seq: Option<u64>,
     pub(super) seq: Option<u64>,
@@ -304,8 +314,8 @@ pub(super) struct Examined {
 }
 
 impl Examined {
-    /// Folds a chunk's infos; `start` is the index of the chunk's first entry.
-    fn fold(start: usize, infos: Vec<RecordInfo<'_>>) -> Examined {
+    /// Folds a chunk's infos.
+    fn fold(infos: Vec<RecordInfo<'_>>) -> Examined {
         let mut out = Examined {
             kept: Vec::with_capacity(infos.len()),
             problems: Vec::new(),
@@ -315,17 +325,17 @@ impl Examined {
             last_ref: None,
             payloads: Vec::new(),
         };
-        for (i, mut info) in infos.into_iter().enumerate() {
-            if info.signature_ok {
+        for mut info in infos {
+            if info.kept.signature_ok {
                 out.verified_signatures += 1;
                 // Only signed records vouch for a commit being recorded.
                 if let Some(commit) = info.commit.take() {
                     out.named_commits.extend(completeness::named_oid(&commit));
-                    if let Some(seq) = info.seq {
+                    if let Some(seq) = info.kept.seq {
                         keep_lowest(&mut out.first_commit, (seq, commit));
                     }
                 }
-                if let (Some(git_ref), Some(seq)) = (info.git_ref.take(), info.seq) {
+                if let (Some(git_ref), Some(seq)) = (info.git_ref.take(), info.kept.seq) {
                     keep_highest(&mut out.last_ref, (seq, git_ref));
                 }
                 out.named_commits.extend(
@@ -338,23 +348,15 @@ impl Examined {
             if let Some(payload) = info.payload.take() {
                 out.payloads.push(RecordPayload {
                     record: RecordRef {
-                        seq: info.seq,
+                        seq: info.kept.seq,
                         file: Some(info.file.to_owned()),
                         commit: None,
                     },
-                    signature_ok: info.signature_ok,
+                    signature_ok: info.kept.signature_ok,
                     payload,
                 });
             }
-            out.kept.push(Kept {
-                entry: start + i,
-                file_seq: info.file_seq,
-                seq: info.seq,
-                prev: info.prev,
-                payload_sha: info.payload_sha,
-                leaf: info.leaf,
-                signature_ok: info.signature_ok,
-            });
+            out.kept.push(info.kept);
         }
         out
     }
@@ -384,8 +386,8 @@ pub(super) fn read_and_examine(
     progress: &dyn Progress,
 ) -> Vec<Examined> {
     par_read_chunked(reader, entries, BATCH, |start, chunk, read| {
-        let infos = examine_chunk(chunk, read, keys, options);
+        let infos = examine_chunk(start, chunk, read, keys, options);
         progress.advance(chunk.len() as u64);
-        Examined::fold(start, infos)
+        Examined::fold(infos)
     })
 }
