@@ -89,6 +89,24 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Run the git history checks of a ledger branch and print what they found as JSON: the
+    /// process `verify`, `export` and `collect` start to walk the history beside their record
+    /// checks. Not for use by hand; its output is not a stable interface.
+    #[command(name = "history-walk", hide = true)]
+    HistoryWalk {
+        /// The repository (work tree or git directory).
+        #[arg(long, value_name = "DIR")]
+        repo: PathBuf,
+        /// The full name of the ledger ref.
+        #[arg(long = "ref", value_name = "REF")]
+        refname: String,
+        /// Skip the walk over every ledger commit.
+        #[arg(long)]
+        no_history: bool,
+        /// Skip the reflog check.
+        #[arg(long)]
+        no_reflog: bool,
+    },
 }
 
 /// Arguments of `relgate record`: those of `check`, plus where records go and what they say

@@ -51,6 +51,7 @@ pub(crate) fn collect(args: CollectArgs) -> anyhow::Result<ExitStatus> {
         keys: args.keys.clone(),
         full: args.full,
         check_history: !args.no_history,
+        history_process: super::records::history_process(),
     };
     let wanted = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
     let bar = Bar(wanted.then(|| {

@@ -147,6 +147,7 @@ pub(crate) fn export(args: ExportArgs, color: ColorWhen) -> anyhow::Result<ExitS
         check_history: !args.no_history,
         check_reflog: !args.no_history,
         expected_origin: selected.pinned_origin.clone(),
+        history_process: records::history_process(),
         ..VerifyOptions::default()
     };
 

@@ -139,5 +139,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Export(args) => export::export(args, cli.color),
         Command::Policy(args) => bundle::policy(args),
         Command::Keygen { out } => records::keygen(&out),
+        Command::HistoryWalk {
+            repo,
+            refname,
+            no_history,
+            no_reflog,
+        } => {
+            println!(
+                "{}",
+                crate::record::verify::history_walk_json(&repo, &refname, !no_history, !no_reflog)
+            );
+            Ok(ExitStatus::Pass)
+        }
     }
 }

@@ -687,6 +687,12 @@ pub(super) fn select(sel: &LedgerSelection, with_source: bool) -> anyhow::Result
     })
 }
 
+/// The program to run a ledger's history checks in ([`VerifyOptions::history_process`]):
+/// this one. `None` (a thread) when the running executable cannot be named.
+pub(super) fn history_process() -> Option<std::path::PathBuf> {
+    std::env::current_exe().ok()
+}
+
 /// `relgate verify`.
 pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<ExitStatus> {
     let selected = select(&args.selection, args.envelopes.is_none())?;
@@ -699,6 +705,7 @@ pub fn verify(args: VerifyArgs, color: bool) -> anyhow::Result<ExitStatus> {
             .as_ref()
             .map(|r| r.spec(args.default_branch.as_deref())),
         expected_origin: selected.pinned_origin.clone(),
+        history_process: history_process(),
         ..VerifyOptions::default()
     };
     let old = selected.old_checkpoint.as_deref();

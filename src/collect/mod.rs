@@ -69,6 +69,9 @@ pub(crate) struct CollectOptions {
     pub(crate) full: bool,
     /// Walk the git history of the ledger branch (full verification).
     pub(crate) check_history: bool,
+    /// The program to run each ledger's history checks in
+    /// ([`VerifyOptions::history_process`]).
+    pub(crate) history_process: Option<PathBuf>,
 }
 
 /// What happened to one repository.
@@ -336,6 +339,7 @@ fn verify_full(
     let verify_options = VerifyOptions {
         check_history: options.check_history,
         check_reflog: options.check_history,
+        history_process: options.history_process.clone(),
         ..VerifyOptions::default()
     };
     let mut ledger = VerifiedLedger::verify(

@@ -56,7 +56,9 @@
 //! entries are parsed); otherwise its entries are diffed. So the walk costs about
 //! O(commits × (records / 1000)) for the shard lists, not O(commits × records); consecutive
 //! `records/` trees are compared as raw bytes in one merge pass. The walk and the reflog check
-//! run on their own thread beside the per-record checks; the reflog check tells appends by the
+//! run beside the per-record checks, in a process of their own when the caller names the
+//! `relgate` binary ([`VerifyOptions::history_process`], `walk_process.rs`: libgit2 shares
+//! locks and caches between threads), else on a thread; the reflog check tells appends by the
 //! first-parent chain the walk read, without reading a commit per reflog entry.
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
@@ -68,7 +70,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use git2::{ObjectType, Odb, OdbObject, Oid, Repository, Tree};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::checkpoint::{default_origin, open_checkpoint, CheckpointError, ORIGIN_PREFIX};
@@ -90,8 +92,10 @@ mod per_record;
 mod read;
 mod stream;
 mod verified;
+mod walk_process;
 
 pub use self::verified::*;
+pub use self::walk_process::{history_walk_json, HISTORY_WALK_COMMAND};
 use self::{history::*, ledger_wide::*, per_record::*, read::*, stream::*};
 
 /// Options of [`verify_ledger_with`].
@@ -117,6 +121,12 @@ pub struct VerifyOptions {
     /// commit after the first record's that changed a manifest, the config or a policy must be
     /// named by a record. `None`: not checked (no repository, or an envelopes file).
     pub completeness: Option<CompletenessSpec>,
+    /// Run the git history checks (`check_history`, `check_reflog`) in a child process of this
+    /// executable, which must be the `relgate` binary (it answers [`HISTORY_WALK_COMMAND`]),
+    /// beside the record checks; `None`: on a thread of this process. A process reads faster:
+    /// libgit2 shares pack locks and its delta-base cache between the threads of a process
+    /// (`walk_process.rs`). A child that cannot be started leaves the checks to a thread.
+    pub history_process: Option<PathBuf>,
 }
 
 /// What the completeness check compares the records with.
@@ -155,6 +165,7 @@ impl Default for VerifyOptions {
             keep_payloads: false,
             strict_signatures: false,
             completeness: None,
+            history_process: None,
         }
     }
 }
@@ -172,7 +183,7 @@ pub enum Severity {
 }
 
 /// What is wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// A record file is above the size cap; not read.
@@ -281,7 +292,7 @@ impl ProblemKind {
 }
 
 /// The record (or file, or commit) a problem is about.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RecordRef {
     /// Sequence number, when known.
     pub seq: Option<u64>,
@@ -599,13 +610,10 @@ fn run(
         }
     };
     // The git history walk is serial and needs nothing from the per-record checks, so it runs
-    // on its own thread beside them (which use every core through rayon); its problems are
-    // added after theirs, in the order a serial run gives.
+    // beside them (which use every core through rayon), in a process or on a thread of its
+    // own; its problems are added after theirs, in the order a serial run gives.
     let history = std::thread::scope(|scope| {
-        // Named, so a profile or a stack dump tells the walk from the rayon workers.
-        let history = std::thread::Builder::new()
-            .name("relgate-history".to_owned())
-            .spawn_scoped(scope, || git_history(&reader, options));
+        let walk = HistoryWalk::start(&reader, options, scope);
         // An export keeps every entry to read the records again, and an envelopes file has
         // no shards: the full checks. Otherwise window by window, unless the ledger is not
         // in order (then the full checks name what is wrong).
@@ -632,22 +640,18 @@ fn run(
                 ledger.checked = checked;
             }
         }
-        match history {
-            Ok(thread) => thread.join(),
-            // No thread to be had: the walk runs here, after the per-record checks.
-            Err(_) => Ok(git_history(&reader, options)),
-        }
+        walk.finish(&reader, options)
     });
     match history {
-        Ok(Some(h)) => {
+        Some(Ok(h)) => {
             report.commits_checked += h.commits_checked;
             report.problems.extend(h.problems);
         }
-        Ok(None) => {}
-        Err(_) => report.push(
+        None => {}
+        Some(Err(why)) => report.push(
             ProblemKind::ReadError,
             None,
-            "the git history check stopped unexpectedly; the history was not checked",
+            format!("{why}; the history was not checked"),
         ),
     }
     if let Some(spec) = &options.completeness {
@@ -660,27 +664,96 @@ fn run(
     ledger
 }
 
-/// The history and reflog checks of a git ledger (steps 5), in a report of their own; `None`
-/// for other ledgers or when neither is asked for.
-fn git_history(reader: &Reader, options: &VerifyOptions) -> Option<VerifyReport> {
+/// Where the git history checks (step 5) of a verification run.
+enum HistoryWalk<'scope> {
+    /// Not asked for, or not a git ledger.
+    Skipped,
+    /// In a child process ([`VerifyOptions::history_process`]).
+    Process(walk_process::WalkChild),
+    /// On a thread beside the record checks.
+    Thread(std::thread::ScopedJoinHandle<'scope, VerifyReport>),
+    /// No thread to be had: on this thread, after the record checks.
+    Later,
+}
+
+impl<'scope> HistoryWalk<'scope> {
+    /// Starts the history checks of `reader`'s ledger, if it has any to run.
+    fn start<'env>(
+        reader: &'scope Reader,
+        options: &'scope VerifyOptions,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+    ) -> HistoryWalk<'scope> {
+        let Some((repo, refname)) = history_target(reader, options) else {
+            return HistoryWalk::Skipped;
+        };
+        let (history, reflog) = (options.check_history, options.check_reflog);
+        if let Some(exe) = &options.history_process {
+            if let Ok(child) = walk_process::WalkChild::spawn(exe, repo, refname, history, reflog) {
+                return HistoryWalk::Process(child);
+            }
+        }
+        // Named, so a profile or a stack dump tells the walk from the rayon workers.
+        std::thread::Builder::new()
+            .name("relgate-history".to_owned())
+            .spawn_scoped(scope, move || {
+                history_report(repo, refname, history, reflog)
+            })
+            .map_or(HistoryWalk::Later, HistoryWalk::Thread)
+    }
+
+    /// What the history checks found; `None` when none ran, `Err` when they stopped before
+    /// saying (the history is then not checked).
+    fn finish(
+        self,
+        reader: &Reader,
+        options: &VerifyOptions,
+    ) -> Option<Result<VerifyReport, String>> {
+        match self {
+            HistoryWalk::Skipped => None,
+            HistoryWalk::Process(child) => Some(child.finish()),
+            HistoryWalk::Thread(thread) => Some(
+                thread
+                    .join()
+                    .map_err(|_| "the git history check stopped unexpectedly".to_owned()),
+            ),
+            HistoryWalk::Later => history_target(reader, options).map(|(repo, refname)| {
+                Ok(history_report(
+                    repo,
+                    refname,
+                    options.check_history,
+                    options.check_reflog,
+                ))
+            }),
+        }
+    }
+}
+
+/// The repository and ref whose history the checks of step 5 read: `None` for other ledgers
+/// or when neither check is asked for.
+fn history_target<'r>(reader: &'r Reader, options: &VerifyOptions) -> Option<(&'r Path, &'r str)> {
     let Reader::Git {
         repo_path, refname, ..
     } = reader
     else {
         return None;
     };
-    if !(options.check_history || options.check_reflog) {
-        return None;
-    }
+    (options.check_history || options.check_reflog)
+        .then_some((repo_path.as_path(), refname.as_str()))
+}
+
+/// The history and reflog checks (step 5) of the ledger at `refname` of the repository at
+/// `repo`, in a report of their own.
+fn history_report(repo: &Path, refname: &str, walk: bool, reflog: bool) -> VerifyReport {
+    tune_libgit2_for_reading();
     let mut report = VerifyReport::new(String::new());
-    match Repository::open(repo_path) {
+    match Repository::open(repo) {
         Ok(repo) => {
-            let chain = if options.check_history {
+            let chain = if walk {
                 check_history(&repo, refname, &mut report)
             } else {
                 None
             };
-            if options.check_reflog {
+            if reflog {
                 check_reflog(&repo, refname, chain.as_ref(), &mut report);
             }
         }
@@ -690,7 +763,7 @@ fn git_history(reader: &Reader, options: &VerifyOptions) -> Option<VerifyReport>
             format!("cannot open repository: {e}"),
         ),
     }
-    Some(report)
+    report
 }
 
 /// The completeness check ([`super::completeness`]) of a verified ledger.

@@ -4,7 +4,11 @@
 
 use std::path::PathBuf;
 
-use crate::support::{dev_release, Repo, Run};
+use relgate::record::keys::TrustedKeys;
+use relgate::record::ledger::LedgerSource;
+use relgate::record::verify::{verify_ledger_with, ProblemKind, VerifyOptions, VerifyStatus};
+
+use crate::support::{dev_release, relgate_bin, Repo, Run};
 
 const LEDGER: &str = "refs/heads/relgate/records";
 
@@ -805,4 +809,101 @@ fn the_history_walk_reads_no_tree_larger_than_a_ledger_writes() {
     repo.run(&["verify"])
         .exit(2)
         .stdout_has(&format!("above the {}-byte limit", 64 << 10));
+}
+
+/// The ledger of [`recorded_git`] after someone without the key doctored its history: a commit
+/// making `CHECKPOINT` a directory and one restoring it, the branch forced back to before them
+/// and on to the restoring commit again (a forced update in the reflog). The head's files are
+/// intact: only the history checks find anything.
+fn doctored_history() -> (Repo, LedgerSource, TrustedKeys) {
+    let (repo, git) = recorded_git();
+    let tip = tip_commit(&git);
+    let root = tip.tree().expect("tree");
+    let mut dir = git.treebuilder(None).expect("builder");
+    dir.insert("evil.sh", git.blob(b"echo hi").expect("blob"), 0o100_755)
+        .expect("insert");
+    let mut top = git.treebuilder(Some(&root)).expect("builder");
+    top.insert("CHECKPOINT", dir.write().expect("dir"), 0o040_000)
+        .expect("insert");
+    let top = git.find_tree(top.write().expect("top")).expect("top");
+    let bad = commit_on_ledger(&git, &top, &tip, "a directory");
+    let bad_commit = git.find_commit(bad).expect("commit");
+    let restored = commit_on_ledger(&git, &root, &bad_commit, "restored");
+    git.reference(LEDGER, tip.id(), true, "reset: moving back")
+        .expect("force");
+    git.reference(LEDGER, restored, true, "merge: fast-forward")
+        .expect("forward");
+    let keys = TrustedKeys::load_dir(&repo.path().join(".relgate/keys")).expect("keys");
+    let source = LedgerSource::Git {
+        repo: repo.path().to_owned(),
+        branch: LEDGER.to_owned(),
+    };
+    (repo, source, keys)
+}
+
+#[test]
+fn the_history_checks_find_the_same_in_a_process_of_their_own_as_on_a_thread() {
+    // `relgate verify` walks the history in a child process (`relgate history-walk`): libgit2
+    // shares its pack locks and delta-base cache between the threads of a process. What the
+    // child finds must be what a thread finds, byte for byte.
+    let (_repo, source, keys) = doctored_history();
+    let json = |history_process: Option<PathBuf>| {
+        let options = VerifyOptions {
+            history_process,
+            ..VerifyOptions::default()
+        };
+        serde_json::to_string_pretty(&verify_ledger_with(&source, &keys, None, &options))
+            .expect("json")
+    };
+    let on_thread = json(None);
+    let in_process = json(Some(relgate_bin().to_owned()));
+    assert_eq!(on_thread, in_process);
+    for kind in ["history_unexpected_file", "history_rewritten"] {
+        assert!(in_process.contains(kind), "{kind} missing: {in_process}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_history_process_that_fails_or_says_nothing_readable_leaves_the_ledger_unverified() {
+    // Fails closed: a child that exits non-zero or prints what is not its findings means the
+    // history was not checked (exit 2), never an intact ledger; one that cannot be started at
+    // all leaves the checks to a thread, which finds what it always found.
+    let (repo, source, keys) = doctored_history();
+    let verify = |exe: &str| {
+        let options = VerifyOptions {
+            history_process: Some(PathBuf::from(exe)),
+            ..VerifyOptions::default()
+        };
+        verify_ledger_with(&source, &keys, None, &options)
+    };
+    for (exe, says) in [
+        ("/bin/false", "the history check process failed"),
+        ("/bin/echo", "printed what does not parse"),
+    ] {
+        let report = verify(exe);
+        let [read_error] = report.problems.as_slice() else {
+            panic!("{exe}: not one problem: {:?}", report.problems);
+        };
+        assert_eq!(read_error.kind, ProblemKind::ReadError, "{exe}");
+        assert!(read_error.message.contains(says), "{}", read_error.message);
+        assert!(
+            read_error.message.contains("the history was not checked"),
+            "{}",
+            read_error.message
+        );
+        assert_eq!(report.status, VerifyStatus::Unverifiable, "{exe}");
+        assert_eq!(report.commits_checked, 0, "{exe}");
+    }
+    let missing = repo.path().join("no-such-program");
+    let report = verify(missing.to_str().expect("utf8"));
+    assert!(report.commits_checked > 0, "{:?}", report.problems);
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::HistoryRewritten),
+        "{:?}",
+        report.problems
+    );
 }
