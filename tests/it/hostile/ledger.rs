@@ -699,12 +699,11 @@ fn a_tree_that_lists_records_twice_is_tampering_not_a_second_ledger() {
         .stdout_has("lists records twice or out of git's order");
 }
 
-#[test]
-fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
-    // `CHECKPOINT` made a directory holding another file, then restored: the file under it
-    // was no name the walk counted as added, and the ledger verified INTACT.
-    let (repo, git) = recorded_git();
-    let tip = tip_commit(&git);
+/// Commits on the ledger branch, as someone without the key would, a `CHECKPOINT` made a
+/// directory holding a script, then the tree of the head before it again; returns that head
+/// and the restoring commit.
+fn checkpoint_made_a_directory_then_restored(git: &git2::Repository) -> (git2::Oid, git2::Oid) {
+    let tip = tip_commit(git);
     let root = tip.tree().expect("tree");
     let mut dir = git.treebuilder(None).expect("builder");
     dir.insert("evil.sh", git.blob(b"echo hi").expect("blob"), 0o100_755)
@@ -713,9 +712,18 @@ fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
     top.insert("CHECKPOINT", dir.write().expect("dir"), 0o040_000)
         .expect("insert");
     let top = git.find_tree(top.write().expect("top")).expect("top");
-    let bad = commit_on_ledger(&git, &top, &tip, "a directory");
+    let bad = commit_on_ledger(git, &top, &tip, "a directory");
     let bad = git.find_commit(bad).expect("commit");
-    commit_on_ledger(&git, &root, &bad, "restored");
+    let restored = commit_on_ledger(git, &root, &bad, "restored");
+    (tip.id(), restored)
+}
+
+#[test]
+fn a_ledger_name_turned_into_a_directory_is_named_even_when_restored() {
+    // `CHECKPOINT` made a directory holding another file, then restored: the file under it
+    // was no name the walk counted as added, and the ledger verified INTACT.
+    let (repo, git) = recorded_git();
+    checkpoint_made_a_directory_then_restored(&git);
     repo.run(&["verify"])
         .exit(1)
         .stdout_has("made CHECKPOINT something other than a regular file");
@@ -817,19 +825,8 @@ fn the_history_walk_reads_no_tree_larger_than_a_ledger_writes() {
 /// intact: only the history checks find anything.
 fn doctored_history() -> (Repo, LedgerSource, TrustedKeys) {
     let (repo, git) = recorded_git();
-    let tip = tip_commit(&git);
-    let root = tip.tree().expect("tree");
-    let mut dir = git.treebuilder(None).expect("builder");
-    dir.insert("evil.sh", git.blob(b"echo hi").expect("blob"), 0o100_755)
-        .expect("insert");
-    let mut top = git.treebuilder(Some(&root)).expect("builder");
-    top.insert("CHECKPOINT", dir.write().expect("dir"), 0o040_000)
-        .expect("insert");
-    let top = git.find_tree(top.write().expect("top")).expect("top");
-    let bad = commit_on_ledger(&git, &top, &tip, "a directory");
-    let bad_commit = git.find_commit(bad).expect("commit");
-    let restored = commit_on_ledger(&git, &root, &bad_commit, "restored");
-    git.reference(LEDGER, tip.id(), true, "reset: moving back")
+    let (tip, restored) = checkpoint_made_a_directory_then_restored(&git);
+    git.reference(LEDGER, tip, true, "reset: moving back")
         .expect("force");
     git.reference(LEDGER, restored, true, "merge: fast-forward")
         .expect("forward");
