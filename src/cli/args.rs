@@ -92,7 +92,7 @@ pub(crate) enum Command {
     /// Run the git history checks of a ledger branch and print what they found as JSON: the
     /// process `verify`, `export` and `collect` start to walk the history beside their record
     /// checks. Not for use by hand; its output is not a stable interface.
-    #[command(name = "history-walk", hide = true)]
+    #[command(name = crate::record::verify::HISTORY_WALK_COMMAND, hide = true)]
     HistoryWalk {
         /// The repository (work tree or git directory).
         #[arg(long, value_name = "DIR")]
