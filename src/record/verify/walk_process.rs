@@ -54,7 +54,16 @@ pub fn history_walk_json(
     check_history: bool,
     check_reflog: bool,
 ) -> String {
-    let report = super::history_report(repo, refname, check_history, check_reflog);
+    findings_json(super::history_report(
+        repo,
+        refname,
+        check_history,
+        check_reflog,
+    ))
+}
+
+/// What `report` found, as the JSON document the child prints.
+fn findings_json(report: VerifyReport) -> String {
     let findings = Findings {
         commits_checked: report.commits_checked,
         problems: report
@@ -157,19 +166,10 @@ mod tests {
             ),
             Problem::new(ProblemKind::ShallowHistory, None, "shallow \"clone\"\n"),
         ];
-        let printed = serde_json::to_string(&Findings {
-            commits_checked: 42,
-            problems: problems
-                .iter()
-                .map(|p| FoundProblem {
-                    record: p.record.clone(),
-                    kind: p.kind,
-                    message: p.message.clone(),
-                })
-                .collect(),
-        })
-        .expect("serialise");
-        let read = parse_findings(printed.as_bytes()).expect("parse");
+        let mut report = VerifyReport::new(String::new());
+        report.commits_checked = 42;
+        report.problems = problems.clone();
+        let read = parse_findings(findings_json(report).as_bytes()).expect("parse");
         assert_eq!(read.commits_checked, 42);
         assert_eq!(read.problems, problems);
     }
